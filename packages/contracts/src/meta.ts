@@ -1,0 +1,152 @@
+import { z } from 'zod';
+
+/**
+ * The schema of `seeds.<name>.meta`, the JSON the builder evaluates and the reconciler
+ * renders objects from. It mirrors nix/meta.nix, which produces it: the Nix side gives
+ * users errors named after their `seed.*` options, this side guards the services against
+ * anything else (a hand-written meta, an older Seed library) before it reaches Kubernetes.
+ */
+
+export const SIZE_TIERS = {
+  xs: { vcpus: 1, memory: 512 },
+  s: { vcpus: 1, memory: 1024 },
+  m: { vcpus: 2, memory: 2048 },
+  l: { vcpus: 4, memory: 4096 },
+  xl: { vcpus: 8, memory: 8192 },
+} as const;
+
+export type SizeTier = keyof typeof SIZE_TIERS;
+
+export const EXPOSE_PROTOCOLS = ['tcp', 'udp', 'dns', 'http', 'grpc'] as const;
+export type ExposeProtocol = (typeof EXPOSE_PROTOCOLS)[number];
+
+const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const optionKey = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const quantity = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
+const dnsName = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+const port = z
+  .number()
+  .int({ error: 'expected an integer port' })
+  .min(1, { error: 'port must be 1-65535' })
+  .max(65535, { error: 'port must be 1-65535' });
+
+const keyOf = (what: string, maxLength = 63) =>
+  z
+    .string()
+    .max(maxLength, { error: `${what} keys are at most ${maxLength} characters` })
+    .regex(optionKey, { error: `${what} keys are lower-case letters, digits and '-'` });
+
+const exposeEntry = z.strictObject({ port, protocol: z.enum(EXPOSE_PROTOCOLS) });
+
+const storageEntry = z.strictObject({
+  size: z.string().regex(quantity, { error: 'expected a Kubernetes quantity such as "1Gi"' }),
+  mountPoint: z.string().startsWith('/', { error: 'mountPoint must be an absolute path' }),
+});
+
+const connectEntry = z.strictObject({
+  service: z.string().max(253).regex(dnsName, { error: 'service must be a DNS name' }),
+  port: port.nullable(),
+});
+
+/** Which transports a protocol occupies: dns is served on TCP and UDP alike. */
+export function transportsOf(protocol: ExposeProtocol): ReadonlyArray<'TCP' | 'UDP'> {
+  if (protocol === 'dns') return ['TCP', 'UDP'];
+  return protocol === 'udp' ? ['UDP'] : ['TCP'];
+}
+
+export const seedMetaSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .max(63, { error: 'instance names are at most 63 characters' })
+      .regex(dnsLabel, { error: 'instance names are DNS labels (a-z, 0-9, -)' }),
+    system: z.string().min(1),
+    size: z.enum(Object.keys(SIZE_TIERS) as [SizeTier, ...SizeTier[]]),
+    resources: z.strictObject({
+      vcpus: z.number().int().positive(),
+      memory: z.number().int().positive(),
+    }),
+    // Service port names are limited to 15 characters and dns adds "-tcp"/"-udp".
+    expose: z.record(keyOf('expose', 11), exposeEntry),
+    storage: z.record(keyOf('storage'), storageEntry),
+    connect: z.record(keyOf('connect'), connectEntry),
+    rollout: z.enum(['recreate', 'rolling']),
+    shoot: z.strictObject({ enable: z.boolean() }),
+  })
+  .superRefine((meta, ctx) => {
+    const tier = SIZE_TIERS[meta.size];
+    if (meta.resources.vcpus !== tier.vcpus || meta.resources.memory !== tier.memory) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['resources'],
+        message: `size "${meta.size}" means ${tier.vcpus} vCPU and ${tier.memory} MiB`,
+      });
+    }
+    const owners = new Map<string, string>();
+    for (const [key, entry] of Object.entries(meta.expose).sort(([a], [b]) => (a < b ? -1 : 1))) {
+      for (const transport of transportsOf(entry.protocol)) {
+        const slot = `${entry.port}/${transport}`;
+        const owner = owners.get(slot);
+        if (owner !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['expose', key, 'port'],
+            message: `${slot} is already exposed by "${owner}"`,
+          });
+        }
+        owners.set(slot, key);
+      }
+    }
+  });
+
+export type SeedMeta = z.infer<typeof seedMetaSchema>;
+export type ExposeEntry = z.infer<typeof exposeEntry>;
+export type StorageEntry = z.infer<typeof storageEntry>;
+export type ConnectEntry = z.infer<typeof connectEntry>;
+
+/** One problem with a meta document, located by its path from the meta's root. */
+export interface MetaProblem {
+  path: string;
+  message: string;
+}
+
+export type MetaParseResult =
+  | { ok: true; meta: SeedMeta }
+  | { ok: false; problems: MetaProblem[] };
+
+/** Validates an evaluated meta; `expectedName` is the `seeds.<name>` attribute it came from. */
+export function parseSeedMeta(value: unknown, expectedName?: string): MetaParseResult {
+  const result = seedMetaSchema.safeParse(value);
+  if (!result.success) {
+    return {
+      ok: false,
+      problems: result.error.issues.map((issue) => ({
+        path: issue.path.map(String).join('.'),
+        message: issue.message,
+      })),
+    };
+  }
+  if (expectedName !== undefined && result.data.name !== expectedName) {
+    return {
+      ok: false,
+      problems: [
+        { path: 'name', message: `"${result.data.name}" differs from its attribute "${expectedName}"` },
+      ],
+    };
+  }
+  return { ok: true, meta: result.data };
+}
+
+/** Serialises a value as JSON with object keys sorted at every depth, so equal metas hash alike. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) => {
+    if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) return inner;
+    const record = inner as Record<string, unknown>;
+    return Object.fromEntries(
+      Object.keys(record)
+        .sort()
+        .map((key) => [key, record[key]]),
+    );
+  });
+}

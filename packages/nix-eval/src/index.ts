@@ -1,0 +1,15 @@
+export { NixClient } from './nix.client';
+export type {
+  BuiltSeed,
+  CallOptions,
+  EvaluatedSeed,
+  FlakeInspection,
+  LockedFlake,
+  NixClientOptions,
+} from './nix.client';
+export { NixError } from './errors';
+export type { NixErrorKind } from './errors';
+export { FLAKE_SCHEMES, parseFlakeRef, pinFlakeRef } from './flake-ref';
+export type { FlakeRef, FlakeScheme } from './flake-ref';
+export { deriveNamespace, generationHash } from './identity';
+export type { GenerationInput } from './identity';

@@ -1,0 +1,213 @@
+import { parseSeedMeta, type SeedMeta } from '@seed/contracts';
+import { z } from 'zod';
+import { classifyNixFailure, type NixPhase } from './classify';
+import { NixError } from './errors';
+import { parseFlakeRef } from './flake-ref';
+import { deriveNamespace, generationHash } from './identity';
+import { runProcess } from './process';
+
+export interface NixClientOptions {
+  /** The nix binary; `nix` on PATH by default. */
+  nixBinary?: string;
+  /**
+   * A nix.conf layered over the system's and the user's (through NIX_USER_CONF_FILES,
+   * read last), so Seed's settings apply without rewriting anyone's configuration.
+   */
+  confFile?: string;
+  /** The environment nix runs in; the current process's by default. */
+  env?: NodeJS.ProcessEnv;
+  resolveTimeoutMs?: number;
+  evaluateTimeoutMs?: number;
+  buildTimeoutMs?: number;
+  /** Cap on what one nix command may print to stdout. */
+  maxOutputBytes?: number;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export interface LockedFlake {
+  /** The locked reference: evaluating it always sees the same sources. */
+  url: string;
+  /** The git commit, when the flake comes from git. */
+  revision?: string;
+  lastModified?: number;
+  narHash?: string;
+}
+
+export interface EvaluatedSeed {
+  name: string;
+  meta: SeedMeta;
+  /** The `.drv` of `seeds.<name>.image`; building it yields the image. */
+  imageDrv: string;
+}
+
+export interface BuiltSeed extends EvaluatedSeed {
+  /** Store path of the built image, what the Deployment runs as `nix:0<image>`. */
+  image: string;
+}
+
+export interface FlakeInspection {
+  flake: LockedFlake;
+  namespace: string;
+  generation: string;
+  seeds: BuiltSeed[];
+}
+
+const metadataSchema = z.object({
+  url: z.string(),
+  revision: z.string().optional(),
+  lastModified: z.number().optional(),
+  locked: z.object({ narHash: z.string().optional() }).passthrough(),
+});
+
+const evaluatedSchema = z.record(
+  z.string(),
+  z.object({ meta: z.unknown(), image: z.string().regex(/^\/nix\/store\/[^/]+\.drv$/) }),
+);
+
+const builtSchema = z.array(
+  z.object({ drvPath: z.string(), outputs: z.record(z.string(), z.string()) }),
+);
+
+// One nix process evaluates every seed: `meta` type-checks its instance, `image.drvPath`
+// instantiates the image without building it.
+const SEEDS_APPLY =
+  'seeds: builtins.mapAttrs (name: seed: { meta = seed.meta; image = seed.image.drvPath; }) seeds';
+
+const MINUTE = 60_000;
+
+/** A typed wrapper over the real `nix` CLI for the steps from a pushed flake to its images. */
+export class NixClient {
+  private readonly nixBinary: string;
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(private readonly options: NixClientOptions = {}) {
+    this.nixBinary = options.nixBinary ?? 'nix';
+    this.env = { ...(options.env ?? process.env) };
+    if (options.confFile !== undefined) this.env.NIX_USER_CONF_FILES = options.confFile;
+  }
+
+  /** Locks a flake reference to one revision (`nix flake metadata`). */
+  async resolve(reference: string, call: CallOptions = {}): Promise<LockedFlake> {
+    const flake = parseFlakeRef(reference);
+    const stdout = await this.run(
+      'resolve',
+      ['flake', 'metadata', '--json', '--no-write-lock-file', flake.url],
+      { ...call, timeoutMs: call.timeoutMs ?? this.options.resolveTimeoutMs ?? 5 * MINUTE },
+    );
+    const metadata = parseJson(metadataSchema, stdout, 'nix flake metadata');
+    return {
+      url: metadata.url,
+      revision: metadata.revision,
+      lastModified: metadata.lastModified,
+      narHash: metadata.locked.narHash,
+    };
+  }
+
+  /** Evaluates and validates the meta of every seed of a flake in one nix process. */
+  async evaluateSeeds(reference: string, call: CallOptions = {}): Promise<EvaluatedSeed[]> {
+    const flake = parseFlakeRef(reference);
+    const stdout = await this.run(
+      'evaluate',
+      ['eval', '--json', '--no-write-lock-file', `${flake.url}#seeds`, '--apply', SEEDS_APPLY],
+      { ...call, timeoutMs: call.timeoutMs ?? this.options.evaluateTimeoutMs ?? 5 * MINUTE },
+    );
+    const evaluated = parseJson(evaluatedSchema, stdout, 'seeds');
+    return Object.entries(evaluated)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([name, seed]) => {
+        const parsed = parseSeedMeta(seed.meta, name);
+        if (!parsed.ok) {
+          const problems = parsed.problems.map((p) => `seeds.${name}.meta.${p.path}: ${p.message}`);
+          throw new NixError('validation', problems.join('; '));
+        }
+        return { name, meta: parsed.meta, imageDrv: seed.image };
+      });
+  }
+
+  /** Builds every evaluated seed's image in one `nix build` and returns their store paths. */
+  async buildImages(seeds: readonly EvaluatedSeed[], call: CallOptions = {}): Promise<BuiltSeed[]> {
+    if (seeds.length === 0) return [];
+    const drvs = [...new Set(seeds.map((seed) => seed.imageDrv))];
+    const stdout = await this.run('build', ['build', '--no-link', '--json', ...drvs], {
+      ...call,
+      timeoutMs: call.timeoutMs ?? this.options.buildTimeoutMs ?? 60 * MINUTE,
+    });
+    const outputs = new Map(
+      parseJson(builtSchema, stdout, 'nix build').map((built) => [built.drvPath, built.outputs.out]),
+    );
+    return seeds.map((seed) => {
+      const image = outputs.get(seed.imageDrv);
+      if (image === undefined) {
+        throw new NixError('build', `seeds.${seed.name}.image: nix built no "out" output`, {
+          derivation: seed.imageDrv,
+        });
+      }
+      return { ...seed, image };
+    });
+  }
+
+  /** Everything the builder needs from a flake reference: lock, evaluate, build, identify. */
+  async inspect(reference: string, call: CallOptions = {}): Promise<FlakeInspection> {
+    const flake = await this.resolve(reference, call);
+    const seeds = await this.buildImages(await this.evaluateSeeds(flake.url, call), call);
+    return {
+      flake,
+      namespace: deriveNamespace(reference),
+      generation: generationHash(seeds),
+      seeds,
+    };
+  }
+
+  private async run(phase: NixPhase, args: string[], call: CallOptions): Promise<string> {
+    const argv = [this.nixBinary, '--extra-experimental-features', 'nix-command flakes', ...args];
+    let outcome;
+    try {
+      outcome = await runProcess(argv, {
+        env: this.env,
+        timeoutMs: call.timeoutMs,
+        signal: call.signal,
+        maxStdoutBytes: this.options.maxOutputBytes,
+      });
+    } catch (error) {
+      throw new NixError('nix', `cannot run ${this.nixBinary}: ${(error as Error).message}`, {
+        retryable: false,
+      });
+    }
+    switch (outcome.status) {
+      case 'exited':
+        if (outcome.code === 0) return outcome.stdout.toString('utf8');
+        throw classifyNixFailure(phase, outcome.code, outcome.stderr);
+      case 'timeout':
+        throw new NixError('timeout', `nix ${args[0]} ran past ${call.timeoutMs} ms and was killed`, {
+          stderr: outcome.stderr,
+        });
+      case 'aborted':
+        throw new NixError('aborted', `nix ${args[0]} was cancelled`, { retryable: false });
+      case 'output-limit':
+        throw new NixError('output-limit', `nix ${args[0]} printed more than the output cap`, {
+          retryable: false,
+        });
+    }
+  }
+}
+
+function parseJson<T>(schema: z.ZodType<T>, stdout: string, what: string): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(stdout);
+  } catch {
+    throw new NixError('nix', `${what}: nix printed no valid JSON`);
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue ? `${issue.path.join('.')}: ${issue.message}` : 'unexpected shape';
+    // A seeds attribute that is not { meta; image; } is the flake's mistake, not nix's.
+    throw new NixError(what === 'seeds' ? 'validation' : 'nix', `${what}.${where}`, { retryable: false });
+  }
+  return result.data;
+}

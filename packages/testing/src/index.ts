@@ -1,0 +1,3 @@
+export { FlakeRepo, SEED_META_NIX, demoFlakeFiles } from './flake-repo';
+export type { DemoSeed } from './flake-repo';
+export { toNixExpression } from './nix-expression';

@@ -1,0 +1,30 @@
+// One jest preset for every workspace package: SWC transform (about twice as fast as
+// ts-jest), tests under test/, and a reporter that records the package's counts so
+// scripts/test can print one summary line for the whole monorepo.
+const path = require('node:path');
+
+/** @param {string} packageDir the package's directory (pass __dirname) */
+function jestConfig(packageDir, overrides = {}) {
+  return {
+    rootDir: packageDir,
+    testEnvironment: 'node',
+    testMatch: ['<rootDir>/test/**/*.test.ts'],
+    transform: {
+      '^.+\\.ts$': [
+        '@swc/jest',
+        {
+          jsc: {
+            parser: { syntax: 'typescript', decorators: true },
+            target: 'es2022',
+            transform: { legacyDecorator: true, decoratorMetadata: true },
+          },
+          module: { type: 'commonjs' },
+        },
+      ],
+    },
+    reporters: ['default', path.join(__dirname, 'counts-reporter.js')],
+    ...overrides,
+  };
+}
+
+module.exports = { jestConfig };
