@@ -22,8 +22,14 @@ export function eslintConfig(tsconfigRootDir) {
           'error',
           {
             patterns: [
-              { group: ['@seed/*/src/*', '@seed/*/dist/*'], message: 'import a package through its index' },
-              { group: ['**/apps/*'], message: 'apps never import each other; share code through packages/*' },
+              {
+                group: ['@seed/*/src/*', '@seed/*/dist/*'],
+                message: 'import a package through its index',
+              },
+              {
+                group: ['**/apps/*'],
+                message: 'apps never import each other; share code through packages/*',
+              },
             ],
           },
         ],

@@ -1,19 +1,38 @@
 // Adds up the per-package counts written by counts-reporter.js and prints the one line
-// CI reads: "Tests: N passed, N failed, N skipped". A package whose run crashed before
-// reporting is counted as a failure so a broken suite can never look green.
+// CI reads: "Tests: N passed, N failed, N skipped". Every workspace package with a test
+// script must have reported: one whose run crashed (or never ran) counts as a failure,
+// so a broken suite can never look green.
 const fs = require('node:fs');
 const path = require('node:path');
 
-const [dir, ...expected] = process.argv.slice(2);
+const root = path.resolve(__dirname, '../..');
+const WORKSPACE_DIRS = ['apps', 'packages', 'tooling', 'bench'];
+
+function packagesWithTests() {
+  const dirs = [path.join(root, 'nix')];
+  for (const parent of WORKSPACE_DIRS) {
+    const full = path.join(root, parent);
+    if (fs.existsSync(full))
+      dirs.push(...fs.readdirSync(full).map((name) => path.join(full, name)));
+  }
+  return dirs
+    .map((dir) => path.join(dir, 'package.json'))
+    .filter((file) => fs.existsSync(file))
+    .map((file) => JSON.parse(fs.readFileSync(file, 'utf8')))
+    .filter((pkg) => pkg.scripts && pkg.scripts.test)
+    .map((pkg) => pkg.name);
+}
+
+const dir = process.argv[2];
 const totals = { passed: 0, failed: 0, skipped: 0 };
-const seen = new Set();
+const reported = new Set();
 for (const file of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
   const counts = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
-  seen.add(counts.name);
+  reported.add(counts.name);
   for (const key of Object.keys(totals)) totals[key] += counts[key];
 }
-for (const name of expected) {
-  if (!seen.has(name)) {
+for (const name of packagesWithTests()) {
+  if (!reported.has(name)) {
     console.error(`${name}: no test results were recorded`);
     totals.failed += 1;
   }

@@ -67,8 +67,13 @@ export const seedMetaSchema = z
       vcpus: z.number().int().positive(),
       memory: z.number().int().positive(),
     }),
-    // Service port names are limited to 15 characters and dns adds "-tcp"/"-udp".
-    expose: z.record(keyOf('expose', 11), exposeEntry),
+    // Service port names are IANA service names: 15 characters, no "--"; dns adds "-tcp"/"-udp".
+    expose: z.record(
+      keyOf('expose', 11).refine((key) => !key.includes('--'), {
+        error: 'expose keys may not contain "--"',
+      }),
+      exposeEntry,
+    ),
     storage: z.record(keyOf('storage'), storageEntry),
     connect: z.record(keyOf('connect'), connectEntry),
     rollout: z.enum(['recreate', 'rolling']),
@@ -111,9 +116,7 @@ export interface MetaProblem {
   message: string;
 }
 
-export type MetaParseResult =
-  | { ok: true; meta: SeedMeta }
-  | { ok: false; problems: MetaProblem[] };
+export type MetaParseResult = { ok: true; meta: SeedMeta } | { ok: false; problems: MetaProblem[] };
 
 /** Validates an evaluated meta; `expectedName` is the `seeds.<name>` attribute it came from. */
 export function parseSeedMeta(value: unknown, expectedName?: string): MetaParseResult {
@@ -131,7 +134,10 @@ export function parseSeedMeta(value: unknown, expectedName?: string): MetaParseR
     return {
       ok: false,
       problems: [
-        { path: 'name', message: `"${result.data.name}" differs from its attribute "${expectedName}"` },
+        {
+          path: 'name',
+          message: `"${result.data.name}" differs from its attribute "${expectedName}"`,
+        },
       ],
     };
   }

@@ -25,18 +25,63 @@ describe('parseSeedMeta', () => {
 
   it.each([
     ['an unknown tier', { ...web, size: 'xxl' }, 'size: '],
-    ['resources that do not match the tier', { ...web, resources: { vcpus: 2, memory: 1024 } }, 'resources: size "s" means 1 vCPU and 1024 MiB'],
-    ['a port above 65535', { ...web, expose: { http: { port: 70000, protocol: 'http' } } }, 'expose.http.port: port must be 1-65535'],
-    ['a port given as a string', { ...web, expose: { http: { port: '80', protocol: 'http' } } }, 'expose.http.port: '],
-    ['an unknown protocol', { ...web, expose: { http: { port: 80, protocol: 'quic' } } }, 'expose.http.protocol: '],
-    ['an expose key too long for a port name', { ...web, expose: { 'twelve-chars': { port: 80, protocol: 'tcp' } } }, 'expose.twelve-chars: expose keys are at most 11 characters'],
-    ['two entries on one port and transport', { ...web, expose: { a: { port: 53, protocol: 'udp' }, b: { port: 53, protocol: 'dns' } } }, 'expose.b.port: 53/UDP is already exposed by "a"'],
-    ['a size that is no quantity', { ...web, storage: { data: { size: '1 GB', mountPoint: '/d' } } }, 'storage.data.size: expected a Kubernetes quantity'],
-    ['a relative mount point', { ...web, storage: { data: { size: '1Gi', mountPoint: 'data' } } }, 'storage.data.mountPoint: mountPoint must be an absolute path'],
-    ['a service that is no DNS name', { ...web, connect: { db: { service: 'Post Gres', port: null } } }, 'connect.db.service: service must be a DNS name'],
+    [
+      'resources that do not match the tier',
+      { ...web, resources: { vcpus: 2, memory: 1024 } },
+      'resources: size "s" means 1 vCPU and 1024 MiB',
+    ],
+    [
+      'a port above 65535',
+      { ...web, expose: { http: { port: 70000, protocol: 'http' } } },
+      'expose.http.port: port must be 1-65535',
+    ],
+    [
+      'a port given as a string',
+      { ...web, expose: { http: { port: '80', protocol: 'http' } } },
+      'expose.http.port: ',
+    ],
+    [
+      'an unknown protocol',
+      { ...web, expose: { http: { port: 80, protocol: 'quic' } } },
+      'expose.http.protocol: ',
+    ],
+    [
+      'an expose key too long for a port name',
+      { ...web, expose: { 'twelve-chars': { port: 80, protocol: 'tcp' } } },
+      'expose.twelve-chars: expose keys are at most 11 characters',
+    ],
+    [
+      'an expose key with a double dash',
+      { ...web, expose: { 'a--b': { port: 80, protocol: 'tcp' } } },
+      'expose.a--b: expose keys may not contain "--"',
+    ],
+    [
+      'two entries on one port and transport',
+      { ...web, expose: { a: { port: 53, protocol: 'udp' }, b: { port: 53, protocol: 'dns' } } },
+      'expose.b.port: 53/UDP is already exposed by "a"',
+    ],
+    [
+      'a size that is no quantity',
+      { ...web, storage: { data: { size: '1 GB', mountPoint: '/d' } } },
+      'storage.data.size: expected a Kubernetes quantity',
+    ],
+    [
+      'a relative mount point',
+      { ...web, storage: { data: { size: '1Gi', mountPoint: 'data' } } },
+      'storage.data.mountPoint: mountPoint must be an absolute path',
+    ],
+    [
+      'a service that is no DNS name',
+      { ...web, connect: { db: { service: 'Post Gres', port: null } } },
+      'connect.db.service: service must be a DNS name',
+    ],
     ['an unknown rollout', { ...web, rollout: 'blue-green' }, 'rollout: '],
     ['an unknown field', { ...web, replicas: 3 }, 'replicas'],
-    ['a name that is no DNS label', { ...web, name: 'Web_1' }, 'name: instance names are DNS labels'],
+    [
+      'a name that is no DNS label',
+      { ...web, name: 'Web_1' },
+      'name: instance names are DNS labels',
+    ],
     ['a missing shoot section', { ...web, shoot: undefined }, 'shoot: '],
   ])('rejects %s, naming the field', (_what, value, expected) => {
     expect(problemsOf(value).join('\n')).toContain(expected);
@@ -47,13 +92,18 @@ describe('parseSeedMeta', () => {
   });
 
   it('allows one port on TCP and UDP under different keys', () => {
-    const meta = { ...web, expose: { a: { port: 53, protocol: 'tcp' }, b: { port: 53, protocol: 'udp' } } };
+    const meta = {
+      ...web,
+      expose: { a: { port: 53, protocol: 'tcp' }, b: { port: 53, protocol: 'udp' } },
+    };
     expect(problemsOf(meta)).toEqual([]);
   });
 });
 
 describe('canonicalJson', () => {
   it('sorts keys at every depth and keeps arrays in order', () => {
-    expect(canonicalJson({ b: 1, a: { d: [3, 1], c: null } })).toBe('{"a":{"c":null,"d":[3,1]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [3, 1], c: null } })).toBe(
+      '{"a":{"c":null,"d":[3,1]},"b":1}',
+    );
   });
 });

@@ -6,8 +6,10 @@ export type NixPhase = 'resolve' | 'evaluate' | 'build';
 const STORE_SOURCE_PREFIX = /\/nix\/store\/[0-9a-z]{32}-[^/:]+\//g;
 const LOCATION = /^\s*at (\S+):(\d+):(\d+):\s*$/m;
 const BUILDER_FAILED = /builder for '(\/nix\/store\/[^']+\.drv)' failed with exit code (\d+)/;
-const DEPENDENCY_FAILED = /(\d+) dependencies of derivation '(\/nix\/store\/[^']+\.drv)' failed to build/;
-const UNKNOWN_REVISION = /Cannot find Git revision|unknown revision|does not contain commit|couldn't find remote ref|No commit found/i;
+const DEPENDENCY_FAILED =
+  /(\d+) dependencies of derivation '(\/nix\/store\/[^']+\.drv)' failed to build/;
+const UNKNOWN_REVISION =
+  /Cannot find Git revision|unknown revision|does not contain commit|couldn't find remote ref|No commit found/i;
 const UNREACHABLE =
   /does not appear to be a git repository|Could not read from remote repository|unable to download|Could not resolve host|Connection refused|Failed to connect|unable to access|getting status of .*: No such file or directory|repository .* not found|HTTP error 404/i;
 
@@ -58,7 +60,10 @@ export function classifyNixFailure(phase: NixPhase, exitCode: number, stderr: st
   }
   const dependency = DEPENDENCY_FAILED.exec(stderr);
   if (dependency) {
-    return new NixError('build', errorMessage(stderr), { derivation: dependency[2], stderr: trimmed });
+    return new NixError('build', errorMessage(stderr), {
+      derivation: dependency[2],
+      stderr: trimmed,
+    });
   }
   const message = errorMessage(stderr) || `nix exited with code ${exitCode}`;
   if (UNKNOWN_REVISION.test(stderr)) {

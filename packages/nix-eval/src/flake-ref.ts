@@ -35,6 +35,7 @@ export function parseFlakeRef(reference: string): FlakeRef {
   if (reference.length === 0 || reference.length > 2048) {
     throw invalid(reference, 'must be 1 to 2048 characters');
   }
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (/[\s\u0000-\u001f\u007f]/.test(reference)) {
     throw invalid(reference, 'must not contain whitespace or control characters');
   }
@@ -50,7 +51,8 @@ export function parseFlakeRef(reference: string): FlakeRef {
     return { scheme, url: reference };
   }
   if (scheme === 'path:') {
-    if (!reference.startsWith('path:/')) throw invalid(reference, 'path: references must be absolute');
+    if (!reference.startsWith('path:/'))
+      throw invalid(reference, 'path: references must be absolute');
     return { scheme, url: reference };
   }
   let parsed: URL;

@@ -4,6 +4,7 @@ export type {
   CallOptions,
   EvaluatedSeed,
   FlakeInspection,
+  InspectOptions,
   LockedFlake,
   NixClientOptions,
 } from './nix.client';

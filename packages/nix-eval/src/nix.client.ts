@@ -2,7 +2,7 @@ import { parseSeedMeta, type SeedMeta } from '@seed/contracts';
 import { z } from 'zod';
 import { classifyNixFailure, type NixPhase } from './classify';
 import { NixError } from './errors';
-import { parseFlakeRef } from './flake-ref';
+import { parseFlakeRef, pinFlakeRef } from './flake-ref';
 import { deriveNamespace, generationHash } from './identity';
 import { runProcess } from './process';
 
@@ -26,6 +26,13 @@ export interface NixClientOptions {
 export interface CallOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+}
+
+export interface InspectOptions extends CallOptions {
+  /** Inspect this git commit instead of the reference's head. */
+  revision?: string;
+  /** The branch holding `revision`, so nix finds commits off the default branch. */
+  branch?: string;
 }
 
 export interface LockedFlake {
@@ -137,7 +144,10 @@ export class NixClient {
       timeoutMs: call.timeoutMs ?? this.options.buildTimeoutMs ?? 60 * MINUTE,
     });
     const outputs = new Map(
-      parseJson(builtSchema, stdout, 'nix build').map((built) => [built.drvPath, built.outputs.out]),
+      parseJson(builtSchema, stdout, 'nix build').map((built) => [
+        built.drvPath,
+        built.outputs.out,
+      ]),
     );
     return seeds.map((seed) => {
       const image = outputs.get(seed.imageDrv);
@@ -150,13 +160,20 @@ export class NixClient {
     });
   }
 
-  /** Everything the builder needs from a flake reference: lock, evaluate, build, identify. */
-  async inspect(reference: string, call: CallOptions = {}): Promise<FlakeInspection> {
+  /**
+   * Everything the builder needs from a flake: lock it (at `revision` when given), evaluate,
+   * build, and identify. The namespace belongs to the flake URI as registered.
+   */
+  async inspect(flakeUri: string, call: InspectOptions = {}): Promise<FlakeInspection> {
+    const reference =
+      call.revision === undefined
+        ? flakeUri
+        : pinFlakeRef(flakeUri, call.revision, call.branch).url;
     const flake = await this.resolve(reference, call);
     const seeds = await this.buildImages(await this.evaluateSeeds(flake.url, call), call);
     return {
       flake,
-      namespace: deriveNamespace(reference),
+      namespace: deriveNamespace(flakeUri),
       generation: generationHash(seeds),
       seeds,
     };
@@ -182,9 +199,13 @@ export class NixClient {
         if (outcome.code === 0) return outcome.stdout.toString('utf8');
         throw classifyNixFailure(phase, outcome.code, outcome.stderr);
       case 'timeout':
-        throw new NixError('timeout', `nix ${args[0]} ran past ${call.timeoutMs} ms and was killed`, {
-          stderr: outcome.stderr,
-        });
+        throw new NixError(
+          'timeout',
+          `nix ${args[0]} ran past ${call.timeoutMs} ms and was killed`,
+          {
+            stderr: outcome.stderr,
+          },
+        );
       case 'aborted':
         throw new NixError('aborted', `nix ${args[0]} was cancelled`, { retryable: false });
       case 'output-limit':
@@ -207,7 +228,9 @@ function parseJson<T>(schema: z.ZodType<T>, stdout: string, what: string): T {
     const issue = result.error.issues[0];
     const where = issue ? `${issue.path.join('.')}: ${issue.message}` : 'unexpected shape';
     // A seeds attribute that is not { meta; image; } is the flake's mistake, not nix's.
-    throw new NixError(what === 'seeds' ? 'validation' : 'nix', `${what}.${where}`, { retryable: false });
+    throw new NixError(what === 'seeds' ? 'validation' : 'nix', `${what}.${where}`, {
+      retryable: false,
+    });
   }
   return result.data;
 }

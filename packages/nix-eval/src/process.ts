@@ -49,7 +49,9 @@ export function runProcess(argv: readonly string[], options: RunOptions = {}): P
       killProcessTree(child.pid);
     };
     const timer =
-      options.timeoutMs === undefined ? undefined : setTimeout(() => end('timeout'), options.timeoutMs);
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => end('timeout'), options.timeoutMs);
     const onAbort = () => end('aborted');
     options.signal?.addEventListener('abort', onAbort, { once: true });
 

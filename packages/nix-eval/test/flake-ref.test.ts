@@ -60,6 +60,8 @@ describe('pinFlakeRef', () => {
 
   it('refuses what is not a commit id, and references without git history', () => {
     expect(rejection(() => pinFlakeRef('github:a/b', 'HEAD')).message).toContain('40-digit');
-    expect(rejection(() => pinFlakeRef('path:/srv/app', REV)).message).toContain('cannot be pinned');
+    expect(rejection(() => pinFlakeRef('path:/srv/app', REV)).message).toContain(
+      'cannot be pinned',
+    );
   });
 });

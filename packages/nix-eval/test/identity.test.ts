@@ -21,7 +21,9 @@ describe('deriveNamespace', () => {
   });
 
   it('is a DNS label of 14 characters that differs per flake', () => {
-    const names = ['github:a/b', 'github:a/c', 'git+https://example.org/x.git'].map(deriveNamespace);
+    const names = ['github:a/b', 'github:a/c', 'git+https://example.org/x.git'].map(
+      deriveNamespace,
+    );
     for (const name of names) expect(name).toMatch(/^s-[a-z2-7]{12}$/);
     expect(new Set(names).size).toBe(3);
   });
@@ -52,7 +54,9 @@ describe('generationHash', () => {
     const canonical =
       '{"connect":{},"expose":{},"name":"web","resources":{"memory":1024,"vcpus":1},' +
       '"rollout":"recreate","shoot":{"enable":false},"size":"s","storage":{},"system":"x86_64-linux"}';
-    const expected = createHash('sha256').update(`web=/nix/store/aaa-web ${canonical}\n`).digest('hex');
+    const expected = createHash('sha256')
+      .update(`web=/nix/store/aaa-web ${canonical}\n`)
+      .digest('hex');
     expect(generationHash([web])).toBe(expected.slice(0, 12));
   });
 });

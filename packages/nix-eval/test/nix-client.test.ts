@@ -93,22 +93,28 @@ describe('a flake with several seeds', () => {
   });
 
   it('gives the same store paths and generation for the same revision', async () => {
-    const first = await nix.inspect(repo.url(revision));
-    const second = await nix.inspect(repo.url(revision));
+    const first = await nix.inspect(repo.url(), { revision });
+    const second = await nix.inspect(repo.url(), { revision, branch: 'main' });
     expect(second.generation).toBe(first.generation);
     expect(second.seeds.map((s) => s.image)).toEqual(first.seeds.map((s) => s.image));
     expect(first.generation).toMatch(/^[0-9a-f]{12}$/);
-    expect(first.namespace).toBe(deriveNamespace(repo.url(revision)));
+    expect(first.namespace).toBe(deriveNamespace(repo.url()));
+    expect(first.flake.revision).toBe(revision);
   });
 
   it('changes the generation for a changed closure and for a meta-only change', async () => {
     const base = await nix.inspect(repo.url());
-    await repo.commit(await demoFlakeFiles({ ...seeds, web: { ...seeds.web, build: 'echo web v2 > $out' } }));
+    await repo.commit(
+      await demoFlakeFiles({ ...seeds, web: { ...seeds.web, build: 'echo web v2 > $out' } }),
+    );
     const closure = await nix.inspect(repo.url());
-    await repo.commit(await demoFlakeFiles({ ...seeds, web: { seed: { ...seeds.web!.seed, size: 'm' } } }));
+    await repo.commit(
+      await demoFlakeFiles({ ...seeds, web: { seed: { ...seeds.web!.seed, size: 'm' } } }),
+    );
     const metaOnly = await nix.inspect(repo.url());
 
-    const image = (inspection: typeof base) => inspection.seeds.find((s) => s.name === 'web')!.image;
+    const image = (inspection: typeof base) =>
+      inspection.seeds.find((s) => s.name === 'web')!.image;
     expect(image(closure)).not.toBe(image(base));
     expect(closure.generation).not.toBe(base.generation);
     expect(image(metaOnly)).toBe(image(base));
@@ -119,7 +125,9 @@ describe('a flake with several seeds', () => {
   it('runs concurrent evaluations of different revisions', async () => {
     const revisions = [revision];
     for (const size of ['xs', 'm', 'xl']) {
-      revisions.push(await repo.commit(await demoFlakeFiles({ ...seeds, web: { seed: { size } } })));
+      revisions.push(
+        await repo.commit(await demoFlakeFiles({ ...seeds, web: { seed: { size } } })),
+      );
     }
     const results = await Promise.all(revisions.map((rev) => nix.evaluateSeeds(repo.url(rev))));
     expect(results.map((seedsOf) => seedsOf.find((s) => s.name === 'web')!.meta.size)).toEqual([
@@ -148,7 +156,9 @@ describe('failures', () => {
 
   it('reports a syntax error with its location in the flake', async () => {
     const repo = await flakeRepo({ web: {} });
-    await repo.commit({ 'flake.nix': '{\n  outputs = { self }: {\n    seeds = { web = ; };\n  };\n}\n' });
+    await repo.commit({
+      'flake.nix': '{\n  outputs = { self }: {\n    seeds = { web = ; };\n  };\n}\n',
+    });
     const error = await failure(nix.evaluateSeeds(repo.url()));
     expect(error.kind).toBe('evaluation');
     expect(error.message).toContain('syntax error');
@@ -185,11 +195,12 @@ describe('failures', () => {
     await repo.commit({ 'flake.nix': '{ outputs = { self }: { packages = {}; }; }\n' });
     const error = await failure(nix.evaluateSeeds(repo.url()));
     expect(error.kind).toBe('evaluation');
-    expect(error.message).toContain("does not provide attribute");
+    expect(error.message).toContain('does not provide attribute');
   });
 
   it('reports a failing build with its derivation and the tail of its log', async () => {
-    const build = 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo step $i; done; echo boom >&2; exit 3';
+    const build =
+      'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo step $i; done; echo boom >&2; exit 3';
     const repo = await flakeRepo({ web: {}, broken: { build } });
     const error = await failure(nix.buildImages(await nix.evaluateSeeds(repo.url())));
     expect(error.kind).toBe('build');
@@ -214,7 +225,9 @@ describe('limits', () => {
   // The builder records its pid, then hangs; nix runs it in a session of its own.
   async function hungBuild(tag: string) {
     const pidFile = path.join(scratch, `${tag}.pid`);
-    const repo = await flakeRepo({ hung: { build: `echo ${tag}; echo $$ > ${pidFile}; exec /bin/sleep 600` } });
+    const repo = await flakeRepo({
+      hung: { build: `echo ${tag}; echo $$ > ${pidFile}; exec /bin/sleep 600` },
+    });
     return { seeds: await nix.evaluateSeeds(repo.url()), pidFile };
   }
 
@@ -259,7 +272,10 @@ describe('limits', () => {
 
   it('caps what nix may print', async () => {
     const repo = await flakeRepo({ web: {}, api: {}, db: {} });
-    const capped = new NixClient({ confFile: process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf', maxOutputBytes: 100 });
+    const capped = new NixClient({
+      confFile: process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf',
+      maxOutputBytes: 100,
+    });
     const error = await failure(capped.evaluateSeeds(repo.url()));
     expect(error.kind).toBe('output-limit');
   });

@@ -37,7 +37,9 @@ export class FlakeRepo {
 
   /** `git+file://` reference of the repository, pinned to a revision when given. */
   url(revision?: string): string {
-    return revision === undefined ? `git+file://${this.dir}` : `git+file://${this.dir}?rev=${revision}`;
+    return revision === undefined
+      ? `git+file://${this.dir}`
+      : `git+file://${this.dir}?rev=${revision}`;
   }
 
   async dispose(): Promise<void> {
@@ -64,7 +66,9 @@ export interface DemoSeed {
  * that evaluates offline: meta comes from Seed's own meta function, image is a toy
  * derivation standing in for the NixOS image.
  */
-export async function demoFlakeFiles(seeds: Record<string, DemoSeed>): Promise<Record<string, string>> {
+export async function demoFlakeFiles(
+  seeds: Record<string, DemoSeed>,
+): Promise<Record<string, string>> {
   const entries = Object.entries(seeds).map(([name, demo]) => {
     const meta =
       demo.metaExpression ??
@@ -77,8 +81,15 @@ export async function demoFlakeFiles(seeds: Record<string, DemoSeed>): Promise<R
       '    };',
     ].join('\n');
   });
-  const flake = ['{', '  outputs = { self }: {', '    seeds = {', ...entries, '    };', '  };', '}', ''].join(
-    '\n',
-  );
+  const flake = [
+    '{',
+    '  outputs = { self }: {',
+    '    seeds = {',
+    ...entries,
+    '    };',
+    '  };',
+    '}',
+    '',
+  ].join('\n');
   return { 'flake.nix': flake, 'seed-meta.nix': await readFile(SEED_META_NIX, 'utf8') };
 }

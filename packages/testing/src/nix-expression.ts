@@ -7,7 +7,8 @@ export function toNixExpression(value: unknown): string {
     return String(value);
   }
   if (typeof value === 'string') return nixString(value);
-  if (Array.isArray(value)) return `[ ${value.map((item) => `(${toNixExpression(item)})`).join(' ')} ]`;
+  if (Array.isArray(value))
+    return `[ ${value.map((item) => `(${toNixExpression(item)})`).join(' ')} ]`;
   if (typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
       .filter(([, inner]) => inner !== undefined)
