@@ -16,3 +16,13 @@ export type {
   SizeTier,
   StorageEntry,
 } from './meta';
+export {
+  BUILDS_QUEUE,
+  BUILD_JOB_NAME,
+  BUILD_JOB_OPTIONS,
+  FORGES,
+  buildJobId,
+  buildJobSchema,
+  flakeKey,
+} from './jobs';
+export type { BuildJob, Forge } from './jobs';

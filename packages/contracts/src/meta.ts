@@ -20,7 +20,8 @@ export type SizeTier = keyof typeof SIZE_TIERS;
 export const EXPOSE_PROTOCOLS = ['tcp', 'udp', 'dns', 'http', 'grpc'] as const;
 export type ExposeProtocol = (typeof EXPOSE_PROTOCOLS)[number];
 
-const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+// Instance names also name Services, which are DNS-1035 labels: they start with a letter.
+const instanceName = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const optionKey = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const quantity = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
 const dnsName = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -60,7 +61,9 @@ export const seedMetaSchema = z
     name: z
       .string()
       .max(63, { error: 'instance names are at most 63 characters' })
-      .regex(dnsLabel, { error: 'instance names are DNS labels (a-z, 0-9, -)' }),
+      .regex(instanceName, {
+        error: 'instance names are DNS-1035 labels (a-z, 0-9, -; a letter first)',
+      }),
     system: z.string().min(1),
     size: z.enum(Object.keys(SIZE_TIERS) as [SizeTier, ...SizeTier[]]),
     resources: z.strictObject({
@@ -126,7 +129,9 @@ export function parseSeedMeta(value: unknown, expectedName?: string): MetaParseR
       ok: false,
       problems: result.error.issues.map((issue) => ({
         path: issue.path.map(String).join('.'),
-        message: issue.message,
+        // A bad record key reports "Invalid key in record"; the reason is one level down.
+        message:
+          (issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined) ?? issue.message,
       })),
     };
   }

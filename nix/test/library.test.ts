@@ -1,0 +1,558 @@
+// The Seed flake and its files, as far as they run without nixpkgs: every .nix file
+// parses; the root flake's lib.seedMeta, nixosModules and templates evaluate offline
+// with the inputs locked but not fetched; the template; seed-shoot's script against a
+// local HTTP server; instance-base's computed settings and its /run/seed/env writer.
+// What needs nixpkgs (mkSeed, the NixOS modules for real) is scripts/nixos-eval.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+
+const execFileAsync = promisify(execFile);
+
+const ROOT = path.resolve(__dirname, '../..');
+const NIX_DIR = path.join(ROOT, 'nix');
+const META_NIX = path.join(NIX_DIR, 'meta.nix');
+const TEMPLATE_DIR = path.join(NIX_DIR, 'templates', 'instance');
+const NIX_ENV = {
+  ...process.env,
+  NIX_USER_CONF_FILES: process.env.NIX_USER_CONF_FILES ?? '/etc/seed/nix.conf',
+};
+
+interface Output {
+  stdout: string;
+  stderr: string;
+}
+
+function run(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Output> {
+  return execFileAsync(command, args, {
+    env: options.env ?? NIX_ENV,
+    cwd: options.cwd,
+    maxBuffer: 16 * 1024 * 1024,
+    timeout: 60_000,
+  });
+}
+
+async function evalJson(expression: string): Promise<unknown> {
+  const { stdout } = await run('nix-instantiate', [
+    '--eval',
+    '--strict',
+    '--json',
+    '--expr',
+    expression,
+  ]);
+  return JSON.parse(stdout) as unknown;
+}
+
+/** A Nix string literal (JSON string syntax is valid Nix for these inputs). */
+const nixString = (value: string): string => JSON.stringify(value).replace(/\$\{/g, '\\${');
+
+/** Every .nix file under nix/ (not node_modules) and the root flake.nix. */
+function nixFiles(): string[] {
+  const found: string[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (entry.name === 'node_modules') continue;
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.name.endsWith('.nix')) found.push(full);
+    }
+  };
+  walk(NIX_DIR);
+  return [path.join(ROOT, 'flake.nix'), ...found.sort()];
+}
+
+/**
+ * Copies flake.nix, flake.lock and nix/ (without node_modules and tests) to a temporary
+ * directory: a `path:` flake of the repository root would copy node_modules to the store.
+ */
+function copySeedFlake(into: string): string {
+  const dir = path.join(into, 'seed');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.copyFileSync(path.join(ROOT, 'flake.nix'), path.join(dir, 'flake.nix'));
+  fs.copyFileSync(path.join(ROOT, 'flake.lock'), path.join(dir, 'flake.lock'));
+  fs.cpSync(NIX_DIR, path.join(dir, 'nix'), {
+    recursive: true,
+    filter: (source) => {
+      const relative = path.relative(NIX_DIR, source).split(path.sep);
+      return !relative.includes('node_modules') && relative[0] !== 'test';
+    },
+  });
+  return dir;
+}
+
+describe('every Nix file parses', () => {
+  it.each(nixFiles().map((file) => ({ file, name: path.relative(ROOT, file) })))(
+    '$name',
+    async ({ file }) => {
+      await expect(run('nix-instantiate', ['--parse', file])).resolves.toBeDefined();
+    },
+  );
+});
+
+describe('the root flake offline (inputs locked, not fetched)', () => {
+  let tmp = '';
+  let flake = '';
+
+  beforeAll(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'seed-nix-library-'));
+    flake = `path:${copySeedFlake(tmp)}`;
+  });
+
+  afterAll(() => {
+    if (tmp !== '') fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('evaluates lib.seedMeta without a lock-file warning and without touching the lock', async () => {
+    const lockBefore = fs.readFileSync(path.join(tmp, 'seed', 'flake.lock'), 'utf8');
+    const { stdout, stderr } = await run('nix', [
+      'eval',
+      '--json',
+      `${flake}#lib.seedMeta`,
+      '--apply',
+      'f: f { name = "web"; seed = { expose.http = 8080; storage.data = "1Gi"; }; }',
+    ]);
+    expect(JSON.parse(stdout)).toEqual({
+      name: 'web',
+      system: 'x86_64-linux',
+      size: 's',
+      resources: { vcpus: 1, memory: 1024 },
+      expose: { http: { port: 8080, protocol: 'http' } },
+      storage: { data: { size: '1Gi', mountPoint: '/seed/storage/data' } },
+      connect: {},
+      rollout: 'recreate',
+      shoot: { enable: false },
+    });
+    expect(stderr).not.toMatch(/warning|lock/i);
+    expect(fs.readFileSync(path.join(tmp, 'seed', 'flake.lock'), 'utf8')).toBe(lockBefore);
+  });
+
+  it('gives lib.seedMeta { name = "web"; } the defaults', async () => {
+    const { stdout } = await run('nix', [
+      'eval',
+      '--json',
+      `${flake}#lib.seedMeta`,
+      '--apply',
+      'f: f { name = "web"; }',
+    ]);
+    expect(JSON.parse(stdout)).toMatchObject({
+      name: 'web',
+      size: 's',
+      expose: {},
+      storage: {},
+      connect: {},
+    });
+  });
+
+  it('lists lib, nixosModules and templates without fetching nixpkgs', async () => {
+    const names = async (attribute: string): Promise<unknown> =>
+      JSON.parse(
+        (
+          await run('nix', [
+            'eval',
+            '--json',
+            `${flake}#${attribute}`,
+            '--apply',
+            'builtins.attrNames',
+          ])
+        ).stdout,
+      );
+    expect(await names('lib')).toEqual(['mkSeed', 'seedMeta']);
+    expect(await names('nixosModules')).toEqual(['instance', 'instance-base']);
+    expect(await names('templates')).toEqual(['default', 'instance']);
+    const { stdout } = await run('nix', [
+      'eval',
+      '--raw',
+      `${flake}#templates.default.description`,
+    ]);
+    expect(stdout).toContain('Seed instance');
+  });
+
+  it('locks exactly nixpkgs and nix-snapshotter (with its inputs)', async () => {
+    const { stdout } = await run('nix', ['flake', 'metadata', '--json', flake]);
+    const metadata = JSON.parse(stdout) as {
+      locks: {
+        version: number;
+        nodes: Record<string, { inputs?: Record<string, unknown>; locked?: { rev?: string } }>;
+      };
+    };
+    expect(metadata.locks.version).toBe(7);
+    expect(metadata.locks.nodes.root?.inputs).toEqual({
+      'nix-snapshotter': 'nix-snapshotter',
+      nixpkgs: 'nixpkgs',
+    });
+    expect(metadata.locks.nodes['nix-snapshotter']?.inputs).toEqual({
+      'flake-compat': 'flake-compat',
+      'flake-parts': 'flake-parts',
+      globset: 'globset',
+      nixpkgs: ['nixpkgs'],
+    });
+    expect(metadata.locks.nodes.nixpkgs?.locked?.rev).toBe(
+      '6c5e707c6b5339359a9a9e215c5e66d6d802fd7a',
+    );
+  });
+
+  it('creates the instance template with nix flake init', async () => {
+    const target = fs.mkdtempSync(path.join(tmp, 'init-'));
+    await run('nix', ['flake', 'init', '-t', `${flake}#instance`], { cwd: target });
+    expect(fs.readdirSync(target).sort()).toEqual(['flake.nix', 'web.nix']);
+    for (const file of ['flake.nix', 'web.nix']) {
+      expect(fs.readFileSync(path.join(target, file), 'utf8')).toBe(
+        fs.readFileSync(path.join(TEMPLATE_DIR, file), 'utf8'),
+      );
+    }
+  });
+});
+
+describe('the instance template', () => {
+  it("gives meta.nix, fed web.nix's own seed.* attributes, expose.http 8080 and storage.data 1Gi", async () => {
+    // web.nix is a module function whose seed.* attributes do not depend on its
+    // arguments: the stubs below are never forced.
+    const meta = await evalJson(`
+      let
+        module = import ${nixString(path.join(TEMPLATE_DIR, 'web.nix'))} {
+          pkgs = throw "pkgs"; lib = throw "lib"; config = throw "config";
+        };
+      in import ${nixString(META_NIX)} { name = "web"; seed = module.seed; }`);
+    expect(meta).toMatchObject({
+      name: 'web',
+      size: 's',
+      resources: { vcpus: 1, memory: 1024 },
+      expose: { http: { port: 8080, protocol: 'http' } },
+      storage: { data: { size: '1Gi', mountPoint: '/seed/storage/data' } },
+    });
+  });
+
+  it('gives the same meta as a plain attrset mirroring its seed.* lines', async () => {
+    const [fromFile, fromMirror] = await Promise.all([
+      evalJson(`import ${nixString(META_NIX)} {
+        name = "web";
+        seed = (import ${nixString(path.join(TEMPLATE_DIR, 'web.nix'))} { pkgs = null; lib = null; config = null; }).seed;
+      }`),
+      evalJson(`import ${nixString(META_NIX)} {
+        name = "web";
+        seed = { size = "s"; expose.http = 8080; storage.data = "1Gi"; };
+      }`),
+    ]);
+    expect(fromFile).toEqual(fromMirror);
+  });
+
+  it('takes seed from github:loomtex/seed and exports seeds.web through mkSeed', async () => {
+    const flake = await evalJson(`
+      let
+        flake = import ${nixString(path.join(TEMPLATE_DIR, 'flake.nix'))};
+        outputs = flake.outputs { seed.lib.mkSeed = args: args; };
+      in {
+        url = flake.inputs.seed.url;
+        seeds = builtins.attrNames outputs.seeds;
+        name = outputs.seeds.web.name;
+        module = baseNameOf (toString outputs.seeds.web.module);
+      }`);
+    expect(flake).toEqual({
+      url: 'github:loomtex/seed',
+      seeds: ['web'],
+      name: 'web',
+      module: 'web.nix',
+    });
+  });
+});
+
+/** Returns the failure reason if `commands` are missing, so a test can skip saying why. */
+async function missing(commands: string[]): Promise<string | null> {
+  for (const command of commands) {
+    try {
+      await run('sh', ['-c', `command -v ${command}`]);
+    } catch {
+      return `${command} is not installed`;
+    }
+  }
+  return null;
+}
+
+describe('seed-shoot', () => {
+  let tmp = '';
+  let script = '';
+  let server: http.Server | undefined;
+  let url = '';
+  const requests: unknown[] = [];
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'seed-shoot-'));
+    // The package with writeShellApplication stubbed: the text is the script's body.
+    const text = (await evalJson(`
+      (import ${nixString(path.join(NIX_DIR, 'seed-shoot.nix'))} {
+        writeShellApplication = args: args; curl = null; jq = null; coreutils = null;
+      }).text`)) as string;
+    script = path.join(tmp, 'seed-shoot');
+    // What writeShellApplication puts in front of the text.
+    fs.writeFileSync(
+      script,
+      `#!/usr/bin/env bash\nset -o errexit\nset -o nounset\nset -o pipefail\n\n${text}`,
+      {
+        mode: 0o755,
+      },
+    );
+
+    server = http.createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+      request.on('end', () => {
+        const parsed = JSON.parse(body) as { command: string[]; timeout: number; stdin?: string };
+        requests.push({ path: request.url, ...parsed });
+        response.setHeader('content-type', 'application/json');
+        const [command] = parsed.command;
+        if (command === 'forbidden') {
+          response.statusCode = 403;
+          response.end(JSON.stringify({ error: 'caller has no shoots enabled' }));
+        } else if (command === 'binary') {
+          response.end(
+            JSON.stringify({
+              exitCode: 0,
+              stdout: Buffer.from([0xff, 0x00, 0x41]).toString('base64'),
+              stdoutEncoding: 'base64',
+              stderr: '',
+              durationMs: 1,
+            }),
+          );
+        } else {
+          response.end(
+            JSON.stringify({
+              exitCode: 3,
+              stdout: `ran ${parsed.command.join('|')}${parsed.stdin === undefined ? '' : ` stdin=${parsed.stdin}`}\n`,
+              stderr: 'to stderr\n',
+              durationMs: 1,
+            }),
+          );
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server?.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    if (tmp !== '') fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const shoot = async (
+    args: string[],
+    input?: string,
+  ): Promise<{ code: number; stdout: Buffer; stderr: string }> => {
+    const environment = { ...process.env, SEED_SHOOT_URL: url };
+    return new Promise((resolve) => {
+      const child = execFile(
+        script,
+        args,
+        { env: environment, encoding: 'buffer' },
+        (error, stdout, stderr) => {
+          const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+          resolve({ code, stdout, stderr: stderr.toString('utf8') });
+        },
+      );
+      // The script may exit before reading its stdin (usage errors): ignore EPIPE.
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(input ?? '');
+    });
+  };
+
+  it('passes shellcheck (writeShellApplication runs it at build time)', async () => {
+    const why = await missing(['shellcheck']);
+    if (why !== null) {
+      console.warn(`skipped: ${why}`);
+      return;
+    }
+    await expect(run('shellcheck', [script])).resolves.toBeDefined();
+  });
+
+  it('posts the command and timeout, prints stdout and stderr, exits with the exit code', async () => {
+    const why = await missing(['curl', 'jq']);
+    if (why !== null) {
+      console.warn(`skipped: ${why}`);
+      return;
+    }
+    const result = await shoot(['--timeout', '1500', 'ls', '-la', 'two words', '"quoted"']);
+    expect(result.code).toBe(3);
+    expect(result.stdout.toString('utf8')).toBe('ran ls|-la|two words|"quoted"\n');
+    expect(result.stderr).toBe('to stderr\n');
+    expect(requests.at(-1)).toEqual({
+      path: '/shoot',
+      command: ['ls', '-la', 'two words', '"quoted"'],
+      timeout: 1500,
+    });
+
+    const piped = await shoot(['--stdin', '--', 'cat'], 'hello\n');
+    expect(piped.stdout.toString('utf8')).toBe('ran cat stdin=hello\n\n');
+    expect(requests.at(-1)).toEqual({
+      path: '/shoot',
+      command: ['cat'],
+      timeout: 60000,
+      stdin: 'hello\n',
+    });
+  });
+
+  it('decodes base64 output byte for byte', async () => {
+    const why = await missing(['curl', 'jq', 'base64']);
+    if (why !== null) {
+      console.warn(`skipped: ${why}`);
+      return;
+    }
+    const result = await shoot(['binary']);
+    expect(result.code).toBe(0);
+    expect([...result.stdout]).toEqual([0xff, 0x00, 0x41]);
+  });
+
+  it('prints the JSON error of a refusal and exits 1', async () => {
+    const why = await missing(['curl', 'jq']);
+    if (why !== null) {
+      console.warn(`skipped: ${why}`);
+      return;
+    }
+    const result = await shoot(['forbidden']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('HTTP 403');
+    expect(result.stderr).toContain('caller has no shoots enabled');
+  });
+
+  it('explains its usage without a command, and rejects a bad timeout', async () => {
+    const bare = await shoot([]);
+    expect(bare.code).toBe(1);
+    expect(bare.stderr).toContain('usage: seed-shoot [--timeout MS]');
+    expect(bare.stderr).toContain('no command given');
+    const help = await shoot(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout.toString('utf8')).toContain('usage: seed-shoot');
+    const timeout = await shoot(['--timeout', 'soon', 'ls']);
+    expect(timeout.code).toBe(1);
+    expect(timeout.stderr).toContain('--timeout must be a positive number of milliseconds');
+  });
+});
+
+/**
+ * instance-base.nix applied to a meta, with the few lib functions it uses written over
+ * builtins (the real lib is in nixpkgs). mkIf and mkDefault stay visible as markers.
+ */
+function instanceBase(seed: string): string {
+  return `
+    let
+      meta = import ${nixString(META_NIX)} { name = "web"; seed = ${seed}; };
+      lower = builtins.genList (i: builtins.substring i 1 "abcdefghijklmnopqrstuvwxyz") 26;
+      upper = builtins.genList (i: builtins.substring i 1 "ABCDEFGHIJKLMNOPQRSTUVWXYZ") 26;
+      lib = {
+        inherit (builtins) attrValues filter replaceStrings;
+        mkDefault = value: { _type = "default"; inherit value; };
+        mkIf = condition: content: { _type = "if"; inherit condition content; };
+        nameValuePair = name: value: { inherit name value; };
+        mapAttrs' = f: set: builtins.listToAttrs (map (name: f name set.\${name}) (builtins.attrNames set));
+        toUpper = builtins.replaceStrings lower upper;
+      };
+      pkgs.callPackage = file: args: "seed-shoot-package";
+      module = import ${nixString(path.join(NIX_DIR, 'modules', 'instance-base.nix'))} {
+        config.seed.meta = meta;
+        inherit lib pkgs;
+      };
+    in module`;
+}
+
+describe('instance-base.nix', () => {
+  it('opens the declared ports and wires connect variables, files and seed-shoot', async () => {
+    const settings = await evalJson(`
+      let module = ${instanceBase(`{
+        expose = { http = 8080; dns = { port = 53; protocol = "dns"; }; syslog = { port = 514; protocol = "udp"; }; api = { port = 9000; protocol = "grpc"; }; };
+        connect = { db = { service = "postgres"; port = 5432; }; my-cache = "redis"; };
+        shoot.enable = true;
+      }`)};
+      in {
+        imports = map toString module.imports;
+        isContainer = module.boot.isContainer;
+        tcp = module.networking.firewall.allowedTCPPorts;
+        udp = module.networking.firewall.allowedUDPPorts;
+        variables = module.environment.variables;
+        etc = module.environment.etc;
+        packages = module.environment.systemPackages;
+      }`);
+    expect(settings).toEqual({
+      imports: [path.join(NIX_DIR, 'modules', 'options.nix')],
+      isContainer: true,
+      tcp: [9000, 53, 8080],
+      udp: [53, 514],
+      variables: { SEED_DB_HOST: 'postgres', SEED_MY_CACHE_HOST: 'redis' },
+      etc: {
+        'seed/connect/db': { text: 'postgres:5432' },
+        'seed/connect/my-cache': { text: 'redis' },
+      },
+      packages: { _type: 'if', condition: true, content: ['seed-shoot-package'] },
+    });
+  });
+
+  it('adds nothing for an instance that declares nothing', async () => {
+    const settings = await evalJson(`
+      let module = ${instanceBase('{ }')}; in {
+        tcp = module.networking.firewall.allowedTCPPorts;
+        udp = module.networking.firewall.allowedUDPPorts;
+        variables = module.environment.variables;
+        etc = module.environment.etc;
+        shoot = module.environment.systemPackages.condition;
+      }`);
+    expect(settings).toEqual({ tcp: [], udp: [], variables: {}, etc: {}, shoot: false });
+  });
+
+  it('writes the SEED_* and KUBERNETES_* variables of PID 1 to /run/seed/env, mode 0600', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'seed-env-'));
+    try {
+      const text = (await evalJson(
+        `(${instanceBase('{ }')}).system.activationScripts.seed-env.text`,
+      )) as string;
+      // The same script with its two fixed paths moved into the temporary directory.
+      const script = text
+        .replaceAll('/proc/1/environ', path.join(tmp, 'environ'))
+        .replaceAll('/run/seed', path.join(tmp, 'run'));
+      const environ = [
+        'PATH=/bin',
+        'SEED_NAMESPACE=s-gaydazldmnsg',
+        'SEED_DB_HOST=postgres',
+        'KUBERNETES_SERVICE_HOST=10.43.0.1',
+        'HOME=/root',
+        'SEED_ODD=a"b\\c$d`e\nsecond line',
+        'SEED_LAST=no trailing NUL',
+      ];
+      fs.writeFileSync(path.join(tmp, 'environ'), environ.join('\0'));
+      await run('bash', ['-c', script], { env: process.env });
+
+      const file = path.join(tmp, 'run', 'env');
+      expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+      const { stdout } = await run(
+        'bash',
+        [
+          '-c',
+          `set -a; . ${JSON.stringify(file)}; printf '%s\\0' "$SEED_NAMESPACE" "$SEED_DB_HOST" "$KUBERNETES_SERVICE_HOST" "$SEED_ODD" "$SEED_LAST"`,
+        ],
+        { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
+      );
+      expect(stdout.split('\0').slice(0, 5)).toEqual([
+        's-gaydazldmnsg',
+        'postgres',
+        '10.43.0.1',
+        'a"b\\c$d`e\nsecond line',
+        'no trailing NUL',
+      ]);
+      expect(fs.readFileSync(file, 'utf8')).not.toContain('PATH=');
+
+      // A later activation whose PID 1 lacks the variables keeps the file.
+      fs.writeFileSync(path.join(tmp, 'environ'), 'PATH=/bin\0');
+      await run('bash', ['-c', script], { env: process.env });
+      expect(fs.readFileSync(file, 'utf8')).toContain('SEED_NAMESPACE="s-gaydazldmnsg"');
+      expect(fs.readdirSync(path.join(tmp, 'run'))).toEqual(['env']);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,54 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+
+/**
+ * The build job catalog: the one definition of what the webhook puts on the builds queue
+ * and the builder takes off it. Producer and consumer both import it, so the payload,
+ * the job id scheme and the retry policy cannot drift apart.
+ */
+
+export const BUILDS_QUEUE = 'builds';
+export const BUILD_JOB_NAME = 'build';
+
+export const FORGES = ['github', 'gitea', 'forgejo', 'gitlab'] as const;
+export type Forge = (typeof FORGES)[number];
+
+export const buildJobSchema = z.strictObject({
+  /** The flake URI as registered; the builder pins it to `commit`. */
+  flake: z.string().min(1),
+  /** The pushed commit (`after`). */
+  commit: z.string().regex(/^[0-9a-f]{40}$/, { error: 'expected a 40-digit git commit id' }),
+  /** The pushed ref, `refs/heads/<branch>`. */
+  ref: z.string().startsWith('refs/heads/', { error: 'expected a branch ref (refs/heads/...)' }),
+  forge: z.enum(FORGES),
+  deliveryId: z.string().min(1),
+  /** When the webhook accepted the delivery (ISO 8601), for queue-wait metrics. */
+  receivedAt: z.iso.datetime(),
+});
+
+export type BuildJob = z.infer<typeof buildJobSchema>;
+
+/** A short, stable handle of a flake URI for Redis keys and job ids. */
+export function flakeKey(flake: string): string {
+  return createHash('sha256').update(flake, 'utf8').digest('hex').slice(0, 16);
+}
+
+/**
+ * The job id of a build: one per flake and commit, so a redelivery or a second hook for
+ * the same commit finds the job already there. (BullMQ ids may not contain ':'.)
+ */
+export function buildJobId(flake: string, commit: string): string {
+  return `build-${flakeKey(flake)}-${commit}`;
+}
+
+/**
+ * Retry policy of build jobs: transient failures (fetch errors, an unavailable
+ * reconciler) retry with exponential backoff; the builder marks permanent ones
+ * unrecoverable. Finished jobs are kept a while for `GET /builds` and then trimmed.
+ */
+export const BUILD_JOB_OPTIONS = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 5_000 },
+  removeOnComplete: { age: 7 * 24 * 3600, count: 5_000 },
+  removeOnFail: { age: 30 * 24 * 3600, count: 5_000 },
+} as const;
