@@ -80,8 +80,9 @@ describe('parseSeedMeta', () => {
     [
       'a name that is no DNS label',
       { ...web, name: 'Web_1' },
-      'name: instance names are DNS labels',
+      'name: instance names are DNS-1035 labels',
     ],
+    ['a name starting with a digit', { ...web, name: '1web' }, 'name: instance names are DNS-1035'],
     ['a missing shoot section', { ...web, shoot: undefined }, 'shoot: '],
   ])('rejects %s, naming the field', (_what, value, expected) => {
     expect(problemsOf(value).join('\n')).toContain(expected);
