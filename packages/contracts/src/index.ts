@@ -24,5 +24,6 @@ export {
   buildJobId,
   buildJobSchema,
   flakeKey,
+  latestBuildKey,
 } from './jobs';
 export type { BuildJob, Forge } from './jobs';

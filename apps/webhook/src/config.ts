@@ -1,0 +1,43 @@
+import { ConfigError, envVar, parseEnv } from '@seed/service-kit';
+import { z } from 'zod';
+import { loadFlakeRegistry, type FlakeRegistry } from './flake-registry';
+
+const envSchema = z.object({
+  SEED_WEBHOOK_HOST: z.string().min(1).default('127.0.0.1'),
+  SEED_WEBHOOK_PORT: envVar.port(8080),
+  SEED_WEBHOOK_BODY_LIMIT_BYTES: envVar.positiveInt(25 * 1024 * 1024),
+  SEED_REDIS_URL: envVar.redisUrl('redis://127.0.0.1:6379'),
+  SEED_REDIS_COMMAND_TIMEOUT_MS: envVar.positiveInt(2_000),
+  SEED_DELIVERY_TTL_HOURS: envVar.positiveInt(72),
+  SEED_FLAKES_FILE: z.string().min(1).optional(),
+  SEED_FLAKES: z.string().min(1).optional(),
+  SEED_LOG_LEVEL: envVar.logLevel(),
+});
+
+export interface WebhookConfig {
+  http: { host: string; port: number; bodyLimitBytes: number };
+  redis: { url: string; commandTimeoutMs: number };
+  registry: FlakeRegistry;
+  /** How long a delivery id and a queued commit are remembered for deduplication. */
+  dedupeTtlSeconds: number;
+  logLevel: string;
+}
+
+/** Reads and checks the webhook's whole configuration before anything starts. */
+export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig {
+  const vars = parseEnv(envSchema, env);
+  if (vars.SEED_FLAKES !== undefined && vars.SEED_FLAKES_FILE !== undefined) {
+    throw new ConfigError(['SEED_FLAKES and SEED_FLAKES_FILE: give one of them, not both']);
+  }
+  return {
+    http: {
+      host: vars.SEED_WEBHOOK_HOST,
+      port: vars.SEED_WEBHOOK_PORT,
+      bodyLimitBytes: vars.SEED_WEBHOOK_BODY_LIMIT_BYTES,
+    },
+    redis: { url: vars.SEED_REDIS_URL, commandTimeoutMs: vars.SEED_REDIS_COMMAND_TIMEOUT_MS },
+    registry: loadFlakeRegistry({ file: vars.SEED_FLAKES_FILE, inline: vars.SEED_FLAKES }, env),
+    dedupeTtlSeconds: vars.SEED_DELIVERY_TTL_HOURS * 3600,
+    logLevel: vars.SEED_LOG_LEVEL,
+  };
+}

@@ -1,0 +1,233 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { Forge } from '@seed/contracts';
+
+/**
+ * Forge deliveries, read without trusting them: which forge sent one, how it is signed,
+ * and what it says, normalised to the few facts Seed acts on. Pure functions: the
+ * service decides what to do, the controller does HTTP.
+ */
+
+/** Why a delivery is refused; the HTTP adapter maps each to a status. */
+export type RejectionReason =
+  | 'malformed' // 400
+  | 'unauthorized' // 401
+  | 'unsupported-media-type'; // 415
+
+export class DeliveryRejected extends Error {
+  override readonly name = 'DeliveryRejected';
+
+  constructor(
+    readonly reason: RejectionReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Request headers with lower-case names, as Node delivers them. */
+export type Headers = Record<string, string | string[] | undefined>;
+
+function header(headers: Headers, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * Gitea and Forgejo also send GitHub's headers for compatibility, and Forgejo also
+ * Gitea's: look for the most specific one first.
+ */
+export function detectForge(headers: Headers): Forge | undefined {
+  if (header(headers, 'x-forgejo-event')) return 'forgejo';
+  if (header(headers, 'x-gitea-event')) return 'gitea';
+  if (header(headers, 'x-gitlab-event')) return 'gitlab';
+  if (header(headers, 'x-github-event')) return 'github';
+  return undefined;
+}
+
+export function eventName(forge: Forge, headers: Headers): string {
+  const name = {
+    github: 'x-github-event',
+    gitea: 'x-gitea-event',
+    forgejo: 'x-forgejo-event',
+    gitlab: 'x-gitlab-event',
+  }[forge];
+  return header(headers, name) ?? '';
+}
+
+/**
+ * The forge's id of a delivery; a redelivery carries the same one. A sender that gives
+ * none is identified by the hash of its body, which a resend repeats too.
+ */
+export function deliveryIdOf(forge: Forge, headers: Headers, body: Buffer): string {
+  const candidates = {
+    github: ['x-github-delivery'],
+    gitea: ['x-gitea-delivery'],
+    forgejo: ['x-forgejo-delivery', 'x-gitea-delivery'],
+    gitlab: ['idempotency-key', 'x-gitlab-event-uuid'],
+  }[forge];
+  for (const name of candidates) {
+    const value = header(headers, name)?.trim();
+    if (value) {
+      if (value.length > 200 || !/^[\x21-\x7e]+$/.test(value)) {
+        throw new DeliveryRejected('malformed', `${name} is not a delivery id`);
+      }
+      return value;
+    }
+  }
+  return `sha256-${createHash('sha256').update(body).digest('hex')}`;
+}
+
+/** How a delivery proves it comes from the forge that knows the flake's secret. */
+export interface Signature {
+  scheme: 'hmac-sha256' | 'token';
+  /** The HMAC digest bytes, or the token's bytes. */
+  value: Buffer;
+}
+
+/** Reads the signature header of a forge; undefined when the delivery is unsigned. */
+export function signatureOf(forge: Forge, headers: Headers): Signature | undefined {
+  if (forge === 'gitlab') {
+    const token = header(headers, 'x-gitlab-token');
+    return token ? { scheme: 'token', value: Buffer.from(token, 'utf8') } : undefined;
+  }
+  if (forge === 'github') {
+    const signature = header(headers, 'x-hub-signature-256');
+    if (!signature) return undefined;
+    const hex = /^sha256=([0-9a-fA-F]{64})$/.exec(signature.trim())?.[1];
+    if (!hex)
+      throw new DeliveryRejected(
+        'unauthorized',
+        'X-Hub-Signature-256 is not sha256=<64 hex digits>',
+      );
+    return { scheme: 'hmac-sha256', value: Buffer.from(hex, 'hex') };
+  }
+  const names =
+    forge === 'forgejo' ? ['x-forgejo-signature', 'x-gitea-signature'] : ['x-gitea-signature'];
+  for (const name of names) {
+    const signature = header(headers, name)?.trim();
+    if (!signature) continue;
+    if (!/^[0-9a-fA-F]{64}$/.test(signature)) {
+      throw new DeliveryRejected('unauthorized', `${name} is not 64 hex digits`);
+    }
+    return { scheme: 'hmac-sha256', value: Buffer.from(signature, 'hex') };
+  }
+  return undefined;
+}
+
+/** Constant-time check of a signature against one secret. */
+export function signatureMatches(signature: Signature, body: Buffer, secret: string): boolean {
+  const expected =
+    signature.scheme === 'token'
+      ? createHash('sha256').update(secret, 'utf8').digest()
+      : createHmac('sha256', secret).update(body).digest();
+  // Tokens are compared through their hashes so lengths never leak through timing.
+  const given =
+    signature.scheme === 'token'
+      ? createHash('sha256').update(signature.value).digest()
+      : signature.value;
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** Decodes a JSON or form-encoded (`payload=<json>`) body. */
+export function parseBody(contentType: string | undefined, body: Buffer): unknown {
+  const mediaType = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  let json: string;
+  if (mediaType === 'application/json') {
+    json = body.toString('utf8');
+  } else if (mediaType === 'application/x-www-form-urlencoded') {
+    const payload = new URLSearchParams(body.toString('utf8')).get('payload');
+    if (payload === null) throw new DeliveryRejected('malformed', 'form body has no payload field');
+    json = payload;
+  } else {
+    throw new DeliveryRejected(
+      'unsupported-media-type',
+      `unsupported content type "${mediaType || '(none)'}": send application/json or application/x-www-form-urlencoded`,
+    );
+  }
+  try {
+    return JSON.parse(json) as unknown;
+  } catch (error) {
+    throw new DeliveryRejected('malformed', `body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/** The names a payload gives its repository, normalised for matching. */
+export interface RepositoryIdentity {
+  /** `host/owner/repo` from its URLs, and the bare `owner/repo`. */
+  names: string[];
+  defaultBranch?: string;
+}
+
+export type NormalizedEvent =
+  | { kind: 'ping'; repository?: RepositoryIdentity }
+  | {
+      kind: 'push';
+      repository: RepositoryIdentity;
+      ref: string;
+      /** The pushed commit; undefined when the push deleted the ref. */
+      after?: string;
+    }
+  | { kind: 'other'; name: string; repository?: RepositoryIdentity };
+
+const ZERO_COMMIT = /^0{40}$/;
+const COMMIT = /^[0-9a-f]{40}$/;
+
+/**
+ * Turns `git@host:owner/repo.git`, `https://user@host:443/owner/repo.git/`, `host/owner/repo`
+ * and `owner/repo` into the comparable `host/owner/repo` (or `owner/repo` without a host).
+ */
+export function normalizeRepository(text: string): string {
+  let name = text.trim().toLowerCase();
+  const scp = /^[^@/\s]+@([^:/\s]+):(.+)$/.exec(name);
+  if (scp) name = `${scp[1]}/${scp[2]}`;
+  else name = name.replace(/^[a-z][a-z0-9+.-]*:\/\/(?:[^@/]*@)?([^/:]+)(?::\d+)?/, '$1');
+  return name.replace(/\/+$/, '').replace(/\.git$/, '');
+}
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+function repositoryOf(
+  forge: Forge,
+  payload: Record<string, unknown>,
+): RepositoryIdentity | undefined {
+  const source = record(forge === 'gitlab' ? payload.project : payload.repository);
+  if (!source) return undefined;
+  const fields =
+    forge === 'gitlab'
+      ? ['path_with_namespace', 'git_http_url', 'git_ssh_url', 'web_url', 'http_url', 'ssh_url']
+      : ['full_name', 'clone_url', 'html_url', 'ssh_url', 'git_url', 'url'];
+  const names = [
+    ...new Set(fields.map((field) => text(source[field])).filter((v) => v !== undefined)),
+  ].map(normalizeRepository);
+  if (names.length === 0) return undefined;
+  return { names: [...new Set(names)], defaultBranch: text(source.default_branch) };
+}
+
+/** Reads what Seed needs from a decoded payload of the given forge and event. */
+export function normalizeEvent(forge: Forge, event: string, payload: unknown): NormalizedEvent {
+  const body = record(payload);
+  if (!body) throw new DeliveryRejected('malformed', 'payload is not a JSON object');
+  const repository = repositoryOf(forge, body);
+  const isPush =
+    forge === 'gitlab' ? event === 'Push Hook' || body.object_kind === 'push' : event === 'push';
+  if (event === 'ping') return { kind: 'ping', repository };
+  if (!isPush) return { kind: 'other', name: event || 'unknown', repository };
+
+  const ref = text(body.ref);
+  const after = text(body.after);
+  if (!repository) throw new DeliveryRejected('malformed', 'push payload names no repository');
+  if (!ref) throw new DeliveryRejected('malformed', 'push payload has no ref');
+  if (!after || !COMMIT.test(after)) {
+    throw new DeliveryRejected('malformed', 'push payload has no "after" commit (40 hex digits)');
+  }
+  const deleted = body.deleted === true || ZERO_COMMIT.test(after);
+  return { kind: 'push', repository, ref, after: deleted ? undefined : after };
+}

@@ -1,0 +1,163 @@
+import { readFileSync } from 'node:fs';
+import { parseFlakeRef } from '@seed/nix-eval';
+import { ConfigError } from '@seed/service-kit';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { normalizeRepository, type RepositoryIdentity } from './deliveries';
+
+/** A flake the operator has Seed serve, and the repository whose pushes deploy it. */
+export interface RegisteredFlake {
+  flake: string;
+  /** Normalised `host/owner/repo`, or `owner/repo` to match on any host. */
+  repository: string;
+  /** The branch that deploys; the repository's default branch when unset. */
+  branch?: string;
+  secret: string;
+}
+
+// git check-ref-format, the parts that matter for a branch name in a config file.
+// eslint-disable-next-line no-control-regex -- control characters are what it refuses
+const BRANCH = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)[^\s~^:?*[\\\x00-\x1f\x7f]+(?<![./])$/;
+
+const entrySchema = z
+  .strictObject({
+    flake: z.string().superRefine((flake, ctx) => {
+      try {
+        parseFlakeRef(flake);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    }),
+    repository: z.string().min(1, { error: 'names the repository whose pushes deploy the flake' }),
+    branch: z.string().regex(BRANCH, { error: 'is not a valid git branch name' }).optional(),
+    secret: z.string().min(1).optional(),
+    secretFile: z.string().min(1).optional(),
+    secretEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional(),
+  })
+  .refine(
+    (entry) => [entry.secret, entry.secretFile, entry.secretEnv].filter(Boolean).length === 1,
+    {
+      error:
+        'give exactly one of secret, secretFile or secretEnv (webhook secrets have no default)',
+    },
+  );
+
+const registrySchema = z.union([
+  z.strictObject({ flakes: z.array(z.unknown()) }),
+  z.array(z.unknown()).transform((flakes) => ({ flakes })),
+]);
+
+/** The flakes Seed serves, looked up by the repository a delivery names. */
+export class FlakeRegistry {
+  constructor(readonly flakes: readonly RegisteredFlake[]) {}
+
+  /** Every registered flake following the delivery's repository, whatever its branch. */
+  following(repository: RepositoryIdentity): RegisteredFlake[] {
+    return this.flakes.filter((flake) => repository.names.includes(flake.repository));
+  }
+}
+
+function readSecret(
+  entry: z.infer<typeof entrySchema>,
+  env: NodeJS.ProcessEnv,
+  where: string,
+): string {
+  if (entry.secret !== undefined) return entry.secret;
+  if (entry.secretEnv !== undefined) {
+    const secret = env[entry.secretEnv];
+    if (!secret) throw new Error(`${where}.secretEnv: ${entry.secretEnv} is not set`);
+    return secret;
+  }
+  try {
+    const secret = readFileSync(entry.secretFile!, 'utf8').trim();
+    if (!secret) throw new Error('the file is empty');
+    return secret;
+  } catch (error) {
+    throw new Error(
+      `${where}.secretFile: cannot read ${entry.secretFile}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Parses a registry document (YAML or JSON: `flakes: [...]` or a bare list). Every bad
+ * entry is reported, by index and flake, before the service opens its port.
+ */
+export function parseFlakeRegistry(
+  document: string,
+  origin: string,
+  env: NodeJS.ProcessEnv,
+): FlakeRegistry {
+  let raw: unknown;
+  try {
+    raw = parseYaml(document) as unknown;
+  } catch (error) {
+    throw new ConfigError([`${origin}: not valid YAML or JSON: ${(error as Error).message}`]);
+  }
+  const registry = registrySchema.safeParse(raw);
+  if (!registry.success) {
+    throw new ConfigError([`${origin}: expected "flakes: [...]" or a list of flakes`]);
+  }
+  const problems: string[] = [];
+  const flakes: RegisteredFlake[] = [];
+  registry.data.flakes.forEach((candidate, index) => {
+    const label = record(candidate)?.flake;
+    const where = `${origin}: flakes[${index}]${typeof label === 'string' ? ` (${label})` : ''}`;
+    const entry = entrySchema.safeParse(candidate);
+    if (!entry.success) {
+      for (const issue of entry.error.issues) {
+        problems.push(
+          `${where}${issue.path.length ? `.${issue.path.join('.')}` : ''}: ${issue.message}`,
+        );
+      }
+      return;
+    }
+    try {
+      flakes.push({
+        flake: entry.data.flake,
+        repository: normalizeRepository(entry.data.repository),
+        branch: entry.data.branch,
+        secret: readSecret(entry.data, env, where),
+      });
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  });
+  const seen = new Set<string>();
+  for (const flake of flakes) {
+    if (seen.has(flake.flake)) problems.push(`${origin}: flake ${flake.flake} is registered twice`);
+    seen.add(flake.flake);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return new FlakeRegistry(flakes);
+}
+
+/** Reads the registry from a file or an inline document, whichever the operator gave. */
+export function loadFlakeRegistry(
+  source: { file?: string; inline?: string },
+  env: NodeJS.ProcessEnv,
+): FlakeRegistry {
+  if (source.inline !== undefined) return parseFlakeRegistry(source.inline, 'SEED_FLAKES', env);
+  if (source.file === undefined) {
+    throw new ConfigError(['SEED_FLAKES_FILE or SEED_FLAKES: name the flakes Seed serves']);
+  }
+  let document: string;
+  try {
+    document = readFileSync(source.file, 'utf8');
+  } catch (error) {
+    throw new ConfigError([
+      `SEED_FLAKES_FILE: cannot read ${source.file}: ${(error as Error).message}`,
+    ]);
+  }
+  return parseFlakeRegistry(document, source.file, env);
+}
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null
+    ? (value as Record<string, unknown>)
+    : undefined;
+}

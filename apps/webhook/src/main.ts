@@ -1,0 +1,22 @@
+import { ConfigError, closeOnSignals, createLogger } from '@seed/service-kit';
+import { loadWebhookConfig } from './config';
+import { createWebhookApp } from './webhook.app';
+
+async function main(): Promise<void> {
+  const config = loadWebhookConfig();
+  const logger = createLogger('webhook', config.logLevel);
+  const app = await createWebhookApp(config, logger);
+  closeOnSignals(app, logger);
+  await app.listen(config.http.port, config.http.host);
+  logger.info(
+    { url: await app.getUrl(), flakes: config.registry.flakes.length },
+    'webhook listening',
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `webhook: ${error instanceof ConfigError ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,37 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What Grafana reads from the webhook. */
+export class WebhookMetrics {
+  readonly registry = new Registry();
+
+  readonly deliveries = new Counter({
+    name: 'seed_webhook_deliveries_total',
+    help: 'Forge deliveries received, by forge, event and outcome',
+    labelNames: ['forge', 'event', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly enqueueSeconds = new Histogram({
+    name: 'seed_webhook_enqueue_duration_seconds',
+    help: 'Time to persist the builds of one delivery in Redis',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  constructor(depth: () => Promise<Record<string, number>>) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'seed_webhook_' });
+    new Gauge({
+      name: 'seed_webhook_queue_jobs',
+      help: 'Jobs in the builds queue, by state',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      async collect() {
+        try {
+          for (const [state, count] of Object.entries(await depth())) this.set({ state }, count);
+        } catch {
+          this.reset(); // Redis is down: report no depth rather than a stale one
+        }
+      },
+    });
+  }
+}

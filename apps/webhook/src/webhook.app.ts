@@ -1,0 +1,85 @@
+import 'reflect-metadata';
+import { Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import {
+  JsonErrorFilter,
+  PinoNestLogger,
+  ProbesModule,
+  createLogger,
+  type Logger,
+} from '@seed/service-kit';
+import type { WebhookConfig } from './config';
+import { WebhookMetrics } from './metrics';
+import { BuildsQueueRepository } from './repositories/builds-queue.repository';
+import { WebhookController } from './webhook.controller';
+import { WebhookService } from './webhook.service';
+
+/** Closes Redis after the HTTP server stopped taking requests. */
+class ConnectionsCloser implements OnApplicationShutdown {
+  constructor(private readonly builds: BuildsQueueRepository) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.builds.close();
+  }
+}
+
+@Module({})
+class WebhookModule {
+  static register(
+    config: WebhookConfig,
+    logger: Logger,
+    builds: BuildsQueueRepository,
+  ): DynamicModule {
+    const metrics = new WebhookMetrics(() => builds.depth());
+    return {
+      module: WebhookModule,
+      imports: [
+        ProbesModule.register({
+          registry: metrics.registry,
+          readiness: { redis: () => builds.ping() },
+        }),
+      ],
+      controllers: [WebhookController],
+      providers: [
+        {
+          provide: WebhookService,
+          useValue: new WebhookService(config.registry, builds, metrics, logger),
+        },
+        { provide: ConnectionsCloser, useValue: new ConnectionsCloser(builds) },
+      ],
+    };
+  }
+}
+
+/** Builds the webhook's HTTP application; `listen` is left to the caller. */
+export async function createWebhookApp(
+  config: WebhookConfig,
+  logger: Logger = createLogger('webhook', config.logLevel),
+): Promise<NestFastifyApplication> {
+  const builds = new BuildsQueueRepository(
+    config.redis.url,
+    config.redis.commandTimeoutMs,
+    config.dedupeTtlSeconds,
+    (error) => logger.debug({ err: error }, 'redis connection error'),
+  );
+  // Start even when Redis is away (deliveries get 503 and /readyz says why) but give it
+  // a moment first, so the first deliveries after a normal start are not refused.
+  if (!(await builds.connected(5_000)))
+    logger.warn({ url: config.redis.url }, 'Redis is not reachable yet');
+
+  const adapter = new FastifyAdapter({ bodyLimit: config.http.bodyLimitBytes, logger: false });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    WebhookModule.register(config, logger, builds),
+    adapter,
+    { bodyParser: false, logger: new PinoNestLogger(logger) },
+  );
+  const fastify = app.getHttpAdapter().getInstance();
+  // Signatures are over the exact bytes sent: keep every body raw and parse it ourselves.
+  fastify.removeAllContentTypeParsers();
+  fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) =>
+    done(null, body),
+  );
+  app.useGlobalFilters(new JsonErrorFilter(logger));
+  return app;
+}

@@ -1,0 +1,132 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ConfigError } from '@seed/service-kit';
+import { loadWebhookConfig } from '../src/config';
+import { parseFlakeRegistry } from '../src/flake-registry';
+
+function problems(action: () => unknown): string[] {
+  try {
+    action();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('the flake registry', () => {
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'seed-registry-'));
+    await writeFile(path.join(dir, 'secret'), 'from-a-file\n');
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads YAML entries with secrets given inline, by file or by variable', () => {
+    const registry = parseFlakeRegistry(
+      [
+        'flakes:',
+        '  - flake: github:acme/app',
+        '    repository: https://github.com/Acme/App.git',
+        '    secret: inline',
+        '  - flake: git+https://gitea.example/acme/site.git',
+        '    repository: gitea.example/acme/site',
+        '    branch: release/1',
+        `    secretFile: ${path.join(dir, 'secret')}`,
+        '  - flake: git+ssh://git@gitlab.example/group/api.git',
+        '    repository: group/api',
+        '    secretEnv: API_HOOK_SECRET',
+      ].join('\n'),
+      'flakes.yaml',
+      { API_HOOK_SECRET: 'from-env' },
+    );
+    expect(registry.flakes).toEqual([
+      {
+        flake: 'github:acme/app',
+        repository: 'github.com/acme/app',
+        branch: undefined,
+        secret: 'inline',
+      },
+      {
+        flake: 'git+https://gitea.example/acme/site.git',
+        repository: 'gitea.example/acme/site',
+        branch: 'release/1',
+        secret: 'from-a-file',
+      },
+      {
+        flake: 'git+ssh://git@gitlab.example/group/api.git',
+        repository: 'group/api',
+        branch: undefined,
+        secret: 'from-env',
+      },
+    ]);
+    expect(
+      registry.following({ names: ['group/api', 'gitlab.example/group/api'] }).map((f) => f.flake),
+    ).toEqual(['git+ssh://git@gitlab.example/group/api.git']);
+  });
+
+  it('reports every bad entry by index and flake', () => {
+    const found = problems(() =>
+      parseFlakeRegistry(
+        JSON.stringify([
+          { flake: 'https://example.org/app.git', repository: 'a/b', secret: 'x' },
+          { flake: 'github:acme/app', repository: 'acme/app' },
+          { flake: 'github:acme/two', repository: 'acme/two', secret: 'x', secretEnv: 'X' },
+          {
+            flake: 'github:acme/three',
+            repository: 'acme/three',
+            secret: 'x',
+            branch: 'bad..name',
+          },
+          { flake: 'github:acme/four', repository: 'acme/four', secretEnv: 'UNSET_SECRET' },
+          { flake: 'github:acme/four', repository: 'acme/four', secret: 'x' },
+          { flake: 'github:acme/five', repository: 'acme/five', secret: 'x', colour: 'blue' },
+        ]),
+        'flakes.json',
+        {},
+      ),
+    );
+    expect(found).toEqual([
+      expect.stringMatching(
+        /^flakes\.json: flakes\[0\] \(https:\/\/example\.org\/app\.git\)\.flake: .*unsupported scheme/,
+      ),
+      'flakes.json: flakes[1] (github:acme/app): give exactly one of secret, secretFile or secretEnv (webhook secrets have no default)',
+      'flakes.json: flakes[2] (github:acme/two): give exactly one of secret, secretFile or secretEnv (webhook secrets have no default)',
+      'flakes.json: flakes[3] (github:acme/three).branch: is not a valid git branch name',
+      'flakes.json: flakes[4] (github:acme/four).secretEnv: UNSET_SECRET is not set',
+      expect.stringContaining('flakes[6] (github:acme/five): Unrecognized key: "colour"'),
+    ]);
+  });
+
+  it('refuses documents that are not a list of flakes', () => {
+    expect(problems(() => parseFlakeRegistry('flakes: [', 'x.yaml', {}))[0]).toContain(
+      'not valid YAML or JSON',
+    );
+    expect(problems(() => parseFlakeRegistry('flake: github:a/b', 'x.yaml', {}))).toEqual([
+      'x.yaml: expected "flakes: [...]" or a list of flakes',
+    ]);
+  });
+
+  it('is required, and checked with the rest of the environment', () => {
+    expect(problems(() => loadWebhookConfig({}))).toEqual([
+      'SEED_FLAKES_FILE or SEED_FLAKES: name the flakes Seed serves',
+    ]);
+    expect(
+      problems(() => loadWebhookConfig({ SEED_FLAKES_FILE: '/nonexistent/flakes.yaml' }))[0],
+    ).toContain('SEED_FLAKES_FILE: cannot read /nonexistent/flakes.yaml');
+    expect(
+      problems(() =>
+        loadWebhookConfig({ SEED_WEBHOOK_PORT: 'eighty', SEED_REDIS_URL: 'localhost' }),
+      ),
+    ).toEqual([
+      expect.stringMatching(/^SEED_WEBHOOK_PORT="eighty": /),
+      'SEED_REDIS_URL="localhost": expected redis://HOST:PORT[/DB] or rediss://…',
+    ]);
+  });
+});

@@ -1,0 +1,7 @@
+export { ConfigError, envVar, parseEnv } from './env';
+export { JsonErrorFilter } from './http';
+export { PinoNestLogger, createLogger } from './logger';
+export type { Logger } from './logger';
+export { ProbesModule } from './probes';
+export type { ProbesOptions, ReadinessCheck } from './probes';
+export { closeOnSignals } from './lifecycle';

@@ -1,0 +1,106 @@
+import 'reflect-metadata';
+import { describe, expect, it } from '@jest/globals';
+import { Controller, Get, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Registry } from 'prom-client';
+import { z } from 'zod';
+import { ConfigError, JsonErrorFilter, ProbesModule, createLogger, envVar, parseEnv } from '../src';
+
+describe('parseEnv', () => {
+  const schema = z.object({
+    SEED_PORT: envVar.port(8080),
+    SEED_DEBUG: envVar.flag(false),
+    SEED_SECRET: z.string().min(1),
+  });
+
+  it('applies defaults and reads flags strictly', () => {
+    expect(parseEnv(schema, { SEED_SECRET: 's', SEED_DEBUG: '1' })).toEqual({
+      SEED_PORT: 8080,
+      SEED_DEBUG: true,
+      SEED_SECRET: 's',
+    });
+  });
+
+  it('reports every bad variable at once, with its value', () => {
+    try {
+      parseEnv(schema, { SEED_PORT: '70000', SEED_DEBUG: 'yes' });
+      throw new Error('expected a ConfigError');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).problems).toEqual([
+        expect.stringMatching(/^SEED_PORT="70000": /),
+        'SEED_DEBUG="yes": expected true, false, 1 or 0',
+        expect.stringMatching(/^SEED_SECRET: /),
+      ]);
+    }
+  });
+});
+
+@Controller()
+class FailingController {
+  @Get('boom')
+  boom(): never {
+    throw new Error('secret internals');
+  }
+}
+
+async function probesApp(ready: () => Promise<true | string>): Promise<NestFastifyApplication> {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: 'test' });
+  @Module({
+    imports: [
+      ProbesModule.register({ registry, readiness: { store: ready }, readinessTimeoutMs: 200 }),
+    ],
+    controllers: [FailingController],
+  })
+  class TestModule {}
+  const app = await NestFactory.create<NestFastifyApplication>(TestModule, new FastifyAdapter(), {
+    logger: false,
+  });
+  app.useGlobalFilters(new JsonErrorFilter(createLogger('test', 'silent')));
+  await app.listen(0, '127.0.0.1');
+  return app;
+}
+
+describe('probes and errors', () => {
+  it('answers healthz, readyz and metrics, and names what is not ready', async () => {
+    let answer: true | string = true;
+    const app = await probesApp(() => Promise.resolve(answer));
+    const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    try {
+      expect(await (await fetch(`${url}/healthz`)).json()).toEqual({ status: 'ok' });
+      expect(await (await fetch(`${url}/readyz`)).json()).toEqual({
+        status: 'ready',
+        checks: { store: 'ok' },
+      });
+      answer = 'connection refused';
+      const notReady = await fetch(`${url}/readyz`);
+      expect(notReady.status).toBe(503);
+      expect(await notReady.json()).toEqual({
+        error: 'store: connection refused',
+        checks: { store: 'connection refused' },
+      });
+      const metrics = await fetch(`${url}/metrics`);
+      expect(metrics.headers.get('content-type')).toContain('text/plain');
+      expect(await (await fetch(`${url}/boom`)).json()).toEqual({ error: 'internal error' });
+      expect(await (await fetch(`${url}/missing`)).json()).toEqual({
+        error: 'Cannot GET /missing',
+      });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('counts a hung readiness check as failed', async () => {
+    const app = await probesApp(() => new Promise(() => undefined));
+    const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    try {
+      const response = await fetch(`${url}/readyz`);
+      expect(response.status).toBe(503);
+      expect(await response.json()).toMatchObject({ error: 'store: no answer within 200 ms' });
+    } finally {
+      await app.close();
+    }
+  });
+});

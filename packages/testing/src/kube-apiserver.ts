@@ -1,0 +1,477 @@
+// A real Kubernetes API server for tests, started the way controller-runtime's envtest
+// does it: etcd plus kube-apiserver on loopback, certificates and a service-account key
+// generated per run, and an admin bearer token from a static token file. No kubelet,
+// scheduler or controller manager runs, so objects are stored and validated (RBAC,
+// admission, server-side apply, watches) but nothing reconciles them.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes, generateKeyPair } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { freeLoopbackPorts } from './ports';
+
+const run = promisify(execFile);
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/** Builds (or finds cached) kube-apiserver and etcd; same path from src/ and dist/. */
+export const KUBE_BINARIES_SCRIPT = path.resolve(__dirname, '../../../scripts/kube-binaries');
+
+const HOST = '127.0.0.1';
+
+export interface KubeApiServerOptions {
+  /** Directory holding `kube-apiserver` and `etcd`. Default: $SEED_KUBE_BIN_DIR, else scripts/kube-binaries. */
+  binDir?: string;
+  /** How long etcd plus the API server may take to become ready. Default 60 s. */
+  startTimeoutMs?: number;
+  /** How long a process gets between SIGTERM and SIGKILL. Default 5 s. */
+  stopGraceMs?: number;
+  /** Extra kube-apiserver flags (`--name=value`), appended after the defaults. */
+  apiServerArgs?: string[];
+}
+
+export interface KubeApiServer {
+  /** `https://127.0.0.1:PORT` */
+  url: string;
+  /** Bearer token of an admin user in group system:masters. */
+  token: string;
+  /** PEM of the CA that signed the serving certificate. */
+  caCert: string;
+  /** kubeconfig with the cluster (CA data, url) and the admin token as current context. */
+  kubeconfigPath: string;
+  /** Temp dir holding certificates, etcd data and the logs `etcd.log`, `kube-apiserver.log`. */
+  dir: string;
+  /** Stops the API server and etcd (SIGTERM, then SIGKILL) and removes `dir`. Idempotent. */
+  stop(): Promise<void>;
+  /** Stops and starts the API server only: same port, certificates, token and etcd data. */
+  restart(): Promise<void>;
+}
+
+/** Starts etcd and kube-apiserver on free loopback ports and waits until they serve. */
+export async function startKubeApiServer(
+  options: KubeApiServerOptions = {},
+): Promise<KubeApiServer> {
+  const startTimeoutMs = options.startTimeoutMs ?? 60_000;
+  const stopGraceMs = options.stopGraceMs ?? 5_000;
+  const binDir = options.binDir ?? process.env.SEED_KUBE_BIN_DIR ?? (await buildBinaries());
+
+  const dir = await mkdtemp(path.join(tmpdir(), 'seed-kube-'));
+  let etcd: ManagedProcess | undefined;
+  let apiServer: ManagedProcess | undefined;
+
+  // Everything below may fail half-way: never leave processes or the temp dir behind.
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    stopped = true;
+    // API server first, so it does not spend its shutdown retrying a dead etcd.
+    await apiServer?.stop(stopGraceMs);
+    await etcd?.stop(stopGraceMs);
+    await rm(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const deadline = Date.now() + startTimeoutMs;
+    const [etcdClientPort, etcdPeerPort, apiPort] = (await freeLoopbackPorts(3)) as [
+      number,
+      number,
+      number,
+    ];
+    const url = `https://${HOST}:${apiPort}`;
+
+    // etcd needs no credentials: let it boot while the keys are generated (an RSA key
+    // alone can take a second).
+    etcd = ManagedProcess.spawn(
+      path.join(binDir, 'etcd'),
+      etcdArgs(dir, etcdClientPort, etcdPeerPort),
+      dir,
+      'etcd',
+    );
+    const [files] = await Promise.all([
+      writeCredentials(dir),
+      waitFor('etcd', etcd, deadline, () => etcdHealthy(etcdClientPort)),
+    ]);
+
+    const apiArgs = [
+      ...apiServerArgs(files, apiPort, etcdClientPort),
+      ...(options.apiServerArgs ?? []),
+    ];
+    const startApiServer = async (until: number): Promise<ManagedProcess> => {
+      const started = ManagedProcess.spawn(
+        path.join(binDir, 'kube-apiserver'),
+        apiArgs,
+        dir,
+        'kube-apiserver',
+      );
+      try {
+        await waitFor('kube-apiserver', started, until, () =>
+          apiServerReady(url, files.token, files.caCert),
+        );
+        return started;
+      } catch (error) {
+        await started.stop(stopGraceMs);
+        throw error;
+      }
+    };
+    apiServer = await startApiServer(deadline);
+    // /readyz can pass a moment before the bootstrap controller has written the
+    // `default` namespace, and most tests create things in it.
+    await waitFor(
+      'kube-apiserver',
+      apiServer,
+      deadline,
+      async () => (await get(url, '/api/v1/namespaces/default', files.token, files.caCert)) === 200,
+    );
+
+    const kubeconfigPath = path.join(dir, 'kubeconfig');
+    await writeFile(kubeconfigPath, kubeconfig(url, files.caCert, files.token), { mode: 0o600 });
+
+    return {
+      url,
+      token: files.token,
+      caCert: files.caCert,
+      kubeconfigPath,
+      dir,
+      stop,
+      restart: async () => {
+        if (stopped) throw new Error('restart() after stop(): start a new API server instead');
+        await apiServer?.stop(stopGraceMs);
+        apiServer = await startApiServer(Date.now() + startTimeoutMs);
+      },
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// Binaries
+
+/** Runs scripts/kube-binaries, which prints the binary directory on its last line. */
+async function buildBinaries(): Promise<string> {
+  // A cold build takes ~10 minutes; a cached one answers in milliseconds.
+  const { stdout } = await run(KUBE_BINARIES_SCRIPT, [], { maxBuffer: 16 * 1024 * 1024 });
+  const lines = stdout.trim().split('\n');
+  const dir = lines[lines.length - 1];
+  if (!dir) throw new Error(`${KUBE_BINARIES_SCRIPT} printed no directory`);
+  return dir;
+}
+
+// ---------------------------------------------------------------------------------
+// Credentials
+
+interface Credentials {
+  caCertPath: string;
+  servingCertPath: string;
+  servingKeyPath: string;
+  serviceAccountPublicKeyPath: string;
+  serviceAccountPrivateKeyPath: string;
+  tokenFilePath: string;
+  token: string;
+  caCert: string;
+}
+
+/**
+ * A throwaway CA and a serving certificate for 127.0.0.1 (openssl, as node:crypto
+ * cannot issue X.509 certificates), an RSA key pair to sign service-account tokens
+ * with, and a static token file with one admin in system:masters.
+ */
+async function writeCredentials(dir: string): Promise<Credentials> {
+  const file = (name: string): string => path.join(dir, name);
+  const token = randomBytes(32).toString('hex');
+
+  const certificates = async (): Promise<void> => {
+    // Our own config, so the system openssl.cnf cannot add or change extensions.
+    await writeFile(file('openssl.cnf'), OPENSSL_CONFIG);
+    // EC keys: generated instantly, unlike RSA, and fine for TLS.
+    const newKey = [
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '7',
+    ];
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-config',
+      file('openssl.cnf'),
+      '-extensions',
+      'ca',
+      ...newKey,
+      '-subj',
+      '/CN=seed-test-ca',
+      '-keyout',
+      file('ca.key'),
+      '-out',
+      file('ca.crt'),
+    ]);
+    // `req -CA` (OpenSSL >= 3.0) creates the key and signs the certificate in one step.
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-config',
+      file('openssl.cnf'),
+      '-extensions',
+      'serving',
+      ...newKey,
+      '-CA',
+      file('ca.crt'),
+      '-CAkey',
+      file('ca.key'),
+      '-subj',
+      `/CN=${HOST}`,
+      '-keyout',
+      file('serving.key'),
+      '-out',
+      file('serving.crt'),
+    ]);
+  };
+
+  const serviceAccountKeys = async (): Promise<void> => {
+    // The API server wants RSA (or EC) for service-account tokens; RSA like a real cluster.
+    const { publicKey, privateKey } = await generateKeyPairAsync('rsa', {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
+    await writeFile(file('sa.pub'), publicKey);
+    await writeFile(file('sa.key'), privateKey, { mode: 0o600 });
+  };
+
+  // token,user,uid,"group,..."
+  const tokenFile = writeFile(
+    file('tokens.csv'),
+    `${token},seed-admin,seed-admin,"system:masters"\n`,
+    { mode: 0o600 },
+  );
+
+  await Promise.all([certificates(), serviceAccountKeys(), tokenFile]);
+  return {
+    caCertPath: file('ca.crt'),
+    servingCertPath: file('serving.crt'),
+    servingKeyPath: file('serving.key'),
+    serviceAccountPublicKeyPath: file('sa.pub'),
+    serviceAccountPrivateKeyPath: file('sa.key'),
+    tokenFilePath: file('tokens.csv'),
+    token,
+    caCert: await readFile(file('ca.crt'), 'utf8'),
+  };
+}
+
+const OPENSSL_CONFIG = `[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[serving]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:${HOST},DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+`;
+
+// ---------------------------------------------------------------------------------
+// Command lines
+
+function etcdArgs(dir: string, clientPort: number, peerPort: number): string[] {
+  const client = `http://${HOST}:${clientPort}`;
+  const peer = `http://${HOST}:${peerPort}`;
+  return [
+    '--name=seed',
+    `--data-dir=${path.join(dir, 'etcd-data')}`,
+    `--listen-client-urls=${client}`,
+    `--advertise-client-urls=${client}`,
+    `--listen-peer-urls=${peer}`,
+    `--initial-advertise-peer-urls=${peer}`,
+    `--initial-cluster=seed=${peer}`,
+    // Test data need not survive a power cut; fsync dominates etcd's latency.
+    '--unsafe-no-fsync',
+    '--log-level=warn',
+  ];
+}
+
+function apiServerArgs(files: Credentials, port: number, etcdClientPort: number): string[] {
+  return [
+    `--bind-address=${HOST}`,
+    // Without it the API server advertises the host's first non-loopback address.
+    `--advertise-address=${HOST}`,
+    `--secure-port=${port}`,
+    `--etcd-servers=http://${HOST}:${etcdClientPort}`,
+    // The serving certificate is given, but --cert-dir keeps it from writing next to the binary.
+    `--cert-dir=${path.dirname(files.caCertPath)}`,
+    `--tls-cert-file=${files.servingCertPath}`,
+    `--tls-private-key-file=${files.servingKeyPath}`,
+    `--client-ca-file=${files.caCertPath}`,
+    `--token-auth-file=${files.tokenFilePath}`,
+    // RBAC so tests can check roles; the admin token bypasses it through system:masters.
+    '--authorization-mode=RBAC',
+    `--service-account-issuer=https://${HOST}:${port}`,
+    `--service-account-key-file=${files.serviceAccountPublicKeyPath}`,
+    `--service-account-signing-key-file=${files.serviceAccountPrivateKeyPath}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    // No controller manager creates default service accounts, so pods would be refused.
+    '--disable-admission-plugins=ServiceAccount',
+    '--allow-privileged=true',
+    // Loopback endpoints are invalid for the `kubernetes` Service, and nothing in a test
+    // talks to the API through it; the lease reconciler would only log errors.
+    '--endpoint-reconciler-type=none',
+  ];
+}
+
+// ---------------------------------------------------------------------------------
+// Readiness
+
+/** Polls `check` until it is true, failing early (with the log tail) if the process exits. */
+async function waitFor(
+  name: string,
+  child: ManagedProcess,
+  deadline: number,
+  check: () => Promise<boolean>,
+): Promise<void> {
+  for (;;) {
+    if (child.exitCode !== undefined) {
+      throw new Error(
+        `${name} exited (${child.exitCode}) while starting:\n${await child.logTail()}`,
+      );
+    }
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) {
+      throw new Error(`${name} was not ready in time:\n${await child.logTail()}`);
+    }
+    await sleep(50);
+  }
+}
+
+async function etcdHealthy(port: number): Promise<boolean> {
+  const response = await fetch(`http://${HOST}:${port}/health`, {
+    signal: AbortSignal.timeout(1_000),
+  });
+  return response.ok && ((await response.json()) as { health?: string }).health === 'true';
+}
+
+async function apiServerReady(url: string, token: string, ca: string): Promise<boolean> {
+  return (await get(url, '/readyz', token, ca)) === 200;
+}
+
+/** GET over HTTPS with our CA (global fetch cannot take one); resolves to the status. */
+function get(url: string, requestPath: string, token: string, ca: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = https.get(
+      new URL(requestPath, url),
+      // agent: false - no pooled socket survives into a restarted server.
+      { ca, agent: false, headers: { authorization: `Bearer ${token}` }, timeout: 2_000 },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error('timeout')));
+    request.on('error', reject);
+  });
+}
+
+// ---------------------------------------------------------------------------------
+// Processes
+
+/** Processes still running when Node exits are killed, so a crashed test leaks none. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+class ManagedProcess {
+  exitCode: number | string | undefined;
+  private readonly exited: Promise<void>;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly logPath: string,
+  ) {
+    running.add(child);
+    this.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        this.exitCode = code ?? signal ?? 'unknown';
+        running.delete(child);
+        resolve();
+      });
+      // spawn errors (missing binary) arrive as 'error' without 'exit'.
+      child.on('error', (error) => {
+        this.exitCode = error.message;
+        running.delete(child);
+        resolve();
+      });
+    });
+  }
+
+  /** Starts `command` with stdout and stderr appended to `<dir>/<name>.log`. */
+  static spawn(command: string, args: string[], dir: string, name: string): ManagedProcess {
+    const logPath = path.join(dir, `${name}.log`);
+    const log = openSync(logPath, 'a');
+    try {
+      return new ManagedProcess(spawn(command, args, { stdio: ['ignore', log, log] }), logPath);
+    } finally {
+      closeSync(log); // the child holds its own copy
+    }
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    if (this.exitCode !== undefined) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** The last lines of the process's log, for start-up errors. */
+  async logTail(lines = 40): Promise<string> {
+    const handle = await open(this.logPath, 'r').catch(() => undefined);
+    if (!handle) return '(no log)';
+    try {
+      const { size } = await handle.stat();
+      const length = Math.min(size, 16_384);
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, size - length);
+      const tail = buffer.toString('utf8').split('\n').slice(-lines).join('\n');
+      return tail.trim() === '' ? '(empty log)' : tail;
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+function kubeconfig(url: string, caCert: string, token: string): string {
+  const caData = Buffer.from(caCert).toString('base64');
+  return `apiVersion: v1
+kind: Config
+clusters:
+- name: seed-test
+  cluster:
+    server: ${url}
+    certificate-authority-data: ${caData}
+users:
+- name: seed-admin
+  user:
+    token: ${token}
+contexts:
+- name: seed-test
+  context:
+    cluster: seed-test
+    user: seed-admin
+current-context: seed-test
+`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
