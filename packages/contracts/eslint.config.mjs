@@ -1,3 +1,3 @@
 import { eslintConfig } from '@seed/eslint-config';
 
-export default eslintConfig(import.meta.dirname);
+export default [{ ignores: ['src/generated/**'] }, ...eslintConfig(import.meta.dirname)];

@@ -17,7 +17,10 @@ export function eslintConfig(tsconfigRootDir) {
       rules: {
         '@typescript-eslint/no-explicit-any': 'error',
         '@typescript-eslint/no-floating-promises': 'error',
-        '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+        '@typescript-eslint/no-unused-vars': [
+          'error',
+          { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+        ],
         'no-restricted-imports': [
           'error',
           {
@@ -27,7 +30,7 @@ export function eslintConfig(tsconfigRootDir) {
                 message: 'import a package through its index',
               },
               {
-                group: ['**/apps/*'],
+                regex: '^(\\.\\./)+apps/',
                 message: 'apps never import each other; share code through packages/*',
               },
             ],

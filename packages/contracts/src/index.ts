@@ -27,3 +27,34 @@ export {
   latestBuildKey,
 } from './jobs';
 export type { BuildJob, Forge } from './jobs';
+export {
+  PROTO_DIR,
+  createReconcilerClient,
+  createShootClient,
+  reconcilerService,
+  shootService,
+} from './grpc';
+export type {
+  ApplyGenerationRequest,
+  ApplyGenerationRequest__Output,
+} from './generated/seed/v1/ApplyGenerationRequest';
+export type {
+  ApplyGenerationResponse,
+  ApplyGenerationResponse__Output,
+} from './generated/seed/v1/ApplyGenerationResponse';
+export type { FlakeStatus, FlakeStatus__Output } from './generated/seed/v1/FlakeStatus';
+export type {
+  GetStatusRequest,
+  GetStatusRequest__Output,
+} from './generated/seed/v1/GetStatusRequest';
+export type { Instance, Instance__Output } from './generated/seed/v1/Instance';
+export type { InstanceStatus, InstanceStatus__Output } from './generated/seed/v1/InstanceStatus';
+export type {
+  ReconcilerClient,
+  ReconcilerDefinition,
+  ReconcilerHandlers,
+} from './generated/seed/v1/Reconciler';
+export type { PoolStatus, PoolStatus__Output } from './generated/seed/v1/PoolStatus';
+export type { ShootClient, ShootDefinition, ShootHandlers } from './generated/seed/v1/Shoot';
+export type { ShootRequest, ShootRequest__Output } from './generated/seed/v1/ShootRequest';
+export type { ShootResult, ShootResult__Output } from './generated/seed/v1/ShootResult';

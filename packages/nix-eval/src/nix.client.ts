@@ -97,6 +97,15 @@ export class NixClient {
     if (options.confFile !== undefined) this.env.NIX_USER_CONF_FILES = options.confFile;
   }
 
+  /** The nix version string (`nix --version`): tells that nix runs at all. */
+  async version(call: CallOptions = {}): Promise<string> {
+    const stdout = await this.run('resolve', ['--version'], {
+      ...call,
+      timeoutMs: call.timeoutMs ?? 10_000,
+    });
+    return stdout.trim();
+  }
+
   /** Locks a flake reference to one revision (`nix flake metadata`). */
   async resolve(reference: string, call: CallOptions = {}): Promise<LockedFlake> {
     const flake = parseFlakeRef(reference);

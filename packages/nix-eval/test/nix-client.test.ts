@@ -30,6 +30,10 @@ afterAll(async () => {
   await Promise.all(repos.map((repo) => repo.dispose()));
 });
 
+it('reports the nix version', async () => {
+  expect(await nix.version()).toMatch(/^nix \(Nix\) \d+\.\d+/);
+});
+
 describe('a flake with several seeds', () => {
   const seeds: Record<string, DemoSeed> = {
     web: { seed: { expose: { http: 8080 }, storage: { data: '1Gi' } } },

@@ -1,0 +1,314 @@
+import type {
+  ApplyGenerationRequest,
+  ApplyGenerationResponse__Output,
+  BuildJob,
+} from '@seed/contracts';
+import {
+  NixError,
+  deriveNamespace,
+  generationHash,
+  pinFlakeRef,
+  type BuiltSeed,
+  type CallOptions,
+  type EvaluatedSeed,
+  type LockedFlake,
+} from '@seed/nix-eval';
+import type { Logger } from '@seed/service-kit';
+import {
+  appendLog,
+  newRecord,
+  type BuildError,
+  type BuildRecord,
+  type BuildState,
+} from './build-record';
+import type { BuilderMetrics } from './metrics';
+import { GenerationRejected, ReconcilerUnavailable } from './repositories/reconciler.client';
+
+/** The nix steps of a build (NixClient). */
+export interface NixSteps {
+  resolve(reference: string, call?: CallOptions): Promise<LockedFlake>;
+  evaluateSeeds(reference: string, call?: CallOptions): Promise<EvaluatedSeed[]>;
+  buildImages(seeds: readonly EvaluatedSeed[], call?: CallOptions): Promise<BuiltSeed[]>;
+}
+
+/** Where finished generations go (the reconciler's ApplyGeneration). */
+export interface GenerationSink {
+  applyGeneration(
+    request: ApplyGenerationRequest,
+    signal?: AbortSignal,
+    onRetry?: (attempt: number, error: Error) => void,
+  ): Promise<ApplyGenerationResponse__Output>;
+}
+
+/** Build records and each flake's latest build (BuildRecordsRepository). */
+export interface BuildRecords {
+  get(id: string): Promise<BuildRecord | undefined>;
+  save(record: BuildRecord): Promise<void>;
+  latest(flake: string): Promise<string | undefined>;
+}
+
+export interface BuildContext {
+  jobId: string;
+  /** 1 for the first try. */
+  attempt: number;
+  /** The last try BullMQ will make; a retryable failure then fails the build. */
+  finalAttempt: boolean;
+  /** Fires when the worker must give the job back (shutdown past its grace period). */
+  signal: AbortSignal;
+}
+
+export interface BuildServiceOptions {
+  logBytes: number;
+  /** Cancel a running build once a newer push of its flake is queued. */
+  cancelSuperseded: boolean;
+  /** How often a running build checks whether it was superseded. */
+  supersedePollMs: number;
+}
+
+/** A build that did not succeed; `retryable` tells the worker whether to try again. */
+export class BuildFailed extends Error {
+  override readonly name = 'BuildFailed';
+
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * One build of one flake revision: lock the revision, evaluate every seed's meta, build
+ * every image, compute the generation and hand it to the reconciler, recording each step.
+ */
+export class BuildService {
+  constructor(
+    private readonly nix: NixSteps,
+    private readonly reconciler: GenerationSink,
+    private readonly records: BuildRecords,
+    private readonly metrics: BuilderMetrics,
+    private readonly logger: Logger,
+    private readonly options: BuildServiceOptions,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async run(job: BuildJob, context: BuildContext): Promise<BuildRecord> {
+    const record =
+      (await this.records.get(context.jobId)) ?? newRecord(context.jobId, job, this.now());
+    record.attempts = context.attempt;
+    record.phases = {};
+    delete record.error;
+    const log = this.logger.child({ jobId: context.jobId, flake: job.flake, commit: job.commit });
+    if (context.attempt === 1) {
+      this.metrics.queueWait.observe((this.now().getTime() - Date.parse(job.receivedAt)) / 1000);
+    }
+    const latest = await this.records.latest(job.flake);
+    if (latest !== undefined && latest !== context.jobId) {
+      return this.finish(
+        record,
+        'superseded',
+        'a newer push of the flake replaced this build',
+        log,
+      );
+    }
+
+    const watch = this.watchForNewerPush(job, context);
+    this.metrics.inFlight.inc();
+    try {
+      return await this.steps(job, record, watch.signal, log);
+    } catch (error) {
+      if (watch.superseded()) {
+        return this.finish(
+          record,
+          'superseded',
+          'cancelled: a newer push of the flake was queued',
+          log,
+        );
+      }
+      throw await this.failed(record, error, context, log);
+    } finally {
+      watch.stop();
+      this.metrics.inFlight.dec();
+    }
+  }
+
+  private async steps(
+    job: BuildJob,
+    record: BuildRecord,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<BuildRecord> {
+    const branch = job.ref.slice('refs/heads/'.length);
+    const reference = pinFlakeRef(job.flake, job.commit, branch).url;
+
+    await this.enter(record, 'evaluating', `evaluating ${reference}`);
+    const evaluated = await this.phase(record, 'evaluate', async () => {
+      const locked = await this.nix.resolve(reference, { signal });
+      return this.nix.evaluateSeeds(locked.url, { signal });
+    });
+
+    await this.enter(
+      record,
+      'building',
+      `building ${evaluated.length} image(s): ${evaluated.map((s) => s.name).join(', ') || '(none)'}`,
+    );
+    const built = await this.phase(record, 'build', () =>
+      this.nix.buildImages(evaluated, { signal }),
+    );
+    record.namespace = deriveNamespace(job.flake);
+    record.generation = generationHash(built);
+    record.instances = built.map(({ name, image }) => ({ name, image }));
+
+    await this.enter(
+      record,
+      'applying',
+      `applying generation ${record.generation} to ${record.namespace}`,
+    );
+    const applied = await this.phase(record, 'apply', () =>
+      this.reconciler.applyGeneration(
+        {
+          flakeUri: job.flake,
+          namespace: record.namespace,
+          revision: job.commit,
+          generation: record.generation,
+          instances: built.map((seed) => ({
+            name: seed.name,
+            metaJson: JSON.stringify(seed.meta),
+            image: seed.image,
+          })),
+        },
+        signal,
+        (attempt, error) => {
+          log.warn({ attempt, err: error }, 'reconciler unavailable, retrying');
+          appendLog(
+            record,
+            [`reconciler unavailable (attempt ${attempt}): ${error.message}`],
+            this.options.logBytes,
+            this.now(),
+          );
+        },
+      ),
+    );
+    record.changed = applied.changed;
+    return this.finish(
+      record,
+      'succeeded',
+      applied.changed ? 'applied' : 'already applied: nothing changed',
+      log,
+    );
+  }
+
+  /**
+   * Polls the flake's latest build while this one runs; when a newer push is queued the
+   * build is aborted (when configured) and its nix processes are killed.
+   */
+  private watchForNewerPush(job: BuildJob, context: BuildContext) {
+    const controller = new AbortController();
+    let replaced = false;
+    const onShutdown = () => controller.abort(context.signal.reason);
+    context.signal.addEventListener('abort', onShutdown, { once: true });
+    const timer = this.options.cancelSuperseded
+      ? setInterval(() => {
+          this.records.latest(job.flake).then(
+            (latest) => {
+              if (latest !== undefined && latest !== context.jobId && !replaced) {
+                replaced = true;
+                controller.abort(new Error('superseded'));
+              }
+            },
+            () => undefined, // Redis hiccup: check again next time
+          );
+        }, this.options.supersedePollMs)
+      : undefined;
+    return {
+      signal: controller.signal,
+      superseded: () => replaced,
+      stop: () => {
+        clearInterval(timer);
+        context.signal.removeEventListener('abort', onShutdown);
+      },
+    };
+  }
+
+  private async phase<T>(record: BuildRecord, name: string, step: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await step();
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      record.phases[name] = Math.round(seconds * 1000);
+      this.metrics.phaseSeconds.observe({ phase: name }, seconds);
+    }
+  }
+
+  private async enter(record: BuildRecord, state: BuildState, line: string): Promise<void> {
+    record.state = state;
+    record.updatedAt = this.now().toISOString();
+    appendLog(record, [line], this.options.logBytes, this.now());
+    await this.records.save(record);
+  }
+
+  private async finish(
+    record: BuildRecord,
+    state: BuildState,
+    line: string,
+    log: Logger,
+  ): Promise<BuildRecord> {
+    await this.enter(record, state, line);
+    this.metrics.outcomes.inc({ outcome: state });
+    const total = Object.values(record.phases).reduce((sum, ms) => sum + ms, 0) / 1000;
+    if (state === 'succeeded') this.metrics.buildSeconds.observe(total);
+    log.info({ state, generation: record.generation, phases: record.phases }, `build ${state}`);
+    return record;
+  }
+
+  /** Records why the build failed and decides whether another attempt may help. */
+  private async failed(
+    record: BuildRecord,
+    error: unknown,
+    context: BuildContext,
+    log: Logger,
+  ): Promise<BuildFailed> {
+    const detail = describe(error);
+    const shutdown = context.signal.aborted;
+    const retryable = detail.retryable || shutdown;
+    record.error = detail;
+    const lines = [`${detail.kind} error: ${detail.message}`];
+    if (detail.location) lines.push(`  at ${detail.location}`);
+    if (detail.derivation) lines.push(`  derivation ${detail.derivation}`);
+    if (detail.logTail?.length) lines.push(...detail.logTail.map((line) => `  > ${line}`));
+    const final = !retryable || (context.finalAttempt && !shutdown);
+    if (!final)
+      lines.push(shutdown ? 'worker shutting down: the build will run again' : 'will retry');
+    appendLog(record, lines, this.options.logBytes, this.now());
+    await this.enter(
+      record,
+      final ? 'failed' : 'queued',
+      final ? 'build failed' : 'build requeued',
+    );
+    if (final) this.metrics.outcomes.inc({ outcome: 'failed' });
+    log.warn(
+      { err: error, kind: detail.kind, retryable, final },
+      final ? 'build failed' : 'build will be retried',
+    );
+    return new BuildFailed(detail.message, retryable);
+  }
+}
+
+function describe(error: unknown): BuildError {
+  if (error instanceof NixError) {
+    return {
+      kind: error.kind,
+      message: error.message,
+      retryable: error.retryable,
+      location: error.location,
+      derivation: error.derivation,
+      logTail: error.logTail,
+    };
+  }
+  if (error instanceof ReconcilerUnavailable)
+    return { kind: 'reconciler-unavailable', message: error.message, retryable: true };
+  if (error instanceof GenerationRejected)
+    return { kind: 'rejected', message: error.message, retryable: false };
+  return { kind: 'internal', message: (error as Error).message ?? String(error), retryable: true };
+}

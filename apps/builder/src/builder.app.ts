@@ -1,0 +1,139 @@
+import 'reflect-metadata';
+import { Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { BUILDS_QUEUE } from '@seed/contracts';
+import { NixClient } from '@seed/nix-eval';
+import {
+  JsonErrorFilter,
+  PinoNestLogger,
+  ProbesModule,
+  createLogger,
+  type Logger,
+} from '@seed/service-kit';
+import type { Worker } from 'bullmq';
+import { BuildProcessor, startBuildWorker } from './build.processor';
+import { BuildService } from './build.service';
+import { BuildsController } from './builds.controller';
+import type { BuilderConfig } from './config';
+import { BuilderMetrics } from './metrics';
+import { BuildRecordsRepository } from './repositories/build-records.repository';
+import { ReconcilerGrpcClient } from './repositories/reconciler.client';
+
+/**
+ * Stops the worker taking jobs and lets running builds finish within the grace period;
+ * past it, their nix processes are killed and the jobs are left for another worker.
+ */
+class WorkerDrain implements OnApplicationShutdown {
+  constructor(
+    private readonly worker: Worker,
+    private readonly abortBuilds: AbortController,
+    private readonly graceMs: number,
+    private readonly close: () => void,
+    private readonly logger: Logger,
+  ) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.graceMs);
+    });
+    const drained = await Promise.race([
+      this.worker.close().then(() => 'drained' as const),
+      graceOver,
+    ]);
+    clearTimeout(timer);
+    if (drained === 'timeout') {
+      this.logger.warn(
+        { graceMs: this.graceMs },
+        'builds still running after the grace period: handing them back',
+      );
+      this.abortBuilds.abort(new Error('worker shutting down'));
+      await this.worker.close(true);
+    }
+    this.close();
+  }
+}
+
+@Module({})
+class BuilderModule {
+  static register(config: BuilderConfig, logger: Logger): DynamicModule {
+    const onRedisError = (error: Error) => logger.debug({ err: error }, 'redis connection error');
+    const records = new BuildRecordsRepository(config.redisUrl, onRedisError);
+    const nix = new NixClient({
+      nixBinary: config.nix.binary,
+      confFile: config.nix.confFile,
+      evaluateTimeoutMs: config.nix.evaluateTimeoutMs,
+      resolveTimeoutMs: config.nix.evaluateTimeoutMs,
+      buildTimeoutMs: config.nix.buildTimeoutMs,
+    });
+    const reconciler = new ReconcilerGrpcClient(config.reconciler.address, config.reconciler);
+    const metrics = new BuilderMetrics();
+    const service = new BuildService(nix, reconciler, records, metrics, logger, {
+      logBytes: config.buildLogBytes,
+      cancelSuperseded: config.worker.cancelSuperseded,
+      supersedePollMs: 500,
+    });
+    const abortBuilds = new AbortController();
+    const workerOptions = {
+      concurrency: config.worker.concurrency,
+      lockMs: config.worker.lockMs,
+      flakeBusyDelayMs: 1_000,
+    };
+    const processor = new BuildProcessor(
+      service,
+      records,
+      logger,
+      workerOptions,
+      abortBuilds.signal,
+    );
+    const worker = startBuildWorker(
+      BUILDS_QUEUE,
+      config.redisUrl,
+      processor,
+      workerOptions,
+      logger,
+    );
+    const drain = new WorkerDrain(
+      worker,
+      abortBuilds,
+      config.worker.shutdownGraceMs,
+      () => {
+        reconciler.close();
+        records.close();
+      },
+      logger,
+    );
+    return {
+      module: BuilderModule,
+      imports: [
+        ProbesModule.register({
+          registry: metrics.registry,
+          readiness: {
+            redis: () => records.ping(),
+            nix: async () => ((await nix.version()) ? true : 'nix printed no version'),
+          },
+        }),
+      ],
+      controllers: [BuildsController],
+      providers: [
+        { provide: BuildRecordsRepository, useValue: records },
+        { provide: WorkerDrain, useValue: drain },
+      ],
+    };
+  }
+}
+
+/** The builder: a BullMQ worker on the builds queue plus its HTTP face; `listen` is the caller's. */
+export async function createBuilderApp(
+  config: BuilderConfig,
+  logger: Logger = createLogger('builder', config.logLevel),
+): Promise<NestFastifyApplication> {
+  const app = await NestFactory.create<NestFastifyApplication>(
+    BuilderModule.register(config, logger),
+    new FastifyAdapter({ logger: false }),
+    { logger: new PinoNestLogger(logger) },
+  );
+  app.useGlobalFilters(new JsonErrorFilter(logger));
+  return app;
+}

@@ -1,0 +1,26 @@
+import { ConfigError, closeOnSignals, createLogger } from '@seed/service-kit';
+import { createBuilderApp } from './builder.app';
+import { loadBuilderConfig } from './config';
+
+async function main(): Promise<void> {
+  const config = loadBuilderConfig();
+  const logger = createLogger('builder', config.logLevel);
+  const app = await createBuilderApp(config, logger);
+  closeOnSignals(app, logger, config.worker.shutdownGraceMs + 5_000);
+  await app.listen(config.http.port, config.http.host);
+  logger.info(
+    {
+      url: await app.getUrl(),
+      concurrency: config.worker.concurrency,
+      reconciler: config.reconciler.address,
+    },
+    'builder listening',
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `builder: ${error instanceof ConfigError ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,47 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const BUILD_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+
+/** What Grafana reads from the builder. */
+export class BuilderMetrics {
+  readonly registry = new Registry();
+
+  readonly phaseSeconds = new Histogram({
+    name: 'seed_builder_phase_duration_seconds',
+    help: 'Time per build phase (evaluate, build, apply)',
+    labelNames: ['phase'] as const,
+    buckets: BUILD_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly buildSeconds = new Histogram({
+    name: 'seed_builder_build_duration_seconds',
+    help: 'Time of a successful build, all phases',
+    buckets: BUILD_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly queueWait = new Histogram({
+    name: 'seed_builder_queue_wait_seconds',
+    help: 'Time from the webhook accepting a push to a worker starting its build',
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900],
+    registers: [this.registry],
+  });
+
+  readonly outcomes = new Counter({
+    name: 'seed_builder_builds_total',
+    help: 'Finished builds by outcome (succeeded, failed, superseded)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly inFlight = new Gauge({
+    name: 'seed_builder_builds_in_flight',
+    help: 'Builds running in this worker',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'seed_builder_' });
+  }
+}

@@ -1,0 +1,105 @@
+import { flakeKey, latestBuildKey } from '@seed/contracts';
+import { Redis } from 'ioredis';
+import type { BuildRecord } from '../build-record';
+
+const RECORD_TTL_SECONDS = 30 * 24 * 3600;
+const RECORDS_PER_FLAKE = 200;
+
+// Deletes the lock only when it is still ours: a lock that expired and was taken by
+// another worker must not be released by the one that lost it.
+const RELEASE_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+const RENEW_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
+type LockCommands = {
+  seedReleaseLock(key: string, owner: string): Promise<number>;
+  seedRenewLock(key: string, owner: string, ttlMs: number): Promise<number>;
+};
+
+/**
+ * What the builder keeps in Redis beside the queue: build records (state, phases, capped
+ * log) indexed per flake, the one-build-at-a-time lock of each flake, and each flake's
+ * latest build as the webhook recorded it.
+ */
+export class BuildRecordsRepository {
+  private readonly redis: Redis & LockCommands;
+
+  constructor(url: string, onConnectionError: (error: Error) => void) {
+    const redis = new Redis(url, { maxRetriesPerRequest: 3 });
+    redis.on('error', onConnectionError);
+    redis.defineCommand('seedReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK });
+    redis.defineCommand('seedRenewLock', { numberOfKeys: 1, lua: RENEW_LOCK });
+    this.redis = redis as Redis & LockCommands;
+  }
+
+  async save(record: BuildRecord): Promise<void> {
+    const index = indexKey(record.flake);
+    const score = Date.parse(record.receivedAt) || Date.now();
+    await this.redis
+      .multi()
+      .set(recordKey(record.id), JSON.stringify(record), 'EX', RECORD_TTL_SECONDS)
+      .zadd(index, score, record.id)
+      .zremrangebyrank(index, 0, -RECORDS_PER_FLAKE - 1)
+      .expire(index, RECORD_TTL_SECONDS)
+      .exec();
+  }
+
+  async get(id: string): Promise<BuildRecord | undefined> {
+    const stored = await this.redis.get(recordKey(id));
+    return stored === null ? undefined : (JSON.parse(stored) as BuildRecord);
+  }
+
+  /** A flake's builds, newest first. */
+  async list(flake: string, limit: number): Promise<BuildRecord[]> {
+    const ids = await this.redis.zrevrange(indexKey(flake), 0, limit - 1);
+    if (ids.length === 0) return [];
+    const stored = await this.redis.mget(ids.map(recordKey));
+    return stored
+      .filter((value): value is string => value !== null)
+      .map((value) => JSON.parse(value) as BuildRecord);
+  }
+
+  /** The job id of the flake's newest build, as the webhook recorded it. */
+  async latest(flake: string): Promise<string | undefined> {
+    return (await this.redis.get(latestBuildKey(flake))) ?? undefined;
+  }
+
+  /** Takes the flake's build lock for `owner`; false when another build holds it. */
+  async lockFlake(flake: string, owner: string, ttlMs: number): Promise<boolean> {
+    const taken = await this.redis.set(lockKey(flake), owner, 'PX', ttlMs, 'NX');
+    return taken === 'OK' || (await this.redis.get(lockKey(flake))) === owner;
+  }
+
+  async renewFlakeLock(flake: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.seedRenewLock(lockKey(flake), owner, ttlMs)) === 1;
+  }
+
+  async unlockFlake(flake: string, owner: string): Promise<void> {
+    await this.redis.seedReleaseLock(lockKey(flake), owner);
+  }
+
+  async ping(): Promise<true | string> {
+    return (await this.redis.ping()) === 'PONG' ? true : 'unexpected PING answer';
+  }
+
+  close(): void {
+    this.redis.disconnect();
+  }
+}
+
+function recordKey(id: string): string {
+  return `seed:build:${id}`;
+}
+
+function indexKey(flake: string): string {
+  return `seed:builds:index:${flakeKey(flake)}`;
+}
+
+function lockKey(flake: string): string {
+  return `seed:builds:lock:${flakeKey(flake)}`;
+}

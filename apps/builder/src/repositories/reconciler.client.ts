@@ -1,0 +1,106 @@
+import * as grpc from '@grpc/grpc-js';
+import {
+  createReconcilerClient,
+  type ApplyGenerationRequest,
+  type ApplyGenerationResponse__Output,
+  type ReconcilerClient,
+} from '@seed/contracts';
+
+/** The reconciler refused the generation: retrying the same request cannot help. */
+export class GenerationRejected extends Error {
+  override readonly name = 'GenerationRejected';
+}
+
+/** The reconciler did not answer in time, every attempt: the build may be retried later. */
+export class ReconcilerUnavailable extends Error {
+  override readonly name = 'ReconcilerUnavailable';
+}
+
+const TRANSIENT = new Set([
+  grpc.status.UNAVAILABLE,
+  grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.ABORTED,
+  grpc.status.UNKNOWN,
+]);
+
+export interface ReconcilerClientOptions {
+  deadlineMs: number;
+  attempts: number;
+  /** First pause between attempts; it doubles each time. */
+  backoffMs: number;
+}
+
+/** `seed.v1.Reconciler` as the builder calls it: a deadline per call, backoff between tries. */
+export class ReconcilerGrpcClient {
+  private readonly client: ReconcilerClient;
+
+  constructor(
+    address: string,
+    private readonly options: ReconcilerClientOptions,
+  ) {
+    // Reconnect quickly once the reconciler is back instead of grpc-js's default of
+    // backing off towards two minutes: a build is waiting on it.
+    this.client = createReconcilerClient(address, undefined, {
+      'grpc.initial_reconnect_backoff_ms': 250,
+      'grpc.max_reconnect_backoff_ms': 5_000,
+    });
+  }
+
+  async applyGeneration(
+    request: ApplyGenerationRequest,
+    signal?: AbortSignal,
+    onRetry?: (attempt: number, error: grpc.ServiceError) => void,
+  ): Promise<ApplyGenerationResponse__Output> {
+    let lastError: grpc.ServiceError | undefined;
+    for (let attempt = 1; attempt <= this.options.attempts; attempt += 1) {
+      signal?.throwIfAborted();
+      try {
+        return await this.call(request);
+      } catch (error) {
+        const serviceError = error as grpc.ServiceError;
+        if (!TRANSIENT.has(serviceError.code)) {
+          throw new GenerationRejected(
+            `the reconciler refused the generation: ${serviceError.details || serviceError.message}`,
+          );
+        }
+        lastError = serviceError;
+        if (attempt < this.options.attempts) {
+          onRetry?.(attempt, serviceError);
+          await pause(this.options.backoffMs * 2 ** (attempt - 1), signal);
+        }
+      }
+    }
+    throw new ReconcilerUnavailable(
+      `the reconciler did not take the generation after ${this.options.attempts} attempts: ${lastError?.details || lastError?.message}`,
+    );
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private call(request: ApplyGenerationRequest): Promise<ApplyGenerationResponse__Output> {
+    return new Promise((resolve, reject) => {
+      this.client.applyGeneration(
+        request,
+        { deadline: Date.now() + this.options.deadlineMs },
+        (error, response) => (error ? reject(error) : resolve(response!)),
+      );
+    });
+  }
+}
+
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason as Error);
+      },
+      { once: true },
+    );
+  });
+}

@@ -1,0 +1,206 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { parseSeedMeta } from '@seed/contracts';
+import { deriveNamespace } from '@seed/nix-eval';
+import { startRedis, type FlakeRepo, type TestRedis } from '@seed/testing';
+import { createBuilderApp } from '../src/builder.app';
+import { loadBuilderConfig } from '../src/config';
+import { FakeReconciler } from './fake-reconciler';
+import { Pushes, commit, finished, flake, head } from './harness';
+
+let redis: TestRedis;
+let reconciler: FakeReconciler;
+let app: NestFastifyApplication;
+let url: string;
+let pushes: Pushes;
+const repos: FlakeRepo[] = [];
+
+async function repo(seeds: Parameters<typeof flake>[0]): Promise<FlakeRepo> {
+  const created = await flake(seeds);
+  repos.push(created);
+  return created;
+}
+
+beforeAll(async () => {
+  redis = await startRedis();
+  reconciler = await FakeReconciler.start();
+  const config = loadBuilderConfig({
+    SEED_REDIS_URL: redis.url,
+    SEED_RECONCILER_ADDRESS: reconciler.address,
+    SEED_BUILDER_CONCURRENCY: '2',
+    SEED_APPLY_ATTEMPTS: '8',
+    SEED_APPLY_BACKOFF_MS: '100',
+    SEED_APPLY_DEADLINE_MS: '2000',
+    SEED_LOG_LEVEL: 'silent',
+  });
+  app = await createBuilderApp(config);
+  await app.listen(0, '127.0.0.1');
+  url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  pushes = new Pushes(redis.url);
+});
+
+afterAll(async () => {
+  await app?.close();
+  await pushes?.close();
+  await reconciler?.stop();
+  await redis?.dispose();
+  await Promise.all(repos.map((r) => r.dispose()));
+});
+
+describe('a push', () => {
+  it('builds the flake and delivers the right generation and instances', async () => {
+    const web = await repo({
+      web: { seed: { expose: { http: 8080 } } },
+      db: { seed: { size: 'm', storage: { data: '10Gi' } } },
+    });
+    const jobId = await pushes.push(web, await head(web));
+    const record = await finished(url, jobId);
+    expect(record).toMatchObject({
+      state: 'succeeded',
+      attempts: 1,
+      namespace: deriveNamespace(web.url()),
+      generation: expect.stringMatching(/^[0-9a-f]{12}$/),
+      changed: true,
+      phases: {
+        evaluate: expect.any(Number),
+        build: expect.any(Number),
+        apply: expect.any(Number),
+      },
+    });
+    const [request] = reconciler.applied.filter((r) => r.flakeUri === web.url());
+    expect(request).toMatchObject({
+      namespace: record.namespace,
+      generation: record.generation,
+      revision: record.commit,
+    });
+    expect(request!.instances.map((i) => i.name)).toEqual(['db', 'web']);
+    for (const instance of request!.instances) {
+      expect(parseSeedMeta(JSON.parse(instance.metaJson), instance.name).ok).toBe(true);
+      expect(instance.image).toMatch(
+        new RegExp(`^/nix/store/[0-9a-z]{32}-seed-${instance.name}-image$`),
+      );
+    }
+    expect(record.log.join('\n')).toContain(`applying generation ${record.generation}`);
+
+    const listed = (await (
+      await fetch(`${url}/builds?flake=${encodeURIComponent(web.url())}`)
+    ).json()) as { builds: { id: string }[] };
+    expect(listed.builds.map((b) => b.id)).toEqual([jobId]);
+  });
+
+  it('delivers the same generation for a second push that changes nothing', async () => {
+    const seeds = { api: { seed: { expose: { grpc: { port: 9000, protocol: 'grpc' } } } } };
+    const api = await repo(seeds);
+    const first = await finished(url, await pushes.push(api, await head(api)));
+    const second = await finished(
+      url,
+      await pushes.push(api, await api.commit({ 'README.md': 'docs only\n' })),
+    );
+    expect(second.state).toBe('succeeded');
+    expect(second.generation).toBe(first.generation);
+    expect(second.changed).toBe(false);
+  });
+
+  it('builds two flakes in parallel while one of them is slow', async () => {
+    const slow = await repo({ slow: { build: '/bin/sleep 4; echo slow > $out' } });
+    const quick = await repo({ quick: {} });
+    const slowJob = await pushes.push(slow, await head(slow));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const quickRecord = await finished(url, await pushes.push(quick, await head(quick)));
+    const slowState = (await (await fetch(`${url}/builds/${slowJob}`)).json()) as { state: string };
+    expect(quickRecord.state).toBe('succeeded');
+    expect(slowState.state).toBe('building');
+    expect((await finished(url, slowJob)).state).toBe('succeeded');
+  });
+});
+
+describe('failures', () => {
+  it.each([
+    [
+      'an evaluation error',
+      { web: { metaExpression: '1 + "one"' } },
+      'evaluation',
+      /cannot add a string to an integer/,
+    ],
+    ['a validation error', { web: { seed: { size: 'huge' } } }, 'validation', /^seed\.size: /],
+    [
+      'a build error',
+      { web: { build: 'echo compiling; echo broken >&2; exit 2' } },
+      'build',
+      /failed with exit code 2/,
+    ],
+  ])('fails %s at once with a useful message', async (_what, seeds, kind, message) => {
+    const broken = await repo(seeds);
+    const jobId = await pushes.push(broken, await head(broken));
+    const record = await finished(url, jobId);
+    expect(record.state).toBe('failed');
+    expect(record.attempts).toBe(1);
+    expect(record.error?.kind).toBe(kind);
+    expect(record.error?.message).toMatch(message);
+    const job = await pushes.queue.getJob(jobId);
+    expect(job?.attemptsMade).toBe(1);
+    expect(await job?.getState()).toBe('failed');
+  });
+
+  it('keeps location and log tail for the user', async () => {
+    const broken = await repo({ web: { build: 'echo step one; echo it broke >&2; exit 3' } });
+    const record = await finished(url, await pushes.push(broken, await head(broken)));
+    expect(record.error?.derivation).toMatch(/-seed-web-image\.drv$/);
+    expect(record.error?.logTail).toContain('it broke');
+    expect(record.log.join('\n')).toContain('> it broke');
+  });
+
+  it('fails a missing revision once, as a fetch error', async () => {
+    const web = await repo({ web: {} });
+    const record = await finished(
+      url,
+      await pushes.push(web, '0123456789abcdef0123456789abcdef01234567'),
+    );
+    expect(record).toMatchObject({ state: 'failed', attempts: 1, error: { kind: 'fetch' } });
+    expect(record.error?.message).toContain('Cannot find Git revision');
+  });
+
+  it('retries an unavailable reconciler and succeeds when it returns', async () => {
+    const web = await repo({ web: {} });
+    await reconciler.stop();
+    const jobId = await pushes.push(web, await head(web));
+    for (let waited = 0; ; waited += 100) {
+      const record = (await (await fetch(`${url}/builds/${jobId}`)).json()) as { log?: string[] };
+      if (record.log?.some((line) => line.includes('reconciler unavailable'))) break;
+      if (waited > 30_000) throw new Error('the builder never retried');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await reconciler.listen();
+    const record = await finished(url, jobId);
+    expect(record.state).toBe('succeeded');
+    expect(reconciler.generationsOf(web.url())).toEqual([record.generation]);
+  });
+});
+
+describe('superseding', () => {
+  it('builds at most the first and the last of three quick pushes', async () => {
+    const seeds = (text: string) => ({ web: { build: `/bin/sleep 2; echo ${text} > $out` } });
+    const web = await repo(seeds('one'));
+    const ids = [await pushes.push(web, await head(web))];
+    ids.push(await pushes.push(web, await commit(web, seeds('two'))));
+    ids.push(await pushes.push(web, await commit(web, seeds('three'))));
+    const records = await Promise.all(ids.map((id) => finished(url, id)));
+    expect(records[1]!.state).toBe('superseded');
+    expect(records[2]!.state).toBe('succeeded');
+    expect(['superseded', 'succeeded']).toContain(records[0]!.state);
+    const applied = reconciler.generationsOf(web.url());
+    expect(applied.at(-1)).toBe(records[2]!.generation);
+    expect(applied).not.toContain(records[1]!.generation);
+  });
+
+  it('answers bad requests with JSON errors', async () => {
+    expect(await (await fetch(`${url}/builds`)).json()).toEqual({
+      error: 'give the flake: GET /builds?flake=<flake URI>',
+    });
+    const missing = await fetch(`${url}/builds/nope`);
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toEqual({ error: 'no build nope' });
+    const bad = await fetch(`${url}/builds?flake=nixpkgs`);
+    expect(bad.status).toBe(400);
+  });
+});

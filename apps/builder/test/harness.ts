@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import {
+  BUILD_JOB_NAME,
+  BUILD_JOB_OPTIONS,
+  BUILDS_QUEUE,
+  buildJobId,
+  latestBuildKey,
+  type BuildJob,
+} from '@seed/contracts';
+import { demoFlakeFiles, FlakeRepo, type DemoSeed } from '@seed/testing';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { BuildRecord } from '../src/build-record';
+
+/** Queues builds the way the webhook does: job id per flake and commit, latest pointer set. */
+export class Pushes {
+  readonly queue: Queue;
+  readonly redis: Redis;
+
+  constructor(redisUrl: string) {
+    this.redis = new Redis(redisUrl);
+    this.queue = new Queue(BUILDS_QUEUE, { connection: this.redis });
+  }
+
+  async push(repo: FlakeRepo, commit: string): Promise<string> {
+    const flake = repo.url();
+    const job: BuildJob = {
+      flake,
+      commit,
+      ref: 'refs/heads/main',
+      forge: 'github',
+      deliveryId: `test-${randomBytes(4).toString('hex')}`,
+      receivedAt: new Date().toISOString(),
+    };
+    const jobId = buildJobId(flake, commit);
+    await this.queue.add(BUILD_JOB_NAME, job, {
+      ...BUILD_JOB_OPTIONS,
+      backoff: { type: 'fixed', delay: 200 },
+      jobId,
+    });
+    await this.redis.set(latestBuildKey(flake), jobId);
+    return jobId;
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+    this.redis.disconnect();
+  }
+}
+
+/** A flake repository whose images are unique to this test run (no store path is cached). */
+export async function flake(seeds: Record<string, DemoSeed>): Promise<FlakeRepo> {
+  return FlakeRepo.create(await demoFlakeFiles(unique(seeds)));
+}
+
+export async function commit(repo: FlakeRepo, seeds: Record<string, DemoSeed>): Promise<string> {
+  return repo.commit(await demoFlakeFiles(unique(seeds)));
+}
+
+const RUN = randomBytes(6).toString('hex');
+
+function unique(seeds: Record<string, DemoSeed>): Record<string, DemoSeed> {
+  return Object.fromEntries(
+    Object.entries(seeds).map(([name, seed]) => [
+      name,
+      { ...seed, build: `echo ${RUN}; ${seed.build ?? `echo ${name} > $out`}` },
+    ]),
+  );
+}
+
+export async function head(repo: FlakeRepo): Promise<string> {
+  const { execFileSync } = await import('node:child_process');
+  return execFileSync('git', ['-C', repo.dir, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+}
+
+/** Polls the builder's HTTP API until the build reaches a final state. */
+export async function finished(
+  builderUrl: string,
+  jobId: string,
+  timeoutMs = 60_000,
+): Promise<BuildRecord> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const response = await fetch(`${builderUrl}/builds/${jobId}`);
+    if (response.ok) {
+      const record = (await response.json()) as BuildRecord;
+      if (['succeeded', 'failed', 'superseded'].includes(record.state)) return record;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`build ${jobId} did not finish within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -1,0 +1,119 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  startRedis,
+  startServiceProcess,
+  type FlakeRepo,
+  type ServiceProcess,
+  type TestRedis,
+} from '@seed/testing';
+import { FakeReconciler } from './fake-reconciler';
+import { Pushes, finished, flake, head } from './harness';
+
+const MAIN = path.resolve(__dirname, '../dist/main.js');
+
+describe('builder processes', () => {
+  let redis: TestRedis;
+  let reconciler: FakeReconciler;
+  let pushes: Pushes;
+  let scratch: string;
+  const repos: FlakeRepo[] = [];
+  const processes: ServiceProcess[] = [];
+
+  async function builder(): Promise<{ process: ServiceProcess; url: string }> {
+    const process = startServiceProcess(MAIN, {
+      SEED_REDIS_URL: redis.url,
+      SEED_RECONCILER_ADDRESS: reconciler.address,
+      SEED_BUILDER_PORT: '0',
+      SEED_BUILDER_CONCURRENCY: '1',
+      SEED_JOB_LOCK_MS: '2000',
+      SEED_SHUTDOWN_GRACE_MS: '20000',
+    });
+    processes.push(process);
+    const listening = await process.waitForLog((line) => line.msg === 'builder listening');
+    return { process, url: String(listening.url).replace('[::1]', '127.0.0.1') };
+  }
+
+  async function slowFlake(
+    tag: string,
+    seconds: number,
+  ): Promise<{ repo: FlakeRepo; started: string }> {
+    const started = path.join(scratch, `${tag}.started`);
+    const repo = await flake({
+      web: { build: `echo started > ${started}; /bin/sleep ${seconds}; echo ${tag} > $out` },
+    });
+    repos.push(repo);
+    return { repo, started };
+  }
+
+  async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+    for (const deadline = Date.now() + timeoutMs; !condition();) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    reconciler = await FakeReconciler.start();
+    pushes = new Pushes(redis.url);
+    scratch = await mkdtemp(path.join(tmpdir(), 'seed-builder-'));
+  });
+
+  afterAll(async () => {
+    for (const process of processes) process.kill('SIGKILL');
+    await pushes.close();
+    await reconciler.stop();
+    await redis.dispose();
+    await Promise.all(repos.map((repo) => repo.dispose()));
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  it('completes a build exactly once on another worker after one is killed mid-build', async () => {
+    const { repo, started } = await slowFlake('killed', 5);
+    const first = await builder();
+    const jobId = await pushes.push(repo, await head(repo));
+    await until(() => existsSync(started), 'the build to start');
+    first.process.kill('SIGKILL');
+    await first.process.exited;
+
+    const second = await builder();
+    const record = await finished(second.url, jobId, 60_000);
+    expect(record.state).toBe('succeeded');
+    expect(await (await pushes.queue.getJob(jobId))?.getState()).toBe('completed');
+    expect(reconciler.generationsOf(repo.url())).toEqual([record.generation]);
+    second.process.kill('SIGTERM');
+    expect((await second.process.exited).code).toBe(0);
+  });
+
+  it('drains on SIGTERM: the running build finishes and the process exits 0', async () => {
+    const { repo, started } = await slowFlake('drained', 3);
+    const worker = await builder();
+    const jobId = await pushes.push(repo, await head(repo));
+    await until(() => existsSync(started), 'the build to start');
+    worker.process.kill('SIGTERM');
+    expect(await worker.process.exited).toEqual({ code: 0, signal: null });
+    expect(await (await pushes.queue.getJob(jobId))?.getState()).toBe('completed');
+    expect(reconciler.generationsOf(repo.url())).toHaveLength(1);
+    expect(worker.process.logs.map((line) => line.msg)).toEqual(
+      expect.arrayContaining(['shutting down', 'build succeeded', 'stopped']),
+    );
+  });
+
+  it('refuses to start on bad configuration, naming every problem', async () => {
+    const process = startServiceProcess(MAIN, {
+      SEED_RECONCILER_ADDRESS: 'reconciler',
+      SEED_BUILDER_CONCURRENCY: '0',
+      SEED_CANCEL_SUPERSEDED: 'yes',
+    });
+    expect((await process.exited).code).toBe(1);
+    expect(process.stderr()).toContain('SEED_RECONCILER_ADDRESS="reconciler": expected HOST:PORT');
+    expect(process.stderr()).toContain('SEED_BUILDER_CONCURRENCY="0"');
+    expect(process.stderr()).toContain(
+      'SEED_CANCEL_SUPERSEDED="yes": expected true, false, 1 or 0',
+    );
+  });
+});

@@ -1,0 +1,19 @@
+// Original file: proto/seed/v1/reconciler.proto
+
+import type { Instance as _seed_v1_Instance, Instance__Output as _seed_v1_Instance__Output } from '../../seed/v1/Instance';
+
+export interface ApplyGenerationRequest {
+  'flakeUri'?: (string);
+  'namespace'?: (string);
+  'revision'?: (string);
+  'generation'?: (string);
+  'instances'?: (_seed_v1_Instance)[];
+}
+
+export interface ApplyGenerationRequest__Output {
+  'flakeUri': (string);
+  'namespace': (string);
+  'revision': (string);
+  'generation': (string);
+  'instances': (_seed_v1_Instance__Output)[];
+}

@@ -1,0 +1,16 @@
+// Original file: proto/seed/v1/reconciler.proto
+
+
+export interface InstanceStatus {
+  'name'?: (string);
+  'rollout'?: (string);
+  'readyReplicas'?: (number);
+  'message'?: (string);
+}
+
+export interface InstanceStatus__Output {
+  'name': (string);
+  'rollout': (string);
+  'readyReplicas': (number);
+  'message': (string);
+}

@@ -1,0 +1,41 @@
+// Original file: proto/seed/v1/reconciler.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { ApplyGenerationRequest as _seed_v1_ApplyGenerationRequest, ApplyGenerationRequest__Output as _seed_v1_ApplyGenerationRequest__Output } from '../../seed/v1/ApplyGenerationRequest';
+import type { ApplyGenerationResponse as _seed_v1_ApplyGenerationResponse, ApplyGenerationResponse__Output as _seed_v1_ApplyGenerationResponse__Output } from '../../seed/v1/ApplyGenerationResponse';
+import type { FlakeStatus as _seed_v1_FlakeStatus, FlakeStatus__Output as _seed_v1_FlakeStatus__Output } from '../../seed/v1/FlakeStatus';
+import type { GetStatusRequest as _seed_v1_GetStatusRequest, GetStatusRequest__Output as _seed_v1_GetStatusRequest__Output } from '../../seed/v1/GetStatusRequest';
+
+export interface ReconcilerClient extends grpc.Client {
+  ApplyGeneration(argument: _seed_v1_ApplyGenerationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_ApplyGenerationResponse__Output>): grpc.ClientUnaryCall;
+  ApplyGeneration(argument: _seed_v1_ApplyGenerationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_seed_v1_ApplyGenerationResponse__Output>): grpc.ClientUnaryCall;
+  ApplyGeneration(argument: _seed_v1_ApplyGenerationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_ApplyGenerationResponse__Output>): grpc.ClientUnaryCall;
+  ApplyGeneration(argument: _seed_v1_ApplyGenerationRequest, callback: grpc.requestCallback<_seed_v1_ApplyGenerationResponse__Output>): grpc.ClientUnaryCall;
+  applyGeneration(argument: _seed_v1_ApplyGenerationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_ApplyGenerationResponse__Output>): grpc.ClientUnaryCall;
+  applyGeneration(argument: _seed_v1_ApplyGenerationRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_seed_v1_ApplyGenerationResponse__Output>): grpc.ClientUnaryCall;
+  applyGeneration(argument: _seed_v1_ApplyGenerationRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_ApplyGenerationResponse__Output>): grpc.ClientUnaryCall;
+  applyGeneration(argument: _seed_v1_ApplyGenerationRequest, callback: grpc.requestCallback<_seed_v1_ApplyGenerationResponse__Output>): grpc.ClientUnaryCall;
+  
+  GetStatus(argument: _seed_v1_GetStatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_FlakeStatus__Output>): grpc.ClientUnaryCall;
+  GetStatus(argument: _seed_v1_GetStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_seed_v1_FlakeStatus__Output>): grpc.ClientUnaryCall;
+  GetStatus(argument: _seed_v1_GetStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_FlakeStatus__Output>): grpc.ClientUnaryCall;
+  GetStatus(argument: _seed_v1_GetStatusRequest, callback: grpc.requestCallback<_seed_v1_FlakeStatus__Output>): grpc.ClientUnaryCall;
+  getStatus(argument: _seed_v1_GetStatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_FlakeStatus__Output>): grpc.ClientUnaryCall;
+  getStatus(argument: _seed_v1_GetStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_seed_v1_FlakeStatus__Output>): grpc.ClientUnaryCall;
+  getStatus(argument: _seed_v1_GetStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_FlakeStatus__Output>): grpc.ClientUnaryCall;
+  getStatus(argument: _seed_v1_GetStatusRequest, callback: grpc.requestCallback<_seed_v1_FlakeStatus__Output>): grpc.ClientUnaryCall;
+  
+}
+
+export interface ReconcilerHandlers extends grpc.UntypedServiceImplementation {
+  ApplyGeneration: grpc.handleUnaryCall<_seed_v1_ApplyGenerationRequest__Output, _seed_v1_ApplyGenerationResponse>;
+  
+  GetStatus: grpc.handleUnaryCall<_seed_v1_GetStatusRequest__Output, _seed_v1_FlakeStatus>;
+  
+}
+
+export interface ReconcilerDefinition extends grpc.ServiceDefinition {
+  ApplyGeneration: MethodDefinition<_seed_v1_ApplyGenerationRequest, _seed_v1_ApplyGenerationResponse, _seed_v1_ApplyGenerationRequest__Output, _seed_v1_ApplyGenerationResponse__Output>
+  GetStatus: MethodDefinition<_seed_v1_GetStatusRequest, _seed_v1_FlakeStatus, _seed_v1_GetStatusRequest__Output, _seed_v1_FlakeStatus__Output>
+}

@@ -1,0 +1,157 @@
+import type { SeedMeta } from '@seed/contracts';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
+import { ModelError } from './errors';
+import {
+  DEFAULT_SHOOT_POOL_PORT,
+  type GenerationContext,
+  type RenderOptions,
+  type SeedInstance,
+} from './input';
+import { instanceObjectMeta } from './metadata';
+import {
+  connectEnvNames,
+  ENV_INSTANCE,
+  ENV_NAMESPACE,
+  ENV_NODE_IP,
+  ENV_SHOOT_URL,
+  instanceObjectName,
+  namespaceName,
+  selectorLabels,
+} from './names';
+import { sortedEntries, withSortedKeys, type SeedDeployment } from './objects';
+import { exposedPorts, readinessPort } from './ports';
+import { storageVolumes } from './volume';
+
+type DeploymentStrategy = NonNullable<SeedDeployment['spec']>['strategy'];
+
+/** Pods run in Kata Containers microVMs; the cluster provides a RuntimeClass of this name. */
+export const KATA_RUNTIME_CLASS = 'kata';
+/** Kata sizes the VM from these pod annotations (they must be enabled in Kata's config). */
+export const KATA_VCPUS_ANNOTATION = 'io.katacontainers.config.hypervisor.default_vcpus';
+export const KATA_MEMORY_ANNOTATION = 'io.katacontainers.config.hypervisor.default_memory';
+
+/**
+ * The Deployment `<name>` of an instance. Everything under `spec.template` derives from
+ * the instance alone (image, meta, namespace, platform options), never from the generation
+ * or the commit, so a push that leaves an instance unchanged does not restart it.
+ */
+export function renderDeployment(
+  context: GenerationContext,
+  instance: SeedInstance,
+  options: RenderOptions = {},
+): SeedDeployment {
+  const name = instanceObjectName(instance.name);
+  const { meta } = instance;
+  const ports = exposedPorts(name, meta.expose);
+  const { volumes, volumeMounts } = storageVolumes(instance);
+  const probePort = meta.rollout === 'rolling' ? readinessPort(ports) : undefined;
+
+  const container: IContainer = {
+    name,
+    image: nixImage(instance),
+    // The reference has no tag, so Kubernetes would default to Always; but it names a
+    // store path, whose content never changes: there is nothing to pull again.
+    imagePullPolicy: 'IfNotPresent',
+    env: environment(context, instance, options),
+    ...(ports.length > 0 && {
+      ports: ports.map((port) => ({
+        name: port.name,
+        containerPort: port.port,
+        protocol: port.transport,
+      })),
+    }),
+    ...(probePort !== undefined && { readinessProbe: { tcpSocket: { port: probePort.port } } }),
+    ...(volumeMounts.length > 0 && { volumeMounts }),
+  };
+
+  return withSortedKeys({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: instanceObjectMeta(context, name, name),
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: selectorLabels(name) },
+      strategy: strategyOf(meta.rollout),
+      template: {
+        metadata: {
+          labels: selectorLabels(name),
+          annotations: {
+            [KATA_VCPUS_ANNOTATION]: String(meta.resources.vcpus),
+            [KATA_MEMORY_ANNOTATION]: String(meta.resources.memory),
+          },
+        },
+        spec: {
+          runtimeClassName: KATA_RUNTIME_CLASS,
+          // A tenant's VM has no business with the Kubernetes API: give it no token to leak.
+          automountServiceAccountToken: false,
+          // Discovery is `seed.connect`; Docker-link variables for every Service in the
+          // namespace would only crowd /run/seed/env.
+          enableServiceLinks: false,
+          containers: [container],
+          ...(volumes.length > 0 && { volumes }),
+        },
+      },
+    },
+  });
+}
+
+/** `nix:0<store path>`: the reference nix-snapshotter resolves to the instance's image. */
+function nixImage(instance: SeedInstance): string {
+  if (!/^\/[^\s]+$/.test(instance.image)) {
+    throw new ModelError({
+      instance: instance.name,
+      field: 'image',
+      reason: `"${instance.image}" is not an absolute store path`,
+    });
+  }
+  return `nix:0${instance.image}`;
+}
+
+function strategyOf(rollout: SeedMeta['rollout']): DeploymentStrategy {
+  if (rollout === 'recreate') return { type: 'Recreate' };
+  // One new pod beside the old one, which goes once the new one is ready.
+  return { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } };
+}
+
+/**
+ * The variables Kubernetes gives the instance (activation writes them to /run/seed/env).
+ * Order matters: SEED_SHOOT_URL refers to SEED_NODE_IP, which must come earlier.
+ */
+function environment(
+  context: GenerationContext,
+  instance: SeedInstance,
+  options: RenderOptions,
+): IEnvVar[] {
+  const env: IEnvVar[] = [
+    { name: ENV_NAMESPACE, value: namespaceName(context.namespace) },
+    { name: ENV_INSTANCE, value: instance.name },
+    {
+      name: ENV_NODE_IP,
+      valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'status.hostIP' } },
+    },
+  ];
+  for (const [key, entry] of sortedEntries(instance.meta.connect)) {
+    const names = connectEnvNames(instance.name, key);
+    env.push({ name: names.host, value: entry.service });
+    // An addition to ARCHITECTURE.md, which names only the host variable: the port is
+    // otherwise only in /etc/seed/connect/<key>, awkward to read from a shell.
+    if (entry.port !== null) env.push({ name: names.port, value: String(entry.port) });
+  }
+  if (instance.meta.shoot.enable) {
+    const port = shootPoolPort(options);
+    env.push({ name: ENV_SHOOT_URL, value: `http://$(${ENV_NODE_IP}):${port}` });
+  }
+  return env;
+}
+
+function shootPoolPort(options: RenderOptions): number {
+  const port = options.shootPoolPort ?? DEFAULT_SHOOT_POOL_PORT;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ModelError({
+      field: 'options.shootPoolPort',
+      reason: `${port} is not a port number (1-65535)`,
+    });
+  }
+  return port;
+}

@@ -1,0 +1,48 @@
+export { renderGeneration, desiredNames } from './render';
+export type { DesiredNames } from './render';
+export { renderNamespace } from './namespace';
+export {
+  renderDeployment,
+  KATA_MEMORY_ANNOTATION,
+  KATA_RUNTIME_CLASS,
+  KATA_VCPUS_ANNOTATION,
+} from './deployment';
+export { renderService } from './service';
+export { renderPersistentVolumeClaims } from './volume';
+export { DEFAULT_SHOOT_POOL_PORT } from './input';
+export type { GenerationContext, GenerationInput, RenderOptions, SeedInstance } from './input';
+export { ModelError } from './errors';
+export {
+  ANNOTATION_COMMIT,
+  ANNOTATION_FLAKE_URI,
+  ENV_INSTANCE,
+  ENV_NAMESPACE,
+  ENV_NODE_IP,
+  ENV_SHOOT_URL,
+  LABEL_GENERATION,
+  LABEL_INSTANCE,
+  LABEL_MANAGED_BY,
+  MANAGED_BY_SEED,
+  connectEnvNames,
+  exposePortName,
+  instanceObjectName,
+  isDns1035Label,
+  isDns1123Label,
+  isDns1123Subdomain,
+  isEnvVarName,
+  isIanaServiceName,
+  isLabelValue,
+  namespaceName,
+  pvcName,
+  selectorLabels,
+  storageVolumeName,
+} from './names';
+export { KINDS_IN_APPLY_ORDER } from './objects';
+export type {
+  SeedDeployment,
+  SeedNamespace,
+  SeedObject,
+  SeedObjectKind,
+  SeedPersistentVolumeClaim,
+  SeedService,
+} from './objects';
