@@ -5,3 +5,5 @@ export type { Logger } from './logger';
 export { ProbesModule } from './probes';
 export type { ProbesOptions, ReadinessCheck } from './probes';
 export { closeOnSignals } from './lifecycle';
+export { startGrpcServer } from './grpc';
+export type { GrpcService, RunningGrpcServer } from './grpc';

@@ -1,0 +1,216 @@
+import { parseSeedMeta } from '@seed/contracts';
+import {
+  LABEL_INSTANCE,
+  LABEL_MANAGED_BY,
+  MANAGED_BY_SEED,
+  ModelError,
+  renderGeneration,
+  type SeedInstance,
+  type SeedObject,
+} from '@seed/k8s-model';
+import type { Logger } from '@seed/service-kit';
+import { TerminalError, type ProcessResult } from './controller/work-queue';
+import { STATE_CONFIG_MAP, type DesiredGeneration, type FlakeState } from './flake-state';
+import type { ReconcilerMetrics } from './metrics';
+import { largerQuantity } from './quantity';
+import type { FlakeStateRepository } from './repositories/flake-state.repository';
+import {
+  KubeRejected,
+  type KubeRepository,
+  type KubernetesObject,
+} from './repositories/kube.repository';
+import { isSubset } from './subset';
+
+/** Where live objects are read from: the informers' caches when they have them. */
+export interface LiveObjects {
+  get(object: SeedObject): Promise<KubernetesObject | undefined>;
+  /** Seed's Deployments and Services in a namespace, for pruning. */
+  owned(namespace: string): Promise<KubernetesObject[]>;
+}
+
+export interface FlakeReconcilerOptions {
+  /** Port of the node's shoot pool, for SEED_SHOOT_URL. */
+  shootPoolPort: number;
+  /** Look at every flake again this often even without events. */
+  resyncMs: number;
+}
+
+/**
+ * Level-based reconcile of one flake, keyed by its namespace: render what its desired
+ * generation should be, apply only the objects that differ (server-side apply), prune
+ * Deployments and Services the generation no longer has (never volumes), and record the
+ * outcome. An object the API server rejects fails its instance, not the others.
+ */
+export class FlakeReconciler {
+  constructor(
+    private readonly kube: KubeRepository,
+    private readonly states: FlakeStateRepository,
+    private readonly live: LiveObjects,
+    private readonly metrics: ReconcilerMetrics,
+    private readonly logger: Logger,
+    private readonly options: FlakeReconcilerOptions,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async reconcile(namespace: string): Promise<ProcessResult> {
+    const state = await this.states.load(namespace);
+    if (!state.desired) return {};
+    const desired = state.desired;
+    const log = this.logger.child({
+      namespace,
+      flake: desired.flakeUri,
+      generation: desired.generation,
+    });
+
+    let objects: SeedObject[];
+    try {
+      objects = renderGeneration(renderInput(desired), {
+        shootPoolPort: this.options.shootPoolPort,
+      });
+    } catch (error) {
+      if (error instanceof ModelError || error instanceof InvalidInstance) {
+        await this.recordFailure(namespace, state, error.message, log);
+        throw new TerminalError(error.message);
+      }
+      throw error;
+    }
+
+    const failures = new Map<string, string>();
+    for (const object of objects) {
+      const instance = object.metadata.labels?.[LABEL_INSTANCE] ?? '';
+      if (failures.has(instance)) continue; // one rejected object fails its instance
+      try {
+        await this.converge(object);
+      } catch (error) {
+        if (!(error instanceof KubeRejected)) throw error;
+        const why = `${object.kind} ${object.metadata.name}: ${error.message}`;
+        if (!instance) {
+          await this.recordFailure(namespace, state, why, log);
+          throw new TerminalError(why);
+        }
+        failures.set(instance, why);
+      }
+    }
+    await this.prune(namespace, objects);
+
+    if (failures.size > 0) {
+      const message = [...failures.entries()]
+        .map(([name, why]) => `instance ${name}: ${why}`)
+        .join('; ');
+      await this.recordFailure(namespace, state, message, log);
+      throw new TerminalError(message);
+    }
+    if (state.applied?.generation !== desired.generation || state.lastError) {
+      const applied = {
+        generation: desired.generation,
+        revision: desired.revision,
+        appliedAt: this.now().toISOString(),
+      };
+      await this.states.save(namespace, { ...state, applied, lastError: '' });
+      log.info({ objects: objects.length }, 'generation applied');
+    }
+    return { requeueAfterMs: this.options.resyncMs };
+  }
+
+  /** Applies an object unless the live one already carries everything Seed sets. */
+  private async converge(object: SeedObject): Promise<void> {
+    const live = await this.live.get(object);
+    const desired = object.kind === 'PersistentVolumeClaim' ? neverShrink(object, live) : object;
+    if (live && isSubset(desired, live)) return;
+    try {
+      this.metrics.writes.inc({ kind: object.kind, verb: 'apply' });
+      if (isSubset(desired, await this.kube.apply(desired))) return;
+    } catch (error) {
+      if (!(error instanceof KubeRejected) || !live) throw error;
+    }
+    // A hand edit left entries Seed does not own in a list Seed sets (a Service port
+    // changed with kubectl edit, say): apply cannot remove them, a merge patch replaces
+    // the lists whole; applying again makes Seed the owner of its fields once more.
+    this.metrics.writes.inc({ kind: object.kind, verb: 'patch' });
+    await this.kube.mergePatch(desired);
+    await this.kube.apply(desired);
+  }
+
+  private async prune(namespace: string, objects: SeedObject[]): Promise<void> {
+    const wanted = new Set(objects.map((object) => `${object.kind}/${object.metadata.name}`));
+    for (const live of await this.live.owned(namespace)) {
+      if (
+        live.kind === 'PersistentVolumeClaim' ||
+        wanted.has(`${live.kind}/${live.metadata?.name}`)
+      )
+        continue;
+      await this.kube.delete(live);
+      this.metrics.writes.inc({ kind: live.kind ?? 'unknown', verb: 'delete' });
+      this.logger.info({ namespace, kind: live.kind, name: live.metadata?.name }, 'pruned');
+    }
+  }
+
+  /** Keeps the error in the flake's state and tells `kubectl describe` once per new error. */
+  private async recordFailure(
+    namespace: string,
+    state: FlakeState,
+    message: string,
+    log: Logger,
+  ): Promise<void> {
+    log.warn({ error: message }, 'generation not applied');
+    if (state.lastError === message) return;
+    await this.states.save(namespace, { ...state, lastError: message });
+    await this.kube
+      .recordEvent(
+        { apiVersion: 'v1', kind: 'ConfigMap', namespace, name: STATE_CONFIG_MAP },
+        'Warning',
+        'ApplyFailed',
+        `generation ${state.desired?.generation}: ${message}`,
+      )
+      .catch((error: unknown) => log.warn({ err: error }, 'could not record an Event'));
+  }
+}
+
+/** A volume never shrinks: keep the live size when it is larger than the desired one. */
+function neverShrink(claim: SeedObject, live: KubernetesObject | undefined): SeedObject {
+  const current = (
+    live as { spec?: { resources?: { requests?: { storage?: string } } } } | undefined
+  )?.spec?.resources?.requests?.storage;
+  const spec = (claim as unknown as { spec: { resources: { requests: { storage: string } } } })
+    .spec;
+  const size = largerQuantity(spec.resources.requests.storage, current);
+  if (size === spec.resources.requests.storage) return claim;
+  return {
+    ...claim,
+    spec: {
+      ...spec,
+      resources: { ...spec.resources, requests: { ...spec.resources.requests, storage: size } },
+    },
+  } as SeedObject;
+}
+
+/** An instance whose meta fails the shared schema: the whole generation is refused. */
+export class InvalidInstance extends Error {
+  override readonly name = 'InvalidInstance';
+}
+
+export function renderInput(desired: DesiredGeneration) {
+  const instances: SeedInstance[] = desired.instances.map((instance) => {
+    let meta: unknown;
+    try {
+      meta = JSON.parse(instance.metaJson);
+    } catch {
+      throw new InvalidInstance(`instance ${instance.name}: meta is not valid JSON`);
+    }
+    const parsed = parseSeedMeta(meta, instance.name);
+    if (!parsed.ok) {
+      const problems = parsed.problems.map((p) => `meta.${p.path}: ${p.message}`).join('; ');
+      throw new InvalidInstance(`instance ${instance.name}: ${problems}`);
+    }
+    return { name: instance.name, meta: parsed.meta, image: instance.image };
+  });
+  return {
+    flakeUri: desired.flakeUri,
+    namespace: desired.namespace,
+    commit: desired.revision,
+    generation: desired.generation,
+    instances,
+  };
+}
+
+export const OWNED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_SEED}`;

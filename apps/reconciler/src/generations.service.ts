@@ -1,0 +1,199 @@
+import {
+  parseSeedMeta,
+  type ApplyGenerationRequest__Output,
+  type FlakeStatus,
+  type InstanceStatus,
+} from '@seed/contracts';
+import { deriveNamespace, parseFlakeRef } from '@seed/nix-eval';
+import { renderNamespace } from '@seed/k8s-model';
+import type { Logger } from '@seed/service-kit';
+import type { WorkQueue } from './controller/work-queue';
+import { TerminalError } from './controller/work-queue';
+import type { ReconcilerMetrics } from './metrics';
+import type { FlakeStateRepository } from './repositories/flake-state.repository';
+import type { KubeRepository, KubernetesObject } from './repositories/kube.repository';
+
+/** Why a request was refused; the gRPC adapter maps each kind to a status code. */
+export class GenerationError extends Error {
+  override readonly name = 'GenerationError';
+
+  constructor(
+    readonly kind: 'invalid' | 'not-found' | 'failed' | 'unavailable',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface DeploymentStatus extends KubernetesObject {
+  spec?: { replicas?: number };
+  status?: {
+    observedGeneration?: number;
+    readyReplicas?: number;
+    availableReplicas?: number;
+    updatedReplicas?: number;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+  };
+}
+
+/**
+ * The two calls the reconciler serves: take a generation (validate it, record it as the
+ * flake's desired state, and wait for the flake's reconcile), and report a flake's status.
+ */
+export class GenerationsService {
+  constructor(
+    private readonly states: FlakeStateRepository,
+    private readonly queue: WorkQueue,
+    private readonly kube: KubeRepository,
+    private readonly metrics: ReconcilerMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  async apply(
+    request: ApplyGenerationRequest__Output,
+  ): Promise<{ changed: boolean; generation: string }> {
+    validate(request);
+    const namespace = request.namespace;
+    const state = await this.states.load(namespace).catch((error: Error) => {
+      throw new GenerationError('unavailable', error.message);
+    });
+    const current =
+      state.desired?.generation === request.generation &&
+      state.applied?.generation === request.generation;
+    if (current && !state.lastError) {
+      this.metrics.generations.inc({ result: 'unchanged' });
+      return { changed: false, generation: request.generation };
+    }
+    try {
+      // The state lives in the flake's namespace, so the namespace comes first.
+      await this.kube.apply(
+        renderNamespace({
+          flakeUri: request.flakeUri,
+          namespace,
+          commit: request.revision,
+          generation: request.generation,
+        }),
+      );
+      await this.states.save(namespace, {
+        ...state,
+        desired: {
+          flakeUri: request.flakeUri,
+          namespace,
+          revision: request.revision,
+          generation: request.generation,
+          instances: request.instances.map(({ name, metaJson, image }) => ({
+            name,
+            metaJson,
+            image,
+          })),
+        },
+      });
+      await this.queue.addAndWait(namespace);
+    } catch (error) {
+      const terminal = error instanceof TerminalError;
+      this.metrics.generations.inc({ result: terminal ? 'rejected' : 'failed' });
+      this.logger.warn(
+        { err: error, namespace, generation: request.generation },
+        'generation not applied',
+      );
+      throw new GenerationError(terminal ? 'failed' : 'unavailable', (error as Error).message);
+    }
+    this.metrics.generations.inc({ result: 'applied' });
+    return { changed: true, generation: request.generation };
+  }
+
+  async status(flakeUri: string): Promise<FlakeStatus> {
+    try {
+      parseFlakeRef(flakeUri);
+    } catch (error) {
+      throw new GenerationError('invalid', (error as Error).message);
+    }
+    const namespace = deriveNamespace(flakeUri);
+    const state = await this.states.load(namespace);
+    if (!state.desired)
+      throw new GenerationError('not-found', `no generation was ever applied for ${flakeUri}`);
+    const instances: InstanceStatus[] = [];
+    for (const { name } of state.desired.instances) {
+      const deployment = await this.kube.read<DeploymentStatus>(
+        'apps/v1',
+        'Deployment',
+        namespace,
+        name,
+      );
+      instances.push(rollout(name, deployment));
+    }
+    return {
+      flakeUri,
+      namespace,
+      generation: state.applied?.generation ?? '',
+      revision: state.applied?.revision ?? '',
+      instances,
+      lastError: state.lastError,
+      appliedAt: state.applied?.appliedAt ?? '',
+    };
+  }
+}
+
+/** Rollout state of an instance from its Deployment's status. */
+function rollout(name: string, deployment: DeploymentStatus | undefined): InstanceStatus {
+  if (!deployment)
+    return { name, rollout: 'failed', readyReplicas: 0, message: 'Deployment missing' };
+  const status = deployment.status ?? {};
+  const stuck = status.conditions?.find(
+    (c) => c.type === 'Progressing' && c.reason === 'ProgressDeadlineExceeded',
+  );
+  if (stuck)
+    return {
+      name,
+      rollout: 'failed',
+      readyReplicas: status.readyReplicas ?? 0,
+      message: stuck.message ?? '',
+    };
+  const wanted = deployment.spec?.replicas ?? 1;
+  const current = (status.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0);
+  const available =
+    current && (status.updatedReplicas ?? 0) >= wanted && (status.availableReplicas ?? 0) >= wanted;
+  return {
+    name,
+    rollout: available ? 'available' : 'progressing',
+    readyReplicas: status.readyReplicas ?? 0,
+    message: available ? '' : 'waiting for the new pod to become available',
+  };
+}
+
+function validate(request: ApplyGenerationRequest__Output): void {
+  const problems: string[] = [];
+  try {
+    parseFlakeRef(request.flakeUri);
+    if (request.namespace !== deriveNamespace(request.flakeUri)) {
+      problems.push(
+        `namespace ${request.namespace} is not the flake's (${deriveNamespace(request.flakeUri)})`,
+      );
+    }
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  if (!/^[0-9a-f]{12}$/.test(request.generation)) problems.push('generation must be 12 hex digits');
+  if (!/^[0-9a-f]{40}$/.test(request.revision))
+    problems.push('revision must be a 40-digit commit id');
+  const names = new Set<string>();
+  for (const instance of request.instances) {
+    if (names.has(instance.name)) problems.push(`instance ${instance.name} is listed twice`);
+    names.add(instance.name);
+    if (!instance.image.startsWith('/'))
+      problems.push(`instance ${instance.name}: image must be a store path`);
+    let meta: unknown;
+    try {
+      meta = JSON.parse(instance.metaJson);
+    } catch {
+      problems.push(`instance ${instance.name}: meta is not valid JSON`);
+      continue;
+    }
+    const parsed = parseSeedMeta(meta, instance.name);
+    if (!parsed.ok)
+      problems.push(
+        ...parsed.problems.map((p) => `instance ${instance.name}: meta.${p.path}: ${p.message}`),
+      );
+  }
+  if (problems.length > 0) throw new GenerationError('invalid', problems.join('; '));
+}

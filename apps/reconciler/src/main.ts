@@ -1,0 +1,22 @@
+import { ConfigError, closeOnSignals, createLogger } from '@seed/service-kit';
+import { loadReconcilerConfig } from './config';
+import { createReconcilerApp } from './reconciler.app';
+
+async function main(): Promise<void> {
+  const config = loadReconcilerConfig();
+  const logger = createLogger('reconciler', config.logLevel);
+  const app = await createReconcilerApp(config, logger);
+  closeOnSignals(app.http, logger);
+  await app.http.listen(config.httpPort, config.host);
+  logger.info(
+    { url: await app.http.getUrl(), grpc: `${config.host}:${app.grpc.port}` },
+    'reconciler listening',
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `reconciler: ${error instanceof ConfigError ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,308 @@
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  VersionApi,
+  makeInformer,
+  type Informer,
+  type KubernetesObject,
+  type ObjectCache,
+} from '@kubernetes/client-node';
+
+export type { KubernetesObject } from '@kubernetes/client-node';
+
+/** The API server refused an object as invalid: applying it again cannot help. */
+export class KubeRejected extends Error {
+  override readonly name = 'KubeRejected';
+
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The API server could not be reached, timed out, or answered a conflict: try again later. */
+export class KubeUnavailable extends Error {
+  override readonly name = 'KubeUnavailable';
+}
+
+/** Kinds Seed watches for drift, by the API path their informers list. */
+export type WatchedKind = 'Deployment' | 'Service' | 'PersistentVolumeClaim';
+
+export type WatchEvent = 'add' | 'update' | 'delete';
+
+const FIELD_MANAGER = 'seed';
+
+/**
+ * Everything the reconciler does with the Kubernetes API, and the only file that knows
+ * @kubernetes/client-node: server-side apply, reads, label-selected lists, deletes,
+ * Events, and informers that restart themselves after the API server went away.
+ */
+export class KubeRepository {
+  private readonly objects: KubernetesObjectApi;
+  private readonly core: CoreV1Api;
+  private readonly apps: AppsV1Api;
+  private readonly versions: VersionApi;
+
+  constructor(private readonly config: KubeConfig) {
+    this.objects = KubernetesObjectApi.makeApiClient(config);
+    this.core = config.makeApiClient(CoreV1Api);
+    this.apps = config.makeApiClient(AppsV1Api);
+    this.versions = config.makeApiClient(VersionApi);
+  }
+
+  /** From a kubeconfig file, or the usual places (in-cluster, $KUBECONFIG, ~/.kube/config). */
+  static fromKubeconfig(path?: string): KubeRepository {
+    const config = new KubeConfig();
+    if (path) config.loadFromFile(path);
+    else config.loadFromDefault();
+    return new KubeRepository(config);
+  }
+
+  /** Server-side apply as field manager `seed`, taking over conflicting fields. */
+  async apply(object: AppliedObject): Promise<KubernetesObject> {
+    return this.call(() =>
+      this.objects.patch(
+        object as unknown as KubernetesObject,
+        undefined,
+        undefined,
+        FIELD_MANAGER,
+        true,
+        PatchStrategy.ServerSideApply,
+      ),
+    );
+  }
+
+  /**
+   * JSON merge patch of an object: lists in it replace the live lists whole. Used to undo
+   * a hand edit that server-side apply cannot (entries another field manager owns).
+   */
+  async mergePatch(object: AppliedObject): Promise<KubernetesObject> {
+    return this.call(() =>
+      this.objects.patch(
+        object as unknown as KubernetesObject,
+        undefined,
+        undefined,
+        FIELD_MANAGER,
+        undefined,
+        PatchStrategy.MergePatch,
+      ),
+    );
+  }
+
+  async read<T extends KubernetesObject>(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<T | undefined> {
+    try {
+      return await this.call(() =>
+        this.objects.read<T>({
+          apiVersion,
+          kind,
+          metadata: { name, ...(namespace ? { namespace } : {}) },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof KubeRejected && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async list<T extends KubernetesObject>(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    labelSelector: string,
+  ): Promise<T[]> {
+    const list = await this.call(() =>
+      this.objects.list<T>(
+        apiVersion,
+        kind,
+        namespace,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        labelSelector,
+      ),
+    );
+    return list.items;
+  }
+
+  /** Deletes an object; one that is already gone counts as deleted. */
+  async delete(object: KubernetesObject): Promise<void> {
+    try {
+      await this.call(() =>
+        this.objects.delete(object, undefined, undefined, undefined, undefined, 'Background'),
+      );
+    } catch (error) {
+      if (!(error instanceof KubeRejected && error.status === 404)) throw error;
+    }
+  }
+
+  /** Records a Kubernetes Event about an object, so `kubectl describe` shows what went wrong. */
+  async recordEvent(
+    involved: { apiVersion: string; kind: string; namespace: string; name: string; uid?: string },
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    const now = new Date();
+    await this.call(() =>
+      this.core.createNamespacedEvent({
+        namespace: involved.namespace,
+        body: {
+          metadata: { generateName: `${involved.name}.`, namespace: involved.namespace },
+          involvedObject: {
+            apiVersion: involved.apiVersion,
+            kind: involved.kind,
+            name: involved.name,
+            namespace: involved.namespace,
+            uid: involved.uid,
+          },
+          type,
+          reason,
+          message: message.slice(0, 1024),
+          source: { component: 'seed-reconciler' },
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      }),
+    );
+  }
+
+  /** Answers when the API server does. */
+  async version(): Promise<string> {
+    const info = await this.call(() => this.versions.getCode());
+    return info.gitVersion;
+  }
+
+  /**
+   * Watches one kind across namespaces (label-selected) and reports every change. The
+   * informer is started again after errors (an API server restart ends its watch), with
+   * a growing pause so an outage does not become a hot loop.
+   */
+  watch(
+    kind: WatchedKind,
+    labelSelector: string,
+    onChange: (event: WatchEvent, object: KubernetesObject) => void,
+    onError: (error: unknown) => void,
+  ): WatchHandle {
+    const informer = this.informerFor(kind, labelSelector);
+    for (const event of ['add', 'update', 'delete'] as const) {
+      informer.on(event, (object) => onChange(event, object));
+    }
+    let stopped = false;
+    let pauseMs = 500;
+    let timer: NodeJS.Timeout | undefined;
+    const start = () => {
+      informer.start().then(
+        () => {
+          pauseMs = 500;
+        },
+        (error: unknown) => restart(error),
+      );
+    };
+    const restart = (error: unknown) => {
+      if (stopped) return;
+      onError(error);
+      clearTimeout(timer);
+      timer = setTimeout(start, pauseMs);
+      pauseMs = Math.min(pauseMs * 2, 30_000);
+    };
+    informer.on('error', restart);
+    start();
+    return {
+      cached: (namespace, name) => informer.get(name, namespace),
+      list: (namespace) => [...informer.list(namespace)],
+      stop: async () => {
+        stopped = true;
+        clearTimeout(timer);
+        await informer.stop();
+      },
+    };
+  }
+
+  private informerFor(
+    kind: WatchedKind,
+    labelSelector: string,
+  ): Informer<KubernetesObject> & ObjectCache<KubernetesObject> {
+    switch (kind) {
+      case 'Deployment':
+        return makeInformer(
+          this.config,
+          '/apis/apps/v1/deployments',
+          () => this.apps.listDeploymentForAllNamespaces({ labelSelector }),
+          labelSelector,
+        );
+      case 'Service':
+        return makeInformer(
+          this.config,
+          '/api/v1/services',
+          () => this.core.listServiceForAllNamespaces({ labelSelector }),
+          labelSelector,
+        );
+      case 'PersistentVolumeClaim':
+        return makeInformer(
+          this.config,
+          '/api/v1/persistentvolumeclaims',
+          () => this.core.listPersistentVolumeClaimForAllNamespaces({ labelSelector }),
+          labelSelector,
+        );
+    }
+  }
+
+  /** Maps client errors: invalid requests are final, everything else is worth retrying. */
+  private async call<T>(request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (error) {
+      if (error instanceof ApiException) {
+        const status = error.code;
+        const detail = apiMessage(error.body) ?? error.message;
+        if (status === 409 || status === 429 || status >= 500) {
+          throw new KubeUnavailable(`the API server answered ${status}: ${detail}`);
+        }
+        throw new KubeRejected(detail, status);
+      }
+      throw new KubeUnavailable(`the API server is unreachable: ${(error as Error).message}`);
+    }
+  }
+}
+
+/** Any object Seed renders: plain JSON with the identifying fields set. */
+export interface AppliedObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+}
+
+export interface WatchHandle {
+  /** The informer's copy of an object, without a request. */
+  cached(namespace: string, name: string): KubernetesObject | undefined;
+  /** The informer's objects in a namespace. */
+  list(namespace: string): KubernetesObject[];
+  stop(): Promise<void>;
+}
+
+function apiMessage(body: unknown): string | undefined {
+  if (typeof body === 'string') {
+    try {
+      return apiMessage(JSON.parse(body));
+    } catch {
+      return body || undefined;
+    }
+  }
+  if (typeof body === 'object' && body !== null && 'message' in body) {
+    return String(body.message);
+  }
+  return undefined;
+}

@@ -1,0 +1,76 @@
+import type { SeedObject } from '@seed/k8s-model';
+import type { Logger } from '@seed/service-kit';
+import { OWNED_SELECTOR, type LiveObjects } from '../flake.reconciler';
+import type {
+  KubeRepository,
+  KubernetesObject,
+  WatchHandle,
+  WatchedKind,
+} from '../repositories/kube.repository';
+
+const WATCHED: readonly WatchedKind[] = ['Deployment', 'Service', 'PersistentVolumeClaim'];
+
+/**
+ * Informers on Seed's Deployments, Services and volumes. Every change (an edit or delete
+ * by hand included) becomes the key of its flake, its namespace; the caches also serve
+ * the reconciler's reads, which fall back to the API for anything not cached yet.
+ */
+export class ClusterObjects implements LiveObjects {
+  private readonly watches = new Map<WatchedKind, WatchHandle>();
+
+  constructor(
+    private readonly kube: KubeRepository,
+    private readonly logger: Logger,
+  ) {}
+
+  start(onChange: (namespace: string) => void): void {
+    for (const kind of WATCHED) {
+      this.watches.set(
+        kind,
+        this.kube.watch(
+          kind,
+          OWNED_SELECTOR,
+          (_event, object) => {
+            if (object.metadata?.namespace) onChange(object.metadata.namespace);
+          },
+          (error) => this.logger.warn({ err: error, kind }, 'watch interrupted; restarting'),
+        ),
+      );
+    }
+  }
+
+  async get(object: SeedObject): Promise<KubernetesObject | undefined> {
+    const namespace = object.metadata.namespace ?? '';
+    const cached = this.watches
+      .get(object.kind as WatchedKind)
+      ?.cached(namespace, object.metadata.name);
+    return (
+      cached ??
+      this.kube.read(
+        object.apiVersion,
+        object.kind,
+        object.metadata.namespace,
+        object.metadata.name,
+      )
+    );
+  }
+
+  owned(namespace: string): Promise<KubernetesObject[]> {
+    const owned: KubernetesObject[] = [];
+    for (const kind of ['Deployment', 'Service'] as const) {
+      owned.push(
+        ...(this.watches.get(kind)?.list(namespace) ?? []).map((object) => ({
+          ...object,
+          kind,
+          apiVersion: kind === 'Deployment' ? 'apps/v1' : 'v1',
+        })),
+      );
+    }
+    return Promise.resolve(owned);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.watches.values()].map((watch) => watch.stop()));
+    this.watches.clear();
+  }
+}

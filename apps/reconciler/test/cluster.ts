@@ -1,0 +1,142 @@
+// Test helpers: generations as the builder sends them, and plain reads of the real cluster.
+import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment } from '@kubernetes/client-node';
+import * as grpc from '@grpc/grpc-js';
+import {
+  SIZE_TIERS,
+  createReconcilerClient,
+  type ApplyGenerationRequest,
+  type ApplyGenerationResponse__Output,
+  type FlakeStatus__Output,
+  type ReconcilerClient,
+  type SeedMeta,
+} from '@seed/contracts';
+import { deriveNamespace, generationHash } from '@seed/nix-eval';
+
+export function meta(name: string, overrides: Partial<SeedMeta> = {}): SeedMeta {
+  const size = overrides.size ?? 's';
+  return {
+    name,
+    system: 'x86_64-linux',
+    size,
+    resources: { ...SIZE_TIERS[size] },
+    expose: {},
+    storage: {},
+    connect: {},
+    rollout: 'recreate',
+    shoot: { enable: false },
+    ...overrides,
+  };
+}
+
+export function generation(
+  flakeUri: string,
+  metas: SeedMeta[],
+  revision = 'a'.repeat(40),
+): ApplyGenerationRequest {
+  const seeds = metas.map((m) => ({
+    name: m.name,
+    meta: m,
+    image: `/nix/store/${'0'.repeat(32)}-seed-${m.name}-image`,
+  }));
+  return {
+    flakeUri,
+    namespace: deriveNamespace(flakeUri),
+    revision,
+    generation: generationHash(seeds),
+    instances: seeds.map((s) => ({
+      name: s.name,
+      metaJson: JSON.stringify(s.meta),
+      image: s.image,
+    })),
+  };
+}
+
+export class Builder {
+  readonly client: ReconcilerClient;
+
+  constructor(address: string) {
+    this.client = createReconcilerClient(address);
+  }
+
+  apply(request: ApplyGenerationRequest): Promise<ApplyGenerationResponse__Output> {
+    return new Promise((resolve, reject) =>
+      this.client.applyGeneration(request, { deadline: Date.now() + 30_000 }, (error, reply) =>
+        error ? reject(error) : resolve(reply!),
+      ),
+    );
+  }
+
+  async refused(request: ApplyGenerationRequest): Promise<grpc.ServiceError> {
+    try {
+      await this.apply(request);
+    } catch (error) {
+      return error as grpc.ServiceError;
+    }
+    throw new Error('expected ApplyGeneration to fail');
+  }
+
+  status(flakeUri: string): Promise<FlakeStatus__Output> {
+    return new Promise((resolve, reject) =>
+      this.client.getStatus({ flakeUri }, (error, reply) =>
+        error ? reject(error) : resolve(reply!),
+      ),
+    );
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export class Cluster {
+  readonly core: CoreV1Api;
+  readonly apps: AppsV1Api;
+
+  constructor(kubeconfigPath: string) {
+    const config = new KubeConfig();
+    config.loadFromFile(kubeconfigPath);
+    this.core = config.makeApiClient(CoreV1Api);
+    this.apps = config.makeApiClient(AppsV1Api);
+  }
+
+  /** name → resourceVersion of every Seed object in a namespace (PVCs, Deployments, Services, state). */
+  async versions(namespace: string): Promise<Record<string, string>> {
+    const labelSelector = 'seed.loom.farm/managed-by=seed';
+    const [deployments, services, claims, configMaps] = await Promise.all([
+      this.apps.listNamespacedDeployment({ namespace, labelSelector }),
+      this.core.listNamespacedService({ namespace, labelSelector }),
+      this.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector }),
+      this.core.listNamespacedConfigMap({ namespace, labelSelector }),
+    ]);
+    const entries: [string, string][] = [];
+    for (const [kind, list] of [
+      ['Deployment', deployments],
+      ['Service', services],
+      ['PVC', claims],
+      ['ConfigMap', configMaps],
+    ] as const) {
+      for (const item of list.items)
+        entries.push([`${kind}/${item.metadata!.name}`, item.metadata!.resourceVersion!]);
+    }
+    return Object.fromEntries(entries.sort());
+  }
+
+  async deployment(namespace: string, name: string): Promise<V1Deployment | undefined> {
+    try {
+      return await this.apps.readNamespacedDeployment({ namespace, name });
+    } catch {
+      return undefined;
+    }
+  }
+
+  async names(namespace: string): Promise<string[]> {
+    return Object.keys(await this.versions(namespace));
+  }
+
+  async until(condition: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+    for (const deadline = Date.now() + timeoutMs; !(await condition());) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}

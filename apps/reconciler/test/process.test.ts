@@ -1,0 +1,132 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import * as grpc from '@grpc/grpc-js';
+import { deriveNamespace } from '@seed/nix-eval';
+import {
+  freeLoopbackPorts,
+  startKubeApiServer,
+  startServiceProcess,
+  type KubeApiServer,
+  type ServiceProcess,
+} from '@seed/testing';
+import { Builder, Cluster, generation, meta } from './cluster';
+
+const MAIN = path.resolve(__dirname, '../dist/main.js');
+
+describe('the reconciler process', () => {
+  let api: KubeApiServer;
+  let cluster: Cluster;
+  const processes: ServiceProcess[] = [];
+
+  async function reconciler(grpcPort: number): Promise<ServiceProcess> {
+    const process = startServiceProcess(MAIN, {
+      SEED_KUBECONFIG: api.kubeconfigPath,
+      SEED_RECONCILER_GRPC_PORT: String(grpcPort),
+      SEED_RECONCILER_HTTP_PORT: '0',
+    });
+    processes.push(process);
+    await process.waitForLog((line) => line.msg === 'reconciler listening');
+    return process;
+  }
+
+  beforeAll(async () => {
+    api = await startKubeApiServer();
+    cluster = new Cluster(api.kubeconfigPath);
+  }, 20 * 60_000);
+
+  afterAll(async () => {
+    for (const process of processes) process.kill('SIGKILL');
+    await api?.stop();
+  });
+
+  it('converges after being killed mid-apply, without a new push', async () => {
+    const [port] = await freeLoopbackPorts(1);
+    const first = await reconciler(port!);
+    const flake = 'github:acme/big';
+    const metas = Array.from({ length: 40 }, (_, i) =>
+      meta(`app-${i}`, { expose: { http: { port: 8080, protocol: 'http' } } }),
+    );
+    const builder = new Builder(`127.0.0.1:${port}`);
+    const call = builder.apply(generation(flake, metas)).catch((error: grpc.ServiceError) => error);
+    const namespace = deriveNamespace(flake);
+    await cluster.until(
+      async () => (await cluster.names(namespace)).some((name) => name.startsWith('Deployment/')),
+      'the apply to start',
+      30_000,
+    );
+    first.kill('SIGKILL');
+    await first.exited;
+    await call;
+    builder.close();
+    expect(
+      (await cluster.names(namespace)).filter((name) => name.startsWith('Deployment/')).length,
+    ).toBeLessThan(40);
+
+    await reconciler(port!);
+    await cluster.until(
+      async () =>
+        (await cluster.names(namespace)).filter((name) => name.startsWith('Service/')).length ===
+        40,
+      'the restarted reconciler to converge',
+      60_000,
+    );
+    const again = new Builder(`127.0.0.1:${port}`);
+    expect((await again.status(flake)).lastError).toBe('');
+    expect(await again.apply(generation(flake, metas))).toMatchObject({ changed: false });
+    again.close();
+  });
+
+  it('serves the gRPC health-checking protocol and stops cleanly on SIGTERM', async () => {
+    const [port] = await freeLoopbackPorts(1);
+    const process = await reconciler(port!);
+    const { HealthClient } = await healthClient();
+    const client = new HealthClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    const answer = await new Promise<{ status: string }>((resolve, reject) =>
+      client.check(
+        { service: 'seed.v1.Reconciler' },
+        (error: grpc.ServiceError | null, reply: { status: string }) =>
+          error ? reject(error) : resolve(reply),
+      ),
+    );
+    expect(answer.status).toBe('SERVING');
+    client.close();
+    process.kill('SIGTERM');
+    expect(await process.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('refuses to start on bad configuration', async () => {
+    const process = startServiceProcess(MAIN, {
+      SEED_RECONCILER_WORKERS: 'many',
+      SEED_RECONCILER_GRPC_PORT: '-1',
+    });
+    expect((await process.exited).code).toBe(1);
+    expect(process.stderr()).toContain('SEED_RECONCILER_WORKERS="many"');
+    expect(process.stderr()).toContain('SEED_RECONCILER_GRPC_PORT="-1"');
+  });
+});
+
+/** A client of grpc.health.v1.Health, loaded from the proto that grpc-health-check ships. */
+async function healthClient() {
+  const { loadSync } = await import('@grpc/proto-loader');
+  const protoPath = require.resolve('grpc-health-check/proto/health/v1/health.proto');
+  const definition = grpc.loadPackageDefinition(
+    loadSync(protoPath, { enums: String }),
+  ) as unknown as {
+    grpc: {
+      health: {
+        v1: {
+          Health: new (
+            address: string,
+            credentials: grpc.ChannelCredentials,
+          ) => grpc.Client & {
+            check(
+              request: { service: string },
+              callback: (error: grpc.ServiceError | null, reply: { status: string }) => void,
+            ): void;
+          };
+        };
+      };
+    };
+  };
+  return { HealthClient: definition.grpc.health.v1.Health };
+}

@@ -1,0 +1,228 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import * as grpc from '@grpc/grpc-js';
+import { deriveNamespace } from '@seed/nix-eval';
+import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import { loadReconcilerConfig } from '../src/config';
+import { createReconcilerApp, type ReconcilerApp } from '../src/reconciler.app';
+import { Builder, Cluster, generation, meta } from './cluster';
+
+const FLAKE = 'github:acme/shop';
+const NS = deriveNamespace(FLAKE);
+
+let api: KubeApiServer;
+let app: ReconcilerApp;
+let builder: Builder;
+let cluster: Cluster;
+
+const web = (size: 's' | 'm' = 's') =>
+  meta('web', {
+    size,
+    expose: { http: { port: 8080, protocol: 'http' } },
+    storage: { data: { size: '1Gi', mountPoint: '/seed/storage/data' } },
+  });
+const db = meta('db', {
+  expose: { pg: { port: 5432, protocol: 'tcp' } },
+  storage: { pgdata: { size: '5Gi', mountPoint: '/var/lib/postgresql' } },
+});
+const dns = meta('dns', { size: 'xs', expose: { dns: { port: 53, protocol: 'dns' } } });
+
+beforeAll(async () => {
+  api = await startKubeApiServer();
+  app = await createReconcilerApp(
+    loadReconcilerConfig({
+      SEED_KUBECONFIG: api.kubeconfigPath,
+      SEED_RECONCILER_GRPC_PORT: '0',
+      SEED_LOG_LEVEL: 'silent',
+    }),
+  );
+  await app.http.listen(0, '127.0.0.1');
+  builder = new Builder(`127.0.0.1:${app.grpc.port}`);
+  cluster = new Cluster(api.kubeconfigPath);
+}, 20 * 60_000);
+
+afterAll(async () => {
+  builder?.close();
+  await app?.http.close();
+  await api?.stop();
+});
+
+describe('applying generations', () => {
+  it('creates everything on the first apply', async () => {
+    expect(await builder.apply(generation(FLAKE, [web(), db, dns]))).toEqual({
+      changed: true,
+      generation: expect.any(String),
+    });
+    expect(await cluster.names(NS)).toEqual([
+      'ConfigMap/seed-state',
+      'Deployment/db',
+      'Deployment/dns',
+      'Deployment/web',
+      'PVC/seed-db-pgdata',
+      'PVC/seed-web-data',
+      'Service/db',
+      'Service/dns',
+      'Service/web',
+    ]);
+    const namespace = await cluster.core.readNamespace({ name: NS });
+    expect(namespace.metadata?.annotations?.['seed.loom.farm/flake-uri']).toBe(FLAKE);
+    const status = await builder.status(FLAKE);
+    expect(status).toMatchObject({
+      namespace: NS,
+      lastError: '',
+      instances: expect.arrayContaining([
+        expect.objectContaining({ name: 'web', rollout: 'progressing' }),
+      ]),
+    });
+  });
+
+  it('writes nothing for the same generation again', async () => {
+    const before = await cluster.versions(NS);
+    expect(await builder.apply(generation(FLAKE, [web(), db, dns]))).toMatchObject({
+      changed: false,
+    });
+    expect(await cluster.versions(NS)).toEqual(before);
+  });
+
+  it('updates only the resized instance on a meta-only change', async () => {
+    const specGeneration = async (name: string) =>
+      (await cluster.deployment(NS, name))?.metadata?.generation;
+    const before = {
+      web: await specGeneration('web'),
+      db: await specGeneration('db'),
+      dns: await specGeneration('dns'),
+    };
+    const templates = {
+      db: (await cluster.deployment(NS, 'db'))?.spec?.template,
+      dns: (await cluster.deployment(NS, 'dns'))?.spec?.template,
+    };
+    await builder.apply(generation(FLAKE, [web('m'), db, dns]));
+    expect(await specGeneration('web')).toBe(before.web! + 1);
+    expect(await specGeneration('db')).toBe(before.db);
+    expect(await specGeneration('dns')).toBe(before.dns);
+    expect((await cluster.deployment(NS, 'db'))?.spec?.template).toEqual(templates.db);
+    expect((await cluster.deployment(NS, 'dns'))?.spec?.template).toEqual(templates.dns);
+    const annotations = (await cluster.deployment(NS, 'web'))?.spec?.template.metadata?.annotations;
+    expect(annotations?.['io.katacontainers.config.hypervisor.default_memory']).toBe('2048');
+  });
+
+  it('prunes an instance that left the flake and keeps its volume', async () => {
+    await builder.apply(generation(FLAKE, [web('m'), dns]));
+    const names = await cluster.names(NS);
+    expect(names).not.toContain('Deployment/db');
+    expect(names).not.toContain('Service/db');
+    expect(names).toContain('PVC/seed-db-pgdata');
+  });
+
+  it('never shrinks a volume', async () => {
+    const smaller = meta('web', {
+      ...web('m'),
+      storage: { data: { size: '512Mi', mountPoint: '/seed/storage/data' } },
+    });
+    await builder.apply(generation(FLAKE, [smaller, dns]));
+    const claim = await cluster.core.readNamespacedPersistentVolumeClaim({
+      namespace: NS,
+      name: 'seed-web-data',
+    });
+    expect(claim.spec?.resources?.requests?.storage).toBe('1Gi');
+    await builder.apply(generation(FLAKE, [web('m'), dns]));
+  });
+});
+
+describe('drift', () => {
+  it('restores a Deployment deleted by hand', async () => {
+    await cluster.apps.deleteNamespacedDeployment({ namespace: NS, name: 'dns' });
+    await cluster.until(
+      async () => (await cluster.deployment(NS, 'dns')) !== undefined,
+      'the Deployment to come back',
+    );
+  });
+
+  it('restores a Service edited by hand', async () => {
+    const service = await cluster.core.readNamespacedService({ namespace: NS, name: 'web' });
+    service.spec!.ports![0]!.port = 9999;
+    service.spec!.ports![0]!.targetPort = 9999;
+    await cluster.core.replaceNamespacedService({ namespace: NS, name: 'web', body: service });
+    await cluster.until(
+      async () =>
+        (await cluster.core.readNamespacedService({ namespace: NS, name: 'web' })).spec?.ports?.[0]
+          ?.port === 8080,
+      'the Service port to be put back',
+    );
+  });
+});
+
+describe('isolation and errors', () => {
+  it('gives a second flake its own namespace without touching the first', async () => {
+    const before = await cluster.versions(NS);
+    const other = 'github:acme/blog';
+    await builder.apply(
+      generation(other, [meta('blog', { expose: { http: { port: 80, protocol: 'http' } } })]),
+    );
+    expect(await cluster.names(deriveNamespace(other))).toEqual([
+      'ConfigMap/seed-state',
+      'Deployment/blog',
+      'Service/blog',
+    ]);
+    expect(await cluster.versions(NS)).toEqual(before);
+  });
+
+  it('reports an object the API server rejects, and still applies the other instances', async () => {
+    const flake = 'github:acme/broken';
+    // A size the schema lets through but the API server refuses (the Nix library would not).
+    const bad = meta('bad', { storage: { data: { size: '0', mountPoint: '/data' } } });
+    const good = meta('good', { expose: { http: { port: 8080, protocol: 'http' } } });
+    const error = await builder.refused(generation(flake, [bad, good]));
+    expect(error.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(error.details).toMatch(/^instance bad: PersistentVolumeClaim seed-bad-data: .*storage/);
+    const namespace = deriveNamespace(flake);
+    expect(await cluster.names(namespace)).toEqual(
+      expect.arrayContaining(['Deployment/good', 'Service/good']),
+    );
+    expect((await builder.status(flake)).lastError).toContain('instance bad');
+    const events = await cluster.core.listNamespacedEvent({ namespace });
+    expect(events.items.map((event) => event.reason)).toContain('ApplyFailed');
+  });
+
+  it('refuses an invalid generation with a clear status', async () => {
+    const request = generation('github:acme/invalid', [meta('web')]);
+    const wrongNamespace = await builder.refused({ ...request, namespace: 's-aaaaaaaaaaaa' });
+    expect(wrongNamespace.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(wrongNamespace.details).toContain("is not the flake's");
+    const badMeta = await builder.refused({
+      ...request,
+      instances: [{ name: 'web', metaJson: '{"name":"web"}', image: '/nix/store/x' }],
+    });
+    expect(badMeta.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(badMeta.details).toContain('instance web: meta.');
+    expect((await builder.refused({ ...request, flakeUri: 'nixpkgs' })).code).toBe(
+      grpc.status.INVALID_ARGUMENT,
+    );
+    const unknown = await new Promise<grpc.ServiceError>((resolve) =>
+      builder.client.getStatus({ flakeUri: 'github:acme/never' }, (e) => resolve(e!)),
+    );
+    expect(unknown.code).toBe(grpc.status.NOT_FOUND);
+  });
+
+  it('survives an API server restart', async () => {
+    await api.restart();
+    await builder.apply(generation(FLAKE, [web('s'), dns]));
+    expect(
+      (await cluster.deployment(NS, 'web'))?.spec?.template.metadata?.annotations?.[
+        'io.katacontainers.config.hypervisor.default_memory'
+      ],
+    ).toBe('1024');
+    await cluster.apps.deleteNamespacedDeployment({ namespace: NS, name: 'web' });
+    await cluster.until(
+      async () => (await cluster.deployment(NS, 'web')) !== undefined,
+      'drift repair after the restart',
+    );
+  });
+
+  it('serves health over gRPC and probes over HTTP', async () => {
+    const url = (await app.http.getUrl()).replace('[::1]', '127.0.0.1');
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/seed_reconciler_writes_total\{kind="Deployment",verb="apply"\} \d+/);
+    expect(metrics).toMatch(/seed_reconciler_generations_total\{result="unchanged"\} 1/);
+  });
+});

@@ -1,0 +1,235 @@
+// bench/builder: what the builder's path (BullMQ queue, worker, build records in Redis,
+// gRPC ApplyGeneration) adds to each build over the nix commands it runs, and how many
+// builds per minute it finishes with many flakes pushed at once. The real builder runs as
+// a process of its own against a real Redis and a gRPC stand-in reconciler; the nix steps
+// "by hand" run in this process with the same NixClient, nix.conf and environment. Every
+// flake is new and its images unique to the run, so nix caches nothing for either side.
+// Builder and by-hand builds alternate; read the difference, not the absolute times.
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { NixClient, generationHash, pinFlakeRef } from '@seed/nix-eval';
+import {
+  freeLoopbackPort,
+  startRedis,
+  startServiceProcess,
+  type ServiceProcess,
+} from '@seed/testing';
+import { Pushes, freshFlake, type Fixture } from './pushes';
+import { StandInReconciler } from './reconciler';
+
+const CONF = process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf';
+const BUILDS = Number(process.env.BENCH_BUILDS ?? 10);
+const FLAKES = Number(process.env.BENCH_FLAKES ?? 20);
+const BUILD_TIMEOUT_MS = 60_000;
+const BUILDER_MAIN =
+  process.env.BENCH_BUILDER_MAIN ?? path.resolve(__dirname, '../../../apps/builder/dist/main.js');
+// The builder gets only PATH and its SEED_* variables (startServiceProcess); nix by hand
+// runs in the same environment so both read the same configuration and caches.
+const NIX_ENV = { PATH: process.env.PATH };
+
+/** What the bench reads of `GET /builds/:id`. */
+interface BuildRecord {
+  state: string;
+  attempts: number;
+  phases: Record<string, number>;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** Cleanups run once, last registered first, whether the bench ends, fails or is interrupted. */
+const cleanups: { what: string; run: () => unknown }[] = [];
+async function cleanUp(): Promise<void> {
+  for (let cleanup = cleanups.pop(); cleanup; cleanup = cleanups.pop()) {
+    try {
+      await cleanup.run();
+    } catch (error) {
+      console.error(`bench/builder: could not stop ${cleanup.what}:`, error);
+    }
+  }
+}
+
+async function stopProcess(service: ServiceProcess): Promise<void> {
+  if (service.child.exitCode !== null || service.child.signalCode !== null) return;
+  service.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), 15_000);
+  });
+  const exit = await Promise.race([service.exited, timeout]);
+  clearTimeout(timer);
+  if (exit === 'timeout') {
+    service.kill('SIGKILL');
+    await service.exited;
+    console.error('bench/builder: the builder did not stop within 15 s of SIGTERM: killed');
+  } else if (exit.code !== 0) {
+    console.error(`bench/builder: the builder exited ${exit.code ?? exit.signal} on SIGTERM`);
+  }
+}
+
+async function healthy(url: string, service: ServiceProcess): Promise<void> {
+  for (let attempt = 0; attempt < 150; attempt += 1) {
+    if (service.child.exitCode !== null) {
+      throw new Error(`the builder exited: ${service.stderr()}`);
+    }
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${url} did not become healthy: ${service.stderr()}`);
+}
+
+async function record(url: string, jobId: string): Promise<BuildRecord> {
+  const response = await fetch(`${url}/builds/${jobId}`);
+  if (!response.ok) throw new Error(`GET /builds/${jobId}: ${response.status}`);
+  return (await response.json()) as BuildRecord;
+}
+
+async function fixtures(count: number, seeds: (index: number) => number): Promise<Fixture[]> {
+  const made: Fixture[] = [];
+  for (let index = 0; index < count; index += 1) {
+    const fixture = await freshFlake(seeds(index));
+    cleanups.push({ what: fixture.repo.dir, run: () => fixture.repo.dispose() });
+    made.push(fixture);
+  }
+  return made;
+}
+
+interface ThroughBuilder {
+  ms: number;
+  /** Push to completed, less the builder's own nix phases (evaluate, build). */
+  outsideNixMs: number;
+  applyMs: number;
+}
+
+async function main(): Promise<void> {
+  try {
+    await bench();
+  } finally {
+    await cleanUp();
+  }
+}
+
+async function bench(): Promise<void> {
+  const redis = await startRedis();
+  cleanups.push({ what: 'redis', run: () => redis.dispose() });
+  const reconciler = await StandInReconciler.start();
+  cleanups.push({ what: 'the stand-in reconciler', run: () => reconciler.stop() });
+  const pushes = new Pushes(redis.url);
+  cleanups.push({ what: 'the queue clients', run: () => pushes.close() });
+  await pushes.ready();
+
+  const port = await freeLoopbackPort();
+  const url = `http://127.0.0.1:${port}`;
+  const builder = startServiceProcess(BUILDER_MAIN, {
+    SEED_REDIS_URL: redis.url,
+    SEED_RECONCILER_ADDRESS: reconciler.address,
+    SEED_BUILDER_PORT: String(port),
+    SEED_NIX_CONF: CONF,
+    // Log lines would be parsed by this process, on the cores the builds use.
+    SEED_LOG_LEVEL: 'warn',
+  });
+  cleanups.push({ what: 'the builder', run: () => stopProcess(builder) });
+  await healthy(url, builder);
+
+  const nix = new NixClient({ confFile: CONF, env: NIX_ENV });
+  const byHand = async (fixture: Fixture): Promise<number> => {
+    const started = performance.now();
+    const locked = await nix.resolve(pinFlakeRef(fixture.repo.url(), fixture.commit, 'main').url);
+    generationHash(await nix.buildImages(await nix.evaluateSeeds(locked.url)));
+    return performance.now() - started;
+  };
+  const throughBuilder = async (fixture: Fixture): Promise<ThroughBuilder> => {
+    const done = pushes.finished(fixture, BUILD_TIMEOUT_MS);
+    const started = performance.now();
+    const jobId = await pushes.push(fixture);
+    const ms = (await done) - started;
+    const { state, attempts, phases } = await record(url, jobId);
+    if (state !== 'succeeded' || attempts !== 1) {
+      throw new Error(`build ${jobId}: ${state} after ${attempts} attempt(s)`);
+    }
+    const nixMs = (phases.evaluate ?? 0) + (phases.build ?? 0);
+    return { ms, outsideNixMs: ms - nixMs, applyMs: phases.apply ?? 0 };
+  };
+
+  // (a) One single-seed build at a time, alternating with the same steps by hand on an
+  // equally fresh flake; the first pair warms up JIT, connections and nix, and is dropped.
+  const single = await fixtures(2 * (BUILDS + 1), () => 1);
+  const viaBuilder: ThroughBuilder[] = [];
+  const viaHand: number[] = [];
+  for (let round = 0; round <= BUILDS; round += 1) {
+    const [ours, theirs] = [single[2 * round]!, single[2 * round + 1]!];
+    // Alternate which side goes first, so neither always follows the other's writes.
+    const pair =
+      round % 2
+        ? { builder: await throughBuilder(ours), hand: await byHand(theirs) }
+        : { hand: await byHand(theirs), builder: await throughBuilder(ours) };
+    if (round === 0) continue;
+    viaBuilder.push(pair.builder);
+    viaHand.push(pair.hand);
+  }
+
+  // (b) FLAKES flakes of 2-3 seeds pushed at once, the builder at its default concurrency.
+  const many = await fixtures(FLAKES, (index) => 2 + (index % 2));
+  const finished = many.map((fixture) => pushes.finished(fixture, BUILD_TIMEOUT_MS));
+  const started = performance.now();
+  const jobIds = await Promise.all(many.map((fixture) => pushes.push(fixture)));
+  const latencies = (await Promise.all(finished)).map((at) => at - started);
+  const wallMs = Math.max(...latencies);
+  const records = await Promise.all(jobIds.map((jobId) => record(url, jobId)));
+  const notFirstTry = records.filter((r) => r.state !== 'succeeded' || r.attempts !== 1).length;
+  // Time the worker slots spent inside a build's phases, against the slots available.
+  const concurrency = availableParallelism();
+  const busyMs = records.reduce(
+    (sum, r) => sum + Object.values(r.phases).reduce((total, ms) => total + ms, 0),
+    0,
+  );
+
+  const line = (label: string, value: string) => console.log(`${label.padEnd(52)} ${value}`);
+  const ms = (value: number) => `${value.toFixed(1)} ms`;
+  const builderMedian = median(viaBuilder.map((b) => b.ms));
+  const handMedian = median(viaHand);
+  const seeds = many.reduce((sum, fixture) => sum + fixture.seeds, 0);
+  console.log(
+    `bench/builder: ${BUILDS} single-seed builds one at a time, then ${FLAKES} flakes ` +
+      `(${seeds} seeds) at once; concurrency ${concurrency} (one per core), medians`,
+  );
+  line('builder, push -> completed', ms(builderMedian));
+  line('same nix steps by hand (resolve, evaluate, build)', ms(handMedian));
+  line('overhead per build, difference (aim < 50 ms)', ms(builderMedian - handMedian));
+  line(
+    '  per build: push -> completed less its nix phases',
+    `${ms(median(viaBuilder.map((b) => b.outsideNixMs)))} (of which gRPC apply ${ms(
+      median(viaBuilder.map((b) => b.applyMs)),
+    )})`,
+  );
+  line(`${FLAKES} flakes pushed at once: wall time`, `${(wallMs / 1000).toFixed(2)} s`);
+  line('builds per minute', (FLAKES / (wallMs / 60_000)).toFixed(0));
+  line('  push -> completed per build, median / max', `${ms(median(latencies))} / ${ms(wallMs)}`);
+  line(
+    '  worker slots busy in build phases',
+    `${((100 * busyMs) / (wallMs * concurrency)).toFixed(0)}%`,
+  );
+  if (notFirstTry > 0) line('  builds not succeeded at the first attempt', String(notFirstTry));
+  if (reconciler.calls !== BUILDS + 1 + FLAKES) {
+    line('  ApplyGeneration calls, expected one per build', String(reconciler.calls));
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`bench/builder: ${signal}: stopping`);
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto';
+import {
+  BUILD_JOB_NAME,
+  BUILD_JOB_OPTIONS,
+  BUILDS_QUEUE,
+  buildJobId,
+  latestBuildKey,
+  type BuildJob,
+} from '@seed/contracts';
+import { demoFlakeFiles, FlakeRepo, type DemoSeed } from '@seed/testing';
+import { Queue, QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
+
+/** A pushed flake: a throwaway git repository and the commit to build. */
+export interface Fixture {
+  repo: FlakeRepo;
+  commit: string;
+  seeds: number;
+}
+
+const RUN = randomBytes(6).toString('hex');
+const SEEDS: Record<string, DemoSeed> = {
+  web: { seed: { expose: { http: 8080 } } },
+  api: { seed: { expose: { grpc: { port: 9000, protocol: 'grpc' } } } },
+  worker: { seed: { size: 'm', storage: { data: '1Gi' } } },
+};
+let fixtures = 0;
+
+/**
+ * A flake of `seeds` seeds whose images no other flake, and no earlier run, shares: the
+ * build script carries the run's nonce and the flake's number, so nothing is cached.
+ */
+export async function freshFlake(seeds: number): Promise<Fixture> {
+  fixtures += 1;
+  const tag = `${RUN}-${fixtures}`;
+  const chosen = Object.entries(SEEDS)
+    .slice(0, seeds)
+    .map(([name, seed]): [string, DemoSeed] => [
+      name,
+      { ...seed, build: `echo ${tag}; echo ${name} > $out` },
+    ]);
+  const repo = await FlakeRepo.create();
+  const commit = await repo.commit(await demoFlakeFiles(Object.fromEntries(chosen)));
+  return { repo, commit, seeds: chosen.length };
+}
+
+interface Waiter {
+  resolve: (at: number) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Queues builds the way the webhook does (the flake's latest pointer, then the job with
+ * the catalog's id and options) and tells when each one finishes, from BullMQ's event
+ * stream rather than by polling.
+ */
+export class Pushes {
+  private readonly redis: Redis;
+  private readonly queue: Queue;
+  private readonly events: QueueEvents;
+  private readonly waiting = new Map<string, Waiter>();
+
+  constructor(redisUrl: string) {
+    this.redis = new Redis(redisUrl);
+    this.queue = new Queue(BUILDS_QUEUE, { connection: this.redis });
+    this.events = new QueueEvents(BUILDS_QUEUE, {
+      connection: { url: redisUrl, maxRetriesPerRequest: null },
+    });
+    this.events.on('completed', ({ jobId, returnvalue }) => {
+      const at = performance.now();
+      const state = stateOf(returnvalue);
+      if (state === 'succeeded') this.settle(jobId, at);
+      else this.settle(jobId, new Error(`build ${jobId} ended ${state}, not succeeded`));
+    });
+    this.events.on('failed', ({ jobId, failedReason }) =>
+      this.settle(jobId, new Error(`build ${jobId} failed: ${failedReason}`)),
+    );
+  }
+
+  /** Resolves once the event stream is read: events before this are not seen. */
+  async ready(): Promise<void> {
+    await this.events.waitUntilReady();
+  }
+
+  /** The job id a push of the fixture gets. */
+  jobId(fixture: Fixture): string {
+    return buildJobId(fixture.repo.url(), fixture.commit);
+  }
+
+  /**
+   * Resolves with `performance.now()` when the fixture's build completes successfully.
+   * Call it before pushing, so the event cannot slip by.
+   */
+  finished(fixture: Fixture, timeoutMs: number): Promise<number> {
+    const jobId = this.jobId(fixture);
+    const done = new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(
+        () => this.settle(jobId, new Error(`build ${jobId} did not finish within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.waiting.set(jobId, { resolve, reject, timer });
+    });
+    // A bench that stops early (its push failed) never awaits this: not an unhandled rejection.
+    done.catch(() => undefined);
+    return done;
+  }
+
+  async push(fixture: Fixture): Promise<string> {
+    const flake = fixture.repo.url();
+    const jobId = this.jobId(fixture);
+    const job: BuildJob = {
+      flake,
+      commit: fixture.commit,
+      ref: 'refs/heads/main',
+      forge: 'github',
+      deliveryId: `bench-${randomBytes(4).toString('hex')}`,
+      receivedAt: new Date().toISOString(),
+    };
+    await this.redis.set(latestBuildKey(flake), jobId);
+    await this.queue.add(BUILD_JOB_NAME, job, { ...BUILD_JOB_OPTIONS, jobId });
+    return jobId;
+  }
+
+  async close(): Promise<void> {
+    for (const jobId of [...this.waiting.keys()]) this.settle(jobId, new Error('closed'));
+    await this.events.close();
+    await this.queue.close();
+    this.redis.disconnect();
+  }
+
+  private settle(jobId: string, outcome: number | Error): void {
+    const waiter = this.waiting.get(jobId);
+    if (!waiter) return;
+    this.waiting.delete(jobId);
+    clearTimeout(waiter.timer);
+    if (outcome instanceof Error) waiter.reject(outcome);
+    else waiter.resolve(outcome);
+  }
+}
+
+/**
+ * The `state` the builder's processor returned. BullMQ types a completed event's return
+ * value as a string but hands it over already parsed; take either, and never throw: an
+ * exception here would stop QueueEvents reading the stream.
+ */
+function stateOf(returnvalue: unknown): string {
+  try {
+    const value: unknown = typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue;
+    const state = (value as { state?: unknown } | null)?.state;
+    return typeof state === 'string' ? state : `with return value ${JSON.stringify(value)}`;
+  } catch {
+    return `with return value ${String(returnvalue)}`;
+  }
+}
