@@ -29,7 +29,7 @@ class WorkerDrain implements OnApplicationShutdown {
     private readonly worker: Worker,
     private readonly abortBuilds: AbortController,
     private readonly graceMs: number,
-    private readonly close: () => void,
+    private readonly close: () => Promise<void>,
     private readonly logger: Logger,
   ) {}
 
@@ -51,7 +51,7 @@ class WorkerDrain implements OnApplicationShutdown {
       this.abortBuilds.abort(new Error('worker shutting down'));
       await this.worker.close(true);
     }
-    this.close();
+    await this.close();
   }
 }
 
@@ -98,9 +98,9 @@ class BuilderModule {
       worker,
       abortBuilds,
       config.worker.shutdownGraceMs,
-      () => {
+      async () => {
         reconciler.close();
-        records.close();
+        await records.close();
       },
       logger,
     );

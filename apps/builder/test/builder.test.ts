@@ -193,6 +193,16 @@ describe('superseding', () => {
     expect(applied).not.toContain(records[1]!.generation);
   });
 
+  it('shows a build no worker has started as queued', async () => {
+    const later = await repo({ web: {} });
+    const jobId = await pushes.push(later, await head(later), { delay: 60_000 });
+    const record = (await (await fetch(`${url}/builds/${jobId}`)).json()) as {
+      state: string;
+      flake: string;
+    };
+    expect(record).toMatchObject({ state: 'queued', flake: later.url() });
+  });
+
   it('answers bad requests with JSON errors', async () => {
     expect(await (await fetch(`${url}/builds`)).json()).toEqual({
       error: 'give the flake: GET /builds?flake=<flake URI>',

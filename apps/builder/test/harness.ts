@@ -22,7 +22,7 @@ export class Pushes {
     this.queue = new Queue(BUILDS_QUEUE, { connection: this.redis });
   }
 
-  async push(repo: FlakeRepo, commit: string): Promise<string> {
+  async push(repo: FlakeRepo, commit: string, options: { delay?: number } = {}): Promise<string> {
     const flake = repo.url();
     const job: BuildJob = {
       flake,
@@ -33,12 +33,14 @@ export class Pushes {
       receivedAt: new Date().toISOString(),
     };
     const jobId = buildJobId(flake, commit);
+    // As the webhook does: the flake's latest build is recorded before its job is stored.
+    await this.redis.set(latestBuildKey(flake), jobId);
     await this.queue.add(BUILD_JOB_NAME, job, {
       ...BUILD_JOB_OPTIONS,
       backoff: { type: 'fixed', delay: 200 },
       jobId,
+      ...options,
     });
-    await this.redis.set(latestBuildKey(flake), jobId);
     return jobId;
   }
 

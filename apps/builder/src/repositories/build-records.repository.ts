@@ -1,6 +1,7 @@
-import { flakeKey, latestBuildKey } from '@seed/contracts';
+import { BUILDS_QUEUE, buildJobSchema, flakeKey, latestBuildKey } from '@seed/contracts';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { BuildRecord } from '../build-record';
+import { newRecord, type BuildRecord } from '../build-record';
 
 const RECORD_TTL_SECONDS = 30 * 24 * 3600;
 const RECORDS_PER_FLAKE = 200;
@@ -28,6 +29,8 @@ type LockCommands = {
  */
 export class BuildRecordsRepository {
   private readonly redis: Redis & LockCommands;
+  /** Read-only use of the queue: builds no worker has started have no record yet. */
+  private readonly queue: Queue;
 
   constructor(url: string, onConnectionError: (error: Error) => void) {
     const redis = new Redis(url, { maxRetriesPerRequest: 3 });
@@ -35,6 +38,7 @@ export class BuildRecordsRepository {
     redis.defineCommand('seedReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK });
     redis.defineCommand('seedRenewLock', { numberOfKeys: 1, lua: RENEW_LOCK });
     this.redis = redis as Redis & LockCommands;
+    this.queue = new Queue(BUILDS_QUEUE, { connection: { url, maxRetriesPerRequest: 3 } });
   }
 
   async save(record: BuildRecord): Promise<void> {
@@ -49,9 +53,14 @@ export class BuildRecordsRepository {
       .exec();
   }
 
+  /** A build's record, or a `queued` one for a job no worker has started yet. */
   async get(id: string): Promise<BuildRecord | undefined> {
     const stored = await this.redis.get(recordKey(id));
-    return stored === null ? undefined : (JSON.parse(stored) as BuildRecord);
+    if (stored !== null) return JSON.parse(stored) as BuildRecord;
+    const job = await this.queue.getJob(id);
+    const payload = buildJobSchema.safeParse(job?.data);
+    if (!job || !payload.success) return undefined;
+    return newRecord(id, payload.data, new Date(job.timestamp));
   }
 
   /** A flake's builds, newest first. */
@@ -87,7 +96,8 @@ export class BuildRecordsRepository {
     return (await this.redis.ping()) === 'PONG' ? true : 'unexpected PING answer';
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    await this.queue.close();
     this.redis.disconnect();
   }
 }

@@ -21,7 +21,6 @@ const TRANSIENT = new Set([
   grpc.status.DEADLINE_EXCEEDED,
   grpc.status.RESOURCE_EXHAUSTED,
   grpc.status.ABORTED,
-  grpc.status.UNKNOWN,
 ]);
 
 export interface ReconcilerClientOptions {
