@@ -1,8 +1,10 @@
-import { ConfigError, closeOnSignals, createLogger } from '@seed/service-kit';
+import { ConfigError, closeOnSignals, createLogger, listMetricsIfAsked } from '@seed/service-kit';
 import { createBuilderApp } from './builder.app';
 import { loadBuilderConfig } from './config';
+import { BuilderMetrics } from './metrics';
 
 async function main(): Promise<void> {
+  if (await listMetricsIfAsked(() => new BuilderMetrics().registry)) return;
   const config = loadBuilderConfig();
   const logger = createLogger('builder', config.logLevel);
   const app = await createBuilderApp(config, logger);

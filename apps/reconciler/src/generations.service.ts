@@ -11,7 +11,11 @@ import type { WorkQueue } from './controller/work-queue';
 import { TerminalError } from './controller/work-queue';
 import type { ReconcilerMetrics } from './metrics';
 import type { FlakeStateRepository } from './repositories/flake-state.repository';
-import type { KubeRepository, KubernetesObject } from './repositories/kube.repository';
+import {
+  KubeRejected,
+  type KubeRepository,
+  type KubernetesObject,
+} from './repositories/kube.repository';
 
 /** Why a request was refused; the gRPC adapter maps each kind to a status code. */
 export class GenerationError extends Error {
@@ -90,7 +94,8 @@ export class GenerationsService {
       });
       await this.queue.addAndWait(namespace);
     } catch (error) {
-      const terminal = error instanceof TerminalError;
+      // A spec the API server refuses (or a missing permission) will not heal by retrying.
+      const terminal = error instanceof TerminalError || error instanceof KubeRejected;
       this.metrics.generations.inc({ result: terminal ? 'rejected' : 'failed' });
       this.logger.warn(
         { err: error, namespace, generation: request.generation },
@@ -109,7 +114,9 @@ export class GenerationsService {
       throw new GenerationError('invalid', (error as Error).message);
     }
     const namespace = deriveNamespace(flakeUri);
-    const state = await this.states.load(namespace);
+    const state = await this.states.load(namespace).catch((error: Error) => {
+      throw new GenerationError('unavailable', error.message);
+    });
     if (!state.desired)
       throw new GenerationError('not-found', `no generation was ever applied for ${flakeUri}`);
     const instances: InstanceStatus[] = [];

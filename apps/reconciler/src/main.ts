@@ -1,8 +1,10 @@
-import { ConfigError, closeOnSignals, createLogger } from '@seed/service-kit';
+import { ConfigError, closeOnSignals, createLogger, listMetricsIfAsked } from '@seed/service-kit';
 import { loadReconcilerConfig } from './config';
 import { createReconcilerApp } from './reconciler.app';
+import { ReconcilerMetrics } from './metrics';
 
 async function main(): Promise<void> {
+  if (await listMetricsIfAsked(() => new ReconcilerMetrics(() => 0).registry)) return;
   const config = loadReconcilerConfig();
   const logger = createLogger('reconciler', config.logLevel);
   const app = await createReconcilerApp(config, logger);

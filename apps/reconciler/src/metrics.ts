@@ -14,7 +14,7 @@ export class ReconcilerMetrics {
 
   readonly writes = new Counter({
     name: 'seed_reconciler_writes_total',
-    help: 'Writes to the Kubernetes API, by kind and verb (apply, delete)',
+    help: 'Writes to the Kubernetes API, by kind and verb (apply, patch, delete)',
     labelNames: ['kind', 'verb'] as const,
     registers: [this.registry],
   });

@@ -114,7 +114,8 @@ export async function createReconcilerApp(
       metrics,
       kube,
       stop: async () => {
-        await grpc.stop(5_000);
+        // Calls in flight (a builder waiting on its generation) may finish first.
+        await grpc.stop(25_000);
         await cluster.stop();
         await queue.shutdown();
       },

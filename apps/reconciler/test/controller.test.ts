@@ -101,3 +101,25 @@ describe('helpers', () => {
     expect(isSubset(desired, undefined)).toBe(false);
   });
 });
+
+describe('WorkQueue delays', () => {
+  it('keeps the sooner of two pending delays for a key', async () => {
+    const seen: number[] = [];
+    const started = Date.now();
+    const queue = new WorkQueue(
+      () => {
+        seen.push(Date.now() - started);
+        return Promise.resolve({});
+      },
+      new ExponentialRateLimiter(1, 10),
+      1,
+      () => undefined,
+    );
+    queue.addAfter('a', 10_000); // a periodic resync
+    queue.addAfter('a', 20); // a retry after a failure must not wait for it
+    await tick(100);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toBeLessThan(1_000);
+    await queue.shutdown();
+  });
+});

@@ -1,8 +1,11 @@
-import { ConfigError, closeOnSignals, createLogger } from '@seed/service-kit';
+import { ConfigError, closeOnSignals, createLogger, listMetricsIfAsked } from '@seed/service-kit';
 import { loadWebhookConfig } from './config';
 import { createWebhookApp } from './webhook.app';
+import { WebhookMetrics } from './metrics';
 
 async function main(): Promise<void> {
+  if (await listMetricsIfAsked(() => new WebhookMetrics(() => Promise.resolve({})).registry))
+    return;
   const config = loadWebhookConfig();
   const logger = createLogger('webhook', config.logLevel);
   const app = await createWebhookApp(config, logger);

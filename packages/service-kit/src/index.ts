@@ -7,3 +7,4 @@ export type { ProbesOptions, ReadinessCheck } from './probes';
 export { closeOnSignals } from './lifecycle';
 export { startGrpcServer } from './grpc';
 export type { GrpcService, RunningGrpcServer } from './grpc';
+export { listMetricsIfAsked } from './metrics-listing';

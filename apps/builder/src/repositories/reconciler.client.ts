@@ -21,6 +21,8 @@ const TRANSIENT = new Set([
   grpc.status.DEADLINE_EXCEEDED,
   grpc.status.RESOURCE_EXHAUSTED,
   grpc.status.ABORTED,
+  // A reconciler shutting down cancels the calls it could not finish.
+  grpc.status.CANCELLED,
 ]);
 
 export interface ReconcilerClientOptions {

@@ -27,7 +27,7 @@ export class WorkQueue {
   private readonly queued = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; due: number }>();
   private readonly waiters = new Map<string, Waiter[]>();
   private active = 0;
   private stopped = false;
@@ -52,16 +52,18 @@ export class WorkQueue {
     this.pump();
   }
 
-  /** Queues the key after a delay; an earlier pending delay for it wins. */
+  /** Queues the key after a delay; of two pending delays for one key, the sooner wins. */
   addAfter(key: string, delayMs: number): void {
-    if (this.stopped || this.timers.has(key)) return;
-    this.timers.set(
-      key,
-      setTimeout(() => {
-        this.timers.delete(key);
-        this.add(key);
-      }, delayMs),
-    );
+    if (this.stopped) return;
+    const due = Date.now() + delayMs;
+    const pending = this.timers.get(key);
+    if (pending && pending.due <= due) return;
+    if (pending) clearTimeout(pending.timer);
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, delayMs);
+    this.timers.set(key, { timer, due });
   }
 
   /** Queues the key now and resolves when a processing that started after this call ends. */
@@ -82,7 +84,7 @@ export class WorkQueue {
   /** Stops taking keys and waits for those in process. */
   async shutdown(): Promise<void> {
     this.stopped = true;
-    for (const timer of this.timers.values()) clearTimeout(timer);
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     if (this.active > 0) await new Promise<void>((resolve) => (this.idle = resolve));
     for (const list of this.waiters.values())

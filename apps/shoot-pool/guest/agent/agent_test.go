@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFrameRoundTrip(t *testing.T) {
+	payload := make([]byte, 256)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	out, err := encodeFrame(map[string]any{"id": 7, "op": "exec"}, payload, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := readFrame(bufio.NewReader(bytes.NewReader(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(f.blobs[0], payload) || len(f.blobs[1]) != 0 || len(f.blobs) != 2 {
+		t.Fatalf("blobs changed: %v", f.blobs)
+	}
+	var head requestHead
+	if err := json.Unmarshal(f.header, &head); err != nil || head.ID != 7 || head.Op != "exec" {
+		t.Fatalf("header: %s %v", f.header, err)
+	}
+}
+
+func TestTruncatedFrameIsUnexpectedEOF(t *testing.T) {
+	out, _ := encodeFrame(map[string]any{"id": 1}, []byte("abc"))
+	for cut := 1; cut < len(out); cut++ {
+		_, err := readFrame(bufio.NewReader(bytes.NewReader(out[:cut])))
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+	}
+	if _, err := readFrame(bufio.NewReader(bytes.NewReader(nil))); err != io.EOF {
+		t.Fatalf("empty stream: %v", err)
+	}
+}
+
+func TestResynchronisesAfterGarbage(t *testing.T) {
+	good, _ := encodeFrame(map[string]any{"id": 2, "op": "ping"})
+	r := bufio.NewReader(bytes.NewReader(append([]byte("xxSEExx"), good...)))
+	if _, err := readFrame(r); !errors.Is(err, errBadMagic) {
+		t.Fatalf("garbage accepted: %v", err)
+	}
+	if err := skipToMagic(r); err != nil {
+		t.Fatal(err)
+	}
+	f, err := readFrame(r)
+	if err != nil || !strings.Contains(string(f.header), `"ping"`) {
+		t.Fatalf("after resync: %s %v", f.header, err)
+	}
+}
+
+// pipeConn is a request stream in and an answer buffer out.
+type pipeConn struct {
+	in  io.Reader
+	out bytes.Buffer
+}
+
+func (c *pipeConn) Read(p []byte) (int, error)  { return c.in.Read(p) }
+func (c *pipeConn) Write(p []byte) (int, error) { return c.out.Write(p) }
+
+func TestServeAnswersAndRejects(t *testing.T) {
+	a := &agent{reaper: startReaper(), started: time.Now(), logf: t.Logf}
+	var in bytes.Buffer
+	ping, _ := encodeFrame(map[string]any{"id": 1, "op": "ping"})
+	unknown, _ := encodeFrame(map[string]any{"id": 2, "op": "reboot"})
+	extra, _ := encodeFrame(map[string]any{"id": 3, "op": "ping", "surprise": true})
+	in.Write(ping)
+	in.Write(unknown)
+	in.Write(extra)
+	conn := &pipeConn{in: &in}
+	if err := a.serve(conn); err != io.EOF {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(&conn.out)
+	want := []string{`"ok":true`, `"kind":"bad-request"`, `"kind":"bad-request"`}
+	for i, w := range want {
+		f, err := readFrame(r)
+		if err != nil || !strings.Contains(string(f.header), w) {
+			t.Fatalf("answer %d: %s %v", i, f.header, err)
+		}
+	}
+}
+
+func TestExec(t *testing.T) {
+	rp := startReaper()
+	res, err := runCommand(rp, execRequest{Argv: []string{"sh", "-c", "cat; echo err >&2; exit 3"}}, []byte("in\x00put"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.exitCode != 3 || string(res.stdout) != "in\x00put" || string(res.stderr) != "err\n" {
+		t.Fatalf("%+v", res)
+	}
+
+	res, _ = runCommand(rp, execRequest{Argv: []string{"sh", "-c", "sleep 30 & sleep 30"}, TimeoutMs: 200}, nil)
+	if !res.timedOut || res.exitCode != 124 || res.duration > 5*time.Second {
+		t.Fatalf("timeout: %+v", res)
+	}
+
+	res, _ = runCommand(rp, execRequest{Argv: []string{"head", "-c", "5000", "/dev/zero"}, MaxOutputBytes: 1000}, nil)
+	if len(res.stdout) != 1000 || !res.stdoutTruncated || res.exitCode != 0 {
+		t.Fatalf("cap: %d %+v", len(res.stdout), res.stdoutTruncated)
+	}
+
+	res, _ = runCommand(rp, execRequest{Argv: []string{"no-such-command-here"}}, nil)
+	if res.exitCode != 127 {
+		t.Fatalf("missing command: %+v", res)
+	}
+
+	res, _ = runCommand(rp, execRequest{Argv: []string{"sh", "-c", "echo $FOO"}, Env: map[string]string{"FOO": "bar baz"}}, nil)
+	if string(res.stdout) != "bar baz\n" {
+		t.Fatalf("env: %q", res.stdout)
+	}
+}
+
+// goldenFrame is also in the host's test/protocol.test.ts: both sides read and write the
+// same bytes.
+const goldenFrame = "5345454400000014000000017b226964223a312c226f70223a2270696e67227d0000000200ff"
+
+func TestGoldenFrame(t *testing.T) {
+	raw, _ := hex.DecodeString(goldenFrame)
+	f, err := readFrame(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(f.header) != `{"id":1,"op":"ping"}` || len(f.blobs) != 1 || !bytes.Equal(f.blobs[0], []byte{0, 0xff}) {
+		t.Fatalf("golden frame read as %s %v", f.header, f.blobs)
+	}
+	out, _ := encodeFrame(requestHead{ID: 1, Op: "ping"}, []byte{0, 0xff})
+	if hex.EncodeToString(out) != goldenFrame {
+		t.Fatalf("golden frame written as %x", out)
+	}
+}

@@ -1,0 +1,3 @@
+module seed.loom.farm/shoot-agent
+
+go 1.22

@@ -1,0 +1,82 @@
+// Host-side bind mounts for a VM's export folder. Binds let a warm clone receive a
+// caller's folders at request time without touching the VMM: the guest has the share
+// mounted already and sees a bind appear at once (9p with cache=none).
+import { readFile, rm } from 'node:fs/promises';
+import { runHostCommand } from './host-command';
+
+export class MountError extends Error {
+  override readonly name = 'MountError';
+}
+
+async function mountCommand(argv: string[]): Promise<void> {
+  const result = await runHostCommand(argv);
+  if (result.code !== 0) {
+    throw new MountError(`${argv.join(' ')} failed (${result.code}): ${result.stderr.trim()}`);
+  }
+}
+
+/**
+ * Bind-mounts `source` onto `target`, then makes the bind read-only if asked (a bind
+ * ignores `ro` at creation; it takes a remount). The bind is private: mounts made under
+ * it never propagate elsewhere, and the host's own mounts do not propagate into it.
+ */
+export async function bindMount(source: string, target: string, readOnly: boolean): Promise<void> {
+  await mountCommand(['mount', '--bind', source, target]);
+  try {
+    await mountCommand(['mount', '--make-private', target]);
+    if (readOnly) await mountCommand(['mount', '-o', 'remount,bind,ro', target]);
+  } catch (error) {
+    await unmount(target).catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Unmounts `target`; a mount that is still busy is detached lazily instead (it goes away
+ * when its last user does). The VMM is killed before this runs, so busy is rare.
+ */
+export async function unmount(target: string): Promise<void> {
+  const result = await runHostCommand(['umount', target]);
+  if (result.code === 0) return;
+  const lazy = await runHostCommand(['umount', '--lazy', target]);
+  if (lazy.code !== 0) {
+    throw new MountError(
+      `umount ${target} failed: ${result.stderr.trim()} / ${lazy.stderr.trim()}`,
+    );
+  }
+}
+
+/** Mount points at or under `dir`, deepest first (the order to unmount them in). */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const table = await readFile('/proc/self/mountinfo', 'utf8');
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  const points = new Set<string>();
+  for (const line of table.split('\n')) {
+    const field = line.split(' ')[4];
+    if (field === undefined) continue;
+    const point = unescapeMountPath(field);
+    if (point === dir || point.startsWith(prefix)) points.add(point);
+  }
+  // Deeper paths first; the same path mounted twice is unmounted twice by the caller.
+  return [...points].sort((a, b) => b.length - a.length);
+}
+
+/** mountinfo escapes space, tab, newline and backslash as octal (\040 ...). */
+export function unescapeMountPath(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) =>
+    String.fromCharCode(parseInt(octal, 8)),
+  );
+}
+
+/**
+ * Removes a directory tree, but never through a mount: if anything is still mounted
+ * under `dir` (an unmount failed earlier in a teardown) it refuses, because removing
+ * recursively would delete the bind source's files — a caller's volume.
+ */
+export async function removeUnmountedTree(dir: string): Promise<void> {
+  const mounted = await mountsUnder(dir);
+  if (mounted.length > 0) {
+    throw new MountError(`not removing ${dir}: still mounted under it: ${mounted.join(', ')}`);
+  }
+  await rm(dir, { recursive: true, force: true });
+}

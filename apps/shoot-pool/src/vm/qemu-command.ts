@@ -1,0 +1,125 @@
+// The QEMU command line of a shoot VM, as measured on the project's machines
+// (/work/shared/RUNTIME-NOTES.md, "microVMs (QEMU)"). Pure, so tests pin it down; a
+// template and its clones must get the same machine and devices, in the same order, or
+// the clone's migration stream will not load.
+
+export type Accel = 'kvm' | 'tcg';
+
+export interface QemuMachine {
+  accel: Accel;
+  memoryMiB: number;
+  vcpus: number;
+  kernel: string;
+  initramfs: string;
+  cmdline: string;
+  /** Guest memory lives in this file (under /dev/shm). */
+  ramFile: string;
+  /**
+   * Template: MAP_SHARED, so the saved memory is the file itself. Clone: MAP_PRIVATE, a
+   * copy-on-write view of the snapshot's file that never writes back to it.
+   */
+  shareRam: boolean;
+  /** Wait for a migration stream instead of booting (a clone). */
+  incoming: boolean;
+  qmpSocket: string;
+  agentSocket: string;
+  consoleLog: string;
+  pidFile: string;
+  exportDir: string;
+  shareTag: string;
+}
+
+export function qemuArgs(machine: QemuMachine): string[] {
+  const size = `${machine.memoryMiB}M`;
+  const q = optionValue;
+  const args = [
+    // Nothing implicit: no default devices, no config files, no display, no network.
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    // A guest that panics or reboots ends the VMM, which the driver sees as an exit.
+    '-no-reboot',
+    '-accel',
+    machine.accel,
+    ...(machine.accel === 'kvm' ? ['-cpu', 'host'] : []),
+    '-M',
+    'microvm,pit=on,rtc=on,memory-backend=mem',
+    '-m',
+    size,
+    '-smp',
+    String(machine.vcpus),
+    '-object',
+    `memory-backend-file,id=mem,size=${size},mem-path=${q(machine.ramFile)},share=${onOff(machine.shareRam)}`,
+    '-kernel',
+    machine.kernel,
+    '-initrd',
+    machine.initramfs,
+    '-append',
+    machine.cmdline,
+    '-chardev',
+    `file,id=console,path=${q(machine.consoleLog)}`,
+    '-serial',
+    'chardev:console',
+    // The agent's channel: vsock needs /dev/vhost-vsock, which these hosts lack.
+    '-chardev',
+    `socket,id=agent,path=${q(machine.agentSocket)},server=on,wait=off`,
+    '-device',
+    'virtio-serial-device',
+    '-device',
+    'virtserialport,chardev=agent,name=agent',
+    // The share. multidevs=remap: binds from other host filesystems would otherwise
+    // collide on inode numbers and a guest could read the wrong file.
+    '-fsdev',
+    `local,id=fs0,path=${q(machine.exportDir)},security_model=none,multidevs=remap`,
+    '-device',
+    `virtio-9p-device,fsdev=fs0,mount_tag=${q(machine.shareTag)}`,
+    '-qmp',
+    `unix:${q(machine.qmpSocket)},server=on,wait=off`,
+    '-pidfile',
+    machine.pidFile,
+  ];
+  if (machine.incoming) args.push('-incoming', 'defer');
+  return args;
+}
+
+/**
+ * The guest kernel's command line. `tsc_early_khz` is required: without it the microvm
+ * machine hangs at random under TCG while calibrating the TSC.
+ */
+export function guestCmdline(tscKhz: number): string {
+  return `console=ttyS0 panic=-1 reboot=t quiet tsc_early_khz=${tscKhz} tsc=reliable`;
+}
+
+/**
+ * The host TSC frequency in kHz: sysfs's tsc_freq_khz where the kernel exposes it, else
+ * the first "cpu MHz" of /proc/cpuinfo.
+ */
+export function hostTscKhz(cpuinfo: string, sysfsKhz?: string): number {
+  const fromSysfs = Number(sysfsKhz?.trim());
+  if (Number.isInteger(fromSysfs) && fromSysfs > 0) return fromSysfs;
+  const match = /^cpu MHz\s*:\s*([\d.]+)/m.exec(cpuinfo);
+  const mhz = match === null ? NaN : Number(match[1]);
+  if (!Number.isFinite(mhz) || mhz <= 0) throw new Error('no "cpu MHz" in /proc/cpuinfo');
+  return Math.round(mhz * 1000);
+}
+
+/**
+ * QEMU runs `exec:` migration URIs through /bin/sh. The paths are the driver's own, but
+ * quote them anyway and refuse anything a single-quoted word cannot hold.
+ */
+export function shellQuote(path: string): string {
+  if (path.includes("'") || path.includes('\n')) {
+    throw new Error(`path not usable in a migration command: ${JSON.stringify(path)}`);
+  }
+  return `'${path}'`;
+}
+
+/** A value inside a QEMU option list: a comma would start the next option unless doubled. */
+export function optionValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+function onOff(value: boolean): string {
+  return value ? 'on' : 'off';
+}

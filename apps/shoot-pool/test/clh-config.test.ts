@@ -1,0 +1,77 @@
+// The Cloud Hypervisor driver cannot run here (no CH binary, no usable KVM); what it would
+// send CH is pure data and checked here. The field names are held to CH's API by
+// @seed/clh-client's types at compile time.
+import { describe, expect, it } from '@jest/globals';
+import {
+  CLH_CONSOLE_LOG,
+  CLH_VSOCK_SOCKET,
+  clhGuestCmdline,
+  clhRestoreConfig,
+  clhShareConfig,
+  clhTemplateConfig,
+  cloudHypervisorArgs,
+  virtiofsdArgs,
+} from '../src/vm/clh-config';
+
+describe('Cloud Hypervisor config', () => {
+  const machine = {
+    image: { kernel: '/guest/vmlinux', initramfs: '/guest/initramfs.cpio.gz' },
+    memoryMiB: 512,
+    vcpus: 2,
+    cmdline: clhGuestCmdline(),
+  };
+
+  it('creates a template with shared memory, vsock, a serial file and no share device', () => {
+    expect(clhTemplateConfig(machine)).toEqual({
+      payload: {
+        kernel: '/guest/vmlinux',
+        initramfs: '/guest/initramfs.cpio.gz',
+        cmdline: 'console=ttyS0 panic=-1 reboot=t quiet',
+      },
+      cpus: { boot_vcpus: 2, max_vcpus: 2 },
+      memory: { size: 512 * 1024 * 1024, shared: true },
+      serial: { mode: 'File', file: 'console.log' },
+      console: { mode: 'Off' },
+      vsock: { cid: 3, socket: 'vsock.sock' },
+      watchdog: false,
+    });
+  });
+
+  it('keeps the paths CH reopens on restore relative to each VM run directory', () => {
+    const config = clhTemplateConfig(machine);
+    expect(config.vsock?.socket).toBe(CLH_VSOCK_SOCKET);
+    expect(config.serial?.file).toBe(CLH_CONSOLE_LOG);
+    expect(CLH_VSOCK_SOCKET.startsWith('/')).toBe(false);
+    expect(config.fs).toBeUndefined(); // CH cannot snapshot vhost-user devices
+    expect(config).not.toHaveProperty('net');
+  });
+
+  it('hot-plugs a clone share and restores lazily', () => {
+    expect(clhShareConfig('shoot', '/run/vms/c/virtiofs.sock')).toEqual({
+      tag: 'shoot',
+      socket: '/run/vms/c/virtiofs.sock',
+      num_queues: 1,
+      queue_size: 1024,
+      id: 'share0',
+    });
+    expect(clhRestoreConfig('/run/snapshots/s', undefined)).toEqual({
+      source_url: 'file:///run/snapshots/s',
+      prefault: false,
+    });
+    expect(clhRestoreConfig('/run/snapshots/s', 'OnDemand').memory_restore_mode).toBe('OnDemand');
+  });
+
+  it('starts CH with only its API socket and virtiofsd without a sandbox', () => {
+    expect(cloudHypervisorArgs('/run/vms/c/api.sock')).toEqual([
+      '--api-socket',
+      'path=/run/vms/c/api.sock',
+    ]);
+    expect(virtiofsdArgs('/run/vms/c/virtiofs.sock', '/run/vms/c/export')).toEqual([
+      '--socket-path=/run/vms/c/virtiofs.sock',
+      '--shared-dir=/run/vms/c/export',
+      '--cache=never',
+      '--announce-submounts',
+      '--sandbox=none',
+    ]);
+  });
+});
