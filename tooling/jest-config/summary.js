@@ -9,7 +9,7 @@ const root = path.resolve(__dirname, '../..');
 const WORKSPACE_DIRS = ['apps', 'packages', 'tooling', 'bench'];
 
 function packagesWithTests() {
-  const dirs = [path.join(root, 'nix')];
+  const dirs = [path.join(root, 'nix'), path.join(root, 'deploy')];
   for (const parent of WORKSPACE_DIRS) {
     const full = path.join(root, parent);
     if (fs.existsSync(full))

@@ -1,1 +1,308 @@
-export {};
+// bench/shoot: what the warm pool buys. p50/p99 of `true` and of reading a file from the
+// caller's volume through POST /shoot with a warm clone waiting, against booting a fresh
+// VM per request and against restoring a clone from the snapshot per request (the VM
+// layer directly); then shoots/s with pool sizes 1, 2 and 4 under a closed-loop load,
+// and what an idle VM costs (CPU share, RSS/PSS of its QEMU process from /proc).
+// Everything runs in this process on this machine's cores (QEMU under TCG here).
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  QemuHypervisor,
+  SHARE_TARGET,
+  STORE_POINT,
+  VOLUME_POINTS,
+  createShootPoolApp,
+  findGuestImage,
+  loadShootPoolConfig,
+  processesReferencing,
+  type GuestImage,
+  type ShootPoolApp,
+} from '@seed/shoot-pool';
+
+const WARM_SAMPLES = Number(process.env.BENCH_WARM_SAMPLES ?? 40);
+const RESTORE_SAMPLES = Number(process.env.BENCH_RESTORE_SAMPLES ?? 10);
+const BOOT_SAMPLES = Number(process.env.BENCH_BOOT_SAMPLES ?? 3);
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_S ?? 8);
+const MEMORY_MIB = 256;
+
+interface Setup {
+  root: string;
+  runRoot: string;
+  guestDir: string;
+  image: GuestImage;
+  store: string;
+  volume: string;
+}
+
+function percentile(samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, index)]!;
+}
+
+async function timed(run: () => Promise<void>): Promise<number> {
+  const started = performance.now();
+  await run();
+  return performance.now() - started;
+}
+
+async function startApp(setup: Setup, size: number): Promise<{ app: ShootPoolApp; url: string }> {
+  const config = loadShootPoolConfig({
+    SEED_SHOOT_HOST: '127.0.0.1',
+    SEED_SHOOT_PORT: '0',
+    SEED_SHOOT_GRPC_PORT: '0',
+    SEED_SHOOT_ACCEL: process.env.BENCH_ACCEL ?? 'tcg',
+    SEED_SHOOT_RUN_ROOT: setup.runRoot,
+    SEED_GUEST_DIR: setup.guestDir,
+    SEED_SHOOT_POOL_SIZE: String(size),
+    SEED_SHOOT_QUEUE_BOUND: '64',
+    SEED_SHOOT_PER_CALLER_LIMIT: '64',
+    SEED_SHOOT_MEMORY_MIB: String(MEMORY_MIB),
+    SEED_LOG_LEVEL: 'warn',
+    SEED_SHOOT_LOCAL_CALLER: JSON.stringify({
+      '127.0.0.1': {
+        store: setup.store,
+        volumes: [{ hostPath: setup.volume, mountPoint: '/data' }],
+      },
+    }),
+  });
+  const app = await createShootPoolApp(config);
+  await app.http.listen(0, '127.0.0.1');
+  const url = (await app.http.getUrl())
+    .replace('[::1]', '127.0.0.1')
+    .replace('localhost', '127.0.0.1');
+  await warmed(app, size);
+  return { app, url };
+}
+
+async function warmed(app: ShootPoolApp, size: number): Promise<void> {
+  for (let i = 0; i < 600; i += 1) {
+    const status = app.pool.status();
+    if (status.idle === size && status.busy === 0) return;
+    await sleep(10);
+  }
+  throw new Error('the pool did not warm up within 6 s');
+}
+
+async function shoot(url: string, command: string[]): Promise<void> {
+  const response = await fetch(`${url}/shoot`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ command, timeout: 10_000 }),
+  });
+  const body = (await response.json()) as { exitCode?: number; error?: string };
+  if (response.status !== 200 || body.exitCode !== 0) {
+    throw new Error(`shoot ${command.join(' ')}: ${response.status} ${JSON.stringify(body)}`);
+  }
+}
+
+/** Latency of one shoot with a warm clone waiting (the pool refilled between samples). */
+async function warmLatency(setup: Setup): Promise<{ true: number[]; read: number[] }> {
+  const { app, url } = await startApp(setup, 2);
+  try {
+    for (let i = 0; i < 5; i += 1) {
+      await shoot(url, ['true']);
+      await warmed(app, 2);
+    }
+    const samples = { true: [] as number[], read: [] as number[] };
+    for (let i = 0; i < WARM_SAMPLES; i += 1) {
+      samples.true.push(await timed(() => shoot(url, ['true'])));
+      await warmed(app, 2);
+      samples.read.push(await timed(() => shoot(url, ['cat', '/data/in.txt'])));
+      await warmed(app, 2);
+    }
+    return samples;
+  } finally {
+    await app.http.close();
+  }
+}
+
+/** Per request: boot a VM from the image, run the command, destroy it. */
+async function bootLatency(setup: Setup): Promise<number[]> {
+  const hv = new QemuHypervisor({ runRoot: path.join(setup.root, 'boot'), accel: 'tcg' });
+  const samples: number[] = [];
+  for (let i = 0; i < BOOT_SAMPLES; i += 1) {
+    samples.push(
+      await timed(async () => {
+        const vm = await hv.startTemplate({ image: setup.image, memoryMiB: MEMORY_MIB, vcpus: 1 });
+        try {
+          await vm.agent.exec({ argv: ['true'], timeoutMs: 10_000 });
+        } finally {
+          await vm.destroy();
+        }
+      }),
+    );
+  }
+  return samples;
+}
+
+/** Per request: restore a clone from the snapshot, mount the share, bind, run, destroy. */
+async function restoreLatency(setup: Setup): Promise<{ true: number[]; read: number[] }> {
+  const hv = new QemuHypervisor({ runRoot: path.join(setup.root, 'restore'), accel: 'tcg' });
+  const snapshot = await hv.snapshot(
+    await hv.startTemplate({ image: setup.image, memoryMiB: MEMORY_MIB, vcpus: 1 }),
+  );
+  const once = async (argv: string[]) => {
+    const vm = await hv.startClone(snapshot, { mountPoints: [STORE_POINT, ...VOLUME_POINTS] });
+    try {
+      await vm.agent.mount({
+        fstype: vm.share.fstype,
+        source: vm.share.tag,
+        target: SHARE_TARGET,
+        readOnly: false,
+      });
+      await vm.bindIntoExport(setup.store, STORE_POINT, { readOnly: true });
+      await vm.bindIntoExport(setup.volume, VOLUME_POINTS[0]!, { readOnly: false });
+      await vm.agent.bind({
+        source: `${SHARE_TARGET}/${VOLUME_POINTS[0]!}`,
+        target: '/data',
+        readOnly: false,
+      });
+      const result = await vm.agent.exec({ argv, timeoutMs: 10_000 });
+      if (result.exitCode !== 0) throw new Error(`${argv.join(' ')} exited ${result.exitCode}`);
+    } finally {
+      await vm.destroy();
+    }
+  };
+  try {
+    await once(['true']);
+    const samples = { true: [] as number[], read: [] as number[] };
+    for (let i = 0; i < RESTORE_SAMPLES; i += 1) {
+      samples.true.push(await timed(() => once(['true'])));
+      samples.read.push(await timed(() => once(['cat', '/data/in.txt'])));
+    }
+    return samples;
+  } finally {
+    await snapshot.destroy();
+  }
+}
+
+/** Closed-loop `true` shoots, 2 x size clients, for LOAD_SECONDS: shoots per second. */
+async function throughput(url: string, size: number): Promise<number> {
+  const deadline = performance.now() + LOAD_SECONDS * 1000;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: size * 2 }, async () => {
+      while (performance.now() < deadline) {
+        await shoot(url, ['true']);
+        done += 1;
+      }
+    }),
+  );
+  return done / LOAD_SECONDS;
+}
+
+/** CPU ticks (utime + stime) of a process. */
+async function cpuTicks(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+async function memoryKiB(pid: number): Promise<{ rss: number; pss: number }> {
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const value = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN);
+  return { rss: value('Rss'), pss: value('Pss') };
+}
+
+/** Mean CPU share (of one core) and memory of the idle clones' QEMU processes. */
+async function idleCost(
+  runRoot: string,
+): Promise<{ cpuPercent: number; rssMiB: number; pssMiB: number; vms: number }> {
+  const pids = await processesReferencing(`${runRoot}/`);
+  const before = await Promise.all(pids.map(cpuTicks));
+  const seconds = 5;
+  await sleep(seconds * 1000);
+  const after = await Promise.all(pids.map(cpuTicks));
+  const ticksPerSecond = 100;
+  const cpu =
+    after.reduce((sum, ticks, i) => sum + ticks - before[i]!, 0) / ticksPerSecond / seconds;
+  const memory = await Promise.all(pids.map(memoryKiB));
+  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+  return {
+    vms: pids.length,
+    cpuPercent: (100 * cpu) / pids.length,
+    rssMiB: mean(memory.map((m) => m.rss)) / 1024,
+    pssMiB: mean(memory.map((m) => m.pss)) / 1024,
+  };
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const image = await findGuestImage(process.env.SEED_GUEST_DIR);
+  const root = await mkdtemp(path.join(tmpdir(), 'bench-shoot-'));
+  const setup: Setup = {
+    root,
+    runRoot: path.join(root, 'pool'),
+    guestDir: path.dirname(image.kernel),
+    image,
+    store: path.join(root, 'store'),
+    volume: path.join(root, 'volume'),
+  };
+  await mkdir(setup.store);
+  await mkdir(setup.volume);
+  await writeFile(path.join(setup.volume, 'in.txt'), 'x'.repeat(4096));
+  try {
+    const warm = await warmLatency(setup);
+    const restore = await restoreLatency(setup);
+    const boot = await bootLatency(setup);
+    const rates: Record<number, number> = {};
+    let idle: Awaited<ReturnType<typeof idleCost>> | undefined;
+    for (const size of [1, 2, 4]) {
+      const { app, url } = await startApp(setup, size);
+      try {
+        if (size === 4) idle = await idleCost(setup.runRoot);
+        await throughput(url, size); // nothing warm-up: a short round first
+        rates[size] = await throughput(url, size);
+      } finally {
+        await app.http.close();
+      }
+    }
+
+    const ms = (value: number) => `${value.toFixed(1)} ms`;
+    const line = (label: string, value: string) => console.log(`${label.padEnd(52)} ${value}`);
+    const p50 = (samples: number[]) => percentile(samples, 50);
+    console.log(
+      `bench/shoot: QEMU TCG, ${MEMORY_MIB} MiB, 1 vCPU; ${WARM_SAMPLES} warm, ${RESTORE_SAMPLES} restore, ${BOOT_SAMPLES} boot samples`,
+    );
+    for (const [label, samples] of [
+      ['warm pool, POST /shoot `true`', warm.true],
+      ['warm pool, POST /shoot read from volume', warm.read],
+      ['restore per request (VM layer), `true`', restore.true],
+      ['restore per request (VM layer), read from volume', restore.read],
+      ['boot per request (VM layer), `true`', boot],
+    ] as const) {
+      line(label, `p50 ${ms(p50(samples))}, p99 ${ms(percentile(samples, 99))}`);
+    }
+    line('warm p50 `true` (aim <= 30 ms)', ms(p50(warm.true)));
+    line('boot / warm p50 (aim >= 50x)', `${(p50(boot) / p50(warm.true)).toFixed(1)}x`);
+    line(
+      'restore / warm p50 `true` (aim >= 10x)',
+      `${(p50(restore.true) / p50(warm.true)).toFixed(1)}x`,
+    );
+    line('restore / warm p50 volume read', `${(p50(restore.read) / p50(warm.read)).toFixed(1)}x`);
+    for (const [size, rate] of Object.entries(rates)) {
+      line(
+        `pool size ${size}, ${Number(size) * 2} clients, \`true\``,
+        `${rate.toFixed(1)} shoots/s`,
+      );
+    }
+    if (idle !== undefined) {
+      line(
+        `idle VM (mean of ${idle.vms} QEMU processes)`,
+        `CPU ${idle.cpuPercent.toFixed(1)}% of a core, RSS ${idle.rssMiB.toFixed(0)} MiB, PSS ${idle.pssMiB.toFixed(0)} MiB`,
+      );
+    }
+    line('bench wall time', `${((performance.now() - started) / 1000).toFixed(0)} s`);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

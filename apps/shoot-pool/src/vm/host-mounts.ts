@@ -16,19 +16,38 @@ async function mountCommand(argv: string[]): Promise<void> {
 }
 
 /**
- * Bind-mounts `source` onto `target`, then makes the bind read-only if asked (a bind
- * ignores `ro` at creation; it takes a remount). The bind is private: mounts made under
- * it never propagate elsewhere, and the host's own mounts do not propagate into it.
+ * Bind-mounts `source` onto `target`, read-only if asked. The bind is private: mounts made
+ * under it never propagate elsewhere, and the host's own mounts do not propagate into it.
+ * One `mount` process does all of it (util-linux >= 2.27 applies `--make-private` and
+ * `-o ro` after the bind, as a remount): a spawn costs ~5 ms, on a shoot's path.
  */
 export async function bindMount(source: string, target: string, readOnly: boolean): Promise<void> {
-  await mountCommand(['mount', '--bind', source, target]);
-  try {
-    await mountCommand(['mount', '--make-private', target]);
-    if (readOnly) await mountCommand(['mount', '-o', 'remount,bind,ro', target]);
-  } catch (error) {
+  await mountCommand([
+    'mount',
+    '--make-private',
+    '--bind',
+    ...(readOnly ? ['-o', 'ro'] : []),
+    source,
+    target,
+  ]);
+  if (readOnly && !(await mountedReadOnly(target))) {
+    // The bind happened but its read-only remount did not: never leave it writable.
     await unmount(target).catch(() => undefined);
-    throw error;
+    throw new MountError(`mount --bind -o ro ${source} ${target} left it writable`);
   }
+}
+
+/** Whether the topmost mount at `point` is read-only (its per-mount options say `ro`). */
+async function mountedReadOnly(point: string): Promise<boolean> {
+  const table = await readFile('/proc/self/mountinfo', 'utf8');
+  let readOnly = false;
+  for (const line of table.split('\n')) {
+    const fields = line.split(' ');
+    if (fields[4] !== undefined && unescapeMountPath(fields[4]) === point) {
+      readOnly = (fields[5] ?? '').split(',').includes('ro'); // the last one is the top
+    }
+  }
+  return readOnly;
 }
 
 /**

@@ -1,0 +1,108 @@
+// Who is calling: the pod behind a source IP, its store and its volumes' host folders.
+import { z } from 'zod';
+
+export interface CallerVolume {
+  /** The host folder holding the volume's data. */
+  hostPath: string;
+  /** Where the caller's container (and so the shoot's guest) mounts it. */
+  mountPoint: string;
+}
+
+export interface Caller {
+  /** Names the caller in limits and logs: `namespace/pod`, or the IP for a static caller. */
+  key: string;
+  /** The host folder the caller's /nix/store comes from. */
+  store: string;
+  volumes: CallerVolume[];
+}
+
+/**
+ * The caller may not shoot, or what it shares cannot be found. `status` is 403 when it is
+ * not an allowed caller, 409 when it is one but a volume cannot be resolved.
+ */
+export class CallerRejected extends Error {
+  override readonly name = 'CallerRejected';
+
+  constructor(
+    message: string,
+    readonly status: 403 | 409 = 403,
+  ) {
+    super(message);
+  }
+}
+
+export interface CallerResolver {
+  /** The caller behind a source IP; throws CallerRejected with the reason when there is none. */
+  resolve(ip: string): Promise<Caller>;
+}
+
+/** IPv4-mapped IPv6 (`::ffff:10.0.0.5`) is the IPv4 address a pod has. */
+export function normalizeIp(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice('::ffff:'.length) : ip;
+}
+
+const staticSchema = z.record(
+  z.string().min(1),
+  z.object({
+    store: z.string().startsWith('/'),
+    volumes: z
+      .array(
+        z.object({ hostPath: z.string().startsWith('/'), mountPoint: z.string().startsWith('/') }),
+      )
+      .default([]),
+  }),
+);
+
+/**
+ * A development aid for running the pool without Kubernetes: a fixed map of source IP to
+ * caller (`SEED_SHOOT_LOCAL_CALLER`, JSON `{"127.0.0.1": {"store": "/nix/store",
+ * "volumes": [{"hostPath": "/tmp/vol", "mountPoint": "/data"}]}}`). Not for production:
+ * nothing checks that the process behind the IP is a Seed instance.
+ */
+export class StaticCallerResolver implements CallerResolver {
+  readonly #callers: Map<string, Caller>;
+
+  constructor(callers: Record<string, Omit<Caller, 'key'>>) {
+    this.#callers = new Map(
+      Object.entries(callers).map(([ip, caller]) => [
+        normalizeIp(ip),
+        { key: normalizeIp(ip), store: caller.store, volumes: caller.volumes },
+      ]),
+    );
+  }
+
+  /** From the JSON of SEED_SHOOT_LOCAL_CALLER; throws with the reason when malformed. */
+  static fromJson(json: string): StaticCallerResolver {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(json);
+    } catch (error) {
+      throw new Error(`not JSON: ${(error as Error).message}`, { cause: error });
+    }
+    const result = staticSchema.safeParse(parsed);
+    if (!result.success) {
+      throw new Error(
+        result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '),
+      );
+    }
+    return new StaticCallerResolver(result.data);
+  }
+
+  /** The store of the first configured caller: the one the pool pre-binds. */
+  firstStore(): string | undefined {
+    return this.#callers.values().next().value?.store;
+  }
+
+  resolve(ip: string): Promise<Caller> {
+    const caller = this.#callers.get(normalizeIp(ip));
+    if (caller === undefined) {
+      return Promise.reject(new CallerRejected(`${ip} is not a configured local caller`));
+    }
+    return Promise.resolve(caller);
+  }
+}
+
+/** The caller could not be looked up (the API server is away): HTTP 503, try again. */
+export class CallerLookupFailed extends Error {
+  override readonly name = 'CallerLookupFailed';
+}

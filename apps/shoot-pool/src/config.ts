@@ -1,0 +1,112 @@
+import path from 'node:path';
+import { ConfigError, envVar, parseEnv } from '@seed/service-kit';
+import { z } from 'zod';
+import { StaticCallerResolver } from './caller/caller';
+
+const envSchema = z.object({
+  SEED_SHOOT_HOST: z.string().min(1).default('0.0.0.0'),
+  SEED_SHOOT_PORT: envVar.port(7070),
+  SEED_SHOOT_GRPC_PORT: envVar.port(7071),
+  SEED_SHOOT_BODY_LIMIT_BYTES: envVar.positiveInt(4 * 1024 * 1024),
+  SEED_SHOOT_POOL_SIZE: envVar.positiveInt(2),
+  SEED_SHOOT_QUEUE_BOUND: z.coerce.number().int().min(0).default(16),
+  SEED_SHOOT_PER_CALLER_LIMIT: envVar.positiveInt(4),
+  SEED_SHOOT_QUEUE_TIMEOUT_MS: envVar.positiveInt(30_000),
+  SEED_SHOOT_MEMORY_MIB: z.coerce.number().int().min(64).max(65536).default(256),
+  SEED_SHOOT_VCPUS: z.coerce.number().int().min(1).max(64).default(1),
+  SEED_SHOOT_MAX_OUTPUT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(32 << 20)
+    .default(1 << 20),
+  SEED_SHOOT_MAX_STDIN_BYTES: envVar.positiveInt(1 << 20),
+  SEED_SHOOT_RUN_ROOT: z.string().startsWith('/').default('/run/seed/shoot-pool'),
+  SEED_SHOOT_ACCEL: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+  SEED_SHOOT_STORE_DIR: z.string().startsWith('/').default('/nix/store'),
+  SEED_GUEST_DIR: z.string().startsWith('/').optional(),
+  SEED_SHOOT_LOCAL_CALLER: z.string().min(1).optional(),
+  SEED_KUBECONFIG: z.string().min(1).optional(),
+  SEED_LOG_LEVEL: envVar.logLevel(),
+});
+
+/** Where callers come from: the Kubernetes API, or a fixed local map (development only). */
+export type CallerSource =
+  | { kind: 'kube'; kubeconfig?: string; storeDir: string }
+  | { kind: 'static'; resolver: StaticCallerResolver };
+
+export interface ShootPoolConfig {
+  host: string;
+  httpPort: number;
+  grpcPort: number;
+  bodyLimitBytes: number;
+  pool: {
+    size: number;
+    queueBound: number;
+    perCallerLimit: number;
+    queueTimeoutMs: number;
+    memoryMiB: number;
+    vcpus: number;
+    /** The store bound into every clone while it warms (see PoolOptions.store). */
+    store?: string;
+  };
+  limits: { maxOutputBytes: number; maxStdinBytes: number };
+  runRoot: string;
+  accel: 'auto' | 'kvm' | 'tcg';
+  /** The guest kernel + initramfs folder; unset: `scripts/guest-image` builds or finds it. */
+  guestDir?: string;
+  callers: CallerSource;
+  logLevel: string;
+}
+
+/** Reads and checks the whole configuration before anything starts. */
+export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): ShootPoolConfig {
+  const vars = parseEnv(envSchema, env);
+  let callers: CallerSource;
+  if (vars.SEED_SHOOT_LOCAL_CALLER !== undefined) {
+    if (vars.SEED_KUBECONFIG !== undefined) {
+      throw new ConfigError([
+        'SEED_SHOOT_LOCAL_CALLER and SEED_KUBECONFIG: give one of them, not both',
+      ]);
+    }
+    try {
+      callers = {
+        kind: 'static',
+        resolver: StaticCallerResolver.fromJson(vars.SEED_SHOOT_LOCAL_CALLER),
+      };
+    } catch (error) {
+      throw new ConfigError([`SEED_SHOOT_LOCAL_CALLER: ${(error as Error).message}`]);
+    }
+  } else {
+    callers = {
+      kind: 'kube',
+      kubeconfig: vars.SEED_KUBECONFIG,
+      storeDir: vars.SEED_SHOOT_STORE_DIR,
+    };
+  }
+  return {
+    host: vars.SEED_SHOOT_HOST,
+    httpPort: vars.SEED_SHOOT_PORT,
+    grpcPort: vars.SEED_SHOOT_GRPC_PORT,
+    bodyLimitBytes: vars.SEED_SHOOT_BODY_LIMIT_BYTES,
+    pool: {
+      size: vars.SEED_SHOOT_POOL_SIZE,
+      queueBound: vars.SEED_SHOOT_QUEUE_BOUND,
+      perCallerLimit: vars.SEED_SHOOT_PER_CALLER_LIMIT,
+      queueTimeoutMs: vars.SEED_SHOOT_QUEUE_TIMEOUT_MS,
+      memoryMiB: vars.SEED_SHOOT_MEMORY_MIB,
+      vcpus: vars.SEED_SHOOT_VCPUS,
+      // Kubernetes callers all get the node's store; local callers the first one's.
+      store: callers.kind === 'kube' ? callers.storeDir : callers.resolver.firstStore(),
+    },
+    limits: {
+      maxOutputBytes: vars.SEED_SHOOT_MAX_OUTPUT_BYTES,
+      maxStdinBytes: vars.SEED_SHOOT_MAX_STDIN_BYTES,
+    },
+    runRoot: path.resolve(vars.SEED_SHOOT_RUN_ROOT),
+    accel: vars.SEED_SHOOT_ACCEL,
+    guestDir: vars.SEED_GUEST_DIR,
+    callers,
+    logLevel: vars.SEED_LOG_LEVEL,
+  };
+}

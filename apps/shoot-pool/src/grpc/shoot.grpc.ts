@@ -1,0 +1,54 @@
+import * as grpc from '@grpc/grpc-js';
+import type { ShootHandlers } from '@seed/contracts';
+import { CallerLookupFailed, CallerRejected } from '../caller/caller';
+import { PoolFull, PoolUnavailable } from '../pool/pool';
+import { ShootInvalid, ShootVmFailed, parseGrpcShoot, type ShootService } from '../shoot.service';
+
+function toStatus(error: unknown): Partial<grpc.StatusObject> {
+  const details = error instanceof Error ? error.message : String(error);
+  let code = grpc.status.INTERNAL;
+  if (error instanceof ShootInvalid) code = grpc.status.INVALID_ARGUMENT;
+  else if (error instanceof CallerRejected)
+    code = error.status === 403 ? grpc.status.PERMISSION_DENIED : grpc.status.FAILED_PRECONDITION;
+  else if (error instanceof PoolFull) code = grpc.status.RESOURCE_EXHAUSTED;
+  else if (error instanceof PoolUnavailable || error instanceof CallerLookupFailed)
+    code = grpc.status.UNAVAILABLE;
+  else if (error instanceof ShootVmFailed) code = grpc.status.ABORTED;
+  return { code, details, metadata: new grpc.Metadata() };
+}
+
+/** The caller's IP from a gRPC peer: `ipv4:1.2.3.4:5`, `1.2.3.4:5`, `[::1]:5`, `ipv6:[::1]:5`. */
+export function peerIp(peer: string): string {
+  const address = peer.replace(/^ipv[46]:/, '');
+  const bracketed = /^\[([^\]]+)\]:\d+$/.exec(address);
+  if (bracketed) return bracketed[1]!;
+  const ipv4 = /^([^:]+):\d+$/.exec(address);
+  return ipv4 ? ipv4[1]! : address;
+}
+
+/** The `seed.v1.Shoot` handlers: caller from the peer address, the same service as HTTP. */
+export function shootHandlers(service: ShootService): ShootHandlers {
+  return {
+    Run: (call, callback) => {
+      service
+        .run(peerIp(call.getPeer()), () => parseGrpcShoot(call.request, service.limits))
+        .then(
+          (outcome) =>
+            callback(null, {
+              exitCode: outcome.exitCode,
+              stdout: outcome.stdout,
+              stderr: outcome.stderr,
+              durationMs: outcome.durationMs,
+              timedOut: outcome.timedOut,
+              stdoutTruncated: outcome.stdoutTruncated,
+              stderrTruncated: outcome.stderrTruncated,
+            }),
+          (error: unknown) => callback(toStatus(error)),
+        );
+    },
+    Status: (_call, callback) => {
+      const { idle, busy, queued, capacity } = service.status();
+      callback(null, { idle, busy, queued, capacity });
+    },
+  };
+}

@@ -1,0 +1,11 @@
+// What other workspace packages (bench/shoot) may use of the shoot pool: the daemon, its
+// configuration and the VM layer it stands on.
+export { loadShootPoolConfig } from './config';
+export type { ShootPoolConfig } from './config';
+export { createShootPoolApp } from './shoot-pool.app';
+export type { ShootPoolApp, ShootPoolAppOptions } from './shoot-pool.app';
+export { findGuestImage } from './pool/guest-image';
+export { SHARE_TARGET, STORE_POINT, VOLUME_POINTS } from './pool/pool';
+export type { GuestImage, Hypervisor, MicroVm, VmSnapshot } from './vm/hypervisor';
+export { QemuHypervisor } from './vm/qemu.hypervisor';
+export { processesReferencing } from './vm/vmm-process';

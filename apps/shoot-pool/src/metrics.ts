@@ -1,0 +1,68 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What the pool reports about itself for the gauges, read at scrape time. */
+export interface PoolGaugeSource {
+  idle: number;
+  busy: number;
+  starting: number;
+  queued: number;
+}
+
+/** Every pool transition and every shoot outcome, as Grafana reads them. */
+export class ShootMetrics {
+  readonly registry = new Registry();
+
+  /** started, ready, start-failed, acquired, queued, dequeued, rejected-queue, rejected-caller, released, died-idle, drained. */
+  readonly transitions = new Counter({
+    name: 'seed_shoot_pool_transitions_total',
+    help: 'Pool slot transitions, by transition',
+    labelNames: ['transition'] as const,
+    registers: [this.registry],
+  });
+
+  readonly shootSeconds = new Histogram({
+    name: 'seed_shoot_duration_seconds',
+    help: 'A shoot end to end (acquire, binds, command, answer), by outcome',
+    labelNames: ['outcome'] as const,
+    buckets: [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600],
+    registers: [this.registry],
+  });
+
+  readonly restoreSeconds = new Histogram({
+    name: 'seed_shoot_restore_to_ready_seconds',
+    help: 'A clone from its VMM start to warm (restored, clock set, share mounted)',
+    buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly failures = new Counter({
+    name: 'seed_shoot_failures_total',
+    help: 'Failed shoots and pool operations, by cause',
+    labelNames: ['cause'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(source: () => PoolGaugeSource) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'seed_shoot_' });
+    new Gauge({
+      name: 'seed_shoot_vms',
+      help: 'MicroVMs of the pool, by state (idle, busy, starting)',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        const now = source();
+        this.set({ state: 'idle' }, now.idle);
+        this.set({ state: 'busy' }, now.busy);
+        this.set({ state: 'starting' }, now.starting);
+      },
+    });
+    new Gauge({
+      name: 'seed_shoot_queue_length',
+      help: 'Shoots waiting for a warm VM',
+      registers: [this.registry],
+      collect() {
+        this.set(source().queued);
+      },
+    });
+  }
+}

@@ -1,0 +1,139 @@
+import 'reflect-metadata';
+import { Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { shootService } from '@seed/contracts';
+import {
+  JsonErrorFilter,
+  PinoNestLogger,
+  ProbesModule,
+  createLogger,
+  startGrpcServer,
+  type Logger,
+  type RunningGrpcServer,
+} from '@seed/service-kit';
+import type { CallerResolver } from './caller/caller';
+import { KubeCallerResolver } from './caller/caller.repository';
+import type { ShootPoolConfig } from './config';
+import { shootHandlers } from './grpc/shoot.grpc';
+import { ShootMetrics } from './metrics';
+import { findGuestImage } from './pool/guest-image';
+import { WarmPool } from './pool/pool';
+import { ShootController } from './shoot.controller';
+import { ShootService } from './shoot.service';
+import { QemuHypervisor } from './vm/qemu.hypervisor';
+
+export interface ShootPoolApp {
+  http: NestFastifyApplication;
+  grpc: RunningGrpcServer;
+  pool: WarmPool;
+}
+
+/** After HTTP stopped: stop gRPC, then drain the pool (no VMM outlives the daemon). */
+class PoolShutdown implements OnApplicationShutdown {
+  constructor(private readonly stop: () => Promise<void>) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.stop();
+  }
+}
+
+@Module({})
+class ShootPoolModule {
+  static register(parts: {
+    metrics: ShootMetrics;
+    service: ShootService;
+    pool: WarmPool;
+    stop: () => Promise<void>;
+  }): DynamicModule {
+    return {
+      module: ShootPoolModule,
+      imports: [
+        ProbesModule.register({
+          registry: parts.metrics.registry,
+          readiness: {
+            pool: () => {
+              const status = parts.pool.status();
+              if (!status.ready) return Promise.resolve('the pool is not serving');
+              return Promise.resolve(
+                status.idle + status.starting > 0 ? true : 'no warm VM and none starting',
+              );
+            },
+          },
+        }),
+      ],
+      controllers: [ShootController],
+      providers: [
+        { provide: ShootService, useValue: parts.service },
+        { provide: PoolShutdown, useValue: new PoolShutdown(parts.stop) },
+      ],
+    };
+  }
+}
+
+export interface ShootPoolAppOptions {
+  logger?: Logger;
+  /** Overrides the configured caller source (tests). */
+  callers?: CallerResolver;
+}
+
+/**
+ * The shoot pool daemon: reaps what a previous daemon left, boots and snapshots the
+ * template, warms the pool, then serves POST /shoot, GET /status and probes over HTTP and
+ * `seed.v1.Shoot` over gRPC. `listen` on the HTTP app is left to the caller.
+ */
+export async function createShootPoolApp(
+  config: ShootPoolConfig,
+  options: ShootPoolAppOptions = {},
+): Promise<ShootPoolApp> {
+  const logger = options.logger ?? createLogger('shoot-pool', config.logLevel);
+  const callers =
+    options.callers ??
+    (config.callers.kind === 'static'
+      ? config.callers.resolver
+      : KubeCallerResolver.fromKubeconfig(config.callers.storeDir, config.callers.kubeconfig));
+  const image = await findGuestImage(config.guestDir);
+  const hv = new QemuHypervisor({ runRoot: config.runRoot, accel: config.accel, log: logger });
+  const metrics: ShootMetrics = new ShootMetrics(() => pool.status());
+  const pool: WarmPool = new WarmPool(
+    hv,
+    { ...config.pool, image },
+    {
+      transition: (transition) => metrics.transitions.inc({ transition }),
+      failure: (cause) => metrics.failures.inc({ cause }),
+      restored: (seconds) => metrics.restoreSeconds.observe(seconds),
+    },
+    logger,
+  );
+  try {
+    await pool.start();
+  } catch (error) {
+    await pool.drain();
+    throw error;
+  }
+  const service = new ShootService(pool, callers, config.limits, metrics, logger);
+  let grpc: RunningGrpcServer;
+  try {
+    grpc = await startGrpcServer(config.host, config.grpcPort, [
+      { name: 'seed.v1.Shoot', definition: shootService(), handlers: shootHandlers(service) },
+    ]);
+  } catch (error) {
+    await pool.drain();
+    throw error;
+  }
+  const http = await NestFactory.create<NestFastifyApplication>(
+    ShootPoolModule.register({
+      metrics,
+      service,
+      pool,
+      stop: async () => {
+        await grpc.stop(10_000);
+        await pool.drain();
+      },
+    }),
+    new FastifyAdapter({ bodyLimit: config.bodyLimitBytes, logger: false }),
+    { logger: new PinoNestLogger(logger) },
+  );
+  http.useGlobalFilters(new JsonErrorFilter(logger));
+  return { http, grpc, pool };
+}

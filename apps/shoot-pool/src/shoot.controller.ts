@@ -1,0 +1,56 @@
+import { Controller, Get, Inject, Post, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { CallerLookupFailed, CallerRejected } from './caller/caller';
+import { PoolFull, PoolUnavailable } from './pool/pool';
+import {
+  ShootInvalid,
+  ShootService,
+  ShootVmFailed,
+  parseHttpShoot,
+  toAnswer,
+} from './shoot.service';
+
+/** The HTTP status and JSON body of a failed shoot; undefined for unexpected errors. */
+function errorAnswer(
+  error: unknown,
+): { status: number; body: object; retryAfter?: string } | undefined {
+  if (error instanceof ShootInvalid) {
+    return { status: 400, body: { error: error.message, reasons: error.reasons } };
+  }
+  if (error instanceof CallerRejected)
+    return { status: error.status, body: { error: error.message } };
+  if (error instanceof PoolFull)
+    return { status: 429, body: { error: error.message }, retryAfter: '1' };
+  if (error instanceof ShootVmFailed) return { status: 502, body: { error: error.message } };
+  if (error instanceof PoolUnavailable || error instanceof CallerLookupFailed) {
+    return { status: 503, body: { error: error.message }, retryAfter: '5' };
+  }
+  return undefined;
+}
+
+/** HTTP only: the caller is the request's source IP; maps the service's errors to statuses. */
+@Controller()
+export class ShootController {
+  constructor(@Inject(ShootService) private readonly service: ShootService) {}
+
+  @Post('shoot')
+  async shoot(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    try {
+      const outcome = await this.service.run(request.socket.remoteAddress ?? request.ip, () =>
+        parseHttpShoot(request.body, this.service.limits),
+      );
+      await reply.status(200).send(toAnswer(outcome));
+    } catch (error) {
+      const answer = errorAnswer(error);
+      if (answer === undefined) throw error;
+      if (answer.retryAfter !== undefined) void reply.header('Retry-After', answer.retryAfter);
+      await reply.status(answer.status).send(answer.body);
+    }
+  }
+
+  @Get('status')
+  status(): { idle: number; busy: number; queued: number; capacity: number; ready: boolean } {
+    const { idle, busy, queued, capacity, ready } = this.service.status();
+    return { idle, busy, queued, capacity, ready };
+  }
+}

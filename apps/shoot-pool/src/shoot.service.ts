@@ -1,0 +1,360 @@
+// One shoot: check the request and the caller, take a warm clone, hand it the caller's
+// store and volumes, run the command, answer, destroy the clone.
+//
+// How the guest sees the caller's folders. Every clone has its 9p share (its own export
+// folder) mounted at /run/shoot before a caller is known, and the node's store already
+// bound on the host into `export/store` (read-only) and in the guest from
+// /run/shoot/store onto /nix/store (read-only). At request time the host binds volume i
+// into `export/vol<i>` (read-write) and the agent bind-mounts /run/shoot/vol<i> onto the
+// volume's own mount point (as in the caller's pod), so commands see the paths they see
+// in the caller. A caller whose store is not the pre-bound one gets it bound into
+// `export/store1` and onto /nix/store over the pre-bound one.
+import type { Logger } from '@seed/service-kit';
+import { z } from 'zod';
+import { AgentError } from './agent/agent.errors';
+import { CallerRejected, type Caller, type CallerResolver } from './caller/caller';
+import type { ShootMetrics } from './metrics';
+import {
+  CALLER_STORE_POINT,
+  GUEST_STORE,
+  PoolFull,
+  PoolUnavailable,
+  SHARE_TARGET,
+  STORE_POINT,
+  VOLUME_POINTS,
+  type Lease,
+  type PoolStatus,
+  type WarmPool,
+} from './pool/pool';
+import { VmError } from './vm/hypervisor';
+
+export const MAX_ARGS = 256;
+export const MAX_ARG_BYTES = 128 * 1024;
+export const MAX_ENV_ENTRIES = 256;
+export const MAX_TIMEOUT_MS = 600_000;
+export const DEFAULT_TIMEOUT_MS = 60_000;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Guest paths a caller's volume may not be mounted on, nor under (but `/`). */
+const RESERVED = ['/', '/proc', '/sys', '/dev', '/nix', '/run', SHARE_TARGET];
+
+/** The request is malformed: HTTP 400 with every reason. */
+export class ShootInvalid extends Error {
+  override readonly name = 'ShootInvalid';
+
+  constructor(readonly reasons: string[]) {
+    super(`invalid shoot: ${reasons.join('; ')}`);
+  }
+}
+
+/** The VM failed under the command (its VMM died, the agent broke): HTTP 502. */
+export class ShootVmFailed extends Error {
+  override readonly name = 'ShootVmFailed';
+}
+
+export interface ShootLimits {
+  /** Per stream; the agent caps and flags truncation. */
+  maxOutputBytes: number;
+  maxStdinBytes: number;
+}
+
+/** A checked request, the same for HTTP and gRPC. */
+export interface ShootCommand {
+  argv: string[];
+  timeoutMs: number;
+  env: Record<string, string>;
+  stdin?: Buffer;
+}
+
+export interface ShootOutcome {
+  exitCode: number;
+  stdout: Buffer;
+  stderr: Buffer;
+  durationMs: number;
+  timedOut: boolean;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+}
+
+/** The JSON answer of POST /shoot: text when both streams are UTF-8, else base64. */
+export interface ShootAnswer {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  timedOut: boolean;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  encoding?: 'base64';
+}
+
+const envSchema = z
+  .record(z.string(), z.string().max(MAX_ARG_BYTES, 'env value too long'))
+  .superRefine((env, context) => {
+    const names = Object.keys(env);
+    if (names.length > MAX_ENV_ENTRIES) {
+      context.addIssue({ code: 'custom', message: `more than ${MAX_ENV_ENTRIES} entries` });
+    }
+    for (const name of names) {
+      if (!ENV_NAME.test(name)) {
+        context.addIssue({
+          code: 'custom',
+          message: `${JSON.stringify(name)} is not a valid variable name`,
+        });
+      }
+    }
+  });
+
+const commonFields = {
+  command: z
+    .array(
+      z
+        .string()
+        .max(MAX_ARG_BYTES, 'argument too long')
+        .refine((arg) => !arg.includes('\0'), 'argument contains NUL'),
+      {
+        error: 'expected an array of strings',
+      },
+    )
+    .min(1, 'must name a command')
+    .max(MAX_ARGS, `at most ${MAX_ARGS} arguments`)
+    .refine((argv) => argv[0] !== '', 'the command name is empty'),
+  timeout: z
+    .number({ error: 'expected milliseconds' })
+    .int('expected whole milliseconds')
+    .min(1, 'at least 1 ms')
+    .max(MAX_TIMEOUT_MS, `at most ${MAX_TIMEOUT_MS} ms`)
+    .default(DEFAULT_TIMEOUT_MS),
+  env: envSchema.default({}),
+};
+
+const httpSchema = z.strictObject({
+  ...commonFields,
+  stdin: z.string().optional(),
+  stdinEncoding: z.enum(['utf8', 'base64']).default('utf8'),
+});
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function reasonsOf(error: z.ZodError): string[] {
+  return error.issues.map((issue) =>
+    issue.path.length === 0 ? issue.message : `${issue.path.join('.')}: ${issue.message}`,
+  );
+}
+
+/** Checks a POST /shoot JSON body. */
+export function parseHttpShoot(body: unknown, limits: ShootLimits): ShootCommand {
+  const result = httpSchema.safeParse(body ?? undefined);
+  if (!result.success) throw new ShootInvalid(reasonsOf(result.error));
+  const { command, timeout, env, stdin, stdinEncoding } = result.data;
+  let stdinBytes: Buffer | undefined;
+  if (stdin !== undefined) {
+    if (stdinEncoding === 'base64' && (stdin.length % 4 !== 0 || !BASE64.test(stdin))) {
+      throw new ShootInvalid(['stdin: not valid base64']);
+    }
+    stdinBytes = Buffer.from(stdin, stdinEncoding);
+  }
+  return checkSizes({ argv: command, timeoutMs: timeout, env, stdin: stdinBytes }, limits);
+}
+
+/** Checks a gRPC ShootRequest (timeout 0 means the default; stdin is bytes). */
+export function parseGrpcShoot(
+  request: { command: string[]; timeoutMs: number; env: Record<string, string>; stdin: Buffer },
+  limits: ShootLimits,
+): ShootCommand {
+  const result = z.object(commonFields).safeParse({
+    command: request.command,
+    timeout: request.timeoutMs === 0 ? undefined : request.timeoutMs,
+    env: request.env,
+  });
+  if (!result.success) throw new ShootInvalid(reasonsOf(result.error));
+  return checkSizes(
+    {
+      argv: result.data.command,
+      timeoutMs: result.data.timeout,
+      env: result.data.env,
+      stdin: request.stdin.length > 0 ? request.stdin : undefined,
+    },
+    limits,
+  );
+}
+
+function checkSizes(command: ShootCommand, limits: ShootLimits): ShootCommand {
+  if (command.stdin !== undefined && command.stdin.length > limits.maxStdinBytes) {
+    throw new ShootInvalid([
+      `stdin: ${command.stdin.length} bytes, at most ${limits.maxStdinBytes}`,
+    ]);
+  }
+  return command;
+}
+
+/** Output as JSON strings: UTF-8 when both streams are valid UTF-8, else both base64. */
+export function toAnswer(outcome: ShootOutcome): ShootAnswer {
+  const { stdout, stderr, ...rest } = outcome;
+  const text = isUtf8(stdout) && isUtf8(stderr);
+  return {
+    ...rest,
+    stdout: stdout.toString(text ? 'utf8' : 'base64'),
+    stderr: stderr.toString(text ? 'utf8' : 'base64'),
+    ...(text ? {} : { encoding: 'base64' as const }),
+  };
+}
+
+function isUtf8(bytes: Buffer): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Caller identity, limits and the life of one clone per shoot; transports call this. */
+export class ShootService {
+  constructor(
+    private readonly pool: WarmPool,
+    private readonly callers: CallerResolver,
+    readonly limits: ShootLimits,
+    private readonly metrics: ShootMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  status(): PoolStatus {
+    return this.pool.status();
+  }
+
+  /** Runs a shoot; `parse` checks the transport's request (ShootInvalid), counted like the rest. */
+  async run(sourceIp: string, parse: () => ShootCommand): Promise<ShootOutcome> {
+    const stopTimer = this.metrics.shootSeconds.startTimer();
+    try {
+      const outcome = await this.#run(sourceIp, parse());
+      stopTimer({ outcome: outcome.timedOut ? 'timeout' : 'ok' });
+      return outcome;
+    } catch (error) {
+      const cause = causeOf(error);
+      stopTimer({ outcome: cause });
+      this.metrics.failures.inc({ cause });
+      throw error;
+    }
+  }
+
+  async #run(sourceIp: string, command: ShootCommand): Promise<ShootOutcome> {
+    const caller = await this.callers.resolve(sourceIp);
+    checkVolumes(caller);
+    const started = performance.now();
+    const lease = await this.pool.acquire(caller.key);
+    try {
+      return await this.#inVm(lease, caller, command, started);
+    } finally {
+      lease
+        .release()
+        .catch((error: unknown) =>
+          this.logger.error({ err: error, vm: lease.vm.id }, 'destroying a used VM failed'),
+        );
+    }
+  }
+
+  async #inVm(
+    lease: Lease,
+    caller: Caller,
+    command: ShootCommand,
+    started: number,
+  ): Promise<ShootOutcome> {
+    const { vm } = lease;
+    const died = new AbortController();
+    void vm.exited.then(() => died.abort());
+    const options = { signal: died.signal };
+    try {
+      // The pool pre-binds the node's store while a clone warms; another store is bound
+      // now, over it.
+      const storePoint = lease.store === undefined ? STORE_POINT : CALLER_STORE_POINT;
+      const bindStore = lease.store !== caller.store;
+      await Promise.all([
+        ...(bindStore ? [vm.bindIntoExport(caller.store, storePoint, { readOnly: true })] : []),
+        ...caller.volumes.map((volume, i) =>
+          vm.bindIntoExport(volume.hostPath, VOLUME_POINTS[i]!, { readOnly: false }),
+        ),
+      ]);
+      if (bindStore) {
+        await vm.agent.bind(
+          { source: `${SHARE_TARGET}/${storePoint}`, target: GUEST_STORE, readOnly: true },
+          options,
+        );
+      }
+      for (const [i, volume] of caller.volumes.entries()) {
+        await vm.agent.bind(
+          {
+            source: `${SHARE_TARGET}/${VOLUME_POINTS[i]!}`,
+            target: volume.mountPoint,
+            readOnly: false,
+          },
+          options,
+        );
+      }
+      const result = await vm.agent.exec(
+        {
+          argv: command.argv,
+          env: command.env,
+          stdin: command.stdin,
+          timeoutMs: command.timeoutMs,
+          maxOutputBytes: this.limits.maxOutputBytes,
+        },
+        options,
+      );
+      return {
+        exitCode: result.exitCode,
+        stdout: result.stdout,
+        stderr: result.stderr,
+        durationMs: Math.round(performance.now() - started),
+        timedOut: result.timedOut,
+        stdoutTruncated: result.stdoutTruncated,
+        stderrTruncated: result.stderrTruncated,
+      };
+    } catch (error) {
+      if (error instanceof VmError && error.kind === 'invalid') {
+        // A caller folder that is missing or not a directory.
+        throw new CallerRejected(`cannot share the caller's folders: ${error.message}`, 409);
+      }
+      if (error instanceof AgentError && error.kind === 'rejected' && error.op === 'bind') {
+        throw new CallerRejected(`the guest refused a mount: ${error.message}`, 409);
+      }
+      this.logger.warn({ err: error, vm: vm.id }, 'the VM failed during a shoot');
+      throw new ShootVmFailed(
+        died.signal.aborted
+          ? `the VM died during the command (${error instanceof Error ? error.message : String(error)})`
+          : `the VM failed: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    } finally {
+      died.abort();
+    }
+  }
+}
+
+function checkVolumes(caller: Caller): void {
+  if (caller.volumes.length > VOLUME_POINTS.length) {
+    throw new CallerRejected(
+      `the caller has ${caller.volumes.length} volumes; a shoot shares at most ${VOLUME_POINTS.length}`,
+      409,
+    );
+  }
+  for (const { mountPoint } of caller.volumes) {
+    const normal = mountPoint.replace(/\/+$/, '') || '/';
+    const reserved = RESERVED.some(
+      (path) =>
+        normal === path || (path !== '/' && path !== '/run' && normal.startsWith(`${path}/`)),
+    );
+    if (!normal.startsWith('/') || normal.split('/').includes('..') || reserved) {
+      throw new CallerRejected(`volume mount point ${mountPoint} cannot be used in the guest`, 409);
+    }
+  }
+}
+
+/** The failures counter's cause label. */
+function causeOf(error: unknown): string {
+  if (error instanceof ShootInvalid) return 'invalid';
+  if (error instanceof CallerRejected) return 'caller';
+  if (error instanceof PoolFull) return `pool-full-${error.scope}`;
+  if (error instanceof PoolUnavailable) return 'unavailable';
+  if (error instanceof ShootVmFailed) return 'vm-failed';
+  return 'other';
+}

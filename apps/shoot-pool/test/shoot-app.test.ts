@@ -1,0 +1,310 @@
+// The whole daemon over HTTP and gRPC with real microVMs (QEMU, TCG), the caller given by
+// a StaticCallerResolver for 127.0.0.1 (127.0.0.2 is an unknown caller).
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createShootClient, type ShootResult__Output } from '@seed/contracts';
+import { loadShootPoolConfig } from '../src/config';
+import type { ShootAnswer } from '../src/shoot.service';
+import { createShootPoolApp, type ShootPoolApp } from '../src/shoot-pool.app';
+import { isAlive, processesReferencing } from '../src/vm/vmm-process';
+import { GUEST_IMAGE_TIMEOUT_MS, guestImage, qemuMissing } from './guest-image';
+
+const missing = qemuMissing();
+if (missing !== undefined) console.warn(missing);
+const describeVm = missing === undefined ? describe : describe.skip;
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** POST /shoot (or GET when body is undefined) from a chosen loopback source address. */
+function request(
+  url: string,
+  route: string,
+  body?: unknown,
+  localAddress = '127.0.0.1',
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = http.request(
+      `${url}${route}`,
+      {
+        method: data === undefined ? 'GET' : 'POST',
+        localAddress,
+        headers:
+          data === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': data.length },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({
+            status: res.statusCode ?? 0,
+            body: JSON.parse(text) as Record<string, unknown>,
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describeVm('shoot pool daemon', () => {
+  let root: string;
+  let runRoot: string;
+  let guestDir: string;
+  let volume: string;
+  let store: string;
+  let otherStore: string;
+  let app: ShootPoolApp | undefined;
+  let url: string;
+
+  const shoot = (body: unknown, from?: string) => request(url, '/shoot', body, from);
+  const status = async () => (await request(url, '/status')).body;
+  const fullyIdle = (size: number) => async () => {
+    const now = await status();
+    return now.idle === size && now.busy === 0;
+  };
+
+  async function startApp(env: Record<string, string>): Promise<ShootPoolApp> {
+    const config = loadShootPoolConfig({
+      SEED_SHOOT_HOST: '127.0.0.1',
+      SEED_SHOOT_PORT: '0',
+      SEED_SHOOT_GRPC_PORT: '0',
+      SEED_SHOOT_ACCEL: 'tcg',
+      SEED_SHOOT_RUN_ROOT: runRoot,
+      SEED_GUEST_DIR: guestDir,
+      SEED_LOG_LEVEL: 'silent',
+      SEED_SHOOT_LOCAL_CALLER: JSON.stringify({
+        '127.0.0.1': { store, volumes: [{ hostPath: volume, mountPoint: '/data' }] },
+        '127.0.0.3': { store: otherStore, volumes: [] },
+      }),
+      ...env,
+    });
+    const started = await createShootPoolApp(config);
+    await started.http.listen(0, '127.0.0.1');
+    url = await started.http.getUrl();
+    url = url.replace('[::1]', '127.0.0.1').replace('localhost', '127.0.0.1');
+    return started;
+  }
+
+  beforeAll(async () => {
+    guestDir = path.dirname((await guestImage()).kernel);
+    root = await mkdtemp(path.join(tmpdir(), 'shoot-app-'));
+    runRoot = path.join(root, 'run');
+    volume = path.join(root, 'volume');
+    store = path.join(root, 'store');
+    otherStore = path.join(root, 'other-store');
+    await mkdir(volume);
+    await mkdir(store);
+    await mkdir(otherStore);
+    await writeFile(path.join(otherStore, 'other.txt'), 'another store\n');
+    await writeFile(path.join(store, 'hello.txt'), 'from the store\n');
+    await writeFile(path.join(volume, 'in.txt'), 'from the volume\n');
+    app = await startApp({ SEED_SHOOT_POOL_SIZE: '2' });
+    await waitFor('a full warm pool', fullyIdle(2));
+  }, GUEST_IMAGE_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await app?.http.close();
+    if (runRoot !== undefined) expect(await processesReferencing(`${runRoot}/`)).toEqual([]);
+    if (root !== undefined) await rm(root, { recursive: true, force: true });
+  });
+
+  it('runs echo and reports status', async () => {
+    const answer = await shoot({ command: ['echo', 'hello', 'world'] });
+    expect(answer.status).toBe(200);
+    const body = answer.body as unknown as ShootAnswer;
+    expect(body).toMatchObject({
+      exitCode: 0,
+      stdout: 'hello world\n',
+      stderr: '',
+      timedOut: false,
+      stdoutTruncated: false,
+      stderrTruncated: false,
+    });
+    expect(body.encoding).toBeUndefined();
+    expect(typeof body.durationMs).toBe('number');
+    const now = await status();
+    expect(now).toMatchObject({ capacity: 2, ready: true, queued: 0 });
+  });
+
+  it('answers exit codes, stderr, stdin and env', async () => {
+    const [failing, stdin, stdin64, env] = await Promise.all([
+      shoot({ command: ['sh', '-c', 'echo oops >&2; exit 42'] }),
+      shoot({ command: ['cat'], stdin: 'from the host\n' }),
+      shoot({
+        command: ['cat'],
+        stdin: Buffer.from('bytes\n').toString('base64'),
+        stdinEncoding: 'base64',
+      }),
+      shoot({ command: ['sh', '-c', 'echo "$GREETING"'], env: { GREETING: 'hi there' } }),
+    ]);
+    expect(failing.body).toMatchObject({ exitCode: 42, stderr: 'oops\n', stdout: '' });
+    expect(stdin.body).toMatchObject({ exitCode: 0, stdout: 'from the host\n' });
+    expect(stdin64.body).toMatchObject({ exitCode: 0, stdout: 'bytes\n' });
+    expect(env.body).toMatchObject({ exitCode: 0, stdout: 'hi there\n' });
+  });
+
+  it('answers binary output as base64', async () => {
+    const answer = await shoot({ command: ['printf', '\\377\\376\\000A'] });
+    expect(answer.status).toBe(200);
+    expect(answer.body.encoding).toBe('base64');
+    expect(Buffer.from(answer.body.stdout as string, 'base64')).toEqual(
+      Buffer.from([0xff, 0xfe, 0, 0x41]),
+    );
+  });
+
+  it('kills a command at its timeout: 124 and timedOut', async () => {
+    const started = Date.now();
+    const answer = await shoot({ command: ['sleep', '30'], timeout: 300 });
+    expect(answer.body).toMatchObject({ exitCode: 124, timedOut: true });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('shares the volume read-write and the store read-only', async () => {
+    const answer = await shoot({
+      command: [
+        'sh',
+        '-c',
+        'cat /data/in.txt /nix/store/hello.txt && echo written > /data/out.txt',
+      ],
+    });
+    expect(answer.body).toMatchObject({ exitCode: 0, stdout: 'from the volume\nfrom the store\n' });
+    expect(await readFile(path.join(volume, 'out.txt'), 'utf8')).toBe('written\n');
+
+    const refused = await shoot({ command: ['sh', '-c', 'echo x > /nix/store/new.txt'] });
+    expect(refused.body.exitCode).not.toBe(0);
+    expect(refused.body.stderr).toMatch(/read-only/i);
+    expect(await readdir(store)).toEqual(['hello.txt']);
+  });
+
+  it('binds a caller store that is not the pre-bound one over /nix/store', async () => {
+    const answer = await shoot({ command: ['ls', '/nix/store'] }, '127.0.0.3');
+    expect(answer.body).toMatchObject({ exitCode: 0, stdout: 'other.txt\n' });
+    const refused = await shoot({ command: ['sh', '-c', 'echo x > /nix/store/x'] }, '127.0.0.3');
+    expect(refused.body.stderr).toMatch(/read-only/i);
+  });
+
+  it('gives concurrent shoots their own VM: no shared /tmp', async () => {
+    const script = (mark: string) => `echo ${mark} > /tmp/${mark}; sleep 1; ls /tmp`;
+    const [a, b] = await Promise.all([
+      shoot({ command: ['sh', '-c', script('mark-a')] }),
+      shoot({ command: ['sh', '-c', script('mark-b')] }),
+    ]);
+    expect(a.body).toMatchObject({ exitCode: 0, stdout: 'mark-a\n' });
+    expect(b.body).toMatchObject({ exitCode: 0, stdout: 'mark-b\n' });
+    // And a later shoot gets a fresh VM, not a used one.
+    const later = await shoot({ command: ['ls', '/tmp'] });
+    expect(later.body).toMatchObject({ exitCode: 0, stdout: '' });
+  });
+
+  it('refuses invalid requests with reasons', async () => {
+    const cases: unknown[] = [
+      {},
+      { command: [] },
+      { command: 'echo hi' },
+      { command: ['echo'], timeout: 0 },
+      { command: ['echo'], timeout: 600_001 },
+      { command: ['echo'], env: { 'BAD NAME': 'x' } },
+      { command: ['echo'], stdin: '***', stdinEncoding: 'base64' },
+      { command: ['echo'], unknown: true },
+      { command: Array.from({ length: 257 }, () => 'x') },
+    ];
+    for (const body of cases) {
+      const answer = await shoot(body);
+      expect(answer.status).toBe(400);
+      expect(typeof answer.body.error).toBe('string');
+      expect((answer.body.reasons as string[]).length).toBeGreaterThan(0);
+    }
+  });
+
+  it('refuses an unknown caller with 403', async () => {
+    const answer = await shoot({ command: ['true'] }, '127.0.0.2');
+    expect(answer.status).toBe(403);
+    expect(answer.body.error).toMatch(/127\.0\.0\.2/);
+  });
+
+  it('answers 502 when the VM dies mid-command, and refills', async () => {
+    const pending = shoot({ command: ['sleep', '30'] });
+    await waitFor('a busy VM', () => Promise.resolve(app!.pool.busyPids().length === 1));
+    const [pid] = app!.pool.busyPids() as [number];
+    process.kill(pid, 'SIGKILL');
+    const answer = await pending;
+    expect(answer.status).toBe(502);
+    expect(answer.body.error).toMatch(/VM/);
+    await waitFor('the pool to refill', fullyIdle(2));
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  it('restarts on the same run root without leaving QEMU behind; queues then 429', async () => {
+    const before = await processesReferencing(`${runRoot}/`);
+    expect(before.length).toBeGreaterThanOrEqual(2);
+    await app!.http.close();
+    app = undefined;
+    expect(await processesReferencing(`${runRoot}/`)).toEqual([]);
+    expect(
+      existsSync(path.join(runRoot, 'vms')) ? await readdir(path.join(runRoot, 'vms')) : [],
+    ).toEqual([]);
+
+    app = await startApp({ SEED_SHOOT_POOL_SIZE: '1', SEED_SHOOT_QUEUE_BOUND: '1' });
+    await waitFor('a full warm pool', fullyIdle(1));
+    for (const pid of before) expect(isAlive(pid)).toBe(false);
+
+    // One runs, one queues, the third is refused.
+    const sleeper = () => shoot({ command: ['sleep', '2'] });
+    const first = sleeper();
+    await waitFor('a busy VM', () => Promise.resolve(app!.pool.busyPids().length === 1));
+    const second = sleeper();
+    await waitFor('a queued shoot', async () => (await status()).queued === 1);
+    const third = await sleeper();
+    expect(third.status).toBe(429);
+    expect(third.body.error).toMatch(/full/);
+    expect((await first).body).toMatchObject({ exitCode: 0 });
+    expect((await second).body).toMatchObject({ exitCode: 0 });
+  });
+
+  it('serves seed.v1.Shoot Run over gRPC', async () => {
+    const client = createShootClient(`127.0.0.1:${app!.grpc.port}`);
+    try {
+      const result = await new Promise<ShootResult__Output>((resolve, reject) =>
+        client.Run(
+          {
+            command: ['sh', '-c', 'cat; echo err >&2'],
+            stdin: Buffer.from('grpc\n'),
+            timeoutMs: 5_000,
+          },
+          (error, value) =>
+            error || value === undefined ? reject(error ?? new Error('no answer')) : resolve(value),
+        ),
+      );
+      expect(result.exitCode).toBe(0);
+      expect(Buffer.from(result.stdout).toString()).toBe('grpc\n');
+      expect(Buffer.from(result.stderr).toString()).toBe('err\n');
+    } finally {
+      client.close();
+    }
+  });
+});

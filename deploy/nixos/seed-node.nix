@@ -1,0 +1,245 @@
+# A Seed node: k3s whose containerd runs tenant pods in Kata Containers microVMs
+# (RuntimeClass `kata`, deploy/manifests/runtimeclass.yaml), with the per-pod VM sizing
+# annotations Seed renders allowed, and nix-snapshotter resolving `nix:0/nix/store/…`
+# images from the node's store. The counterpart of the original Seed's `seed.enable`.
+#
+#   imports = [ ./deploy/nixos/seed-node.nix ];
+#   services.seed-node.enable = true;
+#
+# Written against nixpkgs' own options (services.k3s, virtualisation.containerd,
+# systemd, networking.firewall, environment.etc). k3s runs with the system containerd
+# (--container-runtime-endpoint) rather than its embedded one, so the runtime, the
+# snapshotter and the annotation rules are typed containerd settings, not a template.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  cfg = config.services.seed-node;
+
+  snapshotterSocket = "/run/nix-snapshotter/nix-snapshotter.sock";
+
+  # The only pod annotations Kata receives from Kubernetes, and the only ones it acts on:
+  # the VM size packages/k8s-model renders from each seed's `resources`.
+  sizingAnnotations = [
+    "default_vcpus"
+    "default_memory"
+  ];
+
+  kataConfigDir = "kata-containers";
+  kataBaseConfig = "${cfg.kata.package}/share/defaults/kata-containers/configuration-${cfg.kata.hypervisor}.toml";
+
+  hypervisorPackage =
+    {
+      qemu = pkgs.qemu_kvm;
+      clh = pkgs.cloud-hypervisor;
+    }
+    .${cfg.kata.hypervisor};
+
+  # k3s' flannel writes its CNI configuration here; the system containerd needs the
+  # plugins it names.
+  cniPlugins = pkgs.buildEnv {
+    name = "seed-node-cni-plugins";
+    paths = [
+      pkgs.cni-plugins
+      pkgs.cni-plugin-flannel
+    ];
+  };
+in
+{
+  options.services.seed-node = {
+    enable = lib.mkEnableOption "a Seed node: k3s with Kata Containers VM isolation and nix-snapshotter";
+
+    role = lib.mkOption {
+      type = lib.types.enum [
+        "server"
+        "agent"
+      ];
+      default = "server";
+      description = "k3s role: a server runs the control plane and workloads, an agent joins `serverAddr`.";
+    };
+
+    serverAddr = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+      example = "https://10.0.0.1:6443";
+      description = "k3s server to join (agents, and servers joining an existing cluster).";
+    };
+
+    tokenFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.path;
+      default = null;
+      description = "File holding the k3s cluster join token (kept out of the Nix store).";
+    };
+
+    extraFlags = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      description = "More k3s flags.";
+    };
+
+    disable = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [
+        "traefik"
+        "servicelb"
+        "metrics-server"
+      ];
+      description = "k3s packaged components left out (server role). Seed needs none of them.";
+    };
+
+    kata = {
+      package = lib.mkPackageOption pkgs "kata-runtime" { };
+
+      hypervisor = lib.mkOption {
+        type = lib.types.enum [
+          "qemu"
+          "clh"
+        ];
+        default = "qemu";
+        description = "Kata's hypervisor: QEMU, or Cloud Hypervisor.";
+      };
+    };
+
+    nixSnapshotter = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = ''
+          Run nix-snapshotter as containerd's snapshotter and the kubelet's image service,
+          so the `nix:0/nix/store/…` images Seed renders resolve from the node's store.
+        '';
+      };
+
+      package = lib.mkPackageOption pkgs "nix-snapshotter" { };
+    };
+
+    shootPool.ports = lib.mkOption {
+      type = lib.types.listOf lib.types.port;
+      default = [
+        7070
+        7071
+      ];
+      description = ''
+        The shoot pool's HTTP and gRPC ports (host network, see
+        deploy/manifests/shoot-pool.yaml), opened to the pod network so instances reach
+        `$SEED_SHOOT_URL` = `http://$(SEED_NODE_IP):7070`.
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = cfg.role == "server" || cfg.serverAddr != "";
+        message = "services.seed-node: an agent needs serverAddr.";
+      }
+    ];
+
+    # Kata: the hypervisor needs KVM and vhost; the agent talks over vsock.
+    boot.kernelModules = [
+      "kvm-intel"
+      "kvm-amd"
+      "vhost_net"
+      "vhost_vsock"
+    ];
+    boot.kernel.sysctl = {
+      "net.ipv4.ip_forward" = 1;
+      "net.ipv6.conf.all.forwarding" = 1;
+    };
+    # containerd (root) opens /dev/kvm for the hypervisor; the kvm group is NixOS' own.
+    services.udev.extraRules = ''
+      KERNEL=="kvm", GROUP="kvm", MODE="0660"
+      KERNEL=="vhost-vsock", GROUP="kvm", MODE="0660"
+    '';
+
+    # Kata's upstream configuration for the chosen hypervisor, plus a drop-in allowing the
+    # sizing annotations and nothing else (Kata reads config.d/ next to its configuration).
+    environment.etc."${kataConfigDir}/configuration.toml".source = kataBaseConfig;
+    environment.etc."${kataConfigDir}/config.d/50-seed-annotations.toml".text = ''
+      # Seed sizes each instance's VM with pod annotations
+      # io.katacontainers.config.hypervisor.{default_vcpus,default_memory}.
+      [hypervisor.${cfg.kata.hypervisor}]
+      enable_annotations = [${lib.concatMapStringsSep ", " (a: ''"${a}"'') sizingAnnotations}]
+    '';
+
+    virtualisation.containerd = {
+      enable = true;
+      settings = {
+        plugins."io.containerd.grpc.v1.cri" = {
+          cni = {
+            bin_dir = "${cniPlugins}/bin";
+            conf_dir = "/var/lib/rancher/k3s/agent/etc/cni/net.d";
+          };
+          containerd = {
+            snapshotter = lib.mkIf cfg.nixSnapshotter.enable "nix";
+            runtimes.kata = {
+              runtime_type = "io.containerd.kata.v2";
+              privileged_without_host_devices = true;
+              # Pass only the sizing annotations through to Kata (containerd drops
+              # every other pod annotation on the way to the shim).
+              pod_annotations = map (a: "io.katacontainers.config.hypervisor.${a}") sizingAnnotations;
+              container_annotations = [ ];
+              options.ConfigPath = "/etc/${kataConfigDir}/configuration.toml";
+            };
+          };
+        };
+        proxy_plugins = lib.mkIf cfg.nixSnapshotter.enable {
+          nix = {
+            type = "snapshot";
+            address = snapshotterSocket;
+          };
+        };
+      };
+    };
+
+    # The Kata shim and the hypervisor, found by containerd on its PATH.
+    systemd.services.containerd.path = [
+      cfg.kata.package
+      hypervisorPackage
+    ];
+
+    systemd.services.nix-snapshotter = lib.mkIf cfg.nixSnapshotter.enable {
+      description = "nix-snapshotter: containerd snapshotter and image service for nix store paths";
+      wantedBy = [ "multi-user.target" ];
+      before = [ "containerd.service" ];
+      path = [ config.nix.package ];
+      serviceConfig = {
+        ExecStart = "${cfg.nixSnapshotter.package}/bin/nix-snapshotter";
+        RuntimeDirectory = "nix-snapshotter";
+        StateDirectory = "nix-snapshotter";
+        Restart = "always";
+        Type = "simple";
+      };
+    };
+
+    services.k3s = {
+      enable = true;
+      inherit (cfg) role;
+      serverAddr = lib.mkIf (cfg.serverAddr != "") cfg.serverAddr;
+      tokenFile = lib.mkIf (cfg.tokenFile != null) cfg.tokenFile;
+      extraFlags = lib.concatLists [
+        [ "--container-runtime-endpoint=unix:///run/containerd/containerd.sock" ]
+        (lib.optional cfg.nixSnapshotter.enable "--image-service-endpoint=unix://${snapshotterSocket}")
+        (lib.optionals (cfg.role == "server") (map (c: "--disable=${c}") cfg.disable))
+        cfg.extraFlags
+      ];
+    };
+
+    systemd.services.k3s = {
+      after = [ "containerd.service" ] ++ lib.optional cfg.nixSnapshotter.enable "nix-snapshotter.service";
+      requires = [ "containerd.service" ];
+      wants = lib.optional cfg.nixSnapshotter.enable "nix-snapshotter.service";
+    };
+
+    networking.firewall = {
+      allowedTCPPorts = [ 10250 ] ++ lib.optional (cfg.role == "server") 6443;
+      allowedUDPPorts = [ 8472 ]; # flannel VXLAN
+      # Instances (Kata VMs on the pod network) call their node's shoot pool.
+      interfaces.cni0.allowedTCPPorts = cfg.shootPool.ports;
+    };
+  };
+}

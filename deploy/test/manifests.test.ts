@@ -1,0 +1,465 @@
+// deploy/manifests: structural invariants, then a server-side dry-run of every object
+// against a real kube-apiserver (the same harness the reconciler's tests use).
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  ApiException,
+  HttpMethod,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  ServerConfiguration,
+  createConfiguration,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import { parse } from 'yaml';
+import { MANIFESTS_DIR, REPO_ROOT, loadManifests, manifestFiles, type Manifest } from './manifests';
+
+const NAMESPACE = 'seed-system';
+const CLUSTER_SCOPED = new Set([
+  'Namespace',
+  'RuntimeClass',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'PersistentVolume',
+]);
+const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
+const SERVICES = ['webhook', 'builder', 'reconciler', 'shoot-pool'] as const;
+type ServiceName = (typeof SERVICES)[number];
+
+interface EnvVar {
+  name: string;
+  value?: string;
+}
+interface Probe {
+  httpGet?: { path: string; port: string | number };
+  exec?: { command: string[] };
+}
+interface Container {
+  name: string;
+  image: string;
+  env?: EnvVar[];
+  ports?: { name?: string; containerPort: number; hostPort?: number }[];
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: {
+    privileged?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    readOnlyRootFilesystem?: boolean;
+    capabilities?: { drop?: string[] };
+  };
+  volumeMounts?: { name: string; mountPath: string }[];
+}
+interface PodSpec {
+  serviceAccountName?: string;
+  terminationGracePeriodSeconds?: number;
+  hostNetwork?: boolean;
+  securityContext?: { runAsNonRoot?: boolean };
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: {
+    name: string;
+    configMap?: { name: string };
+    secret?: { secretName: string };
+    persistentVolumeClaim?: { claimName: string };
+  }[];
+}
+interface Workload extends Manifest {
+  spec: { template: { metadata: { labels: Record<string, string> }; spec: PodSpec } };
+}
+interface ServiceSpec {
+  selector: Record<string, string>;
+  internalTrafficPolicy?: string;
+  ports: { name: string; port: number; targetPort: string | number }[];
+}
+
+const manifests = loadManifests();
+const workloads = manifests.filter((m): m is Workload => WORKLOAD_KINDS.has(m.kind));
+
+function find<T extends Manifest = Manifest>(kind: string, name: string): T {
+  const found = manifests.find((m) => m.kind === kind && m.metadata.name === name);
+  if (!found) throw new Error(`no ${kind}/${name} in deploy/manifests`);
+  return found as T;
+}
+
+function podSpec(name: string): PodSpec {
+  const workload = workloads.find((w) => w.metadata.name === name);
+  if (!workload) throw new Error(`no workload ${name}`);
+  return workload.spec.template.spec;
+}
+
+function allContainers(spec: PodSpec): Container[] {
+  return [...(spec.initContainers ?? []), ...spec.containers];
+}
+
+function env(container: Container): Map<string, string | undefined> {
+  return new Map((container.env ?? []).map((v) => [v.name, v.value]));
+}
+
+/** The SEED_* variables an app's config.ts declares in its zod schema. */
+function knownVariables(app: ServiceName): Set<string> {
+  const source = readFileSync(path.join(REPO_ROOT, 'apps', app, 'src', 'config.ts'), 'utf8');
+  return new Set([...source.matchAll(/^\s+(SEED_[A-Z0-9_]+):/gm)].map((match) => match[1]!));
+}
+
+describe('deploy/manifests', () => {
+  it('lists every manifest file in kustomization.yaml', () => {
+    const onDisk = readdirSync(MANIFESTS_DIR)
+      .filter((file) => file.endsWith('.yaml') && file !== 'kustomization.yaml')
+      .sort();
+    expect(
+      manifestFiles()
+        .map((file) => path.basename(file))
+        .sort(),
+    ).toEqual(onDisk);
+  });
+
+  it('puts every namespaced object in seed-system, and names every object once', () => {
+    const keys = new Set<string>();
+    for (const m of manifests) {
+      const key = `${m.kind}/${m.metadata.namespace ?? ''}/${m.metadata.name}`;
+      expect(keys.has(key)).toBe(false);
+      keys.add(key);
+      if (CLUSTER_SCOPED.has(m.kind)) expect(m.metadata.namespace).toBeUndefined();
+      else expect({ key, namespace: m.metadata.namespace }).toEqual({ key, namespace: NAMESPACE });
+    }
+    expect(find('Namespace', NAMESPACE)).toBeDefined();
+  });
+
+  it('has a workload for every service, Redis, and the kata RuntimeClass', () => {
+    expect(workloads.map((w) => `${w.kind}/${w.metadata.name}`).sort()).toEqual([
+      'DaemonSet/shoot-pool',
+      'Deployment/builder',
+      'Deployment/reconciler',
+      'Deployment/webhook',
+      'StatefulSet/redis',
+    ]);
+    expect(find('RuntimeClass', 'kata')).toMatchObject({ handler: 'kata' });
+  });
+
+  it('gives every container resource requests and a memory limit, and long-running ones probes', () => {
+    for (const w of workloads) {
+      const spec = w.spec.template.spec;
+      for (const c of allContainers(spec)) {
+        const where = `${w.metadata.name}/${c.name}`;
+        expect({ where, cpu: c.resources?.requests?.cpu !== undefined }).toEqual({
+          where,
+          cpu: true,
+        });
+        expect({ where, memory: c.resources?.requests?.memory !== undefined }).toEqual({
+          where,
+          memory: true,
+        });
+        expect({ where, limit: c.resources?.limits?.memory !== undefined }).toEqual({
+          where,
+          limit: true,
+        });
+      }
+      for (const c of spec.containers) {
+        expect(c.livenessProbe).toBeDefined();
+        expect(c.readinessProbe).toBeDefined();
+      }
+    }
+  });
+
+  it('probes /healthz for liveness and /readyz for readiness in every Seed service', () => {
+    for (const app of SERVICES) {
+      const [container] = podSpec(app).containers;
+      expect(container?.livenessProbe?.httpGet?.path).toBe('/healthz');
+      expect(container?.readinessProbe?.httpGet?.path).toBe('/readyz');
+    }
+  });
+
+  it('runs every Seed service from its operator-built image', () => {
+    for (const app of SERVICES) {
+      for (const c of allContainers(podSpec(app))) expect(c.image).toBe(`seed/${app}:dev`);
+    }
+  });
+
+  it('sets only SEED_* variables the service reads in its config.ts', () => {
+    for (const app of SERVICES) {
+      const known = knownVariables(app);
+      expect(known.size).toBeGreaterThan(3);
+      for (const c of podSpec(app).containers) {
+        const unknown = [...env(c).keys()].filter((n) => n.startsWith('SEED_') && !known.has(n));
+        expect({ app, unknown }).toEqual({ app, unknown: [] });
+      }
+    }
+  });
+
+  it('refers only to ServiceAccounts, ConfigMaps, Secrets and claims it defines', () => {
+    for (const w of workloads) {
+      const spec = w.spec.template.spec;
+      if (spec.serviceAccountName) find('ServiceAccount', spec.serviceAccountName);
+      for (const volume of spec.volumes ?? []) {
+        if (volume.configMap) find('ConfigMap', volume.configMap.name);
+        if (volume.secret) find('Secret', volume.secret.secretName);
+        if (volume.persistentVolumeClaim) {
+          find('PersistentVolumeClaim', volume.persistentVolumeClaim.claimName);
+        }
+      }
+      for (const c of allContainers(spec)) {
+        const names = new Set((spec.volumes ?? []).map((v) => v.name));
+        for (const mount of c.volumeMounts ?? []) {
+          const claimTemplates = (w.spec as { volumeClaimTemplates?: Manifest[] })
+            .volumeClaimTemplates;
+          const fromTemplate = claimTemplates?.some((t) => t.metadata.name === mount.name) ?? false;
+          expect({ mount: mount.name, defined: names.has(mount.name) || fromTemplate }).toEqual({
+            mount: mount.name,
+            defined: true,
+          });
+        }
+      }
+    }
+    for (const binding of manifests.filter((m) => m.kind === 'ClusterRoleBinding')) {
+      const { roleRef, subjects } = binding as unknown as {
+        roleRef: { name: string };
+        subjects: { kind: string; name: string; namespace: string }[];
+      };
+      find('ClusterRole', roleRef.name);
+      for (const subject of subjects) {
+        expect(subject.namespace).toBe(NAMESPACE);
+        find(subject.kind, subject.name);
+      }
+    }
+  });
+
+  it('selects a workload with every Service, on ports its containers declare', () => {
+    for (const service of manifests.filter((m) => m.kind === 'Service')) {
+      const spec = service.spec as ServiceSpec;
+      const targets = workloads.filter((w) =>
+        Object.entries(spec.selector).every(
+          ([key, value]) => w.spec.template.metadata.labels[key] === value,
+        ),
+      );
+      expect({ service: service.metadata.name, targets: targets.length }).toEqual({
+        service: service.metadata.name,
+        targets: 1,
+      });
+      const ports = targets[0]!.spec.template.spec.containers.flatMap((c) => c.ports ?? []);
+      for (const port of spec.ports) {
+        const found = ports.some((p) =>
+          typeof port.targetPort === 'number'
+            ? p.containerPort === port.targetPort
+            : p.name === port.targetPort,
+        );
+        expect({ service: service.metadata.name, port: port.name, found }).toEqual({
+          service: service.metadata.name,
+          port: port.name,
+          found: true,
+        });
+      }
+    }
+  });
+
+  it('wires the services together on their documented ports', () => {
+    const webhook = find<Manifest & { spec: ServiceSpec }>('Service', 'webhook').spec;
+    expect(webhook.ports).toEqual([
+      expect.objectContaining({ port: 80, targetPort: 'http' }) as unknown,
+    ]);
+    expect(podSpec('webhook').containers[0]?.ports).toEqual([
+      { name: 'http', containerPort: 8080 },
+    ]);
+
+    const reconciler = find<Manifest & { spec: ServiceSpec }>('Service', 'reconciler').spec;
+    expect(reconciler.ports.map((p) => [p.name, p.port])).toEqual([
+      ['grpc', 9090],
+      ['http', 8082],
+    ]);
+
+    const builderEnv = env(podSpec('builder').containers[0]!);
+    expect(builderEnv.get('SEED_RECONCILER_ADDRESS')).toBe('reconciler:9090');
+    for (const app of ['webhook', 'builder'] as const) {
+      expect(env(podSpec(app).containers[0]!).get('SEED_REDIS_URL')).toBe('redis://redis:6379');
+    }
+
+    const shootEnv = env(podSpec('shoot-pool').containers[0]!);
+    const reconcilerEnv = env(podSpec('reconciler').containers[0]!);
+    expect(reconcilerEnv.get('SEED_SHOOT_POOL_PORT')).toBe(shootEnv.get('SEED_SHOOT_PORT'));
+    expect(shootEnv.get('SEED_SHOOT_PORT')).toBe('7070');
+  });
+
+  it('gives the builder time to drain its builds (60 s grace + 5 s) before SIGKILL', () => {
+    const spec = podSpec('builder');
+    const grace = Number(env(spec.containers[0]!).get('SEED_SHUTDOWN_GRACE_MS') ?? 60_000);
+    expect(spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(70);
+    expect(spec.terminationGracePeriodSeconds! * 1000).toBeGreaterThan(grace + 5_000);
+    expect(spec.containers[0]!.volumeMounts).toEqual(
+      expect.arrayContaining([{ name: 'nix', mountPath: '/nix' }]),
+    );
+  });
+
+  it('runs Redis with appendonly and noeviction, on a claim', () => {
+    const redis = find<Workload>('StatefulSet', 'redis');
+    const args = redis.spec.template.spec.containers[0] as Container & { args: string[] };
+    expect(args.args.join(' ')).toContain('--appendonly yes');
+    expect(args.args.join(' ')).toContain('--maxmemory-policy noeviction');
+    expect((redis.spec as { volumeClaimTemplates?: unknown[] }).volumeClaimTemplates).toHaveLength(
+      1,
+    );
+  });
+
+  it('serves the shoot pool node-locally on the host network', () => {
+    const service = find<Manifest & { spec: ServiceSpec }>('Service', 'shoot-pool').spec;
+    expect(service.internalTrafficPolicy).toBe('Local');
+    const spec = podSpec('shoot-pool');
+    expect(spec.hostNetwork).toBe(true);
+    expect(spec.containers[0]?.securityContext?.privileged).toBe(true);
+  });
+
+  it('runs everything but the shoot pool unprivileged, as non-root, without capabilities', () => {
+    for (const w of workloads.filter((w) => w.metadata.name !== 'shoot-pool')) {
+      const spec = w.spec.template.spec;
+      expect({ workload: w.metadata.name, nonRoot: spec.securityContext?.runAsNonRoot }).toEqual({
+        workload: w.metadata.name,
+        nonRoot: true,
+      });
+      for (const c of allContainers(spec)) {
+        expect(c.securityContext).toMatchObject({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
+        });
+        expect(c.securityContext?.privileged).toBeUndefined();
+        expect(c.ports?.some((p) => p.hostPort !== undefined) ?? false).toBe(false);
+      }
+    }
+  });
+
+  it('grants the reconciler exactly the ClusterRole verified in docs/reconciler.md', () => {
+    const doc = readFileSync(path.join(REPO_ROOT, 'docs', 'reconciler.md'), 'utf8');
+    const block = /```yaml\n(apiVersion: rbac[\s\S]*?kind: ClusterRole[\s\S]*?)```/.exec(doc);
+    expect(block).not.toBeNull();
+    const documented = parse(block![1]!) as { rules: unknown };
+    expect(find('ClusterRole', 'seed-reconciler').rules).toEqual(documented.rules);
+  });
+
+  it('gives the webhook and builder no API access, the shoot pool read-only lookups', () => {
+    const bound = manifests
+      .filter((m) => m.kind === 'ClusterRoleBinding' || m.kind === 'RoleBinding')
+      .flatMap((m) => (m as unknown as { subjects: { name: string }[] }).subjects)
+      .map((s) => s.name)
+      .sort();
+    expect(bound).toEqual(['seed-reconciler', 'seed-shoot-pool']);
+    for (const name of ['seed-webhook', 'seed-builder']) {
+      expect(find('ServiceAccount', name).automountServiceAccountToken).toBe(false);
+    }
+    const rules = find('ClusterRole', 'seed-shoot-pool').rules as { verbs: string[] }[];
+    const verbs = new Set(rules.flatMap((r) => r.verbs));
+    expect([...verbs].sort()).toEqual(['get', 'list']);
+  });
+
+  it('mounts each flake secret the registry names from the webhook Secret', () => {
+    const registry = parse(
+      (find('ConfigMap', 'seed-flakes').data as Record<string, string>)['flakes.yaml']!,
+    ) as { flakes: { secretFile?: string }[] };
+    const spec = podSpec('webhook');
+    const container = spec.containers[0]!;
+    const secret = find('Secret', 'seed-webhook-secrets');
+    const keys = Object.keys(secret.stringData as Record<string, string>);
+    const mount = container.volumeMounts!.find((m) => m.name === 'secrets')!;
+    expect(env(container).get('SEED_FLAKES_FILE')).toBe(
+      `${container.volumeMounts!.find((m) => m.name === 'flakes')!.mountPath}/flakes.yaml`,
+    );
+    for (const flake of registry.flakes) {
+      expect(flake.secretFile).toBeDefined();
+      expect(path.dirname(flake.secretFile!)).toBe(mount.mountPath);
+      expect(keys).toContain(path.basename(flake.secretFile!));
+    }
+    for (const value of Object.values(secret.stringData as Record<string, string>)) {
+      expect(value).toMatch(/^REPLACE-ME/);
+    }
+  });
+});
+
+describe('deploy/manifests against a real API server', () => {
+  let api: KubeApiServer;
+  let client: KubernetesObjectApi;
+  // The object exactly as written: KubernetesObjectApi serializes through its typed models,
+  // which drop unknown fields (a typo) before the API server could refuse them.
+  let rawBody: string | undefined;
+
+  const dryRunApply = async (object: Manifest): Promise<KubernetesObject> => {
+    rawBody = JSON.stringify(object);
+    try {
+      return await client.patch(
+        object,
+        undefined,
+        'All',
+        'seed-deploy-test',
+        true,
+        PatchStrategy.ServerSideApply,
+      );
+    } finally {
+      rawBody = undefined;
+    }
+  };
+
+  beforeAll(async () => {
+    api = await startKubeApiServer();
+    const config = new KubeConfig();
+    config.loadFromFile(api.kubeconfigPath);
+    // KubernetesObjectApi.makeApiClient, plus: send the object as written, and
+    // fieldValidation=Strict so the API server refuses unknown fields instead of dropping them.
+    client = new KubernetesObjectApi(
+      createConfiguration({
+        baseServer: new ServerConfiguration(config.getCurrentCluster()!.server, {}),
+        authMethods: { default: config },
+        promiseMiddleware: [
+          {
+            pre: (context) => {
+              context.setQueryParam('fieldValidation', 'Strict');
+              if (rawBody !== undefined && context.getHttpMethod() === HttpMethod.PATCH) {
+                context.setBody(rawBody);
+              }
+              return Promise.resolve(context);
+            },
+            post: (response) => Promise.resolve(response),
+          },
+        ],
+      }),
+    );
+    // Dry-run objects of a namespace need the namespace: this is the only real write.
+    await client.create(find('Namespace', NAMESPACE));
+  });
+
+  afterAll(async () => {
+    await api?.stop();
+  });
+
+  it('accepts every object in a server-side apply dry-run', async () => {
+    const refused: string[] = [];
+    for (const m of manifests) {
+      try {
+        await dryRunApply(m);
+      } catch (error) {
+        const body = error instanceof ApiException ? String(error.body) : String(error);
+        refused.push(`${m.kind}/${m.metadata.name}: ${body}`);
+      }
+    }
+    expect(refused).toEqual([]);
+  });
+
+  it('would refuse a broken object (the dry-run validates)', async () => {
+    const broken = structuredClone(
+      find<Manifest & { spec: Record<string, unknown> }>('Deployment', 'reconciler'),
+    );
+    broken.spec.replicaz = 1;
+    await expect(dryRunApply(broken)).rejects.toThrow(/replicaz/);
+  });
+
+  it('stored nothing but the Namespace', async () => {
+    const list = await client.list('apps/v1', 'Deployment', NAMESPACE);
+    expect(list.items).toEqual([]);
+    await expect(
+      client.read({
+        apiVersion: 'node.k8s.io/v1',
+        kind: 'RuntimeClass',
+        metadata: { name: 'kata' },
+      }),
+    ).rejects.toThrow();
+  });
+});
