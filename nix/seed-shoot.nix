@@ -7,8 +7,8 @@
 # service refuses (any non-2xx answer: 403 not allowed, 429 pool full, ...) it prints the
 # answer's JSON `error` and exits 1; so does a failure to reach the service.
 #
-# Output is byte-exact: a stream the service could not send as UTF-8 arrives base64
-# encoded, flagged by `stdoutEncoding`/`stderrEncoding` = "base64" in the answer.
+# Output is byte-exact: when either stream is not valid UTF-8 the service sends both
+# base64 encoded, flagged by `"encoding": "base64"` in the answer.
 #
 # callPackage-able; writeShellApplication runs shellcheck on the script when it builds.
 { writeShellApplication, curl, jq, coreutils }:
@@ -138,9 +138,10 @@ writeShellApplication {
     esac
 
     # Writes one output stream, decoding base64 when the service flagged it.
+    encoding=$(jq -r '.encoding // "utf-8"' "$work/response.json")
     emit() {
       local stream=$1
-      if [ "$(jq -r --arg s "$stream" '.[$s + "Encoding"] // "utf-8"' "$work/response.json")" = base64 ]; then
+      if [ "$encoding" = base64 ]; then
         jq -j --arg s "$stream" '.[$s] // ""' "$work/response.json" | base64 --decode
       else
         jq -j --arg s "$stream" '.[$s] // ""' "$work/response.json"

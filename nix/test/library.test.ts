@@ -317,8 +317,8 @@ describe('seed-shoot', () => {
             JSON.stringify({
               exitCode: 0,
               stdout: Buffer.from([0xff, 0x00, 0x41]).toString('base64'),
-              stdoutEncoding: 'base64',
-              stderr: '',
+              stderr: Buffer.from('warn\n').toString('base64'),
+              encoding: 'base64',
               durationMs: 1,
             }),
           );
@@ -408,6 +408,7 @@ describe('seed-shoot', () => {
     const result = await shoot(['binary']);
     expect(result.code).toBe(0);
     expect([...result.stdout]).toEqual([0xff, 0x00, 0x41]);
+    expect(result.stderr.toString()).toBe('warn\n');
   });
 
   it('prints the JSON error of a refusal and exits 1', async () => {
