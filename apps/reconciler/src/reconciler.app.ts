@@ -1,10 +1,11 @@
 import 'reflect-metadata';
-import { Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { reconcilerService } from '@seed/contracts';
 import {
   JsonErrorFilter,
+  ShutdownHook,
   PinoNestLogger,
   ProbesModule,
   createLogger,
@@ -28,15 +29,6 @@ export interface ReconcilerApp {
   grpc: RunningGrpcServer;
 }
 
-/** Stops the gRPC server, the informers and the work queue after HTTP stopped. */
-class ControllerShutdown implements OnApplicationShutdown {
-  constructor(private readonly stop: () => Promise<void>) {}
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.stop();
-  }
-}
-
 @Module({})
 class ReconcilerModule {
   static register(parts: {
@@ -54,7 +46,7 @@ class ReconcilerModule {
           },
         }),
       ],
-      providers: [{ provide: ControllerShutdown, useValue: new ControllerShutdown(parts.stop) }],
+      providers: [{ provide: ShutdownHook, useValue: new ShutdownHook(parts.stop) }],
     };
   }
 }

@@ -1,10 +1,11 @@
 import 'reflect-metadata';
-import { Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { shootService } from '@seed/contracts';
 import {
   JsonErrorFilter,
+  ShutdownHook,
   PinoNestLogger,
   ProbesModule,
   createLogger,
@@ -27,15 +28,6 @@ export interface ShootPoolApp {
   http: NestFastifyApplication;
   grpc: RunningGrpcServer;
   pool: WarmPool;
-}
-
-/** After HTTP stopped: stop gRPC, then drain the pool (no VMM outlives the daemon). */
-class PoolShutdown implements OnApplicationShutdown {
-  constructor(private readonly stop: () => Promise<void>) {}
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.stop();
-  }
 }
 
 @Module({})
@@ -65,7 +57,7 @@ class ShootPoolModule {
       controllers: [ShootController],
       providers: [
         { provide: ShootService, useValue: parts.service },
-        { provide: PoolShutdown, useValue: new PoolShutdown(parts.stop) },
+        { provide: ShutdownHook, useValue: new ShutdownHook(parts.stop) },
       ],
     };
   }

@@ -1,11 +1,12 @@
 import 'reflect-metadata';
-import { Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import {
   JsonErrorFilter,
   PinoNestLogger,
   ProbesModule,
+  ShutdownHook,
   createLogger,
   type Logger,
 } from '@seed/service-kit';
@@ -14,15 +15,6 @@ import { WebhookMetrics } from './metrics';
 import { BuildsQueueRepository } from './repositories/builds-queue.repository';
 import { WebhookController } from './webhook.controller';
 import { WebhookService } from './webhook.service';
-
-/** Closes Redis after the HTTP server stopped taking requests. */
-class ConnectionsCloser implements OnApplicationShutdown {
-  constructor(private readonly builds: BuildsQueueRepository) {}
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.builds.close();
-  }
-}
 
 @Module({})
 class WebhookModule {
@@ -46,7 +38,7 @@ class WebhookModule {
           provide: WebhookService,
           useValue: new WebhookService(config.registry, builds, metrics, logger),
         },
-        { provide: ConnectionsCloser, useValue: new ConnectionsCloser(builds) },
+        { provide: ShutdownHook, useValue: new ShutdownHook(() => builds.close()) },
       ],
     };
   }

@@ -4,7 +4,7 @@ export { PinoNestLogger, createLogger } from './logger';
 export type { Logger } from './logger';
 export { ProbesModule } from './probes';
 export type { ProbesOptions, ReadinessCheck } from './probes';
-export { closeOnSignals } from './lifecycle';
+export { ShutdownHook, closeOnSignals } from './lifecycle';
 export { startGrpcServer } from './grpc';
 export type { GrpcService, RunningGrpcServer } from './grpc';
 export { listMetricsIfAsked } from './metrics-listing';

@@ -1,4 +1,4 @@
-import type { INestApplication } from '@nestjs/common';
+import type { INestApplication, OnApplicationShutdown } from '@nestjs/common';
 import type { Logger } from 'pino';
 
 /**
@@ -33,4 +33,16 @@ export function closeOnSignals(app: INestApplication, logger: Logger, graceMs = 
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+}
+
+/**
+ * A Nest provider that runs `stop` once the HTTP server stopped taking requests: where a
+ * service closes what its module wired (gRPC servers, queues, connections, VMs).
+ */
+export class ShutdownHook implements OnApplicationShutdown {
+  constructor(private readonly stop: () => Promise<void>) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.stop();
+  }
 }

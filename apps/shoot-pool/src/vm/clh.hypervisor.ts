@@ -46,7 +46,7 @@ import {
   type VmRole,
   type VmSnapshot,
 } from './hypervisor';
-import { ManagedVm, VmLaunch } from './managed-vm';
+import { ManagedSnapshot, ManagedVm, VmLaunch } from './managed-vm';
 import { reapOrphans } from './reap-orphans';
 import { MAX_SOCKET_PATH, RunLayout, writeRecord } from './run-dir';
 import { silentLog, type VmLog } from './vm-log';
@@ -286,34 +286,7 @@ class ClhVm extends ManagedVm {
   }
 }
 
-class ClhSnapshot implements VmSnapshot {
-  #destroyed = false;
-
-  constructor(
-    readonly hypervisor: ClhHypervisor,
-    readonly id: string,
-    readonly dir: string,
-    readonly machine: ClhMachine,
-    readonly stack: CleanupStack,
-  ) {}
-
-  get memoryMiB(): number {
-    return this.machine.memoryMiB;
-  }
-
-  get vcpus(): number {
-    return this.machine.vcpus;
-  }
-
-  get destroyed(): boolean {
-    return this.#destroyed;
-  }
-
-  async destroy(): Promise<void> {
-    this.#destroyed = true;
-    await this.stack.run();
-  }
-}
+class ClhSnapshot extends ManagedSnapshot<ClhHypervisor, ClhMachine> {}
 
 /** Pings the VMM until its API socket answers (CH creates it shortly after starting). */
 async function waitForApi(

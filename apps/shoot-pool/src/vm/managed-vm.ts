@@ -13,6 +13,7 @@ import {
   type VmExit,
   type VmRole,
   type VmShare,
+  type VmSnapshot,
 } from './hypervisor';
 import { writeRecord } from './run-dir';
 import type { VmLog } from './vm-log';
@@ -245,5 +246,42 @@ async function readTail(file: string, bytes: number): Promise<string> {
     return buffer.toString('utf8');
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * What both drivers' snapshots share: identity, machine size and a cleanup stack that
+ * removes the snapshot's files once. `H` is the driver that made it, which checks a
+ * snapshot handed back to it is its own.
+ */
+export abstract class ManagedSnapshot<
+  H,
+  M extends { memoryMiB: number; vcpus: number },
+> implements VmSnapshot {
+  #destroyed = false;
+
+  constructor(
+    readonly hypervisor: H,
+    readonly id: string,
+    readonly dir: string,
+    readonly machine: M,
+    readonly stack: CleanupStack,
+  ) {}
+
+  get memoryMiB(): number {
+    return this.machine.memoryMiB;
+  }
+
+  get vcpus(): number {
+    return this.machine.vcpus;
+  }
+
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  async destroy(): Promise<void> {
+    this.#destroyed = true;
+    await this.stack.run();
   }
 }

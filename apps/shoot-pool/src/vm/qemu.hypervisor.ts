@@ -32,7 +32,7 @@ import {
   type VmSnapshot,
 } from './hypervisor';
 import { removeUnmountedTree } from './host-mounts';
-import { ManagedVm, VmLaunch } from './managed-vm';
+import { ManagedSnapshot, ManagedVm, VmLaunch } from './managed-vm';
 import { QmpClient } from './qmp.client';
 import { guestCmdline, hostTscKhz, qemuArgs, shellQuote, type Accel } from './qemu-command';
 import { reapOrphans } from './reap-orphans';
@@ -381,34 +381,17 @@ class QemuVm extends ManagedVm {
   }
 }
 
-class QemuSnapshot implements VmSnapshot {
-  #destroyed = false;
-
+class QemuSnapshot extends ManagedSnapshot<QemuHypervisor, MachineSpec> {
   constructor(
-    readonly hypervisor: QemuHypervisor,
-    readonly id: string,
-    readonly dir: string,
+    hypervisor: QemuHypervisor,
+    id: string,
+    dir: string,
     readonly statePath: string,
     readonly ramFile: string,
-    readonly machine: MachineSpec,
-    readonly stack: CleanupStack,
-  ) {}
-
-  get memoryMiB(): number {
-    return this.machine.memoryMiB;
-  }
-
-  get vcpus(): number {
-    return this.machine.vcpus;
-  }
-
-  get destroyed(): boolean {
-    return this.#destroyed;
-  }
-
-  async destroy(): Promise<void> {
-    this.#destroyed = true;
-    await this.stack.run();
+    machine: MachineSpec,
+    stack: CleanupStack,
+  ) {
+    super(hypervisor, id, dir, machine, stack);
   }
 }
 
