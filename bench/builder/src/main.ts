@@ -13,6 +13,9 @@ import {
   startRedis,
   startServiceProcess,
   type ServiceProcess,
+  runBench,
+  median,
+  rowPrinter,
 } from '@seed/testing';
 import { Pushes, freshFlake, type Fixture } from './pushes';
 import { StandInReconciler } from './reconciler';
@@ -32,12 +35,6 @@ interface BuildRecord {
   state: string;
   attempts: number;
   phases: Record<string, number>;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 /** Cleanups run once, last registered first, whether the bench ends, fails or is interrupted. */
@@ -191,7 +188,7 @@ async function bench(): Promise<void> {
     0,
   );
 
-  const line = (label: string, value: string) => console.log(`${label.padEnd(52)} ${value}`);
+  const line = rowPrinter(52);
   const ms = (value: number) => `${value.toFixed(1)} ms`;
   const builderMedian = median(viaBuilder.map((b) => b.ms));
   const handMedian = median(viaHand);
@@ -222,14 +219,4 @@ async function bench(): Promise<void> {
   }
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`bench/builder: ${signal}: stopping`);
-    void cleanUp().finally(() => process.exit(130));
-  });
-}
-
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+runBench('bench/builder', main, cleanUp);

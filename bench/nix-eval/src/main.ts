@@ -5,7 +5,14 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { NixClient } from '@seed/nix-eval';
-import { demoFlakeFiles, FlakeRepo, type DemoSeed } from '@seed/testing';
+import {
+  demoFlakeFiles,
+  FlakeRepo,
+  type DemoSeed,
+  runBench,
+  median,
+  rowPrinter,
+} from '@seed/testing';
 
 const run = promisify(execFile);
 const CONF = process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf';
@@ -18,11 +25,6 @@ async function timed(action: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();
   await action();
   return Number(process.hrtime.bigint() - start) / 1e6;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 async function rawNix(args: string[]): Promise<string> {
@@ -77,7 +79,7 @@ async function main(): Promise<void> {
       );
     }
 
-    const line = (label: string, value: string) => console.log(`${label.padEnd(44)} ${value}`);
+    const line = rowPrinter(44);
     console.log(`bench/nix-eval: ${SEEDS} seeds, ${ROUNDS} rounds, medians`);
     line('wrapper evaluateSeeds (parse + validate)', `${median(wrapper).toFixed(1)} ms`);
     line('raw nix eval, same arguments', `${median(raw).toFixed(1)} ms`);
@@ -90,7 +92,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+runBench('bench/nix-eval', main);

@@ -10,15 +10,10 @@ import {
   VersionApi,
   type KubernetesObject,
 } from '@kubernetes/client-node';
+import { median } from '@seed/testing';
 
 const MANAGED_BY_SEED = 'seed.loom.farm/managed-by=seed';
 const BENCH_NAMESPACE = 'default';
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 export interface RoundTrips {
   /** Median ms of a GET of a namespace. */

@@ -8,8 +8,8 @@
 // the machine's cores; read the ratios rather than the absolute times.
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { freeLoopbackPorts, startKubeApiServer } from '@seed/testing';
-import { ApiServer, changed, keptAliveGetMs, median, type RoundTrips } from './api-server';
+import { freeLoopbackPorts, startKubeApiServer, runBench, rowPrinter, median } from '@seed/testing';
+import { ApiServer, changed, keptAliveGetMs, type RoundTrips } from './api-server';
 import {
   OBJECTS_PER_FLAKE,
   OBJECTS_PER_INSTANCE,
@@ -227,7 +227,7 @@ interface Report {
 
 function report(figures: Report): void {
   const { rtt } = figures;
-  const line = (label: string, value: string) => console.log(`${label.padEnd(48)} ${value}`);
+  const line = rowPrinter(48);
   const time = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
   const inRtt = (ms: number) => `${(ms / rtt.getMs).toFixed(ms < 10 * rtt.getMs ? 1 : 0)} RTT`;
   const medianOf = (runs: Applied[], pick: (run: Applied) => number) => median(runs.map(pick));
@@ -303,14 +303,4 @@ function report(figures: Report): void {
   line('  until the reconciler was idle again', time(converge.idleMs));
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`bench/reconciler: ${signal}: stopping`);
-    void cleanUp().finally(() => process.exit(130));
-  });
-}
-
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+runBench('bench/reconciler', main, cleanUp);

@@ -20,6 +20,7 @@ import {
   type GuestImage,
   type ShootPoolApp,
 } from '@seed/shoot-pool';
+import { runBench, rowPrinter } from '@seed/testing';
 
 const WARM_SAMPLES = Number(process.env.BENCH_WARM_SAMPLES ?? 40);
 const RESTORE_SAMPLES = Number(process.env.BENCH_RESTORE_SAMPLES ?? 10);
@@ -263,7 +264,7 @@ async function main(): Promise<void> {
     }
 
     const ms = (value: number) => `${value.toFixed(1)} ms`;
-    const line = (label: string, value: string) => console.log(`${label.padEnd(52)} ${value}`);
+    const line = rowPrinter(52);
     const p50 = (samples: number[]) => percentile(samples, 50);
     console.log(
       `bench/shoot: QEMU TCG, ${MEMORY_MIB} MiB, 1 vCPU; ${WARM_SAMPLES} warm, ${RESTORE_SAMPLES} restore, ${BOOT_SAMPLES} boot samples`,
@@ -302,7 +303,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+runBench('bench/shoot', main);

@@ -12,6 +12,8 @@ import {
   startRedis,
   startServiceProcess,
   type ServiceProcess,
+  runBench,
+  rowPrinter,
 } from '@seed/testing';
 import { Redis } from 'ioredis';
 
@@ -149,7 +151,7 @@ async function main(): Promise<void> {
     });
     const seed = summary('seed');
     const base = summary('minimal');
-    const line = (label: string, value: string) => console.log(`${label.padEnd(46)} ${value}`);
+    const line = rowPrinter(46);
     console.log(
       `bench/webhook: ${CONNECTIONS} connections, ${ROUNDS} x ${DURATION_S} s per target, ${REPOSITORIES} flakes`,
     );
@@ -173,7 +175,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+runBench('bench/webhook', main);
