@@ -21,11 +21,12 @@ export class BuildsController {
     @Query('flake') flake?: string,
     @Query('limit') limit?: string,
   ): Promise<{ builds: Omit<BuildRecord, 'log'>[] }> {
-    if (!flake) throw new BadRequestException('give the flake: GET /builds?flake=<flake URI>');
-    try {
-      parseFlakeRef(flake);
-    } catch (error) {
-      throw new BadRequestException((error as Error).message);
+    if (flake !== undefined) {
+      try {
+        parseFlakeRef(flake);
+      } catch (error) {
+        throw new BadRequestException((error as Error).message);
+      }
     }
     const count = limit === undefined ? 20 : Number(limit);
     if (!Number.isInteger(count) || count < 1 || count > 200) {

@@ -2,13 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { parseSeedMeta } from '@seed/contracts';
 import { deriveNamespace } from '@seed/nix-eval';
-import { startRedis, type FlakeRepo, type TestRedis } from '@seed/testing';
+import { startRedis, type FlakeRepo, type LocalRedis } from '@seed/testing';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
 import { FakeReconciler } from './fake-reconciler';
 import { Pushes, commit, finished, flake, head } from './harness';
 
-let redis: TestRedis;
+let redis: LocalRedis;
 let reconciler: FakeReconciler;
 let app: NestFastifyApplication;
 let url: string;
@@ -86,6 +86,10 @@ describe('a push', () => {
       await fetch(`${url}/builds?flake=${encodeURIComponent(web.url())}`)
     ).json()) as { builds: { id: string }[] };
     expect(listed.builds.map((b) => b.id)).toEqual([jobId]);
+    const everyFlake = (await (await fetch(`${url}/builds?limit=200`)).json()) as {
+      builds: { id: string }[];
+    };
+    expect(everyFlake.builds.map((b) => b.id)).toContain(jobId);
   });
 
   it('delivers the same generation for a second push that changes nothing', async () => {
@@ -204,9 +208,9 @@ describe('superseding', () => {
   });
 
   it('answers bad requests with JSON errors', async () => {
-    expect(await (await fetch(`${url}/builds`)).json()).toEqual({
-      error: 'give the flake: GET /builds?flake=<flake URI>',
-    });
+    const badLimit = await fetch(`${url}/builds?limit=0`);
+    expect(badLimit.status).toBe(400);
+    expect(await badLimit.json()).toEqual({ error: 'limit must be an integer from 1 to 200' });
     const missing = await fetch(`${url}/builds/nope`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toEqual({ error: 'no build nope' });

@@ -42,6 +42,8 @@ export class FakeReconciler {
       },
       GetStatus: (_call, callback) =>
         callback({ code: grpc.status.UNIMPLEMENTED, details: 'fake' }),
+      ListStatus: (_call, callback) =>
+        callback({ code: grpc.status.UNIMPLEMENTED, details: 'fake' }),
     };
     server.addService(reconcilerService(), handlers);
     this.port = await new Promise<number>((resolve, reject) =>

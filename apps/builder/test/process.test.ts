@@ -8,7 +8,7 @@ import {
   startServiceProcess,
   type FlakeRepo,
   type ServiceProcess,
-  type TestRedis,
+  type LocalRedis,
 } from '@seed/testing';
 import { FakeReconciler } from './fake-reconciler';
 import { Pushes, finished, flake, head } from './harness';
@@ -16,7 +16,7 @@ import { Pushes, finished, flake, head } from './harness';
 const MAIN = path.resolve(__dirname, '../dist/main.js');
 
 describe('builder processes', () => {
-  let redis: TestRedis;
+  let redis: LocalRedis;
   let reconciler: FakeReconciler;
   let pushes: Pushes;
   let scratch: string;

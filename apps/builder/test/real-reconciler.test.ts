@@ -10,7 +10,7 @@ import {
   type FlakeRepo,
   type KubeApiServer,
   type ServiceProcess,
-  type TestRedis,
+  type LocalRedis,
 } from '@seed/testing';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
@@ -20,7 +20,7 @@ const RECONCILER = path.resolve(__dirname, '../../reconciler/dist/main.js');
 
 describe('a build handed to the real reconciler', () => {
   let api: KubeApiServer;
-  let redis: TestRedis;
+  let redis: LocalRedis;
   let reconciler: ServiceProcess;
   let address: string;
   let app: NestFastifyApplication;

@@ -113,12 +113,26 @@ export class GenerationsService {
     } catch (error) {
       throw new GenerationError('invalid', (error as Error).message);
     }
-    const namespace = deriveNamespace(flakeUri);
+    const status = await this.statusOf(deriveNamespace(flakeUri));
+    if (!status)
+      throw new GenerationError('not-found', `no generation was ever applied for ${flakeUri}`);
+    return status;
+  }
+
+  /** Every flake with a recorded generation, in namespace order. */
+  async list(): Promise<FlakeStatus[]> {
+    const namespaces = await this.states.namespaces().catch((error: Error) => {
+      throw new GenerationError('unavailable', error.message);
+    });
+    const statuses = await Promise.all(namespaces.map((namespace) => this.statusOf(namespace)));
+    return statuses.filter((status) => status !== undefined);
+  }
+
+  private async statusOf(namespace: string): Promise<FlakeStatus | undefined> {
     const state = await this.states.load(namespace).catch((error: Error) => {
       throw new GenerationError('unavailable', error.message);
     });
-    if (!state.desired)
-      throw new GenerationError('not-found', `no generation was ever applied for ${flakeUri}`);
+    if (!state.desired) return undefined;
     const instances: InstanceStatus[] = [];
     for (const { name } of state.desired.instances) {
       const deployment = await this.kube.read<DeploymentStatus>(
@@ -130,7 +144,7 @@ export class GenerationsService {
       instances.push(rollout(name, deployment));
     }
     return {
-      flakeUri,
+      flakeUri: state.desired.flakeUri,
       namespace,
       generation: state.applied?.generation ?? '',
       revision: state.applied?.revision ?? '',

@@ -83,6 +83,14 @@ export class Builder {
     );
   }
 
+  list(): Promise<FlakeStatus__Output[]> {
+    return new Promise((resolve, reject) =>
+      this.client.listStatus({}, (error, reply) =>
+        error ? reject(error) : resolve(reply!.flakes),
+      ),
+    );
+  }
+
   close(): void {
     this.client.close();
   }

@@ -179,6 +179,12 @@ describe('isolation and errors', () => {
       expect.arrayContaining(['Deployment/good', 'Service/good']),
     );
     expect((await builder.status(flake)).lastError).toContain('instance bad');
+    const listed = await builder.list();
+    expect(listed.find((status) => status.flakeUri === flake)).toMatchObject({
+      namespace,
+      lastError: expect.stringContaining('instance bad'),
+    });
+    expect(listed.find((status) => status.flakeUri === FLAKE)).toMatchObject({ lastError: '' });
     const events = await cluster.core.listNamespacedEvent({ namespace });
     expect(events.items.map((event) => event.reason)).toContain('ApplyFailed');
   });

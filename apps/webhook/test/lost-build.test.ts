@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { BUILDS_QUEUE, buildJobId, type BuildJob } from '@seed/contracts';
 import { createLogger } from '@seed/service-kit';
-import { startRedis, type TestRedis } from '@seed/testing';
+import { startRedis, type LocalRedis } from '@seed/testing';
 import { Queue } from 'bullmq';
 import { parseFlakeRegistry } from '../src/flake-registry';
 import { WebhookMetrics } from '../src/metrics';
@@ -22,7 +22,7 @@ class FlakyAdds extends BuildsQueueRepository {
 }
 
 describe('a failure between recording a delivery and storing its build', () => {
-  let redis: TestRedis;
+  let redis: LocalRedis;
   let builds: FlakyAdds;
   let queue: Queue;
 

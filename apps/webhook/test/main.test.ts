@@ -1,12 +1,12 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { startRedis, startServiceProcess, type TestRedis } from '@seed/testing';
+import { startRedis, startServiceProcess, type LocalRedis } from '@seed/testing';
 
 const MAIN = path.resolve(__dirname, '../dist/main.js');
 const FLAKES = 'flakes: [{ flake: "github:acme/app", repository: "acme/app", secret: "s" }]';
 
 describe('the webhook process', () => {
-  let redis: TestRedis;
+  let redis: LocalRedis;
 
   beforeAll(async () => {
     redis = await startRedis();

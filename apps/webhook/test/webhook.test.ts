@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { BUILDS_QUEUE, buildJobId, latestBuildKey, type BuildJob } from '@seed/contracts';
-import { startRedis, type TestRedis } from '@seed/testing';
+import { startRedis, type LocalRedis } from '@seed/testing';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadWebhookConfig } from '../src/config';
@@ -46,7 +46,7 @@ interface Sent {
   body: Record<string, unknown>;
 }
 
-let redis: TestRedis;
+let redis: LocalRedis;
 let app: NestFastifyApplication;
 let url: string;
 let queue: Queue<BuildJob>;

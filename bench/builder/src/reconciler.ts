@@ -24,6 +24,8 @@ export class StandInReconciler {
       },
       GetStatus: (_call, callback) =>
         callback({ code: grpc.status.UNIMPLEMENTED, details: 'bench stand-in' }),
+      ListStatus: (_call, callback) =>
+        callback({ code: grpc.status.UNIMPLEMENTED, details: 'bench stand-in' }),
     };
     server.addService(reconcilerService(), handlers);
     const port = await new Promise<number>((resolve, reject) =>

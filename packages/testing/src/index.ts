@@ -1,11 +1,20 @@
 export { FlakeRepo, SEED_META_NIX, demoFlakeFiles } from './flake-repo';
 export type { DemoSeed } from './flake-repo';
 export { toNixExpression } from './nix-expression';
-export { startRedis } from './redis-server';
-export type { TestRedis } from './redis-server';
-export { startServiceProcess } from './service-process';
-export type { LogLine, ServiceProcess } from './service-process';
-export { KUBE_BINARIES_SCRIPT, startKubeApiServer } from './kube-apiserver';
-export type { KubeApiServer, KubeApiServerOptions } from './kube-apiserver';
-export { freeLoopbackPort, freeLoopbackPorts } from './ports';
 export { median, rowPrinter, runBench } from './bench';
+// The real parts every test starts on loopback, from the package `seed up` shares.
+export {
+  KUBE_BINARIES_SCRIPT,
+  freeLoopbackPort,
+  freeLoopbackPorts,
+  startKubeApiServer,
+  startRedis,
+  startServiceProcess,
+} from '@seed/local-parts';
+export type {
+  KubeApiServer,
+  KubeApiServerOptions,
+  LocalRedis,
+  LogLine,
+  ServiceProcess,
+} from '@seed/local-parts';

@@ -5,6 +5,9 @@ import { newRecord, type BuildRecord } from '../build-record';
 
 const RECORD_TTL_SECONDS = 30 * 24 * 3600;
 const RECORDS_PER_FLAKE = 200;
+/** Builds of every flake, newest push first, for an operator's overview. */
+const RECENT_KEY = 'seed:builds:recent';
+const RECENT_RECORDS = 200;
 
 // Deletes the lock only when it is still ours: a lock that expired and was taken by
 // another worker must not be released by the one that lost it.
@@ -50,6 +53,8 @@ export class BuildRecordsRepository {
       .zadd(index, score, record.id)
       .zremrangebyrank(index, 0, -RECORDS_PER_FLAKE - 1)
       .expire(index, RECORD_TTL_SECONDS)
+      .zadd(RECENT_KEY, score, record.id)
+      .zremrangebyrank(RECENT_KEY, 0, -RECENT_RECORDS - 1)
       .exec();
   }
 
@@ -63,9 +68,10 @@ export class BuildRecordsRepository {
     return newRecord(id, payload.data, new Date(job.timestamp));
   }
 
-  /** A flake's builds, newest first. */
-  async list(flake: string, limit: number): Promise<BuildRecord[]> {
-    const ids = await this.redis.zrevrange(indexKey(flake), 0, limit - 1);
+  /** A flake's builds, or every flake's, newest first. */
+  async list(flake: string | undefined, limit: number): Promise<BuildRecord[]> {
+    const index = flake === undefined ? RECENT_KEY : indexKey(flake);
+    const ids = await this.redis.zrevrange(index, 0, limit - 1);
     if (ids.length === 0) return [];
     const stored = await this.redis.mget(ids.map(recordKey));
     return stored

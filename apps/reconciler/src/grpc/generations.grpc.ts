@@ -35,5 +35,11 @@ export function generationsHandlers(service: GenerationsService): ReconcilerHand
         (error: unknown) => callback(toStatus(error)),
       );
     },
+    ListStatus: (_call, callback) => {
+      service.list().then(
+        (flakes) => callback(null, { flakes }),
+        (error: unknown) => callback(toStatus(error)),
+      );
+    },
   };
 }

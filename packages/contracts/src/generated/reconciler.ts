@@ -16,6 +16,8 @@ export interface ProtoGrpcType {
       GetStatusRequest: MessageTypeDefinition
       Instance: MessageTypeDefinition
       InstanceStatus: MessageTypeDefinition
+      ListStatusRequest: MessageTypeDefinition
+      ListStatusResponse: MessageTypeDefinition
       Reconciler: SubtypeConstructor<typeof grpc.Client, _seed_v1_ReconcilerClient> & { service: _seed_v1_ReconcilerDefinition }
     }
   }

@@ -6,6 +6,8 @@ import type { ApplyGenerationRequest as _seed_v1_ApplyGenerationRequest, ApplyGe
 import type { ApplyGenerationResponse as _seed_v1_ApplyGenerationResponse, ApplyGenerationResponse__Output as _seed_v1_ApplyGenerationResponse__Output } from '../../seed/v1/ApplyGenerationResponse';
 import type { FlakeStatus as _seed_v1_FlakeStatus, FlakeStatus__Output as _seed_v1_FlakeStatus__Output } from '../../seed/v1/FlakeStatus';
 import type { GetStatusRequest as _seed_v1_GetStatusRequest, GetStatusRequest__Output as _seed_v1_GetStatusRequest__Output } from '../../seed/v1/GetStatusRequest';
+import type { ListStatusRequest as _seed_v1_ListStatusRequest, ListStatusRequest__Output as _seed_v1_ListStatusRequest__Output } from '../../seed/v1/ListStatusRequest';
+import type { ListStatusResponse as _seed_v1_ListStatusResponse, ListStatusResponse__Output as _seed_v1_ListStatusResponse__Output } from '../../seed/v1/ListStatusResponse';
 
 export interface ReconcilerClient extends grpc.Client {
   ApplyGeneration(argument: _seed_v1_ApplyGenerationRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_ApplyGenerationResponse__Output>): grpc.ClientUnaryCall;
@@ -26,6 +28,15 @@ export interface ReconcilerClient extends grpc.Client {
   getStatus(argument: _seed_v1_GetStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_FlakeStatus__Output>): grpc.ClientUnaryCall;
   getStatus(argument: _seed_v1_GetStatusRequest, callback: grpc.requestCallback<_seed_v1_FlakeStatus__Output>): grpc.ClientUnaryCall;
   
+  ListStatus(argument: _seed_v1_ListStatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_ListStatusResponse__Output>): grpc.ClientUnaryCall;
+  ListStatus(argument: _seed_v1_ListStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_seed_v1_ListStatusResponse__Output>): grpc.ClientUnaryCall;
+  ListStatus(argument: _seed_v1_ListStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_ListStatusResponse__Output>): grpc.ClientUnaryCall;
+  ListStatus(argument: _seed_v1_ListStatusRequest, callback: grpc.requestCallback<_seed_v1_ListStatusResponse__Output>): grpc.ClientUnaryCall;
+  listStatus(argument: _seed_v1_ListStatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_ListStatusResponse__Output>): grpc.ClientUnaryCall;
+  listStatus(argument: _seed_v1_ListStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_seed_v1_ListStatusResponse__Output>): grpc.ClientUnaryCall;
+  listStatus(argument: _seed_v1_ListStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_seed_v1_ListStatusResponse__Output>): grpc.ClientUnaryCall;
+  listStatus(argument: _seed_v1_ListStatusRequest, callback: grpc.requestCallback<_seed_v1_ListStatusResponse__Output>): grpc.ClientUnaryCall;
+  
 }
 
 export interface ReconcilerHandlers extends grpc.UntypedServiceImplementation {
@@ -33,9 +44,12 @@ export interface ReconcilerHandlers extends grpc.UntypedServiceImplementation {
   
   GetStatus: grpc.handleUnaryCall<_seed_v1_GetStatusRequest__Output, _seed_v1_FlakeStatus>;
   
+  ListStatus: grpc.handleUnaryCall<_seed_v1_ListStatusRequest__Output, _seed_v1_ListStatusResponse>;
+  
 }
 
 export interface ReconcilerDefinition extends grpc.ServiceDefinition {
   ApplyGeneration: MethodDefinition<_seed_v1_ApplyGenerationRequest, _seed_v1_ApplyGenerationResponse, _seed_v1_ApplyGenerationRequest__Output, _seed_v1_ApplyGenerationResponse__Output>
   GetStatus: MethodDefinition<_seed_v1_GetStatusRequest, _seed_v1_FlakeStatus, _seed_v1_GetStatusRequest__Output, _seed_v1_FlakeStatus__Output>
+  ListStatus: MethodDefinition<_seed_v1_ListStatusRequest, _seed_v1_ListStatusResponse, _seed_v1_ListStatusRequest__Output, _seed_v1_ListStatusResponse__Output>
 }

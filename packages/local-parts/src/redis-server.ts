@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freeLoopbackPort } from './ports';
 
-export interface TestRedis {
+export interface LocalRedis {
   host: string;
   port: number;
   url: string;
@@ -22,7 +22,7 @@ export interface TestRedis {
  * append-only file is on, so a test can stop and restart it and see that nothing that
  * was acknowledged got lost, as in production.
  */
-export async function startRedis(): Promise<TestRedis> {
+export async function startRedis(): Promise<LocalRedis> {
   const dir = await mkdtemp(path.join(tmpdir(), 'seed-redis-'));
   const port = await freeLoopbackPort();
   let child: ChildProcess | undefined;

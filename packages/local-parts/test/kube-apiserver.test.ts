@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import { promisify } from 'node:util';
-import { startKubeApiServer, type KubeApiServer } from '../src/kube-apiserver';
+import { startKubeApiServer, type KubeApiServer } from '../src';
 
 const run = promisify(execFile);
 
