@@ -1,8 +1,8 @@
 # The bundled example, runnable offline: the output shape of a real Seed flake
 # (`seeds.<name>.{meta,image}`) with metas from Seed's own meta function and toy images
 # in place of NixOS systems (those need nixpkgs; see nix/README.md and scripts/nixos-eval).
-# scripts/demo copies this directory and nix/meta.nix (as seed-meta.nix) into a fresh
-# git repository, as a tenant's push would bring it.
+# `seed up` copies this directory and nix/meta.nix (as seed-meta.nix) into a fresh git
+# repository, as a tenant's push would bring it.
 {
   description = "Seed example: a web front, an API and a DNS server";
 
@@ -27,13 +27,13 @@
           expose.http = 8080;
           storage.data = "1Gi";
           connect.api = { service = "api"; port = 9000; };
+          shoot.enable = true;
         } "nginx serving the site";
 
         api = seed "api" {
           size = "m";
           expose.grpc = { port = 9000; protocol = "grpc"; };
           rollout = "rolling";
-          shoot.enable = true;
         } "the API server";
 
         dns = seed "dns" {

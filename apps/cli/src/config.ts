@@ -3,6 +3,12 @@ import { z } from 'zod';
 
 const DEFAULT_NIX_CONF = '/etc/seed/nix.conf';
 
+const httpUrl = (fallback: string) =>
+  z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    .default(fallback)
+    .transform((url) => url.replace(/\/+$/, ''));
+
 const envSchema = z.object({
   SEED_NIX_BIN: z.string().min(1).default('nix'),
   SEED_NIX_CONF: z
@@ -10,10 +16,20 @@ const envSchema = z.object({
     .min(1)
     .refine((file) => existsSync(file), { error: 'names a file that does not exist' })
     .optional(),
+  // The services' own default addresses, so the commands work beside a local stack.
+  SEED_BUILDER_URL: httpUrl('http://127.0.0.1:8081'),
+  SEED_RECONCILER_ADDRESS: z
+    .string()
+    .regex(/^[^\s/:]+:\d{1,5}$/, { error: 'must be host:port' })
+    .default('127.0.0.1:9090'),
+  SEED_SHOOT_URL: httpUrl('http://127.0.0.1:7070'),
 });
 
 export interface CliConfig {
   nix: { binary: string; confFile?: string };
+  builderUrl: string;
+  reconcilerAddress: string;
+  shootUrl: string;
 }
 
 /**
@@ -26,7 +42,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`);
     throw new Error(`invalid environment: ${problems.join('; ')}`);
   }
+  const vars = parsed.data;
   const confFile =
-    parsed.data.SEED_NIX_CONF ?? (existsSync(DEFAULT_NIX_CONF) ? DEFAULT_NIX_CONF : undefined);
-  return { nix: { binary: parsed.data.SEED_NIX_BIN, confFile } };
+    vars.SEED_NIX_CONF ?? (existsSync(DEFAULT_NIX_CONF) ? DEFAULT_NIX_CONF : undefined);
+  return {
+    nix: { binary: vars.SEED_NIX_BIN, confFile },
+    builderUrl: vars.SEED_BUILDER_URL,
+    reconcilerAddress: vars.SEED_RECONCILER_ADDRESS,
+    shootUrl: vars.SEED_SHOOT_URL,
+  };
 }

@@ -1,20 +1,6 @@
 import type { SeedMeta } from '@seed/contracts';
 import type { FlakeInspection, NixError } from '@seed/nix-eval';
-
-/** Lays out rows as columns separated by two spaces, the way kubectl prints tables. */
-export function formatTable(header: readonly string[], rows: readonly string[][]): string {
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
-  );
-  return [header, ...rows]
-    .map((row) =>
-      row
-        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
+import { formatFields, formatTable } from './table';
 
 function describeExpose(meta: SeedMeta): string {
   const entries = Object.entries(meta.expose).map(([key, e]) => `${key}=${e.port}/${e.protocol}`);
@@ -38,19 +24,13 @@ function describeConnect(meta: SeedMeta): string {
 /** The human-readable report of `seed inspect`: the flake, then one row per instance. */
 export function formatInspection(inspection: FlakeInspection): string {
   const { flake, namespace, generation, seeds } = inspection;
-  const summary = formatTable(
-    ['FIELD', 'VALUE'],
-    [
-      ['flake', flake.url],
-      ['revision', flake.revision ?? '-'],
-      ['namespace', namespace],
-      ['generation', generation],
-      ['instances', String(seeds.length)],
-    ],
-  )
-    .split('\n')
-    .slice(1)
-    .join('\n');
+  const summary = formatFields([
+    ['flake', flake.url],
+    ['revision', flake.revision ?? '-'],
+    ['namespace', namespace],
+    ['generation', generation],
+    ['instances', String(seeds.length)],
+  ]);
   const instances = formatTable(
     ['INSTANCE', 'SIZE', 'ROLLOUT', 'EXPOSE', 'STORAGE', 'CONNECT', 'SHOOTS'],
     seeds.map(({ name, meta }) => [

@@ -1,12 +1,52 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { NixClient, NixError } from '@seed/nix-eval';
-import { loadConfig } from './config';
+import { loadConfig, type CliConfig } from './config';
 import { formatInspection, formatNixError } from './inspect';
+import { BuilderApi, ReconcilerApi, ShootApi } from './platform-api';
+import { formatBuild, formatBuildList, formatFlakeStatus, formatStatusList } from './reports';
+import { runUp, type RunningStack } from './up/up';
 
 /** Where the CLI writes; tests pass their own to read what a user would see. */
 export interface CliOutput {
   out: (text: string) => void;
   err: (text: string) => void;
+}
+
+/** What a run of the CLI reads besides argv; tests pass their own. */
+export interface CliContext {
+  env?: NodeJS.ProcessEnv;
+  /** Ends `seed up` early (Ctrl-C); defaults to SIGINT and SIGTERM of this process. */
+  signal?: AbortSignal;
+  /** Replaces `seed up --keep`'s wait for Ctrl-C (tests). */
+  whileUp?: (stack: RunningStack) => Promise<void>;
+}
+
+/** A command's exit code other than 0 or 1 (a shoot passes its command's code through). */
+class ExitCode extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+
+/** The environment for the everyday commands against a stack `seed up --keep` runs. */
+function stackEnvironment(stack: RunningStack): string {
+  return [
+    `export SEED_BUILDER_URL=${stack.builderUrl}`,
+    `export SEED_RECONCILER_ADDRESS=${stack.reconcilerAddress}`,
+    `export SEED_SHOOT_URL=${stack.shootUrl}`,
+    `export KUBECONFIG=${stack.kubeconfigPath}`,
+    `# flake ${stack.flake}: commit in ${stack.flakeDir}; webhook ${stack.webhookUrl}/webhook`,
+  ].join('\n');
+}
+
+/** Resolves on the first of SIGINT / SIGTERM, or when the signal aborts. */
+function untilInterrupted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
 }
 
 function positiveInteger(value: string): number {
@@ -16,7 +56,10 @@ function positiveInteger(value: string): number {
   return parsed;
 }
 
-function buildProgram(output: CliOutput): Command {
+function buildProgram(output: CliOutput, context: CliContext): Command {
+  let config: CliConfig | undefined;
+  const settings = () => (config ??= loadConfig(context.env ?? process.env));
+
   const program = new Command()
     .name('seed')
     .description('Operate Seed: flakes whose seeds.<name> run as NixOS microVMs on Kubernetes')
@@ -43,8 +86,8 @@ function buildProgram(output: CliOutput): Command {
         flake: string,
         options: { rev?: string; branch?: string; timeout?: number; json?: boolean },
       ) => {
-        const config = loadConfig();
-        const nix = new NixClient({ nixBinary: config.nix.binary, confFile: config.nix.confFile });
+        const { nix: nixConfig } = settings();
+        const nix = new NixClient({ nixBinary: nixConfig.binary, confFile: nixConfig.confFile });
         const inspection = await nix.inspect(flake, {
           revision: options.rev,
           branch: options.branch,
@@ -56,16 +99,154 @@ function buildProgram(output: CliOutput): Command {
       },
     );
 
+  program
+    .command('up')
+    .description(
+      'run the whole platform on loopback: push the example flake, deliver a signed webhook, ' +
+        'follow build and apply, change one instance, run a shoot; then stop everything',
+    )
+    .option('--keep', 'keep the stack running after the steps, until Ctrl-C')
+    .option(
+      '--wait-timeout <ms>',
+      'how long each wait (readiness, a build, the shoot pool) may take',
+      positiveInteger,
+      300_000,
+    )
+    .option('--json', 'print the final report as JSON (progress goes to stderr)')
+    .action(async (options: { keep?: boolean; waitTimeout: number; json?: boolean }) => {
+      const signal = context.signal ?? interruptSignal();
+      const write = options.json ? output.err : output.out;
+      const whileRunning =
+        context.whileUp ??
+        (options.keep
+          ? async (stack: RunningStack) => {
+              write(`\nthe stack is up; in another shell:\n${stackEnvironment(stack)}\n`);
+              write('press Ctrl-C to stop it\n');
+              await untilInterrupted(signal);
+            }
+          : undefined);
+      const report = await runUp({
+        nix: settings().nix,
+        write,
+        waitTimeoutMs: options.waitTimeout,
+        signal,
+        whileRunning,
+      });
+      output.out(options.json ? json(report) : 'seed up: every step passed\n');
+    });
+
+  program
+    .command('status')
+    .description(
+      "a flake's generation, instances, rollout and last error (every flake's without one)",
+    )
+    .argument('[flake]', 'the flake URI as registered')
+    .option('--json', 'print JSON')
+    .action(async (flake: string | undefined, options: { json?: boolean }) => {
+      const reconciler = new ReconcilerApi(settings().reconcilerAddress);
+      try {
+        if (flake === undefined) {
+          const statuses = await reconciler.list();
+          output.out(options.json ? json(statuses) : formatStatusList(statuses));
+        } else {
+          const status = await reconciler.status(flake);
+          output.out(options.json ? json(status) : formatFlakeStatus(status));
+        }
+      } finally {
+        reconciler.close();
+      }
+    });
+
+  program
+    .command('builds')
+    .description('recent builds (of one flake with --flake), or one build with its log')
+    .argument('[build]', 'a build id from the list')
+    .option('--flake <uri>', "only this flake's builds")
+    .option('--limit <n>', 'how many builds to list (1-200)', positiveInteger, 20)
+    .option('--json', 'print JSON')
+    .action(
+      async (
+        id: string | undefined,
+        options: { flake?: string; limit: number; json?: boolean },
+      ) => {
+        const builder = new BuilderApi(settings().builderUrl);
+        if (id !== undefined) {
+          const build = await builder.get(id);
+          output.out(options.json ? json(build) : formatBuild(build));
+          return;
+        }
+        const builds = await builder.list({ flake: options.flake, limit: options.limit });
+        output.out(options.json ? json(builds) : formatBuildList(builds));
+      },
+    );
+
+  program
+    .command('shoot')
+    .description(
+      "run a command in a fresh microVM of the shoot pool; exits with the command's code",
+    )
+    .argument('<command...>', 'the command and its arguments (put -- before them)')
+    .option(
+      '--timeout <ms>',
+      'kill the command after this many milliseconds',
+      positiveInteger,
+      60_000,
+    )
+    .option('--env <name=value...>', 'environment variables for the command')
+    .option('--json', "print the pool's answer as JSON")
+    .action(
+      async (command: string[], options: { timeout: number; env?: string[]; json?: boolean }) => {
+        const env = Object.fromEntries(
+          (options.env ?? []).map((entry) => {
+            const split = entry.indexOf('=');
+            if (split <= 0) throw new InvalidArgumentError(`--env ${entry}: expected NAME=value`);
+            return [entry.slice(0, split), entry.slice(split + 1)];
+          }),
+        );
+        const result = await new ShootApi(settings().shootUrl).run({
+          command,
+          timeout: options.timeout,
+          env,
+        });
+        if (options.json) {
+          output.out(json(result));
+        } else {
+          const decode = (text: string) =>
+            result.encoding === 'base64' ? Buffer.from(text, 'base64').toString('latin1') : text;
+          output.out(decode(result.stdout));
+          output.err(decode(result.stderr));
+          if (result.timedOut) output.err(`seed: timed out after ${options.timeout} ms\n`);
+          if (result.stdoutTruncated || result.stderrTruncated)
+            output.err('seed: output truncated by the shoot pool\n');
+        }
+        if (result.exitCode !== 0) throw new ExitCode(result.exitCode);
+      },
+    );
+
   return program;
 }
 
+/** Aborts on the first SIGINT or SIGTERM, so `seed up` can stop what it started. */
+function interruptSignal(): AbortSignal {
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  process.once('SIGINT', abort);
+  process.once('SIGTERM', abort);
+  return controller.signal;
+}
+
 /** Runs the CLI on argv (without node and script) and returns its exit code. */
-export async function runCli(argv: readonly string[], output: CliOutput): Promise<number> {
+export async function runCli(
+  argv: readonly string[],
+  output: CliOutput,
+  context: CliContext = {},
+): Promise<number> {
   try {
-    await buildProgram(output).parseAsync([...argv], { from: 'user' });
+    await buildProgram(output, context).parseAsync([...argv], { from: 'user' });
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode; // commander already said why
+    if (error instanceof ExitCode) return error.code;
     output.err(
       `${error instanceof NixError ? formatNixError(error) : `seed: ${(error as Error).message}`}\n`,
     );

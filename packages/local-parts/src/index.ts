@@ -1,3 +1,4 @@
+export { FlakeRepo } from './flake-repo';
 export { startRedis } from './redis-server';
 export type { LocalRedis } from './redis-server';
 export { startServiceProcess } from './service-process';

@@ -1,0 +1,171 @@
+import * as grpc from '@grpc/grpc-js';
+import { createReconcilerClient, type FlakeStatus__Output } from '@seed/contracts';
+import { z } from 'zod';
+
+/** A service could not be asked, or answered with an error: the message says which and why. */
+export class PlatformError extends Error {
+  override readonly name = 'PlatformError';
+}
+
+const buildSchema = z.looseObject({
+  id: z.string(),
+  flake: z.string(),
+  commit: z.string(),
+  ref: z.string(),
+  state: z.string(),
+  attempts: z.number(),
+  receivedAt: z.string(),
+  updatedAt: z.string(),
+  phases: z.record(z.string(), z.number()),
+  generation: z.string().optional(),
+  changed: z.boolean().optional(),
+  error: z.looseObject({ kind: z.string(), message: z.string() }).optional(),
+  log: z.array(z.string()).optional(),
+});
+export type Build = z.infer<typeof buildSchema>;
+
+const shootResultSchema = z.looseObject({
+  exitCode: z.number(),
+  stdout: z.string(),
+  stderr: z.string(),
+  durationMs: z.number(),
+  timedOut: z.boolean(),
+  stdoutTruncated: z.boolean(),
+  stderrTruncated: z.boolean(),
+  encoding: z.literal('base64').optional(),
+});
+export type ShootResult = z.infer<typeof shootResultSchema>;
+
+export interface ShootRequest {
+  command: string[];
+  timeout: number;
+  env?: Record<string, string>;
+  stdin?: string;
+}
+
+/** GET/POST JSON, turning refused connections and error answers into PlatformErrors. */
+async function requestJson<T>(
+  service: { name: string; urlVariable: string },
+  url: string,
+  schema: z.ZodType<T>,
+  init: RequestInit = {},
+): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(url, { ...init, signal: init.signal ?? AbortSignal.timeout(30_000) });
+  } catch (error) {
+    const cause = (error as Error & { cause?: Error }).cause?.message ?? (error as Error).message;
+    throw new PlatformError(
+      `cannot reach the ${service.name} at ${new URL(url).origin}: ${cause} (is it running? set ${service.urlVariable})`,
+    );
+  }
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new PlatformError(
+      `the ${service.name} answered ${response.status} with a body that is not JSON: ${text.slice(0, 200)}`,
+    );
+  }
+  if (!response.ok) {
+    const reason = (body as { error?: unknown }).error;
+    throw new PlatformError(
+      `the ${service.name} answered ${response.status}: ${typeof reason === 'string' ? reason : text.slice(0, 200)}`,
+    );
+  }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    throw new PlatformError(
+      `the ${service.name} answered something unexpected: ${z.prettifyError(parsed.error)}`,
+    );
+  }
+  return parsed.data;
+}
+
+const BUILDER = { name: 'builder', urlVariable: 'SEED_BUILDER_URL' };
+const SHOOT_POOL = { name: 'shoot pool', urlVariable: 'SEED_SHOOT_URL' };
+
+/** The builder's HTTP API: build records and their logs. */
+export class BuilderApi {
+  constructor(private readonly baseUrl: string) {}
+
+  /** Newest first; every flake's when `flake` is undefined. */
+  async list(options: { flake?: string; limit?: number } = {}): Promise<Build[]> {
+    const query = new URLSearchParams();
+    if (options.flake !== undefined) query.set('flake', options.flake);
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    const { builds } = await requestJson(
+      BUILDER,
+      `${this.baseUrl}/builds?${query.toString()}`,
+      z.object({ builds: z.array(buildSchema) }),
+    );
+    return builds;
+  }
+
+  get(id: string): Promise<Build> {
+    return requestJson(BUILDER, `${this.baseUrl}/builds/${encodeURIComponent(id)}`, buildSchema);
+  }
+}
+
+/** The shoot pool's HTTP API, as an instance calls it. */
+export class ShootApi {
+  constructor(private readonly baseUrl: string) {}
+
+  run(request: ShootRequest): Promise<ShootResult> {
+    return requestJson(SHOOT_POOL, `${this.baseUrl}/shoot`, shootResultSchema, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(request),
+      // The command's own timeout, plus time to wait for a free VM.
+      signal: AbortSignal.timeout(request.timeout + 60_000),
+    });
+  }
+}
+
+/** The reconciler's gRPC status calls. */
+export class ReconcilerApi {
+  private readonly client;
+
+  constructor(
+    private readonly address: string,
+    private readonly deadlineMs = 15_000,
+  ) {
+    this.client = createReconcilerClient(address);
+  }
+
+  status(flakeUri: string): Promise<FlakeStatus__Output> {
+    return new Promise((resolve, reject) =>
+      this.client.getStatus({ flakeUri }, this.callOptions(), (error, reply) =>
+        error ? reject(this.failure(error)) : resolve(reply!),
+      ),
+    );
+  }
+
+  list(): Promise<FlakeStatus__Output[]> {
+    return new Promise((resolve, reject) =>
+      this.client.listStatus({}, this.callOptions(), (error, reply) =>
+        error ? reject(this.failure(error)) : resolve(reply!.flakes),
+      ),
+    );
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private callOptions(): grpc.CallOptions {
+    return { deadline: Date.now() + this.deadlineMs };
+  }
+
+  private failure(error: grpc.ServiceError): PlatformError {
+    if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.DEADLINE_EXCEEDED) {
+      return new PlatformError(
+        `cannot reach the reconciler at ${this.address}: ${error.details} (is it running? set SEED_RECONCILER_ADDRESS)`,
+      );
+    }
+    return new PlatformError(
+      `the reconciler answered ${grpc.status[error.code]}: ${error.details}`,
+    );
+  }
+}

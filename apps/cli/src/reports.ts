@@ -1,0 +1,90 @@
+import type { FlakeStatus__Output } from '@seed/contracts';
+import type { Build } from './platform-api';
+import { formatFields, formatTable } from './table';
+
+const short = (commit: string) => commit.slice(0, 12) || '-';
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** Phase timings in the order they run, e.g. `evaluate 1.2 s, build 0.4 s`. */
+export function formatPhases(phases: Record<string, number>): string {
+  return (
+    Object.entries(phases)
+      .map(([phase, ms]) => `${phase} ${seconds(ms)}`)
+      .join(', ') || '-'
+  );
+}
+
+/** `seed status <flake>`: the flake's generation, then one row per instance. */
+export function formatFlakeStatus(status: FlakeStatus__Output): string {
+  const summary = formatFields([
+    ['flake', status.flakeUri],
+    ['namespace', status.namespace],
+    ['generation', status.generation || '-'],
+    ['revision', short(status.revision)],
+    ['applied', status.appliedAt || '-'],
+    ['last error', status.lastError || '-'],
+  ]);
+  const instances = formatTable(
+    ['INSTANCE', 'ROLLOUT', 'READY', 'MESSAGE'],
+    status.instances.map((instance) => [
+      instance.name,
+      instance.rollout,
+      String(instance.readyReplicas),
+      instance.message || '-',
+    ]),
+  );
+  return `${summary}\n\n${instances}\n`;
+}
+
+/** `seed status`: one row per flake. */
+export function formatStatusList(statuses: readonly FlakeStatus__Output[]): string {
+  if (statuses.length === 0) return 'no flake has a generation yet\n';
+  const rows = statuses.map((status) => {
+    const available = status.instances.filter((i) => i.rollout === 'available').length;
+    return [
+      status.flakeUri,
+      status.namespace,
+      status.generation || '-',
+      `${available}/${status.instances.length}`,
+      status.lastError ? status.lastError.split('\n')[0]! : '-',
+    ];
+  });
+  return `${formatTable(['FLAKE', 'NAMESPACE', 'GENERATION', 'AVAILABLE', 'LAST ERROR'], rows)}\n`;
+}
+
+/** `seed builds`: one row per build, newest first. */
+export function formatBuildList(builds: readonly Build[]): string {
+  if (builds.length === 0) return 'no builds yet\n';
+  const rows = builds.map((build) => [
+    build.id,
+    build.state,
+    short(build.commit),
+    build.generation ?? '-',
+    build.receivedAt,
+    build.flake,
+  ]);
+  return `${formatTable(['BUILD', 'STATE', 'COMMIT', 'GENERATION', 'RECEIVED', 'FLAKE'], rows)}\n`;
+}
+
+/** `seed builds <id>`: the record, then its log. */
+export function formatBuild(build: Build): string {
+  const fields: [string, string][] = [
+    ['build', build.id],
+    ['flake', build.flake],
+    ['commit', build.commit],
+    ['ref', build.ref],
+    ['state', build.state],
+    ['attempts', String(build.attempts)],
+    ['received', build.receivedAt],
+    ['updated', build.updatedAt],
+    ['phases', formatPhases(build.phases)],
+    ['generation', build.generation ?? '-'],
+  ];
+  if (build.changed !== undefined) fields.push(['changed', build.changed ? 'yes' : 'no']);
+  if (build.error) fields.push(['error', `${build.error.kind}: ${build.error.message}`]);
+  const log = build.log?.length ? build.log.map((line) => `  ${line}`).join('\n') : '  (empty)';
+  return `${formatFields(fields)}\n\nlog:\n${log}\n`;
+}

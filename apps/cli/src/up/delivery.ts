@@ -1,0 +1,61 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+
+export interface PushEvent {
+  /** `owner/repo`, as the webhook's flake registry names it. */
+  repository: string;
+  branch: string;
+  before: string;
+  after: string;
+}
+
+const acceptedSchema = z.object({
+  status: z.string(),
+  deliveryId: z.string(),
+  jobs: z.array(z.object({ jobId: z.string() })),
+});
+
+/**
+ * Delivers a push the way GitHub does (event header, delivery id, HMAC-SHA256 of the raw
+ * body) and returns the ids of the builds the webhook queued.
+ */
+export async function deliverGithubPush(
+  webhookUrl: string,
+  secret: string,
+  push: PushEvent,
+): Promise<{ deliveryId: string; jobIds: string[] }> {
+  const body = JSON.stringify({
+    ref: `refs/heads/${push.branch}`,
+    before: push.before,
+    after: push.after,
+    created: false,
+    deleted: false,
+    repository: {
+      full_name: push.repository,
+      name: push.repository.split('/').pop(),
+      default_branch: push.branch,
+    },
+    pusher: { name: 'seed-up' },
+  });
+  const deliveryId = randomUUID();
+  const response = await fetch(`${webhookUrl}/webhook`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-github-event': 'push',
+      'x-github-delivery': deliveryId,
+      'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
+    },
+    body,
+    signal: AbortSignal.timeout(10_000),
+  });
+  const answer: unknown = await response.json().catch(() => undefined);
+  if (response.status !== 202) {
+    throw new Error(`the webhook answered ${response.status}: ${JSON.stringify(answer)}`);
+  }
+  const accepted = acceptedSchema.safeParse(answer);
+  if (!accepted.success || accepted.data.jobs.length === 0) {
+    throw new Error(`the webhook queued no build: ${JSON.stringify(answer)}`);
+  }
+  return { deliveryId, jobIds: accepted.data.jobs.map((job) => job.jobId) };
+}

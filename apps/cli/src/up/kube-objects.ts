@@ -1,0 +1,125 @@
+import { createHash } from 'node:crypto';
+import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment } from '@kubernetes/client-node';
+import {
+  KATA_MEMORY_ANNOTATION,
+  KATA_VCPUS_ANNOTATION,
+  LABEL_MANAGED_BY,
+  MANAGED_BY_SEED,
+} from '@seed/k8s-model';
+
+/** One object Seed created, as `seed up` prints it. */
+export interface ObjectSummary {
+  kind: 'Deployment' | 'Service' | 'PersistentVolumeClaim' | 'ConfigMap';
+  name: string;
+  /**
+   * Digest of the object's spec (a ConfigMap's data). Every push relabels every object
+   * with the new generation, so the spec, not the metadata, tells what really changed.
+   */
+  spec: string;
+  detail: string;
+}
+
+/** A volume the shoot caller declares, as a pod would mount its PVC. */
+export interface CallerVolume {
+  claimName: string;
+  mountPoint: string;
+}
+
+const SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_SEED}`;
+
+function digest(value: unknown): string {
+  return createHash('sha256')
+    .update(JSON.stringify(value ?? null))
+    .digest('hex')
+    .slice(0, 10);
+}
+
+function deploymentDetail(deployment: V1Deployment): string {
+  const template = deployment.spec?.template;
+  const sizing = template?.metadata?.annotations ?? {};
+  const vcpus = sizing[KATA_VCPUS_ANNOTATION] ?? '?';
+  const memory = sizing[KATA_MEMORY_ANNOTATION] ?? '?';
+  return `${vcpus} vCPU, ${memory} MiB; ${template?.spec?.containers[0]?.image ?? '-'}`;
+}
+
+/** Reads what the reconciler wrote, straight from the API server, as an operator would. */
+export class KubeObjects {
+  private readonly core: CoreV1Api;
+  private readonly apps: AppsV1Api;
+
+  constructor(kubeconfigPath: string) {
+    const config = new KubeConfig();
+    config.loadFromFile(kubeconfigPath);
+    this.core = config.makeApiClient(CoreV1Api);
+    this.apps = config.makeApiClient(AppsV1Api);
+  }
+
+  /** Every Seed object in the namespace, by kind then name. */
+  async list(namespace: string): Promise<ObjectSummary[]> {
+    const query = { namespace, labelSelector: SELECTOR };
+    const [deployments, services, claims, configMaps] = await Promise.all([
+      this.apps.listNamespacedDeployment(query),
+      this.core.listNamespacedService(query),
+      this.core.listNamespacedPersistentVolumeClaim(query),
+      this.core.listNamespacedConfigMap(query),
+    ]);
+    const objects: ObjectSummary[] = [
+      ...deployments.items.map((d) => ({
+        kind: 'Deployment' as const,
+        name: d.metadata!.name!,
+        spec: digest(d.spec),
+        detail: deploymentDetail(d),
+      })),
+      ...services.items.map((s) => ({
+        kind: 'Service' as const,
+        name: s.metadata!.name!,
+        spec: digest(s.spec),
+        detail: (s.spec?.ports ?? []).map((p) => `${p.name}:${p.port}/${p.protocol}`).join(', '),
+      })),
+      ...claims.items.map((c) => ({
+        kind: 'PersistentVolumeClaim' as const,
+        name: c.metadata!.name!,
+        spec: digest(c.spec),
+        detail: `${c.spec?.resources?.requests?.storage ?? '-'}, never deleted by Seed`,
+      })),
+      ...configMaps.items.map((m) => ({
+        kind: 'ConfigMap' as const,
+        name: m.metadata!.name!,
+        spec: digest(m.data),
+        detail: `keys ${Object.keys(m.data ?? {}).join(', ')}`,
+      })),
+    ];
+    return objects.sort((a, b) => a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
+  }
+
+  /**
+   * The instance whose pod may shoot (its Deployment sets SEED_SHOOT_URL) and the volumes it
+   * mounts from PVCs: what the shoot pool's caller lookup reads from a running pod.
+   */
+  async shootCaller(
+    namespace: string,
+  ): Promise<{ instance: string; volumes: CallerVolume[] } | undefined> {
+    const deployments = await this.apps.listNamespacedDeployment({
+      namespace,
+      labelSelector: SELECTOR,
+    });
+    for (const deployment of deployments.items) {
+      const pod = deployment.spec?.template.spec;
+      const container = pod?.containers[0];
+      if (!container?.env?.some((variable) => variable.name === 'SEED_SHOOT_URL')) continue;
+      const claims = new Map(
+        (pod?.volumes ?? []).flatMap((volume) =>
+          volume.persistentVolumeClaim
+            ? [[volume.name, volume.persistentVolumeClaim.claimName]]
+            : [],
+        ),
+      );
+      const volumes = (container.volumeMounts ?? []).flatMap((mount) => {
+        const claimName = claims.get(mount.name);
+        return claimName === undefined ? [] : [{ claimName, mountPoint: mount.mountPath }];
+      });
+      return { instance: deployment.metadata!.name!, volumes };
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,382 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { FlakeRepo } from '@seed/local-parts';
+import { deriveNamespace, NixClient } from '@seed/nix-eval';
+import { BuilderApi, ReconcilerApi, ShootApi, type Build, type ShootResult } from '../platform-api';
+import { formatPhases } from '../reports';
+import { formatTable } from '../table';
+import { deliverGithubPush } from './delivery';
+import { CHANGED_INSTANCE, exampleFlakeFiles, resizeWeb } from './example-flake';
+import { KubeObjects, type ObjectSummary } from './kube-objects';
+import { LocalStack } from './local-stack';
+import { Progress, waitFor } from './progress';
+
+export interface UpOptions {
+  nix: { binary: string; confFile?: string };
+  /** Where progress and reports go. */
+  write: (text: string) => void;
+  /** How long each wait (a service's readiness, a build, the shoot pool) may take. */
+  waitTimeoutMs: number;
+  signal: AbortSignal;
+  /** Runs once every step passed, before the stack stops (`--keep`, tests). */
+  whileRunning?: (stack: RunningStack) => Promise<void>;
+}
+
+/** Addresses of a stack that is up, for the everyday commands and tests. */
+export interface RunningStack {
+  flake: string;
+  namespace: string;
+  flakeDir: string;
+  kubeconfigPath: string;
+  webhookUrl: string;
+  builderUrl: string;
+  reconcilerAddress: string;
+  shootUrl: string;
+  /** Host folder of the shoot caller's volume. */
+  volumeDir: string;
+}
+
+export interface PushReport {
+  commit: string;
+  build: string;
+  generation: string;
+  phases: Record<string, number>;
+  objects: ObjectSummary[];
+}
+
+export interface UpReport {
+  flake: string;
+  namespace: string;
+  first: PushReport;
+  change: PushReport & { instance: string; changed: string[]; unchanged: string[] };
+  shoot: ShootResult & { command: string[]; caller: string; fileOnHost: string };
+}
+
+const STEPS = 9;
+const REPOSITORY = 'local/seed-up';
+const BRANCH = 'main';
+const SHOOT_FILE = 'from-a-shoot.txt';
+/** Long enough for the shoot pool to stop its VMs and the builder to hand back a build. */
+const STOP_GRACE_MS = 20_000;
+
+async function onPath(binary: string): Promise<void> {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir === '') continue;
+    const found = await access(path.join(dir, binary), constants.X_OK).then(
+      () => true,
+      () => false,
+    );
+    if (found) return;
+  }
+  throw new Error(`${binary} is not on PATH (scripts/setup installs it)`);
+}
+
+/**
+ * `seed up`: the whole platform on loopback, driven the way a tenant and an operator
+ * would — push, signed webhook, build, apply, a change to one instance, a shoot — with
+ * the Kubernetes objects read back from the API server. Stops everything it started,
+ * whether the steps pass or not.
+ */
+export async function runUp(options: UpOptions): Promise<UpReport> {
+  const { signal, waitTimeoutMs } = options;
+  const progress = new Progress(options.write, STEPS, signal);
+  const stack = new LocalStack(signal);
+  const workDir = await mkdtemp(path.join(tmpdir(), 'seed-up-'));
+  let reconciler: ReconcilerApi | undefined;
+  try {
+    const nix = new NixClient({ nixBinary: options.nix.binary, confFile: options.nix.confFile });
+    await progress.step('check the tools Seed runs on', async (note) => {
+      note(await nix.version());
+      for (const binary of ['git', 'redis-server', 'qemu-system-x86_64']) await onPath(binary);
+    });
+
+    const redis = await progress.step('start Redis', async (note) => {
+      const started = await stack.startRedis();
+      note(`redis-server on ${started.url}`);
+      return started;
+    });
+
+    const kube = await progress.step('start the Kubernetes API server', async (note) => {
+      note('etcd and kube-apiserver (the first run builds them: see scripts/kube-binaries)');
+      const started = await stack.startKubeApiServer();
+      note(`${started.url}, kubeconfig ${started.kubeconfigPath}`);
+      return started;
+    });
+
+    const repo = await progress.step(
+      'create a flake repository from examples/hello',
+      async (note) => {
+        const created = await FlakeRepo.create(await exampleFlakeFiles(), workDir);
+        note(`${created.dir} (instances web, api, dns)`);
+        return created;
+      },
+    );
+    const flake = repo.url();
+    const namespace = deriveNamespace(flake);
+    const secret = randomBytes(24).toString('hex');
+
+    const { webhook, builder } = await progress.step(
+      'start the webhook, the builder and the reconciler',
+      async (note) => {
+        const reconcilerService = await stack.startService(
+          'reconciler',
+          { SEED_KUBECONFIG: kube.kubeconfigPath },
+          { stopGraceMs: STOP_GRACE_MS },
+        );
+        const builderService = await stack.startService(
+          'builder',
+          {
+            SEED_REDIS_URL: redis.url,
+            SEED_RECONCILER_ADDRESS: reconcilerService.grpcAddress!,
+            SEED_NIX_BIN: options.nix.binary,
+            ...(options.nix.confFile && { SEED_NIX_CONF: options.nix.confFile }),
+            SEED_SHUTDOWN_GRACE_MS: String(STOP_GRACE_MS / 2),
+          },
+          { stopGraceMs: STOP_GRACE_MS },
+        );
+        const webhookService = await stack.startService(
+          'webhook',
+          {
+            SEED_REDIS_URL: redis.url,
+            SEED_FLAKES: JSON.stringify([
+              { flake, repository: REPOSITORY, branch: BRANCH, secretEnv: 'SEED_UP_SECRET' },
+            ]),
+            SEED_UP_SECRET: secret,
+          },
+          { stopGraceMs: STOP_GRACE_MS },
+        );
+        for (const service of [reconcilerService, builderService, webhookService]) {
+          await stack.ready(service, waitTimeoutMs);
+          note(`${service.name} ready on ${service.url}`);
+        }
+        return { webhook: webhookService, builder: builderService };
+      },
+    );
+    reconciler = new ReconcilerApi(stack.service('reconciler').grpcAddress!);
+    const builds = new BuilderApi(builder.url);
+    const kubeObjects = new KubeObjects(kube.kubeconfigPath);
+
+    /** Delivers the push of `after`, follows its build to the end and reads the objects. */
+    const pushAndFollow = async (
+      before: string,
+      after: string,
+      note: (text: string) => void,
+    ): Promise<PushReport> => {
+      const delivery = await deliverGithubPush(webhook.url, secret, {
+        repository: REPOSITORY,
+        branch: BRANCH,
+        before,
+        after,
+      });
+      const jobId = delivery.jobIds[0]!;
+      note(`webhook accepted delivery ${delivery.deliveryId}: queued ${jobId}`);
+      const build = await followBuild(builds, jobId, note, { timeoutMs: waitTimeoutMs, signal });
+      const status = await reconciler!.status(flake);
+      if (status.generation !== build.generation) {
+        throw new Error(
+          `the reconciler reports generation ${status.generation}, the build ${build.generation}`,
+        );
+      }
+      note(`reconciler applied generation ${status.generation} to ${status.namespace}`);
+      return {
+        commit: after,
+        build: jobId,
+        generation: status.generation,
+        phases: build.phases,
+        objects: await kubeObjects.list(namespace),
+      };
+    };
+
+    const firstCommit = await repo.head();
+    const first = await progress.step('push, deliver a signed webhook, build and apply', (note) =>
+      pushAndFollow('0'.repeat(40), firstCommit, note),
+    );
+    progress.print(formatPushReport(flake, namespace, first));
+
+    const volumesDir = path.join(workDir, 'volumes');
+    const shootCaller = await progress.step(
+      'start the shoot pool for the instance with shoots enabled',
+      async (note) => {
+        const caller = await kubeObjects.shootCaller(namespace);
+        if (!caller) throw new Error('no instance of the example enables shoots');
+        // A local stand-in for the node's PVC → hostPath lookup: one folder per claim.
+        const volumes = await Promise.all(
+          caller.volumes.map(async ({ claimName, mountPoint }) => {
+            const hostPath = path.join(volumesDir, claimName);
+            await mkdir(hostPath, { recursive: true });
+            return { hostPath, mountPoint };
+          }),
+        );
+        const pool = await stack.startService(
+          'shoot-pool',
+          {
+            SEED_SHOOT_POOL_SIZE: '1',
+            SEED_SHOOT_RUN_ROOT: path.join(workDir, 'shoot-pool'),
+            SEED_SHOOT_LOCAL_CALLER: JSON.stringify({
+              '127.0.0.1': { store: '/nix/store', volumes },
+            }),
+          },
+          { stopGraceMs: STOP_GRACE_MS },
+        );
+        note(`caller: ${caller.instance}, volumes ${volumes.map((v) => v.mountPoint).join(', ')}`);
+        note(`shoot pool starting on ${pool.url}; it boots and snapshots a template VM`);
+        return { ...caller, volumes };
+      },
+    );
+
+    const change = await progress.step(
+      `change one instance (${CHANGED_INSTANCE}: size s → m) and push again`,
+      async (note) => {
+        const files = await exampleFlakeFiles();
+        const commit = await repo.commit(
+          { 'flake.nix': resizeWeb(files['flake.nix']!) },
+          'web: size m',
+        );
+        const pushed = await pushAndFollow(firstCommit, commit, note);
+        const { changed, unchanged } = changedDeployments(first.objects, pushed.objects);
+        if (changed.join() !== CHANGED_INSTANCE) {
+          throw new Error(
+            `expected only Deployment ${CHANGED_INSTANCE} to change, but changed: ${changed.join(', ') || 'none'}`,
+          );
+        }
+        return { ...pushed, instance: CHANGED_INSTANCE, changed, unchanged };
+      },
+    );
+    progress.print(formatChangeReport(first, change));
+
+    const shoot = await progress.step('run a shoot through the shoot pool', async (note) => {
+      const pool = stack.service('shoot-pool');
+      await stack.ready(pool, waitTimeoutMs);
+      note('shoot pool warm');
+      const mountPoint = shootCaller.volumes[0]?.mountPoint;
+      if (mountPoint === undefined) throw new Error(`${shootCaller.instance} mounts no volume`);
+      const command = [
+        'sh',
+        '-c',
+        `echo "hello from a shoot of $PARENT"; uname -sr; echo "written in a shoot" > ${mountPoint}/${SHOOT_FILE}; ls ${mountPoint}`,
+      ];
+      const result = await new ShootApi(pool.url).run({
+        command,
+        timeout: 30_000,
+        env: { PARENT: shootCaller.instance },
+      });
+      if (result.exitCode !== 0) {
+        throw new Error(`the shoot exited ${result.exitCode}: ${result.stderr}`);
+      }
+      const fileOnHost = await readFile(
+        path.join(shootCaller.volumes[0]!.hostPath, SHOOT_FILE),
+        'utf8',
+      );
+      return { ...result, command, caller: shootCaller.instance, fileOnHost };
+    });
+    progress.print(formatShootReport(shoot, shootCaller.volumes[0]!.hostPath));
+
+    await options.whileRunning?.({
+      flake,
+      namespace,
+      flakeDir: repo.dir,
+      kubeconfigPath: kube.kubeconfigPath,
+      webhookUrl: webhook.url,
+      builderUrl: builder.url,
+      reconcilerAddress: stack.service('reconciler').grpcAddress!,
+      shootUrl: stack.service('shoot-pool').url,
+      volumeDir: shootCaller.volumes[0]!.hostPath,
+    });
+    return { flake, namespace, first, change, shoot };
+  } finally {
+    reconciler?.close();
+    options.write('==> stopping the stack\n');
+    const problems = await stack.stop();
+    await rm(workDir, { recursive: true, force: true }).catch((error: Error) =>
+      problems.push(error.message),
+    );
+    for (const problem of problems) options.write(`    while stopping: ${problem}\n`);
+  }
+}
+
+/** Polls the builder until the build ends, noting each state it passes through. */
+async function followBuild(
+  builds: BuilderApi,
+  jobId: string,
+  note: (text: string) => void,
+  options: { timeoutMs: number; signal: AbortSignal },
+): Promise<Build> {
+  let last = '';
+  const started = Date.now();
+  const build = await waitFor(
+    `for build ${jobId}`,
+    async () => {
+      const current = await builds.get(jobId).catch(() => undefined);
+      if (current === undefined) return undefined;
+      if (current.state !== last) {
+        last = current.state;
+        note(`build ${current.state} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+      }
+      return ['succeeded', 'failed', 'superseded'].includes(current.state) ? current : undefined;
+    },
+    { ...options, intervalMs: 100 },
+  );
+  if (build.state !== 'succeeded') {
+    const reason = build.error ? `${build.error.kind}: ${build.error.message}` : build.state;
+    throw new Error(`build ${jobId} ${build.state}: ${reason}\n${build.log?.join('\n') ?? ''}`);
+  }
+  note(`phases: ${formatPhases(build.phases)}`);
+  return build;
+}
+
+/** Deployments whose spec moved between two listings. */
+export function changedDeployments(
+  before: readonly ObjectSummary[],
+  after: readonly ObjectSummary[],
+): { changed: string[]; unchanged: string[] } {
+  const specs = new Map(before.filter((o) => o.kind === 'Deployment').map((o) => [o.name, o.spec]));
+  const deployments = after.filter((o) => o.kind === 'Deployment');
+  return {
+    changed: deployments.filter((o) => specs.get(o.name) !== o.spec).map((o) => o.name),
+    unchanged: deployments.filter((o) => specs.get(o.name) === o.spec).map((o) => o.name),
+  };
+}
+
+function formatObjects(objects: readonly ObjectSummary[]): string {
+  return formatTable(
+    ['KIND', 'NAME', 'SPEC', 'DETAIL'],
+    objects.map((o) => [o.kind, o.name, o.spec, o.detail]),
+  );
+}
+
+function formatPushReport(flake: string, namespace: string, push: PushReport): string {
+  return [
+    '',
+    `flake ${flake}`,
+    `commit ${push.commit.slice(0, 12)} → generation ${push.generation} in namespace ${namespace}`,
+    '',
+    formatObjects(push.objects),
+    '',
+  ].join('\n');
+}
+
+function formatChangeReport(first: PushReport, change: UpReport['change']): string {
+  return [
+    '',
+    `generation ${first.generation} → ${change.generation}`,
+    `Deployments whose spec changed: ${change.changed.join(', ')}`,
+    `unchanged (relabelled with the new generation only): ${change.unchanged.join(', ') || '-'}`,
+    '',
+    formatObjects(change.objects.filter((o) => o.kind === 'Deployment')),
+    '',
+  ].join('\n');
+}
+
+function formatShootReport(shoot: UpReport['shoot'], volumeDir: string): string {
+  const stdout = shoot.encoding === 'base64' ? '(binary output)' : shoot.stdout.trimEnd();
+  return [
+    '',
+    `shoot of ${shoot.caller}: exit ${shoot.exitCode} in ${shoot.durationMs} ms`,
+    ...stdout.split('\n').map((line) => `  | ${line}`),
+    `on the host, ${path.join(volumeDir, SHOOT_FILE)}: ${shoot.fileOnHost.trim()}`,
+    '',
+  ].join('\n');
+}
