@@ -56,6 +56,12 @@ function positiveInteger(value: string): number {
   return parsed;
 }
 
+function addEnv(entry: string, env: Record<string, string>): Record<string, string> {
+  const split = entry.indexOf('=');
+  if (split <= 0) throw new InvalidArgumentError('expected NAME=value');
+  return { ...env, [entry.slice(0, split)]: entry.slice(split + 1) };
+}
+
 function buildProgram(output: CliOutput, context: CliContext): Command {
   let config: CliConfig | undefined;
   const settings = () => (config ??= loadConfig(context.env ?? process.env));
@@ -192,21 +198,22 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
       positiveInteger,
       60_000,
     )
-    .option('--env <name=value...>', 'environment variables for the command')
+    .option(
+      '--env <name=value>',
+      'an environment variable for the command (repeat for more)',
+      addEnv,
+      {},
+    )
     .option('--json', "print the pool's answer as JSON")
     .action(
-      async (command: string[], options: { timeout: number; env?: string[]; json?: boolean }) => {
-        const env = Object.fromEntries(
-          (options.env ?? []).map((entry) => {
-            const split = entry.indexOf('=');
-            if (split <= 0) throw new InvalidArgumentError(`--env ${entry}: expected NAME=value`);
-            return [entry.slice(0, split), entry.slice(split + 1)];
-          }),
-        );
+      async (
+        command: string[],
+        options: { timeout: number; env: Record<string, string>; json?: boolean },
+      ) => {
         const result = await new ShootApi(settings().shootUrl).run({
           command,
           timeout: options.timeout,
-          env,
+          env: options.env,
         });
         if (options.json) {
           output.out(json(result));

@@ -27,6 +27,8 @@ export interface UpOptions {
 
 /** Addresses of a stack that is up, for the everyday commands and tests. */
 export interface RunningStack {
+  /** Holds the flake repository, volumes and the shoot pool's VMs; removed at the end. */
+  workDir: string;
   flake: string;
   namespace: string;
   flakeDir: string;
@@ -275,6 +277,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     progress.print(formatShootReport(shoot, shootCaller.volumes[0]!.hostPath));
 
     await options.whileRunning?.({
+      workDir,
       flake,
       namespace,
       flakeDir: repo.dir,
@@ -328,7 +331,7 @@ async function followBuild(
 }
 
 /** Deployments whose spec moved between two listings. */
-export function changedDeployments(
+function changedDeployments(
   before: readonly ObjectSummary[],
   after: readonly ObjectSummary[],
 ): { changed: string[]; unchanged: string[] } {

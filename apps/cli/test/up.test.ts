@@ -1,0 +1,205 @@
+// End to end: `seed up` against the real parts (Redis, kube-apiserver + etcd, the four
+// service processes, nix, QEMU microVMs), with the objects checked in the API server
+// and the everyday commands run against the stack while it is up.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from '@jest/globals';
+import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { freeLoopbackPort } from '@seed/testing';
+import { runCli, type CliContext } from '../src/program';
+import type { RunningStack } from '../src/up/up';
+
+async function seed(
+  argv: string[],
+  context: CliContext = {},
+): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await runCli(argv, { out: (t) => (out += t), err: (t) => (err += t) }, context);
+  return { code, out, err };
+}
+
+/** Processes whose command line mentions `text`: what a stopped stack must not leave. */
+function processesMentioning(text: string): string[] {
+  const listing = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  return listing.split('\n').filter((line) => line.includes(text) && !line.includes(' ps '));
+}
+
+const never = new AbortController().signal;
+
+describe('seed up', () => {
+  it('pushes, builds, applies, changes one instance and shoots, then stops everything', async () => {
+    let stack: RunningStack | undefined;
+    const seen: Record<string, unknown> = {};
+
+    const run = await seed(['up'], {
+      signal: never,
+      whileUp: async (running) => {
+        stack = running;
+        const env = {
+          ...process.env,
+          SEED_RECONCILER_ADDRESS: running.reconcilerAddress,
+          SEED_BUILDER_URL: running.builderUrl,
+          SEED_SHOOT_URL: running.shootUrl,
+        };
+
+        // What the reconciler wrote, read with our own client.
+        const config = new KubeConfig();
+        config.loadFromFile(running.kubeconfigPath);
+        const apps = config.makeApiClient(AppsV1Api);
+        const core = config.makeApiClient(CoreV1Api);
+        const deployments = await apps.listNamespacedDeployment({ namespace: running.namespace });
+        seen.deployments = Object.fromEntries(
+          deployments.items.map((d) => [
+            d.metadata!.name,
+            d.spec!.template.metadata!.annotations![
+              'io.katacontainers.config.hypervisor.default_vcpus'
+            ],
+          ]),
+        );
+        const claims = await core.listNamespacedPersistentVolumeClaim({
+          namespace: running.namespace,
+        });
+        seen.claims = claims.items.map((c) => c.metadata!.name);
+        const namespace = await core.readNamespace({ name: running.namespace });
+        seen.namespaceGeneration = namespace.metadata!.labels!['seed.loom.farm/generation'];
+
+        seen.statusAll = await seed(['status'], { env });
+        seen.status = await seed(['status', running.flake, '--json'], { env });
+        seen.builds = await seed(['builds', '--json'], { env });
+        seen.shoot = await seed(
+          [
+            'shoot',
+            '--timeout',
+            '20000',
+            '--',
+            'sh',
+            '-c',
+            'cat /seed/storage/data/*; echo oops >&2; exit 3',
+          ],
+          { env },
+        );
+        seen.unknownBuild = await seed(['builds', 'build-nope'], { env });
+      },
+    });
+
+    expect(run.err).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.out).toMatch(/==> \[9\/9\] run a shoot through the shoot pool/);
+    expect(run.out).toContain('Deployments whose spec changed: web\n');
+    expect(run.out).toContain('unchanged (relabelled with the new generation only): api, dns\n');
+    expect(run.out).toContain('  | hello from a shoot of web\n');
+    expect(run.out).toMatch(/from-a-shoot\.txt: written in a shoot$/m);
+    expect(run.out.trimEnd().endsWith('seed up: every step passed')).toBe(true);
+
+    // web was resized to m (2 vCPUs); the others kept their size.
+    expect(seen.deployments).toEqual({ api: '2', dns: '1', web: '2' });
+    expect(seen.claims).toEqual(['seed-web-data']);
+
+    const status = seen.status as { code: number; out: string };
+    expect(status.code).toBe(0);
+    const flakeStatus = JSON.parse(status.out) as {
+      generation: string;
+      instances: { name: string; rollout: string }[];
+      lastError: string;
+    };
+    expect(flakeStatus.generation).toBe(seen.namespaceGeneration);
+    expect(flakeStatus.instances.map((i) => i.name).sort()).toEqual(['api', 'dns', 'web']);
+    expect(flakeStatus.lastError).toBe('');
+    // No kubelet runs here, so nothing ever becomes available.
+    const [, row] = (seen.statusAll as { out: string }).out.split('\n');
+    expect(row!.split(/\s+/)).toEqual([
+      stack!.flake,
+      stack!.namespace,
+      flakeStatus.generation,
+      '0/3',
+      '-',
+    ]);
+
+    const builds = JSON.parse((seen.builds as { out: string }).out) as {
+      state: string;
+      generation: string;
+    }[];
+    expect(builds.map((b) => b.state)).toEqual(['succeeded', 'succeeded']);
+    expect(builds[0]!.generation).toBe(flakeStatus.generation);
+
+    expect(seen.shoot).toEqual({ code: 3, out: 'written in a shoot\n', err: 'oops\n' });
+    expect(seen.unknownBuild).toEqual({
+      code: 1,
+      out: '',
+      err: 'seed: the builder answered 404: no build build-nope\n',
+    });
+
+    // Everything it started is gone.
+    expect(existsSync(stack!.workDir)).toBe(false);
+    expect(existsSync(stack!.kubeconfigPath)).toBe(false);
+    expect(processesMentioning(stack!.workDir)).toEqual([]);
+    await expect(fetch(`${stack!.builderUrl}/healthz`)).rejects.toThrow();
+  }, 600_000);
+
+  it('names the failing step, exits 1 and still stops what it started', async () => {
+    let out = '';
+    const dirsBefore = new Set(listTmp());
+    const code = await runCli(
+      ['up', '--wait-timeout', '1'],
+      { out: (t) => (out += t), err: (t) => (out += t) },
+      { signal: never },
+    );
+    expect(code).toBe(1);
+    expect(out).toContain(
+      'seed: step "start the webhook, the builder and the reconciler" failed: timed out after 1 ms for the reconciler to become ready',
+    );
+    expect(out).toContain('==> stopping the stack');
+    const left = listTmp().filter(
+      (dir) => !dirsBefore.has(dir) && /^seed-(up|kube|redis)-/.test(dir),
+    );
+    expect(left).toEqual([]);
+  }, 300_000);
+});
+
+function listTmp(): string[] {
+  return execFileSync('ls', ['-1', process.env.TMPDIR ?? '/tmp'], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean);
+}
+
+describe('the everyday commands without a stack', () => {
+  it('say which service they cannot reach, and exit 1', async () => {
+    const port = await freeLoopbackPort();
+    const env = {
+      SEED_RECONCILER_ADDRESS: `127.0.0.1:${port}`,
+      SEED_BUILDER_URL: `http://127.0.0.1:${port}`,
+      SEED_SHOOT_URL: `http://127.0.0.1:${port}`,
+    };
+    const status = await seed(['status'], { env });
+    expect(status.code).toBe(1);
+    expect(status.err).toMatch(
+      new RegExp(
+        `^seed: cannot reach the reconciler at 127\\.0\\.0\\.1:${port}: .*set SEED_RECONCILER_ADDRESS\\)\\n$`,
+      ),
+    );
+    const builds = await seed(['builds'], { env });
+    expect(builds.code).toBe(1);
+    expect(builds.err).toMatch(
+      /^seed: cannot reach the builder at .*ECONNREFUSED.*SEED_BUILDER_URL\)\n$/,
+    );
+    const shoot = await seed(['shoot', '--', 'true'], { env });
+    expect(shoot.code).toBe(1);
+    expect(shoot.err).toMatch(/^seed: cannot reach the shoot pool at .*SEED_SHOOT_URL\)\n$/);
+  });
+
+  it('refuses bad input with a message', async () => {
+    const badUrl = await seed(['builds'], { env: { SEED_BUILDER_URL: 'ftp://builder' } });
+    expect(badUrl).toMatchObject({ code: 1 });
+    expect(badUrl.err).toContain('SEED_BUILDER_URL must be an http:// or https:// URL');
+    const noCommand = await seed(['shoot'], { env: {} });
+    expect(noCommand.code).toBe(1);
+    expect(noCommand.err).toContain("missing required argument 'command'");
+    const badEnv = await seed(['shoot', '--env', 'novalue', '--', 'true'], { env: {} });
+    expect(badEnv.code).toBe(1);
+    expect(badEnv.err).toContain('expected NAME=value');
+    const badLimit = await seed(['builds', '--limit', '0'], { env: {} });
+    expect(badLimit.code).toBe(1);
+    expect(badLimit.err).toContain('expected a positive integer');
+  });
+});
