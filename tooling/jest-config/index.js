@@ -27,4 +27,21 @@ function jestConfig(packageDir, overrides = {}) {
   };
 }
 
-module.exports = { jestConfig };
+/**
+ * For packages that load @kubernetes/client-node: 1.x ships as ES modules, which jest's
+ * CommonJS runtime cannot require on Node 20, so SWC compiles it (and its ESM
+ * dependencies) like our own code.
+ */
+function jestConfigWithKubernetesClient(packageDir, overrides = {}) {
+  const base = jestConfig(packageDir, overrides);
+  const swc = base.transform['^.+\\.ts$'];
+  return {
+    ...base,
+    transform: { '^.+\\.ts$': swc, '^.+\\.m?js$': swc },
+    transformIgnorePatterns: [
+      '/node_modules/\\.pnpm/(?!(@kubernetes\\+client-node|openid-client|oauth4webapi|jose|hpagent|jsonpath-plus|@jsep-plugin|jsep)@)',
+    ],
+  };
+}
+
+module.exports = { jestConfig, jestConfigWithKubernetesClient };
