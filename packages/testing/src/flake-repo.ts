@@ -1,56 +1,9 @@
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { toNixExpression } from './nix-expression';
-
-const run = promisify(execFile);
 
 /** nix/meta.nix of this checkout: fixture flakes carry a copy, as they may have no inputs. */
 export const SEED_META_NIX = path.resolve(__dirname, '../../../nix/meta.nix');
-
-const GIT_IDENTITY = ['-c', 'user.name=Seed Tests', '-c', 'user.email=tests@seed.invalid'];
-
-/** A throwaway git repository standing in for a tenant's pushed flake. */
-export class FlakeRepo {
-  private constructor(readonly dir: string) {}
-
-  static async create(files: Record<string, string> = {}): Promise<FlakeRepo> {
-    const dir = await mkdtemp(path.join(tmpdir(), 'seed-flake-'));
-    await run('git', ['init', '--quiet', '--initial-branch=main', dir]);
-    const repo = new FlakeRepo(dir);
-    if (Object.keys(files).length > 0) await repo.commit(files);
-    return repo;
-  }
-
-  /** Writes the files, commits everything and returns the new commit id. */
-  async commit(files: Record<string, string>, message = 'update'): Promise<string> {
-    for (const [name, content] of Object.entries(files)) {
-      await mkdir(path.dirname(path.join(this.dir, name)), { recursive: true });
-      await writeFile(path.join(this.dir, name), content);
-    }
-    await this.git('add', '--all');
-    await this.git(...GIT_IDENTITY, 'commit', '--quiet', '--allow-empty', '-m', message);
-    return (await this.git('rev-parse', 'HEAD')).trim();
-  }
-
-  /** `git+file://` reference of the repository, pinned to a revision when given. */
-  url(revision?: string): string {
-    return revision === undefined
-      ? `git+file://${this.dir}`
-      : `git+file://${this.dir}?rev=${revision}`;
-  }
-
-  async dispose(): Promise<void> {
-    await rm(this.dir, { recursive: true, force: true });
-  }
-
-  private async git(...args: string[]): Promise<string> {
-    const { stdout } = await run('git', ['-C', this.dir, ...args]);
-    return stdout;
-  }
-}
 
 export interface DemoSeed {
   /** The `seed.*` options of the instance, as a user would write them. */
