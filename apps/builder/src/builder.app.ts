@@ -1,5 +1,10 @@
 import 'reflect-metadata';
-import { Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Module,
+  type BeforeApplicationShutdown,
+  type DynamicModule,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { BUILDS_QUEUE } from '@seed/contracts';
@@ -22,9 +27,13 @@ import { ReconcilerGrpcClient } from './repositories/reconciler.client';
 
 /**
  * Stops the worker taking jobs and lets running builds finish within the grace period;
- * past it, their nix processes are killed and the jobs are left for another worker.
+ * past it, their nix processes are killed and the jobs are left for another worker. It
+ * runs before the HTTP server closes, so build records stay readable (and `/readyz`
+ * says `draining`) while builds finish; the connections close after the server.
  */
-class WorkerDrain implements OnApplicationShutdown {
+class WorkerDrain implements BeforeApplicationShutdown, OnApplicationShutdown {
+  #draining = false;
+
   constructor(
     private readonly worker: Worker,
     private readonly abortBuilds: AbortController,
@@ -33,7 +42,12 @@ class WorkerDrain implements OnApplicationShutdown {
     private readonly logger: Logger,
   ) {}
 
-  async onApplicationShutdown(): Promise<void> {
+  /** A readiness check: ready until the drain begins. */
+  readonly accepting = (): Promise<true | string> =>
+    Promise.resolve(this.#draining ? 'draining: finishing running builds' : true);
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.#draining = true;
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.graceMs);
@@ -51,6 +65,9 @@ class WorkerDrain implements OnApplicationShutdown {
       this.abortBuilds.abort(new Error('worker shutting down'));
       await this.worker.close(true);
     }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
     await this.close();
   }
 }
@@ -110,6 +127,7 @@ class BuilderModule {
         ProbesModule.register({
           registry: metrics.registry,
           readiness: {
+            worker: drain.accepting,
             redis: () => records.ping(),
             nix: async () => ((await nix.version()) ? true : 'nix printed no version'),
           },

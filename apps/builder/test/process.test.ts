@@ -95,6 +95,15 @@ describe('builder processes', () => {
     const jobId = await pushes.push(repo, await head(repo));
     await until(() => existsSync(started), 'the build to start');
     worker.process.kill('SIGTERM');
+    await worker.process.waitForLog((line) => line.msg === 'shutting down');
+    // While it drains, the HTTP face still answers: records readable, not ready.
+    const ready = await fetch(`${worker.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(JSON.stringify(await ready.json())).toContain('draining');
+    const record = (await (await fetch(`${worker.url}/builds/${jobId}`)).json()) as {
+      state: string;
+    };
+    expect(record.state).toBe('building');
     expect(await worker.process.exited).toEqual({ code: 0, signal: null });
     expect(await (await pushes.queue.getJob(jobId))?.getState()).toBe('completed');
     expect(reconciler.generationsOf(repo.url())).toHaveLength(1);
