@@ -93,6 +93,11 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     await progress.step('check the tools Seed runs on', async (note) => {
       note(await nix.version());
       for (const binary of ['git', 'redis-server', 'qemu-system-x86_64']) await onPath(binary);
+      if (process.getuid?.() !== 0) {
+        throw new Error(
+          "the shoot pool bind-mounts volumes into its VMs' shares, which needs root: run `sudo -E pnpm seed up`",
+        );
+      }
     });
 
     const redis = await progress.step('start Redis', async (note) => {
