@@ -274,22 +274,17 @@ export class ShootService {
           vm.bindIntoExport(volume.hostPath, VOLUME_POINTS[i]!, { readOnly: false }),
         ),
       ]);
-      if (bindStore) {
-        await vm.agent.bind(
-          { source: `${SHARE_TARGET}/${storePoint}`, target: GUEST_STORE, readOnly: true },
-          options,
-        );
-      }
-      for (const [i, volume] of caller.volumes.entries()) {
-        await vm.agent.bind(
-          {
-            source: `${SHARE_TARGET}/${VOLUME_POINTS[i]!}`,
-            target: volume.mountPoint,
-            readOnly: false,
-          },
-          options,
-        );
-      }
+      // Made by the agent in the exec's own round trip (~7 ms each under TCG).
+      const binds = [
+        ...(bindStore
+          ? [{ source: `${SHARE_TARGET}/${storePoint}`, target: GUEST_STORE, readOnly: true }]
+          : []),
+        ...caller.volumes.map((volume, i) => ({
+          source: `${SHARE_TARGET}/${VOLUME_POINTS[i]!}`,
+          target: volume.mountPoint,
+          readOnly: false,
+        })),
+      ];
       const result = await vm.agent.exec(
         {
           argv: command.argv,
@@ -297,6 +292,7 @@ export class ShootService {
           stdin: command.stdin,
           timeoutMs: command.timeoutMs,
           maxOutputBytes: this.limits.maxOutputBytes,
+          binds,
         },
         options,
       );

@@ -147,6 +147,39 @@ describe('AgentClient', () => {
     });
   });
 
+  it("sends an exec's binds in its header, and reports a refused one as a bind", async () => {
+    agent.answer = (request) =>
+      request.socket.write(
+        encodeFrame({
+          id: request.id,
+          ok: false,
+          error: {
+            kind: 'failed',
+            message: 'stat /run/shoot/vol0: no such',
+            code: 'ENOENT',
+            step: 'bind',
+          },
+        }),
+      );
+    await agent.listen();
+    const bind = { source: '/run/shoot/vol0', target: '/data', readOnly: false };
+    const error = await client
+      .exec({ argv: ['true'], timeoutMs: 1_000, binds: [bind] })
+      .catch((e: unknown) => e);
+    expect(agent.requests[0]?.header).toEqual({
+      id: 1,
+      op: 'exec',
+      argv: ['true'],
+      timeoutMs: 1_000,
+      binds: [bind],
+    });
+    expect(error).toMatchObject({
+      kind: 'rejected',
+      op: 'bind',
+      failure: { kind: 'failed', code: 'ENOENT', step: 'bind' },
+    });
+  });
+
   it('fails the request in flight when the connection drops, and redials on the next', async () => {
     agent.answer = (request) => {
       if (request.id === 1) agent.dropConnections();

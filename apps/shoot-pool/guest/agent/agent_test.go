@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,35 @@ func TestGoldenFrame(t *testing.T) {
 	out, _ := encodeFrame(requestHead{ID: 1, Op: "ping"}, []byte{0, 0xff})
 	if hex.EncodeToString(out) != goldenFrame {
 		t.Fatalf("golden frame written as %x", out)
+	}
+}
+
+func TestExecBindsFailBeforeTheCommand(t *testing.T) {
+	a := &agent{reaper: startReaper(), started: time.Now(), logf: t.Logf}
+	marker := t.TempDir() + "/ran"
+	var in bytes.Buffer
+	missing, _ := encodeFrame(map[string]any{
+		"id": 1, "op": "exec", "argv": []string{"touch", marker}, "timeoutMs": 5000,
+		"binds": []map[string]any{{"source": "/no/such/dir", "target": t.TempDir() + "/x", "readOnly": false}},
+	})
+	unknown, _ := encodeFrame(map[string]any{
+		"id": 2, "op": "exec", "argv": []string{"true"}, "timeoutMs": 5000,
+		"binds": []map[string]any{{"source": "/", "target": "/", "readOnly": false, "surprise": 1}},
+	})
+	in.Write(missing)
+	in.Write(unknown)
+	conn := &pipeConn{in: &in}
+	if err := a.serve(conn); err != io.EOF {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(&conn.out)
+	for i, want := range []string{`"code":"ENOENT","step":"bind"`, `"kind":"bad-request"`} {
+		f, err := readFrame(r)
+		if err != nil || !strings.Contains(string(f.header), want) {
+			t.Fatalf("answer %d: %s %v", i, f.header, err)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the command ran although its bind failed")
 	}
 }

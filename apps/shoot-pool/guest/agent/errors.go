@@ -11,6 +11,7 @@ type requestError struct {
 	kind    string
 	message string
 	code    string
+	step    string
 }
 
 func (e *requestError) Error() string { return e.kind + ": " + e.message }
@@ -58,10 +59,21 @@ func errnoName(errno syscall.Errno) string {
 	}
 }
 
+// inStep marks which part of a compound request failed.
+func inStep(step string, err error) error {
+	var re *requestError
+	if !errors.As(err, &re) {
+		re = &requestError{kind: kindInternal, message: err.Error()}
+	}
+	marked := *re
+	marked.step = step
+	return &marked
+}
+
 func toErrorBody(err error) errorBody {
 	var re *requestError
 	if errors.As(err, &re) {
-		return errorBody{Kind: re.kind, Message: re.message, Code: re.code}
+		return errorBody{Kind: re.kind, Message: re.message, Code: re.code, Step: re.step}
 	}
 	return errorBody{Kind: kindInternal, Message: err.Error()}
 }

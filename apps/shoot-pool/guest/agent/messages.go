@@ -37,11 +37,15 @@ type mountRequest struct {
 	Options string `json:"options,omitempty"`
 }
 
-type bindRequest struct {
-	requestHead
+type bindSpec struct {
 	Source   string `json:"source"`
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"readOnly"`
+}
+
+type bindRequest struct {
+	requestHead
+	bindSpec
 }
 
 type remountRequest struct {
@@ -68,6 +72,9 @@ type execRequest struct {
 	TimeoutMs int64 `json:"timeoutMs"`
 	// MaxOutputBytes caps stdout and stderr each; 0 means the agent's default.
 	MaxOutputBytes int `json:"maxOutputBytes,omitempty"`
+	// Binds are made in order before the command runs: a shoot hands the caller's folders
+	// over and runs its command in one round trip (~7 ms each under TCG) instead of two.
+	Binds []bindSpec `json:"binds,omitempty"`
 }
 
 type okResponse struct {
@@ -110,6 +117,8 @@ type errorBody struct {
 	Message string `json:"message"`
 	// Code is the errno name (ENOENT, EROFS, ...) when a system call failed.
 	Code string `json:"code,omitempty"`
+	// Step is "bind" when one of an exec's binds failed (the command did not run).
+	Step string `json:"step,omitempty"`
 }
 
 type errorResponse struct {

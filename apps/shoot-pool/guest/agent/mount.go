@@ -39,7 +39,7 @@ func mountShare(req mountRequest) error {
 	return nil
 }
 
-func bindMount(req bindRequest) error {
+func bindMount(req bindSpec) error {
 	if !strings.HasPrefix(req.Source, "/") || !strings.HasPrefix(req.Target, "/") {
 		return badRequest("bind needs an absolute source and target")
 	}

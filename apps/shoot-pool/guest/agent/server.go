@@ -109,7 +109,7 @@ func (a *agent) dispatch(head requestHead, f frame) (any, [][]byte, error) {
 		if err := decodeStrict(f.header, &req); err != nil {
 			return nil, nil, badRequest(err.Error())
 		}
-		return ok, nil, bindMount(req)
+		return ok, nil, bindMount(req.bindSpec)
 
 	case "remount":
 		var req remountRequest
@@ -136,6 +136,11 @@ func (a *agent) dispatch(head requestHead, f frame) (any, [][]byte, error) {
 		var stdin []byte
 		if len(f.blobs) == 1 {
 			stdin = f.blobs[0]
+		}
+		for _, b := range req.Binds {
+			if err := bindMount(b); err != nil {
+				return nil, nil, inStep("bind", err)
+			}
 		}
 		res, err := runCommand(a.reaper, req, stdin)
 		if err != nil {

@@ -203,6 +203,11 @@ export interface ExecRequest {
   timeoutMs: number;
   /** Cap of stdout and of stderr, each; the agent's default is 1 MiB, its ceiling 32 MiB. */
   maxOutputBytes?: number;
+  /**
+   * Made in order before the command runs, in the same round trip: a failed one answers
+   * an error (step `bind`) and the command does not run.
+   */
+  binds?: readonly BindRequest[];
 }
 
 /** The wire header of each request, without its id (the client numbers them). */
@@ -213,7 +218,7 @@ export type RequestHeader =
   | ({ op: 'bind' } & BindRequest)
   | ({ op: 'remount' } & RemountRequest)
   | ({ op: 'unmount' } & UnmountRequest)
-  | ({ op: 'exec' } & Omit<ExecRequest, 'stdin'>);
+  | ({ op: 'exec' } & Omit<ExecRequest, 'stdin' | 'binds'> & { binds?: BindRequest[] });
 
 export type AgentOp = RequestHeader['op'];
 
@@ -225,6 +230,8 @@ export const agentFailureSchema = z.object({
   kind: z.string(),
   message: z.string(),
   code: z.string().optional(),
+  /** `bind` when one of an exec's binds failed. */
+  step: z.string().optional(),
 });
 export type AgentFailure = z.infer<typeof agentFailureSchema>;
 

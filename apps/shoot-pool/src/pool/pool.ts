@@ -110,8 +110,10 @@ const REFILL_DELAY_MS = 50;
 
 /**
  * Everything a clone can do before its caller is known: mount the share, pre-bind the
- * shared store, and run one command (a restored guest's first fork faults in pages the
- * snapshot shares: ~150 ms under TCG, ~10 ms afterwards).
+ * shared store, and run one command the way a shoot does (with its guest binds in the
+ * exec): a restored guest's first fork faults in pages the snapshot shares (~150 ms under
+ * TCG, ~10 ms afterwards), and under TCG each code path runs slowly the first time a VMM
+ * process meets it.
  */
 async function warm(vm: MicroVm, store: string | undefined): Promise<void> {
   await vm.agent.mount({
@@ -120,15 +122,15 @@ async function warm(vm: MicroVm, store: string | undefined): Promise<void> {
     target: SHARE_TARGET,
     readOnly: false,
   });
-  if (store !== undefined) {
-    await vm.bindIntoExport(store, STORE_POINT, { readOnly: true });
-    await vm.agent.bind({
-      source: `${SHARE_TARGET}/${STORE_POINT}`,
-      target: GUEST_STORE,
-      readOnly: true,
-    });
-  }
-  const first = await vm.agent.exec({ argv: ['true'], timeoutMs: 10_000 });
+  if (store !== undefined) await vm.bindIntoExport(store, STORE_POINT, { readOnly: true });
+  const first = await vm.agent.exec({
+    argv: ['true'],
+    timeoutMs: 10_000,
+    binds:
+      store === undefined
+        ? []
+        : [{ source: `${SHARE_TARGET}/${STORE_POINT}`, target: GUEST_STORE, readOnly: true }],
+  });
   if (first.exitCode !== 0) throw new Error(`warm-up command exited ${first.exitCode}`);
 }
 
@@ -311,6 +313,10 @@ export class WarmPool {
           this.#uncount(callerKey);
           this.#observer.transition('released');
           this.#dispatch();
+          // The shoot's answer is sent in this turn of the event loop; the teardown and the
+          // restore each spawn processes (a spawn blocks the loop for ~1-3 ms), so they wait
+          // for the next turn.
+          await new Promise((resolve) => setImmediate(resolve));
           this.#refill();
           await this.#destroy(vm);
         })();

@@ -4,7 +4,7 @@ import { mkdir, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentClient } from '../agent/agent.client';
 import { CleanupStack } from './cleanup-stack';
-import { bindMount, removeUnmountedTree, unmount } from './host-mounts';
+import { bindMount, removeUnmountedTree, unmount, unmountAll } from './host-mounts';
 import {
   VmError,
   type BindOptions,
@@ -78,17 +78,12 @@ export class VmLaunch {
     // Sealed before the VMM starts: a guest write outside a bound subfolder then fails
     // (EROFS) instead of landing on the host disk.
     await bindMount(exportDir, exportDir, true);
-    await this.stack.push('unmount export seal', () => unmount(exportDir));
-    // One entry for every bind made later, registered now so that it runs after the VMM
-    // is killed (a busy guest file would block the unmount) and before files go.
-    await this.stack.push('unmount binds', async () => {
-      const failed: string[] = [];
-      for (let target = this.binds.pop(); target !== undefined; target = this.binds.pop()) {
-        // Keep going: one stuck bind must not keep the others mounted.
-        await unmount(target).catch((error: unknown) => failed.push(String(error)));
-      }
-      if (failed.length > 0) throw new Error(failed.join('; '));
-    });
+    // Also undoes every bind made into it later, innermost first. Registered now so that
+    // it runs after the VMM is killed (a busy guest file would block the unmount) and
+    // before files go.
+    await this.stack.push('unmount export', () =>
+      unmountAll([...this.binds.splice(0).reverse(), exportDir]),
+    );
     return exportDir;
   }
 
