@@ -1,15 +1,14 @@
-// The API server as the bench sees it, with the same client library the reconciler uses:
+// The API server as the bench sees it, with the same client (kept-alive TLS) the reconciler uses:
 // its own round-trip time, and the resourceVersion of every object Seed owns.
-import https from 'node:https';
 import {
   AppsV1Api,
   CoreV1Api,
-  KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
   VersionApi,
   type KubernetesObject,
 } from '@kubernetes/client-node';
+import { loadKubeConfig } from '@seed/kube-config';
 import { median } from '@seed/testing';
 
 const MANAGED_BY_SEED = 'seed.loom.farm/managed-by=seed';
@@ -22,45 +21,6 @@ export interface RoundTrips {
   applyMs: number;
 }
 
-/**
- * Median ms of a GET of a namespace with plain node:https over one kept-alive connection:
- * the wire's round trip, for reference (the client library opens a connection per request).
- */
-export async function keptAliveGetMs(
-  server: { url: string; token: string; caCert: string },
-  count: number,
-): Promise<number> {
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: server.caCert });
-  const get = () =>
-    new Promise<void>((resolve, reject) => {
-      const request = https.get(
-        new URL('/api/v1/namespaces/default', server.url),
-        { agent, headers: { authorization: `Bearer ${server.token}` } },
-        (response) => {
-          response.resume();
-          response.on('end', () =>
-            response.statusCode === 200
-              ? resolve()
-              : reject(new Error(`GET namespace: ${response.statusCode}`)),
-          );
-        },
-      );
-      request.on('error', reject);
-    });
-  try {
-    for (let warm = 0; warm < 5; warm += 1) await get();
-    const times: number[] = [];
-    for (let index = 0; index < count; index += 1) {
-      const started = performance.now();
-      await get();
-      times.push(performance.now() - started);
-    }
-    return median(times);
-  } finally {
-    agent.destroy();
-  }
-}
-
 export class ApiServer {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
@@ -69,8 +29,7 @@ export class ApiServer {
   private writes = 0;
 
   constructor(kubeconfigPath: string) {
-    const config = new KubeConfig();
-    config.loadFromFile(kubeconfigPath);
+    const config = loadKubeConfig(kubeconfigPath);
     this.core = config.makeApiClient(CoreV1Api);
     this.apps = config.makeApiClient(AppsV1Api);
     this.objects = KubernetesObjectApi.makeApiClient(config);

@@ -9,7 +9,7 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { freeLoopbackPorts, startKubeApiServer, runBench, rowPrinter, median } from '@seed/testing';
-import { ApiServer, changed, keptAliveGetMs, type RoundTrips } from './api-server';
+import { ApiServer, changed, type RoundTrips } from './api-server';
 import {
   OBJECTS_PER_FLAKE,
   OBJECTS_PER_INSTANCE,
@@ -131,7 +131,6 @@ async function bench(): Promise<void> {
   await timed(generation('github:seed-bench/warm-up', 3, 1), true);
 
   const rtt = await server.roundTrips(RTT_SAMPLES);
-  const wireMs = await keptAliveGetMs(api, RTT_SAMPLES);
 
   const created = new Map<number, Applied[]>();
   const oneChanged = new Map<number, Applied[]>();
@@ -184,7 +183,6 @@ async function bench(): Promise<void> {
     version: await server.version(),
     rtt,
     rttAfter,
-    wireMs,
     created,
     oneChanged,
     updated,
@@ -208,7 +206,6 @@ interface Report {
   version: string;
   rtt: RoundTrips;
   rttAfter: RoundTrips;
-  wireMs: number;
   created: Map<number, Applied[]>;
   oneChanged: Map<number, Applied[]>;
   updated: Map<number, Applied[]>;
@@ -244,10 +241,6 @@ function report(figures: Report): void {
   line(
     '  the same at the end of the run',
     `GET ${time(figures.rttAfter.getMs)}, SSA write ${time(figures.rttAfter.applyMs)}`,
-  );
-  line(
-    '  GET on one kept-alive connection (reference)',
-    `${time(figures.wireMs)} (= ${inRtt(figures.wireMs)}): the client library connects per request`,
   );
 
   const sizes = (title: string, runs: Map<number, Applied[]>) => {

@@ -1,3 +1,4 @@
+import { loadKubeConfig } from '@seed/kube-config';
 import {
   ApiException,
   AppsV1Api,
@@ -58,10 +59,7 @@ export class KubeRepository {
 
   /** From a kubeconfig file, or the usual places (in-cluster, $KUBECONFIG, ~/.kube/config). */
   static fromKubeconfig(path?: string): KubeRepository {
-    const config = new KubeConfig();
-    if (path) config.loadFromFile(path);
-    else config.loadFromDefault();
-    return new KubeRepository(config);
+    return new KubeRepository(loadKubeConfig(path));
   }
 
   /** Server-side apply as field manager `seed`, taking over conflicting fields. */

@@ -1,4 +1,5 @@
 // The caller by its pod IP, from the Kubernetes API: the only file importing client-node.
+import { loadKubeConfig } from '@seed/kube-config';
 import {
   ApiException,
   CoreV1Api,
@@ -45,10 +46,7 @@ export class KubeCallerResolver implements CallerResolver {
 
   /** From a kubeconfig file, or the usual places (in-cluster, $KUBECONFIG, ~/.kube/config). */
   static fromKubeconfig(storeDir: string, path?: string): KubeCallerResolver {
-    const config = new KubeConfig();
-    if (path) config.loadFromFile(path);
-    else config.loadFromDefault();
-    return new KubeCallerResolver(config, storeDir);
+    return new KubeCallerResolver(loadKubeConfig(path), storeDir);
   }
 
   async resolve(sourceIp: string): Promise<Caller> {

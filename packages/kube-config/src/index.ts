@@ -1,0 +1,48 @@
+import https from 'node:https';
+import { KubeConfig, type RequestContext } from '@kubernetes/client-node';
+
+/**
+ * A KubeConfig whose API calls share one keep-alive TLS agent. client-node 1.x builds a
+ * new agent for every request, so each call pays a TLS handshake (about three round trips
+ * on loopback). The shared agent is rebuilt when the TLS material changes (a rotated
+ * client certificate), and proxies keep client-node's own agents.
+ */
+export class KeepAliveKubeConfig extends KubeConfig {
+  #shared: { key: string; agent: https.Agent } | undefined;
+
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    const fresh = context.getAgent();
+    // A proxy agent subclasses https.Agent too; only the plain one is replaced.
+    if (fresh?.constructor !== https.Agent) return;
+    const options = (fresh as https.Agent & { options: https.AgentOptions }).options;
+    const key = JSON.stringify([
+      options.ca,
+      options.cert,
+      options.key,
+      options.pfx,
+      options.passphrase,
+      options.servername,
+      options.rejectUnauthorized,
+    ]);
+    if (this.#shared?.key !== key) {
+      this.#shared?.agent.destroy();
+      this.#shared = { key, agent: new https.Agent({ ...options, keepAlive: true }) };
+    }
+    context.setAgent(this.#shared.agent);
+  }
+
+  /** Closes the idle connections; later calls open new ones. */
+  close(): void {
+    this.#shared?.agent.destroy();
+    this.#shared = undefined;
+  }
+}
+
+/** From a kubeconfig file, or the usual places (in-cluster, $KUBECONFIG, ~/.kube/config). */
+export function loadKubeConfig(path?: string): KeepAliveKubeConfig {
+  const config = new KeepAliveKubeConfig();
+  if (path) config.loadFromFile(path);
+  else config.loadFromDefault();
+  return config;
+}
