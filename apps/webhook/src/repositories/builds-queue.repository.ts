@@ -58,6 +58,7 @@ const SUPERSEDABLE = new Set(['waiting', 'delayed', 'prioritized', 'waiting-chil
 export class BuildsQueueRepository {
   private readonly queue: Queue;
   private readonly queueConnection: Redis;
+  private readonly flakeKeys = new Map<string, FlakeKeys>();
   private readonly redis: Redis & {
     seedRecordDelivery(
       numberOfKeys: number,
@@ -125,7 +126,10 @@ export class BuildsQueueRepository {
     builds: readonly BuildJob[],
   ): Promise<DeliveryRecord> {
     const keys = [deliveryKey(forge, deliveryId)];
-    for (const build of builds) keys.push(queuedKey(build), latestBuildKey(build.flake));
+    for (const build of builds) {
+      const flake = this.keysOf(build.flake);
+      keys.push(`${flake.queuedPrefix}${build.commit}`, flake.latest);
+    }
     const jobIds = builds.map((build) => buildJobId(build.flake, build.commit));
     const reply = await this.redis.seedRecordDelivery(
       keys.length,
@@ -171,7 +175,9 @@ export class BuildsQueueRepository {
   async supersede(jobId: string): Promise<boolean> {
     if (!SUPERSEDABLE.has(await this.queue.getJobState(jobId))) return false;
     try {
-      return (await this.queue.remove(jobId)) === 1;
+      // Builds are never parents, so BullMQ's walk over a job's children is skipped: it
+      // was most of the Redis time a removal took.
+      return (await this.queue.remove(jobId, { removeChildren: false })) === 1;
     } catch {
       return false;
     }
@@ -186,6 +192,23 @@ export class BuildsQueueRepository {
     await this.queue.close();
     this.queueConnection.disconnect();
     this.redis.disconnect();
+  }
+
+  /**
+   * The keys of a flake's queued markers and latest build, hashed once per flake instead
+   * of on every delivery. Deliveries only name registered flakes, so this stays as small
+   * as the registry.
+   */
+  private keysOf(flake: string): FlakeKeys {
+    let keys = this.flakeKeys.get(flake);
+    if (!keys) {
+      keys = {
+        queuedPrefix: `seed:builds:queued:${flakeKey(flake)}:`,
+        latest: latestBuildKey(flake),
+      };
+      this.flakeKeys.set(flake, keys);
+    }
+    return keys;
   }
 
   /**
@@ -213,9 +236,10 @@ export class BuildsQueueRepository {
   }
 }
 
-/** Marks a flake's commit as queued for the dedupe window, whatever became of its job. */
-function queuedKey(build: BuildJob): string {
-  return `seed:builds:queued:${flakeKey(build.flake)}:${build.commit}`;
+interface FlakeKeys {
+  /** Followed by a commit, marks it queued for the dedupe window, whatever became of its job. */
+  queuedPrefix: string;
+  latest: string;
 }
 
 // Ids are the sender's text: hash them so no byte of theirs shapes a key.
