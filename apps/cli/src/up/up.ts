@@ -46,6 +46,8 @@ export interface PushReport {
   build: string;
   generation: string;
   phases: Record<string, number>;
+  /** As the reconciler reports them. */
+  instances: { name: string; rollout: string; readyReplicas: number }[];
   objects: ObjectSummary[];
 }
 
@@ -193,6 +195,11 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
         build: jobId,
         generation: status.generation,
         phases: build.phases,
+        instances: status.instances.map(({ name, rollout, readyReplicas }) => ({
+          name,
+          rollout,
+          readyReplicas,
+        })),
         objects: await kubeObjects.list(namespace),
       };
     };
@@ -356,10 +363,17 @@ function formatObjects(objects: readonly ObjectSummary[]): string {
 }
 
 function formatPushReport(flake: string, namespace: string, push: PushReport): string {
+  const instances = formatTable(
+    ['INSTANCE', 'ROLLOUT', 'READY'],
+    push.instances.map((i) => [i.name, i.rollout, String(i.readyReplicas)]),
+  );
   return [
     '',
     `flake ${flake}`,
     `commit ${push.commit.slice(0, 12)} → generation ${push.generation} in namespace ${namespace}`,
+    '',
+    instances,
+    '(no kubelet runs locally: the objects are stored and validated, pods never start)',
     '',
     formatObjects(push.objects),
     '',
