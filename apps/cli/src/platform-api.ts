@@ -112,13 +112,14 @@ export class BuilderApi {
 export class ShootApi {
   constructor(private readonly baseUrl: string) {}
 
-  run(request: ShootRequest): Promise<ShootResult> {
+  run(request: ShootRequest, signal?: AbortSignal): Promise<ShootResult> {
+    // The command's own timeout, plus time to wait for a free VM.
+    const deadline = AbortSignal.timeout(request.timeout + 60_000);
     return requestJson(SHOOT_POOL, `${this.baseUrl}/shoot`, shootResultSchema, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(request),
-      // The command's own timeout, plus time to wait for a free VM.
-      signal: AbortSignal.timeout(request.timeout + 60_000),
+      signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
     });
   }
 }
@@ -159,7 +160,12 @@ export class ReconcilerApi {
   }
 
   private failure(error: grpc.ServiceError): PlatformError {
-    if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.DEADLINE_EXCEEDED) {
+    // The reconciler itself answers UNAVAILABLE when the API server fails it; only a call
+    // that never got an answer means the reconciler cannot be reached.
+    const unanswered =
+      error.code === grpc.status.DEADLINE_EXCEEDED ||
+      (error.code === grpc.status.UNAVAILABLE && error.details.startsWith('No connection'));
+    if (unanswered) {
       return new PlatformError(
         `cannot reach the reconciler at ${this.address}: ${error.details} (is it running? set SEED_RECONCILER_ADDRESS)`,
       );

@@ -4,12 +4,14 @@ import { loadConfig, type CliConfig } from './config';
 import { formatInspection, formatNixError } from './inspect';
 import { BuilderApi, ReconcilerApi, ShootApi } from './platform-api';
 import { formatBuild, formatBuildList, formatFlakeStatus, formatStatusList } from './reports';
+import { StepFailed } from './up/progress';
 import { runUp, type RunningStack } from './up/up';
 
 /** Where the CLI writes; tests pass their own to read what a user would see. */
 export interface CliOutput {
-  out: (text: string) => void;
-  err: (text: string) => void;
+  /** Bytes only from `seed shoot`, whose command's output may be binary. */
+  out: (text: string | Uint8Array) => void;
+  err: (text: string | Uint8Array) => void;
 }
 
 /** What a run of the CLI reads besides argv; tests pass their own. */
@@ -38,10 +40,11 @@ function stackEnvironment(stack: RunningStack): string {
     `export SEED_SHOOT_URL=${stack.shootUrl}`,
     `export KUBECONFIG=${stack.kubeconfigPath}`,
     `# flake ${stack.flake}: commit in ${stack.flakeDir}; webhook ${stack.webhookUrl}/webhook`,
+    `# Redis (the builds queue) ${stack.redisUrl}`,
   ].join('\n');
 }
 
-/** Resolves on the first of SIGINT / SIGTERM, or when the signal aborts. */
+/** Resolves when the signal aborts. */
 function untilInterrupted(signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) resolve();
@@ -56,7 +59,13 @@ function positiveInteger(value: string): number {
   return parsed;
 }
 
-function addEnv(entry: string, env: Record<string, string>): Record<string, string> {
+function limit(value: string): number {
+  const parsed = positiveInteger(value);
+  if (parsed > 200) throw new InvalidArgumentError('expected at most 200');
+  return parsed;
+}
+
+function addEnv(entry: string, env: Record<string, string> = {}): Record<string, string> {
   const split = entry.indexOf('=');
   if (split <= 0) throw new InvalidArgumentError('expected NAME=value');
   return { ...env, [entry.slice(0, split)]: entry.slice(split + 1) };
@@ -120,7 +129,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
     )
     .option('--json', 'print the final report as JSON (progress goes to stderr)')
     .action(async (options: { keep?: boolean; waitTimeout: number; json?: boolean }) => {
-      const signal = context.signal ?? interruptSignal();
+      const signal = context.signal ?? interruptSignal(output);
       const write = options.json ? output.err : output.out;
       const whileRunning =
         context.whileUp ??
@@ -168,7 +177,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
     .description('recent builds (of one flake with --flake), or one build with its log')
     .argument('[build]', 'a build id from the list')
     .option('--flake <uri>', "only this flake's builds")
-    .option('--limit <n>', 'how many builds to list (1-200)', positiveInteger, 20)
+    .option('--limit <n>', 'how many builds to list (1-200)', limit, 20)
     .option('--json', 'print JSON')
     .action(
       async (
@@ -202,24 +211,23 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
       '--env <name=value>',
       'an environment variable for the command (repeat for more)',
       addEnv,
-      {},
     )
     .option('--json', "print the pool's answer as JSON")
     .action(
       async (
         command: string[],
-        options: { timeout: number; env: Record<string, string>; json?: boolean },
+        options: { timeout: number; env?: Record<string, string>; json?: boolean },
       ) => {
         const result = await new ShootApi(settings().shootUrl).run({
           command,
           timeout: options.timeout,
-          env: options.env,
+          env: options.env ?? {},
         });
         if (options.json) {
           output.out(json(result));
         } else {
           const decode = (text: string) =>
-            result.encoding === 'base64' ? Buffer.from(text, 'base64').toString('latin1') : text;
+            result.encoding === 'base64' ? Buffer.from(text, 'base64') : text;
           output.out(decode(result.stdout));
           output.err(decode(result.stderr));
           if (result.timedOut) output.err(`seed: timed out after ${options.timeout} ms\n`);
@@ -233,12 +241,21 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
   return program;
 }
 
-/** Aborts on the first SIGINT or SIGTERM, so `seed up` can stop what it started. */
-function interruptSignal(): AbortSignal {
+/**
+ * Aborts on the first SIGINT or SIGTERM, so `seed up` can stop what it started; a second
+ * one says it is still stopping, a third exits at once (owned processes are killed then).
+ */
+function interruptSignal(output: CliOutput): AbortSignal {
   const controller = new AbortController();
-  const abort = () => controller.abort();
-  process.once('SIGINT', abort);
-  process.once('SIGTERM', abort);
+  let signals = 0;
+  const onSignal = () => {
+    signals += 1;
+    if (signals === 1) controller.abort();
+    else if (signals === 2) output.err('seed: still stopping the stack (once more to force)\n');
+    else process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   return controller.signal;
 }
 
@@ -254,6 +271,10 @@ export async function runCli(
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode; // commander already said why
     if (error instanceof ExitCode) return error.code;
+    if (error instanceof StepFailed && error.interrupted) {
+      output.err(`seed: interrupted during step "${error.step}"; the stack was stopped\n`);
+      return 130;
+    }
     output.err(
       `${error instanceof NixError ? formatNixError(error) : `seed: ${(error as Error).message}`}\n`,
     );

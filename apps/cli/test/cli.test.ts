@@ -1,13 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { demoFlakeFiles, FlakeRepo } from '@seed/testing';
-import { runCli } from '../src/program';
-
-async function seed(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { out: (t) => (out += t), err: (t) => (err += t) });
-  return { code, out, err };
-}
+import { seed } from './seed-cli';
 
 describe('seed inspect', () => {
   let repo: FlakeRepo;
@@ -34,7 +27,7 @@ describe('seed inspect', () => {
   });
 
   it('prints instances, closures and generation', async () => {
-    const { code, out, err } = await seed('inspect', repo.url());
+    const { code, out, err } = await seed(['inspect', repo.url()]);
     expect(err).toBe('');
     expect(code).toBe(0);
     expect(out).toMatch(/^generation\s+[0-9a-f]{12}$/m);
@@ -46,7 +39,7 @@ describe('seed inspect', () => {
   });
 
   it('inspects an older revision and prints JSON on request', async () => {
-    const { code, out } = await seed('inspect', repo.url(), '--rev', first, '--json');
+    const { code, out } = await seed(['inspect', repo.url(), '--rev', first, '--json']);
     expect(code).toBe(0);
     const report = JSON.parse(out) as { flake: { revision: string }; seeds: { name: string }[] };
     expect(report.flake.revision).toBe(first);
@@ -54,7 +47,7 @@ describe('seed inspect', () => {
   });
 
   it('explains a bad flake reference and exits non-zero', async () => {
-    const { code, err } = await seed('inspect', 'https://example.org/app.git');
+    const { code, err } = await seed(['inspect', 'https://example.org/app.git']);
     expect(code).toBe(1);
     expect(err).toContain(
       'seed: invalid-reference error: flake reference "https://example.org/app.git": unsupported scheme',
@@ -66,7 +59,7 @@ describe('seed inspect', () => {
       await demoFlakeFiles({ web: { seed: { size: 'huge' } } }),
     );
     try {
-      const { code, err } = await seed('inspect', broken.url());
+      const { code, err } = await seed(['inspect', broken.url()]);
       expect(code).toBe(1);
       expect(err).toMatch(/^seed: validation error: seed\.size: /);
     } finally {
@@ -75,8 +68,8 @@ describe('seed inspect', () => {
   });
 
   it('rejects bad usage with a message', async () => {
-    expect((await seed('inspect')).err).toContain("missing required argument 'flake'");
-    const { code, err } = await seed('inspect', repo.url(), '--timeout', 'soon');
+    expect((await seed(['inspect'])).err).toContain("missing required argument 'flake'");
+    const { code, err } = await seed(['inspect', repo.url(), '--timeout', 'soon']);
     expect(code).not.toBe(0);
     expect(err).toContain('expected a positive integer');
   });

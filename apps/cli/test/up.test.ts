@@ -2,22 +2,15 @@
 // service processes, nix, QEMU microVMs), with the objects checked in the API server
 // and the everyday commands run against the stack while it is up.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { describe, expect, it } from '@jest/globals';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { freeLoopbackPort } from '@seed/testing';
-import { runCli, type CliContext } from '../src/program';
 import type { RunningStack } from '../src/up/up';
-
-async function seed(
-  argv: string[],
-  context: CliContext = {},
-): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { out: (t) => (out += t), err: (t) => (err += t) }, context);
-  return { code, out, err };
-}
+import { seed } from './seed-cli';
 
 /** Processes whose command line mentions `text`: what a stopped stack must not leave. */
 function processesMentioning(text: string): string[] {
@@ -26,6 +19,33 @@ function processesMentioning(text: string): string[] {
 }
 
 const never = new AbortController().signal;
+
+/** Whether something accepts TCP connections on the URL's port. */
+function listening(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: hostname, port: Number(port) });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+// Each run gets a TMPDIR of its own (the stack's temp folders are made under it), so
+// "nothing left behind" is checked without seeing other packages' tests.
+let scratch: string;
+const originalTmpdir = process.env.TMPDIR;
+beforeEach(() => {
+  scratch = mkdtempSync(path.join(tmpdir(), 'seed-up-test-'));
+  process.env.TMPDIR = scratch;
+});
+afterEach(() => {
+  if (originalTmpdir === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = originalTmpdir;
+  rmSync(scratch, { recursive: true, force: true });
+});
 
 describe('seed up', () => {
   it('pushes, builds, applies, changes one instance and shoots, then stops everything', async () => {
@@ -131,37 +151,43 @@ describe('seed up', () => {
     });
 
     // Everything it started is gone.
-    expect(existsSync(stack!.workDir)).toBe(false);
-    expect(existsSync(stack!.kubeconfigPath)).toBe(false);
-    expect(processesMentioning(stack!.workDir)).toEqual([]);
-    await expect(fetch(`${stack!.builderUrl}/healthz`)).rejects.toThrow();
+    expect(readdirSync(scratch)).toEqual([]);
+    expect(processesMentioning(scratch)).toEqual([]);
+    const addresses = [
+      stack!.redisUrl,
+      stack!.webhookUrl,
+      stack!.builderUrl,
+      `http://${stack!.reconcilerAddress}`,
+      stack!.shootUrl,
+    ];
+    for (const address of addresses) expect(await listening(address)).toBe(false);
   }, 600_000);
 
   it('names the failing step, exits 1 and still stops what it started', async () => {
-    let out = '';
-    const dirsBefore = new Set(listTmp());
-    const code = await runCli(
-      ['up', '--wait-timeout', '1'],
-      { out: (t) => (out += t), err: (t) => (out += t) },
-      { signal: never },
-    );
-    expect(code).toBe(1);
-    expect(out).toContain(
+    const run = await seed(['up', '--wait-timeout', '1'], { signal: never });
+    expect(run.code).toBe(1);
+    expect(run.err).toContain(
       'seed: step "start the webhook, the builder and the reconciler" failed: timed out after 1 ms for the reconciler to become ready',
     );
-    expect(out).toContain('==> stopping the stack');
-    const left = listTmp().filter(
-      (dir) => !dirsBefore.has(dir) && /^seed-(up|kube|redis)-/.test(dir),
+    expect(run.out).toContain('==> stopping the stack');
+    expect(readdirSync(scratch)).toEqual([]);
+    expect(processesMentioning(scratch)).toEqual([]);
+  }, 300_000);
+
+  it('stops everything when interrupted, and exits 130', async () => {
+    const interrupt = new AbortController();
+    const run = await seed(['up'], { signal: interrupt.signal }, (text) => {
+      if (text.includes('[6/9]')) interrupt.abort();
+    });
+    expect(run.code).toBe(130);
+    expect(run.err).toBe(
+      'seed: interrupted during step "push, deliver a signed webhook, build and apply"; the stack was stopped\n',
     );
-    expect(left).toEqual([]);
+    expect(run.out).toContain('    interrupted\n==> stopping the stack\n');
+    expect(readdirSync(scratch)).toEqual([]);
+    expect(processesMentioning(scratch)).toEqual([]);
   }, 300_000);
 });
-
-function listTmp(): string[] {
-  return execFileSync('ls', ['-1', process.env.TMPDIR ?? '/tmp'], { encoding: 'utf8' })
-    .split('\n')
-    .filter(Boolean);
-}
 
 describe('the everyday commands without a stack', () => {
   it('say which service they cannot reach, and exit 1', async () => {
@@ -201,5 +227,8 @@ describe('the everyday commands without a stack', () => {
     const badLimit = await seed(['builds', '--limit', '0'], { env: {} });
     expect(badLimit.code).toBe(1);
     expect(badLimit.err).toContain('expected a positive integer');
+    const bigLimit = await seed(['builds', '--limit', '500'], { env: {} });
+    expect(bigLimit.code).toBe(1);
+    expect(bigLimit.err).toContain('expected at most 200');
   });
 });

@@ -26,16 +26,10 @@ export class KeepAliveKubeConfig extends KubeConfig {
       options.rejectUnauthorized,
     ]);
     if (this.#shared?.key !== key) {
-      this.#shared?.agent.destroy();
+      // Requests still on the old agent finish; its idle sockets then time out.
       this.#shared = { key, agent: new https.Agent({ ...options, keepAlive: true }) };
     }
     context.setAgent(this.#shared.agent);
-  }
-
-  /** Closes the idle connections; later calls open new ones. */
-  close(): void {
-    this.#shared?.agent.destroy();
-    this.#shared = undefined;
   }
 }
 

@@ -34,10 +34,7 @@ describe('KeepAliveKubeConfig', () => {
 
     const kept = loadKubeConfig(api.kubeconfigPath);
     expect(await connectionsFor(kept, 5)).toBe(1);
-    kept.close();
-    // Closed connections are opened again on the next call.
-    expect(await connectionsFor(kept, 2)).toBe(1);
-    kept.close();
+    expect(await connectionsFor(kept, 5)).toBe(0);
   });
 
   it('still refuses a server whose certificate it does not trust', async () => {
@@ -45,6 +42,5 @@ describe('KeepAliveKubeConfig', () => {
     const cluster = config.getCurrentCluster()!;
     config.clusters = [{ ...cluster, caData: undefined, caFile: undefined }];
     await expect(config.makeApiClient(CoreV1Api).listNamespace()).rejects.toThrow(/certificate/);
-    config.close();
   });
 });

@@ -3,7 +3,7 @@
 // generated per run, and an admin bearer token from a static token file. No kubelet,
 // scheduler or controller manager runs, so objects are stored and validated (RBAC,
 // admission, server-side apply, watches) but nothing reconciles them.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { randomBytes, generateKeyPair } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
@@ -11,6 +11,7 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { spawnOwned } from './owned-process';
 import { freeLoopbackPorts } from './ports';
 
 const run = promisify(execFile);
@@ -384,12 +385,6 @@ function get(url: string, requestPath: string, token: string, ca: string): Promi
 // ---------------------------------------------------------------------------------
 // Processes
 
-/** Processes still running when Node exits are killed, so a crashed test leaks none. */
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
 class ManagedProcess {
   exitCode: number | string | undefined;
   private readonly exited: Promise<void>;
@@ -398,17 +393,14 @@ class ManagedProcess {
     private readonly child: ChildProcess,
     private readonly logPath: string,
   ) {
-    running.add(child);
     this.exited = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
         this.exitCode = code ?? signal ?? 'unknown';
-        running.delete(child);
         resolve();
       });
       // spawn errors (missing binary) arrive as 'error' without 'exit'.
       child.on('error', (error) => {
         this.exitCode = error.message;
-        running.delete(child);
         resolve();
       });
     });
@@ -419,7 +411,10 @@ class ManagedProcess {
     const logPath = path.join(dir, `${name}.log`);
     const log = openSync(logPath, 'a');
     try {
-      return new ManagedProcess(spawn(command, args, { stdio: ['ignore', log, log] }), logPath);
+      return new ManagedProcess(
+        spawnOwned(command, args, { stdio: ['ignore', log, log] }),
+        logPath,
+      );
     } finally {
       closeSync(log); // the child holds its own copy
     }

@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { hasExited, spawnOwned } from './owned-process';
 import { freeLoopbackPort } from './ports';
 
 export interface LocalRedis {
@@ -49,22 +50,33 @@ export async function startRedis(): Promise<LocalRedis> {
       '--loglevel',
       'warning',
     ];
-    const process = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    // stderr is dropped: redis warns about the host's overcommit setting on every start.
+    const process = spawnOwned('redis-server', args, { stdio: ['ignore', 'ignore', 'ignore'] });
     child = process;
-    await waitForPong(port, process);
+    try {
+      await waitForPong(port, process);
+    } catch (error) {
+      process.kill('SIGKILL');
+      throw error;
+    }
   };
 
   const stop = async () => {
     const process = child;
     child = undefined;
-    if (!process || process.exitCode !== null) return;
+    if (!process || hasExited(process)) return;
     await new Promise<void>((resolve) => {
       process.once('exit', () => resolve());
       process.kill('SIGTERM');
     });
   };
 
-  await start();
+  try {
+    await start();
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     host: '127.0.0.1',
     port,

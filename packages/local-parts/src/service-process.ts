@@ -1,4 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess, ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { spawnOwned } from './owned-process';
 
 export interface LogLine {
   msg?: string;
@@ -21,10 +23,10 @@ export interface ServiceProcess {
 
 /** Runs a built service (`node dist/main.js`) the way an operator would, reading its JSON logs. */
 export function startServiceProcess(script: string, env: NodeJS.ProcessEnv): ServiceProcess {
-  const child = spawn(process.execPath, [script], {
+  const child = spawnOwned(process.execPath, [script], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  }) as ChildProcessByStdio<null, Readable, Readable>;
   const logs: LogLine[] = [];
   const waiters: { predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
   let stderr = '';

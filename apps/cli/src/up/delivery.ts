@@ -23,6 +23,7 @@ export async function deliverGithubPush(
   webhookUrl: string,
   secret: string,
   push: PushEvent,
+  signal: AbortSignal,
 ): Promise<{ deliveryId: string; jobIds: string[] }> {
   const body = JSON.stringify({
     ref: `refs/heads/${push.branch}`,
@@ -47,7 +48,7 @@ export async function deliverGithubPush(
       'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
     },
     body,
-    signal: AbortSignal.timeout(10_000),
+    signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]),
   });
   const answer: unknown = await response.json().catch(() => undefined);
   if (response.status !== 202) {

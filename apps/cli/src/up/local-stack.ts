@@ -23,7 +23,7 @@ export interface RunningService {
 
 // What a service needs from the user's environment: nix and the guest image cache live
 // under HOME; nothing else leaks in, so the stack runs on its own configuration.
-const INHERITED_ENV = ['HOME', 'USER', 'TMPDIR', 'XDG_CACHE_HOME', 'SEED_KUBE_BIN_DIR'];
+const INHERITED_ENV = ['HOME', 'USER', 'TMPDIR', 'XDG_CACHE_HOME'];
 
 /** The built entry point of a service; each app is a workspace dependency of the CLI. */
 function serviceScript(name: ServiceName): string {
@@ -58,8 +58,6 @@ function portEnv(name: ServiceName, http: number, grpc: number): Record<string, 
  * started, newest first, whatever state a failed start left behind.
  */
 export class LocalStack {
-  redis?: LocalRedis;
-  kube?: KubeApiServer;
   readonly services = new Map<ServiceName, RunningService>();
   readonly #stops: (() => Promise<void>)[] = [];
 
@@ -68,14 +66,12 @@ export class LocalStack {
   async startRedis(): Promise<LocalRedis> {
     const redis = await startRedis();
     this.#stops.push(() => redis.dispose());
-    this.redis = redis;
     return redis;
   }
 
   async startKubeApiServer(): Promise<KubeApiServer> {
     const kube = await startKubeApiServer();
     this.#stops.push(() => kube.stop());
-    this.kube = kube;
     return kube;
   }
 
@@ -125,6 +121,16 @@ export class LocalStack {
     ).catch((error: Error) => {
       throw new Error(`${error.message}${exited === undefined ? tail(service) : ''}`);
     });
+  }
+
+  /** Throws, with what it said last, if a started service has exited. */
+  assertRunning(): void {
+    for (const service of this.services.values()) {
+      const { exitCode, signalCode } = service.process.child;
+      if (exitCode !== null || signalCode !== null) {
+        throw new Error(`the ${service.name} exited (${signalCode ?? exitCode})${tail(service)}`);
+      }
+    }
   }
 
   service(name: ServiceName): RunningService {

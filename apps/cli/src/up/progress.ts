@@ -5,6 +5,7 @@ export class StepFailed extends Error {
   constructor(
     readonly step: string,
     cause: unknown,
+    readonly interrupted = false,
   ) {
     super(`step "${step}" failed: ${(cause as Error).message ?? String(cause)}`, { cause });
   }
@@ -33,9 +34,12 @@ export class Progress {
       this.write(`    ok (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
       return result;
     } catch (error) {
-      const cause = this.signal.aborted ? new Error('interrupted') : error;
-      this.write(`    FAILED: ${(cause as Error).message}\n`);
-      throw new StepFailed(title, cause);
+      if (this.signal.aborted) {
+        this.write('    interrupted\n');
+        throw new StepFailed(title, error, true);
+      }
+      this.write(`    FAILED: ${(error as Error).message}\n`);
+      throw new StepFailed(title, error);
     }
   }
 

@@ -33,6 +33,7 @@ export interface RunningStack {
   namespace: string;
   flakeDir: string;
   kubeconfigPath: string;
+  redisUrl: string;
   webhookUrl: string;
   builderUrl: string;
   reconcilerAddress: string;
@@ -120,6 +121,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       async (note) => {
         const created = await FlakeRepo.create(await exampleFlakeFiles(), workDir);
         note(`${created.dir} (instances web, api, dns)`);
+        // templates.instance builds real NixOS systems: that needs nixpkgs from the network.
+        note('offline stand-in for templates.instance: the same flake shape, toy images');
         return created;
       },
     );
@@ -174,15 +177,19 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       after: string,
       note: (text: string) => void,
     ): Promise<PushReport> => {
-      const delivery = await deliverGithubPush(webhook.url, secret, {
-        repository: REPOSITORY,
-        branch: BRANCH,
-        before,
-        after,
-      });
+      const delivery = await deliverGithubPush(
+        webhook.url,
+        secret,
+        { repository: REPOSITORY, branch: BRANCH, before, after },
+        signal,
+      );
       const jobId = delivery.jobIds[0]!;
       note(`webhook accepted delivery ${delivery.deliveryId}: queued ${jobId}`);
-      const build = await followBuild(builds, jobId, note, { timeoutMs: waitTimeoutMs, signal });
+      const build = await followBuild(builds, jobId, note, {
+        timeoutMs: waitTimeoutMs,
+        signal,
+        alive: () => stack.assertRunning(),
+      });
       const status = await reconciler!.status(flake);
       if (status.generation !== build.generation) {
         throw new Error(
@@ -270,13 +277,16 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       const command = [
         'sh',
         '-c',
-        `echo "hello from a shoot of $PARENT"; uname -sr; echo "written in a shoot" > ${mountPoint}/${SHOOT_FILE}; ls ${mountPoint}`,
+        'echo "hello from a shoot of $PARENT"; uname -sr; echo "written in a shoot" > "$VOLUME/$FILE"; ls "$VOLUME"',
       ];
-      const result = await new ShootApi(pool.url).run({
-        command,
-        timeout: 30_000,
-        env: { PARENT: shootCaller.instance },
-      });
+      const result = await new ShootApi(pool.url).run(
+        {
+          command,
+          timeout: 30_000,
+          env: { PARENT: shootCaller.instance, VOLUME: mountPoint, FILE: SHOOT_FILE },
+        },
+        signal,
+      );
       if (result.exitCode !== 0) {
         throw new Error(`the shoot exited ${result.exitCode}: ${result.stderr}`);
       }
@@ -294,6 +304,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       namespace,
       flakeDir: repo.dir,
       kubeconfigPath: kube.kubeconfigPath,
+      redisUrl: redis.url,
       webhookUrl: webhook.url,
       builderUrl: builder.url,
       reconcilerAddress: stack.service('reconciler').grpcAddress!,
@@ -305,9 +316,16 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     reconciler?.close();
     options.write('==> stopping the stack\n');
     const problems = await stack.stop();
-    await rm(workDir, { recursive: true, force: true }).catch((error: Error) =>
-      problems.push(error.message),
-    );
+    // Never rm -rf through a mount a crashed shoot pool may have left: that could reach
+    // the volume's or the store's real folder.
+    const mounted = await mountsUnder(workDir);
+    if (mounted.length > 0) {
+      problems.push(`left ${workDir} in place: still mounted there: ${mounted.join(', ')}`);
+    } else {
+      await rm(workDir, { recursive: true, force: true }).catch((error: Error) =>
+        problems.push(error.message),
+      );
+    }
     for (const problem of problems) options.write(`    while stopping: ${problem}\n`);
   }
 }
@@ -317,13 +335,14 @@ async function followBuild(
   builds: BuilderApi,
   jobId: string,
   note: (text: string) => void,
-  options: { timeoutMs: number; signal: AbortSignal },
+  options: { timeoutMs: number; signal: AbortSignal; alive: () => void },
 ): Promise<Build> {
   let last = '';
   const started = Date.now();
   const build = await waitFor(
     `for build ${jobId}`,
     async () => {
+      options.alive();
       const current = await builds.get(jobId).catch(() => undefined);
       if (current === undefined) return undefined;
       if (current.state !== last) {
@@ -340,6 +359,15 @@ async function followBuild(
   }
   note(`phases: ${formatPhases(build.phases)}`);
   return build;
+}
+
+/** Mount points at or below `dir`, from this process's mount table. */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const table = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  return table
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((point) => point === dir || point.startsWith(`${dir}/`));
 }
 
 /** Deployments whose spec moved between two listings. */
