@@ -52,18 +52,18 @@ class WorkerDrain implements BeforeApplicationShutdown, OnApplicationShutdown {
     const graceOver = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.graceMs);
     });
-    const drained = await Promise.race([
-      this.worker.close().then(() => 'drained' as const),
-      graceOver,
-    ]);
+    const closing = this.worker.close();
+    const drained = await Promise.race([closing.then(() => 'drained' as const), graceOver]);
     clearTimeout(timer);
     if (drained === 'timeout') {
       this.logger.warn(
         { graceMs: this.graceMs },
         'builds still running after the grace period: handing them back',
       );
+      // Every step of a build honours the abort (nix is killed, a reconciler call is
+      // cancelled), so the close under way ends as soon as the builds return.
       this.abortBuilds.abort(new Error('worker shutting down'));
-      await this.worker.close(true);
+      await closing;
     }
   }
 

@@ -9,6 +9,8 @@ import {
 
 export class FakeReconciler {
   readonly applied: ApplyGenerationRequest__Output[] = [];
+  /** While true, ApplyGeneration calls are taken and never answered. */
+  hang = false;
   private server: grpc.Server | undefined;
   private current = new Map<string, string>();
 
@@ -35,6 +37,7 @@ export class FakeReconciler {
     const server = new grpc.Server();
     const handlers: ReconcilerHandlers = {
       ApplyGeneration: (call, callback) => {
+        if (this.hang) return;
         this.applied.push(call.request);
         const changed = this.current.get(call.request.flakeUri) !== call.request.generation;
         this.current.set(call.request.flakeUri, call.request.generation);

@@ -57,7 +57,7 @@ export class ReconcilerGrpcClient {
     for (let attempt = 1; attempt <= this.options.attempts; attempt += 1) {
       signal?.throwIfAborted();
       try {
-        return await this.call(request);
+        return await this.call(request, signal);
       } catch (error) {
         const serviceError = error as grpc.ServiceError;
         if (!TRANSIENT.has(serviceError.code)) {
@@ -66,6 +66,7 @@ export class ReconcilerGrpcClient {
           );
         }
         lastError = serviceError;
+        signal?.throwIfAborted();
         if (attempt < this.options.attempts) {
           onRetry?.(attempt, serviceError);
           await pause(this.options.backoffMs * 2 ** (attempt - 1), signal);
@@ -81,13 +82,23 @@ export class ReconcilerGrpcClient {
     this.client.close();
   }
 
-  private call(request: ApplyGenerationRequest): Promise<ApplyGenerationResponse__Output> {
+  /** One call; an abort cancels it, so a worker handing its jobs back never waits on it. */
+  private call(
+    request: ApplyGenerationRequest,
+    signal?: AbortSignal,
+  ): Promise<ApplyGenerationResponse__Output> {
     return new Promise((resolve, reject) => {
-      this.client.applyGeneration(
+      const cancel = () => call.cancel();
+      const call = this.client.applyGeneration(
         request,
         { deadline: Date.now() + this.options.deadlineMs },
-        (error, response) => (error ? reject(error) : resolve(response!)),
+        (error, response) => {
+          signal?.removeEventListener('abort', cancel);
+          if (error) reject(error);
+          else resolve(response!);
+        },
       );
+      signal?.addEventListener('abort', cancel, { once: true });
     });
   }
 }
