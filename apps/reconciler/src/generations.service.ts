@@ -133,16 +133,20 @@ export class GenerationsService {
       throw new GenerationError('unavailable', error.message);
     });
     if (!state.desired) return undefined;
-    const instances: InstanceStatus[] = [];
-    for (const { name } of state.desired.instances) {
-      const deployment = await this.kube.read<DeploymentStatus>(
-        'apps/v1',
-        'Deployment',
-        namespace,
-        name,
-      );
-      instances.push(rollout(name, deployment));
-    }
+    // An instance whose Deployment cannot be read says so; the others still report.
+    const instances: InstanceStatus[] = await Promise.all(
+      state.desired.instances.map(({ name }) =>
+        this.kube.read<DeploymentStatus>('apps/v1', 'Deployment', namespace, name).then(
+          (deployment) => rollout(name, deployment),
+          (error: Error) => ({
+            name,
+            rollout: 'unknown',
+            readyReplicas: 0,
+            message: `cannot read the Deployment: ${error.message}`,
+          }),
+        ),
+      ),
+    );
     return {
       flakeUri: state.desired.flakeUri,
       namespace,
