@@ -64,6 +64,8 @@ const STEPS = 9;
 const REPOSITORY = 'local/seed-up';
 const BRANCH = 'main';
 const SHOOT_FILE = 'from-a-shoot.txt';
+/** A long wait says it is still waiting this often. */
+const STILL_WAITING_EVERY_MS = 15_000;
 /** Long enough for the shoot pool to stop its VMs and the builder to hand back a build. */
 const STOP_GRACE_MS = 20_000;
 
@@ -270,6 +272,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
 
     const shoot = await progress.step('run a shoot through the shoot pool', async (note) => {
       const pool = stack.service('shoot-pool');
+      note('waiting for the shoot pool to warm up (boot, snapshot and restore under QEMU)');
       await stack.ready(pool, waitTimeoutMs);
       note('shoot pool warm');
       const mountPoint = shootCaller.volumes[0]?.mountPoint;
@@ -339,15 +342,21 @@ async function followBuild(
 ): Promise<Build> {
   let last = '';
   const started = Date.now();
+  let lastNote = started;
   const build = await waitFor(
     `for build ${jobId}`,
     async () => {
       options.alive();
       const current = await builds.get(jobId).catch(() => undefined);
       if (current === undefined) return undefined;
+      const elapsed = `${((Date.now() - started) / 1000).toFixed(1)} s`;
       if (current.state !== last) {
         last = current.state;
-        note(`build ${current.state} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+        lastNote = Date.now();
+        note(`build ${current.state} (${elapsed})`);
+      } else if (Date.now() - lastNote >= STILL_WAITING_EVERY_MS) {
+        lastNote = Date.now();
+        note(`build still ${current.state} (${elapsed})`);
       }
       return ['succeeded', 'failed', 'superseded'].includes(current.state) ? current : undefined;
     },
