@@ -1,4 +1,5 @@
 import type { ChildProcess, ChildProcessByStdio } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { spawnOwned } from './owned-process';
 
@@ -21,18 +22,33 @@ export interface ServiceProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** Runs a built service (`node dist/main.js`) the way an operator would, reading its JSON logs. */
-export function startServiceProcess(script: string, env: NodeJS.ProcessEnv): ServiceProcess {
+// A long-running service (`seed up --keep`) must not grow without bound in memory.
+const LOG_LINES_KEPT = 10_000;
+const STDERR_BYTES_KEPT = 64 * 1024;
+
+/**
+ * Runs a built service (`node dist/main.js`) the way an operator would, reading its JSON
+ * logs; with `logFile`, everything it prints is also appended there.
+ */
+export function startServiceProcess(
+  script: string,
+  env: NodeJS.ProcessEnv,
+  options: { logFile?: string } = {},
+): ServiceProcess {
   const child = spawnOwned(process.execPath, [script], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   }) as ChildProcessByStdio<null, Readable, Readable>;
+  const file = options.logFile === undefined ? undefined : createWriteStream(options.logFile);
+  file?.on('error', () => undefined); // the log file is a convenience, never a failure
+  child.once('exit', () => file?.end());
   const logs: LogLine[] = [];
   const waiters: { predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
   let stderr = '';
   let pending = '';
 
   child.stdout.on('data', (chunk: Buffer) => {
+    file?.write(chunk);
     pending += chunk.toString('utf8');
     const lines = pending.split('\n');
     pending = lines.pop() ?? '';
@@ -45,6 +61,7 @@ export function startServiceProcess(script: string, env: NodeJS.ProcessEnv): Ser
         line = { msg: text, notJson: true };
       }
       logs.push(line);
+      if (logs.length > LOG_LINES_KEPT) logs.splice(0, logs.length - LOG_LINES_KEPT);
       for (const waiter of [...waiters]) {
         if (waiter.predicate(line)) {
           waiters.splice(waiters.indexOf(waiter), 1);
@@ -54,7 +71,8 @@ export function startServiceProcess(script: string, env: NodeJS.ProcessEnv): Ser
     }
   });
   child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
+    file?.write(chunk);
+    stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_BYTES_KEPT);
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));

@@ -61,7 +61,11 @@ export class LocalStack {
   readonly services = new Map<ServiceName, RunningService>();
   readonly #stops: (() => Promise<void>)[] = [];
 
-  constructor(private readonly signal: AbortSignal) {}
+  constructor(
+    private readonly signal: AbortSignal,
+    /** Each service's output goes to `<logDir>/<name>.log` too. */
+    private readonly logDir: string,
+  ) {}
 
   async startRedis(): Promise<LocalRedis> {
     const redis = await startRedis();
@@ -85,12 +89,11 @@ export class LocalStack {
     const inherited = Object.fromEntries(
       INHERITED_ENV.flatMap((key) => (process.env[key] ? [[key, process.env[key]]] : [])),
     );
-    const child = startServiceProcess(serviceScript(name), {
-      ...inherited,
-      SEED_LOG_LEVEL: 'info',
-      ...env,
-      ...portEnv(name, http, grpc),
-    });
+    const child = startServiceProcess(
+      serviceScript(name),
+      { ...inherited, SEED_LOG_LEVEL: 'info', ...env, ...portEnv(name, http, grpc) },
+      { logFile: path.join(this.logDir, `${name}.log`) },
+    );
     this.#stops.push(() => stopProcess(child, options.stopGraceMs));
     const service: RunningService = {
       name,

@@ -40,6 +40,8 @@ export interface RunningStack {
   shootUrl: string;
   /** Host folder of the shoot caller's volume. */
   volumeDir: string;
+  /** `<service>.log` of each service. */
+  logDir: string;
 }
 
 export interface PushReport {
@@ -90,8 +92,10 @@ async function onPath(binary: string): Promise<void> {
 export async function runUp(options: UpOptions): Promise<UpReport> {
   const { signal, waitTimeoutMs } = options;
   const progress = new Progress(options.write, STEPS, signal);
-  const stack = new LocalStack(signal);
   const workDir = await mkdtemp(path.join(tmpdir(), 'seed-up-'));
+  const logDir = path.join(workDir, 'logs');
+  await mkdir(logDir);
+  const stack = new LocalStack(signal, logDir);
   let reconciler: ReconcilerApi | undefined;
   try {
     const nix = new NixClient({ nixBinary: options.nix.binary, confFile: options.nix.confFile });
@@ -313,6 +317,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       reconcilerAddress: stack.service('reconciler').grpcAddress!,
       shootUrl: stack.service('shoot-pool').url,
       volumeDir: shootCaller.volumes[0]!.hostPath,
+      logDir,
     });
     return { flake, namespace, first, change, shoot };
   } finally {
