@@ -14,6 +14,7 @@ import {
   startServiceProcess,
   type ServiceProcess,
   runBench,
+  type BenchCleanups,
   median,
   rowPrinter,
 } from '@seed/testing';
@@ -37,36 +38,6 @@ interface BuildRecord {
   phases: Record<string, number>;
 }
 
-/** Cleanups run once, last registered first, whether the bench ends, fails or is interrupted. */
-const cleanups: { what: string; run: () => unknown }[] = [];
-async function cleanUp(): Promise<void> {
-  for (let cleanup = cleanups.pop(); cleanup; cleanup = cleanups.pop()) {
-    try {
-      await cleanup.run();
-    } catch (error) {
-      console.error(`bench/builder: could not stop ${cleanup.what}:`, error);
-    }
-  }
-}
-
-async function stopProcess(service: ServiceProcess): Promise<void> {
-  if (service.child.exitCode !== null || service.child.signalCode !== null) return;
-  service.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), 15_000);
-  });
-  const exit = await Promise.race([service.exited, timeout]);
-  clearTimeout(timer);
-  if (exit === 'timeout') {
-    service.kill('SIGKILL');
-    await service.exited;
-    console.error('bench/builder: the builder did not stop within 15 s of SIGTERM: killed');
-  } else if (exit.code !== 0) {
-    console.error(`bench/builder: the builder exited ${exit.code ?? exit.signal} on SIGTERM`);
-  }
-}
-
 async function healthy(url: string, service: ServiceProcess): Promise<void> {
   for (let attempt = 0; attempt < 150; attempt += 1) {
     if (service.child.exitCode !== null) {
@@ -88,11 +59,15 @@ async function record(url: string, jobId: string): Promise<BuildRecord> {
   return (await response.json()) as BuildRecord;
 }
 
-async function fixtures(count: number, seeds: (index: number) => number): Promise<Fixture[]> {
+async function fixtures(
+  cleanups: BenchCleanups,
+  count: number,
+  seeds: (index: number) => number,
+): Promise<Fixture[]> {
   const made: Fixture[] = [];
   for (let index = 0; index < count; index += 1) {
     const fixture = await freshFlake(seeds(index));
-    cleanups.push({ what: fixture.repo.dir, run: () => fixture.repo.dispose() });
+    cleanups.add(fixture.repo.dir, () => fixture.repo.dispose());
     made.push(fixture);
   }
   return made;
@@ -105,21 +80,13 @@ interface ThroughBuilder {
   applyMs: number;
 }
 
-async function main(): Promise<void> {
-  try {
-    await bench();
-  } finally {
-    await cleanUp();
-  }
-}
-
-async function bench(): Promise<void> {
+async function bench(cleanups: BenchCleanups): Promise<void> {
   const redis = await startRedis();
-  cleanups.push({ what: 'redis', run: () => redis.dispose() });
+  cleanups.add('redis', () => redis.dispose());
   const reconciler = await StandInReconciler.start();
-  cleanups.push({ what: 'the stand-in reconciler', run: () => reconciler.stop() });
+  cleanups.add('the stand-in reconciler', () => reconciler.stop());
   const pushes = new Pushes(redis.url);
-  cleanups.push({ what: 'the queue clients', run: () => pushes.close() });
+  cleanups.add('the queue clients', () => pushes.close());
   await pushes.ready();
 
   const port = await freeLoopbackPort();
@@ -132,7 +99,10 @@ async function bench(): Promise<void> {
     // Log lines would be parsed by this process, on the cores the builds use.
     SEED_LOG_LEVEL: 'warn',
   });
-  cleanups.push({ what: 'the builder', run: () => stopProcess(builder) });
+  cleanups.add('the builder', async () => {
+    const how = await builder.stop(15_000);
+    if (how !== 'exit 0') console.error(`bench/builder: the builder on SIGTERM: ${how}`);
+  });
   await healthy(url, builder);
 
   const nix = new NixClient({ confFile: CONF, env: NIX_ENV });
@@ -157,7 +127,7 @@ async function bench(): Promise<void> {
 
   // (a) One single-seed build at a time, alternating with the same steps by hand on an
   // equally fresh flake; the first pair warms up JIT, connections and nix, and is dropped.
-  const single = await fixtures(2 * (BUILDS + 1), () => 1);
+  const single = await fixtures(cleanups, 2 * (BUILDS + 1), () => 1);
   const viaBuilder: ThroughBuilder[] = [];
   const viaHand: number[] = [];
   for (let round = 0; round <= BUILDS; round += 1) {
@@ -173,7 +143,7 @@ async function bench(): Promise<void> {
   }
 
   // (b) FLAKES flakes of 2-3 seeds pushed at once, the builder at its default concurrency.
-  const many = await fixtures(FLAKES, (index) => 2 + (index % 2));
+  const many = await fixtures(cleanups, FLAKES, (index) => 2 + (index % 2));
   const finished = many.map((fixture) => pushes.finished(fixture, BUILD_TIMEOUT_MS));
   const started = performance.now();
   const jobIds = await Promise.all(many.map((fixture) => pushes.push(fixture)));
@@ -219,4 +189,4 @@ async function bench(): Promise<void> {
   }
 }
 
-runBench('bench/builder', main, cleanUp);
+runBench('bench/builder', bench);

@@ -8,7 +8,14 @@
 // the machine's cores; read the ratios rather than the absolute times.
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { freeLoopbackPorts, startKubeApiServer, runBench, rowPrinter, median } from '@seed/testing';
+import {
+  freeLoopbackPorts,
+  startKubeApiServer,
+  runBench,
+  rowPrinter,
+  median,
+  type BenchCleanups,
+} from '@seed/testing';
 import { ApiServer, changed, type RoundTrips } from './api-server';
 import {
   OBJECTS_PER_FLAKE,
@@ -34,18 +41,6 @@ const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 10);
 /** The reconciler's default (SEED_RECONCILER_WORKERS), set explicitly so it is printed. */
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
 
-/** Cleanups run once, last registered first, whether the bench ends, fails or is interrupted. */
-const cleanups: { what: string; run: () => unknown }[] = [];
-async function cleanUp(): Promise<void> {
-  for (let cleanup = cleanups.pop(); cleanup; cleanup = cleanups.pop()) {
-    try {
-      await cleanup.run();
-    } catch (error) {
-      console.error(`bench/reconciler: could not stop ${cleanup.what}:`, error);
-    }
-  }
-}
-
 /** One timed ApplyGeneration and what it did to the cluster. */
 interface Applied {
   ms: number;
@@ -63,20 +58,12 @@ const writesOf = (samples: Samples) => sum(samples, 'seed_reconciler_writes_tota
 const reconcilesOf = (samples: Samples) =>
   sum(samples, 'seed_reconciler_reconcile_duration_seconds_count');
 
-async function main(): Promise<void> {
-  try {
-    await bench();
-  } finally {
-    await cleanUp();
-  }
-}
-
-async function bench(): Promise<void> {
+async function bench(cleanups: BenchCleanups): Promise<void> {
   // Every instance has a ClusterIP Service: the harness's /24 would run out at 254.
   const api = await startKubeApiServer({
     apiServerArgs: ['--service-cluster-ip-range=10.0.0.0/16'],
   });
-  cleanups.push({ what: 'the API server and etcd', run: () => api.stop() });
+  cleanups.add('the API server and etcd', () => api.stop());
   const [grpcPort, httpPort] = (await freeLoopbackPorts(2)) as [number, number];
   const reconciler = ReconcilerProcess.start({
     main: RECONCILER_MAIN,
@@ -89,12 +76,9 @@ async function bench(): Promise<void> {
       SEED_RESYNC_SECONDS: '3600',
     },
   });
-  cleanups.push({
-    what: 'the reconciler',
-    run: async () => {
-      const how = await reconciler.stop();
-      if (how !== 'exit 0') console.error(`bench/reconciler: the reconciler on SIGTERM: ${how}`);
-    },
+  cleanups.add('the reconciler', async () => {
+    const how = await reconciler.stop();
+    if (how !== 'exit 0') console.error(`bench/reconciler: the reconciler on SIGTERM: ${how}`);
   });
   await reconciler.ready();
   const server = new ApiServer(api.kubeconfigPath);
@@ -296,4 +280,4 @@ function report(figures: Report): void {
   line('  until the reconciler was idle again', time(converge.idleMs));
 }
 
-runBench('bench/reconciler', main, cleanUp);
+runBench('bench/reconciler', bench);

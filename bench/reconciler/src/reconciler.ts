@@ -127,18 +127,7 @@ export class ReconcilerProcess {
   /** SIGTERM, then SIGKILL after `graceMs`; resolves with how it ended. */
   async stop(graceMs = 15_000): Promise<string> {
     this.client.close();
-    if (this.exited()) return 'already exited';
-    this.service.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), graceMs);
-    });
-    const exit = await Promise.race([this.service.exited, timeout]);
-    clearTimeout(timer);
-    if (exit !== 'timeout') return exit.code === 0 ? 'exit 0' : `exit ${exit.code ?? exit.signal}`;
-    this.service.kill('SIGKILL');
-    await this.service.exited;
-    return `killed: no exit within ${graceMs} ms of SIGTERM`;
+    return this.service.stop(graceMs);
   }
 
   private exited(): boolean {

@@ -20,6 +20,8 @@ export interface ServiceProcess {
   /** Resolves with the exit code (or signal) once the process has ended. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill(signal?: NodeJS.Signals): void;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves, once it is gone, with how it ended. */
+  stop(graceMs: number): Promise<string>;
 }
 
 // A long-running service (`seed up --keep`) must not grow without bound in memory.
@@ -85,6 +87,21 @@ export function startServiceProcess(
     exited,
     kill: (signal = 'SIGTERM') => {
       child.kill(signal);
+    },
+    stop: async (graceMs) => {
+      if (child.exitCode !== null || child.signalCode !== null) return 'already exited';
+      child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), graceMs);
+      });
+      const exit = await Promise.race([exited, graceOver]);
+      clearTimeout(timer);
+      if (exit !== 'timeout')
+        return exit.code === 0 ? 'exit 0' : `exit ${exit.code ?? exit.signal}`;
+      child.kill('SIGKILL');
+      await exited;
+      return `killed: no exit within ${graceMs} ms of SIGTERM`;
     },
     waitForLog: (predicate, timeoutMs = 15_000) => {
       const seen = logs.find(predicate);

@@ -11,25 +11,43 @@ export function rowPrinter(width: number): (label: string, value: string) => voi
   return (label, value) => console.log(`${label.padEnd(width)} ${value}`);
 }
 
-/**
- * Runs a benchmark's main: a failure sets exit code 1, and SIGINT or SIGTERM run its
- * clean-up (stop the servers and VMs it started) before exiting.
- */
-export function runBench(
-  name: string,
-  main: () => Promise<void>,
-  cleanUp?: () => Promise<void>,
-): void {
-  if (cleanUp) {
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(signal, () => {
-        console.error(`${name}: ${signal}: stopping`);
-        void cleanUp().finally(() => process.exit(130));
-      });
+/** What a benchmark started, stopped once, last first, however the benchmark ends. */
+export class BenchCleanups {
+  readonly #steps: { what: string; run: () => unknown }[] = [];
+
+  constructor(private readonly name: string) {}
+
+  add(what: string, run: () => unknown): void {
+    this.#steps.push({ what, run });
+  }
+
+  async runAll(): Promise<void> {
+    for (let step = this.#steps.pop(); step; step = this.#steps.pop()) {
+      try {
+        await step.run();
+      } catch (error) {
+        console.error(`${this.name}: could not stop ${step.what}:`, error);
+      }
     }
   }
-  main().catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
+}
+
+/**
+ * Runs a benchmark's main: a failure sets exit code 1; its clean-ups run when it ends,
+ * and on SIGINT or SIGTERM before exiting.
+ */
+export function runBench(name: string, main: (cleanups: BenchCleanups) => Promise<void>): void {
+  const cleanups = new BenchCleanups(name);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`${name}: ${signal}: stopping`);
+      void cleanups.runAll().finally(() => process.exit(130));
+    });
+  }
+  main(cleanups)
+    .catch((error: unknown) => {
+      console.error(error);
+      process.exitCode = 1;
+    })
+    .finally(() => cleanups.runAll());
 }

@@ -1,7 +1,7 @@
 export { SEED_META_NIX, demoFlakeFiles } from './flake-repo';
 export type { DemoSeed } from './flake-repo';
 export { toNixExpression } from './nix-expression';
-export { median, rowPrinter, runBench } from './bench';
+export { BenchCleanups, median, rowPrinter, runBench } from './bench';
 // The real parts every test starts on loopback, from the package `seed up` shares.
 export {
   FlakeRepo,

@@ -94,7 +94,10 @@ export class LocalStack {
       { ...inherited, SEED_LOG_LEVEL: 'info', ...env, ...portEnv(name, http, grpc) },
       { logFile: path.join(this.logDir, `${name}.log`) },
     );
-    this.#stops.push(() => stopProcess(child, options.stopGraceMs));
+    this.#stops.push(async () => {
+      const how = await child.stop(options.stopGraceMs);
+      if (how.startsWith('killed')) throw new Error(`the ${name} was ${how}`);
+    });
     const service: RunningService = {
       name,
       url: `http://127.0.0.1:${http}`,
@@ -159,13 +162,4 @@ function tail(service: RunningService): string {
     ? stderr.split('\n').slice(-15)
     : service.process.logs.slice(-15).map((line) => JSON.stringify(line));
   return lines.length > 0 ? `\n      ${lines.join('\n      ')}` : '';
-}
-
-/** SIGTERM, then SIGKILL after the grace period; resolves once the process is gone. */
-async function stopProcess(child: ServiceProcess, graceMs: number): Promise<void> {
-  if (child.child.exitCode !== null || child.child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await child.exited;
-  clearTimeout(timer);
 }
