@@ -1,13 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import {
-  BUILD_JOB_NAME,
-  BUILD_JOB_OPTIONS,
-  BUILDS_QUEUE,
-  buildJobId,
-  latestBuildKey,
-  type BuildJob,
-} from '@seed/contracts';
-import { demoFlakeFiles, FlakeRepo, type DemoSeed } from '@seed/testing';
+import { BUILDS_QUEUE } from '@seed/contracts';
+import { demoFlakeFiles, FlakeRepo, queueBuild, type DemoSeed } from '@seed/testing';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { BuildRecord } from '../src/build-record';
@@ -22,26 +15,11 @@ export class Pushes {
     this.queue = new Queue(BUILDS_QUEUE, { connection: this.redis });
   }
 
-  async push(repo: FlakeRepo, commit: string, options: { delay?: number } = {}): Promise<string> {
-    const flake = repo.url();
-    const job: BuildJob = {
-      flake,
-      commit,
-      ref: 'refs/heads/main',
-      forge: 'github',
-      deliveryId: `test-${randomBytes(4).toString('hex')}`,
-      receivedAt: new Date().toISOString(),
-    };
-    const jobId = buildJobId(flake, commit);
-    // As the webhook does: the flake's latest build is recorded before its job is stored.
-    await this.redis.set(latestBuildKey(flake), jobId);
-    await this.queue.add(BUILD_JOB_NAME, job, {
-      ...BUILD_JOB_OPTIONS,
+  push(repo: FlakeRepo, commit: string, options: { delay?: number } = {}): Promise<string> {
+    return queueBuild(this, repo.url(), commit, {
       backoff: { type: 'fixed', delay: 200 },
-      jobId,
       ...options,
     });
-    return jobId;
   }
 
   async close(): Promise<void> {

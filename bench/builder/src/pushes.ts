@@ -1,13 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import {
-  BUILD_JOB_NAME,
-  BUILD_JOB_OPTIONS,
-  BUILDS_QUEUE,
-  buildJobId,
-  latestBuildKey,
-  type BuildJob,
-} from '@seed/contracts';
-import { demoFlakeFiles, FlakeRepo, type DemoSeed } from '@seed/testing';
+import { BUILDS_QUEUE, buildJobId } from '@seed/contracts';
+import { demoFlakeFiles, FlakeRepo, queueBuild, type DemoSeed } from '@seed/testing';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 
@@ -56,8 +49,8 @@ interface Waiter {
  * stream rather than by polling.
  */
 export class Pushes {
-  private readonly redis: Redis;
-  private readonly queue: Queue;
+  readonly redis: Redis;
+  readonly queue: Queue;
   private readonly events: QueueEvents;
   private readonly waiting = new Map<string, Waiter>();
 
@@ -106,20 +99,8 @@ export class Pushes {
     return done;
   }
 
-  async push(fixture: Fixture): Promise<string> {
-    const flake = fixture.repo.url();
-    const jobId = this.jobId(fixture);
-    const job: BuildJob = {
-      flake,
-      commit: fixture.commit,
-      ref: 'refs/heads/main',
-      forge: 'github',
-      deliveryId: `bench-${randomBytes(4).toString('hex')}`,
-      receivedAt: new Date().toISOString(),
-    };
-    await this.redis.set(latestBuildKey(flake), jobId);
-    await this.queue.add(BUILD_JOB_NAME, job, { ...BUILD_JOB_OPTIONS, jobId });
-    return jobId;
+  push(fixture: Fixture): Promise<string> {
+    return queueBuild(this, fixture.repo.url(), fixture.commit);
   }
 
   async close(): Promise<void> {

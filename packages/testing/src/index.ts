@@ -19,3 +19,4 @@ export type {
   LogLine,
   ServiceProcess,
 } from '@seed/local-parts';
+export { queueBuild } from './queue-build';
