@@ -194,21 +194,44 @@ function text(value: unknown): string | undefined {
   return typeof value === 'string' && value.length > 0 ? value : undefined;
 }
 
+const REPOSITORY_FIELDS: Record<Forge, readonly string[]> = {
+  github: ['full_name', 'clone_url', 'html_url', 'ssh_url', 'git_url', 'url'],
+  gitea: ['full_name', 'clone_url', 'html_url', 'ssh_url', 'git_url', 'url'],
+  forgejo: ['full_name', 'clone_url', 'html_url', 'ssh_url', 'git_url', 'url'],
+  gitlab: ['path_with_namespace', 'git_http_url', 'git_ssh_url', 'web_url', 'http_url', 'ssh_url'],
+};
+
+/**
+ * Normalised names by their text. A repository's deliveries repeat the same six URLs, and
+ * their regular expressions were a visible share of a delivery's CPU; cleared when full,
+ * since unsigned senders choose the text.
+ */
+const normalizedNames = new Map<string, string>();
+const NORMALIZED_NAMES_MAX = 10_000;
+
+function normalizedName(text: string): string {
+  let name = normalizedNames.get(text);
+  if (name === undefined) {
+    if (normalizedNames.size >= NORMALIZED_NAMES_MAX) normalizedNames.clear();
+    name = normalizeRepository(text);
+    normalizedNames.set(text, name);
+  }
+  return name;
+}
+
 function repositoryOf(
   forge: Forge,
   payload: Record<string, unknown>,
 ): RepositoryIdentity | undefined {
   const source = record(forge === 'gitlab' ? payload.project : payload.repository);
   if (!source) return undefined;
-  const fields =
-    forge === 'gitlab'
-      ? ['path_with_namespace', 'git_http_url', 'git_ssh_url', 'web_url', 'http_url', 'ssh_url']
-      : ['full_name', 'clone_url', 'html_url', 'ssh_url', 'git_url', 'url'];
-  const names = [
-    ...new Set(fields.map((field) => text(source[field])).filter((v) => v !== undefined)),
-  ].map(normalizeRepository);
-  if (names.length === 0) return undefined;
-  return { names: [...new Set(names)], defaultBranch: text(source.default_branch) };
+  const names = new Set<string>();
+  for (const field of REPOSITORY_FIELDS[forge]) {
+    const value = text(source[field]);
+    if (value !== undefined) names.add(normalizedName(value));
+  }
+  if (names.size === 0) return undefined;
+  return { names: [...names], defaultBranch: text(source.default_branch) };
 }
 
 /** Reads what Seed needs from a decoded payload of the given forge and event. */

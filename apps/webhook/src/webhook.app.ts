@@ -11,9 +11,9 @@ import {
   type Logger,
 } from '@seed/service-kit';
 import type { WebhookConfig } from './config';
+import { registerDeliveryRoutes } from './delivery-routes';
 import { WebhookMetrics } from './metrics';
 import { BuildsQueueRepository } from './repositories/builds-queue.repository';
-import { WebhookController } from './webhook.controller';
 import { WebhookService } from './webhook.service';
 
 @Module({})
@@ -32,7 +32,6 @@ class WebhookModule {
           readiness: { redis: () => builds.ping() },
         }),
       ],
-      controllers: [WebhookController],
       providers: [
         {
           provide: WebhookService,
@@ -60,7 +59,11 @@ export async function createWebhookApp(
   if (!(await builds.connected(5_000)))
     logger.warn({ url: config.redis.url }, 'Redis is not reachable yet');
 
-  const adapter = new FastifyAdapter({ bodyLimit: config.http.bodyLimitBytes, logger: false });
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.http.bodyLimitBytes,
+    logger: false,
+    skipMiddie: true,
+  });
   const app = await NestFactory.create<NestFastifyApplication>(
     WebhookModule.register(config, logger, builds),
     adapter,
@@ -73,5 +76,6 @@ export async function createWebhookApp(
     done(null, body),
   );
   app.useGlobalFilters(new JsonErrorFilter(logger));
+  registerDeliveryRoutes(fastify, app.get(WebhookService));
   return app;
 }

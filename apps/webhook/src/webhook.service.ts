@@ -38,7 +38,6 @@ export class QueueUnavailable extends Error {
 export interface BuildsQueue {
   record(forge: Forge, deliveryId: string, builds: readonly BuildJob[]): Promise<DeliveryRecord>;
   add(build: BuildJob): Promise<void>;
-  supersede(jobId: string): Promise<boolean>;
 }
 
 interface QueuedBuild extends RecordedBuild {
@@ -208,25 +207,8 @@ export class WebhookService {
       commit: build.commit,
       ...record.builds[index]!,
     }));
-    this.dropSuperseded(queued, log);
     log.info({ jobs: queued }, 'builds queued');
     return answer(202, { status: 'queued', deliveryId, jobs: queued });
-  }
-
-  /**
-   * Removes the replaced builds once the new ones are stored, without holding up the
-   * answer: a replaced build that slips through is skipped by the builder, which checks
-   * each flake's latest build before it starts one.
-   */
-  private dropSuperseded(queued: QueuedBuild[], log: Logger): void {
-    for (const { supersedes } of queued) {
-      if (supersedes === undefined) continue;
-      this.builds.supersede(supersedes).then(
-        (removed) => log.debug({ jobId: supersedes, removed }, 'superseded build'),
-        (error: unknown) =>
-          log.warn({ err: error, jobId: supersedes }, 'could not remove a superseded build'),
-      );
-    }
   }
 
   /** Any Redis failure on the way to persisting work becomes a 503 the forge will retry. */

@@ -1,7 +1,9 @@
 // The baseline: a Fastify handler doing only the unavoidable work of accepting a signed
-// GitHub push (HMAC check, Redis SET NX of the delivery id, BullMQ add). Run as its own
-// process by main.ts; prints its URL as its one line of output.
+// GitHub push (HMAC check, Redis SET NX of the delivery id, BullMQ add of the build job the
+// builder needs, as the job contract has it). Run as its own process by main.ts; prints
+// its URL as its one line of output.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { BUILD_JOB_NAME, BUILD_JOB_OPTIONS, BUILDS_QUEUE, buildJobId } from '@seed/contracts';
 import { Queue } from 'bullmq';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
@@ -10,7 +12,7 @@ const SECRET = process.env.BENCH_SECRET ?? 'bench-secret';
 const redis = new Redis(process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', {
   maxRetriesPerRequest: 1,
 });
-const queue = new Queue('builds', { connection: redis });
+const queue = new Queue(BUILDS_QUEUE, { connection: redis });
 const app = Fastify({ bodyLimit: 25 * 1024 * 1024 });
 app.removeAllContentTypeParsers();
 app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
@@ -21,11 +23,27 @@ app.post('/webhook', async (request, reply) => {
   const expected = createHmac('sha256', SECRET).update(body).digest();
   if (given.length !== expected.length || !timingSafeEqual(given, expected))
     return reply.status(401).send({ error: 'bad signature' });
-  const push = JSON.parse(body.toString('utf8')) as { after: string; ref: string };
-  const delivery = String(request.headers['x-github-delivery']);
-  if ((await redis.set(`delivery:${delivery}`, '1', 'EX', 259_200, 'NX')) === null)
+  const push = JSON.parse(body.toString('utf8')) as {
+    after: string;
+    ref: string;
+    repository: { full_name: string };
+  };
+  const deliveryId = String(request.headers['x-github-delivery']);
+  if ((await redis.set(`delivery:${deliveryId}`, '1', 'EX', 259_200, 'NX')) === null)
     return reply.status(200).send({ status: 'duplicate' });
-  await queue.add('build', { commit: push.after, ref: push.ref }, { jobId: `build-${push.after}` });
+  const flake = `github:${push.repository.full_name}`;
+  const job = {
+    flake,
+    commit: push.after,
+    ref: push.ref,
+    forge: 'github',
+    deliveryId,
+    receivedAt: new Date().toISOString(),
+  };
+  await queue.add(BUILD_JOB_NAME, job, {
+    ...BUILD_JOB_OPTIONS,
+    jobId: buildJobId(flake, push.after),
+  });
   return reply.status(202).send({ status: 'queued' });
 });
 

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -30,7 +30,7 @@ export type BuildJob = z.infer<typeof buildJobSchema>;
 
 /** A short, stable handle of a flake URI for Redis keys and job ids. */
 export function flakeKey(flake: string): string {
-  return createHash('sha256').update(flake, 'utf8').digest('hex').slice(0, 16);
+  return hash('sha256', flake, 'hex').slice(0, 16);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import {
   BUILD_JOB_NAME,
   BUILD_JOB_OPTIONS,
@@ -47,8 +47,6 @@ for i = 1, (#KEYS - 1) / 2 do
 end
 return out
 `;
-
-const SUPERSEDABLE = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 
 /**
  * What the webhook keeps in Redis: the builds queue, the deliveries it acted on and the
@@ -168,21 +166,6 @@ export class BuildsQueueRepository {
     });
   }
 
-  /**
-   * Removes a build no worker has started. One that was taken meanwhile stays: the builder
-   * checks the flake's latest build when it starts one, and cancels superseded ones.
-   */
-  async supersede(jobId: string): Promise<boolean> {
-    if (!SUPERSEDABLE.has(await this.queue.getJobState(jobId))) return false;
-    try {
-      // Builds are never parents, so BullMQ's walk over a job's children is skipped: it
-      // was most of the Redis time a removal took.
-      return (await this.queue.remove(jobId, { removeChildren: false })) === 1;
-    } catch {
-      return false;
-    }
-  }
-
   /** Jobs per state, for the queue depth gauge. */
   async depth(): Promise<Record<string, number>> {
     return this.queue.getJobCounts('waiting', 'delayed', 'prioritized', 'active', 'failed');
@@ -244,5 +227,5 @@ interface FlakeKeys {
 
 // Ids are the sender's text: hash them so no byte of theirs shapes a key.
 function deliveryKey(forge: Forge, deliveryId: string): string {
-  return `seed:webhook:delivery:${forge}:${createHash('sha256').update(deliveryId).digest('hex').slice(0, 32)}`;
+  return `seed:webhook:delivery:${forge}:${hash('sha256', deliveryId, 'hex').slice(0, 32)}`;
 }
