@@ -44,28 +44,30 @@ export function detectForge(headers: Headers): Forge | undefined {
   return undefined;
 }
 
+const EVENT_HEADERS: Record<Forge, string> = {
+  github: 'x-github-event',
+  gitea: 'x-gitea-event',
+  forgejo: 'x-forgejo-event',
+  gitlab: 'x-gitlab-event',
+};
+
 export function eventName(forge: Forge, headers: Headers): string {
-  const name = {
-    github: 'x-github-event',
-    gitea: 'x-gitea-event',
-    forgejo: 'x-forgejo-event',
-    gitlab: 'x-gitlab-event',
-  }[forge];
-  return header(headers, name) ?? '';
+  return header(headers, EVENT_HEADERS[forge]) ?? '';
 }
+
+const DELIVERY_ID_HEADERS: Record<Forge, readonly string[]> = {
+  github: ['x-github-delivery'],
+  gitea: ['x-gitea-delivery'],
+  forgejo: ['x-forgejo-delivery', 'x-gitea-delivery'],
+  gitlab: ['idempotency-key', 'x-gitlab-event-uuid'],
+};
 
 /**
  * The forge's id of a delivery; a redelivery carries the same one. A sender that gives
  * none is identified by the hash of its body, which a resend repeats too.
  */
 export function deliveryIdOf(forge: Forge, headers: Headers, body: Buffer): string {
-  const candidates = {
-    github: ['x-github-delivery'],
-    gitea: ['x-gitea-delivery'],
-    forgejo: ['x-forgejo-delivery', 'x-gitea-delivery'],
-    gitlab: ['idempotency-key', 'x-gitlab-event-uuid'],
-  }[forge];
-  for (const name of candidates) {
+  for (const name of DELIVERY_ID_HEADERS[forge]) {
     const value = header(headers, name)?.trim();
     if (value) {
       if (value.length > 200 || !/^[\x21-\x7e]+$/.test(value)) {

@@ -1,10 +1,13 @@
 // bench/webhook: signed GitHub push deliveries per second and p50/p99 latency through the
-// webhook's full path (verify, dedupe, enqueue, supersede), side by side with a minimal
-// Fastify handler doing only HMAC + SET NX + BullMQ add. Both servers run as processes of
-// their own against one real Redis; the load generator shares the machine's cores, as
-// the servers alike. Rounds alternate between the two, each round in the other order;
-// read the ratios.
+// webhook's full path (verify, dedupe, enqueue), side by side with a minimal Fastify
+// handler doing only HMAC + SET NX + BullMQ add. Both servers run as processes of their
+// own against one real Redis; the load generator shares the machine's cores, as the
+// servers alike. The targets take turns in short rounds, each round in the other order,
+// and the figures are the medians of each round's ratio: a drift or a burst of the
+// machine's load then moves both sides of a ratio, or one round, not the result. The CPU
+// each delivery costs the server and Redis is shown too: it varies less than throughput.
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import examples from '@octokit/webhooks-examples/api.github.com/index.json';
 import autocannon from 'autocannon';
@@ -14,14 +17,16 @@ import {
   startServiceProcess,
   type ServiceProcess,
   runBench,
+  type BenchCleanups,
+  median,
   rowPrinter,
 } from '@seed/testing';
 import { Redis } from 'ioredis';
 
 const SECRET = 'bench-secret';
 const REPOSITORIES = 20;
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
 type Payload = Record<string, unknown>;
@@ -64,11 +69,32 @@ interface Figures {
   p50: number;
   p99: number;
   non2xx: number;
+  /** CPU time per delivery, in µs, of the server process and of Redis. */
+  serverCpuUs: number;
+  redisCpuUs: number;
 }
 
-async function load(url: string): Promise<Figures> {
+interface Target {
+  url: string;
+  pid: number;
+}
+
+/** CPU seconds a process has used, from /proc (Linux's fixed 100 ticks per second). */
+function processCpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function redisCpuSeconds(client: Redis): Promise<number> {
+  const info = await client.info('cpu');
+  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+  return field('used_cpu_sys') + field('used_cpu_user');
+}
+
+async function load(target: Target, client: Redis): Promise<Figures> {
+  const before = { server: processCpuSeconds(target.pid), redis: await redisCpuSeconds(client) };
   const result = await autocannon({
-    url: `${url}/webhook`,
+    url: `${target.url}/webhook`,
     connections: CONNECTIONS,
     duration: DURATION_S,
     requests: [
@@ -78,11 +104,15 @@ async function load(url: string): Promise<Figures> {
       },
     ],
   });
+  const deliveries = Math.max(result.requests.total, 1);
+  const perDelivery = (seconds: number) => (seconds * 1e6) / deliveries;
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
     non2xx: result.non2xx,
+    serverCpuUs: perDelivery(processCpuSeconds(target.pid) - before.server),
+    redisCpuUs: perDelivery((await redisCpuSeconds(client)) - before.redis),
   };
 }
 
@@ -106,9 +136,11 @@ async function healthy(url: string, service: ServiceProcess): Promise<string> {
   throw new Error(`${url} did not become healthy`);
 }
 
-async function main(): Promise<void> {
+async function main(cleanups: BenchCleanups): Promise<void> {
   const redis = await startRedis();
+  cleanups.add('redis', () => redis.dispose());
   const client = new Redis(redis.url);
+  cleanups.add('the Redis client', () => client.disconnect());
   const flakes = Array.from({ length: REPOSITORIES }, (_, i) => ({
     flake: `github:bench/repo-${i}`,
     repository: `bench/repo-${i}`,
@@ -125,59 +157,61 @@ async function main(): Promise<void> {
       SEED_LOG_LEVEL: 'warn',
     },
   );
+  cleanups.add('the webhook', () => webhook.stop(10_000));
   const minimal = startServiceProcess(path.resolve(__dirname, 'minimal-server.js'), {
     BENCH_REDIS_URL: redis.url,
     BENCH_SECRET: SECRET,
   });
-  try {
-    const targets = {
-      seed: await healthy(`http://127.0.0.1:${webhookPort}`, webhook),
-      minimal: await started(minimal, 'listening'),
-    };
-    const results: Record<keyof typeof targets, Figures[]> = { seed: [], minimal: [] };
-    await load(targets.seed); // warm-up: JIT, connections, Redis scripts
-    await load(targets.minimal);
-    for (let round = 0; round < ROUNDS; round += 1) {
-      // Who goes first swaps every round, so a drift in the machine's load does not always
-      // land on the same target.
-      const order =
-        round % 2 === 0 ? (['minimal', 'seed'] as const) : (['seed', 'minimal'] as const);
-      for (const name of order) {
-        await client.flushall();
-        results[name].push(await load(targets[name]));
-      }
+  cleanups.add('the minimal handler', () => minimal.stop(10_000));
+
+  const targets = {
+    seed: {
+      url: await healthy(`http://127.0.0.1:${webhookPort}`, webhook),
+      pid: webhook.child.pid!,
+    },
+    minimal: { url: await started(minimal, 'listening'), pid: minimal.child.pid! },
+  };
+  await load(targets.seed, client); // warm-up: JIT, connections, Redis scripts
+  await load(targets.minimal, client);
+  const rounds: Record<keyof typeof targets, Figures>[] = [];
+  for (let round = 0; round < ROUNDS; round += 1) {
+    const order = round % 2 === 0 ? (['minimal', 'seed'] as const) : (['seed', 'minimal'] as const);
+    const figures: Partial<Record<keyof typeof targets, Figures>> = {};
+    for (const name of order) {
+      await client.flushall();
+      figures[name] = await load(targets[name], client);
     }
-    const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-    const summary = (name: keyof typeof targets) => ({
-      rps: mean(results[name].map((r) => r.rps)),
-      p50: mean(results[name].map((r) => r.p50)),
-      p99: mean(results[name].map((r) => r.p99)),
-      non2xx: results[name].reduce((sum, r) => sum + r.non2xx, 0),
-    });
-    const seed = summary('seed');
-    const base = summary('minimal');
-    const line = rowPrinter(46);
-    console.log(
-      `bench/webhook: ${CONNECTIONS} connections, ${ROUNDS} x ${DURATION_S} s per target, ${REPOSITORIES} flakes`,
-    );
-    for (const [label, figures] of [
-      ['seed webhook (full path)', seed],
-      ['minimal handler', base],
-    ] as const) {
-      line(
-        label,
-        `${figures.rps.toFixed(0)} deliveries/s, p50 ${figures.p50} ms, p99 ${figures.p99} ms, non-2xx ${figures.non2xx}`,
-      );
-    }
-    line('throughput ratio seed / minimal (aim >= 0.8)', (seed.rps / base.rps).toFixed(2));
-    line('p99 ratio seed / minimal (aim <= 1.2)', (seed.p99 / base.p99).toFixed(2));
-  } finally {
-    webhook.kill('SIGTERM');
-    minimal.kill('SIGTERM');
-    await Promise.all([webhook.exited, minimal.exited]);
-    client.disconnect();
-    await redis.dispose();
+    rounds.push(figures as Record<keyof typeof targets, Figures>);
   }
+
+  const of = (name: keyof typeof targets, figure: keyof Figures) =>
+    median(rounds.map((round) => round[name][figure]));
+  const ratios = (figure: keyof Figures) =>
+    rounds.map((round) => round.seed[figure] / round.minimal[figure]);
+  const ratio = (figure: keyof Figures, aim: string) =>
+    `${median(ratios(figure)).toFixed(2)} (rounds: ${ratios(figure)
+      .map((value) => value.toFixed(2))
+      .join(' ')}; aim ${aim})`;
+  const line = rowPrinter(34);
+  console.log(
+    `bench/webhook: ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION_S} s per target, ${REPOSITORIES} flakes (medians over the rounds)`,
+  );
+  for (const [label, name] of [
+    ['seed webhook (full path)', 'seed'],
+    ['minimal handler', 'minimal'],
+  ] as const) {
+    const non2xx = rounds.reduce((sum, round) => sum + round[name].non2xx, 0);
+    line(
+      label,
+      `${of(name, 'rps').toFixed(0)} deliveries/s, p50 ${of(name, 'p50')} ms, p99 ${of(name, 'p99')} ms, non-2xx ${non2xx}`,
+    );
+    line(
+      `  CPU per delivery`,
+      `server ${of(name, 'serverCpuUs').toFixed(0)} µs, Redis ${of(name, 'redisCpuUs').toFixed(0)} µs`,
+    );
+  }
+  line('throughput ratio seed / minimal', ratio('rps', '>= 0.8'));
+  line('p99 ratio seed / minimal', ratio('p99', '<= 1.2'));
 }
 
 runBench('bench/webhook', main);
