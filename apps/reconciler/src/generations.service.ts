@@ -29,6 +29,9 @@ export class GenerationError extends Error {
   }
 }
 
+/** Flakes whose status `list` reads at once. */
+const LIST_CONCURRENCY = 8;
+
 interface DeploymentStatus extends KubernetesObject {
   spec?: { replicas?: number };
   status?: {
@@ -124,7 +127,15 @@ export class GenerationsService {
     const namespaces = await this.states.namespaces().catch((error: Error) => {
       throw new GenerationError('unavailable', error.message);
     });
-    const statuses = await Promise.all(namespaces.map((namespace) => this.statusOf(namespace)));
+    // A few flakes at a time: each reads its state and every instance's Deployment, and a
+    // platform with hundreds of flakes must not open thousands of API server requests at once.
+    const statuses: (FlakeStatus | undefined)[] = [];
+    let next = 0;
+    const reader = async () => {
+      for (let index = next++; index < namespaces.length; index = next++)
+        statuses[index] = await this.statusOf(namespaces[index]!);
+    };
+    await Promise.all(Array.from({ length: LIST_CONCURRENCY }, reader));
     return statuses.filter((status) => status !== undefined);
   }
 
