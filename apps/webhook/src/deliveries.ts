@@ -196,10 +196,19 @@ function text(value: unknown): string | undefined {
   return typeof value === 'string' && value.length > 0 ? value : undefined;
 }
 
+// Gitea and Forgejo describe a repository as GitHub does.
+const GITHUB_REPOSITORY_FIELDS = [
+  'full_name',
+  'clone_url',
+  'html_url',
+  'ssh_url',
+  'git_url',
+  'url',
+];
 const REPOSITORY_FIELDS: Record<Forge, readonly string[]> = {
-  github: ['full_name', 'clone_url', 'html_url', 'ssh_url', 'git_url', 'url'],
-  gitea: ['full_name', 'clone_url', 'html_url', 'ssh_url', 'git_url', 'url'],
-  forgejo: ['full_name', 'clone_url', 'html_url', 'ssh_url', 'git_url', 'url'],
+  github: GITHUB_REPOSITORY_FIELDS,
+  gitea: GITHUB_REPOSITORY_FIELDS,
+  forgejo: GITHUB_REPOSITORY_FIELDS,
   gitlab: ['path_with_namespace', 'git_http_url', 'git_ssh_url', 'web_url', 'http_url', 'ssh_url'],
 };
 
