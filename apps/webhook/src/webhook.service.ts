@@ -91,11 +91,12 @@ export class WebhookService {
     }
   }
 
-  private async handle(
+  /** Answers at once what needs no Redis; only a deploying push goes on to `enqueue`. */
+  private handle(
     delivery: IncomingDelivery,
     forge: Forge | undefined,
     event: string,
-  ): Promise<DeliveryAnswer> {
+  ): DeliveryAnswer | Promise<DeliveryAnswer> {
     const verified = this.verify(delivery, forge, event);
     if (!('flakes' in verified)) return verified;
     const { deliveryId, log } = verified;
@@ -191,7 +192,12 @@ export class WebhookService {
     }));
 
     const stopTimer = this.metrics.enqueueSeconds.startTimer();
-    const record = await this.persisted(() => this.builds.record(forge, deliveryId, builds));
+    let record: DeliveryRecord;
+    try {
+      record = await this.builds.record(forge, deliveryId, builds);
+    } catch (error) {
+      throw this.unavailable(error);
+    }
     if (record.duplicate) {
       stopTimer();
       log.info({ jobs: record.jobIds }, 'delivery already received');
@@ -199,7 +205,11 @@ export class WebhookService {
       return answer(200, { status: 'duplicate', deliveryId, jobs });
     }
     const fresh = builds.filter((_, index) => record.builds[index]!.created);
-    await this.persisted(() => Promise.all(fresh.map((build) => this.builds.add(build))));
+    try {
+      await Promise.all(fresh.map((build) => this.builds.add(build)));
+    } catch (error) {
+      throw this.unavailable(error);
+    }
     stopTimer();
 
     const queued: QueuedBuild[] = builds.map((build, index) => ({
@@ -212,13 +222,9 @@ export class WebhookService {
   }
 
   /** Any Redis failure on the way to persisting work becomes a 503 the forge will retry. */
-  private async persisted<T>(step: () => Promise<T>): Promise<T> {
-    try {
-      return await step();
-    } catch (error) {
-      this.logger.warn({ err: error }, 'Redis did not take the delivery');
-      throw new QueueUnavailable(`the build queue is unavailable: ${(error as Error).message}`);
-    }
+  private unavailable(error: unknown): QueueUnavailable {
+    this.logger.warn({ err: error }, 'Redis did not take the delivery');
+    return new QueueUnavailable(`the build queue is unavailable: ${(error as Error).message}`);
   }
 }
 

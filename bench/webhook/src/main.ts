@@ -26,7 +26,7 @@ import { Redis } from 'ioredis';
 const SECRET = 'bench-secret';
 const REPOSITORIES = 20;
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
 type Payload = Record<string, unknown>;
