@@ -37,7 +37,7 @@ export class QueueUnavailable extends Error {
 /** The Redis side of a delivery; see BuildsQueueRepository. */
 export interface BuildsQueue {
   record(forge: Forge, deliveryId: string, builds: readonly BuildJob[]): Promise<DeliveryRecord>;
-  add(build: BuildJob): Promise<void>;
+  add(build: BuildJob): Promise<unknown>;
 }
 
 interface QueuedBuild extends RecordedBuild {

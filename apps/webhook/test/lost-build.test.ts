@@ -15,9 +15,9 @@ const FLAKE = 'github:Codertocat/Hello-World';
 class FlakyAdds extends BuildsQueueRepository {
   failing = false;
 
-  override async add(build: BuildJob): Promise<void> {
+  override async add(build: BuildJob): Promise<unknown> {
     if (this.failing) throw new Error('connection lost');
-    await super.add(build);
+    return super.add(build);
   }
 }
 

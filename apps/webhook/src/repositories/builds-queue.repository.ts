@@ -159,8 +159,8 @@ export class BuildsQueueRepository {
   }
 
   /** Stores a build; adding the same flake and commit again is a no-op in BullMQ. */
-  async add(build: BuildJob): Promise<void> {
-    await this.queue.add(BUILD_JOB_NAME, build, {
+  add(build: BuildJob): Promise<unknown> {
+    return this.queue.add(BUILD_JOB_NAME, build, {
       ...BUILD_JOB_OPTIONS,
       jobId: buildJobId(build.flake, build.commit),
     });
