@@ -18,6 +18,12 @@ function processesMentioning(text: string): string[] {
   return listing.split('\n').filter((line) => line.includes(text) && !line.includes(' ps '));
 }
 
+/** A stopped run leaves no file in its TMPDIR and no process that names it. */
+function expectNothingLeftIn(dir: string): void {
+  expect(readdirSync(dir)).toEqual([]);
+  expect(processesMentioning(dir)).toEqual([]);
+}
+
 const never = new AbortController().signal;
 
 /** Whether something accepts TCP connections on the URL's port. */
@@ -151,8 +157,7 @@ describe('seed up', () => {
     });
 
     // Everything it started is gone.
-    expect(readdirSync(scratch)).toEqual([]);
-    expect(processesMentioning(scratch)).toEqual([]);
+    expectNothingLeftIn(scratch);
     const addresses = [
       stack!.redisUrl,
       stack!.webhookUrl,
@@ -170,8 +175,7 @@ describe('seed up', () => {
       'seed: step "start the webhook, the builder and the reconciler" failed: timed out after 1 ms for the reconciler to become ready',
     );
     expect(run.out).toContain('==> stopping the stack');
-    expect(readdirSync(scratch)).toEqual([]);
-    expect(processesMentioning(scratch)).toEqual([]);
+    expectNothingLeftIn(scratch);
   }, 300_000);
 
   it('stops everything when interrupted, and exits 130', async () => {
@@ -184,8 +188,7 @@ describe('seed up', () => {
       'seed: interrupted during step "push, deliver a signed webhook, build and apply"; the stack was stopped\n',
     );
     expect(run.out).toContain('    interrupted\n==> stopping the stack\n');
-    expect(readdirSync(scratch)).toEqual([]);
-    expect(processesMentioning(scratch)).toEqual([]);
+    expectNothingLeftIn(scratch);
   }, 300_000);
 });
 

@@ -5,7 +5,6 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { AgentClient } from '../src/agent/agent.client';
 import { AgentError, type AgentErrorKind } from '../src/agent/agent.errors';
-import { encodeFrame } from '../src/agent/protocol';
 import { FakeAgent, PING_FIELDS } from './fake-agent';
 
 let dir: string;
@@ -128,13 +127,7 @@ describe('AgentClient', () => {
 
   it('turns an agent error into a rejected AgentError with the failure', async () => {
     agent.answer = (request) =>
-      request.socket.write(
-        encodeFrame({
-          id: request.id,
-          ok: false,
-          error: { kind: 'failed', message: 'mount: busy', code: 'EBUSY' },
-        }),
-      );
+      request.fail({ kind: 'failed', message: 'mount: busy', code: 'EBUSY' });
     await agent.listen();
     const error = await client
       .mount({ fstype: '9p', source: 'shoot', target: '/mnt', readOnly: false })
@@ -149,18 +142,12 @@ describe('AgentClient', () => {
 
   it("sends an exec's binds in its header, and reports a refused one as a bind", async () => {
     agent.answer = (request) =>
-      request.socket.write(
-        encodeFrame({
-          id: request.id,
-          ok: false,
-          error: {
-            kind: 'failed',
-            message: 'stat /run/shoot/vol0: no such',
-            code: 'ENOENT',
-            step: 'bind',
-          },
-        }),
-      );
+      request.fail({
+        kind: 'failed',
+        message: 'stat /run/shoot/vol0: no such',
+        code: 'ENOENT',
+        step: 'bind',
+      });
     await agent.listen();
     const bind = { source: '/run/shoot/vol0', target: '/data', readOnly: false };
     const error = await client

@@ -11,6 +11,8 @@ export interface FakeRequest {
   socket: net.Socket;
   /** Answers with `ok: true` plus the fields, and blobs. */
   reply(fields?: object, blobs?: Buffer[]): void;
+  /** Answers with `ok: false` and the agent's error. */
+  fail(error: object): void;
 }
 
 export class FakeAgent {
@@ -66,6 +68,9 @@ export class FakeAgent {
       socket,
       reply: (fields = {}, blobs = []) => {
         if (!socket.destroyed) socket.write(encodeFrame({ id, ok: true, ...fields }, blobs));
+      },
+      fail: (error) => {
+        if (!socket.destroyed) socket.write(encodeFrame({ id, ok: false, error }));
       },
     };
     this.requests.push(request);

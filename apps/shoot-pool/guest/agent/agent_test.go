@@ -72,27 +72,38 @@ type pipeConn struct {
 func (c *pipeConn) Read(p []byte) (int, error)  { return c.in.Read(p) }
 func (c *pipeConn) Write(p []byte) (int, error) { return c.out.Write(p) }
 
-func TestServeAnswersAndRejects(t *testing.T) {
+// serveAndExpect has a fresh agent serve the requests until their end, then checks that
+// the header of each answer, in order, contains the matching text.
+func serveAndExpect(t *testing.T, requests []map[string]any, answers ...string) {
+	t.Helper()
 	a := &agent{reaper: startReaper(), started: time.Now(), logf: t.Logf}
 	var in bytes.Buffer
-	ping, _ := encodeFrame(map[string]any{"id": 1, "op": "ping"})
-	unknown, _ := encodeFrame(map[string]any{"id": 2, "op": "reboot"})
-	extra, _ := encodeFrame(map[string]any{"id": 3, "op": "ping", "surprise": true})
-	in.Write(ping)
-	in.Write(unknown)
-	in.Write(extra)
+	for _, request := range requests {
+		frame, err := encodeFrame(request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Write(frame)
+	}
 	conn := &pipeConn{in: &in}
 	if err := a.serve(conn); err != io.EOF {
 		t.Fatal(err)
 	}
 	r := bufio.NewReader(&conn.out)
-	want := []string{`"ok":true`, `"kind":"bad-request"`, `"kind":"bad-request"`}
-	for i, w := range want {
+	for i, want := range answers {
 		f, err := readFrame(r)
-		if err != nil || !strings.Contains(string(f.header), w) {
+		if err != nil || !strings.Contains(string(f.header), want) {
 			t.Fatalf("answer %d: %s %v", i, f.header, err)
 		}
 	}
+}
+
+func TestServeAnswersAndRejects(t *testing.T) {
+	serveAndExpect(t, []map[string]any{
+		{"id": 1, "op": "ping"},
+		{"id": 2, "op": "reboot"},
+		{"id": 3, "op": "ping", "surprise": true},
+	}, `"ok":true`, `"kind":"bad-request"`, `"kind":"bad-request"`)
 }
 
 func TestExec(t *testing.T) {
@@ -146,30 +157,17 @@ func TestGoldenFrame(t *testing.T) {
 }
 
 func TestExecBindsFailBeforeTheCommand(t *testing.T) {
-	a := &agent{reaper: startReaper(), started: time.Now(), logf: t.Logf}
 	marker := t.TempDir() + "/ran"
-	var in bytes.Buffer
-	missing, _ := encodeFrame(map[string]any{
-		"id": 1, "op": "exec", "argv": []string{"touch", marker}, "timeoutMs": 5000,
-		"binds": []map[string]any{{"source": "/no/such/dir", "target": t.TempDir() + "/x", "readOnly": false}},
-	})
-	unknown, _ := encodeFrame(map[string]any{
-		"id": 2, "op": "exec", "argv": []string{"true"}, "timeoutMs": 5000,
-		"binds": []map[string]any{{"source": "/", "target": "/", "readOnly": false, "surprise": 1}},
-	})
-	in.Write(missing)
-	in.Write(unknown)
-	conn := &pipeConn{in: &in}
-	if err := a.serve(conn); err != io.EOF {
-		t.Fatal(err)
-	}
-	r := bufio.NewReader(&conn.out)
-	for i, want := range []string{`"code":"ENOENT","step":"bind"`, `"kind":"bad-request"`} {
-		f, err := readFrame(r)
-		if err != nil || !strings.Contains(string(f.header), want) {
-			t.Fatalf("answer %d: %s %v", i, f.header, err)
-		}
-	}
+	serveAndExpect(t, []map[string]any{
+		{
+			"id": 1, "op": "exec", "argv": []string{"touch", marker}, "timeoutMs": 5000,
+			"binds": []map[string]any{{"source": "/no/such/dir", "target": t.TempDir() + "/x", "readOnly": false}},
+		},
+		{
+			"id": 2, "op": "exec", "argv": []string{"true"}, "timeoutMs": 5000,
+			"binds": []map[string]any{{"source": "/", "target": "/", "readOnly": false, "surprise": 1}},
+		},
+	}, `"code":"ENOENT","step":"bind"`, `"kind":"bad-request"`)
 	if _, err := os.Stat(marker); err == nil {
 		t.Fatal("the command ran although its bind failed")
 	}
