@@ -12,7 +12,6 @@ import {
   freeLoopbackPort,
   startRedis,
   startServiceProcess,
-  type ServiceProcess,
   runBench,
   type BenchCleanups,
   median,
@@ -36,21 +35,6 @@ interface BuildRecord {
   state: string;
   attempts: number;
   phases: Record<string, number>;
-}
-
-async function healthy(url: string, service: ServiceProcess): Promise<void> {
-  for (let attempt = 0; attempt < 150; attempt += 1) {
-    if (service.child.exitCode !== null) {
-      throw new Error(`the builder exited: ${service.stderr()}`);
-    }
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${url} did not become healthy: ${service.stderr()}`);
 }
 
 async function record(url: string, jobId: string): Promise<BuildRecord> {
@@ -103,7 +87,7 @@ async function bench(cleanups: BenchCleanups): Promise<void> {
     const how = await builder.stop(15_000);
     if (how !== 'exit 0') console.error(`bench/builder: the builder on SIGTERM: ${how}`);
   });
-  await healthy(url, builder);
+  await builder.healthy(url);
 
   const nix = new NixClient({ confFile: CONF, env: NIX_ENV });
   const byHand = async (fixture: Fixture): Promise<number> => {

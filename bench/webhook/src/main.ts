@@ -12,10 +12,9 @@ import path from 'node:path';
 import examples from '@octokit/webhooks-examples/api.github.com/index.json';
 import autocannon from 'autocannon';
 import {
-  freeLoopbackPort,
+  freeLoopbackPorts,
   startRedis,
   startServiceProcess,
-  type ServiceProcess,
   runBench,
   type BenchCleanups,
   median,
@@ -116,26 +115,6 @@ async function load(target: Target, client: Redis): Promise<Figures> {
   };
 }
 
-async function started(service: ServiceProcess, message: string): Promise<string> {
-  return String((await service.waitForLog((line) => line.msg === message)).url).replace(
-    '[::1]',
-    '127.0.0.1',
-  );
-}
-
-async function healthy(url: string, service: ServiceProcess): Promise<string> {
-  for (let attempt = 0; attempt < 150; attempt += 1) {
-    if (service.child.exitCode !== null) throw new Error(`the service exited: ${service.stderr()}`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return url;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${url} did not become healthy`);
-}
-
 async function main(cleanups: BenchCleanups): Promise<void> {
   const redis = await startRedis();
   cleanups.add('redis', () => redis.dispose());
@@ -146,7 +125,7 @@ async function main(cleanups: BenchCleanups): Promise<void> {
     repository: `bench/repo-${i}`,
     secret: SECRET,
   }));
-  const webhookPort = await freeLoopbackPort();
+  const [webhookPort, minimalPort] = await freeLoopbackPorts(2);
   const webhook = startServiceProcess(
     process.env.BENCH_WEBHOOK_MAIN ?? path.resolve(__dirname, '../../../apps/webhook/dist/main.js'),
     {
@@ -161,16 +140,16 @@ async function main(cleanups: BenchCleanups): Promise<void> {
   const minimal = startServiceProcess(path.resolve(__dirname, 'minimal-server.js'), {
     BENCH_REDIS_URL: redis.url,
     BENCH_SECRET: SECRET,
+    BENCH_PORT: String(minimalPort),
   });
   cleanups.add('the minimal handler', () => minimal.stop(10_000));
 
   const targets = {
-    seed: {
-      url: await healthy(`http://127.0.0.1:${webhookPort}`, webhook),
-      pid: webhook.child.pid!,
-    },
-    minimal: { url: await started(minimal, 'listening'), pid: minimal.child.pid! },
+    seed: { url: `http://127.0.0.1:${webhookPort}`, pid: webhook.child.pid! },
+    minimal: { url: `http://127.0.0.1:${minimalPort}`, pid: minimal.child.pid! },
   };
+  await webhook.healthy(targets.seed.url);
+  await minimal.healthy(targets.minimal.url);
   await load(targets.seed, client); // warm-up: JIT, connections, Redis scripts
   await load(targets.minimal, client);
   const rounds: Record<keyof typeof targets, Figures>[] = [];

@@ -1,7 +1,7 @@
 // The baseline: a Fastify handler doing only the unavoidable work of accepting a signed
 // GitHub push (HMAC check, Redis SET NX of the delivery id, BullMQ add of the build job the
-// builder needs, as the job contract has it). Run as its own process by main.ts; prints
-// its URL as its one line of output.
+// builder needs, as the job contract has it). Run as its own process by main.ts, on the
+// port it is given, with a /healthz for main.ts to wait on.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { BUILD_JOB_NAME, BUILD_JOB_OPTIONS, BUILDS_QUEUE, buildJobId } from '@seed/contracts';
 import { Queue } from 'bullmq';
@@ -47,13 +47,12 @@ app.post('/webhook', async (request, reply) => {
   return reply.status(202).send({ status: 'queued' });
 });
 
-app.listen({ port: 0, host: '127.0.0.1' }).then(
-  (url) => console.log(JSON.stringify({ msg: 'listening', url })),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+app.get('/healthz', () => ({ status: 'ok' }));
+
+app.listen({ port: Number(process.env.BENCH_PORT), host: '127.0.0.1' }).catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
 process.on('SIGTERM', () => {
   void app
     .close()

@@ -22,6 +22,8 @@ export interface ServiceProcess {
   kill(signal?: NodeJS.Signals): void;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves, once it is gone, with how it ended. */
   stop(graceMs: number): Promise<string>;
+  /** Resolves once `<url>/healthz` answers 200; fails if the process exits first. */
+  healthy(url: string, timeoutMs?: number): Promise<void>;
 }
 
 // A long-running service (`seed up --keep`) must not grow without bound in memory.
@@ -102,6 +104,15 @@ export function startServiceProcess(
       child.kill('SIGKILL');
       await exited;
       return `killed: no exit within ${graceMs} ms of SIGTERM`;
+    },
+    healthy: async (url, timeoutMs = 15_000) => {
+      for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
+        if (child.exitCode !== null) throw new Error(`${script} exited: ${stderr}`);
+        const response = await fetch(`${url}/healthz`).catch(() => undefined);
+        if (response?.ok) return;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      throw new Error(`${url} did not become healthy within ${timeoutMs} ms: ${stderr}`);
     },
     waitForLog: (predicate, timeoutMs = 15_000) => {
       const seen = logs.find(predicate);
