@@ -18,12 +18,7 @@ import { WebhookService } from './webhook.service';
 
 @Module({})
 class WebhookModule {
-  static register(
-    config: WebhookConfig,
-    logger: Logger,
-    builds: BuildsQueueRepository,
-  ): DynamicModule {
-    const metrics = new WebhookMetrics(() => builds.depth());
+  static register(builds: BuildsQueueRepository, metrics: WebhookMetrics): DynamicModule {
     return {
       module: WebhookModule,
       imports: [
@@ -32,13 +27,7 @@ class WebhookModule {
           readiness: { redis: () => builds.ping() },
         }),
       ],
-      providers: [
-        {
-          provide: WebhookService,
-          useValue: new WebhookService(config.registry, builds, metrics, logger),
-        },
-        { provide: ShutdownHook, useValue: new ShutdownHook(() => builds.close()) },
-      ],
+      providers: [{ provide: ShutdownHook, useValue: new ShutdownHook(() => builds.close()) }],
     };
   }
 }
@@ -64,8 +53,9 @@ export async function createWebhookApp(
     logger: false,
     skipMiddie: true,
   });
+  const metrics = new WebhookMetrics(() => builds.depth());
   const app = await NestFactory.create<NestFastifyApplication>(
-    WebhookModule.register(config, logger, builds),
+    WebhookModule.register(builds, metrics),
     adapter,
     { bodyParser: false, logger: new PinoNestLogger(logger) },
   );
@@ -76,6 +66,6 @@ export async function createWebhookApp(
     done(null, body),
   );
   app.useGlobalFilters(new JsonErrorFilter(logger));
-  registerDeliveryRoutes(fastify, app.get(WebhookService));
+  registerDeliveryRoutes(fastify, new WebhookService(config.registry, builds, metrics, logger));
   return app;
 }

@@ -192,25 +192,13 @@ export class WebhookService {
     }));
 
     const stopTimer = this.metrics.enqueueSeconds.startTimer();
-    let record: DeliveryRecord;
-    try {
-      record = await this.builds.record(forge, deliveryId, builds);
-    } catch (error) {
-      throw this.unavailable(error);
-    }
+    const record = await this.persist(forge, deliveryId, builds);
+    stopTimer();
     if (record.duplicate) {
-      stopTimer();
       log.info({ jobs: record.jobIds }, 'delivery already received');
       const jobs = record.jobIds.map((jobId) => ({ jobId }));
       return answer(200, { status: 'duplicate', deliveryId, jobs });
     }
-    const fresh = builds.filter((_, index) => record.builds[index]!.created);
-    try {
-      await Promise.all(fresh.map((build) => this.builds.add(build)));
-    } catch (error) {
-      throw this.unavailable(error);
-    }
-    stopTimer();
 
     const queued: QueuedBuild[] = builds.map((build, index) => ({
       flake: build.flake,
@@ -221,10 +209,26 @@ export class WebhookService {
     return answer(202, { status: 'queued', deliveryId, jobs: queued });
   }
 
-  /** Any Redis failure on the way to persisting work becomes a 503 the forge will retry. */
-  private unavailable(error: unknown): QueueUnavailable {
-    this.logger.warn({ err: error }, 'Redis did not take the delivery');
-    return new QueueUnavailable(`the build queue is unavailable: ${(error as Error).message}`);
+  /**
+   * Records the delivery, then stores the builds it queues for the first time. Any Redis
+   * failure on the way becomes a 503 the forge will retry.
+   */
+  private async persist(
+    forge: Forge,
+    deliveryId: string,
+    builds: BuildJob[],
+  ): Promise<DeliveryRecord> {
+    try {
+      const record = await this.builds.record(forge, deliveryId, builds);
+      if (!record.duplicate) {
+        const fresh = builds.filter((_, index) => record.builds[index]!.created);
+        await Promise.all(fresh.map((build) => this.builds.add(build)));
+      }
+      return record;
+    } catch (error) {
+      this.logger.warn({ err: error }, 'Redis did not take the delivery');
+      throw new QueueUnavailable(`the build queue is unavailable: ${(error as Error).message}`);
+    }
   }
 }
 
