@@ -53,7 +53,7 @@ describe('a push', () => {
       web: { seed: { expose: { http: 8080 } } },
       db: { seed: { size: 'm', storage: { data: '10Gi' } } },
     });
-    const jobId = await pushes.push(web, await head(web));
+    const jobId = await pushes.push(web, await web.head());
     const record = await finished(url, jobId);
     expect(record).toMatchObject({
       state: 'succeeded',
@@ -95,7 +95,7 @@ describe('a push', () => {
   it('delivers the same generation for a second push that changes nothing', async () => {
     const seeds = { api: { seed: { expose: { grpc: { port: 9000, protocol: 'grpc' } } } } };
     const api = await repo(seeds);
-    const first = await finished(url, await pushes.push(api, await head(api)));
+    const first = await finished(url, await pushes.push(api, await api.head()));
     const second = await finished(
       url,
       await pushes.push(api, await api.commit({ 'README.md': 'docs only\n' })),
@@ -108,9 +108,9 @@ describe('a push', () => {
   it('builds two flakes in parallel while one of them is slow', async () => {
     const slow = await repo({ slow: { build: '/bin/sleep 4; echo slow > $out' } });
     const quick = await repo({ quick: {} });
-    const slowJob = await pushes.push(slow, await head(slow));
+    const slowJob = await pushes.push(slow, await slow.head());
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const quickRecord = await finished(url, await pushes.push(quick, await head(quick)));
+    const quickRecord = await finished(url, await pushes.push(quick, await quick.head()));
     const slowState = (await (await fetch(`${url}/builds/${slowJob}`)).json()) as { state: string };
     expect(quickRecord.state).toBe('succeeded');
     expect(slowState.state).toBe('building');
@@ -135,7 +135,7 @@ describe('failures', () => {
     ],
   ])('fails %s at once with a useful message', async (_what, seeds, kind, message) => {
     const broken = await repo(seeds);
-    const jobId = await pushes.push(broken, await head(broken));
+    const jobId = await pushes.push(broken, await broken.head());
     const record = await finished(url, jobId);
     expect(record.state).toBe('failed');
     expect(record.attempts).toBe(1);
@@ -148,7 +148,7 @@ describe('failures', () => {
 
   it('keeps location and log tail for the user', async () => {
     const broken = await repo({ web: { build: 'echo step one; echo it broke >&2; exit 3' } });
-    const record = await finished(url, await pushes.push(broken, await head(broken)));
+    const record = await finished(url, await pushes.push(broken, await broken.head()));
     expect(record.error?.derivation).toMatch(/-seed-web-image\.drv$/);
     expect(record.error?.logTail).toContain('it broke');
     expect(record.log.join('\n')).toContain('> it broke');
@@ -167,7 +167,7 @@ describe('failures', () => {
   it('retries an unavailable reconciler and succeeds when it returns', async () => {
     const web = await repo({ web: {} });
     await reconciler.stop();
-    const jobId = await pushes.push(web, await head(web));
+    const jobId = await pushes.push(web, await web.head());
     for (let waited = 0; ; waited += 100) {
       const record = (await (await fetch(`${url}/builds/${jobId}`)).json()) as { log?: string[] };
       if (record.log?.some((line) => line.includes('reconciler unavailable'))) break;
@@ -185,7 +185,7 @@ describe('superseding', () => {
   it('builds at most the first and the last of three quick pushes', async () => {
     const seeds = (text: string) => ({ web: { build: `/bin/sleep 2; echo ${text} > $out` } });
     const web = await repo(seeds('one'));
-    const ids = [await pushes.push(web, await head(web))];
+    const ids = [await pushes.push(web, await web.head())];
     ids.push(await pushes.push(web, await commit(web, seeds('two'))));
     ids.push(await pushes.push(web, await commit(web, seeds('three'))));
     const records = await Promise.all(ids.map((id) => finished(url, id)));
@@ -199,7 +199,7 @@ describe('superseding', () => {
 
   it('shows a build no worker has started as queued', async () => {
     const later = await repo({ web: {} });
-    const jobId = await pushes.push(later, await head(later), { delay: 60_000 });
+    const jobId = await pushes.push(later, await later.head(), { delay: 60_000 });
     const record = (await (await fetch(`${url}/builds/${jobId}`)).json()) as {
       state: string;
       flake: string;

@@ -48,11 +48,6 @@ function unique(seeds: Record<string, DemoSeed>): Record<string, DemoSeed> {
   );
 }
 
-export async function head(repo: FlakeRepo): Promise<string> {
-  const { execFileSync } = await import('node:child_process');
-  return execFileSync('git', ['-C', repo.dir, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
-}
-
 /** Polls the builder's HTTP API until the build reaches a final state. */
 export async function finished(
   builderUrl: string,

@@ -75,7 +75,7 @@ describe('builder processes', () => {
   it('completes a build exactly once on another worker after one is killed mid-build', async () => {
     const { repo, started } = await slowFlake('killed', 5);
     const first = await builder();
-    const jobId = await pushes.push(repo, await head(repo));
+    const jobId = await pushes.push(repo, await repo.head());
     await until(() => existsSync(started), 'the build to start');
     first.process.kill('SIGKILL');
     await first.process.exited;
@@ -92,7 +92,7 @@ describe('builder processes', () => {
   it('drains on SIGTERM: the running build finishes and the process exits 0', async () => {
     const { repo, started } = await slowFlake('drained', 3);
     const worker = await builder();
-    const jobId = await pushes.push(repo, await head(repo));
+    const jobId = await pushes.push(repo, await repo.head());
     await until(() => existsSync(started), 'the build to start');
     worker.process.kill('SIGTERM');
     await worker.process.waitForLog((line) => line.msg === 'shutting down');

@@ -64,7 +64,7 @@ describe('a build handed to the real reconciler', () => {
       web: { seed: { expose: { http: 8080 }, storage: { data: '1Gi' } } },
       worker: {},
     });
-    const record = await finished(url, await pushes.push(repo, await head(repo)));
+    const record = await finished(url, await pushes.push(repo, await repo.head()));
     expect(record).toMatchObject({ state: 'succeeded', changed: true });
 
     const client = createReconcilerClient(address);

@@ -83,10 +83,7 @@ async function bench(cleanups: BenchCleanups): Promise<void> {
     // Log lines would be parsed by this process, on the cores the builds use.
     SEED_LOG_LEVEL: 'warn',
   });
-  cleanups.add('the builder', async () => {
-    const how = await builder.stop(15_000);
-    if (how !== 'exit 0') console.error(`bench/builder: the builder on SIGTERM: ${how}`);
-  });
+  cleanups.addProcess('the builder', builder);
   await builder.healthy(url);
 
   const nix = new NixClient({ confFile: CONF, env: NIX_ENV });

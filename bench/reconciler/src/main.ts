@@ -76,10 +76,7 @@ async function bench(cleanups: BenchCleanups): Promise<void> {
       SEED_RESYNC_SECONDS: '3600',
     },
   });
-  cleanups.add('the reconciler', async () => {
-    const how = await reconciler.stop();
-    if (how !== 'exit 0') console.error(`bench/reconciler: the reconciler on SIGTERM: ${how}`);
-  });
+  cleanups.addProcess('the reconciler', reconciler);
   await reconciler.ready();
   const server = new ApiServer(api.kubeconfigPath);
 

@@ -56,7 +56,8 @@ export class ReconcilerProcess {
   async ready(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (this.exited()) throw new Error(`the reconciler exited: ${this.service.stderr()}`);
+      if (this.service.hasExited())
+        throw new Error(`the reconciler exited: ${this.service.stderr()}`);
       const code = await new Promise<grpc.status>((resolve) =>
         this.client.getStatus(
           { flakeUri: 'github:seed-bench/never-applied' },
@@ -128,10 +129,6 @@ export class ReconcilerProcess {
   async stop(graceMs = 15_000): Promise<string> {
     this.client.close();
     return this.service.stop(graceMs);
-  }
-
-  private exited(): boolean {
-    return this.service.child.exitCode !== null || this.service.child.signalCode !== null;
   }
 }
 

@@ -136,13 +136,13 @@ async function main(cleanups: BenchCleanups): Promise<void> {
       SEED_LOG_LEVEL: 'warn',
     },
   );
-  cleanups.add('the webhook', () => webhook.stop(10_000));
+  cleanups.addProcess('the webhook', webhook);
   const minimal = startServiceProcess(path.resolve(__dirname, 'minimal-server.js'), {
     BENCH_REDIS_URL: redis.url,
     BENCH_SECRET: SECRET,
     BENCH_PORT: String(minimalPort),
   });
-  cleanups.add('the minimal handler', () => minimal.stop(10_000));
+  cleanups.addProcess('the minimal handler', minimal);
 
   const targets = {
     seed: { url: `http://127.0.0.1:${webhookPort}`, pid: webhook.child.pid! },

@@ -93,8 +93,8 @@ export async function startRedis(): Promise<LocalRedis> {
 async function waitForPong(port: number, process: ChildProcess): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    if (process.exitCode !== null)
-      throw new Error(`redis-server exited with code ${process.exitCode}`);
+    if (hasExited(process))
+      throw new Error(`redis-server exited (${process.signalCode ?? process.exitCode})`);
     if (await ping(port)) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

@@ -1,7 +1,7 @@
 import type { ChildProcess, ChildProcessByStdio } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { spawnOwned } from './owned-process';
+import { hasExited, spawnOwned } from './owned-process';
 
 export interface LogLine {
   msg?: string;
@@ -22,6 +22,8 @@ export interface ServiceProcess {
   kill(signal?: NodeJS.Signals): void;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves, once it is gone, with how it ended. */
   stop(graceMs: number): Promise<string>;
+  /** True once the process has exited, by code or by signal. */
+  hasExited(): boolean;
   /** Resolves once `<url>/healthz` answers 200; fails if the process exits first. */
   healthy(url: string, timeoutMs?: number): Promise<void>;
 }
@@ -87,11 +89,12 @@ export function startServiceProcess(
     logs,
     stderr: () => stderr,
     exited,
+    hasExited: () => hasExited(child),
     kill: (signal = 'SIGTERM') => {
       child.kill(signal);
     },
     stop: async (graceMs) => {
-      if (child.exitCode !== null || child.signalCode !== null) return 'already exited';
+      if (hasExited(child)) return 'already exited';
       child.kill('SIGTERM');
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<'timeout'>((resolve) => {
@@ -107,7 +110,7 @@ export function startServiceProcess(
     },
     healthy: async (url, timeoutMs = 15_000) => {
       for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
-        if (child.exitCode !== null) throw new Error(`${script} exited: ${stderr}`);
+        if (hasExited(child)) throw new Error(`${script} exited: ${stderr}`);
         const response = await fetch(`${url}/healthz`).catch(() => undefined);
         if (response?.ok) return;
         await new Promise((resolve) => setTimeout(resolve, 100));

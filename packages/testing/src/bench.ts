@@ -14,6 +14,7 @@ export function rowPrinter(width: number): (label: string, value: string) => voi
 /** What a benchmark started, stopped once, last first, however the benchmark ends. */
 export class BenchCleanups {
   readonly #steps: { what: string; run: () => unknown }[] = [];
+  #running: Promise<void> | undefined;
 
   constructor(private readonly name: string) {}
 
@@ -21,7 +22,25 @@ export class BenchCleanups {
     this.#steps.push({ what, run });
   }
 
-  async runAll(): Promise<void> {
+  /** Stops a service process (or what wraps one) and says so if SIGTERM did not end it well. */
+  addProcess(
+    what: string,
+    service: { stop(graceMs: number): Promise<string> },
+    graceMs = 15_000,
+  ): void {
+    this.add(what, async () => {
+      const how = await service.stop(graceMs);
+      if (how !== 'exit 0') console.error(`${this.name}: ${what} on SIGTERM: ${how}`);
+    });
+  }
+
+  /** Runs the steps, last first; a second call (a signal as main ends) waits for the first. */
+  runAll(): Promise<void> {
+    this.#running ??= this.#run();
+    return this.#running;
+  }
+
+  async #run(): Promise<void> {
     for (let step = this.#steps.pop(); step; step = this.#steps.pop()) {
       try {
         await step.run();

@@ -132,8 +132,8 @@ export class LocalStack {
   /** Throws, with what it said last, if a started service has exited. */
   assertRunning(): void {
     for (const service of this.services.values()) {
-      const { exitCode, signalCode } = service.process.child;
-      if (exitCode !== null || signalCode !== null) {
+      if (service.process.hasExited()) {
+        const { exitCode, signalCode } = service.process.child;
         throw new Error(`the ${service.name} exited (${signalCode ?? exitCode})${tail(service)}`);
       }
     }
