@@ -6,7 +6,7 @@ import { startRedis, type FlakeRepo, type LocalRedis } from '@seed/testing';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
 import { FakeReconciler } from './fake-reconciler';
-import { Pushes, commit, finished, flake, head } from './harness';
+import { Pushes, commit, finished, flake } from './harness';
 
 let redis: LocalRedis;
 let reconciler: FakeReconciler;

@@ -11,7 +11,7 @@ import {
   type LocalRedis,
 } from '@seed/testing';
 import { FakeReconciler } from './fake-reconciler';
-import { Pushes, finished, flake, head } from './harness';
+import { Pushes, finished, flake } from './harness';
 
 const MAIN = path.resolve(__dirname, '../dist/main.js');
 

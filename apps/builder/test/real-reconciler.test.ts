@@ -14,7 +14,7 @@ import {
 } from '@seed/testing';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
-import { Pushes, finished, flake, head } from './harness';
+import { Pushes, finished, flake } from './harness';
 
 const RECONCILER = path.resolve(__dirname, '../../reconciler/dist/main.js');
 
