@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { ClhHypervisor } from '../src/vm/clh.hypervisor';
-import { mountsUnder } from '../src/vm/host-mounts';
+import { mountsUnder } from '@seed/mount-table';
 import { VmError, type Hypervisor } from '../src/vm/hypervisor';
 import { QemuHypervisor } from '../src/vm/qemu.hypervisor';
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AgentError } from '../src/agent/agent.errors';
 import type { GuestImage, MicroVm, VmSnapshot } from '../src/vm/hypervisor';
-import { mountsUnder } from '../src/vm/host-mounts';
+import { mountsUnder } from '@seed/mount-table';
 import { QemuHypervisor, reapOrphans } from '../src/vm/qemu.hypervisor';
 import { RunLayout } from '../src/vm/run-dir';
 import { isAlive, processesReferencing } from '../src/vm/vmm-process';

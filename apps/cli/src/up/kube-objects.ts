@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment } from '@kubernetes/client-node';
 import {
+  ENV_SHOOT_URL,
   KATA_MEMORY_ANNOTATION,
   KATA_VCPUS_ANNOTATION,
   LABEL_MANAGED_BY,
@@ -106,7 +107,7 @@ export class KubeObjects {
     for (const deployment of deployments.items) {
       const pod = deployment.spec?.template.spec;
       const container = pod?.containers[0];
-      if (!container?.env?.some((variable) => variable.name === 'SEED_SHOOT_URL')) continue;
+      if (!container?.env?.some((variable) => variable.name === ENV_SHOOT_URL)) continue;
       const claims = new Map(
         (pod?.volumes ?? []).flatMap((volume) =>
           volume.persistentVolumeClaim

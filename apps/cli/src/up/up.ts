@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FlakeRepo } from '@seed/local-parts';
+import { removeUnmountedTree } from '@seed/mount-table';
 import { deriveNamespace, NixClient } from '@seed/nix-eval';
 import { BuilderApi, ReconcilerApi, ShootApi, type Build, type ShootResult } from '../platform-api';
 import { formatPhases } from '../reports';
@@ -27,8 +28,6 @@ export interface UpOptions {
 
 /** Addresses of a stack that is up, for the everyday commands and tests. */
 export interface RunningStack {
-  /** Holds the flake repository, volumes and the shoot pool's VMs; removed at the end. */
-  workDir: string;
   flake: string;
   namespace: string;
   flakeDir: string;
@@ -38,8 +37,6 @@ export interface RunningStack {
   builderUrl: string;
   reconcilerAddress: string;
   shootUrl: string;
-  /** Host folder of the shoot caller's volume. */
-  volumeDir: string;
   /** `<service>.log` of each service. */
   logDir: string;
 }
@@ -306,7 +303,6 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     progress.print(formatShootReport(shoot, shootCaller.volumes[0]!.hostPath));
 
     await options.whileRunning?.({
-      workDir,
       flake,
       namespace,
       flakeDir: repo.dir,
@@ -316,7 +312,6 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       builderUrl: builder.url,
       reconcilerAddress: stack.service('reconciler').grpcAddress!,
       shootUrl: stack.service('shoot-pool').url,
-      volumeDir: shootCaller.volumes[0]!.hostPath,
       logDir,
     });
     return { flake, namespace, first, change, shoot };
@@ -326,14 +321,9 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     const problems = await stack.stop();
     // Never rm -rf through a mount a crashed shoot pool may have left: that could reach
     // the volume's or the store's real folder.
-    const mounted = await mountsUnder(workDir);
-    if (mounted.length > 0) {
-      problems.push(`left ${workDir} in place: still mounted there: ${mounted.join(', ')}`);
-    } else {
-      await rm(workDir, { recursive: true, force: true }).catch((error: Error) =>
-        problems.push(error.message),
-      );
-    }
+    await removeUnmountedTree(workDir).catch((error: Error) =>
+      problems.push(`left ${workDir} in place: ${error.message}`),
+    );
     for (const problem of problems) options.write(`    while stopping: ${problem}\n`);
   }
 }
@@ -352,8 +342,8 @@ async function followBuild(
     `for build ${jobId}`,
     async () => {
       options.alive();
-      const current = await builds.get(jobId).catch(() => undefined);
-      if (current === undefined) return undefined;
+      // The builder answers `queued` for a job no worker has taken, so any error is real.
+      const current = await builds.get(jobId);
       const elapsed = `${((Date.now() - started) / 1000).toFixed(1)} s`;
       if (current.state !== last) {
         last = current.state;
@@ -373,15 +363,6 @@ async function followBuild(
   }
   note(`phases: ${formatPhases(build.phases)}`);
   return build;
-}
-
-/** Mount points at or below `dir`, from this process's mount table. */
-async function mountsUnder(dir: string): Promise<string[]> {
-  const table = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  return table
-    .split('\n')
-    .map((line) => line.split(' ')[4] ?? '')
-    .filter((point) => point === dir || point.startsWith(`${dir}/`));
 }
 
 /** Deployments whose spec moved between two listings. */

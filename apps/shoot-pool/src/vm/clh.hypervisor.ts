@@ -34,7 +34,7 @@ import {
   virtiofsdArgs,
   type ClhMachine,
 } from './clh-config';
-import { removeUnmountedTree } from './host-mounts';
+import { removeUnmountedTree } from '@seed/mount-table';
 import {
   VM_ID_PATTERN,
   VmError,

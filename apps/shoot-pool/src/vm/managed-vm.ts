@@ -4,7 +4,8 @@ import { mkdir, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentClient } from '../agent/agent.client';
 import { CleanupStack } from './cleanup-stack';
-import { bindMount, removeUnmountedTree, unmount, unmountAll } from './host-mounts';
+import { removeUnmountedTree } from '@seed/mount-table';
+import { bindMount, unmount, unmountAll } from './host-mounts';
 import {
   VmError,
   type BindOptions,

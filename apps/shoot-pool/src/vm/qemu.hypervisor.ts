@@ -31,7 +31,7 @@ import {
   type VmRole,
   type VmSnapshot,
 } from './hypervisor';
-import { removeUnmountedTree } from './host-mounts';
+import { removeUnmountedTree } from '@seed/mount-table';
 import { ManagedSnapshot, ManagedVm, VmLaunch } from './managed-vm';
 import { QmpClient } from './qmp.client';
 import { guestCmdline, hostTscKhz, qemuArgs, shellQuote, type Accel } from './qemu-command';

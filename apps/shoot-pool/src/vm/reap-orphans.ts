@@ -1,7 +1,8 @@
 import { readdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { ReapReport } from './hypervisor';
-import { mountsUnder, removeUnmountedTree, unmount } from './host-mounts';
+import { mountsUnder, removeUnmountedTree } from '@seed/mount-table';
+import { unmount } from './host-mounts';
 import { RunLayout } from './run-dir';
 import { killOrphan, processesReferencing } from './vmm-process';
 
