@@ -310,7 +310,7 @@ export class ShootService {
         // A caller folder that is missing or not a directory.
         throw new CallerRejected(`cannot share the caller's folders: ${error.message}`, 409);
       }
-      if (error instanceof AgentError && error.kind === 'rejected' && error.op === 'bind') {
+      if (error instanceof AgentError && error.failure?.step === 'bind') {
         throw new CallerRejected(`the guest refused a mount: ${error.message}`, 409);
       }
       this.logger.warn({ err: error, vm: vm.id }, 'the VM failed during a shoot');

@@ -140,7 +140,7 @@ describe('AgentClient', () => {
     });
   });
 
-  it("sends an exec's binds in its header, and reports a refused one as a bind", async () => {
+  it("sends an exec's binds in its header, and reports a refused one by its step", async () => {
     agent.answer = (request) =>
       request.fail({
         kind: 'failed',
@@ -162,7 +162,7 @@ describe('AgentClient', () => {
     });
     expect(error).toMatchObject({
       kind: 'rejected',
-      op: 'bind',
+      op: 'exec',
       failure: { kind: 'failed', code: 'ENOENT', step: 'bind' },
     });
   });

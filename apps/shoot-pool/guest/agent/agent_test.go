@@ -167,7 +167,11 @@ func TestExecBindsFailBeforeTheCommand(t *testing.T) {
 			"id": 2, "op": "exec", "argv": []string{"true"}, "timeoutMs": 5000,
 			"binds": []map[string]any{{"source": "/", "target": "/", "readOnly": false, "surprise": 1}},
 		},
-	}, `"code":"ENOENT","step":"bind"`, `"kind":"bad-request"`)
+		{
+			"id": 3, "op": "exec", "argv": []string{}, "timeoutMs": 5000,
+			"binds": []map[string]any{{"source": t.TempDir(), "target": marker, "readOnly": false}},
+		},
+	}, `"code":"ENOENT","step":"bind"`, `"kind":"bad-request"`, `"kind":"bad-request"`)
 	if _, err := os.Stat(marker); err == nil {
 		t.Fatal("the command ran although its bind failed")
 	}

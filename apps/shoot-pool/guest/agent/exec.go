@@ -45,12 +45,20 @@ type execResult struct {
 	stderrTruncated bool
 }
 
-func runCommand(rp *reaper, req execRequest, stdin []byte) (execResult, error) {
+// validateExec refuses a malformed exec before anything is done for it, binds included.
+func validateExec(req execRequest) error {
 	if len(req.Argv) == 0 || req.Argv[0] == "" {
-		return execResult{}, badRequest("argv must name a command")
+		return badRequest("argv must name a command")
 	}
 	if req.TimeoutMs < 0 {
-		return execResult{}, badRequest("timeoutMs must not be negative")
+		return badRequest("timeoutMs must not be negative")
+	}
+	return nil
+}
+
+func runCommand(rp *reaper, req execRequest, stdin []byte) (execResult, error) {
+	if err := validateExec(req); err != nil {
+		return execResult{}, err
 	}
 	capBytes := req.MaxOutputBytes
 	if capBytes <= 0 {

@@ -133,6 +133,9 @@ func (a *agent) dispatch(head requestHead, f frame) (any, [][]byte, error) {
 		if len(f.blobs) > 1 {
 			return nil, nil, badRequest("exec takes at most one blob (stdin)")
 		}
+		if err := validateExec(req); err != nil {
+			return nil, nil, err
+		}
 		var stdin []byte
 		if len(f.blobs) == 1 {
 			stdin = f.blobs[0]

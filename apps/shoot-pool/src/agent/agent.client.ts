@@ -130,30 +130,21 @@ export class AgentClient {
    * Runs a command. A command that fails, is killed or times out is a normal answer
    * (exitCode, timedOut); only a broken agent or connection rejects. The deadline is the
    * command's timeout plus `execGraceMs` unless options say otherwise. A bind the guest
-   * refuses rejects as op `bind`, as `bind()` would.
+   * refuses rejects with a failure whose `step` is `bind`; the command did not run.
    */
   async exec(request: ExecRequest, options?: RequestOptions): Promise<ExecResult> {
     const { stdin, binds, ...header } = request;
     const timeoutMs = options?.timeoutMs ?? request.timeoutMs + this.#execGraceMs;
-    let frame: Frame;
-    try {
-      frame = await this.#request(
-        {
-          op: 'exec',
-          ...header,
-          argv: [...header.argv],
-          ...(binds === undefined || binds.length === 0 ? {} : { binds: [...binds] }),
-        },
-        stdin === undefined ? [] : [stdin],
-        { ...options, timeoutMs },
-      );
-    } catch (error) {
-      if (error instanceof AgentError && error.failure?.step === 'bind') {
-        const { failure } = error;
-        throw new AgentError('rejected', 'bind', `${failure.kind}: ${failure.message}`, failure);
-      }
-      throw error;
-    }
+    const frame = await this.#request(
+      {
+        op: 'exec',
+        ...header,
+        argv: [...header.argv],
+        ...(binds === undefined || binds.length === 0 ? {} : { binds: [...binds] }),
+      },
+      stdin === undefined ? [] : [stdin],
+      { ...options, timeoutMs },
+    );
     return this.#parse('exec', () => execResultOf(frame.header, frame.blobs));
   }
 

@@ -65,9 +65,10 @@ class Shell {
         if (answer instanceof Error) reject(answer);
         else resolve(answer);
       };
-      // `$?` is the command substitution's status; the command's stdout is dropped.
+      // `$?` is the command substitution's status; the command's stdout is dropped, and its
+      // stdin is not the shell's (the pipe this process writes commands into).
       this.#child.stdin.write(
-        `e=$(exec ${argv.map(quote).join(' ')} 2>&1 >/dev/null); printf '%s\\n%s\\0' "$?" "$e"\n`,
+        `e=$(exec ${argv.map(quote).join(' ')} </dev/null 2>&1 >/dev/null); printf '%s\\n%s\\0' "$?" "$e"\n`,
       );
     });
   }
