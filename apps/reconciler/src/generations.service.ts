@@ -29,8 +29,28 @@ export class GenerationError extends Error {
   }
 }
 
-/** Flakes whose status `list` reads at once. */
-const LIST_CONCURRENCY = 8;
+/**
+ * Status reads in flight at once: flakes in `list`, and each flake's Deployments, so a
+ * listing asks the API server at most this squared at a time (64), whatever the number
+ * of flakes and instances.
+ */
+const READS_AT_ONCE = 8;
+
+/** `map` over the items with at most `limit` calls in flight, the results in item order. */
+async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  map: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = [];
+  let next = 0;
+  const worker = async () => {
+    for (let index = next++; index < items.length; index = next++)
+      results[index] = await map(items[index]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
 
 interface DeploymentStatus extends KubernetesObject {
   spec?: { replicas?: number };
@@ -127,15 +147,9 @@ export class GenerationsService {
     const namespaces = await this.states.namespaces().catch((error: Error) => {
       throw new GenerationError('unavailable', error.message);
     });
-    // A few flakes at a time: each reads its state and every instance's Deployment, and a
-    // platform with hundreds of flakes must not open thousands of API server requests at once.
-    const statuses: (FlakeStatus | undefined)[] = [];
-    let next = 0;
-    const reader = async () => {
-      for (let index = next++; index < namespaces.length; index = next++)
-        statuses[index] = await this.statusOf(namespaces[index]!);
-    };
-    await Promise.all(Array.from({ length: LIST_CONCURRENCY }, reader));
+    const statuses = await mapLimited(namespaces, READS_AT_ONCE, (namespace) =>
+      this.statusOf(namespace),
+    );
     return statuses.filter((status) => status !== undefined);
   }
 
@@ -145,8 +159,10 @@ export class GenerationsService {
     });
     if (!state.desired) return undefined;
     // An instance whose Deployment cannot be read says so; the others still report.
-    const instances: InstanceStatus[] = await Promise.all(
-      state.desired.instances.map(({ name }) =>
+    const instances: InstanceStatus[] = await mapLimited(
+      state.desired.instances,
+      READS_AT_ONCE,
+      ({ name }) =>
         this.kube.read<DeploymentStatus>('apps/v1', 'Deployment', namespace, name).then(
           (deployment) => rollout(name, deployment),
           (error: Error) => ({
@@ -156,7 +172,6 @@ export class GenerationsService {
             message: `cannot read the Deployment: ${error.message}`,
           }),
         ),
-      ),
     );
     return {
       flakeUri: state.desired.flakeUri,
