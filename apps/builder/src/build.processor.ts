@@ -64,6 +64,12 @@ export class BuildProcessor {
     } catch (error) {
       if (error instanceof BuildFailed && !error.retryable)
         throw new UnrecoverableError(error.message);
+      if (this.shutdown.aborted) {
+        // Handed back at shutdown: another worker runs it again, without spending an
+        // attempt (a failure would, and end it `failed` on its last one).
+        await job.moveToDelayed(Date.now(), token);
+        throw new DelayedError();
+      }
       throw error;
     } finally {
       clearInterval(renew);

@@ -23,14 +23,14 @@ describe('builder processes', () => {
   const repos: FlakeRepo[] = [];
   const processes: ServiceProcess[] = [];
 
-  async function builder(): Promise<{ process: ServiceProcess; url: string }> {
+  async function builder(graceMs = 20_000): Promise<{ process: ServiceProcess; url: string }> {
     const process = startServiceProcess(MAIN, {
       SEED_REDIS_URL: redis.url,
       SEED_RECONCILER_ADDRESS: reconciler.address,
       SEED_BUILDER_PORT: '0',
       SEED_BUILDER_CONCURRENCY: '1',
       SEED_JOB_LOCK_MS: '2000',
-      SEED_SHUTDOWN_GRACE_MS: '20000',
+      SEED_SHUTDOWN_GRACE_MS: String(graceMs),
     });
     processes.push(process);
     const listening = await process.waitForLog((line) => line.msg === 'builder listening');
@@ -110,6 +110,27 @@ describe('builder processes', () => {
     expect(worker.process.logs.map((line) => line.msg)).toEqual(
       expect.arrayContaining(['shutting down', 'build succeeded', 'stopped']),
     );
+  });
+
+  it('hands a build back past the grace period, without spending an attempt', async () => {
+    const { repo, started } = await slowFlake('handed-back', 30);
+    const worker = await builder(500);
+    const jobId = await pushes.push(repo, await repo.head());
+    await until(() => existsSync(started), 'the build to start');
+    worker.process.kill('SIGTERM');
+    expect(await worker.process.exited).toEqual({ code: 0, signal: null });
+    const job = await pushes.queue.getJob(jobId);
+    expect(['delayed', 'waiting']).toContain(await job?.getState());
+    expect(job?.attemptsMade).toBe(0);
+
+    const next = await builder(500);
+    const record = (await (await fetch(`${next.url}/builds/${jobId}`)).json()) as {
+      state: string;
+      log: string[];
+    };
+    expect(record.log.join('\n')).toContain('worker shutting down: the build will run again');
+    next.process.kill('SIGTERM'); // hands it back too, killing its nix build
+    await next.process.exited;
   });
 
   it('refuses to start on bad configuration, naming every problem', async () => {
