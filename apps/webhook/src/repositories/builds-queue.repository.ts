@@ -56,7 +56,6 @@ return out
 export class BuildsQueueRepository {
   private readonly queue: Queue;
   private readonly queueConnection: Redis;
-  private readonly flakeKeys = new Map<string, FlakeKeys>();
   private readonly redis: Redis & {
     seedRecordDelivery(
       numberOfKeys: number,
@@ -124,10 +123,7 @@ export class BuildsQueueRepository {
     builds: readonly BuildJob[],
   ): Promise<DeliveryRecord> {
     const keys = [deliveryKey(forge, deliveryId)];
-    for (const build of builds) {
-      const flake = this.keysOf(build.flake);
-      keys.push(`${flake.queuedPrefix}${build.commit}`, flake.latest);
-    }
+    for (const build of builds) keys.push(queuedKey(build), latestBuildKey(build.flake));
     const jobIds = builds.map((build) => buildJobId(build.flake, build.commit));
     const reply = await this.redis.seedRecordDelivery(
       keys.length,
@@ -178,23 +174,6 @@ export class BuildsQueueRepository {
   }
 
   /**
-   * The keys of a flake's queued markers and latest build, hashed once per flake instead
-   * of on every delivery. Deliveries only name registered flakes, so this stays as small
-   * as the registry.
-   */
-  private keysOf(flake: string): FlakeKeys {
-    let keys = this.flakeKeys.get(flake);
-    if (!keys) {
-      keys = {
-        queuedPrefix: `seed:builds:queued:${flakeKey(flake)}:`,
-        latest: latestBuildKey(flake),
-      };
-      this.flakeKeys.set(flake, keys);
-    }
-    return keys;
-  }
-
-  /**
    * A delivery is recorded before its builds are stored, so a failure in between (answered
    * 503) leaves a record without a job. The forge's resend lands here: a build that is
    * still its flake's latest but has no job is stored now. A missing build that is no
@@ -219,10 +198,9 @@ export class BuildsQueueRepository {
   }
 }
 
-interface FlakeKeys {
-  /** Followed by a commit, marks it queued for the dedupe window, whatever became of its job. */
-  queuedPrefix: string;
-  latest: string;
+/** Marks a flake's commit queued for the dedupe window, whatever became of its job. */
+function queuedKey(build: BuildJob): string {
+  return `seed:builds:queued:${flakeKey(build.flake)}:${build.commit}`;
 }
 
 // Ids are the sender's text: hash them so no byte of theirs shapes a key.
