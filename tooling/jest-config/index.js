@@ -30,7 +30,8 @@ function jestConfig(packageDir, overrides = {}) {
 /**
  * For packages that load @kubernetes/client-node: 1.x ships as ES modules, which jest's
  * CommonJS runtime cannot require on Node 20, so SWC compiles it (and its ESM
- * dependencies) like our own code.
+ * dependencies) like our own code. `transform` and `transformIgnorePatterns` are this
+ * function's to set; other overrides apply as in `jestConfig`.
  */
 function jestConfigWithKubernetesClient(packageDir, overrides = {}) {
   const base = jestConfig(packageDir, overrides);

@@ -22,6 +22,7 @@ import {
   SHARE_TARGET,
   STORE_POINT,
   VOLUME_POINTS,
+  guestBind,
   type Lease,
   type PoolStatus,
   type WarmPool,
@@ -276,14 +277,10 @@ export class ShootService {
       ]);
       // Made by the agent in the exec's own round trip (~7 ms each under TCG).
       const binds = [
-        ...(bindStore
-          ? [{ source: `${SHARE_TARGET}/${storePoint}`, target: GUEST_STORE, readOnly: true }]
-          : []),
-        ...caller.volumes.map((volume, i) => ({
-          source: `${SHARE_TARGET}/${VOLUME_POINTS[i]!}`,
-          target: volume.mountPoint,
-          readOnly: false,
-        })),
+        ...(bindStore ? [guestBind(storePoint, GUEST_STORE, true)] : []),
+        ...caller.volumes.map((volume, i) =>
+          guestBind(VOLUME_POINTS[i]!, volume.mountPoint, false),
+        ),
       ];
       const result = await vm.agent.exec(
         {

@@ -133,15 +133,10 @@ export class AgentClient {
    * refuses rejects with a failure whose `step` is `bind`; the command did not run.
    */
   async exec(request: ExecRequest, options?: RequestOptions): Promise<ExecResult> {
-    const { stdin, binds, ...header } = request;
+    const { stdin, ...header } = request;
     const timeoutMs = options?.timeoutMs ?? request.timeoutMs + this.#execGraceMs;
     const frame = await this.#request(
-      {
-        op: 'exec',
-        ...header,
-        argv: [...header.argv],
-        ...(binds === undefined || binds.length === 0 ? {} : { binds: [...binds] }),
-      },
+      { op: 'exec', ...header },
       stdin === undefined ? [] : [stdin],
       { ...options, timeoutMs },
     );

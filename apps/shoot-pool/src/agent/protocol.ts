@@ -218,7 +218,7 @@ export type RequestHeader =
   | ({ op: 'bind' } & BindRequest)
   | ({ op: 'remount' } & RemountRequest)
   | ({ op: 'unmount' } & UnmountRequest)
-  | ({ op: 'exec' } & Omit<ExecRequest, 'stdin' | 'binds'> & { binds?: BindRequest[] });
+  | ({ op: 'exec' } & Omit<ExecRequest, 'stdin'>);
 
 export type AgentOp = RequestHeader['op'];
 

@@ -4,6 +4,7 @@
 // replacement is restored in the background. Bounded: at most `size` shoots run at once,
 // at most `queueBound` wait, at most `perCallerLimit` per caller; drained on shutdown.
 import type { Logger } from '@seed/service-kit';
+import type { BindRequest } from '../agent/protocol';
 import type { GuestImage, Hypervisor, MicroVm, VmSnapshot } from '../vm/hypervisor';
 
 /** Where every clone mounts its share (the export folder), before a caller is known. */
@@ -16,6 +17,11 @@ export const CALLER_STORE_POINT = 'store1';
 export const GUEST_STORE = '/nix/store';
 /** The export subfolders the caller's volumes are bound into, in order (read-write). */
 export const VOLUME_POINTS: readonly string[] = Array.from({ length: 8 }, (_, i) => `vol${i}`);
+
+/** The guest-side bind of an export subfolder onto `target`, for an exec's `binds`. */
+export function guestBind(point: string, target: string, readOnly: boolean): BindRequest {
+  return { source: `${SHARE_TARGET}/${point}`, target, readOnly };
+}
 
 /** The queue (or the caller's own share of the pool) is full: HTTP 429. */
 export class PoolFull extends Error {
@@ -126,10 +132,7 @@ async function warm(vm: MicroVm, store: string | undefined): Promise<void> {
   const first = await vm.agent.exec({
     argv: ['true'],
     timeoutMs: 10_000,
-    binds:
-      store === undefined
-        ? []
-        : [{ source: `${SHARE_TARGET}/${STORE_POINT}`, target: GUEST_STORE, readOnly: true }],
+    binds: store === undefined ? undefined : [guestBind(STORE_POINT, GUEST_STORE, true)],
   });
   if (first.exitCode !== 0) throw new Error(`warm-up command exited ${first.exitCode}`);
 }
@@ -313,9 +316,10 @@ export class WarmPool {
           this.#uncount(callerKey);
           this.#observer.transition('released');
           this.#dispatch();
-          // The shoot's answer is sent in this turn of the event loop; the teardown and the
-          // restore each spawn processes (a spawn blocks the loop for ~1-3 ms), so they wait
-          // for the next turn.
+          // The HTTP and gRPC adapters write the shoot's answer in the turn of the event loop
+          // in which the shoot resolves (they do nothing else first); the teardown and the
+          // restore spawn processes (a spawn blocks the loop for ~1-3 ms), so they wait for
+          // the next turn, after that write.
           await new Promise((resolve) => setImmediate(resolve));
           this.#refill();
           await this.#destroy(vm);
