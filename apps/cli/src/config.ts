@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { NixClient } from '@seed/nix-eval';
 import { z } from 'zod';
 
 const DEFAULT_NIX_CONF = '/etc/seed/nix.conf';
@@ -51,4 +52,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
     reconcilerAddress: vars.SEED_RECONCILER_ADDRESS,
     shootUrl: vars.SEED_SHOOT_URL,
   };
+}
+
+/** The nix the CLI was configured with. */
+export function nixClient(nix: CliConfig['nix']): NixClient {
+  return new NixClient({ nixBinary: nix.binary, confFile: nix.confFile });
 }

@@ -1,6 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { NixClient, NixError } from '@seed/nix-eval';
-import { loadConfig, type CliConfig } from './config';
+import { NixError } from '@seed/nix-eval';
+import { loadConfig, nixClient, type CliConfig } from './config';
 import { formatInspection, formatNixError } from './inspect';
 import { BuilderApi, ReconcilerApi, ShootApi } from './platform-api';
 import { formatBuild, formatBuildList, formatFlakeStatus, formatStatusList } from './reports';
@@ -101,8 +101,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
         flake: string,
         options: { rev?: string; branch?: string; timeout?: number; json?: boolean },
       ) => {
-        const { nix: nixConfig } = settings();
-        const nix = new NixClient({ nixBinary: nixConfig.binary, confFile: nixConfig.confFile });
+        const nix = nixClient(settings().nix);
         const inspection = await nix.inspect(flake, {
           revision: options.rev,
           branch: options.branch,

@@ -2,9 +2,10 @@ import type { FlakeStatus__Output } from '@seed/contracts';
 import type { Build } from './platform-api';
 import { formatFields, formatTable } from './table';
 
-const short = (commit: string) => commit.slice(0, 12) || '-';
+/** A commit as the reports show it: its first 12 hex digits. */
+export const short = (commit: string) => commit.slice(0, 12) || '-';
 
-function seconds(ms: number): string {
+export function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
@@ -27,16 +28,22 @@ export function formatFlakeStatus(status: FlakeStatus__Output): string {
     ['applied', status.appliedAt || '-'],
     ['last error', status.lastError || '-'],
   ]);
-  const instances = formatTable(
+  return `${summary}\n\n${formatInstances(status.instances)}\n`;
+}
+
+/** One row per instance, as the reconciler reports it. */
+export function formatInstances(
+  instances: readonly { name: string; rollout: string; readyReplicas: number; message?: string }[],
+): string {
+  return formatTable(
     ['INSTANCE', 'ROLLOUT', 'READY', 'MESSAGE'],
-    status.instances.map((instance) => [
+    instances.map((instance) => [
       instance.name,
       instance.rollout,
       String(instance.readyReplicas),
       instance.message || '-',
     ]),
   );
-  return `${summary}\n\n${instances}\n`;
 }
 
 /** `seed status`: one row per flake. */

@@ -1,3 +1,5 @@
+import { seconds } from '../reports';
+
 /** A step of `seed up` failed; the message names it so the user knows where to look. */
 export class StepFailed extends Error {
   override readonly name = 'StepFailed';
@@ -31,7 +33,7 @@ export class Progress {
     try {
       this.signal.throwIfAborted();
       const result = await run((text) => this.write(`    ${text}\n`));
-      this.write(`    ok (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+      this.write(`    ok (${seconds(Date.now() - started)})\n`);
       return result;
     } catch (error) {
       if (this.signal.aborted) {

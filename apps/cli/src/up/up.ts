@@ -5,18 +5,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FlakeRepo } from '@seed/local-parts';
 import { removeUnmountedTree } from '@seed/mount-table';
-import { deriveNamespace, NixClient } from '@seed/nix-eval';
+import { deriveNamespace } from '@seed/nix-eval';
+import { nixClient, type CliConfig } from '../config';
 import { BuilderApi, ReconcilerApi, ShootApi, type Build, type ShootResult } from '../platform-api';
-import { formatPhases } from '../reports';
-import { formatTable } from '../table';
+import { formatPhases, seconds } from '../reports';
 import { deliverGithubPush } from './delivery';
 import { CHANGED_INSTANCE, exampleFlakeFiles, resizeWeb } from './example-flake';
 import { KubeObjects, type ObjectSummary } from './kube-objects';
 import { LocalStack } from './local-stack';
 import { Progress, waitFor } from './progress';
+import { formatChangeReport, formatPushReport, formatShootReport } from './up-report';
 
 export interface UpOptions {
-  nix: { binary: string; confFile?: string };
+  nix: CliConfig['nix'];
   /** Where progress and reports go. */
   write: (text: string) => void;
   /** How long each wait (a service's readiness, a build, the shoot pool) may take. */
@@ -95,7 +96,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
   const stack = new LocalStack(signal, logDir);
   let reconciler: ReconcilerApi | undefined;
   try {
-    const nix = new NixClient({ nixBinary: options.nix.binary, confFile: options.nix.confFile });
+    const nix = nixClient(options.nix);
     await progress.step('check the tools Seed runs on', async (note) => {
       note(await nix.version());
       for (const binary of ['git', 'redis-server', 'qemu-system-x86_64']) await onPath(binary);
@@ -300,7 +301,9 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       );
       return { ...result, command, caller: shootCaller.instance, fileOnHost };
     });
-    progress.print(formatShootReport(shoot, shootCaller.volumes[0]!.hostPath));
+    progress.print(
+      formatShootReport(shoot, path.join(shootCaller.volumes[0]!.hostPath, SHOOT_FILE)),
+    );
 
     await options.whileRunning?.({
       flake,
@@ -344,7 +347,7 @@ async function followBuild(
       options.alive();
       // The builder answers `queued` for a job no worker has taken, so any error is real.
       const current = await builds.get(jobId);
-      const elapsed = `${((Date.now() - started) / 1000).toFixed(1)} s`;
+      const elapsed = seconds(Date.now() - started);
       if (current.state !== last) {
         last = current.state;
         lastNote = Date.now();
@@ -376,52 +379,4 @@ function changedDeployments(
     changed: deployments.filter((o) => specs.get(o.name) !== o.spec).map((o) => o.name),
     unchanged: deployments.filter((o) => specs.get(o.name) === o.spec).map((o) => o.name),
   };
-}
-
-function formatObjects(objects: readonly ObjectSummary[]): string {
-  return formatTable(
-    ['KIND', 'NAME', 'SPEC', 'DETAIL'],
-    objects.map((o) => [o.kind, o.name, o.spec, o.detail]),
-  );
-}
-
-function formatPushReport(flake: string, namespace: string, push: PushReport): string {
-  const instances = formatTable(
-    ['INSTANCE', 'ROLLOUT', 'READY'],
-    push.instances.map((i) => [i.name, i.rollout, String(i.readyReplicas)]),
-  );
-  return [
-    '',
-    `flake ${flake}`,
-    `commit ${push.commit.slice(0, 12)} → generation ${push.generation} in namespace ${namespace}`,
-    '',
-    instances,
-    '(no kubelet runs locally: the objects are stored and validated, pods never start)',
-    '',
-    formatObjects(push.objects),
-    '',
-  ].join('\n');
-}
-
-function formatChangeReport(first: PushReport, change: UpReport['change']): string {
-  return [
-    '',
-    `generation ${first.generation} → ${change.generation}`,
-    `Deployments whose spec changed: ${change.changed.join(', ')}`,
-    `unchanged (relabelled with the new generation only): ${change.unchanged.join(', ') || '-'}`,
-    '',
-    formatObjects(change.objects.filter((o) => o.kind === 'Deployment')),
-    '',
-  ].join('\n');
-}
-
-function formatShootReport(shoot: UpReport['shoot'], volumeDir: string): string {
-  const stdout = shoot.encoding === 'base64' ? '(binary output)' : shoot.stdout.trimEnd();
-  return [
-    '',
-    `shoot of ${shoot.caller}: exit ${shoot.exitCode} in ${shoot.durationMs} ms`,
-    ...stdout.split('\n').map((line) => `  | ${line}`),
-    `on the host, ${path.join(volumeDir, SHOOT_FILE)}: ${shoot.fileOnHost.trim()}`,
-    '',
-  ].join('\n');
 }
