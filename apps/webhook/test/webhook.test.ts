@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { BUILDS_QUEUE, buildJobId, latestBuildKey, type BuildJob } from '@seed/contracts';
-import { startRedis, type LocalRedis } from '@seed/testing';
+import { githubPushHeaders, startRedis, type LocalRedis } from '@seed/testing';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadWebhookConfig } from '../src/config';
@@ -69,10 +69,8 @@ function github(
   return post(
     options.path ?? '/webhook',
     {
-      'content-type': 'application/json',
+      ...githubPushHeaders(body, options.secret ?? 'hello-secret', options.id ?? deliveryId()),
       'x-github-event': options.event ?? 'push',
-      'x-github-delivery': options.id ?? deliveryId(),
-      'x-hub-signature-256': `sha256=${hmacHex(options.secret ?? 'hello-secret', body)}`,
     },
     body,
   );

@@ -6,13 +6,13 @@
 // and the figures are the medians of each round's ratio: a drift or a burst of the
 // machine's load then moves both sides of a ratio, or one round, not the result. The CPU
 // each delivery costs the server and Redis is shown too: it varies less than throughput.
-import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import examples from '@octokit/webhooks-examples/api.github.com/index.json';
 import autocannon from 'autocannon';
 import {
   freeLoopbackPorts,
+  githubPushHeaders,
   startRedis,
   startServiceProcess,
   runBench,
@@ -52,15 +52,7 @@ function nextDelivery(): { body: string; headers: Record<string, string> } {
     },
   };
   const body = JSON.stringify(payload);
-  return {
-    body,
-    headers: {
-      'content-type': 'application/json',
-      'x-github-event': 'push',
-      'x-github-delivery': `bench-${sequence}`,
-      'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}`,
-    },
-  };
+  return { body, headers: githubPushHeaders(body, SECRET, `bench-${sequence}`) };
 }
 
 interface Figures {

@@ -6,3 +6,4 @@ export type { LogLine, ServiceProcess } from './service-process';
 export { KUBE_BINARIES_SCRIPT, startKubeApiServer } from './kube-apiserver';
 export type { KubeApiServer, KubeApiServerOptions } from './kube-apiserver';
 export { freeLoopbackPort, freeLoopbackPorts } from './ports';
+export { githubPushHeaders } from './github-delivery';

@@ -8,6 +8,7 @@ export {
   KUBE_BINARIES_SCRIPT,
   freeLoopbackPort,
   freeLoopbackPorts,
+  githubPushHeaders,
   startKubeApiServer,
   startRedis,
   startServiceProcess,

@@ -1,4 +1,5 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { githubPushHeaders } from '@seed/local-parts';
 import { z } from 'zod';
 
 export interface PushEvent {
@@ -41,12 +42,7 @@ export async function deliverGithubPush(
   const deliveryId = randomUUID();
   const response = await fetch(`${webhookUrl}/webhook`, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'x-github-event': 'push',
-      'x-github-delivery': deliveryId,
-      'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
-    },
+    headers: githubPushHeaders(body, secret, deliveryId),
     body,
     signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]),
   });
