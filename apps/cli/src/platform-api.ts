@@ -160,11 +160,13 @@ export class ReconcilerApi {
   }
 
   private failure(error: grpc.ServiceError): PlatformError {
-    // The reconciler itself answers UNAVAILABLE when the API server fails it; only a call
-    // that never got an answer means the reconciler cannot be reached.
+    // The reconciler itself answers UNAVAILABLE when the API server fails it (over a
+    // connected channel); only a call that never got an answer means it cannot be reached.
+    const connected =
+      this.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
     const unanswered =
       error.code === grpc.status.DEADLINE_EXCEEDED ||
-      (error.code === grpc.status.UNAVAILABLE && error.details.startsWith('No connection'));
+      (error.code === grpc.status.UNAVAILABLE && !connected);
     if (unanswered) {
       return new PlatformError(
         `cannot reach the reconciler at ${this.address}: ${error.details} (is it running? set SEED_RECONCILER_ADDRESS)`,
