@@ -4,7 +4,6 @@ import {
   BUILD_JOB_OPTIONS,
   BUILDS_QUEUE,
   buildJobId,
-  buildJobSchema,
   flakeKey,
   latestBuildKey,
   type BuildJob,
@@ -25,22 +24,21 @@ export type DeliveryRecord =
   { duplicate: false; builds: RecordedBuild[] } | { duplicate: true; jobIds: string[] };
 
 /*
- * One atomic step per delivery. A delivery id already recorded returns its builds and
- * changes nothing. Otherwise the delivery is recorded with its builds, and each build not
- * queued before is marked queued and becomes its flake's latest build.
+ * One atomic step per delivery. A delivery id already recorded returns the job ids it
+ * queued and changes nothing. Otherwise the delivery is recorded with its job ids, and
+ * each build not queued before is marked queued and becomes its flake's latest build.
  *   KEYS: delivery key, then per build its queued marker and its flake's latest key
- *   ARGV: ttl, the delivery's builds as JSON, then per build its job id
- * Returns { recorded builds JSON } for a known delivery, else per build "=" (queued
- * before) or the previous latest job id ("" when none).
+ *   ARGV: ttl, then per build its job id
+ * Returns { recorded job ids, space-separated } for a known delivery, else per build "="
+ * (queued before) or the previous latest job id ("" when none).
  */
 const RECORD_DELIVERY = `
-local known = redis.call('GET', KEYS[1])
+local known = redis.call('SET', KEYS[1], table.concat(ARGV, ' ', 2), 'NX', 'GET', 'EX', ARGV[1])
 if known then return { known } end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[1])
 local out = { false }
 for i = 1, (#KEYS - 1) / 2 do
   if redis.call('SET', KEYS[2 * i], '1', 'NX', 'EX', ARGV[1]) then
-    out[#out + 1] = redis.call('SET', KEYS[2 * i + 1], ARGV[2 + i], 'GET') or ''
+    out[#out + 1] = redis.call('SET', KEYS[2 * i + 1], ARGV[1 + i], 'GET') or ''
   else
     out[#out + 1] = '='
   end
@@ -116,7 +114,10 @@ export class BuildsQueueRepository {
     return (await this.redis.ping()) === 'PONG' ? true : 'unexpected PING answer';
   }
 
-  /** Records a delivery and its builds, or finds it was recorded before. */
+  /**
+   * Records a delivery and its builds, or finds it was recorded before. A resend carries
+   * the same builds, so those are what a known delivery restores if they were lost.
+   */
   async record(
     forge: Forge,
     deliveryId: string,
@@ -125,21 +126,16 @@ export class BuildsQueueRepository {
     const keys = [deliveryKey(forge, deliveryId)];
     for (const build of builds) keys.push(queuedKey(build), latestBuildKey(build.flake));
     const jobIds = builds.map((build) => buildJobId(build.flake, build.commit));
-    const reply = await this.redis.seedRecordDelivery(
+    const [known, ...perBuild] = await this.redis.seedRecordDelivery(
       keys.length,
       ...keys,
       this.dedupeTtlSeconds,
-      JSON.stringify(builds),
       ...jobIds,
     );
-    const [known, ...perBuild] = reply;
     if (typeof known === 'string') {
-      const recorded = buildJobSchema.array().parse(JSON.parse(known));
-      await this.restoreLost(recorded);
-      return {
-        duplicate: true,
-        jobIds: recorded.map((build) => buildJobId(build.flake, build.commit)),
-      };
+      const recorded = known.split(' ');
+      await this.restoreLost(builds.filter((_, index) => recorded.includes(jobIds[index]!)));
+      return { duplicate: true, jobIds: recorded };
     }
     return {
       duplicate: false,
@@ -179,7 +175,7 @@ export class BuildsQueueRepository {
    * still its flake's latest but has no job is stored now. A missing build that is no
    * longer the latest was superseded, not lost.
    */
-  private async restoreLost(builds: BuildJob[]): Promise<void> {
+  private async restoreLost(builds: readonly BuildJob[]): Promise<void> {
     if (builds.length === 0) return;
     const pipeline = this.redis.pipeline();
     for (const build of builds) {
