@@ -24,8 +24,11 @@ import { Redis } from 'ioredis';
 
 const SECRET = 'bench-secret';
 const REPOSITORIES = 20;
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
+// Many short rounds: a burst of the machine's load then spoils one round's ratio, and the
+// median of twenty is not moved by a few.
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
+const WARM_UP_S = 5;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
 type Payload = Record<string, unknown>;
@@ -82,12 +85,12 @@ async function redisCpuSeconds(client: Redis): Promise<number> {
   return field('used_cpu_sys') + field('used_cpu_user');
 }
 
-async function load(target: Target, client: Redis): Promise<Figures> {
+async function load(target: Target, client: Redis, durationS = DURATION_S): Promise<Figures> {
   const before = { server: processCpuSeconds(target.pid), redis: await redisCpuSeconds(client) };
   const result = await autocannon({
     url: `${target.url}/webhook`,
     connections: CONNECTIONS,
-    duration: DURATION_S,
+    duration: durationS,
     requests: [
       {
         method: 'POST',
@@ -142,8 +145,8 @@ async function main(cleanups: BenchCleanups): Promise<void> {
   };
   await webhook.healthy(targets.seed.url);
   await minimal.healthy(targets.minimal.url);
-  await load(targets.seed, client); // warm-up: JIT, connections, Redis scripts
-  await load(targets.minimal, client);
+  await load(targets.seed, client, WARM_UP_S); // JIT, connections, Redis scripts
+  await load(targets.minimal, client, WARM_UP_S);
   const rounds: Record<keyof typeof targets, Figures>[] = [];
   for (let round = 0; round < ROUNDS; round += 1) {
     const order = round % 2 === 0 ? (['minimal', 'seed'] as const) : (['seed', 'minimal'] as const);
