@@ -3,7 +3,7 @@
 // builder needs, as the job contract has it). Run as its own process by main.ts, on the
 // port it is given, with a /healthz for main.ts to wait on.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { BUILD_JOB_NAME, BUILD_JOB_OPTIONS, BUILDS_QUEUE, buildJobId } from '@seed/contracts';
+import { BUILD_JOB_NAME, BUILDS_QUEUE, buildJobOptions } from '@seed/contracts';
 import { Queue } from 'bullmq';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
@@ -40,10 +40,7 @@ app.post('/webhook', async (request, reply) => {
     deliveryId,
     receivedAt: new Date().toISOString(),
   };
-  await queue.add(BUILD_JOB_NAME, job, {
-    ...BUILD_JOB_OPTIONS,
-    jobId: buildJobId(flake, push.after),
-  });
+  await queue.add(BUILD_JOB_NAME, job, buildJobOptions(job));
   return reply.status(202).send({ status: 'queued' });
 });
 

@@ -22,6 +22,7 @@ export {
   BUILD_JOB_OPTIONS,
   FORGES,
   buildJobId,
+  buildJobOptions,
   buildJobSchema,
   flakeKey,
   latestBuildKey,

@@ -73,3 +73,8 @@ export const BUILD_JOB_OPTIONS = {
   removeOnComplete: { age: 7 * 24 * 3600, count: 5_000 },
   removeOnFail: { age: 30 * 24 * 3600, count: 5_000 },
 } as const;
+
+/** The options a build is added with: the retry policy, under its flake-and-commit job id. */
+export function buildJobOptions(build: Pick<BuildJob, 'flake' | 'commit'>) {
+  return { ...BUILD_JOB_OPTIONS, jobId: buildJobId(build.flake, build.commit) };
+}

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import {
   BUILD_JOB_NAME,
-  BUILD_JOB_OPTIONS,
   buildJobId,
+  buildJobOptions,
   latestBuildKey,
   type BuildJob,
 } from '@seed/contracts';
@@ -29,6 +29,6 @@ export async function queueBuild(
   };
   const jobId = buildJobId(flake, commit);
   await connections.redis.set(latestBuildKey(flake), jobId);
-  await connections.queue.add(BUILD_JOB_NAME, job, { ...BUILD_JOB_OPTIONS, jobId, ...options });
+  await connections.queue.add(BUILD_JOB_NAME, job, { ...buildJobOptions(job), ...options });
   return jobId;
 }

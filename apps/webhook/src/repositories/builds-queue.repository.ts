@@ -1,9 +1,9 @@
 import { hash } from 'node:crypto';
 import {
   BUILD_JOB_NAME,
-  BUILD_JOB_OPTIONS,
   BUILDS_QUEUE,
   buildJobId,
+  buildJobOptions,
   flakeKey,
   latestBuildKey,
   type BuildJob,
@@ -152,10 +152,7 @@ export class BuildsQueueRepository {
 
   /** Stores a build; adding the same flake and commit again is a no-op in BullMQ. */
   add(build: BuildJob): Promise<unknown> {
-    return this.queue.add(BUILD_JOB_NAME, build, {
-      ...BUILD_JOB_OPTIONS,
-      jobId: buildJobId(build.flake, build.commit),
-    });
+    return this.queue.add(BUILD_JOB_NAME, build, buildJobOptions(build));
   }
 
   /** Jobs per state, for the queue depth gauge. */
