@@ -192,7 +192,7 @@ export class WebhookService {
     }));
 
     const stopTimer = this.metrics.enqueueSeconds.startTimer();
-    const record = await this.persist(forge, deliveryId, builds);
+    const record = await this.persist(forge, deliveryId, builds, log);
     stopTimer();
     if (record.duplicate) {
       log.info({ jobs: record.jobIds }, 'delivery already received');
@@ -217,6 +217,7 @@ export class WebhookService {
     forge: Forge,
     deliveryId: string,
     builds: BuildJob[],
+    log: Logger,
   ): Promise<DeliveryRecord> {
     try {
       const record = await this.builds.record(forge, deliveryId, builds);
@@ -226,7 +227,7 @@ export class WebhookService {
       }
       return record;
     } catch (error) {
-      this.logger.warn({ err: error }, 'Redis did not take the delivery');
+      log.warn({ err: error }, 'Redis did not take the delivery');
       throw new QueueUnavailable(`the build queue is unavailable: ${(error as Error).message}`);
     }
   }

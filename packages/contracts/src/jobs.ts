@@ -28,22 +28,9 @@ export const buildJobSchema = z.strictObject({
 
 export type BuildJob = z.infer<typeof buildJobSchema>;
 
-/**
- * Flake keys by flake URI. A delivery derives four keys from its flake, and every build
- * several more, from the same few registered flakes; cleared when full all the same.
- */
-const flakeKeys = new Map<string, string>();
-const FLAKE_KEYS_MAX = 10_000;
-
 /** A short, stable handle of a flake URI for Redis keys and job ids. */
 export function flakeKey(flake: string): string {
-  let key = flakeKeys.get(flake);
-  if (key === undefined) {
-    if (flakeKeys.size >= FLAKE_KEYS_MAX) flakeKeys.clear();
-    key = hash('sha256', flake, 'hex').slice(0, 16);
-    flakeKeys.set(flake, key);
-  }
-  return key;
+  return hash('sha256', flake, 'hex').slice(0, 16);
 }
 
 /**
