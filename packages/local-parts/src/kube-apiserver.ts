@@ -1,17 +1,17 @@
 // A real Kubernetes API server for tests, started the way controller-runtime's envtest
 // does it: etcd plus kube-apiserver on loopback, certificates and a service-account key
-// generated per run, and an admin bearer token from a static token file. No kubelet,
-// scheduler or controller manager runs, so objects are stored and validated (RBAC,
-// admission, server-side apply, watches) but nothing reconciles them.
-import { type ChildProcess, execFile } from 'node:child_process';
+// generated per run, and an admin bearer token from a static token file. Alone, objects
+// are stored and validated (RBAC, admission, server-side apply, watches) but nothing
+// reconciles them; `startNode` (node.ts) adds a real node to one started `forNode`.
+import { execFile } from 'node:child_process';
 import { randomBytes, generateKeyPair } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { spawnOwned } from './owned-process';
+import { CertificateAuthority, type IssuedCertificate } from './certificates';
+import { ManagedProcess, waitFor } from './managed-process';
 import { freeLoopbackPorts } from './ports';
 
 const run = promisify(execFile);
@@ -22,6 +22,9 @@ export const KUBE_BINARIES_SCRIPT = path.resolve(__dirname, '../../../scripts/ku
 
 const HOST = '127.0.0.1';
 
+/** Service ClusterIPs; a node routes them with kube-proxy. */
+export const SERVICE_CLUSTER_IP_RANGE = '10.0.0.0/24';
+
 export interface KubeApiServerOptions {
   /** Directory holding `kube-apiserver` and `etcd`. Default: $SEED_KUBE_BIN_DIR, else scripts/kube-binaries. */
   binDir?: string;
@@ -31,6 +34,12 @@ export interface KubeApiServerOptions {
   stopGraceMs?: number;
   /** Extra kube-apiserver flags (`--name=value`), appended after the defaults. */
   apiServerArgs?: string[];
+  /**
+   * Configure the API server for a node (`startNode`): Node and RBAC authorization,
+   * NodeRestriction and ServiceAccount admission, a client certificate for kubelets.
+   * Without it no pod needs a service account and no kubelet can register.
+   */
+  forNode?: boolean;
 }
 
 export interface KubeApiServer {
@@ -40,6 +49,10 @@ export interface KubeApiServer {
   token: string;
   /** PEM of the CA that signed the serving certificate. */
   caCert: string;
+  /** The cluster's CA, which also signs the certificates of a node's components. */
+  ca: CertificateAuthority;
+  /** The key service-account tokens are signed with (for a controller manager). */
+  serviceAccountPrivateKeyPath: string;
   /** kubeconfig with the cluster (CA data, url) and the admin token as current context. */
   kubeconfigPath: string;
   /** Temp dir holding certificates, etcd data and the logs `etcd.log`, `kube-apiserver.log`. */
@@ -90,12 +103,12 @@ export async function startKubeApiServer(
       'etcd',
     );
     const [files] = await Promise.all([
-      writeCredentials(dir),
+      writeCredentials(dir, options.forNode ?? false),
       waitFor('etcd', etcd, deadline, () => etcdHealthy(etcdClientPort)),
     ]);
 
     const apiArgs = [
-      ...apiServerArgs(files, apiPort, etcdClientPort),
+      ...apiServerArgs(files, apiPort, etcdClientPort, options.forNode ?? false),
       ...(options.apiServerArgs ?? []),
     ];
     const startApiServer = async (until: number): Promise<ManagedProcess> => {
@@ -107,7 +120,7 @@ export async function startKubeApiServer(
       );
       try {
         await waitFor('kube-apiserver', started, until, () =>
-          apiServerReady(url, files.token, files.caCert),
+          apiServerReady(url, files.token, files.ca.certPem),
         );
         return started;
       } catch (error) {
@@ -122,16 +135,21 @@ export async function startKubeApiServer(
       'kube-apiserver',
       apiServer,
       deadline,
-      async () => (await get(url, '/api/v1/namespaces/default', files.token, files.caCert)) === 200,
+      async () =>
+        (await get(url, '/api/v1/namespaces/default', files.token, files.ca.certPem)) === 200,
     );
 
     const kubeconfigPath = path.join(dir, 'kubeconfig');
-    await writeFile(kubeconfigPath, kubeconfig(url, files.caCert, files.token), { mode: 0o600 });
+    await writeFile(kubeconfigPath, kubeconfig(url, files.ca.certPem, files.token), {
+      mode: 0o600,
+    });
 
     return {
       url,
       token: files.token,
-      caCert: files.caCert,
+      caCert: files.ca.certPem,
+      ca: files.ca,
+      serviceAccountPrivateKeyPath: files.serviceAccountPrivateKeyPath,
       kubeconfigPath,
       dir,
       stop,
@@ -164,73 +182,48 @@ async function buildBinaries(): Promise<string> {
 // Credentials
 
 interface Credentials {
-  caCertPath: string;
-  servingCertPath: string;
-  servingKeyPath: string;
+  ca: CertificateAuthority;
+  serving: IssuedCertificate;
+  kubeletClient?: IssuedCertificate;
   serviceAccountPublicKeyPath: string;
   serviceAccountPrivateKeyPath: string;
   tokenFilePath: string;
   token: string;
-  caCert: string;
 }
 
 /**
- * A throwaway CA and a serving certificate for 127.0.0.1 (openssl, as node:crypto
- * cannot issue X.509 certificates), an RSA key pair to sign service-account tokens
- * with, and a static token file with one admin in system:masters.
+ * A throwaway CA and a serving certificate for 127.0.0.1, an RSA key pair to sign
+ * service-account tokens with, and a static token file with one admin in system:masters.
+ * With a node, also the API server's client certificate for kubelets.
  */
-async function writeCredentials(dir: string): Promise<Credentials> {
+async function writeCredentials(dir: string, forNode: boolean): Promise<Credentials> {
   const file = (name: string): string => path.join(dir, name);
   const token = randomBytes(32).toString('hex');
 
-  const certificates = async (): Promise<void> => {
-    // Our own config, so the system openssl.cnf cannot add or change extensions.
-    await writeFile(file('openssl.cnf'), OPENSSL_CONFIG);
-    // EC keys: generated instantly, unlike RSA, and fine for TLS.
-    const newKey = [
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '7',
-    ];
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-config',
-      file('openssl.cnf'),
-      '-extensions',
-      'ca',
-      ...newKey,
-      '-subj',
-      '/CN=seed-test-ca',
-      '-keyout',
-      file('ca.key'),
-      '-out',
-      file('ca.crt'),
+  const certificates = async (): Promise<{
+    ca: CertificateAuthority;
+    serving: IssuedCertificate;
+    kubeletClient?: IssuedCertificate;
+  }> => {
+    const ca = await CertificateAuthority.create(dir, 'seed-test-ca');
+    const [serving, kubeletClient] = await Promise.all([
+      ca.issue({
+        name: 'serving',
+        commonName: HOST,
+        ipAddresses: [HOST],
+        dnsNames: ['localhost'],
+        usage: 'server',
+      }),
+      forNode
+        ? ca.issue({
+            name: 'kubelet-client',
+            commonName: 'kube-apiserver-kubelet-client',
+            organizations: ['system:masters'],
+            usage: 'client',
+          })
+        : undefined,
     ]);
-    // `req -CA` (OpenSSL >= 3.0) creates the key and signs the certificate in one step.
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-config',
-      file('openssl.cnf'),
-      '-extensions',
-      'serving',
-      ...newKey,
-      '-CA',
-      file('ca.crt'),
-      '-CAkey',
-      file('ca.key'),
-      '-subj',
-      `/CN=${HOST}`,
-      '-keyout',
-      file('serving.key'),
-      '-out',
-      file('serving.crt'),
-    ]);
+    return { ca, serving, kubeletClient };
   };
 
   const serviceAccountKeys = async (): Promise<void> => {
@@ -251,36 +244,21 @@ async function writeCredentials(dir: string): Promise<Credentials> {
     { mode: 0o600 },
   );
 
-  await Promise.all([certificates(), serviceAccountKeys(), tokenFile]);
+  const [{ ca, serving, kubeletClient }] = await Promise.all([
+    certificates(),
+    serviceAccountKeys(),
+    tokenFile,
+  ]);
   return {
-    caCertPath: file('ca.crt'),
-    servingCertPath: file('serving.crt'),
-    servingKeyPath: file('serving.key'),
+    ca,
+    serving,
+    kubeletClient,
     serviceAccountPublicKeyPath: file('sa.pub'),
     serviceAccountPrivateKeyPath: file('sa.key'),
     tokenFilePath: file('tokens.csv'),
     token,
-    caCert: await readFile(file('ca.crt'), 'utf8'),
   };
 }
-
-const OPENSSL_CONFIG = `[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[serving]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:${HOST},DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-`;
 
 // ---------------------------------------------------------------------------------
 // Command lines
@@ -302,57 +280,58 @@ function etcdArgs(dir: string, clientPort: number, peerPort: number): string[] {
   ];
 }
 
-function apiServerArgs(files: Credentials, port: number, etcdClientPort: number): string[] {
-  return [
+function apiServerArgs(
+  files: Credentials,
+  port: number,
+  etcdClientPort: number,
+  forNode: boolean,
+): string[] {
+  const common = [
     `--bind-address=${HOST}`,
     // Without it the API server advertises the host's first non-loopback address.
     `--advertise-address=${HOST}`,
     `--secure-port=${port}`,
     `--etcd-servers=http://${HOST}:${etcdClientPort}`,
     // The serving certificate is given, but --cert-dir keeps it from writing next to the binary.
-    `--cert-dir=${path.dirname(files.caCertPath)}`,
-    `--tls-cert-file=${files.servingCertPath}`,
-    `--tls-private-key-file=${files.servingKeyPath}`,
-    `--client-ca-file=${files.caCertPath}`,
+    `--cert-dir=${files.ca.dir}`,
+    `--tls-cert-file=${files.serving.certPath}`,
+    `--tls-private-key-file=${files.serving.keyPath}`,
+    `--client-ca-file=${files.ca.certPath}`,
     `--token-auth-file=${files.tokenFilePath}`,
-    // RBAC so tests can check roles; the admin token bypasses it through system:masters.
-    '--authorization-mode=RBAC',
     `--service-account-issuer=https://${HOST}:${port}`,
     `--service-account-key-file=${files.serviceAccountPublicKeyPath}`,
     `--service-account-signing-key-file=${files.serviceAccountPrivateKeyPath}`,
-    '--service-cluster-ip-range=10.0.0.0/24',
-    // No controller manager creates default service accounts, so pods would be refused.
-    '--disable-admission-plugins=ServiceAccount',
+    `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
     '--allow-privileged=true',
-    // Loopback endpoints are invalid for the `kubernetes` Service, and nothing in a test
-    // talks to the API through it; the lease reconciler would only log errors.
+    // Loopback endpoints are invalid for the `kubernetes` Service, and nothing talks to
+    // the API through it (instances get no API token); the lease reconciler would only
+    // log errors.
     '--endpoint-reconciler-type=none',
+  ];
+  if (!forNode) {
+    return [
+      ...common,
+      // RBAC so tests can check roles; the admin token bypasses it through system:masters.
+      '--authorization-mode=RBAC',
+      // No controller manager creates default service accounts, so pods would be refused.
+      '--disable-admission-plugins=ServiceAccount',
+    ];
+  }
+  return [
+    ...common,
+    // A node's kubelet is authorised by the Node authorizer and may touch only its own
+    // Node and the pods bound to it (NodeRestriction), as in a real cluster.
+    '--authorization-mode=Node,RBAC',
+    '--enable-admission-plugins=NodeRestriction',
+    `--kubelet-client-certificate=${files.kubeletClient!.certPath}`,
+    `--kubelet-client-key=${files.kubeletClient!.keyPath}`,
+    // The kubelet serves on the node's bridge address, which is its InternalIP.
+    '--kubelet-preferred-address-types=InternalIP',
   ];
 }
 
 // ---------------------------------------------------------------------------------
 // Readiness
-
-/** Polls `check` until it is true, failing early (with the log tail) if the process exits. */
-async function waitFor(
-  name: string,
-  child: ManagedProcess,
-  deadline: number,
-  check: () => Promise<boolean>,
-): Promise<void> {
-  for (;;) {
-    if (child.exitCode !== undefined) {
-      throw new Error(
-        `${name} exited (${child.exitCode}) while starting:\n${await child.logTail()}`,
-      );
-    }
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) {
-      throw new Error(`${name} was not ready in time:\n${await child.logTail()}`);
-    }
-    await sleep(50);
-  }
-}
 
 async function etcdHealthy(port: number): Promise<boolean> {
   const response = await fetch(`http://${HOST}:${port}/health`, {
@@ -382,69 +361,6 @@ function get(url: string, requestPath: string, token: string, ca: string): Promi
   });
 }
 
-// ---------------------------------------------------------------------------------
-// Processes
-
-class ManagedProcess {
-  exitCode: number | string | undefined;
-  private readonly exited: Promise<void>;
-
-  private constructor(
-    private readonly child: ChildProcess,
-    private readonly logPath: string,
-  ) {
-    this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
-        this.exitCode = code ?? signal ?? 'unknown';
-        resolve();
-      });
-      // spawn errors (missing binary) arrive as 'error' without 'exit'.
-      child.on('error', (error) => {
-        this.exitCode = error.message;
-        resolve();
-      });
-    });
-  }
-
-  /** Starts `command` with stdout and stderr appended to `<dir>/<name>.log`. */
-  static spawn(command: string, args: string[], dir: string, name: string): ManagedProcess {
-    const logPath = path.join(dir, `${name}.log`);
-    const log = openSync(logPath, 'a');
-    try {
-      return new ManagedProcess(
-        spawnOwned(command, args, { stdio: ['ignore', log, log] }),
-        logPath,
-      );
-    } finally {
-      closeSync(log); // the child holds its own copy
-    }
-  }
-
-  async stop(graceMs: number): Promise<void> {
-    if (this.exitCode !== undefined) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-    await this.exited;
-    clearTimeout(timer);
-  }
-
-  /** The last lines of the process's log, for start-up errors. */
-  async logTail(lines = 40): Promise<string> {
-    const handle = await open(this.logPath, 'r').catch(() => undefined);
-    if (!handle) return '(no log)';
-    try {
-      const { size } = await handle.stat();
-      const length = Math.min(size, 16_384);
-      const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, size - length);
-      const tail = buffer.toString('utf8').split('\n').slice(-lines).join('\n');
-      return tail.trim() === '' ? '(empty log)' : tail;
-    } finally {
-      await handle.close();
-    }
-  }
-}
-
 function kubeconfig(url: string, caCert: string, token: string): string {
   const caData = Buffer.from(caCert).toString('base64');
   return `apiVersion: v1
@@ -465,8 +381,4 @@ contexts:
     user: seed-admin
 current-context: seed-test
 `;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,0 +1,402 @@
+// A real Kubernetes node on this machine, for tests, `seed up` and the benches: containerd
+// 2 with nix-snapshotter as its snapshotter and image service (so `nix:0/nix/store/…`
+// images run from the host's nix store), runc, a CNI bridge, the kubelet, the controller
+// manager and scheduler, kube-proxy (Service IPs from pods and from the host), CoreDNS
+// (Service names) and the controller manager's host-path provisioner (claims bind).
+//
+// Everything it writes lives in a temp folder, except what its parts insist on writing
+// elsewhere; host-changes.ts records that first and puts it back on stop, and the next
+// start does the same for a run that was killed.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { KubeApiServer } from '../kube-apiserver';
+import { SERVICE_CLUSTER_IP_RANGE } from '../kube-apiserver';
+import { ManagedProcess, waitFor } from '../managed-process';
+import { freeLoopbackPorts } from '../ports';
+import { recordHost, restoreHost, saveRecord, type HostRecord } from './host-changes';
+import { kubeApply, kubeRequest } from './kube-requests';
+import {
+  clientKubeconfig,
+  cniConfig,
+  containerdConfig,
+  corefile,
+  KATA_HANDLER,
+  kubeletConfig,
+  NODE_NAME,
+  NODE_NETWORK,
+  PAUSE_IMAGE,
+  paths,
+  snapshotterConfig,
+  type NodeLayout,
+} from './node-config';
+import { acquireNodeLock } from './node-lock';
+import { addToStore, loadNixImage, writeNixImage } from './nix-image';
+
+const run = promisify(execFile);
+
+/** Installed by scripts/setup (deploy/nix.conf). */
+const SEED_NIX_CONF = '/etc/seed/nix.conf';
+
+/** Builds (or finds cached) the node's binaries; same path from src/ and dist/. */
+export const NODE_BINARIES_SCRIPT = path.resolve(__dirname, '../../../../scripts/node-binaries');
+
+export interface NodeOptions {
+  /** Directory holding the node's binaries. Default: $SEED_NODE_BIN_DIR, else scripts/node-binaries. */
+  binDir?: string;
+  /** How long to wait for another run's node on this machine to stop. Default 20 min. */
+  lockTimeoutMs?: number;
+  /** How long the node may take to become Ready. Default 120 s. */
+  startTimeoutMs?: number;
+}
+
+export interface LocalNode {
+  name: string;
+  /** The node's InternalIP: the bridge's gateway, where the host reaches pods from. */
+  ip: string;
+  podCidr: string;
+  dir: string;
+  /** Stops every part and every container, and puts the host back. Idempotent. */
+  stop(): Promise<void>;
+  /** Kills and starts one part again, as a crash and a supervisor's restart would. */
+  restart(part: 'kubelet' | 'containerd'): Promise<void>;
+}
+
+type Part =
+  | 'containerd'
+  | 'nix-snapshotter'
+  | 'kubelet'
+  | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kube-proxy'
+  | 'coredns';
+
+/** Starts a node registered to `api`, which must have been started with `forNode: true`. */
+export async function startNode(api: KubeApiServer, options: NodeOptions = {}): Promise<LocalNode> {
+  const binDir = options.binDir ?? process.env.SEED_NODE_BIN_DIR ?? (await buildBinaries());
+  const startTimeoutMs = options.startTimeoutMs ?? 120_000;
+  const lock = await acquireNodeLock(options.lockTimeoutMs ?? 20 * 60_000);
+
+  let record: HostRecord | undefined;
+  const parts = new Map<Part, ManagedProcess>();
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopped ??= (async () => {
+      // Control loops first, so nothing restarts what is being stopped.
+      for (const part of [
+        'kube-proxy',
+        'coredns',
+        'kube-scheduler',
+        'kube-controller-manager',
+        'kubelet',
+      ] as const) {
+        await parts.get(part)?.stop(5_000);
+      }
+      try {
+        if (record) await restoreHost(record);
+      } finally {
+        await lock.release();
+      }
+    })());
+
+  try {
+    const dir = await mkdtemp(path.join(tmpdir(), 'seed-node-'));
+    record = await recordHost(dir, NODE_NETWORK.bridge);
+    await saveRecord(lock.recordPath, record);
+    const layout: NodeLayout = { dir, binDir, serviceClusterIpRange: SERVICE_CLUSTER_IP_RANGE };
+    const p = paths(layout);
+    const deadline = Date.now() + startTimeoutMs;
+
+    // containerd must run its own shim (Debian's 1.6 shim on PATH cannot serve it), and
+    // nix-snapshotter's nix calls use Seed's nix.conf like every other nix call.
+    const env = {
+      ...process.env,
+      PATH: `${binDir}:${process.env.PATH ?? ''}`,
+      NIX_USER_CONF_FILES: process.env.NIX_USER_CONF_FILES ?? SEED_NIX_CONF,
+    };
+    const spawnPart = async (part: Part, args: string[]): Promise<ManagedProcess> => {
+      const started = ManagedProcess.spawn(path.join(binDir, part), args, dir, part, env);
+      parts.set(part, started);
+      const pid = started.pid;
+      if (pid !== undefined) {
+        record!.pids.push(pid);
+        await saveRecord(lock.recordPath, record!);
+      }
+      return started;
+    };
+
+    await makeBridge();
+    const [credentials] = await Promise.all([
+      writeComponentCredentials(api, dir),
+      writeFile(p.containerdConfig, containerdConfig(layout)),
+      writeFile(p.snapshotterConfig, snapshotterConfig(layout)),
+      mkdir(p.cniConfDir, { recursive: true }).then(() =>
+        writeFile(path.join(p.cniConfDir, '10-seed.conflist'), cniConfig(layout)),
+      ),
+    ]);
+
+    const startContainerd = async (until: number): Promise<void> => {
+      const containerd = await spawnPart('containerd', ['--config', p.containerdConfig]);
+      await waitFor('containerd', containerd, until, async () => existsSync(p.containerdSocket));
+    };
+    await startContainerd(deadline);
+    const snapshotter = await spawnPart('nix-snapshotter', ['--config', p.snapshotterConfig]);
+    await waitFor('nix-snapshotter', snapshotter, deadline, async () =>
+      existsSync(p.snapshotterSocket),
+    );
+    await loadPauseImage(layout);
+
+    for (const [collection, object] of clusterObjects()) await kubeApply(api, collection, object);
+    const startKubelet = async (): Promise<void> => {
+      await spawnPart('kubelet', [
+        `--config=${p.kubeletConfig}`,
+        `--kubeconfig=${credentials.kubeconfigs.kubelet}`,
+        `--root-dir=${p.kubeletRoot}`,
+        `--cert-dir=${path.join(dir, 'kubelet-pki')}`,
+        `--hostname-override=${NODE_NAME}`,
+        `--node-ip=${NODE_NETWORK.nodeIp}`,
+        '--v=1',
+      ]);
+    };
+    await writeFile(p.kubeletConfig, kubeletConfig(layout, credentials.kubelet));
+    await startKubelet();
+
+    const [controllerPort, schedulerPort, proxyHealthPort, proxyMetricsPort, dnsReadyPort] =
+      (await freeLoopbackPorts(5)) as [number, number, number, number, number];
+    const delegated = (kubeconfig: string): string[] => [
+      `--kubeconfig=${kubeconfig}`,
+      `--authentication-kubeconfig=${kubeconfig}`,
+      `--authorization-kubeconfig=${kubeconfig}`,
+      '--bind-address=127.0.0.1',
+      '--leader-elect=false',
+    ];
+    await spawnPart('kube-controller-manager', [
+      ...delegated(credentials.kubeconfigs.controllerManager),
+      `--secure-port=${controllerPort}`,
+      // 1.37 exits on unknown controllers; node IPAM is not needed (the CNI bridge
+      // allocates pod addresses itself).
+      '--controllers=*,-node-ipam-controller',
+      '--use-service-account-credentials',
+      `--service-account-private-key-file=${api.serviceAccountPrivateKeyPath}`,
+      `--root-ca-file=${api.ca.certPath}`,
+      // The volume provisioner of a one-node cluster: claims of the `local` class bind to
+      // folders under /tmp/hostpath_pv (removed on stop).
+      '--enable-hostpath-provisioner',
+    ]);
+    await spawnPart('kube-scheduler', [
+      ...delegated(credentials.kubeconfigs.scheduler),
+      `--secure-port=${schedulerPort}`,
+    ]);
+    await spawnPart('kube-proxy', [
+      `--kubeconfig=${credentials.kubeconfigs.proxy}`,
+      `--hostname-override=${NODE_NAME}`,
+      '--proxy-mode=iptables',
+      `--cluster-cidr=${NODE_NETWORK.podCidr}`,
+      `--nodeport-addresses=${NODE_NETWORK.nodeIp}/32`,
+      `--healthz-bind-address=127.0.0.1:${proxyHealthPort}`,
+      `--metrics-bind-address=127.0.0.1:${proxyMetricsPort}`,
+      // Zero leaves the host's conntrack settings alone.
+      '--conntrack-max-per-core=0',
+      '--conntrack-tcp-timeout-established=0s',
+      '--conntrack-tcp-timeout-close-wait=0s',
+    ]);
+    await writeFile(
+      p.corefile,
+      corefile({ kubeconfigPath: credentials.kubeconfigs.coredns, readyPort: dnsReadyPort }),
+    );
+    const coredns = await spawnPart('coredns', ['-conf', p.corefile]);
+
+    const kubelet = (): ManagedProcess => parts.get('kubelet')!;
+    await waitFor('kubelet', kubelet(), deadline, () => nodeReady(api));
+    await waitFor('coredns', coredns, deadline, async () => {
+      const response = await fetch(`http://127.0.0.1:${dnsReadyPort}/ready`);
+      return response.ok;
+    });
+    // Pods are refused until the service-account controller made `default` accounts.
+    await waitFor(
+      'kube-controller-manager',
+      parts.get('kube-controller-manager')!,
+      deadline,
+      async () =>
+        (await kubeRequest(api, 'GET', '/api/v1/namespaces/default/serviceaccounts/default'))
+          .status === 200,
+    );
+
+    return {
+      name: NODE_NAME,
+      ip: NODE_NETWORK.nodeIp,
+      podCidr: NODE_NETWORK.podCidr,
+      dir,
+      stop,
+      restart: async (part) => {
+        await parts.get(part)?.kill();
+        if (part === 'containerd') await startContainerd(Date.now() + startTimeoutMs);
+        else await startKubelet();
+      },
+    };
+  } catch (error) {
+    await stop().catch((stopError: Error) => {
+      process.emitWarning(`stopping a node that failed to start: ${stopError.message}`);
+    });
+    throw error;
+  }
+}
+
+async function buildBinaries(): Promise<string> {
+  // A cold build takes ~15 minutes; a cached one answers in milliseconds.
+  const { stdout } = await run(NODE_BINARIES_SCRIPT, [], { maxBuffer: 16 * 1024 * 1024 });
+  const dir = stdout.trim().split('\n').pop();
+  if (!dir) throw new Error(`${NODE_BINARIES_SCRIPT} printed no directory`);
+  return dir;
+}
+
+async function makeBridge(): Promise<void> {
+  const { bridge, nodeIp, prefixLength, podCidr } = NODE_NETWORK;
+  if (!existsSync(`/sys/class/net/${bridge}`)) {
+    await run('ip', ['link', 'add', bridge, 'type', 'bridge']);
+  }
+  await run('ip', ['addr', 'replace', `${nodeIp}/${prefixLength}`, 'dev', bridge]);
+  await run('ip', ['link', 'set', bridge, 'up']);
+  // The bridge plugin turns on forwarding for its gateway; pods still must not leave the
+  // machine through it.
+  await run('iptables', ['-I', 'FORWARD', '-s', podCidr, '!', '-o', bridge, '-j', 'DROP']);
+}
+
+/**
+ * The pause process as a nix-snapshotter image: the static binary goes into the nix store
+ * and makes a one-path closure; loading it under the pinned name means the sandbox image
+ * is never pulled (there is no registry).
+ */
+async function loadPauseImage(layout: NodeLayout): Promise<void> {
+  const p = paths(layout);
+  const nix2container = path.join(layout.binDir, 'nix2container');
+  const pause = await addToStore(path.join(layout.binDir, 'pause'));
+  await writeNixImage(
+    nix2container,
+    { closure: [pause], config: { Entrypoint: [pause] }, reference: PAUSE_IMAGE },
+    p.pauseImage,
+  );
+  await loadNixImage(nix2container, p.containerdSocket, p.pauseImage);
+}
+
+interface ComponentCredentials {
+  kubelet: { caPath: string; servingCertPath: string; servingKeyPath: string };
+  kubeconfigs: Record<'kubelet' | 'controllerManager' | 'scheduler' | 'proxy' | 'coredns', string>;
+}
+
+/** One identity per component, as in a real cluster, each in its own kubeconfig. */
+async function writeComponentCredentials(
+  api: KubeApiServer,
+  dir: string,
+): Promise<ComponentCredentials> {
+  const users = {
+    kubelet: { commonName: `system:node:${NODE_NAME}`, organizations: ['system:nodes'] },
+    controllerManager: { commonName: 'system:kube-controller-manager' },
+    scheduler: { commonName: 'system:kube-scheduler' },
+    proxy: { commonName: 'system:kube-proxy' },
+    coredns: { commonName: 'seed:coredns' },
+  };
+  const kubeconfigs = {} as ComponentCredentials['kubeconfigs'];
+  const issued = Object.entries(users).map(async ([name, subject]) => {
+    const identity = await api.ca.issue({ name: `node-${name}`, usage: 'client', ...subject });
+    const file = path.join(dir, `${name}.kubeconfig`);
+    await writeFile(file, clientKubeconfig(api.url, api.ca.certPath, identity), { mode: 0o600 });
+    kubeconfigs[name as keyof typeof users] = file;
+  });
+  const [serving] = await Promise.all([
+    api.ca.issue({
+      name: 'node-kubelet-serving',
+      commonName: `system:node:${NODE_NAME}`,
+      ipAddresses: [NODE_NETWORK.nodeIp],
+      usage: 'server',
+    }),
+    ...issued,
+  ]);
+  return {
+    kubelet: {
+      caPath: api.ca.certPath,
+      servingCertPath: serving.certPath,
+      servingKeyPath: serving.keyPath,
+    },
+    kubeconfigs,
+  };
+}
+
+/** What the cluster needs beyond the API server's defaults to run Seed's instances. */
+interface ClusterObject {
+  metadata: { name: string; annotations?: Record<string, string> };
+  [field: string]: unknown;
+}
+
+function clusterObjects(): [collection: string, object: ClusterObject][] {
+  return [
+    [
+      '/apis/node.k8s.io/v1/runtimeclasses',
+      {
+        apiVersion: 'node.k8s.io/v1',
+        kind: 'RuntimeClass',
+        metadata: { name: 'kata' },
+        handler: KATA_HANDLER,
+      },
+    ],
+    [
+      '/apis/storage.k8s.io/v1/storageclasses',
+      {
+        apiVersion: 'storage.k8s.io/v1',
+        kind: 'StorageClass',
+        metadata: {
+          name: 'local',
+          annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' },
+        },
+        provisioner: 'kubernetes.io/host-path',
+        reclaimPolicy: 'Delete',
+        volumeBindingMode: 'Immediate',
+      },
+    ],
+    [
+      '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: 'seed:coredns' },
+        rules: [
+          {
+            apiGroups: [''],
+            resources: ['services', 'namespaces', 'pods'],
+            verbs: ['list', 'watch'],
+          },
+          {
+            apiGroups: ['discovery.k8s.io'],
+            resources: ['endpointslices'],
+            verbs: ['list', 'watch'],
+          },
+        ],
+      },
+    ],
+    [
+      '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: 'seed:coredns' },
+        roleRef: {
+          apiGroup: 'rbac.authorization.k8s.io',
+          kind: 'ClusterRole',
+          name: 'seed:coredns',
+        },
+        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'seed:coredns' }],
+      },
+    ],
+  ];
+}
+
+async function nodeReady(api: KubeApiServer): Promise<boolean> {
+  const { status, body } = await kubeRequest(api, 'GET', `/api/v1/nodes/${NODE_NAME}`);
+  if (status !== 200) return false;
+  const conditions = (body as { status?: { conditions?: { type: string; status: string }[] } })
+    .status?.conditions;
+  return conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}

@@ -1,0 +1,208 @@
+import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { readMounts } from '@seed/mount-table';
+import {
+  addToStore,
+  kubeRequest,
+  NODE_NETWORK,
+  startLocalCluster,
+  writeNixImage,
+  type LocalCluster,
+} from '../src';
+import { NODE_SYSCTLS } from '../src/node/host-changes';
+
+const run = promisify(execFile);
+
+// The first run on a machine builds the node's parts (scripts/node-binaries, ~15 min cold).
+const FIRST_START_TIMEOUT_MS = 30 * 60_000;
+const TIMEOUT_MS = 180_000;
+
+/** What a node may change on the host, read the same way before and after. */
+async function hostState(): Promise<Record<string, unknown>> {
+  const sysctls: Record<string, string> = {};
+  for (const name of NODE_SYSCTLS) {
+    sysctls[name] = (await readFile(`/proc/sys/${name}`, 'utf8').catch(() => '')).trim();
+  }
+  const withoutCounters = (saved: string): string =>
+    saved
+      .split('\n')
+      .filter((line) => !line.startsWith('#'))
+      .map((line) => line.replace(/ \[\d+:\d+\]$/, ''))
+      .join('\n');
+  return {
+    sysctls,
+    links: (await readdir('/sys/class/net')).sort(),
+    iptables: withoutCounters((await run('iptables-save', [])).stdout),
+    mounts: (await readMounts()).map((mount) => mount.point).sort(),
+    kubepods: existsSync('/sys/fs/cgroup/memory/kubepods'),
+    gcRoots: (await readdir('/nix/var/nix/gcroots/auto').catch(() => [])).sort(),
+    netns: (await readdir('/run/netns').catch(() => [])).sort(),
+    hostPaths: ['/var/lib/kubelet', '/var/lib/cni', '/var/log/pods', '/var/log/containers'].map(
+      (hostPath) => `${hostPath} ${existsSync(hostPath)}`,
+    ),
+  };
+}
+
+/** A nix-snapshotter image of busybox serving `files` over HTTP on `port`. */
+async function httpdImage(nix2container: string, files: Record<string, string>, port: number) {
+  const work = await mkdtemp(path.join(tmpdir(), 'seed-node-test-'));
+  try {
+    await run('mkdir', ['-p', path.join(work, 'www')]);
+    for (const [name, content] of Object.entries(files)) {
+      await writeFile(path.join(work, 'www', name), content);
+    }
+    const busybox = await addToStore('/bin/busybox');
+    const www = await addToStore(path.join(work, 'www'));
+    const archive = path.join(work, 'httpd-image.tar');
+    await writeNixImage(
+      nix2container,
+      {
+        closure: [busybox, www],
+        config: { Entrypoint: [busybox, 'httpd', '-f', '-p', String(port), '-h', www] },
+      },
+      archive,
+    );
+    return `nix:0${await addToStore(archive)}`;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+describe('a local node', () => {
+  let before: Record<string, unknown>;
+  let cluster: LocalCluster;
+  let binDir: string;
+  const namespace = 'node-test';
+
+  beforeAll(async () => {
+    before = await hostState();
+    cluster = await startLocalCluster();
+    binDir = (await run(path.resolve(__dirname, '../../../scripts/node-binaries'), [])).stdout
+      .trim()
+      .split('\n')
+      .pop()!;
+  }, FIRST_START_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await cluster?.stop();
+  }, TIMEOUT_MS);
+
+  const api = () => cluster.api;
+  const create = async (collection: string, object: unknown): Promise<void> => {
+    const { status, body } = await kubeRequest(api(), 'POST', collection, object);
+    if (status >= 300) throw new Error(`POST ${collection}: ${status} ${JSON.stringify(body)}`);
+  };
+  const waitFor = async <T>(what: string, read: () => Promise<T | undefined>): Promise<T> => {
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const value = await read().catch(() => undefined);
+      if (value !== undefined) return value;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  };
+
+  it(
+    'runs a nix:0 image from the nix store, behind a Service, a DNS name and a bound claim',
+    async () => {
+      const image = await httpdImage(
+        path.join(binDir, 'nix2container'),
+        { 'index.html': 'served from the nix store\n' },
+        8080,
+      );
+      await create('/api/v1/namespaces', { metadata: { name: namespace } });
+      await create(`/api/v1/namespaces/${namespace}/persistentvolumeclaims`, {
+        metadata: { name: 'data' },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Mi' } } },
+      });
+      const labels = { app: 'web' };
+      await create(`/apis/apps/v1/namespaces/${namespace}/deployments`, {
+        metadata: { name: 'web' },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: {
+              runtimeClassName: 'kata',
+              terminationGracePeriodSeconds: 1,
+              automountServiceAccountToken: false,
+              containers: [
+                {
+                  name: 'web',
+                  image,
+                  volumeMounts: [{ name: 'data', mountPath: '/data' }],
+                  readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+                },
+              ],
+              volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }],
+            },
+          },
+        },
+      });
+      await create(`/api/v1/namespaces/${namespace}/services`, {
+        metadata: { name: 'web' },
+        spec: { selector: labels, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+      });
+
+      const deployment = `/apis/apps/v1/namespaces/${namespace}/deployments/web`;
+      await waitFor('the Deployment to become available', async () => {
+        const { body } = await kubeRequest(api(), 'GET', deployment);
+        const status = (body as { status?: { availableReplicas?: number } }).status;
+        return (status?.availableReplicas ?? 0) >= 1 ? true : undefined;
+      });
+      const claim = await kubeRequest(
+        api(),
+        'GET',
+        `/api/v1/namespaces/${namespace}/persistentvolumeclaims/data`,
+      );
+      expect((claim.body as { status: { phase: string } }).status.phase).toBe('Bound');
+
+      const pods = await kubeRequest(
+        api(),
+        'GET',
+        `/api/v1/namespaces/${namespace}/pods?labelSelector=app%3Dweb`,
+      );
+      const pod = (pods.body as { items: { status: { podIP: string } }[] }).items[0]!;
+      expect(pod.status.podIP.startsWith(NODE_NETWORK.podCidr.slice(0, -5))).toBe(true);
+      const fromPod = await fetch(`http://${pod.status.podIP}:8080/`);
+      expect(await fromPod.text()).toBe('served from the nix store\n');
+
+      const service = await kubeRequest(
+        api(),
+        'GET',
+        `/api/v1/namespaces/${namespace}/services/web`,
+      );
+      const clusterIp = (service.body as { spec: { clusterIP: string } }).spec.clusterIP;
+      const fromService = await waitFor('the Service IP to answer', async () => {
+        const response = await fetch(`http://${clusterIp}/`, {
+          signal: AbortSignal.timeout(2_000),
+        });
+        return response.text();
+      });
+      expect(fromService).toBe('served from the nix store\n');
+
+      const { stdout } = await run('busybox', [
+        'nslookup',
+        `web.${namespace}.svc.${NODE_NETWORK.clusterDomain}`,
+        NODE_NETWORK.nodeIp,
+      ]);
+      expect(stdout).toContain(clusterIp);
+    },
+    TIMEOUT_MS,
+  );
+
+  it(
+    'puts the host back as it found it on stop',
+    async () => {
+      await cluster.stop();
+      expect(await hostState()).toEqual(before);
+    },
+    TIMEOUT_MS,
+  );
+});
