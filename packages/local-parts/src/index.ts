@@ -12,7 +12,7 @@ export type { LocalNode, NodeOptions } from './node/node';
 export { NODE_NETWORK } from './node/node-config';
 export { kubeRequest } from './node/kube-requests';
 export type { CertificateAuthority } from './certificates';
-export { addToStore, writeNixImage } from './node/nix-image';
+export { addToStore, buildNixImage } from './node/nix-image';
 export type { NixImageSpec } from './node/nix-image';
 export { startLocalCluster } from './local-cluster';
 export type { LocalCluster } from './local-cluster';

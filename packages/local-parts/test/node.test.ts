@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -11,10 +11,10 @@ import {
   kubeRequest,
   NODE_NETWORK,
   startLocalCluster,
-  writeNixImage,
+  buildNixImage,
   type LocalCluster,
 } from '../src';
-import { NODE_SYSCTLS } from '../src/node/host-changes';
+import { iptablesRules, NODE_SYSCTLS } from '../src/node/host-changes';
 
 const run = promisify(execFile);
 
@@ -28,16 +28,10 @@ async function hostState(): Promise<Record<string, unknown>> {
   for (const name of NODE_SYSCTLS) {
     sysctls[name] = (await readFile(`/proc/sys/${name}`, 'utf8').catch(() => '')).trim();
   }
-  const withoutCounters = (saved: string): string =>
-    saved
-      .split('\n')
-      .filter((line) => !line.startsWith('#'))
-      .map((line) => line.replace(/ \[\d+:\d+\]$/, ''))
-      .join('\n');
   return {
     sysctls,
     links: (await readdir('/sys/class/net')).sort(),
-    iptables: withoutCounters((await run('iptables-save', [])).stdout),
+    iptables: iptablesRules((await run('iptables-save', [])).stdout),
     mounts: (await readMounts()).map((mount) => mount.point).sort(),
     kubepods: existsSync('/sys/fs/cgroup/memory/kubepods'),
     gcRoots: (await readdir('/nix/var/nix/gcroots/auto').catch(() => [])).sort(),
@@ -52,22 +46,16 @@ async function hostState(): Promise<Record<string, unknown>> {
 async function httpdImage(nix2container: string, files: Record<string, string>, port: number) {
   const work = await mkdtemp(path.join(tmpdir(), 'seed-node-test-'));
   try {
-    await run('mkdir', ['-p', path.join(work, 'www')]);
+    await mkdir(path.join(work, 'www'));
     for (const [name, content] of Object.entries(files)) {
       await writeFile(path.join(work, 'www', name), content);
     }
     const busybox = await addToStore('/bin/busybox');
     const www = await addToStore(path.join(work, 'www'));
-    const archive = path.join(work, 'httpd-image.tar');
-    await writeNixImage(
-      nix2container,
-      {
-        closure: [busybox, www],
-        config: { Entrypoint: [busybox, 'httpd', '-f', '-p', String(port), '-h', www] },
-      },
-      archive,
-    );
-    return `nix:0${await addToStore(archive)}`;
+    return await buildNixImage(nix2container, 'httpd-image.tar', {
+      closure: [busybox, www],
+      config: { Entrypoint: [busybox, 'httpd', '-f', '-p', String(port), '-h', www] },
+    });
   } finally {
     await rm(work, { recursive: true, force: true });
   }

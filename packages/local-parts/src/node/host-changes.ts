@@ -234,30 +234,70 @@ async function removeCgroups(record: HostRecord): Promise<void> {
 }
 
 async function restoreIptables(record: HostRecord): Promise<void> {
-  // Only when something changed: restoring an identical table still churns the ruleset.
-  const same = async (command: string, saved: string): Promise<boolean> =>
-    withoutComments((await run(command, [])).stdout) === withoutComments(saved);
-  if (!(await same('iptables-save', record.iptables))) {
-    await restoreTable('iptables-restore', record.iptables);
-  }
-  if (!(await same('ip6tables-save', record.ip6tables))) {
-    await restoreTable('ip6tables-restore', record.ip6tables);
+  for (const [save, restore, saved] of [
+    ['iptables-save', 'iptables-restore', record.iptables],
+    ['ip6tables-save', 'ip6tables-restore', record.ip6tables],
+  ] as const) {
+    const now = (await run(save, [])).stdout;
+    // Only when something changed: restoring an identical table still churns the ruleset.
+    if (iptablesRules(now) !== iptablesRules(saved)) await restoreTable(restore, now, saved);
   }
 }
 
-/** iptables-save output without its timestamps and packet counters. */
-function withoutComments(saved: string): string {
-  return saved
-    .split('\n')
-    .filter((line) => !line.startsWith('#'))
-    .map((line) => line.replace(/ \[\d+:\d+\]$/, ''))
+/**
+ * What iptables-save says matters: the rules and user chains of each table, without
+ * timestamps and counters, and without tables that hold nothing (the nf_tables backend
+ * lists a table once anything touched it, even after it was emptied again).
+ */
+export function iptablesRules(saved: string): string {
+  return parseTables(saved)
+    .filter((table) => table.lines.some((line) => line.startsWith('-A ') || isUserChain(line)))
+    .map((table) => [`*${table.name}`, ...table.lines].join('\n'))
     .join('\n');
 }
 
-function restoreTable(command: string, saved: string): Promise<void> {
+interface SavedTable {
+  name: string;
+  /** Chain declarations (`:NAME POLICY`) and rules (`-A ...`), counters removed. */
+  lines: string[];
+}
+
+function parseTables(saved: string): SavedTable[] {
+  const tables: SavedTable[] = [];
+  for (const line of saved.split('\n')) {
+    if (line.startsWith('*')) tables.push({ name: line.slice(1), lines: [] });
+    else if (line.startsWith(':') || line.startsWith('-A ')) {
+      tables.at(-1)?.lines.push(line.replace(/ \[\d+:\d+\]$/, ''));
+    }
+  }
+  return tables;
+}
+
+const BUILTIN_CHAINS = new Set(['INPUT', 'OUTPUT', 'FORWARD', 'PREROUTING', 'POSTROUTING']);
+
+function isUserChain(line: string): boolean {
+  return line.startsWith(':') && !BUILTIN_CHAINS.has(line.slice(1).split(' ')[0]!);
+}
+
+/**
+ * iptables-restore replaces each table it is given: the saved ones as they were, and the
+ * ones that did not exist before as empty tables with accepting built-in chains.
+ */
+function restoreTable(command: string, now: string, saved: string): Promise<void> {
+  const before = new Map(parseTables(saved).map((table) => [table.name, table]));
+  const input = parseTables(now)
+    .map((table) => {
+      const lines =
+        before.get(table.name)?.lines ??
+        table.lines
+          .filter((line) => line.startsWith(':') && !isUserChain(line))
+          .map((line) => `${line.split(' ')[0]} ACCEPT`);
+      return [`*${table.name}`, ...lines, 'COMMIT'].join('\n');
+    })
+    .join('\n');
   return new Promise((resolve, reject) => {
     const child = execFile(command, [], (error) => (error ? reject(error) : resolve()));
-    child.stdin!.end(saved);
+    child.stdin!.end(`${input}\n`);
   });
 }
 

@@ -10,12 +10,6 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-export interface NixImage {
-  /** The archive's store path: the image is `nix:0<storePath>`. */
-  storePath: string;
-  reference: string;
-}
-
 export interface NixImageSpec {
   /** Every store path the container needs (a closure: nothing else is mounted). */
   closure: string[];
@@ -53,6 +47,45 @@ export async function writeNixImage(
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * Builds an image the way a flake's image derivation does: nix2container writes the
+ * archive to the derivation's `$out`, so the name inside it is `nix:0$out:latest`, the
+ * very reference a pod runs (nix-snapshotter loads the archive under that name). The
+ * closure's paths must already be in the store (`addToStore`). Returns the image reference.
+ */
+export async function buildNixImage(
+  nix2container: string,
+  name: string,
+  spec: Omit<NixImageSpec, 'reference'>,
+): Promise<string> {
+  const script = [
+    `printf %s '${JSON.stringify(spec.config)}' > config.json`,
+    `printf '%s\\n' ${spec.closure.join(' ')} > closure`,
+    "echo '[]' > copy-to-root.json",
+    `${nix2container} build --config config.json --closure closure --copy-to-root copy-to-root.json "$out"`,
+  ].join(' && ');
+  // builtins.storePath gives the derivation the closure's paths as its inputs.
+  const expression = `derivation {
+    name = ${JSON.stringify(name)};
+    system = "x86_64-linux";
+    builder = "/bin/sh";
+    args = [ "-c" ${JSON.stringify(script)} ];
+    closure = map builtins.storePath (builtins.fromJSON ${JSON.stringify(JSON.stringify(spec.closure))});
+  }`;
+  const { stdout } = await run(
+    'nix',
+    ['build', '--impure', '--no-link', '--json', '--expr', expression],
+    {
+      env: {
+        ...process.env,
+        NIX_USER_CONF_FILES: process.env.NIX_USER_CONF_FILES ?? '/etc/seed/nix.conf',
+      },
+    },
+  );
+  const out = (JSON.parse(stdout) as { outputs: { out: string } }[])[0]!.outputs.out;
+  return `nix:0${out}`;
 }
 
 /** Adds a file or folder to the nix store as is; returns its store path. */
