@@ -18,8 +18,7 @@ export const NIX_ENV = {
 };
 
 /** A Nix string literal (JSON string syntax is valid Nix for these inputs). */
-export const nixString = (value: string): string =>
-  JSON.stringify(value).replace(/\$\{/g, '\\${');
+export const nixString = (value: string): string => JSON.stringify(value).replace(/\$\{/g, '\\${');
 
 /**
  * nixpkgs' lib from the vendored tarball, as a Nix expression: the same lib the offline

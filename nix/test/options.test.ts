@@ -6,7 +6,16 @@
 // conflicting definitions. The declared types and defaults are pinned too, so changing
 // one fails here even where no case would notice.
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { LIB, OFFLINE_NIX, evalJson, mapLimited, metaOf, nixFailure, nixString, type Meta } from './nix';
+import {
+  LIB,
+  OFFLINE_NIX,
+  evalJson,
+  mapLimited,
+  metaOf,
+  nixFailure,
+  nixString,
+  type Meta,
+} from './nix';
 
 /** An instance to evaluate: its module as Nix source (may use `lib`), name and system. */
 interface Instance {
@@ -72,7 +81,11 @@ const accepted: Array<[string, Instance, Meta]> = [
     { module: `{ seed.size = "${size}"; }` },
     metaOf({ size }),
   ]),
-  ['another system', { module: '{ }', system: 'aarch64-linux' }, metaOf({ system: 'aarch64-linux' })],
+  [
+    'another system',
+    { module: '{ }', system: 'aarch64-linux' },
+    metaOf({ system: 'aarch64-linux' }),
+  ],
   [
     'seed.expose.http = 8080 (coerced, protocol http)',
     { module: '{ seed.expose.http = 8080; }' },
@@ -122,7 +135,11 @@ const accepted: Array<[string, Instance, Meta]> = [
       },
     }),
   ],
-  ['seed.rollout = "rolling"', { module: '{ seed.rollout = "rolling"; }' }, metaOf({ rollout: 'rolling' })],
+  [
+    'seed.rollout = "rolling"',
+    { module: '{ seed.rollout = "rolling"; }' },
+    metaOf({ rollout: 'rolling' }),
+  ],
   [
     'the seed.strategy alias',
     { module: '{ seed.strategy = "rolling"; }' },
@@ -133,7 +150,11 @@ const accepted: Array<[string, Instance, Meta]> = [
     { module: '{ seed.strategy = "rolling"; seed.rollout = "rolling"; }' },
     metaOf({ rollout: 'rolling' }),
   ],
-  ['seed.shoot.enable = true', { module: '{ seed.shoot.enable = true; }' }, metaOf({ shoot: { enable: true } })],
+  [
+    'seed.shoot.enable = true',
+    { module: '{ seed.shoot.enable = true; }' },
+    metaOf({ shoot: { enable: true } }),
+  ],
   [
     'the example of ARCHITECTURE.md',
     {
@@ -207,7 +228,10 @@ const accepted: Array<[string, Instance, Meta]> = [
   [
     'mkForce over a plain definition',
     {
-      module: modules('{ seed.rollout = "recreate"; }', '({ lib, ... }: { seed.rollout = lib.mkForce "rolling"; })'),
+      module: modules(
+        '{ seed.rollout = "recreate"; }',
+        '({ lib, ... }: { seed.rollout = lib.mkForce "rolling"; })',
+      ),
     },
     metaOf({ rollout: 'rolling' }),
   ],
@@ -306,7 +330,12 @@ const rejected: Array<[string, Instance, string, string?]> = [
   ],
   [
     'two entries on one TCP port, from two modules',
-    { module: modules('{ seed.expose.a = 80; }', '{ seed.expose.b = { port = 80; protocol = "tcp"; }; }') },
+    {
+      module: modules(
+        '{ seed.expose.a = 80; }',
+        '{ seed.expose.b = { port = 80; protocol = "tcp"; }; }',
+      ),
+    },
     'seed.expose.b.port: port 80/tcp is already used by seed.expose.a',
   ],
   [
