@@ -284,9 +284,19 @@ const rejected: Array<[string, Instance, string, string?]> = [
     'seed.size: unknown tier "xxl" (expected one of xs, s, m, l, xl)',
   ],
   [
-    'port 0 (a types.port, but no port number)',
+    'port 0',
     { module: '{ seed.expose.http = 0; }' },
     'seed.expose.http.port: 0 is not a port number (1-65535)',
+  ],
+  [
+    'port 70000 (ports are typed as integers, so meta.nix judges the range)',
+    { module: '{ seed.expose.http = 70000; }' },
+    'seed.expose.http.port: 70000 is not a port number (1-65535)',
+  ],
+  [
+    'port 70000 in the long form',
+    { module: '{ seed.expose.http = { port = 70000; protocol = "tcp"; }; }' },
+    'seed.expose.http.port: 70000 is not a port number (1-65535)',
   ],
   [
     'an unknown protocol',
@@ -359,6 +369,11 @@ const rejected: Array<[string, Instance, string, string?]> = [
     'seed.connect.db.service: "Post Gres" is not a DNS name',
   ],
   [
+    'a connect port 65536',
+    { module: '{ seed.connect.db = { service = "postgres"; port = 65536; }; }' },
+    'seed.connect.db.port: 65536 is not a port number (1-65535)',
+  ],
+  [
     'a connect port 0',
     { module: '{ seed.connect.db = { service = "postgres"; port = 0; }; }' },
     'seed.connect.db.port: 0 is not a port number',
@@ -375,14 +390,9 @@ const rejected: Array<[string, Instance, string, string?]> = [
     "A definition for option `seed.size' is not of type `string'.",
   ],
   [
-    'port 70000 (outside types.port)',
-    { module: '{ seed.expose.http = 70000; }' },
-    "A definition for option `seed.expose.http' is not of type `(submodule) or 16 bit unsigned integer; between 0 and 65535 (both inclusive) convertible to it'.",
-  ],
-  [
     'port "80"',
     { module: '{ seed.expose.http = "80"; }' },
-    "A definition for option `seed.expose.http' is not of type `(submodule) or 16 bit unsigned integer;",
+    "A definition for option `seed.expose.http' is not of type `(submodule) or signed integer convertible to it'.",
   ],
   [
     'an expose attrset without a port',
@@ -531,13 +541,12 @@ describe('the declared types and defaults', () => {
         shoot.enable = describe options.seed.shoot.enable;
         meta = describe options.seed.meta;
       }`);
-    const port = '16 bit unsigned integer; between 0 and 65535 (both inclusive)';
     expect(declared).toEqual({
       size: { type: 'string', default: 's' },
       expose: {
-        type: `attribute set of ((submodule) or ${port} convertible to it)`,
+        type: 'attribute set of ((submodule) or signed integer convertible to it)',
         default: {},
-        entry: { port: { type: port }, protocol: { type: 'string', default: 'http' } },
+        entry: { port: { type: 'signed integer' }, protocol: { type: 'string', default: 'http' } },
       },
       storage: {
         type: 'attribute set of ((submodule) or string convertible to it)',
@@ -550,7 +559,7 @@ describe('the declared types and defaults', () => {
       connect: {
         type: 'attribute set of ((submodule) or string convertible to it)',
         default: {},
-        entry: { service: { type: 'string' }, port: { type: `null or ${port}`, default: null } },
+        entry: { service: { type: 'string' }, port: { type: 'null or signed integer', default: null } },
       },
       rollout: { type: 'string', default: 'recreate' },
       strategy: { type: 'string' },
