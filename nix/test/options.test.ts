@@ -559,7 +559,10 @@ describe('the declared types and defaults', () => {
       connect: {
         type: 'attribute set of ((submodule) or string convertible to it)',
         default: {},
-        entry: { service: { type: 'string' }, port: { type: 'null or signed integer', default: null } },
+        entry: {
+          service: { type: 'string' },
+          port: { type: 'null or signed integer', default: null },
+        },
       },
       rollout: { type: 'string', default: 'recreate' },
       strategy: { type: 'string' },

@@ -7,3 +7,4 @@ export { KUBE_BINARIES_SCRIPT, startKubeApiServer } from './kube-apiserver';
 export type { KubeApiServer, KubeApiServerOptions } from './kube-apiserver';
 export { freeLoopbackPort, freeLoopbackPorts } from './ports';
 export { githubPushHeaders } from './github-delivery';
+export { NIXPKGS_LIB_URL, offlineSeedFiles } from './seed-library';
