@@ -19,6 +19,11 @@
 
       # The pure meta function: { name; system ? "x86_64-linux"; seed ? {}; } → meta.
       seedMeta = import ./nix/meta.nix;
+
+      # An instance module's meta through the real seed.* options without NixOS, for
+      # flakes that have nixpkgs' lib but no nixpkgs (offline):
+      # { lib; name; module; system ? "x86_64-linux"; extraModules ? [ ]; } → meta.
+      inherit (import ./nix/offline.nix) seedMetaOf;
     };
 
     nixosModules = {

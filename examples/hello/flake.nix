@@ -1,14 +1,20 @@
 # The bundled example, runnable offline: the output shape of a real Seed flake
-# (`seeds.<name>.{meta,image}`) with metas from Seed's own meta function and toy images
-# in place of NixOS systems (those need nixpkgs; see nix/README.md and scripts/nixos-eval).
-# `seed up` copies this directory and nix/meta.nix (as seed-meta.nix) into a fresh git
-# repository, as a tenant's push would bring it.
+# (`seeds.<name>.{meta,image}`) with toy images in place of NixOS systems (those need
+# nixpkgs; see nix/README.md and scripts/nixos-eval). Each meta comes from the instance
+# module evaluated with the real `seed.*` options (nix/offline.nix's seedMetaOf, what
+# mkSeed does minus NixOS), so it is what the same lines give in a tenant's web.nix.
+# `seed up` copies this file into a fresh git repository, as a tenant's push would bring
+# it, with Seed's offline library under seed/ and a flake.lock, and points `nixpkgs-lib`
+# at the copy vendored in nix/vendor (the same commit as below).
 {
   description = "Seed example: a web front, an API and a DNS server";
 
-  outputs = { self }:
+  # nixpkgs' lib: the module system, without packages.
+  inputs.nixpkgs-lib.url = "github:nix-community/nixpkgs.lib/de42d44212d207476489bce163375d8306a26d59";
+
+  outputs = { self, nixpkgs-lib }:
     let
-      seedMeta = import ./seed-meta.nix;
+      inherit (import ./seed/offline.nix) seedMetaOf;
       # Stands in for mkSeed's NixOS image: a derivation whose store path changes with its content.
       toyImage = name: content: derivation {
         name = "seed-${name}-image";
@@ -17,7 +23,7 @@
         args = [ "-c" "echo '${content}' > $out" ];
       };
       seed = name: options: content: {
-        meta = seedMeta { inherit name; seed = options; };
+        meta = seedMetaOf { inherit (nixpkgs-lib) lib; inherit name; module.seed = options; };
         image = toyImage name content;
       };
     in

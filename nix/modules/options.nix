@@ -7,9 +7,12 @@
 # rule about values (tiers, protocols, quantities, names, port clashes) lives in
 # ../meta.nix, which `seed.meta` calls; instance-base.nix reads its firewall ports and
 # connect files from `seed.meta`, so no instance builds without passing those rules.
-# That is why tiers, rollouts and protocols are typed as plain strings here: a bad value
-# gets meta.nix's message (`seed.size: unknown tier "xxl" ...`), the same one the
-# builder reports for any flake.
+# That is why tiers, rollouts and protocols are typed as plain strings and ports as plain
+# integers here: a bad value gets meta.nix's message (`seed.size: unknown tier "xxl" ...`,
+# `seed.expose.http.port: 70000 is not a port number (1-65535)`), the same one the
+# builder reports for any flake, rather than types.port's (which would also let 0 through
+# to meta.nix). A value of the wrong kind (a string for a port) is the module system's to
+# report.
 { config, lib, pkgs, ... }:
 
 let
@@ -20,7 +23,7 @@ let
   exposeEntry = types.submodule {
     options = {
       port = mkOption {
-        type = types.port;
+        type = types.int;
         description = "Port the instance listens on; the Service uses the same port.";
       };
       protocol = mkOption {
@@ -60,7 +63,7 @@ let
         description = "DNS name of the service to reach (a Service in the flake's namespace, or a longer name).";
       };
       port = mkOption {
-        type = types.nullOr types.port;
+        type = types.nullOr types.int;
         default = null;
         description = "Port of the service, if the instance should be told one.";
       };
@@ -88,7 +91,7 @@ in
     };
 
     expose = mkOption {
-      type = types.attrsOf (types.coercedTo types.port (port: { inherit port; }) exposeEntry);
+      type = types.attrsOf (types.coercedTo types.int (port: { inherit port; }) exposeEntry);
       default = { };
       example = lib.literalExpression ''{ http = 8080; dns = { port = 53; protocol = "dns"; }; }'';
       description = ''

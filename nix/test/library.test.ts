@@ -1,59 +1,20 @@
 // The Seed flake and its files, as far as they run without nixpkgs: every .nix file
-// parses; the root flake's lib.seedMeta, nixosModules and templates evaluate offline
-// with the inputs locked but not fetched; the template; seed-shoot's script against a
-// local HTTP server; instance-base's computed settings and its /run/seed/env writer.
-// What needs nixpkgs (mkSeed, the NixOS modules for real) is scripts/nixos-eval.
+// parses; the root flake's lib.seedMeta, lib.seedMetaOf, nixosModules and templates
+// evaluate offline with the inputs locked but not fetched; the template's module under
+// the real options module; seed-shoot's script against a local HTTP server;
+// instance-base.nix under the real module system (vendored nixpkgs lib) and its
+// /run/seed/env writer. What needs nixpkgs (mkSeed, NixOS itself, packages, the image)
+// is scripts/nixos-eval.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { LIB, NIX_DIR, OFFLINE_NIX, ROOT, evalJson, nixString, run } from './nix';
 
-const execFileAsync = promisify(execFile);
-
-const ROOT = path.resolve(__dirname, '../..');
-const NIX_DIR = path.join(ROOT, 'nix');
-const META_NIX = path.join(NIX_DIR, 'meta.nix');
 const TEMPLATE_DIR = path.join(NIX_DIR, 'templates', 'instance');
-const NIX_ENV = {
-  ...process.env,
-  NIX_USER_CONF_FILES: process.env.NIX_USER_CONF_FILES ?? '/etc/seed/nix.conf',
-};
-
-interface Output {
-  stdout: string;
-  stderr: string;
-}
-
-function run(
-  command: string,
-  args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<Output> {
-  return execFileAsync(command, args, {
-    env: options.env ?? NIX_ENV,
-    cwd: options.cwd,
-    maxBuffer: 16 * 1024 * 1024,
-    timeout: 60_000,
-  });
-}
-
-async function evalJson(expression: string): Promise<unknown> {
-  const { stdout } = await run('nix-instantiate', [
-    '--eval',
-    '--strict',
-    '--json',
-    '--expr',
-    expression,
-  ]);
-  return JSON.parse(stdout) as unknown;
-}
-
-/** A Nix string literal (JSON string syntax is valid Nix for these inputs). */
-const nixString = (value: string): string => JSON.stringify(value).replace(/\$\{/g, '\\${');
 
 /** Every .nix file under nix/ (not node_modules) and the root flake.nix. */
 function nixFiles(): string[] {
@@ -71,7 +32,7 @@ function nixFiles(): string[] {
 }
 
 /**
- * Copies flake.nix, flake.lock and nix/ (without node_modules and tests) to a temporary
+ * Copies flake.nix, flake.lock and nix/ (without node_modules, tests and the vendored lib) to a temporary
  * directory: a `path:` flake of the repository root would copy node_modules to the store.
  */
 function copySeedFlake(into: string): string {
@@ -83,7 +44,7 @@ function copySeedFlake(into: string): string {
     recursive: true,
     filter: (source) => {
       const relative = path.relative(NIX_DIR, source).split(path.sep);
-      return !relative.includes('node_modules') && relative[0] !== 'test';
+      return !relative.includes('node_modules') && !['test', 'vendor'].includes(relative[0] ?? '');
     },
   });
   return dir;
@@ -152,6 +113,23 @@ describe('the root flake offline (inputs locked, not fetched)', () => {
     });
   });
 
+  it('evaluates an instance module through lib.seedMetaOf with the vendored lib', async () => {
+    // --impure: the lib comes from a tarball by path, as the tests import it.
+    const { stdout } = await run('nix', [
+      'eval',
+      '--json',
+      '--impure',
+      `${flake}#lib.seedMetaOf`,
+      '--apply',
+      `f: f { lib = ${LIB}; name = "web"; module = { seed.expose.http = 8080; seed.connect.db = "postgres"; }; }`,
+    ]);
+    expect(JSON.parse(stdout)).toMatchObject({
+      name: 'web',
+      expose: { http: { port: 8080, protocol: 'http' } },
+      connect: { db: { service: 'postgres', port: null } },
+    });
+  });
+
   it('lists lib, nixosModules and templates without fetching nixpkgs', async () => {
     const names = async (attribute: string): Promise<unknown> =>
       JSON.parse(
@@ -165,7 +143,7 @@ describe('the root flake offline (inputs locked, not fetched)', () => {
           ])
         ).stdout,
       );
-    expect(await names('lib')).toEqual(['mkSeed', 'seedMeta']);
+    expect(await names('lib')).toEqual(['mkSeed', 'seedMeta', 'seedMetaOf']);
     expect(await names('nixosModules')).toEqual(['instance', 'instance-base']);
     expect(await names('templates')).toEqual(['default', 'instance']);
     const { stdout } = await run('nix', [
@@ -199,10 +177,26 @@ describe('the root flake offline (inputs locked, not fetched)', () => {
       '6c5e707c6b5339359a9a9e215c5e66d6d802fd7a',
     );
   });
+});
 
-  it('creates the instance template with nix flake init', async () => {
-    const target = fs.mkdtempSync(path.join(tmp, 'init-'));
-    await run('nix', ['flake', 'init', '-t', `${flake}#instance`], { cwd: target });
+describe('the instance template', () => {
+  let tmp = '';
+  let target = '';
+
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'seed-nix-template-'));
+    target = path.join(tmp, 'instance');
+    fs.mkdirSync(target);
+    await run('nix', ['flake', 'init', '-t', `path:${copySeedFlake(tmp)}#instance`], {
+      cwd: target,
+    });
+  });
+
+  afterAll(() => {
+    if (tmp !== '') fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('is what nix flake init writes', () => {
     expect(fs.readdirSync(target).sort()).toEqual(['flake.nix', 'web.nix']);
     for (const file of ['flake.nix', 'web.nix']) {
       expect(fs.readFileSync(path.join(target, file), 'utf8')).toBe(
@@ -210,39 +204,30 @@ describe('the root flake offline (inputs locked, not fetched)', () => {
       );
     }
   });
-});
 
-describe('the instance template', () => {
-  it("gives meta.nix, fed web.nix's own seed.* attributes, expose.http 8080 and storage.data 1Gi", async () => {
-    // web.nix is a module function whose seed.* attributes do not depend on its
-    // arguments: the stubs below are never forced.
+  it("evaluates web.nix's seed.* settings under the real options module", async () => {
+    // services.nginx is NixOS's option and its root a package (pkgs.writeTextDir):
+    // without nixpkgs neither exists, so nginx is declared untyped here and never read.
+    // That nginx evaluates and builds is scripts/nixos-eval's to check.
     const meta = await evalJson(`
-      let
-        module = import ${nixString(path.join(TEMPLATE_DIR, 'web.nix'))} {
-          pkgs = throw "pkgs"; lib = throw "lib"; config = throw "config";
-        };
-      in import ${nixString(META_NIX)} { name = "web"; seed = module.seed; }`);
-    expect(meta).toMatchObject({
+      let lib = ${LIB}; in
+      (import ${nixString(OFFLINE_NIX)}).seedMetaOf {
+        inherit lib;
+        name = "web";
+        module = /. + ${nixString(path.join(target, 'web.nix'))};
+        extraModules = [ { options.services.nginx = lib.mkOption { type = lib.types.raw; }; } ];
+      }`);
+    expect(meta).toEqual({
       name: 'web',
+      system: 'x86_64-linux',
       size: 's',
       resources: { vcpus: 1, memory: 1024 },
       expose: { http: { port: 8080, protocol: 'http' } },
       storage: { data: { size: '1Gi', mountPoint: '/seed/storage/data' } },
+      connect: {},
+      rollout: 'recreate',
+      shoot: { enable: false },
     });
-  });
-
-  it('gives the same meta as a plain attrset mirroring its seed.* lines', async () => {
-    const [fromFile, fromMirror] = await Promise.all([
-      evalJson(`import ${nixString(META_NIX)} {
-        name = "web";
-        seed = (import ${nixString(path.join(TEMPLATE_DIR, 'web.nix'))} { pkgs = null; lib = null; config = null; }).seed;
-      }`),
-      evalJson(`import ${nixString(META_NIX)} {
-        name = "web";
-        seed = { size = "s"; expose.http = 8080; storage.data = "1Gi"; };
-      }`),
-    ]);
-    expect(fromFile).toEqual(fromMirror);
   });
 
   it('takes seed from github:loomtex/seed and exports seeds.web through mkSeed', async () => {
@@ -438,79 +423,125 @@ describe('seed-shoot', () => {
 });
 
 /**
- * instance-base.nix applied to a meta, with the few lib functions it uses written over
- * builtins (the real lib is in nixpkgs). mkIf and mkDefault stay visible as markers.
+ * The NixOS options instance-base.nix sets, declared as plain typed options. NixOS itself
+ * (and its module list) comes with nixpkgs, which is not here; declaring just these paths
+ * lets the real module system check, merge and prioritise what instance-base.nix defines
+ * (mkDefault, mkIf, lists from several modules) exactly as in NixOS. What NixOS then
+ * does with them (a firewall, /etc, activation) and the packages are scripts/nixos-eval's
+ * to check.
  */
-function instanceBase(seed: string): string {
+const NIXOS_OPTIONS = `{ lib, ... }:
+  let
+    inherit (lib) mkOption types;
+    option = type: default: mkOption { inherit type default; };
+    textFile = types.submodule { options.text = mkOption { type = types.lines; }; };
+    script = types.submodule {
+      options.deps = option (types.listOf types.str) [ ];
+      options.text = mkOption { type = types.lines; };
+    };
+  in {
+    options = {
+      boot.isContainer = option types.bool false;
+      networking.useDHCP = option types.bool true;
+      networking.firewall.allowedTCPPorts = option (types.listOf types.port) [ ];
+      networking.firewall.allowedUDPPorts = option (types.listOf types.port) [ ];
+      system.stateVersion = mkOption { type = types.str; };
+      system.activationScripts = option (types.attrsOf script) { };
+      environment.variables = option (types.attrsOf types.str) { };
+      environment.etc = option (types.attrsOf textFile) { };
+      environment.systemPackages = option (types.listOf types.raw) [ ];
+    };
+    # The one package instance-base.nix adds (seed-shoot) comes from nixpkgs' callPackage:
+    # in its place, the name of the file it would be built from.
+    config._module.args.pkgs = lib.mkForce {
+      stdenv.hostPlatform.system = "x86_64-linux";
+      callPackage = file: _: "callPackage \${baseNameOf file}";
+    };
+  }`;
+
+/** The config of instance `web` with instance-base.nix and `module` (Nix source). */
+function instanceBase(module: string): string {
   return `
-    let
-      meta = import ${nixString(META_NIX)} { name = "web"; seed = ${seed}; };
-      lower = builtins.genList (i: builtins.substring i 1 "abcdefghijklmnopqrstuvwxyz") 26;
-      upper = builtins.genList (i: builtins.substring i 1 "ABCDEFGHIJKLMNOPQRSTUVWXYZ") 26;
-      lib = {
-        inherit (builtins) attrValues filter replaceStrings;
-        mkDefault = value: { _type = "default"; inherit value; };
-        mkIf = condition: content: { _type = "if"; inherit condition content; };
-        nameValuePair = name: value: { inherit name value; };
-        mapAttrs' = f: set: builtins.listToAttrs (map (name: f name set.\${name}) (builtins.attrNames set));
-        toUpper = builtins.replaceStrings lower upper;
-      };
-      pkgs.callPackage = file: args: "seed-shoot-package";
-      module = import ${nixString(path.join(NIX_DIR, 'modules', 'instance-base.nix'))} {
-        config.seed.meta = meta;
-        inherit lib pkgs;
-      };
-    in module`;
+    let lib = ${LIB}; in
+    (import ${nixString(OFFLINE_NIX)}).evalInstance {
+      inherit lib;
+      name = "web";
+      module = ${module};
+      extraModules = [ ${nixString(path.join(NIX_DIR, 'modules', 'instance-base.nix'))} (${NIXOS_OPTIONS}) ];
+    }`;
 }
 
-describe('instance-base.nix', () => {
+describe('instance-base.nix under the real module system', () => {
   it('opens the declared ports and wires connect variables, files and seed-shoot', async () => {
     const settings = await evalJson(`
-      let module = ${instanceBase(`{
-        expose = { http = 8080; dns = { port = 53; protocol = "dns"; }; syslog = { port = 514; protocol = "udp"; }; api = { port = 9000; protocol = "grpc"; }; };
-        connect = { db = { service = "postgres"; port = 5432; }; my-cache = "redis"; };
-        shoot.enable = true;
-      }`)};
-      in {
-        imports = map toString module.imports;
-        isContainer = module.boot.isContainer;
-        tcp = module.networking.firewall.allowedTCPPorts;
-        udp = module.networking.firewall.allowedUDPPorts;
-        variables = module.environment.variables;
-        etc = module.environment.etc;
-        packages = module.environment.systemPackages;
+      let inherit (${instanceBase(`{
+        seed.expose = { http = 8080; dns = { port = 53; protocol = "dns"; }; syslog = { port = 514; protocol = "udp"; }; api = { port = 9000; protocol = "grpc"; }; };
+        seed.connect = { db = { service = "postgres"; port = 5432; }; my-cache = "redis"; };
+        seed.shoot.enable = true;
+      }`)}) config; in {
+        isContainer = config.boot.isContainer;
+        useDHCP = config.networking.useDHCP;
+        stateVersion = config.system.stateVersion;
+        tcp = config.networking.firewall.allowedTCPPorts;
+        udp = config.networking.firewall.allowedUDPPorts;
+        variables = config.environment.variables;
+        etc = builtins.mapAttrs (_: file: file.text) config.environment.etc;
+        packages = config.environment.systemPackages;
       }`);
     expect(settings).toEqual({
-      imports: [path.join(NIX_DIR, 'modules', 'options.nix')],
       isContainer: true,
+      useDHCP: false,
+      stateVersion: '25.11',
       tcp: [9000, 53, 8080],
       udp: [53, 514],
       variables: { SEED_DB_HOST: 'postgres', SEED_MY_CACHE_HOST: 'redis' },
-      etc: {
-        'seed/connect/db': { text: 'postgres:5432' },
-        'seed/connect/my-cache': { text: 'redis' },
-      },
-      packages: { _type: 'if', condition: true, content: ['seed-shoot-package'] },
+      etc: { 'seed/connect/db': 'postgres:5432', 'seed/connect/my-cache': 'redis' },
+      packages: ['callPackage seed-shoot.nix'],
     });
   });
 
   it('adds nothing for an instance that declares nothing', async () => {
     const settings = await evalJson(`
-      let module = ${instanceBase('{ }')}; in {
-        tcp = module.networking.firewall.allowedTCPPorts;
-        udp = module.networking.firewall.allowedUDPPorts;
-        variables = module.environment.variables;
-        etc = module.environment.etc;
-        shoot = module.environment.systemPackages.condition;
+      let inherit (${instanceBase('{ }')}) config; in {
+        tcp = config.networking.firewall.allowedTCPPorts;
+        udp = config.networking.firewall.allowedUDPPorts;
+        variables = config.environment.variables;
+        etc = config.environment.etc;
+        packages = config.environment.systemPackages;
       }`);
-    expect(settings).toEqual({ tcp: [], udp: [], variables: {}, etc: {}, shoot: false });
+    expect(settings).toEqual({ tcp: [], udp: [], variables: {}, etc: {}, packages: [] });
+  });
+
+  it("yields its defaults to the tenant's module and merges the tenant's ports", async () => {
+    const settings = await evalJson(`
+      let inherit (${instanceBase(`{
+        seed.expose.http = 8080;
+        networking.useDHCP = true;
+        system.stateVersion = "24.05";
+        networking.firewall.allowedTCPPorts = [ 22 ];
+      }`)}) config; in {
+        useDHCP = config.networking.useDHCP;
+        stateVersion = config.system.stateVersion;
+        tcp = builtins.sort builtins.lessThan config.networking.firewall.allowedTCPPorts;
+      }`);
+    expect(settings).toEqual({ useDHCP: true, stateVersion: '24.05', tcp: [22, 8080] });
+  });
+
+  it("fails with meta.nix's message on an invalid seed, wherever it is read", async () => {
+    await expect(
+      evalJson(
+        `(${instanceBase('{ seed.expose.http = 0; }')}).config.networking.firewall.allowedUDPPorts`,
+      ),
+    ).rejects.toMatchObject({
+      stderr: expect.stringContaining('error: seed.expose.http.port: 0 is not a port number'),
+    });
   });
 
   it('writes the SEED_* and KUBERNETES_* variables of PID 1 to /run/seed/env, mode 0600', async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'seed-env-'));
     try {
       const text = (await evalJson(
-        `(${instanceBase('{ }')}).system.activationScripts.seed-env.text`,
+        `(${instanceBase('{ }')}).config.system.activationScripts.seed-env.text`,
       )) as string;
       // The same script with its two fixed paths moved into the temporary directory.
       const script = text

@@ -2,19 +2,8 @@
 // back, idempotence, and every error with its message. Successful cases run in one nix
 // process (a list mapped with builtins.tryEval); errors need one process each, because
 // tryEval does not return the message, so they run a few at a time before the tests.
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from '@jest/globals';
-
-const execFileAsync = promisify(execFile);
-
-const ROOT = path.resolve(__dirname, '../..');
-const META_NIX = path.join(ROOT, 'nix', 'meta.nix');
-const NIX_ENV = {
-  ...process.env,
-  NIX_USER_CONF_FILES: process.env.NIX_USER_CONF_FILES ?? '/etc/seed/nix.conf',
-};
+import { META_NIX, TIERS, evalJson, mapLimited, metaOf, nixFailure, type Meta } from './nix';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -24,32 +13,10 @@ interface MetaArgs {
   seed?: Json;
 }
 
-interface Meta {
-  name: string;
-  system: string;
-  size: string;
-  resources: { vcpus: number; memory: number };
-  expose: Record<string, { port: number; protocol: string }>;
-  storage: Record<string, { size: string; mountPoint: string }>;
-  connect: Record<string, { service: string; port: number | null }>;
-  rollout: string;
-  shoot: { enable: boolean };
-}
-
 interface CaseResult {
   ok: boolean;
   meta?: Meta;
   again?: Meta | 'failed';
-}
-
-/** Runs `nix-instantiate --eval --strict --json` on a function of one JSON string. */
-async function evalJson(expression: string, json: string): Promise<unknown> {
-  const { stdout } = await execFileAsync(
-    'nix-instantiate',
-    ['--eval', '--strict', '--json', '--expr', expression, '--argstr', 'json', json],
-    { env: NIX_ENV, maxBuffer: 16 * 1024 * 1024 },
-  );
-  return JSON.parse(stdout) as unknown;
 }
 
 /**
@@ -75,18 +42,6 @@ async function evalCases(cases: MetaArgs[]): Promise<CaseResult[]> {
   return (await evalJson(expression, JSON.stringify(cases))) as CaseResult[];
 }
 
-/** Runs nix-instantiate expecting it to fail; returns its stderr (null if it succeeded). */
-async function nixFailure(args: string[]): Promise<string | null> {
-  try {
-    await execFileAsync('nix-instantiate', args, { env: NIX_ENV, maxBuffer: 16 * 1024 * 1024 });
-    return null;
-  } catch (error) {
-    const stderr = (error as { stderr?: unknown }).stderr;
-    if (typeof stderr === 'string') return stderr;
-    throw error;
-  }
-}
-
 /** Evaluates one case on its own: nix's stderr if it failed, null if it passed. */
 function evalError(args: MetaArgs): Promise<string | null> {
   const expression = `{ json }: import ${JSON.stringify(META_NIX)} (builtins.fromJSON json)`;
@@ -100,49 +55,6 @@ function evalError(args: MetaArgs): Promise<string | null> {
     'json',
     JSON.stringify(args),
   ]);
-}
-
-/** Runs `work` over `items`, at most `limit` at a time, keeping the order of results. */
-async function mapLimited<T, R>(
-  items: T[],
-  limit: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
-const TIERS: Record<string, { vcpus: number; memory: number }> = {
-  xs: { vcpus: 1, memory: 512 },
-  s: { vcpus: 1, memory: 1024 },
-  m: { vcpus: 2, memory: 2048 },
-  l: { vcpus: 4, memory: 4096 },
-  xl: { vcpus: 8, memory: 8192 },
-};
-
-/** The meta of an instance called `web` with nothing declared, plus `changes`. */
-function metaOf(changes: Partial<Meta> = {}): Meta {
-  const size = changes.size ?? 's';
-  return {
-    name: 'web',
-    system: 'x86_64-linux',
-    size,
-    resources: TIERS[size] ?? { vcpus: 0, memory: 0 },
-    expose: {},
-    storage: {},
-    connect: {},
-    rollout: 'recreate',
-    shoot: { enable: false },
-    ...changes,
-  };
 }
 
 const web = (seed: Json): MetaArgs => ({ name: 'web', seed });

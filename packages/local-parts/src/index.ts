@@ -16,3 +16,4 @@ export { addToStore, buildNixImage } from './node/nix-image';
 export type { NixImageSpec } from './node/nix-image';
 export { startLocalCluster } from './local-cluster';
 export type { LocalCluster } from './local-cluster';
+export { NIXPKGS_LIB_URL, offlineSeedFiles } from './seed-library';

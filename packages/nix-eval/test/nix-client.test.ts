@@ -187,7 +187,10 @@ describe('failures', () => {
 
   it('reports a meta that breaks the schema by its path', async () => {
     const repo = await flakeRepo({
-      web: { metaExpression: '(import ./seed-meta.nix { name = "web"; }) // { size = "huge"; }' },
+      web: {
+        metaExpression:
+          '(seedMetaOf { inherit lib; name = "web"; module = { }; }) // { size = "huge"; }',
+      },
     });
     const error = await failure(nix.evaluateSeeds(repo.url()));
     expect(error.kind).toBe('validation');

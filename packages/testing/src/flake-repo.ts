@@ -1,23 +1,23 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
+import { NIXPKGS_LIB_URL, offlineSeedFiles } from '@seed/local-parts';
 import { toNixExpression } from './nix-expression';
 
-/** nix/meta.nix of this checkout: fixture flakes carry a copy, as they may have no inputs. */
-export const SEED_META_NIX = path.resolve(__dirname, '../../../nix/meta.nix');
-
 export interface DemoSeed {
-  /** The `seed.*` options of the instance, as a user would write them. */
+  /** The `seed.*` options of the instance: the `seed` attrset of its module. */
   seed?: Record<string, unknown>;
   /** Shell run by the image's builder; it must write $out. */
   build?: string;
-  /** Raw Nix for the meta, replacing the meta function call (for broken flakes). */
+  /**
+   * Raw Nix for the meta, replacing the evaluation of the module (for broken flakes);
+   * `lib` (nixpkgs' lib) and `seedMetaOf` are in scope.
+   */
   metaExpression?: string;
 }
 
 /**
  * Files of a flake with the output shape of a real Seed flake (`seeds.<name>.{meta,image}`)
- * that evaluates offline: meta comes from Seed's own meta function, image is a toy
- * derivation standing in for the NixOS image.
+ * that evaluates offline: meta comes from the instance module `{ seed = <seed>; }`
+ * evaluated with the real `seed.*` options (nix/offline.nix's seedMetaOf over the vendored
+ * nixpkgs lib, a locked input), image is a toy derivation standing in for the NixOS image.
  */
 export async function demoFlakeFiles(
   seeds: Record<string, DemoSeed>,
@@ -25,7 +25,7 @@ export async function demoFlakeFiles(
   const entries = Object.entries(seeds).map(([name, demo]) => {
     const meta =
       demo.metaExpression ??
-      `import ./seed-meta.nix { name = ${toNixExpression(name)}; seed = ${toNixExpression(demo.seed ?? {})}; }`;
+      `seedMetaOf { inherit lib; name = ${toNixExpression(name)}; module = { seed = ${toNixExpression(demo.seed ?? {})}; }; }`;
     const build = demo.build ?? `echo ${name} > $out`;
     return [
       `    ${toNixExpression(name)} = {`,
@@ -36,7 +36,12 @@ export async function demoFlakeFiles(
   });
   const flake = [
     '{',
-    '  outputs = { self }: {',
+    `  inputs.nixpkgs-lib.url = ${toNixExpression(NIXPKGS_LIB_URL)};`,
+    '  outputs = { self, nixpkgs-lib }:',
+    '    let',
+    '      inherit (nixpkgs-lib) lib;',
+    '      inherit (import ./seed/offline.nix) seedMetaOf;',
+    '    in {',
     '    seeds = {',
     ...entries,
     '    };',
@@ -44,5 +49,5 @@ export async function demoFlakeFiles(
     '}',
     '',
   ].join('\n');
-  return { 'flake.nix': flake, 'seed-meta.nix': await readFile(SEED_META_NIX, 'utf8') };
+  return { 'flake.nix': flake, ...(await offlineSeedFiles()) };
 }

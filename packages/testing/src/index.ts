@@ -1,4 +1,4 @@
-export { SEED_META_NIX, demoFlakeFiles } from './flake-repo';
+export { demoFlakeFiles } from './flake-repo';
 export type { DemoSeed } from './flake-repo';
 export { toNixExpression } from './nix-expression';
 export { BenchCleanups, median, rowPrinter, runBench } from './bench';
