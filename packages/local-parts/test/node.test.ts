@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -47,15 +47,20 @@ async function httpdImage(nix2container: string, files: Record<string, string>, 
   const work = await mkdtemp(path.join(tmpdir(), 'seed-node-test-'));
   try {
     await mkdir(path.join(work, 'www'));
+    await mkdir(path.join(work, 'busybox', 'bin'), { recursive: true });
+    await copyFile('/bin/busybox', path.join(work, 'busybox', 'bin', 'busybox'));
     for (const [name, content] of Object.entries(files)) {
       await writeFile(path.join(work, 'www', name), content);
     }
-    const busybox = await addToStore('/bin/busybox');
+    // Folders, as nix packages are: containerd cannot mount a bare file's store path.
+    const busybox = await addToStore(path.join(work, 'busybox'));
     const www = await addToStore(path.join(work, 'www'));
-    return await buildNixImage(nix2container, 'httpd-image.tar', {
+    return `nix:0${await buildNixImage(nix2container, 'httpd-image.tar', {
       closure: [busybox, www],
-      config: { Entrypoint: [busybox, 'httpd', '-f', '-p', String(port), '-h', www] },
-    });
+      config: {
+        Entrypoint: [`${busybox}/bin/busybox`, 'httpd', '-f', '-p', String(port), '-h', www],
+      },
+    })}`;
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -3,76 +3,64 @@
 // its closure (nix-snapshotter bind-mounts them from the node's store), made by
 // nix-snapshotter's own nix2container.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+
+/** Installed by scripts/setup (deploy/nix.conf). */
+export const SEED_NIX_CONF = '/etc/seed/nix.conf';
 
 export interface NixImageSpec {
   /** Every store path the container needs (a closure: nothing else is mounted). */
   closure: string[];
   /** OCI image config (`Entrypoint`, `Cmd`, `Env`, `WorkingDir`...). */
   config: Record<string, unknown>;
-  /** Name inside the archive; default `nix:0<archive path>:latest`, as nix2container does. */
+  /** Name inside the archive; default `nix:0$out:latest`, the reference a pod runs. */
   reference?: string;
 }
 
-/** Writes the OCI archive of an image to `out`. */
-export async function writeNixImage(
-  nix2container: string,
-  spec: NixImageSpec,
-  out: string,
-): Promise<void> {
-  const work = await mkdtemp(path.join(tmpdir(), 'seed-nix-image-'));
-  try {
-    const file = (name: string): string => path.join(work, name);
-    await Promise.all([
-      writeFile(file('config.json'), JSON.stringify(spec.config)),
-      writeFile(file('closure'), spec.closure.map((storePath) => `${storePath}\n`).join('')),
-      writeFile(file('copy-to-root.json'), '[]'),
-    ]);
-    await run(nix2container, [
-      'build',
-      '--config',
-      file('config.json'),
-      '--closure',
-      file('closure'),
-      '--copy-to-root',
-      file('copy-to-root.json'),
-      ...(spec.reference ? ['--ref', spec.reference] : []),
-      out,
-    ]);
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-}
-
 /**
- * Builds an image the way a flake's image derivation does: nix2container writes the
- * archive to the derivation's `$out`, so the name inside it is `nix:0$out:latest`, the
- * very reference a pod runs (nix-snapshotter loads the archive under that name). The
- * closure's paths must already be in the store (`addToStore`). Returns the image reference.
+ * Builds an image the way a flake's image derivation does (nixpkgs' closureInfo, then
+ * nix2container writing the archive to `$out`), with builtins only. The closure's paths
+ * must already be in the store (`addToStore`). nix-snapshotter reads the closure list
+ * from the store path that holds it, so it must be a derivation's output too. Returns the
+ * archive's store path: the image is `nix:0<path>`.
  */
 export async function buildNixImage(
   nix2container: string,
   name: string,
-  spec: Omit<NixImageSpec, 'reference'>,
+  spec: NixImageSpec,
 ): Promise<string> {
-  const script = [
+  const nixString = (value: string): string => JSON.stringify(value).replace(/\$\{/g, '\\${');
+  const closureScript = `mkdir $out && printf '%s\\n' ${spec.closure.join(' ')} > $out/store-paths`;
+  const imageScript = [
     `printf %s '${JSON.stringify(spec.config)}' > config.json`,
-    `printf '%s\\n' ${spec.closure.join(' ')} > closure`,
     "echo '[]' > copy-to-root.json",
-    `${nix2container} build --config config.json --closure closure --copy-to-root copy-to-root.json "$out"`,
+    [
+      nix2container,
+      'build --config config.json --closure "$closureInfo/store-paths" --copy-to-root copy-to-root.json',
+      ...(spec.reference ? [`--ref ${spec.reference}`] : []),
+      '"$out"',
+    ].join(' '),
   ].join(' && ');
-  // builtins.storePath gives the derivation the closure's paths as its inputs.
-  const expression = `derivation {
-    name = ${JSON.stringify(name)};
+  // The host's coreutils: these images are made for a local node, whose nix builds run
+  // without the sandbox (deploy/nix.conf).
+  const expression = `let
+    PATH = "/usr/bin:/bin";
+    closure = map builtins.storePath (builtins.fromJSON ${nixString(JSON.stringify(spec.closure))});
+    closureInfo = derivation {
+      name = ${nixString(`${name}-closure`)};
+      system = "x86_64-linux";
+      builder = "/bin/sh";
+      args = [ "-c" ${nixString(closureScript)} ];
+      inherit closure PATH;
+    };
+  in derivation {
+    name = ${nixString(name)};
+    inherit closureInfo PATH;
     system = "x86_64-linux";
     builder = "/bin/sh";
-    args = [ "-c" ${JSON.stringify(script)} ];
-    closure = map builtins.storePath (builtins.fromJSON ${JSON.stringify(JSON.stringify(spec.closure))});
+    args = [ "-c" ${nixString(imageScript)} ];
   }`;
   const { stdout } = await run(
     'nix',
@@ -80,12 +68,11 @@ export async function buildNixImage(
     {
       env: {
         ...process.env,
-        NIX_USER_CONF_FILES: process.env.NIX_USER_CONF_FILES ?? '/etc/seed/nix.conf',
+        NIX_USER_CONF_FILES: process.env.NIX_USER_CONF_FILES ?? SEED_NIX_CONF,
       },
     },
   );
-  const out = (JSON.parse(stdout) as { outputs: { out: string } }[])[0]!.outputs.out;
-  return `nix:0${out}`;
+  return (JSON.parse(stdout) as { outputs: { out: string } }[])[0]!.outputs.out;
 }
 
 /** Adds a file or folder to the nix store as is; returns its store path. */

@@ -48,7 +48,6 @@ export const paths = (layout: NodeLayout) => {
     kubeletConfig: at('kubelet.yaml'),
     podLogs: at('pods'),
     corefile: at('Corefile'),
-    pauseImage: at('pause.tar'),
   };
 };
 

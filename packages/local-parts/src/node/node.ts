@@ -9,7 +9,7 @@
 // start does the same for a run that was killed.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -34,12 +34,9 @@ import {
   type NodeLayout,
 } from './node-config';
 import { acquireNodeLock } from './node-lock';
-import { addToStore, loadNixImage, writeNixImage } from './nix-image';
+import { addToStore, buildNixImage, loadNixImage, SEED_NIX_CONF } from './nix-image';
 
 const run = promisify(execFile);
-
-/** Installed by scripts/setup (deploy/nix.conf). */
-const SEED_NIX_CONF = '/etc/seed/nix.conf';
 
 /** Builds (or finds cached) the node's binaries; same path from src/ and dist/. */
 export const NODE_BINARIES_SCRIPT = path.resolve(__dirname, '../../../../scripts/node-binaries');
@@ -271,15 +268,19 @@ async function makeBridge(): Promise<void> {
  * is never pulled (there is no registry).
  */
 async function loadPauseImage(layout: NodeLayout): Promise<void> {
-  const p = paths(layout);
   const nix2container = path.join(layout.binDir, 'nix2container');
-  const pause = await addToStore(path.join(layout.binDir, 'pause'));
-  await writeNixImage(
-    nix2container,
-    { closure: [pause], config: { Entrypoint: [pause] }, reference: PAUSE_IMAGE },
-    p.pauseImage,
-  );
-  await loadNixImage(nix2container, p.containerdSocket, p.pauseImage);
+  // A folder, not the bare file: containerd mounts an image's store paths into a temp
+  // folder to read it, and a file cannot be mounted there.
+  const root = path.join(layout.dir, 'pause');
+  await mkdir(path.join(root, 'bin'), { recursive: true });
+  await copyFile(path.join(layout.binDir, 'pause'), path.join(root, 'bin', 'pause'));
+  const pause = await addToStore(root);
+  const archive = await buildNixImage(nix2container, 'pause-image.tar', {
+    closure: [pause],
+    config: { Entrypoint: [`${pause}/bin/pause`] },
+    reference: PAUSE_IMAGE,
+  });
+  await loadNixImage(nix2container, paths(layout).containerdSocket, archive);
 }
 
 interface ComponentCredentials {
