@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,13 @@ async function hostState(): Promise<Record<string, unknown>> {
   for (const name of NODE_SYSCTLS) {
     sysctls[name] = (await readFile(`/proc/sys/${name}`, 'utf8').catch(() => '')).trim();
   }
+  const parts = await run('pgrep', [
+    '-a',
+    '-x',
+    'kubelet|containerd|containerd-shim-runc-v2|nix-snapshotter|kube-apiserver|etcd|kube-controller-manager|kube-scheduler|kube-proxy|coredns',
+  ]).catch(() => ({ stdout: '' }));
   return {
+    processes: parts.stdout.trim(),
     sysctls,
     links: (await readdir('/sys/class/net')).sort(),
     iptables: iptablesRules((await run('iptables-save', [])).stdout),
@@ -194,6 +200,31 @@ describe('a local node', () => {
     'puts the host back as it found it on stop',
     async () => {
       await cluster.stop();
+      expect(await hostState()).toEqual(before);
+    },
+    TIMEOUT_MS,
+  );
+
+  it(
+    'cleans up after a run that was killed: the next start undoes it',
+    async () => {
+      const owner = spawn(
+        process.execPath,
+        ['-e', "require('../dist').startLocalCluster().then(() => console.log('up'))"],
+        { cwd: __dirname, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      await new Promise<void>((resolve, reject) => {
+        owner.stdout!.on('data', (chunk: Buffer) => {
+          if (chunk.toString().includes('up')) resolve();
+        });
+        owner.once('exit', (code) => reject(new Error(`the node's owner exited (${code})`)));
+      });
+      owner.kill('SIGKILL');
+      await new Promise((resolve) => owner.once('exit', resolve));
+      // Its kubelet, containerd and iptables rules are still there: the next start cleans up.
+      expect(existsSync(`/sys/class/net/${NODE_NETWORK.bridge}`)).toBe(true);
+      const next = await startLocalCluster();
+      await next.stop();
       expect(await hostState()).toEqual(before);
     },
     TIMEOUT_MS,

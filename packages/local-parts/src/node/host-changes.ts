@@ -58,6 +58,11 @@ export interface HostRecord {
   dir: string;
   /** PIDs of the node's components (they outlive a killed owner: own process groups). */
   pids: number[];
+  /**
+   * Folders of parts started with the node by the same owner (its API server and etcd):
+   * a killed owner leaves them running too, so a clean-up after one stops and removes them.
+   */
+  companionDirs: string[];
   bridge: string;
   bridgeExisted: boolean;
   sysctls: Record<string, string>;
@@ -72,7 +77,11 @@ export interface HostRecord {
 }
 
 /** Reads what a node is about to change. */
-export async function recordHost(dir: string, bridge: string): Promise<HostRecord> {
+export async function recordHost(
+  dir: string,
+  bridge: string,
+  companionDirs: string[],
+): Promise<HostRecord> {
   const sysctls: Record<string, string> = {};
   for (const name of NODE_SYSCTLS) {
     const value = await readFile(`/proc/sys/${name}`, 'utf8').catch(() => undefined);
@@ -82,6 +91,7 @@ export async function recordHost(dir: string, bridge: string): Promise<HostRecor
   return {
     dir,
     pids: [],
+    companionDirs,
     bridge,
     bridgeExisted: existsSync(`/sys/class/net/${bridge}`),
     sysctls,
@@ -109,9 +119,10 @@ export async function loadRecord(file: string): Promise<HostRecord | undefined> 
 
 /**
  * Puts the host back as the record found it. Every step runs even when an earlier one
- * failed; the failures are thrown together at the end.
+ * failed; the failures are thrown together at the end. `afterCrash` also ends the
+ * companions a dead owner left behind.
  */
-export async function restoreHost(record: HostRecord): Promise<void> {
+export async function restoreHost(record: HostRecord, afterCrash = false): Promise<void> {
   const failures: string[] = [];
   const step = async (name: string, action: () => Promise<void>): Promise<void> => {
     try {
@@ -121,7 +132,8 @@ export async function restoreHost(record: HostRecord): Promise<void> {
     }
   };
 
-  await step('processes', () => killNodeProcesses(record));
+  const owned = afterCrash ? [record.dir, ...record.companionDirs] : [record.dir];
+  await step('processes', () => killNodeProcesses(record.pids, owned));
   await step('mounts', () => unmountNode(record));
   await step('cgroups', () => removeCgroups(record));
   await step('iptables', () => restoreIptables(record));
@@ -135,7 +147,7 @@ export async function restoreHost(record: HostRecord): Promise<void> {
   await step('host paths', async () => {
     for (const hostPath of record.absentPaths) await removeTreeIfUnmounted(hostPath);
   });
-  await step('node folder', () => removeTreeIfUnmounted(record.dir));
+  for (const dir of owned) await step(`folder ${dir}`, () => removeTreeIfUnmounted(dir));
   if (failures.length > 0) {
     throw new Error(`the node left the host changed:\n  ${failures.join('\n  ')}`);
   }
@@ -143,16 +155,16 @@ export async function restoreHost(record: HostRecord): Promise<void> {
 
 /**
  * Kills the node's components, the container shims and the containers: every process
- * whose command line names the node's folder, and every process in its cgroups.
+ * whose command line names one of the owned folders, and every process in its cgroups.
  */
-async function killNodeProcesses(record: HostRecord): Promise<void> {
+async function killNodeProcesses(pids: number[], dirs: string[]): Promise<void> {
   for (let round = 0; round < 50; round++) {
     const victims = new Set<number>();
-    for (const pid of record.pids) if (await commandLineMentions(pid, record.dir)) victims.add(pid);
+    for (const pid of pids) if (await commandLineMentions(pid, dirs)) victims.add(pid);
     for (const entry of await readdir('/proc')) {
       const pid = Number(entry);
       if (!Number.isInteger(pid) || pid === process.pid) continue;
-      if (await commandLineMentions(pid, record.dir)) victims.add(pid);
+      if (await commandLineMentions(pid, dirs)) victims.add(pid);
     }
     for (const pid of await cgroupProcesses('kubepods')) victims.add(pid);
     victims.delete(process.pid);
@@ -169,9 +181,9 @@ async function killNodeProcesses(record: HostRecord): Promise<void> {
   throw new Error('node processes survived SIGKILL for 5 s');
 }
 
-async function commandLineMentions(pid: number, dir: string): Promise<boolean> {
+async function commandLineMentions(pid: number, dirs: string[]): Promise<boolean> {
   const commandLine = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  return commandLine.includes(dir);
+  return dirs.some((dir) => commandLine.includes(dir));
 }
 
 /** PIDs in the cgroup `group` of every hierarchy, its children included. */

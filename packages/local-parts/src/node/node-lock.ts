@@ -58,7 +58,7 @@ async function cleanUpAfter(owner: string): Promise<void> {
     process.emitWarning(
       `a local node whose owner (${owner.trim()}) died was left running: cleaning up ${record.dir}`,
     );
-    await restoreHost(record);
+    await restoreHost(record, true);
   }
   await rm(claimed, { recursive: true, force: true });
 }

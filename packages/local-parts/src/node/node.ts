@@ -101,7 +101,7 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
 
   try {
     const dir = await mkdtemp(path.join(tmpdir(), 'seed-node-'));
-    record = await recordHost(dir, NODE_NETWORK.bridge);
+    record = await recordHost(dir, NODE_NETWORK.bridge, [api.dir]);
     await saveRecord(lock.recordPath, record);
     const layout: NodeLayout = { dir, binDir, serviceClusterIpRange: SERVICE_CLUSTER_IP_RANGE };
     const p = paths(layout);
