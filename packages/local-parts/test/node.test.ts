@@ -22,23 +22,39 @@ const run = promisify(execFile);
 const FIRST_START_TIMEOUT_MS = 30 * 60_000;
 const TIMEOUT_MS = 180_000;
 
-/** What a node may change on the host, read the same way before and after. */
+/**
+ * What a node may change on the host, read the same way before and after. Other test
+ * files run beside this one (their own API servers, the shoot pool's mounts), so only
+ * what is a node's counts: its parts (an API server set up for a node), its links and
+ * network namespaces, mounts under a node's folders.
+ */
 async function hostState(): Promise<Record<string, unknown>> {
   const sysctls: Record<string, string> = {};
   for (const name of NODE_SYSCTLS) {
     sysctls[name] = (await readFile(`/proc/sys/${name}`, 'utf8').catch(() => '')).trim();
   }
-  const parts = await run('pgrep', [
-    '-a',
-    '-x',
-    'kubelet|containerd|containerd-shim-runc-v2|nix-snapshotter|kube-apiserver|etcd|kube-controller-manager|kube-scheduler|kube-proxy|coredns',
-  ]).catch(() => ({ stdout: '' }));
+  const pgrep = async (args: string[]): Promise<string[]> =>
+    (await run('pgrep', ['-a', ...args]).catch(() => ({ stdout: '' }))).stdout
+      .split('\n')
+      .filter((line) => line !== '');
+  const parts = [
+    ...(await pgrep([
+      '-x',
+      'kubelet|containerd|containerd-shim-runc-v2|nix-snapshotter|kube-controller-manager|kube-scheduler|kube-proxy|coredns',
+    ])),
+    ...(await pgrep(['-f', 'authorization-mode=Node,RBAC'])),
+  ];
   return {
-    processes: parts.stdout.trim(),
+    processes: parts.sort(),
     sysctls,
-    links: (await readdir('/sys/class/net')).sort(),
+    links: (await readdir('/sys/class/net'))
+      .filter((link) => link === NODE_NETWORK.bridge || link.startsWith('veth'))
+      .sort(),
     iptables: iptablesRules((await run('iptables-save', [])).stdout),
-    mounts: (await readMounts()).map((mount) => mount.point).sort(),
+    mounts: (await readMounts())
+      .map((mount) => mount.point)
+      .filter((point) => /seed-node-|^\/run\/netns|^\/var\/lib\/kubelet|kubepods/.test(point))
+      .sort(),
     kubepods: existsSync('/sys/fs/cgroup/memory/kubepods'),
     gcRoots: (await readdir('/nix/var/nix/gcroots/auto').catch(() => [])).sort(),
     netns: (await readdir('/run/netns').catch(() => [])).sort(),
