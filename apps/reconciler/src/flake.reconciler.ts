@@ -12,6 +12,7 @@ import {
 } from '@seed/k8s-model';
 import type { Logger } from '@seed/service-kit';
 import { TerminalError, type ProcessResult } from './controller/work-queue';
+import type { EventRecorder } from './event-recorder';
 import { FailedInstances } from './failed-instances';
 import { STATE_CONFIG_MAP, type DesiredGeneration, type FlakeState } from './flake-state';
 import {
@@ -69,6 +70,7 @@ export class FlakeReconciler {
     private readonly kube: KubeRepository,
     private readonly states: FlakeStateRepository,
     private readonly live: LiveObjects,
+    private readonly events: EventRecorder,
     private readonly metrics: ReconcilerMetrics,
     private readonly logger: Logger,
     private readonly options: FlakeReconcilerOptions,
@@ -104,7 +106,7 @@ export class FlakeReconciler {
       if (failures.has(instance)) continue; // one rejected object fails its instance
       try {
         const written = await this.converge(object);
-        if (written) await this.tell(log, object, 'Normal', written.verb, written.uid, desired);
+        if (written) this.tellWrite(object, written, desired);
       } catch (error) {
         if (!(error instanceof KubeRejected)) throw error;
         const why = `${object.kind} ${object.metadata.name}: ${error.message}`;
@@ -115,8 +117,8 @@ export class FlakeReconciler {
         failures.set(instance, why);
       }
     }
-    await this.prune(namespace, objects, desired, log);
-    await this.reportRollouts(namespace, desired, log);
+    await this.prune(namespace, objects, desired);
+    this.reportRollouts(namespace, desired, log);
 
     if (failures.size > 0) {
       const message = [...failures.entries()]
@@ -134,8 +136,7 @@ export class FlakeReconciler {
       await this.states.save(namespace, { ...state, applied, lastError: '' });
       log.info({ objects: objects.length }, 'generation applied');
       if (state.applied?.generation !== desired.generation)
-        await this.recordEvent(
-          log,
+        this.events.record(
           { apiVersion: 'v1', kind: 'ConfigMap', namespace, name: STATE_CONFIG_MAP },
           'Normal',
           'GenerationApplied',
@@ -176,7 +177,6 @@ export class FlakeReconciler {
     namespace: string,
     objects: SeedObject[],
     desired: DesiredGeneration,
-    log: Logger,
   ): Promise<void> {
     const wanted = new Set(objects.map((object) => `${object.kind}/${object.metadata.name}`));
     for (const live of await this.live.owned(namespace)) {
@@ -189,8 +189,7 @@ export class FlakeReconciler {
       this.metrics.writes.inc({ kind: live.kind ?? 'unknown', verb: 'delete' });
       this.logger.info({ namespace, kind: live.kind, name: live.metadata?.name }, 'pruned');
       const instance = live.metadata?.labels?.[LABEL_INSTANCE] ?? live.metadata?.name ?? '';
-      await this.recordEvent(
-        log,
+      this.events.record(
         {
           apiVersion: live.apiVersion ?? 'v1',
           kind: live.kind ?? 'unknown',
@@ -210,11 +209,7 @@ export class FlakeReconciler {
    * turned failed since the flake was last reconciled, from the informers' caches: no
    * request unless there is something to tell.
    */
-  private async reportRollouts(
-    namespace: string,
-    desired: DesiredGeneration,
-    log: Logger,
-  ): Promise<void> {
+  private reportRollouts(namespace: string, desired: DesiredGeneration, log: Logger): void {
     const { deployments, replicaSets, pods } = this.live.workloads(namespace);
     const rollouts = new Map<string, InstanceRollout>();
     const byName = new Map(deployments.map((d) => [d.metadata?.name, d]));
@@ -226,8 +221,7 @@ export class FlakeReconciler {
     for (const { instance, rollout } of this.failed.turnedFailed(namespace, rollouts)) {
       const deployment = byName.get(instanceObjectName(instance));
       log.warn({ instance, reason: rollout.reason, error: rollout.message }, 'instance failed');
-      await this.recordEvent(
-        log,
+      this.events.record(
         {
           apiVersion: 'apps/v1',
           kind: 'Deployment',
@@ -243,23 +237,19 @@ export class FlakeReconciler {
     }
   }
 
-  /** The Event of a write: `Created`, `Updated` or `Restored`, once per generation. */
-  private tell(
-    log: Logger,
+  /** The Event of a write: `Created`, `Updated` or `Restored`. */
+  private tellWrite(
     object: SeedObject,
-    type: 'Normal',
-    verb: NonNullable<Written>['verb'],
-    uid: string | undefined,
+    { verb, uid }: NonNullable<Written>,
     desired: DesiredGeneration,
-  ): Promise<void> {
+  ): void {
     const what =
       verb === 'Restored'
         ? 'a change made outside Seed was undone'
         : verb === 'Created'
           ? 'created'
           : 'updated';
-    return this.recordEvent(
-      log,
+    this.events.record(
       {
         apiVersion: object.apiVersion,
         kind: object.kind,
@@ -267,24 +257,10 @@ export class FlakeReconciler {
         name: object.metadata.name,
         uid,
       },
-      type,
+      'Normal',
       verb,
       `generation ${desired.generation}: ${what}`,
     );
-  }
-
-  /** Events are for people: one that cannot be recorded is logged and the reconcile goes on. */
-  private async recordEvent(
-    log: Logger,
-    involved: Parameters<KubeRepository['recordEvent']>[0],
-    type: 'Normal' | 'Warning',
-    reason: string,
-    message: string,
-    key?: string,
-  ): Promise<void> {
-    await this.kube
-      .recordEvent(involved, type, reason, message, key)
-      .catch((error: unknown) => log.warn({ err: error, reason }, 'could not record an Event'));
   }
 
   /** Keeps the error in the flake's state and tells `kubectl describe` once per new error. */
@@ -297,8 +273,7 @@ export class FlakeReconciler {
     log.warn({ error: message }, 'generation not applied');
     if (state.lastError === message) return;
     await this.states.save(namespace, { ...state, lastError: message });
-    await this.recordEvent(
-      log,
+    this.events.record(
       { apiVersion: 'v1', kind: 'ConfigMap', namespace, name: STATE_CONFIG_MAP },
       'Warning',
       'ApplyFailed',
