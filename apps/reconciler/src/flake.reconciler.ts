@@ -106,7 +106,9 @@ export class FlakeReconciler {
       if (failures.has(instance)) continue; // one rejected object fails its instance
       try {
         const written = await this.converge(object);
-        if (written) this.tellWrite(object, written, desired);
+        // The Namespace, cluster-scoped, has no place for Events of its own to be found
+        // by `kubectl describe`; `GenerationApplied` on seed-state tells about the flake.
+        if (written && object.kind !== 'Namespace') this.tellWrite(object, written, desired);
       } catch (error) {
         if (!(error instanceof KubeRejected)) throw error;
         const why = `${object.kind} ${object.metadata.name}: ${error.message}`;
