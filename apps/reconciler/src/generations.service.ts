@@ -165,7 +165,7 @@ export class GenerationsService {
         OWNED_SELECTOR,
       ),
     ]).catch((error: Error) => {
-      this.logger.debug({ err: error, namespace }, 'pods not read for status');
+      this.logger.warn({ err: error, namespace }, 'pods not read for status');
       return undefined;
     });
     // An instance whose Deployment cannot be read says so; the others still report.
