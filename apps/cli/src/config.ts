@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
 import { NixClient } from '@seed/nix-eval';
 import { z } from 'zod';
 
@@ -57,4 +59,38 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
 /** The nix the CLI was configured with. */
 export function nixClient(nix: CliConfig['nix']): NixClient {
   return new NixClient({ nixBinary: nix.binary, confFile: nix.confFile });
+}
+
+/** How `seed logs` reaches the Kubernetes API server. */
+export type KubeAccess = { kind: 'files'; files: string[] } | { kind: 'in-cluster' };
+
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * The kubeconfig the way kubectl finds it: `--kubeconfig FILE`, else `$KUBECONFIG` (a
+ * list, missing files skipped), else `~/.kube/config`, else the pod's service account
+ * in a cluster. Checked before anything is asked, so a missing file is named at once
+ * instead of surfacing as a refused connection to localhost:8080.
+ */
+export function resolveKubeAccess(
+  option: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): KubeAccess {
+  if (option !== undefined) {
+    if (!existsSync(option)) throw new Error(`--kubeconfig ${option}: no such file`);
+    return { kind: 'files', files: [option] };
+  }
+  if (env.KUBECONFIG) {
+    const listed = env.KUBECONFIG.split(path.delimiter).filter((file) => file);
+    const files = listed.filter((file) => existsSync(file));
+    if (files.length === 0)
+      throw new Error(`KUBECONFIG names no file that exists (${listed.join(', ')})`);
+    return { kind: 'files', files };
+  }
+  const home = path.join(env.HOME ?? homedir(), '.kube', 'config');
+  if (existsSync(home)) return { kind: 'files', files: [home] };
+  if (env.KUBERNETES_SERVICE_HOST && existsSync(IN_CLUSTER_TOKEN)) return { kind: 'in-cluster' };
+  throw new Error(
+    'no Kubernetes access: pass --kubeconfig FILE or set KUBECONFIG (seed up --keep prints one)',
+  );
 }

@@ -1,7 +1,9 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { NixError } from '@seed/nix-eval';
-import { loadConfig, nixClient, type CliConfig } from './config';
+import { loadConfig, nixClient, resolveKubeAccess, type CliConfig } from './config';
 import { formatInspection, formatNixError } from './inspect';
+import { streamInstanceLogs } from './logs/instance-logs';
+import { KubeLogsRepository } from './logs/kube-logs.repository';
 import { BuilderApi, ReconcilerApi, ShootApi } from './platform-api';
 import { formatBuild, formatBuildList, formatFlakeStatus, formatStatusList } from './reports';
 import { StepFailed } from './up/progress';
@@ -56,6 +58,13 @@ function positiveInteger(value: string): number {
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed <= 0)
     throw new InvalidArgumentError('expected a positive integer');
+  return parsed;
+}
+
+function lineCount(value: string): number {
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(parsed))
+    throw new InvalidArgumentError('expected a whole number of lines');
   return parsed;
 }
 
@@ -170,6 +179,52 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
         reconciler.close();
       }
     });
+
+  program
+    .command('logs')
+    .description("an instance's log: its journal, which the instance forwards to its pod's console")
+    .argument('<flake>', 'the flake URI as registered')
+    .argument('<instance>', 'the instance (seeds.<name>)')
+    .option('-f, --follow', 'keep printing as the instance writes, until Ctrl-C')
+    .option('--tail <n>', 'only the last N lines', lineCount)
+    .option('--previous', "the previous container's log (the one before a crash or restart)")
+    .option(
+      '--kubeconfig <file>',
+      'kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)',
+    )
+    .action(
+      async (
+        flake: string,
+        instance: string,
+        options: { follow?: boolean; tail?: number; previous?: boolean; kubeconfig?: string },
+      ) => {
+        const kube = KubeLogsRepository.connect(
+          resolveKubeAccess(options.kubeconfig, context.env ?? process.env),
+        );
+        const signal = options.follow
+          ? (context.signal ?? interruptSignal(output))
+          : context.signal;
+        await streamInstanceLogs(
+          kube,
+          {
+            flake,
+            instance,
+            follow: options.follow ?? false,
+            tailLines: options.tail,
+            previous: options.previous ?? false,
+          },
+          (chunk) => output.out(chunk),
+          signal,
+          (target) => {
+            if (target.pods.length > 1)
+              output.err(
+                `seed: pod ${target.pod} (the instance has ${target.pods.length}: ${target.pods.join(', ')})\n`,
+              );
+          },
+        );
+        if (options.follow && signal?.aborted) throw new ExitCode(130);
+      },
+    );
 
   program
     .command('builds')

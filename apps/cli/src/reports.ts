@@ -31,16 +31,23 @@ export function formatFlakeStatus(status: FlakeStatus__Output): string {
   return `${summary}\n\n${formatInstances(status.instances)}\n`;
 }
 
-/** One row per instance, as the reconciler reports it. */
+/** One row per instance, as the reconciler reports it: rollout, ready pods, why not available. */
 export function formatInstances(
-  instances: readonly { name: string; rollout: string; readyReplicas: number; message?: string }[],
+  instances: readonly {
+    name: string;
+    rollout: string;
+    readyReplicas: number;
+    reason?: string;
+    message?: string;
+  }[],
 ): string {
   return formatTable(
-    ['INSTANCE', 'ROLLOUT', 'READY', 'MESSAGE'],
+    ['INSTANCE', 'ROLLOUT', 'READY', 'REASON', 'MESSAGE'],
     instances.map((instance) => [
       instance.name,
       instance.rollout,
       String(instance.readyReplicas),
+      instance.reason || '-',
       instance.message || '-',
     ]),
   );
@@ -51,15 +58,20 @@ export function formatStatusList(statuses: readonly FlakeStatus__Output[]): stri
   if (statuses.length === 0) return 'no flake has a generation yet\n';
   const rows = statuses.map((status) => {
     const available = status.instances.filter((i) => i.rollout === 'available').length;
+    const failed = status.instances
+      .filter((i) => i.rollout === 'failed')
+      .map((i) => (i.reason ? `${i.name} (${i.reason})` : i.name));
     return [
       status.flakeUri,
       status.namespace,
       status.generation || '-',
       `${available}/${status.instances.length}`,
+      failed.join(', ') || '-',
       status.lastError ? status.lastError.split('\n')[0]! : '-',
     ];
   });
-  return `${formatTable(['FLAKE', 'NAMESPACE', 'GENERATION', 'AVAILABLE', 'LAST ERROR'], rows)}\n`;
+  const header = ['FLAKE', 'NAMESPACE', 'GENERATION', 'AVAILABLE', 'FAILED', 'LAST ERROR'];
+  return `${formatTable(header, rows)}\n`;
 }
 
 /** `seed builds`: one row per build, newest first. */

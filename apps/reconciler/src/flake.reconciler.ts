@@ -1,16 +1,27 @@
 import { parseSeedMeta } from '@seed/contracts';
 import {
+  LABEL_GENERATION,
   LABEL_INSTANCE,
   LABEL_MANAGED_BY,
   MANAGED_BY_SEED,
   ModelError,
+  instanceObjectName,
   renderGeneration,
   type SeedInstance,
   type SeedObject,
 } from '@seed/k8s-model';
 import type { Logger } from '@seed/service-kit';
 import { TerminalError, type ProcessResult } from './controller/work-queue';
+import type { EventRecorder } from './event-recorder';
+import { FailedInstances } from './failed-instances';
 import { STATE_CONFIG_MAP, type DesiredGeneration, type FlakeState } from './flake-state';
+import {
+  instanceRollout,
+  type DeploymentView,
+  type InstanceRollout,
+  type PodView,
+  type ReplicaSetView,
+} from './instance-rollout';
 import type { ReconcilerMetrics } from './metrics';
 import { largerQuantity } from './quantity';
 import type { FlakeStateRepository } from './repositories/flake-state.repository';
@@ -26,7 +37,18 @@ export interface LiveObjects {
   get(object: SeedObject): Promise<KubernetesObject | undefined>;
   /** Seed's Deployments and Services in a namespace, for pruning. */
   owned(namespace: string): Promise<KubernetesObject[]>;
+  /** Seed's Deployments in a namespace with their ReplicaSets and pods, for rollouts. */
+  workloads(namespace: string): Workloads;
 }
+
+export interface Workloads {
+  deployments: DeploymentView[];
+  replicaSets: ReplicaSetView[];
+  pods: PodView[];
+}
+
+/** What converging an object did, for its Event. */
+type Written = { verb: 'Created' | 'Updated' | 'Restored'; uid?: string } | undefined;
 
 export interface FlakeReconcilerOptions {
   /** Port of the node's shoot pool, for SEED_SHOOT_URL. */
@@ -42,10 +64,13 @@ export interface FlakeReconcilerOptions {
  * outcome. An object the API server rejects fails its instance, not the others.
  */
 export class FlakeReconciler {
+  private readonly failed = new FailedInstances();
+
   constructor(
     private readonly kube: KubeRepository,
     private readonly states: FlakeStateRepository,
     private readonly live: LiveObjects,
+    private readonly events: EventRecorder,
     private readonly metrics: ReconcilerMetrics,
     private readonly logger: Logger,
     private readonly options: FlakeReconcilerOptions,
@@ -80,7 +105,10 @@ export class FlakeReconciler {
       const instance = object.metadata.labels?.[LABEL_INSTANCE] ?? '';
       if (failures.has(instance)) continue; // one rejected object fails its instance
       try {
-        await this.converge(object);
+        const written = await this.converge(object);
+        // The Namespace, cluster-scoped, has no place for Events of its own to be found
+        // by `kubectl describe`; `GenerationApplied` on seed-state tells about the flake.
+        if (written && object.kind !== 'Namespace') this.tellWrite(object, written, desired);
       } catch (error) {
         if (!(error instanceof KubeRejected)) throw error;
         const why = `${object.kind} ${object.metadata.name}: ${error.message}`;
@@ -91,7 +119,8 @@ export class FlakeReconciler {
         failures.set(instance, why);
       }
     }
-    await this.prune(namespace, objects);
+    await this.prune(namespace, objects, desired);
+    this.reportRollouts(namespace, desired, log);
 
     if (failures.size > 0) {
       const message = [...failures.entries()]
@@ -108,18 +137,32 @@ export class FlakeReconciler {
       };
       await this.states.save(namespace, { ...state, applied, lastError: '' });
       log.info({ objects: objects.length }, 'generation applied');
+      if (state.applied?.generation !== desired.generation)
+        this.events.record(
+          { apiVersion: 'v1', kind: 'ConfigMap', namespace, name: STATE_CONFIG_MAP },
+          'Normal',
+          'GenerationApplied',
+          `generation ${desired.generation} (commit ${desired.revision.slice(0, 12)}) applied`,
+        );
     }
     return { requeueAfterMs: this.options.resyncMs };
   }
 
   /** Applies an object unless the live one already carries everything Seed sets. */
-  private async converge(object: SeedObject): Promise<void> {
+  private async converge(object: SeedObject): Promise<Written> {
     const live = await this.live.get(object);
     const desired = object.kind === 'PersistentVolumeClaim' ? neverShrink(object, live) : object;
-    if (live && isSubset(desired, live)) return;
+    if (live && isSubset(desired, live)) return undefined;
+    // Same generation on both: nothing Seed changed, so someone else did (a hand edit).
+    const verb = !live
+      ? 'Created'
+      : live.metadata?.labels?.[LABEL_GENERATION] === desired.metadata.labels?.[LABEL_GENERATION]
+        ? 'Restored'
+        : 'Updated';
     try {
       this.metrics.writes.inc({ kind: object.kind, verb: 'apply' });
-      if (isSubset(desired, await this.kube.apply(desired))) return;
+      const applied = await this.kube.apply(desired);
+      if (isSubset(desired, applied)) return { verb, uid: applied.metadata?.uid };
     } catch (error) {
       if (!(error instanceof KubeRejected) || !live) throw error;
     }
@@ -128,10 +171,15 @@ export class FlakeReconciler {
     // the lists whole; applying again makes Seed the owner of its fields once more.
     this.metrics.writes.inc({ kind: object.kind, verb: 'patch' });
     await this.kube.mergePatch(desired);
-    await this.kube.apply(desired);
+    const applied = await this.kube.apply(desired);
+    return { verb: verb === 'Created' ? 'Updated' : verb, uid: applied.metadata?.uid };
   }
 
-  private async prune(namespace: string, objects: SeedObject[]): Promise<void> {
+  private async prune(
+    namespace: string,
+    objects: SeedObject[],
+    desired: DesiredGeneration,
+  ): Promise<void> {
     const wanted = new Set(objects.map((object) => `${object.kind}/${object.metadata.name}`));
     for (const live of await this.live.owned(namespace)) {
       if (
@@ -142,7 +190,79 @@ export class FlakeReconciler {
       await this.kube.delete(live);
       this.metrics.writes.inc({ kind: live.kind ?? 'unknown', verb: 'delete' });
       this.logger.info({ namespace, kind: live.kind, name: live.metadata?.name }, 'pruned');
+      const instance = live.metadata?.labels?.[LABEL_INSTANCE] ?? live.metadata?.name ?? '';
+      this.events.record(
+        {
+          apiVersion: live.apiVersion ?? 'v1',
+          kind: live.kind ?? 'unknown',
+          namespace,
+          name: live.metadata?.name ?? '',
+          uid: live.metadata?.uid,
+        },
+        'Normal',
+        'Pruned',
+        `generation ${desired.generation} has no instance ${instance}: deleted (its volumes are kept)`,
+      );
     }
+  }
+
+  /**
+   * Tells (a Warning Event `InstanceFailed` on its Deployment) about each instance that
+   * turned failed since the flake was last reconciled, from the informers' caches: no
+   * request unless there is something to tell.
+   */
+  private reportRollouts(namespace: string, desired: DesiredGeneration, log: Logger): void {
+    const { deployments, replicaSets, pods } = this.live.workloads(namespace);
+    const rollouts = new Map<string, InstanceRollout>();
+    const byName = new Map(deployments.map((d) => [d.metadata?.name, d]));
+    for (const { name } of desired.instances) {
+      const deployment = byName.get(instanceObjectName(name));
+      // A Deployment not in the cache yet was just created: nothing to tell about it.
+      if (deployment) rollouts.set(name, instanceRollout(deployment, pods, replicaSets));
+    }
+    for (const { instance, rollout } of this.failed.turnedFailed(namespace, rollouts)) {
+      const deployment = byName.get(instanceObjectName(instance));
+      log.warn({ instance, reason: rollout.reason, error: rollout.message }, 'instance failed');
+      this.events.record(
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          namespace,
+          name: instanceObjectName(instance),
+          uid: deployment?.metadata?.uid,
+        },
+        'Warning',
+        'InstanceFailed',
+        `${rollout.reason}: ${rollout.message}`,
+        rollout.reason,
+      );
+    }
+  }
+
+  /** The Event of a write: `Created`, `Updated` or `Restored`. */
+  private tellWrite(
+    object: SeedObject,
+    { verb, uid }: NonNullable<Written>,
+    desired: DesiredGeneration,
+  ): void {
+    const what =
+      verb === 'Restored'
+        ? 'a change made outside Seed was undone'
+        : verb === 'Created'
+          ? 'created'
+          : 'updated';
+    this.events.record(
+      {
+        apiVersion: object.apiVersion,
+        kind: object.kind,
+        namespace: object.metadata.namespace ?? desired.namespace,
+        name: object.metadata.name,
+        uid,
+      },
+      'Normal',
+      verb,
+      `generation ${desired.generation}: ${what}`,
+    );
   }
 
   /** Keeps the error in the flake's state and tells `kubectl describe` once per new error. */
@@ -155,14 +275,12 @@ export class FlakeReconciler {
     log.warn({ error: message }, 'generation not applied');
     if (state.lastError === message) return;
     await this.states.save(namespace, { ...state, lastError: message });
-    await this.kube
-      .recordEvent(
-        { apiVersion: 'v1', kind: 'ConfigMap', namespace, name: STATE_CONFIG_MAP },
-        'Warning',
-        'ApplyFailed',
-        `generation ${state.desired?.generation}: ${message}`,
-      )
-      .catch((error: unknown) => log.warn({ err: error }, 'could not record an Event'));
+    this.events.record(
+      { apiVersion: 'v1', kind: 'ConfigMap', namespace, name: STATE_CONFIG_MAP },
+      'Warning',
+      'ApplyFailed',
+      `generation ${state.desired?.generation}: ${message}`,
+    );
   }
 }
 

@@ -5,9 +5,16 @@ import {
   type InstanceStatus,
 } from '@seed/contracts';
 import { deriveNamespace, parseFlakeRef } from '@seed/nix-eval';
-import { renderNamespace } from '@seed/k8s-model';
+import { instanceObjectName, renderNamespace } from '@seed/k8s-model';
 import type { Logger } from '@seed/service-kit';
 import type { WorkQueue } from './controller/work-queue';
+import { OWNED_SELECTOR } from './flake.reconciler';
+import {
+  instanceRollout,
+  type DeploymentView,
+  type PodView,
+  type ReplicaSetView,
+} from './instance-rollout';
 import { TerminalError } from './controller/work-queue';
 import type { ReconcilerMetrics } from './metrics';
 import type { FlakeStateRepository } from './repositories/flake-state.repository';
@@ -50,17 +57,6 @@ async function mapLimited<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-interface DeploymentStatus extends KubernetesObject {
-  spec?: { replicas?: number };
-  status?: {
-    observedGeneration?: number;
-    readyReplicas?: number;
-    availableReplicas?: number;
-    updatedReplicas?: number;
-    conditions?: { type: string; status: string; reason?: string; message?: string }[];
-  };
 }
 
 /**
@@ -158,20 +154,45 @@ export class GenerationsService {
       throw new GenerationError('unavailable', error.message);
     });
     if (!state.desired) return undefined;
+    // One list of the flake's pods and one of its ReplicaSets; pods that cannot be read
+    // leave the Deployments to answer alone.
+    const workloads = Promise.all([
+      this.kube.list<PodView & KubernetesObject>('v1', 'Pod', namespace, OWNED_SELECTOR),
+      this.kube.list<ReplicaSetView & KubernetesObject>(
+        'apps/v1',
+        'ReplicaSet',
+        namespace,
+        OWNED_SELECTOR,
+      ),
+    ]).catch((error: Error) => {
+      this.logger.warn({ err: error, namespace }, 'pods not read for status');
+      return undefined;
+    });
     // An instance whose Deployment cannot be read says so; the others still report.
     const instances: InstanceStatus[] = await mapLimited(
       state.desired.instances,
       READS_AT_ONCE,
-      ({ name }) =>
-        this.kube.read<DeploymentStatus>('apps/v1', 'Deployment', namespace, name).then(
-          (deployment) => rollout(name, deployment),
-          (error: Error) => ({
+      async ({ name }) => {
+        let deployment: DeploymentView | undefined;
+        try {
+          deployment = await this.kube.read<DeploymentView & KubernetesObject>(
+            'apps/v1',
+            'Deployment',
+            namespace,
+            instanceObjectName(name),
+          );
+        } catch (error) {
+          return {
             name,
             rollout: 'unknown',
+            reason: 'DeploymentUnreadable',
             readyReplicas: 0,
-            message: `cannot read the Deployment: ${error.message}`,
-          }),
-        ),
+            message: `cannot read the Deployment: ${(error as Error).message}`,
+          };
+        }
+        const [pods, replicaSets] = (await workloads) ?? [];
+        return { name, ...instanceRollout(deployment, pods, replicaSets) };
+      },
     );
     return {
       flakeUri: state.desired.flakeUri,
@@ -183,33 +204,6 @@ export class GenerationsService {
       appliedAt: state.applied?.appliedAt ?? '',
     };
   }
-}
-
-/** Rollout state of an instance from its Deployment's status. */
-function rollout(name: string, deployment: DeploymentStatus | undefined): InstanceStatus {
-  if (!deployment)
-    return { name, rollout: 'failed', readyReplicas: 0, message: 'Deployment missing' };
-  const status = deployment.status ?? {};
-  const stuck = status.conditions?.find(
-    (c) => c.type === 'Progressing' && c.reason === 'ProgressDeadlineExceeded',
-  );
-  if (stuck)
-    return {
-      name,
-      rollout: 'failed',
-      readyReplicas: status.readyReplicas ?? 0,
-      message: stuck.message ?? '',
-    };
-  const wanted = deployment.spec?.replicas ?? 1;
-  const current = (status.observedGeneration ?? 0) >= (deployment.metadata?.generation ?? 0);
-  const available =
-    current && (status.updatedReplicas ?? 0) >= wanted && (status.availableReplicas ?? 0) >= wanted;
-  return {
-    name,
-    rollout: available ? 'available' : 'progressing',
-    readyReplicas: status.readyReplicas ?? 0,
-    message: available ? '' : 'waiting for the new pod to become available',
-  };
 }
 
 function validate(request: ApplyGenerationRequest__Output): void {

@@ -16,6 +16,7 @@ import {
 import type { ReconcilerConfig } from './config';
 import { ExponentialRateLimiter } from './controller/rate-limiter';
 import { WorkQueue, type ProcessResult } from './controller/work-queue';
+import { EventRecorder } from './event-recorder';
 import { FlakeReconciler } from './flake.reconciler';
 import { GenerationsService } from './generations.service';
 import { generationsHandlers } from './grpc/generations.grpc';
@@ -81,7 +82,8 @@ export async function createReconcilerApp(
   const metrics: ReconcilerMetrics = new ReconcilerMetrics(() => queue.length);
   const states = new FlakeStateRepository(kube);
   const cluster = new ClusterObjects(kube, logger);
-  const reconciler = new FlakeReconciler(kube, states, cluster, metrics, logger, {
+  const events = new EventRecorder(kube, logger);
+  const reconciler = new FlakeReconciler(kube, states, cluster, events, metrics, logger, {
     shootPoolPort: config.shootPoolPort,
     resyncMs: config.resyncMs,
   });
@@ -110,6 +112,7 @@ export async function createReconcilerApp(
         await grpc.stop(25_000);
         await cluster.stop();
         await queue.shutdown();
+        await events.flush();
       },
     }),
     new FastifyAdapter({ logger: false }),

@@ -1,5 +1,14 @@
 // Test helpers: generations as the builder sends them, and plain reads of the real cluster.
-import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  type CoreV1Event,
+  type V1Deployment,
+  type V1DeploymentStatus,
+  type V1Pod,
+  type V1PodStatus,
+} from '@kubernetes/client-node';
 import * as grpc from '@grpc/grpc-js';
 import {
   SIZE_TIERS,
@@ -135,6 +144,55 @@ export class Cluster {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * A pod of an instance as its ReplicaSet would make it (no controller runs here), on
+   * `nodeName` when given (scheduled). Its status is then the test's to write.
+   */
+  async createPod(namespace: string, instance: string, name: string, nodeName?: string) {
+    await this.core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: {
+          name,
+          labels: { 'seed.loom.farm/managed-by': 'seed', 'seed.loom.farm/instance': instance },
+        },
+        spec: {
+          ...(nodeName ? { nodeName } : {}),
+          containers: [{ name: instance, image: `nix:0/nix/store/${'0'.repeat(32)}-${instance}` }],
+        },
+      },
+    });
+  }
+
+  /** Writes a pod's status through the status subresource, as a kubelet or scheduler would. */
+  async setPodStatus(namespace: string, name: string, status: V1PodStatus): Promise<V1Pod> {
+    const pod = await this.core.readNamespacedPod({ namespace, name });
+    return this.core.replaceNamespacedPodStatus({ namespace, name, body: { ...pod, status } });
+  }
+
+  /** Writes a Deployment's status as its controller would, for its current generation. */
+  async setDeploymentStatus(
+    namespace: string,
+    name: string,
+    status: Omit<V1DeploymentStatus, 'observedGeneration'>,
+  ): Promise<void> {
+    const deployment = await this.apps.readNamespacedDeployment({ namespace, name });
+    await this.apps.replaceNamespacedDeploymentStatus({
+      namespace,
+      name,
+      body: {
+        ...deployment,
+        status: { ...status, observedGeneration: deployment.metadata!.generation },
+      },
+    });
+  }
+
+  /** The reconciler's Events in a namespace. */
+  async events(namespace: string): Promise<CoreV1Event[]> {
+    const events = await this.core.listNamespacedEvent({ namespace });
+    return events.items.filter((event) => event.source?.component === 'seed-reconciler');
   }
 
   async names(namespace: string): Promise<string[]> {

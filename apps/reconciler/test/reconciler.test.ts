@@ -185,8 +185,11 @@ describe('isolation and errors', () => {
       lastError: expect.stringContaining('instance bad'),
     });
     expect(listed.find((status) => status.flakeUri === FLAKE)).toMatchObject({ lastError: '' });
-    const events = await cluster.core.listNamespacedEvent({ namespace });
-    expect(events.items.map((event) => event.reason)).toContain('ApplyFailed');
+    // Events are sent in the background, shortly after the answer.
+    await cluster.until(
+      async () => (await cluster.events(namespace)).some((e) => e.reason === 'ApplyFailed'),
+      'the ApplyFailed Event',
+    );
   });
 
   it('refuses an invalid generation with a clear status', async () => {

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import { loadKubeConfig } from '@seed/kube-config';
 import {
   ApiException,
@@ -32,12 +34,17 @@ export class KubeUnavailable extends Error {
   override readonly name = 'KubeUnavailable';
 }
 
-/** Kinds Seed watches for drift, by the API path their informers list. */
-export type WatchedKind = 'Deployment' | 'Service' | 'PersistentVolumeClaim';
+/**
+ * Kinds Seed watches: its own objects for drift, and the pods and ReplicaSets the
+ * Deployment controller makes of them, for the instances' rollout.
+ */
+export type WatchedKind = 'Deployment' | 'Service' | 'PersistentVolumeClaim' | 'Pod' | 'ReplicaSet';
 
 export type WatchEvent = 'add' | 'update' | 'delete';
 
 const FIELD_MANAGER = 'seed';
+/** `source.component` and `reportingComponent` of the reconciler's Events. */
+export const EVENT_SOURCE = 'seed-reconciler';
 
 /**
  * Everything the reconciler does with the Kubernetes API, and the only file that knows
@@ -145,34 +152,77 @@ export class KubeRepository {
     }
   }
 
-  /** Records a Kubernetes Event about an object, so `kubectl describe` shows what went wrong. */
+  /**
+   * Records a Kubernetes Event about an object, so `kubectl describe` shows what happened.
+   * Events are aggregated as client-go's recorder does: the same object, type, reason and
+   * `key` (the message by default) always make the same Event name, so a repeat raises its
+   * `count` and `lastTimestamp` (and takes the new message) instead of adding an Event,
+   * also across restarts of the reconciler (until the API server expires it, 1 h by default).
+   */
   async recordEvent(
     involved: { apiVersion: string; kind: string; namespace: string; name: string; uid?: string },
     type: 'Normal' | 'Warning',
     reason: string,
     message: string,
+    key: string = message,
   ): Promise<void> {
+    // `kubectl describe` selects Events by the object's uid too: find it when not given.
+    const uid =
+      involved.uid ??
+      (await this.read(involved.apiVersion, involved.kind, involved.namespace, involved.name).then(
+        (object) => object?.metadata?.uid,
+        () => undefined,
+      ));
     const now = new Date();
-    await this.call(() =>
-      this.core.createNamespacedEvent({
-        namespace: involved.namespace,
-        body: {
-          metadata: { generateName: `${involved.name}.`, namespace: involved.namespace },
-          involvedObject: {
-            apiVersion: involved.apiVersion,
-            kind: involved.kind,
-            name: involved.name,
-            namespace: involved.namespace,
-            uid: involved.uid,
+    const digest = createHash('sha256')
+      .update([involved.kind, involved.name, type, reason, key].join('\0'))
+      .digest('hex')
+      .slice(0, 16);
+    const name = `${involved.name}.${digest}`;
+    const text = message.slice(0, 1024);
+    const created = await this.call(async () => {
+      try {
+        await this.core.createNamespacedEvent({
+          namespace: involved.namespace,
+          body: {
+            metadata: { name, namespace: involved.namespace },
+            involvedObject: {
+              apiVersion: involved.apiVersion,
+              kind: involved.kind,
+              name: involved.name,
+              namespace: involved.namespace,
+              uid,
+            },
+            type,
+            reason,
+            message: text,
+            source: { component: EVENT_SOURCE },
+            reportingComponent: EVENT_SOURCE,
+            reportingInstance: hostname(),
+            firstTimestamp: now,
+            lastTimestamp: now,
+            count: 1,
           },
-          type,
-          reason,
-          message: message.slice(0, 1024),
-          source: { component: 'seed-reconciler' },
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
+        });
+        return true;
+      } catch (error) {
+        if (error instanceof ApiException && error.code === 409) return false;
+        throw error;
+      }
+    });
+    if (created) return;
+    const existing = await this.call(() =>
+      this.core.readNamespacedEvent({ namespace: involved.namespace, name }),
+    );
+    await this.call(() =>
+      this.core.patchNamespacedEvent({
+        namespace: involved.namespace,
+        name,
+        body: [
+          { op: 'add', path: '/count', value: (existing.count ?? 1) + 1 },
+          { op: 'add', path: '/lastTimestamp', value: now.toISOString() },
+          { op: 'add', path: '/message', value: text },
+        ],
       }),
     );
   }
@@ -253,6 +303,20 @@ export class KubeRepository {
           this.config,
           '/api/v1/persistentvolumeclaims',
           () => this.core.listPersistentVolumeClaimForAllNamespaces({ labelSelector }),
+          labelSelector,
+        );
+      case 'Pod':
+        return makeInformer(
+          this.config,
+          '/api/v1/pods',
+          () => this.core.listPodForAllNamespaces({ labelSelector }),
+          labelSelector,
+        );
+      case 'ReplicaSet':
+        return makeInformer(
+          this.config,
+          '/apis/apps/v1/replicasets',
+          () => this.apps.listReplicaSetForAllNamespaces({ labelSelector }),
           labelSelector,
         );
     }

@@ -1,6 +1,6 @@
 import type { SeedObject } from '@seed/k8s-model';
 import type { Logger } from '@seed/service-kit';
-import { OWNED_SELECTOR, type LiveObjects } from '../flake.reconciler';
+import { OWNED_SELECTOR, type LiveObjects, type Workloads } from '../flake.reconciler';
 import type {
   KubeRepository,
   KubernetesObject,
@@ -8,12 +8,19 @@ import type {
   WatchedKind,
 } from '../repositories/kube.repository';
 
-const WATCHED: readonly WatchedKind[] = ['Deployment', 'Service', 'PersistentVolumeClaim'];
+/** Kinds whose changes queue their flake: drift of Seed's objects, and pods for rollouts. */
+const WATCHED: readonly WatchedKind[] = ['Deployment', 'Service', 'PersistentVolumeClaim', 'Pod'];
+/**
+ * Kinds only cached: a ReplicaSet changes along with its Deployment's status (which is
+ * watched) and is read only to tell a Deployment's newest pods from its old ones.
+ */
+const CACHED: readonly WatchedKind[] = ['ReplicaSet'];
 
 /**
- * Informers on Seed's Deployments, Services and volumes. Every change (an edit or delete
- * by hand included) becomes the key of its flake, its namespace; the caches also serve
- * the reconciler's reads, which fall back to the API for anything not cached yet.
+ * Informers on Seed's Deployments, Services and volumes, and on the pods and ReplicaSets
+ * of its instances. Every change (an edit or delete by hand, a pod's status included)
+ * becomes the key of its flake, its namespace; the caches also serve the reconciler's
+ * reads, which fall back to the API for anything not cached yet.
  */
 export class ClusterObjects implements LiveObjects {
   private readonly watches = new Map<WatchedKind, WatchHandle>();
@@ -24,14 +31,15 @@ export class ClusterObjects implements LiveObjects {
   ) {}
 
   start(onChange: (namespace: string) => void): void {
-    for (const kind of WATCHED) {
+    for (const kind of [...WATCHED, ...CACHED]) {
+      const queues = WATCHED.includes(kind);
       this.watches.set(
         kind,
         this.kube.watch(
           kind,
           OWNED_SELECTOR,
           (_event, object) => {
-            if (object.metadata?.namespace) onChange(object.metadata.namespace);
+            if (queues && object.metadata?.namespace) onChange(object.metadata.namespace);
           },
           (error) => this.logger.warn({ err: error, kind }, 'watch interrupted; restarting'),
         ),
@@ -67,6 +75,15 @@ export class ClusterObjects implements LiveObjects {
       );
     }
     return Promise.resolve(owned);
+  }
+
+  workloads(namespace: string): Workloads {
+    const cached = (kind: WatchedKind) => this.watches.get(kind)?.list(namespace) ?? [];
+    return {
+      deployments: cached('Deployment'),
+      replicaSets: cached('ReplicaSet'),
+      pods: cached('Pod'),
+    };
   }
 
   async stop(): Promise<void> {

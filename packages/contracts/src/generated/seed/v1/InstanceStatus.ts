@@ -6,6 +6,7 @@ export interface InstanceStatus {
   'rollout'?: (string);
   'readyReplicas'?: (number);
   'message'?: (string);
+  'reason'?: (string);
 }
 
 export interface InstanceStatus__Output {
@@ -13,4 +14,5 @@ export interface InstanceStatus__Output {
   'rollout': (string);
   'readyReplicas': (number);
   'message': (string);
+  'reason': (string);
 }

@@ -1,0 +1,137 @@
+// The reconciler run as its ServiceAccount, bound to the ClusterRole that
+// deploy/manifests/rbac.yaml installs (and docs/reconciler.md documents): every request
+// it makes, status and Events included, must be allowed by that role and nothing more.
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  KubeConfig,
+  KubernetesObjectApi,
+  loadAllYaml,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import { deriveNamespace } from '@seed/nix-eval';
+import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import { loadReconcilerConfig } from '../src/config';
+import { createReconcilerApp, type ReconcilerApp } from '../src/reconciler.app';
+import { Builder, Cluster, generation, meta } from './cluster';
+
+const RBAC = path.resolve(__dirname, '../../../deploy/manifests/rbac.yaml');
+const FLAKE = 'github:acme/rbac';
+const NS = deriveNamespace(FLAKE);
+
+let api: KubeApiServer;
+let cluster: Cluster;
+let kubeconfig: string;
+let app: ReconcilerApp | undefined;
+let builder: Builder | undefined;
+
+async function startReconciler(): Promise<Builder> {
+  app = await createReconcilerApp(
+    loadReconcilerConfig({
+      SEED_KUBECONFIG: kubeconfig,
+      SEED_RECONCILER_GRPC_PORT: '0',
+      SEED_LOG_LEVEL: 'silent',
+    }),
+  );
+  await app.http.listen(0, '127.0.0.1');
+  builder = new Builder(`127.0.0.1:${app.grpc.port}`);
+  return builder;
+}
+
+async function stopReconciler(): Promise<void> {
+  builder?.close();
+  await app?.http.close();
+  builder = undefined;
+  app = undefined;
+}
+
+beforeAll(async () => {
+  api = await startKubeApiServer();
+  cluster = new Cluster(api.kubeconfigPath);
+  const admin = new KubeConfig();
+  admin.loadFromFile(api.kubeconfigPath);
+  const objects = KubernetesObjectApi.makeApiClient(admin);
+  await cluster.core.createNamespace({ body: { metadata: { name: 'seed-system' } } });
+  for (const object of loadAllYaml(readFileSync(RBAC, 'utf8')) as KubernetesObject[])
+    await objects.create(object);
+  const { status } = await cluster.core.createNamespacedServiceAccountToken({
+    namespace: 'seed-system',
+    name: 'seed-reconciler',
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  kubeconfig = path.join(api.dir, 'reconciler.kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name: 'test',
+          cluster: {
+            server: api.url,
+            'certificate-authority-data': Buffer.from(api.caCert).toString('base64'),
+          },
+        },
+      ],
+      users: [{ name: 'seed-reconciler', user: { token: status!.token } }],
+      contexts: [{ name: 'test', context: { cluster: 'test', user: 'seed-reconciler' } }],
+      'current-context': 'test',
+    }),
+  );
+}, 20 * 60_000);
+
+afterAll(async () => {
+  await stopReconciler();
+  await api?.stop();
+});
+
+describe('the reconciler under its ClusterRole', () => {
+  it('applies, prunes, reports rollouts and records Events', async () => {
+    const reconciler = await startReconciler();
+    await reconciler.apply(generation(FLAKE, [meta('web'), meta('old')]));
+    await reconciler.apply(generation(FLAKE, [meta('web')]));
+    await cluster.until(
+      async () => (await cluster.events(NS)).some((e) => e.reason === 'Pruned'),
+      'the Pruned Event',
+    );
+
+    await cluster.setDeploymentStatus(NS, 'web', { replicas: 1, updatedReplicas: 1 });
+    await cluster.createPod(NS, 'web', 'web-5d8f-aaaaa', 'node-1');
+    await cluster.setPodStatus(NS, 'web-5d8f-aaaaa', {
+      phase: 'Pending',
+      containerStatuses: [
+        {
+          name: 'web',
+          image: 'x',
+          imageID: '',
+          ready: false,
+          restartCount: 0,
+          state: { waiting: { reason: 'ErrImagePull', message: 'not found' } },
+        },
+      ],
+    });
+    const status = await reconciler.status(FLAKE);
+    expect(status.instances).toMatchObject([
+      { name: 'web', rollout: 'failed', reason: 'ErrImagePull' },
+    ]);
+    await cluster.until(
+      async () => (await cluster.events(NS)).some((e) => e.reason === 'InstanceFailed'),
+      'the InstanceFailed Event',
+    );
+  });
+
+  it('raises the count of an Event told again after a restart', async () => {
+    await stopReconciler();
+    // The new process has forgotten what it told: it tells again, into the same Event.
+    await startReconciler();
+    await cluster.until(
+      async () =>
+        (await cluster.events(NS)).some((e) => e.reason === 'InstanceFailed' && e.count === 2),
+      'the InstanceFailed Event counted twice',
+    );
+    const failed = (await cluster.events(NS)).filter((e) => e.reason === 'InstanceFailed');
+    expect(failed).toHaveLength(1);
+  });
+});
