@@ -1,24 +1,33 @@
 # The bundled example, runnable offline: the output shape of a real Seed flake
-# (`seeds.<name>.{meta,image}`) with metas from Seed's own meta function and toy images
-# in place of NixOS systems (those need nixpkgs; see nix/README.md and scripts/nixos-eval).
-# `seed up` copies this directory and nix/meta.nix (as seed-meta.nix) into a fresh git
-# repository, as a tenant's push would bring it.
+# (`seeds.<name>.{meta,image}`) with metas from Seed's own meta function and real
+# nix-snapshotter images of small servers (servers.nix) in place of NixOS systems (those
+# need nixpkgs; see nix/README.md and scripts/nixos-eval).
+# `seed up` copies this directory, nix/meta.nix (as seed-meta.nix) and
+# nix/offline-image.nix (as seed-offline-image.nix) into a fresh git repository, as a
+# tenant's push would bring it, and points the two `path:` inputs below at the
+# directories scripts/flake-tools prepared.
 {
   description = "Seed example: a web front, an API and a DNS server";
 
-  outputs = { self }:
+  inputs = {
+    # Static busybox and nix2container: what the images are built with and run.
+    seed-tools = { url = "path:/seed-flake-tools"; flake = false; };
+    # CoreDNS, for the dns instance only.
+    seed-coredns = { url = "path:/seed-flake-coredns"; flake = false; };
+  };
+
+  outputs = { self, seed-tools, seed-coredns }:
     let
       seedMeta = import ./seed-meta.nix;
-      # Stands in for mkSeed's NixOS image: a derivation whose store path changes with its content.
-      toyImage = name: content: derivation {
-        name = "seed-${name}-image";
-        system = "x86_64-linux";
-        builder = "/bin/sh";
-        args = [ "-c" "echo '${content}' > $out" ];
+      # Stand in for mkSeed's NixOS images, in the same image format.
+      images = import ./servers.nix {
+        tools = seed-tools;
+        coredns = seed-coredns;
+        offlineImage = import ./seed-offline-image.nix { tools = seed-tools; };
       };
-      seed = name: options: content: {
+      seed = name: options: {
         meta = seedMeta { inherit name; seed = options; };
-        image = toyImage name content;
+        image = images.${name};
       };
     in
     {
@@ -28,18 +37,18 @@
           storage.data = "1Gi";
           connect.api = { service = "api"; port = 9000; };
           shoot.enable = true;
-        } "nginx serving the site";
+        };
 
         api = seed "api" {
           size = "m";
-          expose.grpc = { port = 9000; protocol = "grpc"; };
+          expose.http = 9000;
           rollout = "rolling";
-        } "the API server";
+        };
 
         dns = seed "dns" {
           size = "xs";
           expose.dns = { port = 53; protocol = "dns"; };
-        } "an authoritative DNS server";
+        };
       };
     };
 }
