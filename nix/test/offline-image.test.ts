@@ -144,15 +144,11 @@ describe('offlineImage', () => {
     // The tools directory, whose busybox the entrypoint runs.
     expect(storePaths.filter((p) => fs.existsSync(path.join(p, 'bin/busybox')))).toHaveLength(1);
     // What the layer holds: a mount point per store path, and copyToRoot's files as links.
-    const listing = await new Promise<string>((resolve, reject) => {
-      const tar = execFile('tar', ['-tz'], { maxBuffer: 16 * 1024 * 1024 }, (error, stdout) =>
-        error ? reject(error) : resolve(stdout),
-      );
-      execFile('tar', ['-xOf', built!.image, `blobs/sha256/${layer.digest.slice(7)}`], {
-        encoding: 'buffer',
-        maxBuffer: 16 * 1024 * 1024,
-      }).stdout!.pipe(tar.stdin!);
-    });
+    await run('tar', ['-xf', built.image, '-C', flakeDir, `blobs/sha256/${layer.digest.slice(7)}`]);
+    const listing = await run('tar', [
+      '-tzf',
+      path.join(flakeDir, 'blobs/sha256', layer.digest.slice(7)),
+    ]);
     const entries = listing
       .trim()
       .split('\n')
