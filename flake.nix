@@ -19,6 +19,10 @@
 
       # The pure meta function: { name; system ? "x86_64-linux"; seed ? {}; } → meta.
       seedMeta = import ./nix/meta.nix;
+
+      # nix-snapshotter images without nixpkgs (offline examples and tests):
+      # offlineImage { tools; } { name; config ? {}; copyToRoot ? []; } → nix-image-<name>.tar
+      offlineImage = import ./nix/offline-image.nix;
     };
 
     nixosModules = {
