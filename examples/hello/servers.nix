@@ -4,7 +4,7 @@
 #
 #   web  busybox httpd on 8080: `/` says who answers and what api said, `/readyz`
 #   api  busybox httpd on 9000: `/` answers JSON, `/readyz`
-#   dns  CoreDNS on 53, UDP and TCP: the hello.seed zone from servers/hosts
+#   dns  CoreDNS on 53, UDP and TCP: authoritative for servers/hello.seed.zone
 #
 # `tools` (static busybox, nix2container) and `coredns` are directories prepared by
 # Seed's scripts/flake-tools and passed in as `path:` flake inputs.
@@ -36,7 +36,7 @@ let
   };
 
   corefile = builtins.toFile "Corefile"
-    (builtins.replaceStrings [ "@hosts@" ] [ "${./servers/hosts}" ] (builtins.readFile ./servers/Corefile));
+    (builtins.replaceStrings [ "@zone@" ] [ "${./servers/hello.seed.zone}" ] (builtins.readFile ./servers/Corefile));
 in
 {
   web = httpdImage "web" 8080 ./servers/web.cgi;
