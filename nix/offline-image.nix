@@ -47,17 +47,30 @@ let
   configFile = textFile "config-${name}.json" (builtins.toJSON config);
   copyToRootFile = textFile "copy-to-root-${name}.json" (builtins.toJSON copyToRoots);
 
+  # containerd 2.4 reads a new container's /etc/passwd and /etc/group (CRI does it for
+  # every container, for supplemental groups) through a view of the snapshot's *last*
+  # mount only (its internal/fsview), and nix-snapshotter appends one read-only bind
+  # mount per line of `store-paths`, in order. When that last line is a file, every
+  # container of the image fails with "open <store path>: not a directory". So the list
+  # ends with this empty directory: the view finds no /etc there and adds no groups.
+  lastMount = busyboxRun "seed-image-last-mount" ''mkdir "$out"'' { };
+
   # What nixpkgs' closureInfo gives nix2container: `store-paths`, every path of the
-  # runtime closure of the roots, one a line, sorted. exportReferencesGraph writes each
-  # root's closure in the registration format (path, empty deriver line, reference
-  # count, references); the closure is closed under references, so its paths are the
-  # distinct lines that start with '/'. The output references all of them, so a GC root
-  # on it (nix-snapshotter makes one per pulled layer) keeps the whole closure alive.
-  roots = [ configFile ] ++ copyToRoots;
+  # runtime closure of the roots, one a line, sorted (here with lastMount moved last).
+  # exportReferencesGraph writes each root's closure in the registration format (path,
+  # empty deriver line, reference count, references); the closure is closed under
+  # references, so its paths are the distinct lines that start with '/'. The output
+  # references all of them, so a GC root on it (nix-snapshotter makes one per pulled
+  # layer) keeps the whole closure alive.
+  roots = [ configFile lastMount ] ++ copyToRoots;
   closureInfo = busyboxRun "closure-info-${name}" ''
     mkdir "$out"
-    cat graph-* | grep '^/' | sort -u > "$out/store-paths"
+    {
+      cat graph-* | grep '^/' | sort -u | grep -vxF "$lastMount"
+      echo "$lastMount"
+    } > "$out/store-paths"
   '' {
+    inherit lastMount;
     exportReferencesGraph = builtins.concatLists
       (builtins.genList (i: [ "graph-${toString i}" (builtins.elemAt roots i) ]) (builtins.length roots));
   };
