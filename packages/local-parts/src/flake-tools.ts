@@ -37,7 +37,9 @@ export async function flakeToolsDir(kind: FlakeToolsKind = 'tools'): Promise<str
     }));
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim();
-    throw new Error(`${FLAKE_TOOLS_SCRIPT} ${kind} failed${stderr ? `: ${stderr}` : ''}`);
+    throw new Error(`${FLAKE_TOOLS_SCRIPT} ${kind} failed${stderr ? `: ${stderr}` : ''}`, {
+      cause: error,
+    });
   }
   const dir = stdout.trim().split('\n').pop();
   if (!dir) throw new Error(`${FLAKE_TOOLS_SCRIPT} ${kind} printed no directory`);
