@@ -24,6 +24,10 @@
       # flakes that have nixpkgs' lib but no nixpkgs (offline):
       # { lib; name; module; system ? "x86_64-linux"; extraModules ? [ ]; } → meta.
       inherit (import ./nix/offline.nix) seedMetaOf;
+
+      # nix-snapshotter images without nixpkgs (offline examples and tests):
+      # offlineImage { tools; } { name; config ? {}; copyToRoot ? []; } → nix-image-<name>.tar
+      offlineImage = import ./nix/offline-image.nix;
     };
 
     nixosModules = {

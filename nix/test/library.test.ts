@@ -143,7 +143,7 @@ describe('the root flake offline (inputs locked, not fetched)', () => {
           ])
         ).stdout,
       );
-    expect(await names('lib')).toEqual(['mkSeed', 'seedMeta', 'seedMetaOf']);
+    expect(await names('lib')).toEqual(['mkSeed', 'offlineImage', 'seedMeta', 'seedMetaOf']);
     expect(await names('nixosModules')).toEqual(['instance', 'instance-base']);
     expect(await names('templates')).toEqual(['default', 'instance']);
     const { stdout } = await run('nix', [

@@ -6,6 +6,8 @@ export type { LogLine, ServiceProcess } from './service-process';
 export { KUBE_BINARIES_SCRIPT, startKubeApiServer } from './kube-apiserver';
 export type { KubeApiServer, KubeApiServerOptions } from './kube-apiserver';
 export { freeLoopbackPort, freeLoopbackPorts } from './ports';
+export { FLAKE_TOOLS_SCRIPT, flakeToolsDir } from './flake-tools';
+export type { FlakeToolsKind } from './flake-tools';
 export { githubPushHeaders } from './github-delivery';
 export { startNode, NODE_BINARIES_SCRIPT } from './node/node';
 export type { LocalNode, NodeOptions } from './node/node';

@@ -1,0 +1,48 @@
+# The example's servers, as real nix-snapshotter images built without nixpkgs
+# (seed-offline-image.nix is Seed's nix/offline-image.nix): programs from the store,
+# started by the container's entrypoint, stopped at once by SIGTERM.
+#
+#   web  busybox httpd on 8080: `/` says who answers and what api said, `/readyz`
+#   api  busybox httpd on 9000: `/` answers JSON, `/readyz`
+#   dns  CoreDNS on 53, UDP and TCP: authoritative for servers/hello.seed.zone
+#
+# `tools` (static busybox, nix2container) and `coredns` are directories prepared by
+# Seed's scripts/flake-tools and passed in as `path:` flake inputs.
+{ tools, coredns, offlineImage }:
+
+let
+  system = "x86_64-linux";
+  busybox = "${tools}/bin/busybox";
+
+  # A document root for busybox httpd: cgi-bin/index.cgi from `cgi` (answers `/`) and
+  # a static `readyz`. The CGI's `@release@` is the start of this directory's store
+  # hash, which changes exactly when the instance's code does.
+  httpdRoot = name: cgi: derivation {
+    name = "seed-${name}-site";
+    inherit system busybox cgi;
+    builder = busybox;
+    args = [ "sh" "-c" ''
+      mkdir -p "$out/cgi-bin"
+      release=$(basename "$out" | cut -c1-12)
+      sed -e "s|@busybox@|$busybox|" -e "s|@release@|$release|" "$cgi" > "$out/cgi-bin/index.cgi"
+      chmod 0555 "$out/cgi-bin/index.cgi"
+      echo ready > "$out/readyz"
+    '' ];
+  };
+
+  httpdImage = name: port: cgi: offlineImage {
+    name = "seed-${name}";
+    config.entrypoint = [ busybox "sh" ./servers/httpd.sh (toString port) (httpdRoot name cgi) ];
+  };
+
+  corefile = builtins.toFile "Corefile"
+    (builtins.replaceStrings [ "@zone@" ] [ "${./servers/hello.seed.zone}" ] (builtins.readFile ./servers/Corefile));
+in
+{
+  web = httpdImage "web" 8080 ./servers/web.cgi;
+  api = httpdImage "api" 9000 ./servers/api.cgi;
+  dns = offlineImage {
+    name = "seed-dns";
+    config.entrypoint = [ "${coredns}/bin/coredns" "-conf" corefile ];
+  };
+}
