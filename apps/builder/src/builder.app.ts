@@ -147,6 +147,7 @@ class BuilderModule {
             worker: drain.accepting,
             redis: () => records.ping(),
             nix: async () => ((await nix.version()) ? true : 'nix printed no version'),
+            ...(served.cache ? { binaryCache: served.cache.writable } : {}),
           },
         }),
       ],

@@ -320,6 +320,8 @@ describe('the cache over HTTP', () => {
   });
 
   it('answers what nix asks for', async () => {
+    const ready = await fetch(`${url}/readyz`);
+    expect(await ready.json()).toMatchObject({ checks: { binaryCache: 'ok' } });
     const info = await fetch(`${url}/nix-cache/nix-cache-info`);
     expect(info.status).toBe(200);
     expect(await info.text()).toContain('StoreDir: /nix/store\n');

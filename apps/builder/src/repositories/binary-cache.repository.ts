@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { access, constants, lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { NixError, type CallOptions } from '@seed/nix-eval';
@@ -87,6 +87,16 @@ export class FileBinaryCache {
       );
     }
   }
+
+  /** A readiness check: the cache folder can be written (a full or read-only volume cannot). */
+  readonly writable = async (): Promise<true | string> => {
+    try {
+      await access(this.options.dir, constants.W_OK);
+      return true;
+    } catch (error) {
+      return `binary cache folder ${this.options.dir}: ${(error as Error).message}`;
+    }
+  };
 
   /**
    * Opens `<hash>.narinfo` or `nar/<file>` of the cache (`name` relative to its root);
