@@ -129,10 +129,39 @@ in
         `$SEED_SHOOT_URL` = `http://$(SEED_NODE_IP):7070`.
       '';
     };
+
+    binaryCache = {
+      url = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "http://10.0.0.5:30081/nix-cache";
+        description = ''
+          The Seed builder's signed binary cache (deploy/manifests/builder.yaml, Service
+          builder-cache on node port 30081; any node's IP, this one's included). Images are
+          built in the builder's own store: nix-snapshotter fetches their closures from this
+          cache, and from no other substituter. Null: images must already be in this
+          node's store.
+        '';
+      };
+      publicKey = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "seed-cache-1:V52YqdONbw6PwIgQozsq7i1Mo3g4nGEb2uNlieNQ3dU=";
+        description = ''
+          The only key nix-snapshotter trusts for store paths it fetches
+          (`nix key convert-secret-to-public < cache.sec`, the key of the Secret
+          seed-builder-cache-key). A path unsigned or signed by another key is refused.
+        '';
+      };
+    };
   };
 
   config = lib.mkIf cfg.enable {
     assertions = [
+      {
+        assertion = (cfg.binaryCache.url == null) == (cfg.binaryCache.publicKey == null);
+        message = "services.seed-node.binaryCache: set url and publicKey together";
+      }
       {
         assertion = cfg.role == "server" || cfg.serverAddr != "";
         message = "services.seed-node: an agent needs serverAddr.";
@@ -207,6 +236,18 @@ in
       wantedBy = [ "multi-user.target" ];
       before = [ "containerd.service" ];
       path = [ config.nix.package ];
+      # Its `nix build /nix/store/…` substitutes from the builder's cache alone, trusting
+      # only the builder's key (the lines substituterNixConfig of packages/nix-eval writes;
+      # nix-snapshotter runs as root, a trusted user of the nix daemon).
+      environment = lib.mkIf (cfg.binaryCache.url != null) {
+        NIX_CONFIG = lib.concatStringsSep "\n" [
+          "substituters = ${cfg.binaryCache.url}"
+          "trusted-public-keys = ${cfg.binaryCache.publicKey}"
+          "require-sigs = true"
+          "narinfo-cache-negative-ttl = 0"
+          "connect-timeout = 10"
+        ];
+      };
       serviceConfig = {
         ExecStart = "${cfg.nixSnapshotter.package}/bin/nix-snapshotter";
         RuntimeDirectory = "nix-snapshotter";

@@ -292,6 +292,42 @@ describe('deploy/manifests', () => {
     );
   });
 
+  it('signs the builder binary cache with a Secret key and serves it to nodes on a node port', () => {
+    const spec = podSpec('builder');
+    const container = spec.containers[0]!;
+    const vars = env(container);
+    const mountOf = (volume: string) =>
+      container.volumeMounts!.find((m) => m.name === volume)!.mountPath;
+    const volumeOf = (file: string) => {
+      const mount = container.volumeMounts!.find((m) => file.startsWith(`${m.mountPath}/`));
+      return spec.volumes!.find((v) => v.name === mount?.name);
+    };
+
+    const keyFile = vars.get('SEED_BINARY_CACHE_SECRET_KEY_FILE')!;
+    const keyVolume = volumeOf(keyFile)!;
+    expect(keyVolume.secret?.secretName).toBe('seed-builder-cache-key');
+    expect(path.dirname(keyFile)).toBe(mountOf(keyVolume.name));
+    const secret = find('Secret', 'seed-builder-cache-key').stringData as Record<string, string>;
+    expect(Object.keys(secret)).toEqual([path.basename(keyFile)]);
+    expect(secret[path.basename(keyFile)]).toMatch(/^REPLACE-ME/); // no working default
+
+    const cacheDir = vars.get('SEED_BINARY_CACHE_DIR')!;
+    expect(mountOf('cache')).toBe(cacheDir);
+    const cacheVolume = spec.volumes!.find((v) => v.name === 'cache')!;
+    expect(cacheVolume.persistentVolumeClaim?.claimName).toBe('builder-cache');
+    // The builder's store is its own volume, never the node's /nix.
+    expect(spec.volumes!.find((v) => v.name === 'nix')!.persistentVolumeClaim).toBeDefined();
+
+    const nodePort = find<Manifest & { spec: ServiceSpec & { type: string } }>(
+      'Service',
+      'builder-cache',
+    ).spec;
+    expect(nodePort).toMatchObject({
+      type: 'NodePort',
+      ports: [expect.objectContaining({ targetPort: 'http', nodePort: 30081 }) as unknown],
+    });
+  });
+
   it('runs Redis with appendonly and noeviction, on a claim', () => {
     const redis = find<Workload>('StatefulSet', 'redis');
     const args = redis.spec.template.spec.containers[0] as Container & { args: string[] };

@@ -54,4 +54,20 @@ describe('deploy/nixos/seed-node.nix', () => {
     expect(port).toBe('7070');
     expect(source).toMatch(new RegExp(`shootPool\\.ports[\\s\\S]*?default = \\[\\s*${port}\\b`));
   });
+
+  it('lets nix-snapshotter substitute from the builder cache alone, trusting only its key', () => {
+    const service = loadManifests().find(
+      (m) => m.kind === 'Service' && m.metadata.name === 'builder-cache',
+    ) as unknown as { spec: { ports: { nodePort: number }[] } };
+    const nodePort = service.spec.ports[0]!.nodePort;
+    expect(source).toMatch(new RegExp(`example = "http://[0-9.]+:${nodePort}/nix-cache"`));
+    for (const line of [
+      '"substituters = ${cfg.binaryCache.url}"',
+      '"trusted-public-keys = ${cfg.binaryCache.publicKey}"',
+      '"require-sigs = true"',
+    ]) {
+      expect(source).toContain(line);
+    }
+    expect(source).toMatch(/systemd\.services\.nix-snapshotter = [\s\S]*?NIX_CONFIG = /);
+  });
 });

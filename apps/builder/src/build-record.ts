@@ -2,7 +2,14 @@ import type { BuildJob } from '@seed/contracts';
 
 /** Where a build is; `superseded` means a newer push of the flake replaced it. */
 export type BuildState =
-  'queued' | 'evaluating' | 'building' | 'applying' | 'succeeded' | 'failed' | 'superseded';
+  | 'queued'
+  | 'evaluating'
+  | 'building'
+  | 'publishing'
+  | 'applying'
+  | 'succeeded'
+  | 'failed'
+  | 'superseded';
 
 export const FINAL_STATES: ReadonlySet<BuildState> = new Set(['succeeded', 'failed', 'superseded']);
 
@@ -26,7 +33,7 @@ export interface BuildRecord {
   state: BuildState;
   attempts: number;
   updatedAt: string;
-  /** Milliseconds spent per phase (evaluate, build, apply) in the last attempt. */
+  /** Milliseconds spent per phase (evaluate, build, publish, apply) in the last attempt. */
   phases: Record<string, number>;
   namespace?: string;
   generation?: string;

@@ -22,6 +22,7 @@ import {
   type BuildState,
 } from './build-record';
 import type { BuilderMetrics } from './metrics';
+import { PublishFailed } from './repositories/binary-cache.repository';
 import { GenerationRejected, ReconcilerUnavailable } from './repositories/reconciler.client';
 
 /** The nix steps of a build (NixClient). */
@@ -29,6 +30,14 @@ export interface NixSteps {
   resolve(reference: string, call?: CallOptions): Promise<LockedFlake>;
   evaluateSeeds(reference: string, call?: CallOptions): Promise<EvaluatedSeed[]>;
   buildImages(seeds: readonly EvaluatedSeed[], call?: CallOptions): Promise<BuiltSeed[]>;
+}
+
+/**
+ * Where built closures go before their generation is handed over (FileBinaryCache): the
+ * signed binary cache nodes substitute images from.
+ */
+export interface BinaryCache {
+  publish(paths: readonly string[], signal?: AbortSignal): Promise<void>;
 }
 
 /** Where finished generations go (the reconciler's ApplyGeneration). */
@@ -79,11 +88,14 @@ export class BuildFailed extends Error {
 
 /**
  * One build of one flake revision: lock the revision, evaluate every seed's meta, build
- * every image, compute the generation and hand it to the reconciler, recording each step.
+ * every image, publish their closures to the binary cache (when there is one), compute the
+ * generation and hand it to the reconciler, recording each step.
  */
 export class BuildService {
   constructor(
     private readonly nix: NixSteps,
+    /** Undefined when publishing is off: nodes must then share the builder's store. */
+    private readonly cache: BinaryCache | undefined,
     private readonly reconciler: GenerationSink,
     private readonly records: BuildRecords,
     private readonly metrics: BuilderMetrics,
@@ -158,6 +170,22 @@ export class BuildService {
     record.namespace = deriveNamespace(job.flake);
     record.generation = generationHash(built);
     record.instances = built.map(({ name, image }) => ({ name, image }));
+
+    const cache = this.cache;
+    if (cache !== undefined && built.length > 0) {
+      // Before the reconciler hears of an image, every node can fetch it.
+      await this.enter(
+        record,
+        'publishing',
+        `publishing ${built.length} image closure(s) to the binary cache`,
+      );
+      await this.phase(record, 'publish', () =>
+        cache.publish(
+          built.map((seed) => seed.image),
+          signal,
+        ),
+      );
+    }
 
     await this.enter(
       record,
@@ -306,6 +334,8 @@ function describe(error: unknown): BuildError {
       logTail: error.logTail,
     };
   }
+  if (error instanceof PublishFailed)
+    return { kind: 'publish', message: error.message, retryable: true };
   if (error instanceof ReconcilerUnavailable)
     return { kind: 'reconciler-unavailable', message: error.message, retryable: true };
   if (error instanceof GenerationRejected)

@@ -17,11 +17,17 @@ import {
   type Logger,
 } from '@seed/service-kit';
 import type { Worker } from 'bullmq';
+import {
+  BINARY_CACHE,
+  BinaryCacheController,
+  type ServedBinaryCache,
+} from './binary-cache.controller';
 import { BuildProcessor, startBuildWorker } from './build.processor';
 import { BuildService } from './build.service';
 import { BuildsController } from './builds.controller';
 import type { BuilderConfig } from './config';
 import { BuilderMetrics } from './metrics';
+import { FileBinaryCache } from './repositories/binary-cache.repository';
 import { BuildRecordsRepository } from './repositories/build-records.repository';
 import { ReconcilerGrpcClient } from './repositories/reconciler.client';
 
@@ -80,13 +86,24 @@ class BuilderModule {
     const nix = new NixClient({
       nixBinary: config.nix.binary,
       confFile: config.nix.confFile,
+      store: config.nix.store,
       evaluateTimeoutMs: config.nix.evaluateTimeoutMs,
       resolveTimeoutMs: config.nix.evaluateTimeoutMs,
       buildTimeoutMs: config.nix.buildTimeoutMs,
     });
     const reconciler = new ReconcilerGrpcClient(config.reconciler.address, config.reconciler);
     const metrics = new BuilderMetrics();
-    const service = new BuildService(nix, reconciler, records, metrics, logger, {
+    const served: ServedBinaryCache = config.binaryCache.enabled
+      ? {
+          cache: new FileBinaryCache(nix, {
+            dir: config.binaryCache.dir,
+            secretKeyFile: config.binaryCache.secretKeyFile,
+            compression: config.binaryCache.compression,
+            timeoutMs: config.binaryCache.publishTimeoutMs,
+          }),
+        }
+      : { cache: undefined, off: config.binaryCache.reason };
+    const service = new BuildService(nix, served.cache, reconciler, records, metrics, logger, {
       logBytes: config.buildLogBytes,
       cancelSuperseded: config.worker.cancelSuperseded,
       supersedePollMs: 500,
@@ -130,11 +147,13 @@ class BuilderModule {
             worker: drain.accepting,
             redis: () => records.ping(),
             nix: async () => ((await nix.version()) ? true : 'nix printed no version'),
+            ...(served.cache ? { binaryCache: served.cache.writable } : {}),
           },
         }),
       ],
-      controllers: [BuildsController],
+      controllers: [BuildsController, BinaryCacheController],
       providers: [
+        { provide: BINARY_CACHE, useValue: served },
         { provide: BuildRecordsRepository, useValue: records },
         { provide: WorkerDrain, useValue: drain },
       ],

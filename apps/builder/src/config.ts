@@ -1,29 +1,108 @@
+import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { publicKeyOf } from '@seed/nix-eval';
 import { envVar, parseEnv } from '@seed/service-kit';
 import { z } from 'zod';
 
-const envSchema = z.object({
-  SEED_REDIS_URL: envVar.redisUrl('redis://127.0.0.1:6379'),
-  SEED_RECONCILER_ADDRESS: z
-    .string()
-    .regex(/^[^\s:]+:\d{1,5}$/, { error: 'expected HOST:PORT of the reconciler gRPC server' })
-    .default('127.0.0.1:9090'),
-  SEED_BUILDER_HOST: z.string().min(1).default('127.0.0.1'),
-  SEED_BUILDER_PORT: envVar.port(8081),
-  SEED_BUILDER_CONCURRENCY: envVar.positiveInt(availableParallelism()),
-  SEED_CANCEL_SUPERSEDED: envVar.flag(true),
-  SEED_NIX_BIN: z.string().min(1).default('nix'),
-  SEED_NIX_CONF: z.string().min(1).default('/etc/seed/nix.conf'),
-  SEED_EVAL_TIMEOUT_MS: envVar.positiveInt(5 * 60_000),
-  SEED_BUILD_TIMEOUT_MS: envVar.positiveInt(60 * 60_000),
-  SEED_APPLY_DEADLINE_MS: envVar.positiveInt(30_000),
-  SEED_APPLY_ATTEMPTS: envVar.positiveInt(6),
-  SEED_APPLY_BACKOFF_MS: envVar.positiveInt(1_000),
-  SEED_JOB_LOCK_MS: envVar.positiveInt(30_000),
-  SEED_BUILD_LOG_BYTES: envVar.positiveInt(64 * 1024),
-  SEED_SHUTDOWN_GRACE_MS: envVar.positiveInt(60_000),
-  SEED_LOG_LEVEL: envVar.logLevel(),
-});
+// Nix reads both paths out of a store URL (`file://DIR?secret-key=FILE&…`): keep them plain.
+const STORE_URL_SAFE = /^\/[^\s?&#%]*$/;
+
+/** An absolute folder that exists (or can be made) and that this process may write. */
+const writableDir = z
+  .string()
+  .regex(STORE_URL_SAFE, {
+    error: 'expected an absolute path without spaces or any of ? & # %',
+  })
+  .superRefine((dir, ctx) => {
+    try {
+      mkdirSync(dir, { recursive: true });
+      accessSync(dir, constants.W_OK);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `cannot write there: ${(error as Error).message}` });
+    }
+  })
+  .transform((dir) => path.resolve(dir));
+
+/** A nix secret signing key file, as a mounted Secret: read once to check it and name its public key. */
+const secretKeyFile = z
+  .string()
+  .regex(STORE_URL_SAFE, {
+    error: 'expected an absolute path without spaces or any of ? & # %',
+  })
+  .transform((file, ctx) => {
+    try {
+      return { file, publicKey: publicKeyOf(readFileSync(file, 'utf8')) };
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code
+        ? `cannot read it: ${(error as Error).message}`
+        : `${(error as Error).message}; make one with \`nix key generate-secret --key-name NAME\``;
+      ctx.addIssue({ code: 'custom', message: reason });
+      return z.NEVER;
+    }
+  });
+
+const envSchema = z
+  .object({
+    SEED_REDIS_URL: envVar.redisUrl('redis://127.0.0.1:6379'),
+    SEED_RECONCILER_ADDRESS: z
+      .string()
+      .regex(/^[^\s:]+:\d{1,5}$/, { error: 'expected HOST:PORT of the reconciler gRPC server' })
+      .default('127.0.0.1:9090'),
+    SEED_BUILDER_HOST: z.string().min(1).default('127.0.0.1'),
+    SEED_BUILDER_PORT: envVar.port(8081),
+    SEED_BUILDER_CONCURRENCY: envVar.positiveInt(availableParallelism()),
+    SEED_CANCEL_SUPERSEDED: envVar.flag(true),
+    SEED_NIX_BIN: z.string().min(1).default('nix'),
+    SEED_NIX_CONF: z.string().min(1).default('/etc/seed/nix.conf'),
+    SEED_NIX_STORE: z
+      .string()
+      .regex(/^(\/\S*|[a-z][a-z0-9+]*:\/\/\S*|auto|daemon|local)$/, {
+        error: 'expected a chroot store folder (absolute path) or a nix store URL',
+      })
+      .optional(),
+    SEED_BINARY_CACHE_DIR: writableDir.optional(),
+    SEED_BINARY_CACHE_SECRET_KEY_FILE: secretKeyFile.optional(),
+    SEED_BINARY_CACHE_COMPRESSION: z.enum(['zstd', 'xz', 'none']).default('zstd'),
+    SEED_PUBLISH_TIMEOUT_MS: envVar.positiveInt(30 * 60_000),
+    SEED_EVAL_TIMEOUT_MS: envVar.positiveInt(5 * 60_000),
+    SEED_BUILD_TIMEOUT_MS: envVar.positiveInt(60 * 60_000),
+    SEED_APPLY_DEADLINE_MS: envVar.positiveInt(30_000),
+    SEED_APPLY_ATTEMPTS: envVar.positiveInt(6),
+    SEED_APPLY_BACKOFF_MS: envVar.positiveInt(1_000),
+    SEED_JOB_LOCK_MS: envVar.positiveInt(30_000),
+    SEED_BUILD_LOG_BYTES: envVar.positiveInt(64 * 1024),
+    SEED_SHUTDOWN_GRACE_MS: envVar.positiveInt(60_000),
+    SEED_LOG_LEVEL: envVar.logLevel(),
+  })
+  .superRefine((vars, ctx) => {
+    if (
+      vars.SEED_BINARY_CACHE_SECRET_KEY_FILE !== undefined &&
+      vars.SEED_BINARY_CACHE_DIR === undefined
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SEED_BINARY_CACHE_DIR'],
+        message:
+          'required with SEED_BINARY_CACHE_SECRET_KEY_FILE: the folder the signed cache is written to',
+      });
+    }
+  });
+
+/** The signed binary cache every built closure is published to; `off` says why there is none. */
+export type BinaryCacheConfig =
+  | {
+      enabled: true;
+      /** The cache folder (a `file://` binary cache), served read-only over HTTP. */
+      dir: string;
+      /** The secret key file (a mounted Secret); nix reads it, the builder never keeps it. */
+      secretKeyFile: string;
+      /** What nodes must trust (`trusted-public-keys`). */
+      publicKey: string;
+      compression: 'zstd' | 'xz' | 'none';
+      publishTimeoutMs: number;
+    }
+  | { enabled: false; reason: string };
 
 export interface BuilderConfig {
   http: { host: string; port: number };
@@ -35,7 +114,15 @@ export interface BuilderConfig {
     cancelSuperseded: boolean;
     shutdownGraceMs: number;
   };
-  nix: { binary: string; confFile: string; evaluateTimeoutMs: number; buildTimeoutMs: number };
+  nix: {
+    binary: string;
+    confFile: string;
+    /** `--store` of every nix call; nix's default store when undefined. */
+    store?: string;
+    evaluateTimeoutMs: number;
+    buildTimeoutMs: number;
+  };
+  binaryCache: BinaryCacheConfig;
   reconciler: { address: string; deadlineMs: number; attempts: number; backoffMs: number };
   buildLogBytes: number;
   logLevel: string;
@@ -55,6 +142,7 @@ export function loadBuilderConfig(env: NodeJS.ProcessEnv = process.env): Builder
     nix: {
       binary: vars.SEED_NIX_BIN,
       confFile: vars.SEED_NIX_CONF,
+      store: vars.SEED_NIX_STORE,
       evaluateTimeoutMs: vars.SEED_EVAL_TIMEOUT_MS,
       buildTimeoutMs: vars.SEED_BUILD_TIMEOUT_MS,
     },
@@ -64,6 +152,22 @@ export function loadBuilderConfig(env: NodeJS.ProcessEnv = process.env): Builder
       attempts: vars.SEED_APPLY_ATTEMPTS,
       backoffMs: vars.SEED_APPLY_BACKOFF_MS,
     },
+    binaryCache:
+      vars.SEED_BINARY_CACHE_SECRET_KEY_FILE === undefined ||
+      vars.SEED_BINARY_CACHE_DIR === undefined
+        ? {
+            enabled: false,
+            reason:
+              'SEED_BINARY_CACHE_SECRET_KEY_FILE is not set: built closures are not published, so only a node sharing this nix store can run them',
+          }
+        : {
+            enabled: true,
+            dir: vars.SEED_BINARY_CACHE_DIR,
+            secretKeyFile: vars.SEED_BINARY_CACHE_SECRET_KEY_FILE.file,
+            publicKey: vars.SEED_BINARY_CACHE_SECRET_KEY_FILE.publicKey,
+            compression: vars.SEED_BINARY_CACHE_COMPRESSION,
+            publishTimeoutMs: vars.SEED_PUBLISH_TIMEOUT_MS,
+          },
     buildLogBytes: vars.SEED_BUILD_LOG_BYTES,
     logLevel: vars.SEED_LOG_LEVEL,
   };

@@ -15,9 +15,18 @@ async function main(): Promise<void> {
       url: await app.getUrl(),
       concurrency: config.worker.concurrency,
       reconciler: config.reconciler.address,
+      store: config.nix.store ?? 'nix default',
+      binaryCache: config.binaryCache.enabled
+        ? {
+            dir: config.binaryCache.dir,
+            path: '/nix-cache',
+            publicKey: config.binaryCache.publicKey,
+          }
+        : 'off',
     },
     'builder listening',
   );
+  if (!config.binaryCache.enabled) logger.warn(`binary cache off: ${config.binaryCache.reason}`);
 }
 
 main().catch((error: unknown) => {

@@ -8,7 +8,7 @@ export class BuilderMetrics {
 
   readonly phaseSeconds = new Histogram({
     name: 'seed_builder_phase_duration_seconds',
-    help: 'Time per build phase (evaluate, build, apply)',
+    help: 'Time per build phase (evaluate, build, publish, apply)',
     labelNames: ['phase'] as const,
     buckets: BUILD_BUCKETS,
     registers: [this.registry],

@@ -133,13 +133,29 @@ describe('builder processes', () => {
     await next.process.exited;
   });
 
+  it('says at start that it publishes no binary cache when no signing key is set', async () => {
+    const { process } = await builder();
+    const listening = await process.waitForLog((line) => line.msg === 'builder listening');
+    expect(listening.binaryCache).toBe('off');
+    const warning = await process.waitForLog((line) =>
+      String(line.msg).startsWith('binary cache off: SEED_BINARY_CACHE_SECRET_KEY_FILE is not set'),
+    );
+    expect(warning.level).toBe(40);
+    process.kill('SIGTERM');
+    await process.exited;
+  });
+
   it('refuses to start on bad configuration, naming every problem', async () => {
     const process = startServiceProcess(MAIN, {
       SEED_RECONCILER_ADDRESS: 'reconciler',
       SEED_BUILDER_CONCURRENCY: '0',
       SEED_CANCEL_SUPERSEDED: 'yes',
+      SEED_BINARY_CACHE_SECRET_KEY_FILE: '/nonexistent/cache.sec',
     });
     expect((await process.exited).code).toBe(1);
+    expect(process.stderr()).toContain(
+      'SEED_BINARY_CACHE_SECRET_KEY_FILE="/nonexistent/cache.sec": cannot read it',
+    );
     expect(process.stderr()).toContain('SEED_RECONCILER_ADDRESS="reconciler": expected HOST:PORT');
     expect(process.stderr()).toContain('SEED_BUILDER_CONCURRENCY="0"');
     expect(process.stderr()).toContain(

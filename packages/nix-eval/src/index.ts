@@ -1,4 +1,4 @@
-export { NixClient } from './nix.client';
+export { NixClient, publicKeyOf } from './nix.client';
 export type {
   BuiltSeed,
   CallOptions,
@@ -7,7 +7,10 @@ export type {
   InspectOptions,
   LockedFlake,
   NixClientOptions,
+  SigningKey,
 } from './nix.client';
+export { substituterNixConfig } from './substituter';
+export type { Substituter } from './substituter';
 export { NixError } from './errors';
 export type { NixErrorKind } from './errors';
 export { FLAKE_SCHEMES, parseFlakeRef, pinFlakeRef } from './flake-ref';

@@ -21,6 +21,22 @@ export interface NixClientOptions {
   buildTimeoutMs?: number;
   /** Cap on what one nix command may print to stdout. */
   maxOutputBytes?: number;
+  /**
+   * The store every nix call uses (`--store`), e.g. a chroot store `/var/lib/seed/store`
+   * whose paths are still `/nix/store/…` but live under that folder. Nix's default store
+   * (`/nix`, or the daemon) when left out. A chroot store always builds in nix's sandbox:
+   * its nix.conf needs `sandbox-paths` for whatever builders expect (docs/builder.md).
+   */
+  store?: string;
+  /** Limit of each `nix copy` / `nix store sign` to a binary cache. */
+  publishTimeoutMs?: number;
+}
+
+export interface SigningKey {
+  /** `name:base64`, the contents of a secret key file (`nix key generate-secret`). */
+  secretKey: string;
+  /** `name:base64`, what substituters trust (`trusted-public-keys`). */
+  publicKey: string;
 }
 
 export interface CallOptions {
@@ -188,8 +204,75 @@ export class NixClient {
     };
   }
 
-  private async run(phase: NixPhase, args: string[], call: CallOptions): Promise<string> {
-    const argv = [this.nixBinary, '--extra-experimental-features', 'nix-command flakes', ...args];
+  /**
+   * Copies the closures of `paths` from this client's store to another store
+   * (`nix copy --to`), e.g. a binary cache `file:///dir?secret-key=…`. Paths the
+   * destination already holds are skipped as they are, signatures included.
+   */
+  async copyClosures(
+    paths: readonly string[],
+    destination: string,
+    call: CallOptions = {},
+  ): Promise<void> {
+    if (paths.length === 0) return;
+    await this.run('publish', ['copy', '--to', destination, ...paths], {
+      ...call,
+      timeoutMs: call.timeoutMs ?? this.options.publishTimeoutMs ?? 30 * MINUTE,
+    });
+  }
+
+  /**
+   * Signs the closures of `paths` in `store` (`nix store sign -r`) with a secret key file;
+   * paths already signed by that key are left alone.
+   */
+  async signClosures(
+    store: string,
+    paths: readonly string[],
+    secretKeyFile: string,
+    call: CallOptions = {},
+  ): Promise<void> {
+    if (paths.length === 0) return;
+    await this.run(
+      'publish',
+      ['store', 'sign', '--key-file', secretKeyFile, '--recursive', ...paths],
+      { ...call, timeoutMs: call.timeoutMs ?? this.options.publishTimeoutMs ?? 30 * MINUTE },
+      store,
+    );
+  }
+
+  /** A new ed25519 key pair for signing a binary cache (`nix key generate-secret`). */
+  async generateSigningKey(name: string, call: CallOptions = {}): Promise<SigningKey> {
+    if (!/^[A-Za-z0-9._-]+$/.test(name)) {
+      throw new NixError(
+        'nix',
+        `signing key name ${JSON.stringify(name)}: use letters, digits, . _ -`,
+        {
+          retryable: false,
+        },
+      );
+    }
+    const secretKey = (
+      await this.run('resolve', ['key', 'generate-secret', '--key-name', name], {
+        ...call,
+        timeoutMs: call.timeoutMs ?? 10_000,
+      })
+    ).trim();
+    return { secretKey, publicKey: publicKeyOf(secretKey) };
+  }
+
+  private async run(
+    phase: NixPhase,
+    args: string[],
+    call: CallOptions,
+    store: string | undefined = this.options.store,
+  ): Promise<string> {
+    const argv = [
+      this.nixBinary,
+      '--extra-experimental-features',
+      'nix-command flakes',
+      ...(store === undefined ? [] : ['--store', store]),
+      ...args,
+    ];
     let outcome;
     try {
       outcome = await runProcess(argv, {
@@ -223,6 +306,21 @@ export class NixClient {
         });
     }
   }
+}
+
+/**
+ * The public key (`name:base64`) of a nix secret signing key (`name:base64` of 64 bytes:
+ * the ed25519 seed, then the public key), as `nix key convert-secret-to-public` prints it.
+ */
+export function publicKeyOf(secretKey: string): string {
+  const match = /^([^:\s]+):([A-Za-z0-9+/]+={0,2})$/.exec(secretKey.trim());
+  const bytes = match ? Buffer.from(match[2]!, 'base64') : undefined;
+  if (!match || bytes?.length !== 64) {
+    throw new NixError('nix', 'not a nix secret signing key (expected NAME:BASE64 of 64 bytes)', {
+      retryable: false,
+    });
+  }
+  return `${match[1]}:${bytes.subarray(32).toString('base64')}`;
 }
 
 function parseJson<T>(schema: z.ZodType<T>, stdout: string, what: string): T {

@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { demoFlakeFiles, flakeToolsDir, FlakeRepo, type DemoSeed } from '@seed/testing';
-import { NixClient, NixError, deriveNamespace } from '../src';
+import { NixClient, NixError, deriveNamespace, publicKeyOf } from '../src';
 
 // Real nix on real git repositories; Seed's nix.conf when setup installed it.
 const nix = new NixClient({ confFile: process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf' });
@@ -343,4 +343,55 @@ describe('a flake whose images are real nix-snapshotter images', () => {
     expect(second.seeds[0]!.image).toBe(first.seeds[0]!.image);
     expect(second.seeds[1]!.image).not.toBe(first.seeds[1]!.image);
   }, 120_000);
+
+describe('stores and signing keys', () => {
+  it('derives the public key of a signing key as nix does', async () => {
+    const key = await nix.generateSigningKey('seed-test-key');
+    expect(key.secretKey).toMatch(/^seed-test-key:/);
+    const { execFileSync } = await import('node:child_process');
+    const converted = execFileSync(
+      'nix',
+      ['--extra-experimental-features', 'nix-command', 'key', 'convert-secret-to-public'],
+      { input: key.secretKey },
+    ).toString();
+    expect(key.publicKey).toBe(converted.trim());
+    expect(() => publicKeyOf('seed-test-key:AAAA')).toThrow(NixError);
+  });
+
+  it('runs every step in the store it is given', async () => {
+    if (!existsSync('/bin/busybox')) {
+      process.stdout.write(
+        'skipped: a chroot store builds in the sandbox, which needs /bin/busybox\n',
+      );
+      return;
+    }
+    const scratch = await mkdtemp(path.join(tmpdir(), 'seed-nix-store-'));
+    try {
+      const conf = path.join(scratch, 'nix.conf');
+      const seedConf = process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf';
+      await writeFile(
+        conf,
+        `${await readFile(seedConf, 'utf8')}\nsandbox-paths = /bin/sh=/bin/busybox\n`,
+      );
+      const store = path.join(scratch, 'store');
+      const chroot = new NixClient({ confFile: conf, store });
+      const repo = await flakeRepo({ web: { build: `/bin/sleep 0; echo ${scratch} > $out` } });
+      const [seed] = await chroot.buildImages(
+        await chroot.evaluateSeeds((await chroot.resolve(repo.url())).url),
+      );
+      expect(existsSync(path.join(store, seed!.image))).toBe(true);
+      expect(existsSync(seed!.image)).toBe(false);
+      const cache = path.join(scratch, 'cache');
+      await chroot.copyClosures([seed!.image], `file://${cache}`);
+      expect(
+        existsSync(path.join(cache, `${path.basename(seed!.image).slice(0, 32)}.narinfo`)),
+      ).toBe(true);
+      const failed = await failure(
+        chroot.copyClosures([seed!.image], `file://${cache}?secret-key=${scratch}/none`),
+      );
+      expect(failed).toMatchObject({ kind: 'nix', retryable: true });
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
 });
