@@ -230,7 +230,7 @@ describe('a local node', () => {
         { cwd: __dirname, stdio: ['ignore', 'pipe', 'inherit'] },
       );
       await new Promise<void>((resolve, reject) => {
-        owner.stdout!.on('data', (chunk: Buffer) => {
+        owner.stdout.on('data', (chunk: Buffer) => {
           if (chunk.toString().includes('up')) resolve();
         });
         owner.once('exit', (code) => reject(new Error(`the node's owner exited (${code})`)));

@@ -343,6 +343,7 @@ describe('a flake whose images are real nix-snapshotter images', () => {
     expect(second.seeds[0]!.image).toBe(first.seeds[0]!.image);
     expect(second.seeds[1]!.image).not.toBe(first.seeds[1]!.image);
   }, 120_000);
+});
 
 describe('stores and signing keys', () => {
   it('derives the public key of a signing key as nix does', async () => {

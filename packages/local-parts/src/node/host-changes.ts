@@ -308,7 +308,10 @@ function restoreTable(command: string, now: string, saved: string): Promise<void
     })
     .join('\n');
   return new Promise((resolve, reject) => {
-    const child = execFile(command, [], (error) => (error ? reject(error) : resolve()));
+    const child = execFile(command, [], (error: Error | null) => {
+      if (error) reject(error);
+      else resolve();
+    });
     child.stdin!.end(`${input}\n`);
   });
 }

@@ -137,12 +137,14 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
 
     const startContainerd = async (until: number): Promise<void> => {
       const containerd = await spawnPart('containerd', ['--config', p.containerdConfig]);
-      await waitFor('containerd', containerd, until, async () => existsSync(p.containerdSocket));
+      await waitFor('containerd', containerd, until, () =>
+        Promise.resolve(existsSync(p.containerdSocket)),
+      );
     };
     await startContainerd(deadline);
     const snapshotter = await spawnPart('nix-snapshotter', ['--config', p.snapshotterConfig]);
-    await waitFor('nix-snapshotter', snapshotter, deadline, async () =>
-      existsSync(p.snapshotterSocket),
+    await waitFor('nix-snapshotter', snapshotter, deadline, () =>
+      Promise.resolve(existsSync(p.snapshotterSocket)),
     );
     await loadPauseImage(layout);
 
