@@ -14,7 +14,7 @@ const EXAMPLE_DIR = path.join(CHECKOUT, 'examples/hello');
 const INPUTS: { committed: string; local: () => Promise<string> }[] = [
   {
     committed: 'github:nix-community/nixpkgs.lib/de42d44212d207476489bce163375d8306a26d59',
-    local: async () => NIXPKGS_LIB_URL,
+    local: () => Promise.resolve(NIXPKGS_LIB_URL),
   },
   {
     committed: 'path:/seed-flake-tools',
