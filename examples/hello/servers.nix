@@ -30,9 +30,25 @@ let
     '' ];
   };
 
+  # /bin with the busybox applets an operator reaches for (`kubectl exec … sh`), linked
+  # at the image's root: what a NixOS instance has as /run/current-system/sw/bin.
+  shellBin = derivation {
+    name = "seed-shell-bin";
+    inherit system busybox;
+    builder = busybox;
+    args = [ "sh" "-c" ''
+      mkdir -p "$out/bin"
+      for applet in sh ls cat echo wget env hostname printf sleep; do
+        ln -s "$busybox" "$out/bin/$applet"
+      done
+    '' ];
+  };
+
   httpdImage = name: port: cgi: offlineImage {
     name = "seed-${name}";
     config.entrypoint = [ busybox "sh" ./servers/httpd.sh (toString port) (httpdRoot name cgi) ];
+    config.env = [ "PATH=/bin" ];
+    copyToRoot = [ shellBin ];
   };
 
   corefile = builtins.toFile "Corefile"

@@ -36,6 +36,11 @@ const shootResultSchema = z.looseObject({
 });
 export type ShootResult = z.infer<typeof shootResultSchema>;
 
+/** A shoot's answer received some other way (an HTTP client inside a pod). */
+export function parseShootResult(body: string): ShootResult {
+  return shootResultSchema.parse(JSON.parse(body));
+}
+
 export interface ShootRequest {
   command: string[];
   timeout: number;

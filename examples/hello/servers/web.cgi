@@ -8,3 +8,7 @@ api=$(timeout 3 wget -q -O - "http://${SEED_API_HOST:-api}:${SEED_API_PORT:-9000
 printf 'Content-Type: text/plain\r\n\r\n'
 echo "hello from $SEED_INSTANCE (namespace $SEED_NAMESPACE, pod $(hostname), release @release@)"
 echo "api says: $api"
+# What shoots and the instance itself left in web's volume.
+for file in /seed/storage/data/*; do
+  [ -f "$file" ] && echo "volume $(basename "$file"): $(cat "$file")"
+done

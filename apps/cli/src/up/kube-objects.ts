@@ -1,7 +1,16 @@
 import { createHash } from 'node:crypto';
-import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment } from '@kubernetes/client-node';
+import { Writable } from 'node:stream';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  Exec,
+  KubeConfig,
+  type V1Deployment,
+  type V1Status,
+} from '@kubernetes/client-node';
 import {
   ENV_SHOOT_URL,
+  LABEL_INSTANCE,
   KATA_MEMORY_ANNOTATION,
   KATA_VCPUS_ANNOTATION,
   LABEL_MANAGED_BY,
@@ -43,16 +52,106 @@ function deploymentDetail(deployment: V1Deployment): string {
   return `${vcpus} vCPU, ${memory} MiB; ${template?.spec?.containers[0]?.image ?? '-'}`;
 }
 
+/** A pod of an instance, as `seed up` reports it. */
+export interface InstancePod {
+  name: string;
+  ip: string;
+  phase: string;
+  ready: boolean;
+  createdAt: Date;
+  deleting: boolean;
+}
+
 /** Reads what the reconciler wrote, straight from the API server, as an operator would. */
 export class KubeObjects {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
+  private readonly exec: Exec;
 
   constructor(kubeconfigPath: string) {
     const config = new KubeConfig();
     config.loadFromFile(kubeconfigPath);
     this.core = config.makeApiClient(CoreV1Api);
     this.apps = config.makeApiClient(AppsV1Api);
+    this.exec = new Exec(config);
+  }
+
+  /** The ClusterIP of each Seed Service in the namespace, by name. */
+  async serviceIps(namespace: string): Promise<Map<string, string>> {
+    const services = await this.core.listNamespacedService({ namespace, labelSelector: SELECTOR });
+    return new Map(services.items.map((s) => [s.metadata!.name!, s.spec?.clusterIP ?? '']));
+  }
+
+  /** The pods of one instance, oldest first. */
+  async instancePods(namespace: string, instance: string): Promise<InstancePod[]> {
+    const pods = await this.core.listNamespacedPod({
+      namespace,
+      labelSelector: `${SELECTOR},${LABEL_INSTANCE}=${instance}`,
+    });
+    return pods.items
+      .map((pod) => ({
+        name: pod.metadata!.name!,
+        ip: pod.status?.podIP ?? '',
+        phase: pod.status?.phase ?? 'Unknown',
+        ready:
+          pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+        createdAt: new Date(pod.metadata!.creationTimestamp!),
+        deleting: pod.metadata?.deletionTimestamp !== undefined,
+      }))
+      .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  }
+
+  /** The last lines a pod's container wrote (its log, through the API server). */
+  async logTail(namespace: string, pod: string, lines: number): Promise<string[]> {
+    const log = await this.core.readNamespacedPodLog({ namespace, name: pod, tailLines: lines });
+    return log.split('\n').filter((line) => line !== '');
+  }
+
+  /** The host folder of a bound claim's volume (the host-path provisioner's). */
+  async claimHostPath(namespace: string, claimName: string): Promise<string> {
+    const claim = await this.core.readNamespacedPersistentVolumeClaim({
+      namespace,
+      name: claimName,
+    });
+    const volume = await this.core.readPersistentVolume({ name: claim.spec!.volumeName! });
+    const hostPath = volume.spec?.hostPath?.path;
+    if (!hostPath) throw new Error(`volume of claim ${claimName} has no host path`);
+    return hostPath;
+  }
+
+  /**
+   * Runs a command in a pod's container through the API server and the kubelet (the exec
+   * subresource), as `kubectl exec` does.
+   */
+  async execInPod(
+    namespace: string,
+    pod: string,
+    command: string[],
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const collect = (): { stream: Writable; text: () => string } => {
+      const chunks: Buffer[] = [];
+      return {
+        stream: new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            chunks.push(chunk);
+            done();
+          },
+        }),
+        text: () => Buffer.concat(chunks).toString('utf8'),
+      };
+    };
+    const stdout = collect();
+    const stderr = collect();
+    const status = await new Promise<V1Status>((resolve, reject) => {
+      this.exec
+        .exec(namespace, pod, '', command, stdout.stream, stderr.stream, null, false, resolve)
+        .then((socket) => socket.on('error', reject), reject);
+    });
+    const exitCode =
+      status.status === 'Success'
+        ? 0
+        : Number(status.details?.causes?.find((c) => c.reason === 'ExitCode')?.message ?? 1);
+    return { exitCode, stdout: stdout.text(), stderr: stderr.text() };
   }
 
   /** Every Seed object in the namespace, by kind then name. */

@@ -1,11 +1,12 @@
 import path from 'node:path';
 import {
   freeLoopbackPorts,
-  startKubeApiServer,
+  startLocalCluster,
   startRedis,
   startServiceProcess,
-  type KubeApiServer,
+  type LocalCluster,
   type LocalRedis,
+  type NodeOptions,
   type ServiceProcess,
 } from '@seed/local-parts';
 import { waitFor } from './progress';
@@ -31,21 +32,26 @@ function serviceScript(name: ServiceName): string {
 }
 
 /** The port variables each service reads, so every port comes from this run's free ones. */
-function portEnv(name: ServiceName, http: number, grpc: number): Record<string, string> {
+function portEnv(
+  name: ServiceName,
+  host: string,
+  http: number,
+  grpc: number,
+): Record<string, string> {
   switch (name) {
     case 'webhook':
-      return { SEED_WEBHOOK_HOST: '127.0.0.1', SEED_WEBHOOK_PORT: String(http) };
+      return { SEED_WEBHOOK_HOST: host, SEED_WEBHOOK_PORT: String(http) };
     case 'builder':
-      return { SEED_BUILDER_HOST: '127.0.0.1', SEED_BUILDER_PORT: String(http) };
+      return { SEED_BUILDER_HOST: host, SEED_BUILDER_PORT: String(http) };
     case 'reconciler':
       return {
-        SEED_RECONCILER_HOST: '127.0.0.1',
+        SEED_RECONCILER_HOST: host,
         SEED_RECONCILER_HTTP_PORT: String(http),
         SEED_RECONCILER_GRPC_PORT: String(grpc),
       };
     case 'shoot-pool':
       return {
-        SEED_SHOOT_HOST: '127.0.0.1',
+        SEED_SHOOT_HOST: host,
         SEED_SHOOT_PORT: String(http),
         SEED_SHOOT_GRPC_PORT: String(grpc),
       };
@@ -53,7 +59,7 @@ function portEnv(name: ServiceName, http: number, grpc: number): Record<string, 
 }
 
 /**
- * The platform on loopback: Redis, a real kube-apiserver with etcd, and the four services
+ * The platform on loopback: Redis, a real kube-apiserver with etcd and a node, and the four services
  * as separate processes, the way they run in a cluster. `stop()` ends everything that was
  * started, newest first, whatever state a failed start left behind.
  */
@@ -73,25 +79,33 @@ export class LocalStack {
     return redis;
   }
 
-  async startKubeApiServer(): Promise<KubeApiServer> {
-    const kube = await startKubeApiServer();
-    this.#stops.push(() => kube.stop());
-    return kube;
+  /** A kube-apiserver with etcd and a real node registered to it. */
+  async startCluster(options: NodeOptions): Promise<LocalCluster> {
+    const cluster = await startLocalCluster(options);
+    this.#stops.push(() => cluster.stop());
+    return cluster;
   }
 
   /** Spawns the service; `ready()` waits for its `/readyz`. */
   async startService(
     name: ServiceName,
     env: Record<string, string>,
-    options: { stopGraceMs: number },
+    options: {
+      stopGraceMs: number;
+      /** Ports chosen beforehand (a URL others were given); default: free ones. */
+      ports?: [http: number, grpc: number];
+      /** Where it listens; default 127.0.0.1. */
+      host?: string;
+    },
   ): Promise<RunningService> {
-    const [http, grpc] = (await freeLoopbackPorts(2)) as [number, number];
+    const [http, grpc] = options.ports ?? ((await freeLoopbackPorts(2)) as [number, number]);
+    const host = options.host ?? '127.0.0.1';
     const inherited = Object.fromEntries(
       INHERITED_ENV.flatMap((key) => (process.env[key] ? [[key, process.env[key]]] : [])),
     );
     const child = startServiceProcess(
       serviceScript(name),
-      { ...inherited, SEED_LOG_LEVEL: 'info', ...env, ...portEnv(name, http, grpc) },
+      { ...inherited, SEED_LOG_LEVEL: 'info', ...env, ...portEnv(name, host, http, grpc) },
       { logFile: path.join(this.logDir, `${name}.log`) },
     );
     this.#stops.push(async () => {
@@ -100,9 +114,9 @@ export class LocalStack {
     });
     const service: RunningService = {
       name,
-      url: `http://127.0.0.1:${http}`,
+      url: `http://${host}:${http}`,
       ...((name === 'reconciler' || name === 'shoot-pool') && {
-        grpcAddress: `127.0.0.1:${grpc}`,
+        grpcAddress: `${host}:${grpc}`,
       }),
       process: child,
     };

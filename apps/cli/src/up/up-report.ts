@@ -2,7 +2,7 @@
 import { formatInstances, short } from '../reports';
 import { formatTable } from '../table';
 import type { ObjectSummary } from './kube-objects';
-import type { PushReport, UpReport } from './up';
+import type { PushReport, ServedReport, UpReport } from './up';
 
 function formatObjects(objects: readonly ObjectSummary[]): string {
   return formatTable(
@@ -11,16 +11,34 @@ function formatObjects(objects: readonly ObjectSummary[]): string {
   );
 }
 
-export function formatPushReport(flake: string, namespace: string, push: PushReport): string {
+/** A server's answer, indented under its heading. */
+function quoted(text: string): string[] {
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((line) => `  | ${line}`);
+}
+
+export function formatPushReport(
+  flake: string,
+  namespace: string,
+  push: PushReport,
+  served: ServedReport,
+): string {
   return [
     '',
     `flake ${flake}`,
     `commit ${short(push.commit)} → generation ${push.generation} in namespace ${namespace}`,
     '',
     formatInstances(push.instances),
-    '(no kubelet runs locally: the objects are stored and validated, pods never start)',
     '',
     formatObjects(push.objects),
+    '',
+    'web, over its Service (GET /):',
+    ...quoted(served.web),
+    'api, over its Service (GET /):',
+    ...quoted(served.api),
+    `dns, over its Service: UDP ${served.dns.udp}; TCP ${served.dns.tcp}`,
     '',
   ].join('\n');
 }
@@ -34,16 +52,32 @@ export function formatChangeReport(first: PushReport, change: UpReport['change']
     '',
     formatObjects(change.objects.filter((o) => o.kind === 'Deployment')),
     '',
+    `${change.instance} rolled out: pod ${change.podsBefore.join(', ') || '-'} → ${change.podsAfter.join(', ')}`,
+    ...quoted(change.servedAfter),
+    '',
   ].join('\n');
 }
 
-export function formatShootReport(shoot: UpReport['shoot'], hostFile: string): string {
-  const stdout = shoot.encoding === 'base64' ? '(binary output)' : shoot.stdout.trimEnd();
+export function formatShootReport(shoot: UpReport['shoot']): string {
+  const stdout = shoot.encoding === 'base64' ? '(binary output)' : shoot.stdout;
   return [
     '',
-    `shoot of ${shoot.caller}: exit ${shoot.exitCode} in ${shoot.durationMs} ms`,
-    ...stdout.split('\n').map((line) => `  | ${line}`),
-    `on the host, ${hostFile}: ${shoot.fileOnHost.trim()}`,
+    `shoot from pod ${shoot.callerPod} (${shoot.caller}): exit ${shoot.exitCode} in ${shoot.durationMs} ms`,
+    ...quoted(stdout),
+    `in ${shoot.caller}'s volume on the node: ${shoot.fileOnHost.trim()}`,
+    `${shoot.caller} serves it back:`,
+    ...quoted(shoot.servedBack),
+    '',
+  ].join('\n');
+}
+
+export function formatLogs(logs: UpReport['logs']): string {
+  return [
+    '',
+    ...Object.entries(logs).flatMap(([instance, lines]) => [
+      `${instance}'s log (last lines):`,
+      ...quoted(lines.join('\n') || '(empty)'),
+    ]),
     '',
   ].join('\n');
 }

@@ -1,20 +1,29 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, mkdtemp, readFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FlakeRepo } from '@seed/local-parts';
+import { FlakeRepo, freeLoopbackPorts } from '@seed/local-parts';
 import { removeUnmountedTree } from '@seed/mount-table';
-import { deriveNamespace } from '@seed/nix-eval';
+import { deriveNamespace, substituterNixConfig } from '@seed/nix-eval';
 import { nixClient, type CliConfig } from '../config';
-import { BuilderApi, ReconcilerApi, ShootApi, type Build, type ShootResult } from '../platform-api';
+import type { FlakeStatus__Output } from '@seed/contracts';
+import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
+import {
+  BuilderApi,
+  parseShootResult,
+  ReconcilerApi,
+  type Build,
+  type ShootResult,
+} from '../platform-api';
 import { formatPhases, seconds } from '../reports';
 import { deliverGithubPush } from './delivery';
 import { CHANGED_INSTANCE, exampleFlakeFiles, resizeWeb } from './example-flake';
 import { KubeObjects, type ObjectSummary } from './kube-objects';
 import { LocalStack } from './local-stack';
 import { Progress, waitFor } from './progress';
-import { formatChangeReport, formatPushReport, formatShootReport } from './up-report';
+import { dnsQuery, httpGet, waitUntilAvailable } from './instances';
+import { formatChangeReport, formatLogs, formatPushReport, formatShootReport } from './up-report';
 
 export interface UpOptions {
   nix: CliConfig['nix'];
@@ -56,11 +65,35 @@ export interface UpReport {
   flake: string;
   namespace: string;
   first: PushReport;
-  change: PushReport & { instance: string; changed: string[]; unchanged: string[] };
-  shoot: ShootResult & { command: string[]; caller: string; fileOnHost: string };
+  /** What each instance served over its Service after the first push. */
+  served: ServedReport;
+  change: PushReport & {
+    instance: string;
+    changed: string[];
+    unchanged: string[];
+    /** The instance's pods before and after the rollout, oldest first. */
+    podsBefore: string[];
+    podsAfter: string[];
+    servedAfter: string;
+  };
+  shoot: ShootResult & {
+    command: string[];
+    caller: string;
+    callerPod: string;
+    fileOnHost: string;
+    servedBack: string;
+  };
+  /** The last few lines of each instance's log. */
+  logs: Record<string, string[]>;
 }
 
-const STEPS = 9;
+export interface ServedReport {
+  web: string;
+  api: string;
+  dns: { udp: string; tcp: string };
+}
+
+const STEPS = 11;
 const REPOSITORY = 'local/seed-up';
 const BRANCH = 'main';
 const SHOOT_FILE = 'from-a-shoot.txt';
@@ -68,6 +101,8 @@ const SHOOT_FILE = 'from-a-shoot.txt';
 const STILL_WAITING_EVERY_MS = 15_000;
 /** Long enough for the shoot pool to stop its VMs and the builder to hand back a build. */
 const STOP_GRACE_MS = 20_000;
+/** The example's dns instance answers for this zone (examples/hello/servers). */
+const EXAMPLE_DNS_NAME = 'web.hello.seed';
 
 async function onPath(binary: string): Promise<void> {
   for (const dir of (process.env.PATH ?? '').split(':')) {
@@ -113,12 +148,34 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       return started;
     });
 
-    const kube = await progress.step('start the Kubernetes API server', async (note) => {
-      note('etcd and kube-apiserver (the first run builds them: see scripts/kube-binaries)');
-      const started = await stack.startKubeApiServer();
-      note(`${started.url}, kubeconfig ${started.kubeconfigPath}`);
-      return started;
-    });
+    // The builder publishes every closure to a signed binary cache, and the node's nix
+    // trusts only that cache and its key: the builder keeps a store of its own, so every
+    // image reaches the node the way it reaches a node that did not build it.
+    const [builderHttp, builderGrpc] = (await freeLoopbackPorts(2)) as [number, number];
+    const builderUrl = `http://127.0.0.1:${builderHttp}`;
+    const cacheKey = await nix.generateSigningKey('seed-up-builder');
+    const cacheKeyFile = path.join(workDir, 'cache-signing.key');
+    await writeFile(cacheKeyFile, cacheKey.secretKey, { mode: 0o600 });
+
+    const cluster = await progress.step(
+      'start the Kubernetes API server and a node',
+      async (note) => {
+        note('etcd, kube-apiserver, containerd + nix-snapshotter, kubelet, controller-manager,');
+        note('scheduler, kube-proxy and CoreDNS (the first run builds them: scripts/*-binaries)');
+        const started = await stack.startCluster({
+          nixConfig: substituterNixConfig({
+            url: `${builderUrl}/nix-cache`,
+            publicKeys: [cacheKey.publicKey],
+          }),
+        });
+        note(`${started.api.url}, kubeconfig ${started.api.kubeconfigPath}`);
+        note(`node ${started.node.name} at ${started.node.ip}, pods in ${started.node.podCidr}`);
+        // Said plainly: the one part of an instance's isolation this machine cannot show.
+        note('no usable KVM here: the `kata` RuntimeClass runs pods with runc on this node');
+        return started;
+      },
+    );
+    const kube = cluster.api;
 
     const repo = await progress.step(
       'create a flake repository from examples/hello',
@@ -126,7 +183,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
         const created = await FlakeRepo.create(await exampleFlakeFiles(), workDir);
         note(`${created.dir} (instances web, api, dns)`);
         // templates.instance builds real NixOS systems: that needs nixpkgs from the network.
-        note('offline stand-in for templates.instance: the same flake shape, toy images');
+        note('offline stand-in for templates.instance: the same flake shape, small servers');
         return created;
       },
     );
@@ -148,10 +205,13 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
             SEED_REDIS_URL: redis.url,
             SEED_RECONCILER_ADDRESS: reconcilerService.grpcAddress!,
             SEED_NIX_BIN: options.nix.binary,
-            ...(options.nix.confFile && { SEED_NIX_CONF: options.nix.confFile }),
             SEED_SHUTDOWN_GRACE_MS: String(STOP_GRACE_MS / 2),
+            SEED_BINARY_CACHE_DIR: path.join(workDir, 'binary-cache'),
+            SEED_BINARY_CACHE_SECRET_KEY_FILE: cacheKeyFile,
+            SEED_NIX_STORE: path.join(workDir, 'builder-store'),
+            SEED_NIX_CONF: await builderNixConf(workDir, options.nix.confFile),
           },
-          { stopGraceMs: STOP_GRACE_MS },
+          { stopGraceMs: STOP_GRACE_MS, ports: [builderHttp, builderGrpc] },
         );
         const webhookService = await stack.startService(
           'webhook',
@@ -219,42 +279,52 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     const first = await progress.step('push, deliver a signed webhook, build and apply', (note) =>
       pushAndFollow('0'.repeat(40), firstCommit, note),
     );
-    progress.print(formatPushReport(flake, namespace, first));
+    const rollout = { timeoutMs: waitTimeoutMs, signal };
+    const served = await progress.step(
+      'roll out every instance on the node and ask each what it serves',
+      async (note) => {
+        note("the node pulls each nix:0 image from the builder's signed cache");
+        const status = await waitUntilAvailable(() => reconciler!.status(flake), {
+          ...rollout,
+          note,
+        });
+        first.instances = instanceRows(status);
+        return serveReport(kubeObjects, namespace);
+      },
+    );
+    progress.print(formatPushReport(flake, namespace, first, served));
 
-    const volumesDir = path.join(workDir, 'volumes');
     const shootCaller = await progress.step(
-      'start the shoot pool for the instance with shoots enabled',
+      'start the shoot pool on the node for the instance with shoots enabled',
       async (note) => {
         const caller = await kubeObjects.shootCaller(namespace);
         if (!caller) throw new Error('no instance of the example enables shoots');
-        // A local stand-in for the node's PVC → hostPath lookup: one folder per claim.
-        const volumes = await Promise.all(
-          caller.volumes.map(async ({ claimName, mountPoint }) => {
-            const hostPath = path.join(volumesDir, claimName);
-            await mkdir(hostPath, { recursive: true });
-            return { hostPath, mountPoint };
-          }),
-        );
+        // The shoot pool listens where SEED_SHOOT_URL points pods: the node's IP.
         const pool = await stack.startService(
           'shoot-pool',
           {
             SEED_SHOOT_POOL_SIZE: '1',
             SEED_SHOOT_RUN_ROOT: path.join(workDir, 'shoot-pool'),
-            SEED_SHOOT_LOCAL_CALLER: JSON.stringify({
-              '127.0.0.1': { store: '/nix/store', volumes },
-            }),
+            SEED_KUBECONFIG: kube.kubeconfigPath,
           },
-          { stopGraceMs: STOP_GRACE_MS },
+          {
+            stopGraceMs: STOP_GRACE_MS,
+            host: cluster.node.ip,
+            ports: [DEFAULT_SHOOT_POOL_PORT, (await freeLoopbackPorts(1))[0]!],
+          },
         );
-        note(`caller: ${caller.instance}, volumes ${volumes.map((v) => v.mountPoint).join(', ')}`);
+        note(
+          `caller: ${caller.instance}'s pod, found by its IP; volumes ${caller.volumes.map((v) => v.mountPoint).join(', ')}`,
+        );
         note(`shoot pool starting on ${pool.url}; it boots and snapshots a template VM`);
-        return { ...caller, volumes };
+        return caller;
       },
     );
 
     const change = await progress.step(
-      `change one instance (${CHANGED_INSTANCE}: size s → m) and push again`,
+      `change one instance (${CHANGED_INSTANCE}: size s → m), push again and watch it roll out`,
       async (note) => {
+        const podsBefore = await kubeObjects.instancePods(namespace, CHANGED_INSTANCE);
         const files = await exampleFlakeFiles();
         const commit = await repo.commit(
           { 'flake.nix': resizeWeb(files['flake.nix']!) },
@@ -267,43 +337,107 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
             `expected only Deployment ${CHANGED_INSTANCE} to change, but changed: ${changed.join(', ') || 'none'}`,
           );
         }
-        return { ...pushed, instance: CHANGED_INSTANCE, changed, unchanged };
+        const status = await waitUntilAvailable(() => reconciler!.status(flake), {
+          ...rollout,
+          note,
+        });
+        pushed.instances = instanceRows(status);
+        // Recreate: the old pod is gone before the new one is Ready.
+        const podsAfter = await waitFor(
+          `for ${CHANGED_INSTANCE}'s old pod to go`,
+          async () => {
+            const pods = await kubeObjects.instancePods(namespace, CHANGED_INSTANCE);
+            return pods.length === 1 && pods[0]!.ready ? pods : undefined;
+          },
+          rollout,
+        );
+        const ips = await kubeObjects.serviceIps(namespace);
+        // kube-proxy learns the new pod's address a moment after it is Ready.
+        const servedAfter = await waitFor(
+          `for ${CHANGED_INSTANCE}'s Service to reach the new pod`,
+          () => httpGet(`http://${ips.get(CHANGED_INSTANCE)}:8080/`).catch(() => undefined),
+          rollout,
+        );
+        return {
+          ...pushed,
+          instance: CHANGED_INSTANCE,
+          changed,
+          unchanged,
+          podsBefore: podsBefore.map((pod) => pod.name),
+          podsAfter: podsAfter.map((pod) => pod.name),
+          servedAfter,
+        };
       },
     );
     progress.print(formatChangeReport(first, change));
 
-    const shoot = await progress.step('run a shoot through the shoot pool', async (note) => {
-      const pool = stack.service('shoot-pool');
-      note('waiting for the shoot pool to warm up (boot, snapshot and restore under QEMU)');
-      await stack.ready(pool, waitTimeoutMs);
-      note('shoot pool warm');
-      const mountPoint = shootCaller.volumes[0]?.mountPoint;
-      if (mountPoint === undefined) throw new Error(`${shootCaller.instance} mounts no volume`);
-      const command = [
-        'sh',
-        '-c',
-        'echo "hello from a shoot of $PARENT"; uname -sr; echo "written in a shoot" > "$VOLUME/$FILE"; ls "$VOLUME"',
-      ];
-      const result = await new ShootApi(pool.url).run(
-        {
+    const shoot = await progress.step(
+      `run a shoot from inside ${shootCaller.instance}'s pod`,
+      async (note) => {
+        const pool = stack.service('shoot-pool');
+        note('waiting for the shoot pool to warm up (boot, snapshot and restore under QEMU)');
+        await stack.ready(pool, waitTimeoutMs);
+        note('shoot pool warm');
+        const mountPoint = shootCaller.volumes[0]?.mountPoint;
+        if (mountPoint === undefined) throw new Error(`${shootCaller.instance} mounts no volume`);
+        const [pod] = await kubeObjects.instancePods(namespace, shootCaller.instance);
+        if (!pod) throw new Error(`${shootCaller.instance} has no pod`);
+        const command = [
+          'sh',
+          '-c',
+          'echo "hello from a shoot of $PARENT"; uname -sr; echo "written in a shoot" > "$VOLUME/$FILE"; ls "$VOLUME"',
+        ];
+        const request = {
           command,
           timeout: 30_000,
           env: { PARENT: shootCaller.instance, VOLUME: mountPoint, FILE: SHOOT_FILE },
-        },
-        signal,
-      );
-      if (result.exitCode !== 0) {
-        throw new Error(`the shoot exited ${result.exitCode}: ${result.stderr}`);
-      }
-      const fileOnHost = await readFile(
-        path.join(shootCaller.volumes[0]!.hostPath, SHOOT_FILE),
-        'utf8',
-      );
-      return { ...result, command, caller: shootCaller.instance, fileOnHost };
-    });
-    progress.print(
-      formatShootReport(shoot, path.join(shootCaller.volumes[0]!.hostPath, SHOOT_FILE)),
+        };
+        // The pod's own HTTP client, to the URL the Deployment gave it: the shoot pool
+        // knows the caller only by the pod's IP.
+        note(`exec in pod ${pod.name} (${pod.ip}): wget POST $SEED_SHOOT_URL/shoot`);
+        const exec = await kubeObjects.execInPod(namespace, pod.name, [
+          'sh',
+          '-c',
+          'wget -q -O - --header "Content-Type: application/json" --post-data "$1" "$SEED_SHOOT_URL/shoot"',
+          'shoot',
+          JSON.stringify(request),
+        ]);
+        if (exec.exitCode !== 0) {
+          throw new Error(
+            `the shoot request from the pod failed (${exec.exitCode}): ${exec.stderr}`,
+          );
+        }
+        const result = parseShootResult(exec.stdout);
+        if (result.exitCode !== 0) {
+          throw new Error(`the shoot exited ${result.exitCode}: ${result.stderr}`);
+        }
+        const claim = shootCaller.volumes[0]!.claimName;
+        const hostPath = path.join(await kubeObjects.claimHostPath(namespace, claim), SHOOT_FILE);
+        const ips = await kubeObjects.serviceIps(namespace);
+        return {
+          ...result,
+          command,
+          caller: shootCaller.instance,
+          callerPod: pod.name,
+          fileOnHost: await readFile(hostPath, 'utf8'),
+          servedBack: await httpGet(`http://${ips.get(shootCaller.instance)}:8080/`),
+        };
+      },
     );
+    progress.print(formatShootReport(shoot));
+
+    const logs = await progress.step(
+      "read each instance's log through the API server",
+      async () => {
+        const tails: Record<string, string[]> = {};
+        for (const { name } of change.instances) {
+          const [pod] = await kubeObjects.instancePods(namespace, name);
+          tails[name] = pod ? await kubeObjects.logTail(namespace, pod.name, 3) : [];
+        }
+        return tails;
+      },
+    );
+    progress.print(formatLogs(logs));
 
     await options.whileRunning?.({
       flake,
@@ -317,7 +451,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       shootUrl: stack.service('shoot-pool').url,
       logDir,
     });
-    return { flake, namespace, first, change, shoot };
+    return { flake, namespace, first, served, change, shoot, logs };
   } finally {
     reconciler?.close();
     options.write('==> stopping the stack\n');
@@ -378,5 +512,42 @@ function changedDeployments(
   return {
     changed: deployments.filter((o) => specs.get(o.name) !== o.spec).map((o) => o.name),
     unchanged: deployments.filter((o) => specs.get(o.name) === o.spec).map((o) => o.name),
+  };
+}
+
+/**
+ * The builder's nix.conf: Seed's, plus what a store of its own needs. Nix builds for a
+ * chroot store always in its sandbox, whose /bin/sh Debian's nix does not provide.
+ */
+async function builderNixConf(workDir: string, base: string | undefined): Promise<string> {
+  const file = path.join(workDir, 'builder-nix.conf');
+  const seedConf = await readFile(base ?? '/etc/seed/nix.conf', 'utf8');
+  await writeFile(file, `${seedConf}\nsandbox-paths = /bin/sh=/bin/busybox\n`);
+  return file;
+}
+
+function instanceRows(status: FlakeStatus__Output): PushReport['instances'] {
+  return status.instances.map(({ name, rollout, readyReplicas }) => ({
+    name,
+    rollout,
+    readyReplicas,
+  }));
+}
+
+/** What web and api answer over HTTP and dns over UDP and TCP, at their Service IPs. */
+async function serveReport(kubeObjects: KubeObjects, namespace: string): Promise<ServedReport> {
+  const ips = await kubeObjects.serviceIps(namespace);
+  const ip = (name: string): string => {
+    const found = ips.get(name);
+    if (!found) throw new Error(`no Service ${name} in ${namespace}`);
+    return found;
+  };
+  return {
+    web: await httpGet(`http://${ip('web')}:8080/`),
+    api: await httpGet(`http://${ip('api')}:9000/`),
+    dns: {
+      udp: await dnsQuery(ip('dns'), EXAMPLE_DNS_NAME, 'udp'),
+      tcp: await dnsQuery(ip('dns'), EXAMPLE_DNS_NAME, 'tcp'),
+    },
   };
 }

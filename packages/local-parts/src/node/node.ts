@@ -48,6 +48,11 @@ export interface NodeOptions {
   lockTimeoutMs?: number;
   /** How long the node may take to become Ready. Default 120 s. */
   startTimeoutMs?: number;
+  /**
+   * nix settings for the node's own nix calls (nix-snapshotter realising an image's
+   * closure), e.g. the builder's binary cache as its only substituter and key.
+   */
+  nixConfig?: string;
 }
 
 export interface LocalNode {
@@ -113,6 +118,7 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
       ...process.env,
       PATH: `${binDir}:${process.env.PATH ?? ''}`,
       NIX_USER_CONF_FILES: process.env.NIX_USER_CONF_FILES ?? SEED_NIX_CONF,
+      ...(options.nixConfig !== undefined && { NIX_CONFIG: options.nixConfig }),
     };
     const spawnPart = async (part: Part, args: string[]): Promise<ManagedProcess> => {
       const started = ManagedProcess.spawn(path.join(binDir, part), args, dir, part, env);

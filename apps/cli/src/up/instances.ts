@@ -1,0 +1,138 @@
+// What `seed up` asks of the example's instances on the local node: that each rolls out,
+// and what each serves over its Service, asked the way another program would.
+import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
+import type { FlakeStatus__Output } from '@seed/contracts';
+import { waitFor } from './progress';
+
+export interface RolloutWait {
+  timeoutMs: number;
+  signal: AbortSignal;
+  note: (text: string) => void;
+}
+
+/**
+ * Waits until the reconciler reports every instance `available`; the first `failed`
+ * ends the wait with its reason, since it will not pass by itself.
+ */
+export async function waitUntilAvailable(
+  status: () => Promise<FlakeStatus__Output>,
+  options: RolloutWait,
+): Promise<FlakeStatus__Output> {
+  let last = '';
+  return waitFor(
+    'for every instance to become available',
+    async () => {
+      const current = await status();
+      const summary = current.instances
+        .map((i) => `${i.name} ${i.rollout}${i.reason ? ` (${i.reason})` : ''}`)
+        .join(', ');
+      if (summary !== last) {
+        last = summary;
+        options.note(summary);
+      }
+      const failed = current.instances.find((i) => i.rollout === 'failed');
+      if (failed) throw new Error(`instance ${failed.name} failed: ${failed.message}`);
+      return current.instances.length > 0 &&
+        current.instances.every((i) => i.rollout === 'available')
+        ? current
+        : undefined;
+    },
+    { timeoutMs: options.timeoutMs, signal: options.signal, intervalMs: 250 },
+  );
+}
+
+/** The body of an HTTP GET, with a bound on the time it may take. */
+export async function httpGet(url: string, timeoutMs = 5_000): Promise<string> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const body = await response.text();
+  if (!response.ok) throw new Error(`GET ${url}: ${response.status} ${body.trim()}`);
+  return body;
+}
+
+/**
+ * Asks `server` for the A record of `name` over UDP or TCP (RFC 1035: TCP prefixes the
+ * message with its length) and answers "<rcode> <address>...".
+ */
+export async function dnsQuery(
+  server: string,
+  name: string,
+  transport: 'udp' | 'tcp',
+  timeoutMs = 3_000,
+): Promise<string> {
+  const query = dnsQuestion(name);
+  const answer =
+    transport === 'udp'
+      ? await new Promise<Buffer>((resolve, reject) => {
+          const socket = createSocket('udp4');
+          const timer = setTimeout(() => {
+            socket.close();
+            reject(new Error(`no UDP answer from ${server} in ${timeoutMs} ms`));
+          }, timeoutMs);
+          socket.once('message', (message) => {
+            clearTimeout(timer);
+            socket.close();
+            resolve(message);
+          });
+          socket.send(query, 53, server);
+        })
+      : await new Promise<Buffer>((resolve, reject) => {
+          const chunks: Buffer[] = [];
+          const socket = connect({ host: server, port: 53, timeout: timeoutMs });
+          socket.on('connect', () => {
+            const length = Buffer.alloc(2);
+            length.writeUInt16BE(query.length);
+            socket.write(Buffer.concat([length, query]));
+          });
+          socket.on('data', (chunk: Buffer) => {
+            chunks.push(chunk);
+            const received = Buffer.concat(chunks);
+            if (received.length >= 2 && received.length >= 2 + received.readUInt16BE(0)) {
+              socket.destroy();
+              resolve(received.subarray(2));
+            }
+          });
+          socket.on('timeout', () => socket.destroy(new Error(`no TCP answer from ${server}`)));
+          socket.on('error', reject);
+        });
+  return describeAnswer(answer);
+}
+
+function dnsQuestion(name: string): Buffer {
+  const labels = name.split('.').filter((label) => label !== '');
+  const question = Buffer.concat([
+    ...labels.map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label)])),
+    Buffer.from([0, 0, 1, 0, 1]), // root, type A, class IN
+  ]);
+  // id 0x5eed, recursion desired, one question
+  return Buffer.concat([Buffer.from([0x5e, 0xed, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), question]);
+}
+
+function describeAnswer(message: Buffer): string {
+  const rcode = message[3]! & 0x0f;
+  const answers = message.readUInt16BE(6);
+  // Skip the question: its name's labels, then type and class.
+  let offset = 12;
+  while (message[offset]! !== 0) offset += message[offset]! + 1;
+  offset += 5;
+  const addresses: string[] = [];
+  for (let i = 0; i < answers; i++) {
+    // A name that is a compression pointer takes two bytes; our server answers that way.
+    offset += (message[offset]! & 0xc0) === 0xc0 ? 2 : skipName(message, offset);
+    const type = message.readUInt16BE(offset);
+    const length = message.readUInt16BE(offset + 8);
+    if (type === 1 && length === 4) {
+      addresses.push([...message.subarray(offset + 10, offset + 14)].join('.'));
+    }
+    offset += 10 + length;
+  }
+  return [`rcode ${rcode}`, ...addresses].join(' ');
+}
+
+function skipName(message: Buffer, start: number): number {
+  let offset = start;
+  while (message[offset]! !== 0 && (message[offset]! & 0xc0) !== 0xc0) {
+    offset += message[offset]! + 1;
+  }
+  return offset - start + ((message[offset]! & 0xc0) === 0xc0 ? 2 : 1);
+}
