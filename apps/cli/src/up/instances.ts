@@ -42,6 +42,30 @@ export async function waitUntilAvailable(
   );
 }
 
+/**
+ * Retries `ask` until it answers: a Service reaches a pod a moment after the pod is Ready
+ * (kube-proxy and CoreDNS learn its address from the API). On timeout the error says
+ * what the last try got.
+ */
+export async function answerOnceReachable<T>(
+  what: string,
+  ask: () => Promise<T>,
+  options: { timeoutMs: number; signal: AbortSignal },
+): Promise<T> {
+  let lastError = '';
+  return waitFor(
+    what,
+    () =>
+      ask().catch((error: Error) => {
+        lastError = error.message;
+        return undefined;
+      }),
+    { ...options, intervalMs: 200 },
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}; last try: ${lastError}`);
+  });
+}
+
 /** The body of an HTTP GET, with a bound on the time it may take. */
 export async function httpGet(url: string, timeoutMs = 5_000): Promise<string> {
   const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });

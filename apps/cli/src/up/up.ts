@@ -22,7 +22,7 @@ import { CHANGED_INSTANCE, exampleFlakeFiles, resizeWeb } from './example-flake'
 import { KubeObjects, type ObjectSummary } from './kube-objects';
 import { LocalStack } from './local-stack';
 import { Progress, waitFor } from './progress';
-import { dnsQuery, httpGet, waitUntilAvailable } from './instances';
+import { answerOnceReachable, dnsQuery, httpGet, waitUntilAvailable } from './instances';
 import { formatChangeReport, formatLogs, formatPushReport, formatShootReport } from './up-report';
 
 export interface UpOptions {
@@ -289,7 +289,11 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           note,
         });
         first.instances = instanceRows(status);
-        return serveReport(kubeObjects, namespace);
+        return answerOnceReachable(
+          'for every instance to answer over its Service',
+          () => serveReport(kubeObjects, namespace),
+          rollout,
+        );
       },
     );
     progress.print(formatPushReport(flake, namespace, first, served));
@@ -353,9 +357,9 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
         );
         const ips = await kubeObjects.serviceIps(namespace);
         // kube-proxy learns the new pod's address a moment after it is Ready.
-        const servedAfter = await waitFor(
+        const servedAfter = await answerOnceReachable(
           `for ${CHANGED_INSTANCE}'s Service to reach the new pod`,
-          () => httpGet(`http://${ips.get(CHANGED_INSTANCE)}:8080/`).catch(() => undefined),
+          () => httpGet(`http://${ips.get(CHANGED_INSTANCE)}:8080/`),
           rollout,
         );
         return {
