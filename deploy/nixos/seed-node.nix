@@ -99,8 +99,10 @@ in
           "qemu"
           "clh"
         ];
-        default = "qemu";
-        description = "Kata's hypervisor: QEMU, or Cloud Hypervisor.";
+        # Cloud Hypervisor is Seed's production hypervisor (the shoot pool's too); QEMU
+        # stays a choice for hosts where it is the one that works.
+        default = "clh";
+        description = "Kata's hypervisor: Cloud Hypervisor, or QEMU.";
       };
     };
 

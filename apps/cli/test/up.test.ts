@@ -1,6 +1,6 @@
-// End to end: `seed up` against the real parts (Redis, kube-apiserver + etcd, the four
-// service processes, nix, QEMU microVMs), with the objects checked in the API server
-// and the everyday commands run against the stack while it is up.
+// End to end: `seed up` against the real parts (Redis, kube-apiserver + etcd and a node,
+// the four service processes, nix, QEMU microVMs), with the objects checked in the API
+// server and the everyday commands run against the stack while it is up.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -93,25 +93,29 @@ describe('seed up', () => {
         seen.statusAll = await seed(['status'], { env });
         seen.status = await seed(['status', running.flake, '--json'], { env });
         seen.builds = await seed(['builds', '--json'], { env });
-        seen.shoot = await seed(
-          [
-            'shoot',
-            '--timeout',
-            '20000',
-            '--',
-            'sh',
-            '-c',
-            'cat /seed/storage/data/*; echo oops >&2; exit 3',
-          ],
-          { env },
-        );
+        // The shoot pool knows callers by their pod's IP: the host is none.
+        seen.shoot = await seed(['shoot', '--timeout', '20000', '--', 'true'], { env });
+        seen.logs = await seed(['logs', running.flake, 'web'], {
+          env: { ...env, KUBECONFIG: running.kubeconfigPath },
+        });
         seen.unknownBuild = await seed(['builds', 'build-nope'], { env });
       },
     });
 
     expect(run.err).toBe('');
     expect(run.code).toBe(0);
-    expect(run.out).toMatch(/==> \[9\/9\] run a shoot through the shoot pool/);
+    expect(run.out).toMatch(/==> \[10\/11\] run a shoot from inside web's pod/);
+    // Every instance ran on the node and answered over its Service.
+    expect(run.out).toMatch(/^api +available +1 /m);
+    expect(run.out).toMatch(/^dns +available +1 /m);
+    expect(run.out).toMatch(/^web +available +1 /m);
+    expect(run.out).toMatch(/^ {2}\| hello from web \(namespace s-[a-z2-7]{12}, pod web-/m);
+    expect(run.out).toMatch(/^ {2}\| api says: \{"instance":"api"/m);
+    expect(run.out).toContain(
+      'dns, over its Service: UDP rcode 0 192.0.2.10; TCP rcode 0 192.0.2.10\n',
+    );
+    expect(run.out).toMatch(/^web rolled out: pod web-[a-z0-9-]+ → web-[a-z0-9-]+$/m);
+    expect(run.out).toMatch(/^shoot from pod web-[a-z0-9-]+ \(web\): exit 0/m);
     expect(run.out).toContain('Deployments whose spec changed: web\n');
     expect(run.out).toContain('unchanged (relabelled with the new generation only): api, dns\n');
     expect(run.out).toContain('  | hello from a shoot of web\n');
@@ -132,13 +136,12 @@ describe('seed up', () => {
     expect(flakeStatus.generation).toBe(seen.namespaceGeneration);
     expect(flakeStatus.instances.map((i) => i.name).sort()).toEqual(['api', 'dns', 'web']);
     expect(flakeStatus.lastError).toBe('');
-    // No kubelet runs here, so nothing ever becomes available.
     const [, row] = (seen.statusAll as { out: string }).out.split('\n');
     expect(row!.split(/\s+/)).toEqual([
       stack!.flake,
       stack!.namespace,
       flakeStatus.generation,
-      '0/3',
+      '3/3',
       '-',
     ]);
 
@@ -149,7 +152,12 @@ describe('seed up', () => {
     expect(builds.map((b) => b.state)).toEqual(['succeeded', 'succeeded']);
     expect(builds[0]!.generation).toBe(flakeStatus.generation);
 
-    expect(seen.shoot).toEqual({ code: 3, out: 'written in a shoot\n', err: 'oops\n' });
+    const shoot = seen.shoot as { code: number; out: string; err: string };
+    expect(shoot.code).toBe(1);
+    expect(shoot.err).toMatch(/no running pod has IP/);
+    const logs = seen.logs as { code: number; out: string };
+    expect(logs.code).toBe(0);
+    expect(logs.out).toContain('web: serving HTTP on :8080');
     expect(seen.unknownBuild).toEqual({
       code: 1,
       out: '',
@@ -181,7 +189,7 @@ describe('seed up', () => {
   it('stops everything when interrupted, and exits 130', async () => {
     const interrupt = new AbortController();
     const run = await seed(['up'], { signal: interrupt.signal }, (text) => {
-      if (text.includes('[6/9]')) interrupt.abort();
+      if (text.includes('[6/11]')) interrupt.abort();
     });
     expect(run.code).toBe(130);
     expect(run.err).toBe(
