@@ -159,4 +159,45 @@ describe('WarmPool', () => {
     await expect(pool.acquire('c')).rejects.toBeInstanceOf(PoolUnavailable);
     expect((lease.vm as FakeVm).destroyed).toBe(true);
   });
+
+  it('destroys the snapshot of a template still booting when it is drained', async () => {
+    const hv = new FakeHypervisor();
+    let finishBoot!: () => void;
+    const booted = new Promise<void>((resolve) => (finishBoot = resolve));
+    let snapshotDestroyed = false;
+    hv.snapshot = async () => {
+      await booted;
+      return {
+        id: 's',
+        dir: '/nonexistent',
+        memoryMiB: 64,
+        vcpus: 1,
+        destroy: () => {
+          snapshotDestroyed = true;
+          return Promise.resolve();
+        },
+      };
+    };
+    const pool = new WarmPool(
+      hv,
+      {
+        size: 1,
+        queueBound: 1,
+        perCallerLimit: 1,
+        queueTimeoutMs: 1_000,
+        image: { kernel: '', initramfs: '' },
+        memoryMiB: 64,
+        vcpus: 1,
+      },
+      { transition: () => undefined, failure: () => undefined, restored: () => undefined },
+      createLogger('test', 'silent'),
+    );
+    const starting = pool.start();
+    await sleep(5);
+    const drained = pool.drain();
+    finishBoot();
+    await Promise.all([starting, drained]);
+    expect(snapshotDestroyed).toBe(true);
+    expect(hv.vms).toEqual([]);
+  });
 });

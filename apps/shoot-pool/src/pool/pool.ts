@@ -149,6 +149,7 @@ export class WarmPool {
   /** Every VM not yet destroyed: idle, busy, or still starting. */
   readonly #live = new Set<MicroVm>();
   readonly #starts = new Set<Promise<void>>();
+  #booting: Promise<void> | undefined;
   readonly #teardowns = new Set<Promise<void>>();
   readonly #waiters: Waiter[] = [];
   readonly #perCaller = new Map<string, number>();
@@ -176,11 +177,31 @@ export class WarmPool {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error(`pool cannot start: it is ${this.#state}`);
     this.#state = 'starting';
+    const started = performance.now();
+    const boot = this.#bootTemplate();
+    // A drain while the template boots waits for it, then destroys the snapshot: a
+    // shutdown must not leave the template's VMM or share behind.
+    this.#booting = boot.then(
+      () => undefined,
+      () => undefined,
+    );
+    await boot;
+    if (this.#state !== 'starting') return; // drained while booting
+    this.#state = 'ready';
+    this.#logger.info(
+      { ms: Math.round(performance.now() - started), size: this.#options.size },
+      'template snapshotted; restoring clones',
+    );
+    this.#refill();
+    await Promise.allSettled([...this.#starts]);
+  }
+
+  /** Reaps what a previous daemon left, boots the template and snapshots it. */
+  async #bootTemplate(): Promise<void> {
     const reaped = await this.#hv.reapOrphans();
     if (reaped.killed.length + reaped.unmounted.length + reaped.removed.length > 0) {
       this.#logger.warn({ reaped }, 'reaped VMs a previous daemon left behind');
     }
-    const started = performance.now();
     const template = await this.#hv.startTemplate({
       id: 'template',
       image: this.#options.image,
@@ -193,14 +214,6 @@ export class WarmPool {
       await template.destroy();
       throw error;
     }
-    if (this.#state !== 'starting') return; // drained while booting
-    this.#state = 'ready';
-    this.#logger.info(
-      { ms: Math.round(performance.now() - started), size: this.#options.size },
-      'template snapshotted; restoring clones',
-    );
-    this.#refill();
-    await Promise.allSettled([...this.#starts]);
   }
 
   status(): PoolStatus {
@@ -280,6 +293,7 @@ export class WarmPool {
       this.#uncount(waiter.callerKey);
       waiter.reject(new PoolUnavailable('the pool is shutting down'));
     }
+    await this.#booting;
     await Promise.allSettled([...this.#starts]);
     this.#idle.splice(0);
     for (const vm of this.#live) {
