@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { acquireNodeLock, type NodeLock } from '@seed/local-parts';
 
 const execFileAsync = promisify(execFile);
 
@@ -295,6 +296,7 @@ describe('examples/hello images under containerd 2 + nix-snapshotter', () => {
   let node: Node | undefined;
   let images: Record<string, string> = {};
   let podPid = 0;
+  let lock: NodeLock | undefined;
 
   beforeAll(async () => {
     const found = await prerequisites();
@@ -302,6 +304,8 @@ describe('examples/hello images under containerd 2 + nix-snapshotter', () => {
       console.warn(`skipping the example's images under containerd: ${found.reason}`);
       return;
     }
+    // Its containerd writes where a local node's does (/run/containerd): take turns.
+    lock = await acquireNodeLock(30 * 60_000);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'seed-ctr-'));
     fs.mkdirSync(path.join(dir, 'flake'));
     images = await buildExample(path.join(dir, 'flake'), found.tools, found.coredns);
@@ -347,6 +351,7 @@ describe('examples/hello images under containerd 2 + nix-snapshotter', () => {
       await stopNode(node);
     }
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    await lock?.release();
   }, 120_000);
 
   it('serves web, api and dns from the nix store', async () => {

@@ -19,3 +19,5 @@ export type { NixImageSpec } from './node/nix-image';
 export { startLocalCluster } from './local-cluster';
 export type { LocalCluster } from './local-cluster';
 export { NIXPKGS_LIB_URL, offlineSeedFiles } from './seed-library';
+export { acquireNodeLock } from './node/node-lock';
+export type { NodeLock } from './node/node-lock';

@@ -44,7 +44,7 @@ export const NODE_BINARIES_SCRIPT = path.resolve(__dirname, '../../../../scripts
 export interface NodeOptions {
   /** Directory holding the node's binaries. Default: $SEED_NODE_BIN_DIR, else scripts/node-binaries. */
   binDir?: string;
-  /** How long to wait for another run's node on this machine to stop. Default 20 min. */
+  /** How long to wait for another run's node on this machine to stop. Default 30 min. */
   lockTimeoutMs?: number;
   /** How long the node may take to become Ready. Default 120 s. */
   startTimeoutMs?: number;
@@ -80,7 +80,7 @@ type Part =
 export async function startNode(api: KubeApiServer, options: NodeOptions = {}): Promise<LocalNode> {
   const binDir = options.binDir ?? process.env.SEED_NODE_BIN_DIR ?? (await buildBinaries());
   const startTimeoutMs = options.startTimeoutMs ?? 120_000;
-  const lock = await acquireNodeLock(options.lockTimeoutMs ?? 20 * 60_000);
+  const lock = await acquireNodeLock(options.lockTimeoutMs ?? 30 * 60_000);
 
   let record: HostRecord | undefined;
   const parts = new Map<Part, ManagedProcess>();
