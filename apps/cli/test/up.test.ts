@@ -143,6 +143,7 @@ describe('seed up', () => {
       flakeStatus.generation,
       '3/3',
       '-',
+      '-',
     ]);
 
     const builds = JSON.parse((seen.builds as { out: string }).out) as {

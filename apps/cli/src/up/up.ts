@@ -293,7 +293,11 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           'for every instance to answer over its Service',
           () => serveReport(kubeObjects, namespace),
           rollout,
-        );
+        ).catch(async (error: Error) => {
+          // What the servers logged says whether the request reached them.
+          const logs = await instanceLogs(kubeObjects, namespace, ['web', 'api', 'dns'], 10);
+          throw new Error(`${error.message}\n${formatLogs(logs)}`);
+        });
       },
     );
     progress.print(formatPushReport(flake, namespace, first, served));
@@ -554,4 +558,23 @@ async function serveReport(kubeObjects: KubeObjects, namespace: string): Promise
       tcp: await dnsQuery(ip('dns'), EXAMPLE_DNS_NAME, 'tcp'),
     },
   };
+}
+
+/** The last lines of each instance's newest pod's log. */
+async function instanceLogs(
+  kubeObjects: KubeObjects,
+  namespace: string,
+  instances: string[],
+  lines: number,
+): Promise<Record<string, string[]>> {
+  const tails: Record<string, string[]> = {};
+  for (const name of instances) {
+    const pod = (await kubeObjects.instancePods(namespace, name)).at(-1);
+    tails[name] = pod
+      ? await kubeObjects
+          .logTail(namespace, pod.name, lines)
+          .catch((error: Error) => [`(log unreadable: ${error.message})`])
+      : [];
+  }
+  return tails;
 }
