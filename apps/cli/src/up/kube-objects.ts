@@ -52,6 +52,11 @@ function deploymentDetail(deployment: V1Deployment): string {
   return `${vcpus} vCPU, ${memory} MiB; ${template?.spec?.containers[0]?.image ?? '-'}`;
 }
 
+/** What `Exec.exec` resolves to (a WebSocket), as far as we use it. */
+interface ExecSocket {
+  on(event: 'error', listener: (error: Error) => void): unknown;
+}
+
 /** A pod of an instance, as `seed up` reports it. */
 export interface InstancePod {
   name: string;
@@ -142,10 +147,20 @@ export class KubeObjects {
     };
     const stdout = collect();
     const stderr = collect();
+    // The status callback ends a normal run; a broken stream ends it without one.
     const status = await new Promise<V1Status>((resolve, reject) => {
-      this.exec
-        .exec(namespace, pod, '', command, stdout.stream, stderr.stream, null, false, resolve)
-        .then((socket) => socket.on('error', reject), reject);
+      const connecting: Promise<ExecSocket> = this.exec.exec(
+        namespace,
+        pod,
+        '',
+        command,
+        stdout.stream,
+        stderr.stream,
+        null,
+        false,
+        resolve,
+      );
+      connecting.then((socket) => socket.on('error', reject), reject);
     });
     const exitCode =
       status.status === 'Success'
