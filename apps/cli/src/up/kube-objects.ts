@@ -52,11 +52,6 @@ function deploymentDetail(deployment: V1Deployment): string {
   return `${vcpus} vCPU, ${memory} MiB; ${template?.spec?.containers[0]?.image ?? '-'}`;
 }
 
-/** What `Exec.exec` resolves to (a WebSocket), as far as we use it. */
-interface ExecSocket {
-  on(event: 'error', listener: (error: Error) => void): unknown;
-}
-
 /** A pod of an instance, as `seed up` reports it. */
 export interface InstancePod {
   name: string;
@@ -149,7 +144,7 @@ export class KubeObjects {
     const stderr = collect();
     // The status callback ends a normal run; a broken stream ends it without one.
     const status = await new Promise<V1Status>((resolve, reject) => {
-      const connecting: Promise<ExecSocket> = this.exec.exec(
+      const connecting = this.exec.exec(
         namespace,
         pod,
         '',
