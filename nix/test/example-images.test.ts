@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { acquireNodeLock, type NodeLock } from '@seed/local-parts';
+import { acquireNodeLock, exampleFlakeFiles, type NodeLock } from '@seed/local-parts';
 
 const execFileAsync = promisify(execFile);
 
@@ -84,23 +84,11 @@ async function prerequisites(): Promise<
 }
 
 /** examples/hello as `seed up` writes it, built: the three image store paths. */
-async function buildExample(
-  dir: string,
-  tools: string,
-  coredns: string,
-): Promise<Record<string, string>> {
-  const example = path.join(ROOT, 'examples/hello');
-  fs.cpSync(example, dir, { recursive: true });
-  fs.copyFileSync(path.join(ROOT, 'nix/meta.nix'), path.join(dir, 'seed-meta.nix'));
-  fs.copyFileSync(
-    path.join(ROOT, 'nix/offline-image.nix'),
-    path.join(dir, 'seed-offline-image.nix'),
-  );
-  const flake = fs
-    .readFileSync(path.join(dir, 'flake.nix'), 'utf8')
-    .replace('"path:/seed-flake-tools"', JSON.stringify(`path:${tools}`))
-    .replace('"path:/seed-flake-coredns"', JSON.stringify(`path:${coredns}`));
-  fs.writeFileSync(path.join(dir, 'flake.nix'), flake);
+async function buildExample(dir: string): Promise<Record<string, string>> {
+  for (const [name, content] of Object.entries(await exampleFlakeFiles())) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), content);
+  }
   const names = ['web', 'api', 'dns'];
   const stdout = await run('nix', [
     'build',
@@ -308,7 +296,7 @@ describe('examples/hello images under containerd 2 + nix-snapshotter', () => {
     lock = await acquireNodeLock(30 * 60_000);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'seed-ctr-'));
     fs.mkdirSync(path.join(dir, 'flake'));
-    images = await buildExample(path.join(dir, 'flake'), found.tools, found.coredns);
+    images = await buildExample(path.join(dir, 'flake'));
     node = await startNode(dir, found.binDir);
     for (const image of Object.values(images)) {
       await run(path.join(found.binDir, 'nix2container'), [

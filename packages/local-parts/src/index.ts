@@ -21,3 +21,4 @@ export type { LocalCluster } from './local-cluster';
 export { NIXPKGS_LIB_URL, offlineSeedFiles } from './seed-library';
 export { acquireNodeLock } from './node/node-lock';
 export type { NodeLock } from './node/node-lock';
+export { exampleFlakeFiles } from './example-flake';

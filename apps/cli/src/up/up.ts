@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FlakeRepo, freeLoopbackPorts } from '@seed/local-parts';
+import { exampleFlakeFiles, FlakeRepo, freeLoopbackPorts } from '@seed/local-parts';
 import { removeUnmountedTree } from '@seed/mount-table';
 import { deriveNamespace, substituterNixConfig } from '@seed/nix-eval';
 import { nixClient, type CliConfig } from '../config';
@@ -18,7 +18,7 @@ import {
 } from '../platform-api';
 import { formatPhases, seconds } from '../reports';
 import { deliverGithubPush } from './delivery';
-import { CHANGED_INSTANCE, exampleFlakeFiles, resizeWeb } from './example-flake';
+import { CHANGED_INSTANCE, resizeWeb } from './example-flake';
 import { KubeObjects, type ObjectSummary } from './kube-objects';
 import { LocalStack } from './local-stack';
 import { Progress, waitFor } from './progress';

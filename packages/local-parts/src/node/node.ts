@@ -15,7 +15,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { KubeApiServer } from '../kube-apiserver';
 import { SERVICE_CLUSTER_IP_RANGE } from '../kube-apiserver';
-import { ManagedProcess, waitFor } from '../managed-process';
+import { ManagedProcess, sleep, waitFor } from '../managed-process';
 import { freeLoopbackPorts } from '../ports';
 import { recordHost, restoreHost, saveRecord, type HostRecord } from './host-changes';
 import { kubeApply, kubeRequest } from './kube-requests';
@@ -288,7 +288,17 @@ async function loadPauseImage(layout: NodeLayout): Promise<void> {
     config: { Entrypoint: [`${pause}/bin/pause`] },
     reference: PAUSE_IMAGE,
   });
-  await loadNixImage(nix2container, paths(layout).containerdSocket, archive);
+  // containerd's socket exists before all its services do: an import that early can
+  // end without naming its image ("image \"\": not found"); it succeeds a moment later.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await loadNixImage(nix2container, paths(layout).containerdSocket, archive);
+      return;
+    } catch (error) {
+      if (attempt >= 10) throw error;
+      await sleep(300);
+    }
+  }
 }
 
 interface ComponentCredentials {
