@@ -42,17 +42,14 @@ const nix = new NixClient({ confFile: SEED_NIX_CONF });
  */
 async function flakeWithDependency(name: string): Promise<FlakeRepo> {
   const files = await demoFlakeFiles({ [name]: {} });
-  files['flake.nix'] = `{
-  outputs = { self }: let
-    dep = derivation { name = "seed-${name}-dep"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo ${RUN} > $out" ]; };
-  in {
-    seeds.${name} = {
-      meta = import ./seed-meta.nix { name = "${name}"; seed = { }; };
-      image = derivation { name = "seed-${name}-image"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "/bin/sleep 0; echo \${dep} > $out" ]; };
-    };
-  };
-}
-`;
+  const image = /^ {6}image = derivation \{.*\};$/m;
+  if (!image.test(files['flake.nix']!)) throw new Error('demoFlakeFiles changed its image line');
+  files['flake.nix'] = files['flake.nix']!.replace(
+    image,
+    `      image = let
+        dep = derivation { name = "seed-${name}-dep"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo ${RUN} > $out" ]; };
+      in derivation { name = "seed-${name}-image"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "/bin/sleep 0; echo \${dep} > $out" ]; };`,
+  );
   const repo = await FlakeRepo.create(files);
   repos.push(repo);
   return repo;
