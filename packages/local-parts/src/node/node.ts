@@ -121,6 +121,8 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
       ...(options.nixConfig !== undefined && { NIX_CONFIG: options.nixConfig }),
     };
     const spawnPart = async (part: Part, args: string[]): Promise<ManagedProcess> => {
+      // A restart racing with stop() would leave a part running on a host put back.
+      if (stopped) throw new Error(`the node is stopping: not starting ${part}`);
       const started = ManagedProcess.spawn(path.join(binDir, part), args, dir, part, env);
       parts.set(part, started);
       const pid = started.pid;
