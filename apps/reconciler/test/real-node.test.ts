@@ -94,7 +94,7 @@ const httpdScript = (version: string): string =>
   ].join('\n');
 
 beforeAll(async () => {
-  cluster = await startLocalCluster();
+  // The images first: building them needs no node, so the node's lock is held no longer.
   const binDir = (await run(NODE_BINARIES_SCRIPT, [], { maxBuffer: 16 * 1024 * 1024 })).stdout
     .trim()
     .split('\n')
@@ -114,6 +114,7 @@ beforeAll(async () => {
   );
   images.crash = await shellImage(nix2container, 'crash', 'echo "crashing on purpose"; exit 1');
 
+  cluster = await startLocalCluster();
   app = await createReconcilerApp(
     loadReconcilerConfig({
       SEED_KUBECONFIG: cluster.api.kubeconfigPath,
