@@ -346,7 +346,6 @@ describe('instanceRollout', () => {
       updatedReplicas: 1,
       readyReplicas: 1,
       availableReplicas: 1,
-      unavailableReplicas: 1,
       conditions: [
         { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' },
         progressingCondition,
