@@ -2,7 +2,8 @@ export { SEED_OFFLINE_IMAGE_NIX, demoFlakeFiles } from './flake-repo';
 export type { DemoFlakeOptions, DemoSeed } from './flake-repo';
 export { toNixExpression } from './nix-expression';
 export { BenchCleanups, median, rowPrinter, runBench } from './bench';
-// The real parts every test starts on loopback, from the package `seed up` shares.
+// The real parts tests start (on loopback, and the one local node a machine runs), from
+// the package `seed up` shares.
 export {
   FlakeRepo,
   KUBE_BINARIES_SCRIPT,
