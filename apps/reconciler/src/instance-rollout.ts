@@ -160,7 +160,15 @@ export function instanceRollout(
       ready,
     );
 
-  if ((status.updatedReplicas ?? 0) >= wanted && (status.availableReplicas ?? 0) >= wanted)
+  // As `kubectl rollout status`: enough updated pods and no old one left. During a rolling
+  // update the old pod is available while the new one is not ready, so "updated" and
+  // "available" alone would call a new version that never becomes ready available.
+  const updated = status.updatedReplicas ?? 0;
+  if (
+    updated >= wanted &&
+    (status.replicas ?? 0) <= updated &&
+    (status.availableReplicas ?? 0) >= wanted
+  )
     return { rollout: 'available', reason: '', message: '', readyReplicas: ready };
 
   const waiting = current === undefined ? undefined : podWaiting(current);

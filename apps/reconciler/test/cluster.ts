@@ -37,15 +37,17 @@ export function meta(name: string, overrides: Partial<SeedMeta> = {}): SeedMeta 
   };
 }
 
+/** A generation as the builder sends it; `images` (name → store path) default to made-up paths. */
 export function generation(
   flakeUri: string,
   metas: SeedMeta[],
   revision = 'a'.repeat(40),
+  images: Record<string, string> = {},
 ): ApplyGenerationRequest {
   const seeds = metas.map((m) => ({
     name: m.name,
     meta: m,
-    image: `/nix/store/${'0'.repeat(32)}-seed-${m.name}-image`,
+    image: images[m.name] ?? `/nix/store/${'0'.repeat(32)}-seed-${m.name}-image`,
   }));
   return {
     flakeUri,

@@ -339,6 +339,42 @@ describe('instanceRollout', () => {
     );
   });
 
+  it('is progressing while a rolling update waits for its new pod, though the old one is available', () => {
+    // Read from a real node: a new version that runs but never listens.
+    const d = deployment({
+      replicas: 2,
+      updatedReplicas: 1,
+      readyReplicas: 1,
+      availableReplicas: 1,
+      conditions: [
+        { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable' },
+        progressingCondition,
+      ],
+    });
+    const old = pod(
+      {
+        phase: 'Running',
+        conditions: [{ type: 'Ready', status: 'True' }],
+        containerStatuses: [{ name: 'web', ready: true, state: { running: {} } }],
+      },
+      { hash: '5c4b' },
+    );
+    const fresh = pod({
+      phase: 'Running',
+      conditions: [{ type: 'Ready', status: 'False', reason: 'ContainersNotReady' }],
+      containerStatuses: [
+        { name: 'web', ready: false, restartCount: 0, state: { running: { startedAt: 'x' } } },
+      ],
+    });
+    const sets = [replicaSet('5c4b', '1'), replicaSet('7d9f', '2')];
+    expect(instanceRollout(d, [old, fresh], sets)).toEqual({
+      rollout: 'progressing',
+      reason: 'NotReady',
+      message: 'pod web-7d9f-x2x5q: container web is running, waiting for it to become ready',
+      readyReplicas: 1,
+    });
+  });
+
   it('ignores pods being deleted, finished pods and other instances', () => {
     const deleting = waitingPod('CrashLoopBackOff');
     deleting.metadata!.deletionTimestamp = '2026-12-02T10:05:00Z';

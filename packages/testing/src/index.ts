@@ -2,7 +2,8 @@ export { SEED_OFFLINE_IMAGE_NIX, demoFlakeFiles } from './flake-repo';
 export type { DemoFlakeOptions, DemoSeed } from './flake-repo';
 export { toNixExpression } from './nix-expression';
 export { BenchCleanups, median, rowPrinter, runBench } from './bench';
-// The real parts every test starts on loopback, from the package `seed up` shares.
+// The real parts tests start (on loopback, and the one local node a machine runs), from
+// the package `seed up` shares.
 export {
   FlakeRepo,
   KUBE_BINARIES_SCRIPT,
@@ -10,13 +11,19 @@ export {
   freeLoopbackPort,
   freeLoopbackPorts,
   githubPushHeaders,
+  kubeRequest,
+  NODE_BINARIES_SCRIPT,
+  addToStore,
+  buildNixImage,
   startKubeApiServer,
+  startLocalCluster,
   startRedis,
   startServiceProcess,
 } from '@seed/local-parts';
 export type {
   KubeApiServer,
   KubeApiServerOptions,
+  LocalCluster,
   LocalRedis,
   LogLine,
   ServiceProcess,

@@ -34,7 +34,9 @@ export async function buildNixImage(
   const nixString = (value: string): string => JSON.stringify(value).replace(/\$\{/g, '\\${');
   const closureScript = `mkdir $out && printf '%s\\n' ${spec.closure.join(' ')} > $out/store-paths`;
   const imageScript = [
-    `printf %s '${JSON.stringify(spec.config)}' > config.json`,
+    // From the derivation's environment: a config may hold any character (a quote in an
+    // entrypoint's script), which no shell quoting here should have to survive.
+    'printf %s "$imageConfig" > config.json',
     "echo '[]' > copy-to-root.json",
     [
       nix2container,
@@ -57,6 +59,7 @@ export async function buildNixImage(
     };
   in derivation {
     name = ${nixString(name)};
+    imageConfig = ${nixString(JSON.stringify(spec.config))};
     inherit closureInfo PATH;
     system = "x86_64-linux";
     builder = "/bin/sh";

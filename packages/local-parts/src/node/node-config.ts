@@ -19,6 +19,8 @@ export const NODE_NAME = 'seed-node';
 
 /** containerd's CRI runtime for the `kata` RuntimeClass: runc here (see docs/local-node.md). */
 export const KATA_HANDLER = 'kata';
+/** Where the kubelet answers `/healthz` (on 127.0.0.1). */
+export const KUBELET_HEALTHZ_PORT = 10248;
 
 /** The sandbox image, built locally (no registry) and pinned so it is never pulled. */
 export const PAUSE_IMAGE = 'seed.invalid/pause:local';
@@ -159,7 +161,7 @@ export function kubeletConfig(layout: NodeLayout, credentials: KubeletCredential
       port: 10250,
       readOnlyPort: 0,
       healthzBindAddress: '127.0.0.1',
-      healthzPort: 10248,
+      healthzPort: KUBELET_HEALTHZ_PORT,
       authentication: {
         anonymous: { enabled: false },
         webhook: { enabled: true },

@@ -9,7 +9,8 @@
 // start does the same for a run that was killed.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -25,6 +26,7 @@ import {
   containerdConfig,
   corefile,
   KATA_HANDLER,
+  KUBELET_HEALTHZ_PORT,
   kubeletConfig,
   NODE_NAME,
   NODE_NETWORK,
@@ -144,10 +146,11 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
     ]);
 
     const startContainerd = async (until: number): Promise<void> => {
+      // A killed containerd leaves its socket file behind: wait for a socket that answers,
+      // or a kubelet started next finds no runtime and exits.
+      await rm(p.containerdSocket, { force: true });
       const containerd = await spawnPart('containerd', ['--config', p.containerdConfig]);
-      await waitFor('containerd', containerd, until, () =>
-        Promise.resolve(existsSync(p.containerdSocket)),
-      );
+      await waitFor('containerd', containerd, until, () => socketAnswers(p.containerdSocket));
     };
     await startContainerd(deadline);
     const snapshotter = await spawnPart('nix-snapshotter', ['--config', p.snapshotterConfig]);
@@ -241,7 +244,11 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
       restart: async (part) => {
         await parts.get(part)?.kill();
         if (part === 'containerd') await startContainerd(Date.now() + startTimeoutMs);
-        else await startKubelet();
+        else {
+          await startKubelet();
+          // Started, not merely spawned: a kubelet that cannot start exits, and says why.
+          await waitFor('kubelet', kubelet(), Date.now() + startTimeoutMs, kubeletHealthy);
+        }
       },
     };
   } catch (error) {
@@ -412,6 +419,26 @@ function clusterObjects(): [collection: string, object: ClusterObject][] {
       },
     ],
   ];
+}
+
+/** Whether something accepts connections on a Unix socket. */
+function socketAnswers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(socketPath);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** The kubelet's own health check (`healthzPort` in its configuration). */
+async function kubeletHealthy(): Promise<boolean> {
+  const response = await fetch(`http://127.0.0.1:${KUBELET_HEALTHZ_PORT}/healthz`, {
+    signal: AbortSignal.timeout(2_000),
+  });
+  return response.ok;
 }
 
 async function nodeReady(api: KubeApiServer): Promise<boolean> {
