@@ -49,6 +49,11 @@ export interface RunningStack {
   shootUrl: string;
   /** `<service>.log` of each service. */
   logDir: string;
+  /** What a signed push to the webhook names (benches deliver pushes of their own). */
+  delivery: { repository: string; branch: string; secret: string };
+  /** The node's and the API server's temp folders (their processes' command lines name them). */
+  nodeDir: string;
+  apiServerDir: string;
 }
 
 export interface PushReport {
@@ -450,6 +455,9 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       reconcilerAddress: stack.service('reconciler').grpcAddress!,
       shootUrl: stack.service('shoot-pool').url,
       logDir,
+      delivery: { repository: REPOSITORY, branch: BRANCH, secret },
+      nodeDir: cluster.node.dir,
+      apiServerDir: kube.dir,
     });
     return { flake, namespace, first, served, change, shoot, logs };
   } finally {
