@@ -59,6 +59,15 @@ export async function buildPageImages(count: number, run_: string): Promise<Page
     await mkdir(path.join(work, 'busybox', 'bin'), { recursive: true });
     await copyFile('/bin/busybox', path.join(work, 'busybox', 'bin', 'busybox'));
     const busybox = await addToStore(path.join(work, 'busybox'));
+    // PID 1 has no default action for SIGTERM: the shell's trap stops httpd at once, as
+    // the example's httpd.sh does for web. (A file, not `sh -c`: buildNixImage quotes the
+    // image config in single quotes.)
+    await mkdir(path.join(work, 'launcher'));
+    await writeFile(
+      path.join(work, 'launcher', 'httpd.sh'),
+      `trap 'kill "$server"; exit 0' TERM INT\n"$1" httpd -f -p ${PORT} -h "$2" &\nserver=$!\nwait "$server"\n`,
+    );
+    const launcher = await addToStore(path.join(work, 'launcher'));
     const images: PageImage[] = [];
     for (let index = 0; index < count; index += 1) {
       const marker = `plain image ${run_}-${index}`;
@@ -66,15 +75,13 @@ export async function buildPageImages(count: number, run_: string): Promise<Page
       await mkdir(www);
       await writeFile(path.join(www, 'index.html'), `${marker}\n`);
       const site = await addToStore(www);
-      // PID 1 has no default action for SIGTERM: the shell's trap stops httpd at once, as
-      // the example's httpd.sh does for web.
-      const script = `trap 'kill $s; exit 0' TERM INT; ${busybox}/bin/busybox httpd -f -p ${PORT} -h ${site} & s=$!; wait $s`;
+      const shell = `${busybox}/bin/busybox`;
       const archive = await buildNixImage(
         path.join(binDir, 'nix2container'),
         `plain-web-${index}.tar`,
         {
-          closure: [busybox, site],
-          config: { Entrypoint: [`${busybox}/bin/busybox`, 'sh', '-c', script] },
+          closure: [busybox, launcher, site],
+          config: { Entrypoint: [shell, 'sh', `${launcher}/httpd.sh`, shell, site] },
         },
       );
       images.push({ image: `nix:0${archive}`, marker });
