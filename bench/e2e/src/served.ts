@@ -1,5 +1,8 @@
-// When a Service first answers with given content, asked the way a client would: a GET of
-// its ClusterIP (kube-proxy's rules on this host) every POLL_MS.
+// When a Service first answers with given content, asked the way a new client would: a
+// GET of its ClusterIP (kube-proxy's rules on this host) every POLL_MS, each on a new
+// connection. A kept-alive connection would not do: one opened before kube-proxy wrote
+// the Service's rules keeps its conntrack entry and never reaches a pod.
+import { request } from 'node:http';
 import { sleep } from './pod-timeline';
 
 const POLL_MS = 50;
@@ -17,16 +20,13 @@ export async function servedAt(
   timeoutMs: number,
 ): Promise<number> {
   const deadline = Date.now() + timeoutMs;
-  let last: string;
   for (;;) {
+    let last: string;
     try {
-      const response = await fetch(url, {
-        signal: AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
-      });
-      const body = await response.text();
+      const { status, body } = await get(url, signal);
       const at = Date.now();
-      if (response.ok && body.includes(marker)) return at;
-      last = `${response.status}: ${body.trim().split('\n')[0] ?? ''}`;
+      if (status === 200 && body.includes(marker)) return at;
+      last = `${status}: ${body.trim().split('\n')[0] ?? ''}`;
     } catch (error) {
       signal.throwIfAborted();
       last = (error as Error).message;
@@ -36,4 +36,21 @@ export async function servedAt(
     }
     await sleep(POLL_MS, signal);
   }
+}
+
+/** One GET on a connection of its own, bounded by REQUEST_TIMEOUT_MS. */
+function get(url: string, signal: AbortSignal): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, signal, timeout: REQUEST_TIMEOUT_MS }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+      );
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${REQUEST_TIMEOUT_MS} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
