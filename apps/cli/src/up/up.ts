@@ -294,7 +294,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           note,
         });
         first.instances = instanceRows(status);
-        return serveReport(kubeObjects, namespace);
+        return serveReport(kubeObjects, namespace, rollout);
       },
     );
     progress.print(formatPushReport(flake, namespace, first, served));
@@ -543,16 +543,27 @@ function instanceRows(status: FlakeStatus__Output): PushReport['instances'] {
 }
 
 /** What web and api answer over HTTP and dns over UDP and TCP, at their Service IPs. */
-async function serveReport(kubeObjects: KubeObjects, namespace: string): Promise<ServedReport> {
+async function serveReport(
+  kubeObjects: KubeObjects,
+  namespace: string,
+  wait: { timeoutMs: number; signal: AbortSignal },
+): Promise<ServedReport> {
   const ips = await kubeObjects.serviceIps(namespace);
   const ip = (name: string): string => {
     const found = ips.get(name);
     if (!found) throw new Error(`no Service ${name} in ${namespace}`);
     return found;
   };
+  // An instance is available once its pod is Ready; kube-proxy learns the pod's address a
+  // moment later, and until then the Service refuses connections.
+  const served = (name: string, url: string) =>
+    waitFor(`for ${name}'s Service to answer`, () => httpGet(url).catch(() => undefined), {
+      ...wait,
+      intervalMs: 100,
+    });
   return {
-    web: await httpGet(`http://${ip('web')}:8080/`),
-    api: await httpGet(`http://${ip('api')}:9000/`),
+    web: await served('web', `http://${ip('web')}:8080/`),
+    api: await served('api', `http://${ip('api')}:9000/`),
     dns: {
       udp: await dnsQuery(ip('dns'), EXAMPLE_DNS_NAME, 'udp'),
       tcp: await dnsQuery(ip('dns'), EXAMPLE_DNS_NAME, 'tcp'),
