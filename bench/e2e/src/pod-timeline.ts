@@ -19,6 +19,7 @@ export class PodTimeline {
   readonly #pods = new Map<string, PodTimes>();
   #abort: AbortController | undefined;
   #failed: Error | undefined;
+  #stopped = false;
 
   private constructor(
     private readonly config: KubeConfig,
@@ -62,26 +63,31 @@ export class PodTimeline {
     }
   }
 
+  /** Ends the watch for good: the abort's own `done` call must not open a new one. */
   stop(): void {
-    this.#abort?.abort();
+    this.#stopped = true;
+    const abort = this.#abort;
     this.#abort = undefined;
+    abort?.abort();
   }
 
   async #watch(): Promise<void> {
     const watch = new Watch(this.config);
-    this.#abort = await watch.watch(
+    const abort = await watch.watch(
       `/api/v1/namespaces/${this.namespace}/pods`,
       { labelSelector: this.labelSelector },
       (_type: string, object: V1Pod) => this.#record(object, Date.now()),
       (error: unknown) => {
         // The API server ends a watch after a while; open a new one (a pod's times are
         // kept, and a transition missed while reconnecting is seen in the new listing).
-        if (this.#abort === undefined) return;
+        if (this.#stopped) return;
         this.#watch().catch((reopen: Error) => {
           this.#failed = new Error(`the pod watch ended (${String(error)}): ${reopen.message}`);
         });
       },
     );
+    if (this.#stopped) abort.abort();
+    else this.#abort = abort;
   }
 
   #record(pod: V1Pod, at: number): void {
