@@ -23,6 +23,11 @@ export class FlakeRepo {
     return repo;
   }
 
+  /** A repository `create` made earlier (another holder of its folder). */
+  static open(dir: string): FlakeRepo {
+    return new FlakeRepo(dir);
+  }
+
   /** Writes the files, commits everything and returns the new commit id. */
   async commit(files: Record<string, string>, message = 'update'): Promise<string> {
     for (const [name, content] of Object.entries(files)) {

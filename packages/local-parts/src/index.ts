@@ -22,3 +22,5 @@ export { NIXPKGS_LIB_URL, offlineSeedFiles } from './seed-library';
 export { acquireNodeLock } from './node/node-lock';
 export type { NodeLock } from './node/node-lock';
 export { exampleFlakeFiles } from './example-flake';
+export { httpGetOnce } from './http-get';
+export type { HttpAnswer } from './http-get';

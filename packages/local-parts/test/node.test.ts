@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { readMounts } from '@seed/mount-table';
 import {
   addToStore,
+  httpGetOnce,
   kubeRequest,
   NODE_NETWORK,
   startLocalCluster,
@@ -185,8 +186,8 @@ describe('a local node', () => {
       );
       const pod = (pods.body as { items: { status: { podIP: string } }[] }).items[0]!;
       expect(pod.status.podIP.startsWith(NODE_NETWORK.podCidr.slice(0, -5))).toBe(true);
-      const fromPod = await fetch(`http://${pod.status.podIP}:8080/`);
-      expect(await fromPod.text()).toBe('served from the nix store\n');
+      const fromPod = await httpGetOnce(`http://${pod.status.podIP}:8080/`, { timeoutMs: 2_000 });
+      expect(fromPod.body).toBe('served from the nix store\n');
 
       const service = await kubeRequest(
         api(),
@@ -194,11 +195,10 @@ describe('a local node', () => {
         `/api/v1/namespaces/${namespace}/services/web`,
       );
       const clusterIp = (service.body as { spec: { clusterIP: string } }).spec.clusterIP;
+      // kube-proxy routes the Service a moment after the pod is Ready.
       const fromService = await waitFor('the Service IP to answer', async () => {
-        const response = await fetch(`http://${clusterIp}/`, {
-          signal: AbortSignal.timeout(2_000),
-        });
-        return response.text();
+        const { status, body } = await httpGetOnce(`http://${clusterIp}/`, { timeoutMs: 2_000 });
+        return status === 200 ? body : undefined;
       });
       expect(fromService).toBe('served from the nix store\n');
 

@@ -3,6 +3,7 @@
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import type { FlakeStatus__Output } from '@seed/contracts';
+import { httpGetOnce } from '@seed/local-parts';
 import { waitFor } from './progress';
 
 export interface RolloutWait {
@@ -66,11 +67,10 @@ export async function answerOnceReachable<T>(
   });
 }
 
-/** The body of an HTTP GET, with a bound on the time it may take. */
+/** The body of a GET answered 2xx, on a connection of its own (httpGetOnce). */
 export async function httpGet(url: string, timeoutMs = 5_000): Promise<string> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  const body = await response.text();
-  if (!response.ok) throw new Error(`GET ${url}: ${response.status} ${body.trim()}`);
+  const { status, body } = await httpGetOnce(url, { timeoutMs });
+  if (status < 200 || status >= 300) throw new Error(`GET ${url}: ${status} ${body.trim()}`);
   return body;
 }
 

@@ -49,6 +49,13 @@ export interface RunningStack {
   shootUrl: string;
   /** `<service>.log` of each service. */
   logDir: string;
+  /** What a signed push to the webhook names (benches deliver pushes of their own). */
+  delivery: { repository: string; branch: string; secret: string };
+  /** The node's and the API server's temp folders (their processes' command lines name them). */
+  nodeDir: string;
+  apiServerDir: string;
+  /** The store and nix.conf of the builder's nix calls (benches repeat them by hand). */
+  builderNix: { store: string; confFile: string };
 }
 
 export interface PushReport {
@@ -191,6 +198,10 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     const namespace = deriveNamespace(flake);
     const secret = randomBytes(24).toString('hex');
 
+    const builderNix = {
+      store: path.join(workDir, 'builder-store'),
+      confFile: await builderNixConf(workDir, options.nix.confFile),
+    };
     const { webhook, builder } = await progress.step(
       'start the webhook, the builder and the reconciler',
       async (note) => {
@@ -208,8 +219,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
             SEED_SHUTDOWN_GRACE_MS: String(STOP_GRACE_MS / 2),
             SEED_BINARY_CACHE_DIR: path.join(workDir, 'binary-cache'),
             SEED_BINARY_CACHE_SECRET_KEY_FILE: cacheKeyFile,
-            SEED_NIX_STORE: path.join(workDir, 'builder-store'),
-            SEED_NIX_CONF: await builderNixConf(workDir, options.nix.confFile),
+            SEED_NIX_STORE: builderNix.store,
+            SEED_NIX_CONF: builderNix.confFile,
           },
           { stopGraceMs: STOP_GRACE_MS, ports: [builderHttp, builderGrpc] },
         );
@@ -458,6 +469,10 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       reconcilerAddress: stack.service('reconciler').grpcAddress!,
       shootUrl: stack.service('shoot-pool').url,
       logDir,
+      delivery: { repository: REPOSITORY, branch: BRANCH, secret },
+      nodeDir: cluster.node.dir,
+      apiServerDir: kube.dir,
+      builderNix,
     });
     return { flake, namespace, first, served, change, shoot, logs };
   } finally {
