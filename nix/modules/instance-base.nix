@@ -33,6 +33,11 @@ in
 
   system.stateVersion = lib.mkDefault "25.11";
 
+  # The pod's log (`seed logs`, `kubectl logs`) is what the container's console says:
+  # NixOS's journald forwards every message there (ForwardToConsole, TTYPath), as the
+  # original Seed did, so the instance's journal is its log.
+  services.journald.console = lib.mkDefault "/dev/console";
+
   # Kubernetes injects the pod's environment (SEED_NAMESPACE, SEED_INSTANCE,
   # SEED_NODE_IP, SEED_SHOOT_URL, the SEED_<NAME>_HOST connect variables, the
   # KUBERNETES_* service variables) into the container's first process only: NixOS's

@@ -446,6 +446,7 @@ const NIXOS_OPTIONS = `{ lib, ... }:
       networking.firewall.allowedTCPPorts = option (types.listOf types.port) [ ];
       networking.firewall.allowedUDPPorts = option (types.listOf types.port) [ ];
       system.stateVersion = mkOption { type = types.str; };
+      services.journald.console = option types.str "";
       system.activationScripts = option (types.attrsOf script) { };
       environment.variables = option (types.attrsOf types.str) { };
       environment.etc = option (types.attrsOf textFile) { };
@@ -482,6 +483,7 @@ describe('instance-base.nix under the real module system', () => {
         isContainer = config.boot.isContainer;
         useDHCP = config.networking.useDHCP;
         stateVersion = config.system.stateVersion;
+        journalConsole = config.services.journald.console;
         tcp = config.networking.firewall.allowedTCPPorts;
         udp = config.networking.firewall.allowedUDPPorts;
         variables = config.environment.variables;
@@ -492,6 +494,7 @@ describe('instance-base.nix under the real module system', () => {
       isContainer: true,
       useDHCP: false,
       stateVersion: '25.11',
+      journalConsole: '/dev/console',
       tcp: [9000, 53, 8080],
       udp: [53, 514],
       variables: { SEED_DB_HOST: 'postgres', SEED_MY_CACHE_HOST: 'redis' },
