@@ -20,6 +20,8 @@ import {
   type SeedMeta,
 } from '@seed/contracts';
 import { deriveNamespace, generationHash } from '@seed/nix-eval';
+import { loadReconcilerConfig } from '../src/config';
+import { createReconcilerApp, type ReconcilerApp } from '../src/reconciler.app';
 
 export function meta(name: string, overrides: Partial<SeedMeta> = {}): SeedMeta {
   const size = overrides.size ?? 's';
@@ -207,4 +209,31 @@ export class Cluster {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
+}
+
+/** The reconciler in this process against `kubeconfig`, and a builder's client to it. */
+export interface RunningReconciler {
+  app: ReconcilerApp;
+  builder: Builder;
+  stop(): Promise<void>;
+}
+
+export async function startReconciler(kubeconfig: string): Promise<RunningReconciler> {
+  const app = await createReconcilerApp(
+    loadReconcilerConfig({
+      SEED_KUBECONFIG: kubeconfig,
+      SEED_RECONCILER_GRPC_PORT: '0',
+      SEED_LOG_LEVEL: 'silent',
+    }),
+  );
+  await app.http.listen(0, '127.0.0.1');
+  const builder = new Builder(`127.0.0.1:${app.grpc.port}`);
+  return {
+    app,
+    builder,
+    stop: async () => {
+      builder.close();
+      await app.http.close();
+    },
+  };
 }

@@ -12,9 +12,14 @@ import {
 } from '@kubernetes/client-node';
 import { deriveNamespace } from '@seed/nix-eval';
 import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
-import { loadReconcilerConfig } from '../src/config';
-import { createReconcilerApp, type ReconcilerApp } from '../src/reconciler.app';
-import { Builder, Cluster, generation, meta } from './cluster';
+import {
+  Builder,
+  Cluster,
+  generation,
+  meta,
+  startReconciler,
+  type RunningReconciler,
+} from './cluster';
 
 const RBAC = path.resolve(__dirname, '../../../deploy/manifests/rbac.yaml');
 const FLAKE = 'github:acme/rbac';
@@ -23,27 +28,19 @@ const NS = deriveNamespace(FLAKE);
 let api: KubeApiServer;
 let cluster: Cluster;
 let kubeconfig: string;
-let app: ReconcilerApp | undefined;
+let running: RunningReconciler | undefined;
 let builder: Builder | undefined;
 
-async function startReconciler(): Promise<Builder> {
-  app = await createReconcilerApp(
-    loadReconcilerConfig({
-      SEED_KUBECONFIG: kubeconfig,
-      SEED_RECONCILER_GRPC_PORT: '0',
-      SEED_LOG_LEVEL: 'silent',
-    }),
-  );
-  await app.http.listen(0, '127.0.0.1');
-  builder = new Builder(`127.0.0.1:${app.grpc.port}`);
+async function startReconcilerAs(): Promise<Builder> {
+  running = await startReconciler(kubeconfig);
+  builder = running.builder;
   return builder;
 }
 
 async function stopReconciler(): Promise<void> {
-  builder?.close();
-  await app?.http.close();
+  await running?.stop();
   builder = undefined;
-  app = undefined;
+  running = undefined;
 }
 
 beforeAll(async () => {
@@ -89,7 +86,7 @@ afterAll(async () => {
 
 describe('the reconciler under its ClusterRole', () => {
   it('applies, prunes, reports rollouts and records Events', async () => {
-    const reconciler = await startReconciler();
+    const reconciler = await startReconcilerAs();
     await reconciler.apply(generation(FLAKE, [meta('web'), meta('old')]));
     await reconciler.apply(generation(FLAKE, [meta('web')]));
     await cluster.until(
@@ -125,7 +122,7 @@ describe('the reconciler under its ClusterRole', () => {
   it('raises the count of an Event told again after a restart', async () => {
     await stopReconciler();
     // The new process has forgotten what it told: it tells again, into the same Event.
-    await startReconciler();
+    await startReconcilerAs();
     await cluster.until(
       async () =>
         (await cluster.events(NS)).some((e) => e.reason === 'InstanceFailed' && e.count === 2),

@@ -22,9 +22,14 @@ import {
   startLocalCluster,
   type LocalCluster,
 } from '@seed/testing';
-import { loadReconcilerConfig } from '../src/config';
-import { createReconcilerApp, type ReconcilerApp } from '../src/reconciler.app';
-import { Builder, Cluster, generation, meta } from './cluster';
+import {
+  Builder,
+  Cluster,
+  generation,
+  meta,
+  startReconciler,
+  type RunningReconciler,
+} from './cluster';
 
 const run = promisify(execFile);
 
@@ -37,7 +42,7 @@ const ROLLOUT_BOUND_MS = 90_000;
 const PORT = 8080;
 
 let cluster: LocalCluster;
-let app: ReconcilerApp;
+let reconciler: RunningReconciler | undefined;
 let builder: Builder;
 let kube: Cluster;
 let kubeconfig: KubeConfig;
@@ -115,23 +120,15 @@ beforeAll(async () => {
   images.crash = await shellImage(nix2container, 'crash', 'echo "crashing on purpose"; exit 1');
 
   cluster = await startLocalCluster();
-  app = await createReconcilerApp(
-    loadReconcilerConfig({
-      SEED_KUBECONFIG: cluster.api.kubeconfigPath,
-      SEED_RECONCILER_GRPC_PORT: '0',
-      SEED_LOG_LEVEL: 'silent',
-    }),
-  );
-  await app.http.listen(0, '127.0.0.1');
-  builder = new Builder(`127.0.0.1:${app.grpc.port}`);
+  reconciler = await startReconciler(cluster.api.kubeconfigPath);
+  builder = reconciler.builder;
   kube = new Cluster(cluster.api.kubeconfigPath);
   kubeconfig = new KubeConfig();
   kubeconfig.loadFromFile(cluster.api.kubeconfigPath);
 }, START_TIMEOUT_MS);
 
 afterAll(async () => {
-  builder?.close();
-  await app?.http.close();
+  await reconciler?.stop();
   await cluster?.stop();
 }, 120_000);
 

@@ -2,15 +2,20 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { deriveNamespace } from '@seed/nix-eval';
 import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
-import { loadReconcilerConfig } from '../src/config';
-import { createReconcilerApp, type ReconcilerApp } from '../src/reconciler.app';
-import { Builder, Cluster, generation, meta } from './cluster';
+import {
+  Builder,
+  Cluster,
+  generation,
+  meta,
+  startReconciler,
+  type RunningReconciler,
+} from './cluster';
 
 const FLAKE = 'github:acme/shop';
 const NS = deriveNamespace(FLAKE);
 
 let api: KubeApiServer;
-let app: ReconcilerApp;
+let reconciler: RunningReconciler | undefined;
 let builder: Builder;
 let cluster: Cluster;
 
@@ -28,21 +33,13 @@ const dns = meta('dns', { size: 'xs', expose: { dns: { port: 53, protocol: 'dns'
 
 beforeAll(async () => {
   api = await startKubeApiServer();
-  app = await createReconcilerApp(
-    loadReconcilerConfig({
-      SEED_KUBECONFIG: api.kubeconfigPath,
-      SEED_RECONCILER_GRPC_PORT: '0',
-      SEED_LOG_LEVEL: 'silent',
-    }),
-  );
-  await app.http.listen(0, '127.0.0.1');
-  builder = new Builder(`127.0.0.1:${app.grpc.port}`);
+  reconciler = await startReconciler(api.kubeconfigPath);
+  builder = reconciler.builder;
   cluster = new Cluster(api.kubeconfigPath);
 }, 20 * 60_000);
 
 afterAll(async () => {
-  builder?.close();
-  await app?.http.close();
+  await reconciler?.stop();
   await api?.stop();
 });
 
@@ -228,7 +225,7 @@ describe('isolation and errors', () => {
   });
 
   it('serves health over gRPC and probes over HTTP', async () => {
-    const url = (await app.http.getUrl()).replace('[::1]', '127.0.0.1');
+    const url = (await reconciler!.app.http.getUrl()).replace('[::1]', '127.0.0.1');
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/seed_reconciler_writes_total\{kind="Deployment",verb="apply"\} \d+/);

@@ -7,37 +7,34 @@ import type { CoreV1Event, V1DeploymentStatus } from '@kubernetes/client-node';
 import type { FlakeStatus__Output } from '@seed/contracts';
 import { deriveNamespace } from '@seed/nix-eval';
 import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
-import { loadReconcilerConfig } from '../src/config';
-import { createReconcilerApp, type ReconcilerApp } from '../src/reconciler.app';
 import { KubeRepository } from '../src/repositories/kube.repository';
-import { Builder, Cluster, generation, meta } from './cluster';
+import {
+  Builder,
+  Cluster,
+  generation,
+  meta,
+  startReconciler,
+  type RunningReconciler,
+} from './cluster';
 
 const FLAKE = 'github:acme/rollout';
 const NS = deriveNamespace(FLAKE);
 const NAMES = ['crash', 'deadline', 'gone', 'good', 'img', 'nosched'];
 
 let api: KubeApiServer;
-let app: ReconcilerApp;
+let reconciler: RunningReconciler | undefined;
 let builder: Builder;
 let cluster: Cluster;
 
 beforeAll(async () => {
   api = await startKubeApiServer();
-  app = await createReconcilerApp(
-    loadReconcilerConfig({
-      SEED_KUBECONFIG: api.kubeconfigPath,
-      SEED_RECONCILER_GRPC_PORT: '0',
-      SEED_LOG_LEVEL: 'silent',
-    }),
-  );
-  await app.http.listen(0, '127.0.0.1');
-  builder = new Builder(`127.0.0.1:${app.grpc.port}`);
+  reconciler = await startReconciler(api.kubeconfigPath);
+  builder = reconciler.builder;
   cluster = new Cluster(api.kubeconfigPath);
 }, 20 * 60_000);
 
 afterAll(async () => {
-  builder?.close();
-  await app?.http.close();
+  await reconciler?.stop();
   await api?.stop();
 });
 
