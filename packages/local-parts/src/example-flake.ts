@@ -9,7 +9,7 @@ const EXAMPLE_DIR = path.join(CHECKOUT, 'examples/hello');
 
 /**
  * The inputs examples/hello/flake.nix names as committed, and what they become: the
- * upstream commit of the vendored nixpkgs lib, and `path:` placeholders for the
+ * upstream commit of the vendored nixpkgs lib, and `path:` stand-ins for the
  * directories scripts/flake-tools prepares.
  */
 const INPUTS: { committed: string; local: () => Promise<string> }[] = [
