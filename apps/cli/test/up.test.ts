@@ -2,7 +2,7 @@
 // the four service processes, nix, QEMU microVMs), with the objects checked in the API
 // server and the everyday commands run against the stack while it is up.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -174,10 +174,8 @@ describe('seed up', () => {
       `http://${stack!.reconcilerAddress}`,
     ];
     for (const address of addresses) expect(await listening(address)).toBe(false);
-    // The shoot pool listened on the node's bridge address, which went with the node
-    // (never probe it now: with the bridge gone it would route off the machine).
-    expect(new URL(stack!.shootUrl).hostname).toBe('10.244.0.1');
-    expect(existsSync('/sys/class/net/seedbr0')).toBe(false);
+    // Not the shoot pool's: it listened on the node's bridge address, which went with the
+    // node (probing it now would route off the machine); its VMs' folders are in scratch.
   }, 600_000);
 
   it('names the failing step, exits 1 and still stops what it started', async () => {
