@@ -20,6 +20,7 @@ import {
   type SeedMeta,
 } from '@seed/contracts';
 import { deriveNamespace, generationHash } from '@seed/nix-eval';
+import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
 import { loadReconcilerConfig } from '../src/config';
 import { createReconcilerApp, type ReconcilerApp } from '../src/reconciler.app';
 
@@ -234,6 +235,26 @@ export async function startReconciler(kubeconfig: string): Promise<RunningReconc
     stop: async () => {
       builder.close();
       await app.http.close();
+    },
+  };
+}
+
+/** A fresh API server, the reconciler on it, and a reader of what it wrote. */
+export interface ReconcilerWorld extends RunningReconciler {
+  api: KubeApiServer;
+  cluster: Cluster;
+}
+
+export async function startReconcilerWorld(): Promise<ReconcilerWorld> {
+  const api = await startKubeApiServer();
+  const reconciler = await startReconciler(api.kubeconfigPath);
+  return {
+    ...reconciler,
+    api,
+    cluster: new Cluster(api.kubeconfigPath),
+    stop: async () => {
+      await reconciler.stop();
+      await api.stop();
     },
   };
 }

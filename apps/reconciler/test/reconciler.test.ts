@@ -1,21 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { deriveNamespace } from '@seed/nix-eval';
-import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import type { KubeApiServer } from '@seed/testing';
 import {
   Builder,
   Cluster,
   generation,
   meta,
-  startReconciler,
-  type RunningReconciler,
+  startReconcilerWorld,
+  type ReconcilerWorld,
 } from './cluster';
 
 const FLAKE = 'github:acme/shop';
 const NS = deriveNamespace(FLAKE);
 
 let api: KubeApiServer;
-let reconciler: RunningReconciler | undefined;
+let world: ReconcilerWorld | undefined;
 let builder: Builder;
 let cluster: Cluster;
 
@@ -32,15 +32,12 @@ const db = meta('db', {
 const dns = meta('dns', { size: 'xs', expose: { dns: { port: 53, protocol: 'dns' } } });
 
 beforeAll(async () => {
-  api = await startKubeApiServer();
-  reconciler = await startReconciler(api.kubeconfigPath);
-  builder = reconciler.builder;
-  cluster = new Cluster(api.kubeconfigPath);
+  world = await startReconcilerWorld();
+  ({ api, builder, cluster } = world);
 }, 20 * 60_000);
 
 afterAll(async () => {
-  await reconciler?.stop();
-  await api?.stop();
+  await world?.stop();
 });
 
 describe('applying generations', () => {
@@ -225,7 +222,7 @@ describe('isolation and errors', () => {
   });
 
   it('serves health over gRPC and probes over HTTP', async () => {
-    const url = (await reconciler!.app.http.getUrl()).replace('[::1]', '127.0.0.1');
+    const url = (await world!.app.http.getUrl()).replace('[::1]', '127.0.0.1');
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/seed_reconciler_writes_total\{kind="Deployment",verb="apply"\} \d+/);

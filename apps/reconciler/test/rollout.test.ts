@@ -6,15 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { CoreV1Event, V1DeploymentStatus } from '@kubernetes/client-node';
 import type { FlakeStatus__Output } from '@seed/contracts';
 import { deriveNamespace } from '@seed/nix-eval';
-import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import type { KubeApiServer } from '@seed/testing';
 import { KubeRepository } from '../src/repositories/kube.repository';
 import {
   Builder,
   Cluster,
   generation,
   meta,
-  startReconciler,
-  type RunningReconciler,
+  startReconcilerWorld,
+  type ReconcilerWorld,
 } from './cluster';
 
 const FLAKE = 'github:acme/rollout';
@@ -22,20 +22,17 @@ const NS = deriveNamespace(FLAKE);
 const NAMES = ['crash', 'deadline', 'gone', 'good', 'img', 'nosched'];
 
 let api: KubeApiServer;
-let reconciler: RunningReconciler | undefined;
+let world: ReconcilerWorld | undefined;
 let builder: Builder;
 let cluster: Cluster;
 
 beforeAll(async () => {
-  api = await startKubeApiServer();
-  reconciler = await startReconciler(api.kubeconfigPath);
-  builder = reconciler.builder;
-  cluster = new Cluster(api.kubeconfigPath);
+  world = await startReconcilerWorld();
+  ({ api, builder, cluster } = world);
 }, 20 * 60_000);
 
 afterAll(async () => {
-  await reconciler?.stop();
-  await api?.stop();
+  await world?.stop();
 });
 
 const unavailable: Omit<V1DeploymentStatus, 'observedGeneration'> = {
