@@ -115,7 +115,7 @@ describe('seed up', () => {
       'dns, over its Service: UDP rcode 0 192.0.2.10; TCP rcode 0 192.0.2.10\n',
     );
     expect(run.out).toMatch(/^web rolled out: pod web-[a-z0-9-]+ → web-[a-z0-9-]+$/m);
-    expect(run.out).toMatch(/^shoot from pod web-[a-z0-9-]+ \(web\): exit 0/m);
+    expect(run.out).toMatch(/^seed-shoot in pod web-[a-z0-9-]+ \(web\): exit 0/m);
     expect(run.out).toContain('Deployments whose spec changed: web\n');
     expect(run.out).toContain('unchanged (relabelled with the new generation only): api, dns\n');
     expect(run.out).toContain('  | hello from a shoot of web\n');
