@@ -28,6 +28,7 @@ export {
   latestBuildKey,
 } from './jobs';
 export type { BuildJob, Forge } from './jobs';
+export { flakeHookId } from './hooks';
 export {
   PROTO_DIR,
   createReconcilerClient,
