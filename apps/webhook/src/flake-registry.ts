@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { flakeHookId } from '@seed/contracts';
-import { parseFlakeRef } from '@seed/nix-eval';
+import { parseFlakeRef, redactFlakeRef } from '@seed/nix-eval';
 import { ConfigError } from '@seed/service-kit';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -118,7 +118,7 @@ export function parseFlakeRegistry(
   const flakes: RegisteredFlake[] = [];
   registry.data.flakes.forEach((candidate, index) => {
     const label = record(candidate)?.flake;
-    const where = `${origin}: flakes[${index}]${typeof label === 'string' ? ` (${label})` : ''}`;
+    const where = `${origin}: flakes[${index}]${typeof label === 'string' ? ` (${redactFlakeRef(label)})` : ''}`;
     const entry = entrySchema.safeParse(candidate);
     if (!entry.success) {
       for (const issue of entry.error.issues) {

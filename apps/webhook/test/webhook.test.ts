@@ -43,6 +43,9 @@ flakes:
     secret: gitlab-token
 `;
 
+/** GitHub's example ping names a repository no flake follows: one that HELLO does. */
+const helloPing = () => ({ ...githubPing(), repository: { full_name: 'Codertocat/Hello-World' } });
+
 let counter = 0;
 const commit = () => (++counter).toString(16).padStart(40, 'c');
 const deliveryId = () => `delivery-${++counter}`;
@@ -167,7 +170,7 @@ describe('GitHub', () => {
   });
 
   it('answers a ping with 200', async () => {
-    const ping = await github(githubPing(), { event: 'ping' });
+    const ping = await github(helloPing(), { event: 'ping' });
     expect(ping).toEqual({ status: 200, body: { status: 'pong', deliveryId: expect.any(String) } });
   });
 
@@ -326,7 +329,7 @@ describe("a flake's own hook URL", () => {
     const sent = await github(githubPush(after), { path: hook });
     expect(sent.status).toBe(202);
     expect(sent.body).toMatchObject({ status: 'queued', jobs: [{ flake: HELLO, commit: after }] });
-    expect((await github(githubPing(), { path: hook, event: 'ping' })).body).toMatchObject({
+    expect((await github(helloPing(), { path: hook, event: 'ping' })).body).toMatchObject({
       status: 'pong',
     });
   });
