@@ -30,6 +30,13 @@ export {
 export type { BuildJob, Forge } from './jobs';
 export { flakeHookId } from './hooks';
 export {
+  ENV_SHOOT_TOKEN_FILE,
+  SHOOT_TOKEN_AUDIENCE,
+  SHOOT_TOKEN_DIR,
+  SHOOT_TOKEN_EXPIRATION_SECONDS,
+  SHOOT_TOKEN_FILE,
+} from './shoot-token';
+export {
   PROTO_DIR,
   createReconcilerClient,
   createShootClient,

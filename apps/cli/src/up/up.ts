@@ -324,6 +324,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
             SEED_SHOOT_POOL_SIZE: '1',
             SEED_SHOOT_RUN_ROOT: path.join(workDir, 'shoot-pool'),
             SEED_KUBECONFIG: kube.kubeconfigPath,
+            SEED_NODE_NAME: cluster.node.name,
           },
           {
             stopGraceMs: STOP_GRACE_MS,
@@ -332,7 +333,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           },
         );
         note(
-          `caller: ${caller.instance}'s pod, found by its IP; volumes ${caller.volumes.map((v) => v.mountPoint).join(', ')}`,
+          `caller: ${caller.instance}'s pod, proven by its projected token and IP; volumes ${caller.volumes.map((v) => v.mountPoint).join(', ')}`,
         );
         note(`shoot pool starting on ${pool.url}; it boots and snapshots a template VM`);
         return caller;
