@@ -7,15 +7,9 @@ import { exampleFlakeFiles, FlakeRepo, freeLoopbackPorts } from '@seed/local-par
 import { removeUnmountedTree } from '@seed/mount-table';
 import { deriveNamespace, substituterNixConfig } from '@seed/nix-eval';
 import { nixClient, type CliConfig } from '../config';
-import type { FlakeStatus__Output } from '@seed/contracts';
+import type { BuildRecord, FlakeStatus__Output, ShootAnswer } from '@seed/contracts';
 import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
-import {
-  BuilderApi,
-  parseShootResult,
-  ReconcilerApi,
-  type Build,
-  type ShootResult,
-} from '../platform-api';
+import { BuilderApi, parseShootAnswer, ReconcilerApi } from '../platform-api';
 import { formatPhases, seconds } from '../reports';
 import { deliverGithubPush } from './delivery';
 import { CHANGED_INSTANCE, resizeWeb } from './example-flake';
@@ -83,7 +77,7 @@ export interface UpReport {
     podsAfter: string[];
     servedAfter: string;
   };
-  shoot: ShootResult & {
+  shoot: ShootAnswer & {
     command: string[];
     caller: string;
     callerPod: string;
@@ -426,7 +420,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
             `the shoot request from the pod failed (${exec.exitCode}): ${exec.stderr}`,
           );
         }
-        const result = parseShootResult(exec.stdout);
+        const result = parseShootAnswer(exec.stdout);
         if (result.exitCode !== 0) {
           throw new Error(`the shoot exited ${result.exitCode}: ${result.stderr}`);
         }
@@ -494,7 +488,7 @@ async function followBuild(
   jobId: string,
   note: (text: string) => void,
   options: { timeoutMs: number; signal: AbortSignal; alive: () => void },
-): Promise<Build> {
+): Promise<BuildRecord> {
   let last = '';
   const started = Date.now();
   let lastNote = started;
@@ -519,7 +513,7 @@ async function followBuild(
   );
   if (build.state !== 'succeeded') {
     const reason = build.error ? `${build.error.kind}: ${build.error.message}` : build.state;
-    throw new Error(`build ${jobId} ${build.state}: ${reason}\n${build.log?.join('\n') ?? ''}`);
+    throw new Error(`build ${jobId} ${build.state}: ${reason}\n${build.log.join('\n')}`);
   }
   note(`phases: ${formatPhases(build.phases)}`);
   return build;
