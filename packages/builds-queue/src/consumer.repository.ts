@@ -1,9 +1,4 @@
-import {
-  BUILDS_QUEUE,
-  buildJobSchema,
-  queuedBuildRecord,
-  type BuildRecord,
-} from '@seed/contracts';
+import { BUILDS_QUEUE, buildJobSchema, queuedBuildRecord, type BuildRecord } from '@seed/contracts';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import {
