@@ -3,6 +3,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import {
   BUILD_JOB_NAME,
   buildJobId,
+  buildListSchema,
   buildJobOptions,
   parseSeedMeta,
   type BuildJob,
@@ -88,13 +89,13 @@ describe('a push', () => {
     }
     expect(record.log.join('\n')).toContain(`applying generation ${record.generation}`);
 
-    const listed = (await (
-      await fetch(`${url}/builds?flake=${encodeURIComponent(web.url())}`)
-    ).json()) as { builds: { id: string }[] };
+    // Parsed as the CLI parses them: the answers are the contract's shapes.
+    const listed = buildListSchema.parse(
+      await (await fetch(`${url}/builds?flake=${encodeURIComponent(web.url())}`)).json(),
+    );
     expect(listed.builds.map((b) => b.id)).toEqual([jobId]);
-    const everyFlake = (await (await fetch(`${url}/builds?limit=200`)).json()) as {
-      builds: { id: string }[];
-    };
+    expect(listed.builds[0]).not.toHaveProperty('log');
+    const everyFlake = buildListSchema.parse(await (await fetch(`${url}/builds?limit=200`)).json());
     expect(everyFlake.builds.map((b) => b.id)).toContain(jobId);
   });
 

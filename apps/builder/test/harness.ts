@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BuildsQueueProducer } from '@seed/builds-queue';
-import { BUILDS_QUEUE, type BuildRecord } from '@seed/contracts';
+import { BUILDS_QUEUE, buildRecordSchema, type BuildRecord } from '@seed/contracts';
 import { demoFlakeFiles, FlakeRepo, queueBuild, type DemoSeed } from '@seed/testing';
 import { Queue } from 'bullmq';
 
@@ -60,7 +60,7 @@ export async function finished(
   for (;;) {
     const response = await fetch(`${builderUrl}/builds/${jobId}`);
     if (response.ok) {
-      const record = (await response.json()) as BuildRecord;
+      const record = buildRecordSchema.parse(await response.json());
       if (['succeeded', 'failed', 'superseded'].includes(record.state)) return record;
     }
     if (Date.now() > deadline)

@@ -17,14 +17,14 @@ import {
   virtiofsdArgs,
 } from '../src/vm/clh-config';
 
-describe('Cloud Hypervisor config', () => {
-  const machine = {
-    image: { kernel: '/guest/vmlinux', initramfs: '/guest/initramfs.cpio.gz' },
-    memoryMiB: 512,
-    vcpus: 2,
-    cmdline: clhGuestCmdline(),
-  };
+const machine = {
+  image: { kernel: '/guest/vmlinux', initramfs: '/guest/initramfs.cpio.gz' },
+  memoryMiB: 512,
+  vcpus: 2,
+  cmdline: clhGuestCmdline(),
+};
 
+describe('Cloud Hypervisor config', () => {
   it('creates a template with shared memory, vsock, a serial file and no share device', () => {
     expect(clhTemplateConfig(machine)).toEqual({
       payload: {
@@ -81,13 +81,6 @@ describe('Cloud Hypervisor config', () => {
 });
 
 describe('Cloud Hypervisor config against the API spec', () => {
-  const machine = {
-    image: { kernel: '/guest/vmlinux', initramfs: '/guest/initramfs.cpio.gz' },
-    memoryMiB: 256,
-    vcpus: 1,
-    cmdline: clhGuestCmdline(),
-  };
-
   it.each([
     ['vm.create', 'VmConfig', clhTemplateConfig(machine)],
     ['vm.snapshot', 'VmSnapshotConfig', clhSnapshotConfig('/run/seed/shoot-pool/snapshots/s')],
@@ -102,8 +95,13 @@ describe('Cloud Hypervisor config against the API spec', () => {
     expect(clhSchemaProblems(schema, body)).toBeUndefined();
   });
 
-  it('fits the largest machine the pool may be configured with', () => {
-    const largest = clhTemplateConfig({ ...machine, memoryMiB: 65536, vcpus: 64 });
-    expect(clhSchemaProblems('VmConfig', largest)).toBeUndefined();
+  it('fits the smallest and the largest machine the pool may be configured with', () => {
+    for (const [memoryMiB, vcpus] of [
+      [64, 1],
+      [65536, 64],
+    ] as const) {
+      const config = clhTemplateConfig({ ...machine, memoryMiB, vcpus });
+      expect(clhSchemaProblems('VmConfig', config)).toBeUndefined();
+    }
   });
 });

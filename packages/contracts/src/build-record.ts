@@ -9,7 +9,7 @@ import type { BuildJob } from './jobs';
  */
 
 /** Where a build is; `superseded` means a newer push of the flake replaced it. */
-export const BUILD_STATES = [
+const BUILD_STATES = [
   'queued',
   'evaluating',
   'building',
@@ -21,7 +21,7 @@ export const BUILD_STATES = [
 ] as const;
 export type BuildState = (typeof BUILD_STATES)[number];
 
-export const buildErrorSchema = z.object({
+const buildErrorSchema = z.object({
   kind: z.string(),
   message: z.string(),
   retryable: z.boolean(),
@@ -55,7 +55,7 @@ export const buildRecordSchema = z.object({
 export type BuildRecord = z.infer<typeof buildRecordSchema>;
 
 /** One build of `GET /builds`: the record without its log. */
-export const buildSummarySchema = buildRecordSchema.omit({ log: true });
+const buildSummarySchema = buildRecordSchema.omit({ log: true });
 export type BuildSummary = z.infer<typeof buildSummarySchema>;
 
 /** `GET /builds?flake=…&limit=…`: newest first. */
