@@ -17,11 +17,6 @@ export class PlatformError extends Error {
   override readonly name = 'PlatformError';
 }
 
-/** A shoot's answer received some other way (an HTTP client inside a pod). */
-export function parseShootAnswer(body: string): ShootAnswer {
-  return shootAnswerSchema.parse(JSON.parse(body));
-}
-
 /** GET/POST JSON, turning refused connections and error answers into PlatformErrors. */
 async function requestJson<T>(
   service: { name: string; urlVariable: string },

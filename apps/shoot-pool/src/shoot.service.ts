@@ -13,7 +13,12 @@ import type { Logger } from '@seed/service-kit';
 import { shootRequestSchema, type ShootAnswer } from '@seed/contracts';
 import type { z } from 'zod';
 import { AgentError } from './agent/agent.errors';
-import { CallerRejected, type Caller, type CallerResolver } from './caller/caller';
+import {
+  CallerRejected,
+  type Caller,
+  type CallerClaim,
+  type CallerResolver,
+} from './caller/caller';
 import type { ShootMetrics } from './metrics';
 import {
   CALLER_STORE_POINT,
@@ -164,10 +169,10 @@ export class ShootService {
   }
 
   /** Runs a shoot; `parse` checks the transport's request (ShootInvalid), counted like the rest. */
-  async run(sourceIp: string, parse: () => ShootCommand): Promise<ShootOutcome> {
+  async run(claim: CallerClaim, parse: () => ShootCommand): Promise<ShootOutcome> {
     const stopTimer = this.metrics.shootSeconds.startTimer();
     try {
-      const outcome = await this.#run(sourceIp, parse());
+      const outcome = await this.#run(claim, parse());
       stopTimer({ outcome: outcome.timedOut ? 'timeout' : 'ok' });
       return outcome;
     } catch (error) {
@@ -178,8 +183,8 @@ export class ShootService {
     }
   }
 
-  async #run(sourceIp: string, command: ShootCommand): Promise<ShootOutcome> {
-    const caller = await this.callers.resolve(sourceIp);
+  async #run(claim: CallerClaim, command: ShootCommand): Promise<ShootOutcome> {
+    const caller = await this.callers.resolve(claim);
     checkVolumes(caller);
     const started = performance.now();
     const lease = await this.pool.acquire(caller.key);
@@ -245,10 +250,13 @@ export class ShootService {
     } catch (error) {
       if (error instanceof VmError && error.kind === 'invalid') {
         // A caller folder that is missing or not a directory.
-        throw new CallerRejected(`cannot share the caller's folders: ${error.message}`, 409);
+        throw new CallerRejected(
+          `cannot share the caller's folders: ${error.message}`,
+          'unresolvable',
+        );
       }
       if (error instanceof AgentError && error.failure?.step === 'bind') {
-        throw new CallerRejected(`the guest refused a mount: ${error.message}`, 409);
+        throw new CallerRejected(`the guest refused a mount: ${error.message}`, 'unresolvable');
       }
       this.logger.warn({ err: error, vm: vm.id }, 'the VM failed during a shoot');
       throw new ShootVmFailed(
@@ -267,7 +275,7 @@ function checkVolumes(caller: Caller): void {
   if (caller.volumes.length > VOLUME_POINTS.length) {
     throw new CallerRejected(
       `the caller has ${caller.volumes.length} volumes; a shoot shares at most ${VOLUME_POINTS.length}`,
-      409,
+      'unresolvable',
     );
   }
   for (const { mountPoint } of caller.volumes) {
@@ -277,7 +285,10 @@ function checkVolumes(caller: Caller): void {
         normal === path || (path !== '/' && path !== '/run' && normal.startsWith(`${path}/`)),
     );
     if (!normal.startsWith('/') || normal.split('/').includes('..') || reserved) {
-      throw new CallerRejected(`volume mount point ${mountPoint} cannot be used in the guest`, 409);
+      throw new CallerRejected(
+        `volume mount point ${mountPoint} cannot be used in the guest`,
+        'unresolvable',
+      );
     }
   }
 }

@@ -5,9 +5,12 @@ import { loadShootPoolConfig } from '../src/config';
 import { selectHypervisor } from '../src/vm/select-hypervisor';
 import { silentLog } from '../src/vm/vm-log';
 
+/** A pool serving Kubernetes callers needs its node; nothing here talks to the API server. */
+const NODE = { SEED_NODE_NAME: 'node-1' };
+
 function problems(env: Record<string, string>): string[] {
   try {
-    loadShootPoolConfig(env);
+    loadShootPoolConfig({ ...NODE, ...env });
   } catch (error) {
     if (error instanceof ConfigError) return error.problems;
     throw error;
@@ -17,9 +20,9 @@ function problems(env: Record<string, string>): string[] {
 
 describe('SEED_HYPERVISOR', () => {
   it('is QEMU by default, with its accelerator probed', () => {
-    const config = loadShootPoolConfig({});
+    const config = loadShootPoolConfig(NODE);
     expect(config.hypervisor).toEqual({ kind: 'qemu', accel: 'auto' });
-    expect(loadShootPoolConfig({ SEED_SHOOT_ACCEL: 'tcg' }).hypervisor).toEqual({
+    expect(loadShootPoolConfig({ ...NODE, SEED_SHOOT_ACCEL: 'tcg' }).hypervisor).toEqual({
       kind: 'qemu',
       accel: 'tcg',
     });
@@ -27,6 +30,7 @@ describe('SEED_HYPERVISOR', () => {
 
   it('selects Cloud Hypervisor with its binaries', () => {
     const config = loadShootPoolConfig({
+      ...NODE,
       SEED_HYPERVISOR: 'cloud-hypervisor',
       SEED_CLOUD_HYPERVISOR_BINARY: '/opt/ch/bin/cloud-hypervisor',
     });
@@ -54,6 +58,7 @@ describe('SEED_HYPERVISOR', () => {
     ]);
     expect(
       loadShootPoolConfig({
+        ...NODE,
         SEED_HYPERVISOR: 'cloud-hypervisor',
         SEED_SHOOT_ACCEL: 'kvm',
       }).hypervisor.kind,

@@ -1,8 +1,10 @@
 export {
   EXPOSE_PROTOCOLS,
+  META_LIMITS,
   SIZE_TIERS,
   canonicalJson,
   parseSeedMeta,
+  quantityBytes,
   seedMetaSchema,
   transportsOf,
 } from './meta';
@@ -27,6 +29,14 @@ export {
   flakeKey,
 } from './jobs';
 export type { BuildJob, Forge } from './jobs';
+export { flakeHookId } from './hooks';
+export {
+  ENV_SHOOT_TOKEN_FILE,
+  SHOOT_TOKEN_AUDIENCE,
+  SHOOT_TOKEN_DIR,
+  SHOOT_TOKEN_EXPIRATION_SECONDS,
+  SHOOT_TOKEN_FILE,
+} from './shoot-token';
 export {
   PROTO_DIR,
   createReconcilerClient,

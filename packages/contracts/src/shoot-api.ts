@@ -6,11 +6,11 @@ import { z } from 'zod';
  * same schemas. The gRPC service (`seed.v1.Shoot`) carries the same fields in its proto.
  */
 
-export const SHOOT_MAX_ARGS = 256;
-export const SHOOT_MAX_ARG_BYTES = 128 * 1024;
-export const SHOOT_MAX_ENV_ENTRIES = 256;
-export const SHOOT_MAX_TIMEOUT_MS = 600_000;
-export const SHOOT_DEFAULT_TIMEOUT_MS = 60_000;
+const SHOOT_MAX_ARGS = 256;
+const SHOOT_MAX_ARG_BYTES = 128 * 1024;
+const SHOOT_MAX_ENV_ENTRIES = 256;
+const SHOOT_MAX_TIMEOUT_MS = 600_000;
+const SHOOT_DEFAULT_TIMEOUT_MS = 60_000;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const envSchema = z

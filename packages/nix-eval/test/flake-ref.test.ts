@@ -47,6 +47,25 @@ describe('parseFlakeRef', () => {
   });
 });
 
+describe('flake references with credentials', () => {
+  it.each([
+    [
+      'git+https://alice:hunter2@git.example.org/team/app.git',
+      'git+https://***:***@git.example.org',
+    ],
+    ['git+https://ghp_SECRETTOKEN@github.com/team/app.git', 'git+https://***:***@github.com'],
+    ['git+ssh://git:hunter2@git.example.org/team/app.git', 'git+ssh://git:***@git.example.org'],
+    ['tarball+https://example.org/app.tar.gz?access_token=hunter2', '?access_token=***'],
+    ['github:team/app?token=hunter2', '?token=***'],
+  ])('refuses %s without repeating the secret', (reference, shown) => {
+    const error = rejection(() => parseFlakeRef(reference));
+    expect(error.kind).toBe('invalid-reference');
+    expect(error.message).toContain('carries credentials');
+    expect(error.message).toContain(shown);
+    expect(error.message).not.toMatch(/hunter2|SECRETTOKEN/);
+  });
+});
+
 describe('pinFlakeRef', () => {
   it('pins github references by path, replacing a branch', () => {
     expect(pinFlakeRef('github:loomtex/seed/main', REV).url).toBe(`github:loomtex/seed/${REV}`);
