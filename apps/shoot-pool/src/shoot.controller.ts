@@ -1,4 +1,5 @@
 import { Controller, Get, Inject, Post, Req, Res } from '@nestjs/common';
+import type { ShootPoolStatus } from '@seed/contracts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   bearerToken,
@@ -67,7 +68,7 @@ export class ShootController {
   }
 
   @Get('status')
-  status(): { idle: number; busy: number; queued: number; capacity: number; ready: boolean } {
+  status(): ShootPoolStatus {
     const { idle, busy, queued, capacity, ready } = this.service.status();
     return { idle, busy, queued, capacity, ready };
   }

@@ -27,7 +27,6 @@ export {
   buildJobOptions,
   buildJobSchema,
   flakeKey,
-  latestBuildKey,
 } from './jobs';
 export type { BuildJob, Forge } from './jobs';
 export { flakeHookId } from './hooks';
@@ -69,3 +68,7 @@ export type { PoolStatus, PoolStatus__Output } from './generated/seed/v1/PoolSta
 export type { ShootClient, ShootDefinition, ShootHandlers } from './generated/seed/v1/Shoot';
 export type { ShootRequest, ShootRequest__Output } from './generated/seed/v1/ShootRequest';
 export type { ShootResult, ShootResult__Output } from './generated/seed/v1/ShootResult';
+export { buildListSchema, buildRecordSchema, queuedBuildRecord } from './build-record';
+export type { BuildError, BuildList, BuildRecord, BuildState, BuildSummary } from './build-record';
+export { shootAnswerSchema, shootRequestSchema } from './shoot-api';
+export type { ShootAnswer, ShootPoolStatus, ShootRequestBody } from './shoot-api';

@@ -29,3 +29,11 @@ export type {
   ServiceProcess,
 } from '@seed/local-parts';
 export { queueBuild } from './queue-build';
+export {
+  clhRequestSchemaName,
+  clhResponseSchemaName,
+  clhSchemaProblems,
+  clhSpec,
+  clhSpecOperation,
+} from './clh-spec';
+export type { JsonSchema } from './clh-spec';

@@ -7,9 +7,9 @@ import { exampleFlakeFiles, FlakeRepo, freeLoopbackPorts } from '@seed/local-par
 import { removeUnmountedTree } from '@seed/mount-table';
 import { deriveNamespace, substituterNixConfig } from '@seed/nix-eval';
 import { nixClient, type CliConfig } from '../config';
-import type { FlakeStatus__Output } from '@seed/contracts';
+import type { BuildRecord, FlakeStatus__Output } from '@seed/contracts';
 import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
-import { BuilderApi, ReconcilerApi, type Build } from '../platform-api';
+import { BuilderApi, ReconcilerApi } from '../platform-api';
 import { formatPhases, seconds } from '../reports';
 import { deliverGithubPush } from './delivery';
 import { CHANGED_INSTANCE, resizeWeb } from './example-flake';
@@ -486,7 +486,7 @@ async function followBuild(
   jobId: string,
   note: (text: string) => void,
   options: { timeoutMs: number; signal: AbortSignal; alive: () => void },
-): Promise<Build> {
+): Promise<BuildRecord> {
   let last = '';
   const started = Date.now();
   let lastNote = started;
@@ -511,7 +511,7 @@ async function followBuild(
   );
   if (build.state !== 'succeeded') {
     const reason = build.error ? `${build.error.kind}: ${build.error.message}` : build.state;
-    throw new Error(`build ${jobId} ${build.state}: ${reason}\n${build.log?.join('\n') ?? ''}`);
+    throw new Error(`build ${jobId} ${build.state}: ${reason}\n${build.log.join('\n')}`);
   }
   note(`phases: ${formatPhases(build.phases)}`);
   return build;
