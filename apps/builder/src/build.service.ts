@@ -1,12 +1,12 @@
-import type {
-  ApplyGenerationRequest,
-  ApplyGenerationResponse__Output,
-  BuildJob,
+import {
+  deriveNamespace,
+  generationHash,
+  type ApplyGenerationRequest,
+  type ApplyGenerationResponse__Output,
+  type BuildJob,
 } from '@seed/contracts';
 import {
   NixError,
-  deriveNamespace,
-  generationHash,
   pinFlakeRef,
   type BuiltSeed,
   type CallOptions,

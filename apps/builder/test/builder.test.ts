@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { parseSeedMeta } from '@seed/contracts';
-import { deriveNamespace } from '@seed/nix-eval';
+import { deriveNamespace, parseSeedMeta } from '@seed/contracts';
 import { startRedis, type FlakeRepo, type LocalRedis } from '@seed/testing';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
-import { deriveNamespace } from '@seed/nix-eval';
+import { deriveNamespace } from '@seed/contracts';
 import type { KubeApiServer } from '@seed/testing';
 import {
   Builder,

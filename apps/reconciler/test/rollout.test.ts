@@ -4,8 +4,7 @@
 // the way the kubelet, the scheduler and the Deployment controller do.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { CoreV1Event, V1DeploymentStatus } from '@kubernetes/client-node';
-import type { FlakeStatus__Output } from '@seed/contracts';
-import { deriveNamespace } from '@seed/nix-eval';
+import { deriveNamespace, type FlakeStatus__Output } from '@seed/contracts';
 import type { KubeApiServer } from '@seed/testing';
 import { KubeRepository } from '../src/repositories/kube.repository';
 import {

@@ -16,6 +16,8 @@ export type {
   SizeTier,
   StorageEntry,
 } from './meta';
+export { deriveNamespace, generationHash, instanceHash } from './identity';
+export type { InstanceIdentity } from './identity';
 export {
   BUILDS_QUEUE,
   BUILD_JOB_NAME,

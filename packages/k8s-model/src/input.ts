@@ -13,11 +13,11 @@ export interface SeedInstance {
 export interface GenerationContext {
   /** The flake as registered (not pinned); recorded in an annotation. */
   flakeUri: string;
-  /** The flake's namespace, `deriveNamespace(flakeUri)` from `@seed/nix-eval`. */
+  /** The flake's namespace, `deriveNamespace(flakeUri)` from `@seed/contracts`. */
   namespace: string;
   /** The revision the generation was built from; recorded in an annotation. */
   commit: string;
-  /** `generationHash(...)` from `@seed/nix-eval`; becomes a label value. */
+  /** `generationHash(...)` from `@seed/contracts`; becomes a label value. */
   generation: string;
 }
 

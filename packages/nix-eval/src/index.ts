@@ -15,5 +15,3 @@ export { NixError } from './errors';
 export type { NixErrorKind } from './errors';
 export { FLAKE_SCHEMES, parseFlakeRef, pinFlakeRef } from './flake-ref';
 export type { FlakeRef, FlakeScheme } from './flake-ref';
-export { deriveNamespace, generationHash } from './identity';
-export type { GenerationInput } from './identity';

@@ -1,9 +1,8 @@
-import { parseSeedMeta, type SeedMeta } from '@seed/contracts';
+import { deriveNamespace, generationHash, parseSeedMeta, type SeedMeta } from '@seed/contracts';
 import { z } from 'zod';
 import { classifyNixFailure, type NixPhase } from './classify';
 import { NixError } from './errors';
 import { parseFlakeRef, pinFlakeRef } from './flake-ref';
-import { deriveNamespace, generationHash } from './identity';
 import { runProcess } from './process';
 
 export interface NixClientOptions {

@@ -5,7 +5,8 @@ import {
   MANAGED_BY_SEED,
   instanceObjectName,
 } from '@seed/k8s-model';
-import { deriveNamespace, parseFlakeRef } from '@seed/nix-eval';
+import { deriveNamespace } from '@seed/contracts';
+import { parseFlakeRef } from '@seed/nix-eval';
 
 /**
  * `seed logs <flake> <instance>`: find the instance's pod in the flake's namespace and

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { exampleFlakeFiles, FlakeRepo, freeLoopbackPorts } from '@seed/local-parts';
 import { removeUnmountedTree } from '@seed/mount-table';
-import { deriveNamespace, substituterNixConfig } from '@seed/nix-eval';
+import { substituterNixConfig } from '@seed/nix-eval';
 import { nixClient, type CliConfig } from '../config';
-import type { FlakeStatus__Output } from '@seed/contracts';
+import { deriveNamespace, type FlakeStatus__Output } from '@seed/contracts';
 import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
 import {
   BuilderApi,
