@@ -28,4 +28,6 @@ export type {
   LogLine,
   ServiceProcess,
 } from '@seed/local-parts';
+export { apiWrites, writesBetween } from './api-writes';
+export type { WriteCounts } from './api-writes';
 export { queueBuild } from './queue-build';
