@@ -33,11 +33,11 @@ export async function apiWrites(
   const counts: WriteCounts = new Map();
   for (const line of body.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
-    const labels = Object.fromEntries(
-      [...line.matchAll(/(\w+)="([^"]*)"/g)].map(([, key, value]) => [key, value]),
+    const labels = new Map<string, string>(
+      [...line.matchAll(/(\w+)="([^"]*)"/g)].map((match) => [match[1] ?? '', match[2] ?? '']),
     );
-    const resource = labels.resource ?? '';
-    if (!WRITE_VERBS.has(labels.verb ?? '') || !SEED_RESOURCES.has(resource)) continue;
+    const resource = labels.get('resource') ?? '';
+    if (!WRITE_VERBS.has(labels.get('verb') ?? '') || !SEED_RESOURCES.has(resource)) continue;
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
     counts.set(resource, (counts.get(resource) ?? 0) + value);
   }
