@@ -7,7 +7,7 @@ import {
   Param,
   Query,
 } from '@nestjs/common';
-import { parseFlakeRef } from '@seed/nix-eval';
+import { parseFlakeRef } from '@seed/contracts';
 import { summarize, type BuildRecord } from './build-record';
 import { BuildRecordsRepository } from './repositories/build-records.repository';
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseFlakeRef } from '@seed/nix-eval';
+import { parseFlakeRef } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';

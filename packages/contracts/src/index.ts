@@ -16,6 +16,8 @@ export type {
   SizeTier,
   StorageEntry,
 } from './meta';
+export { FLAKE_SCHEMES, GITHUB_FLAKE_REF, InvalidFlakeRef, parseFlakeRef } from './flake-ref';
+export type { FlakeRef, FlakeScheme } from './flake-ref';
 export { deriveNamespace, generationHash, instanceHash } from './identity';
 export type { InstanceIdentity } from './identity';
 export {

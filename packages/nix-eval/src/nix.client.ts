@@ -2,7 +2,7 @@ import { deriveNamespace, generationHash, parseSeedMeta, type SeedMeta } from '@
 import { z } from 'zod';
 import { classifyNixFailure, type NixPhase } from './classify';
 import { NixError } from './errors';
-import { parseFlakeRef, pinFlakeRef } from './flake-ref';
+import { checkedFlakeRef, pinFlakeRef } from './flake-ref';
 import { runProcess } from './process';
 
 export interface NixClientOptions {
@@ -123,7 +123,7 @@ export class NixClient {
 
   /** Locks a flake reference to one revision (`nix flake metadata`). */
   async resolve(reference: string, call: CallOptions = {}): Promise<LockedFlake> {
-    const flake = parseFlakeRef(reference);
+    const flake = checkedFlakeRef(reference);
     const stdout = await this.run(
       'resolve',
       ['flake', 'metadata', '--json', '--no-write-lock-file', flake.url],
@@ -140,7 +140,7 @@ export class NixClient {
 
   /** Evaluates and validates the meta of every seed of a flake in one nix process. */
   async evaluateSeeds(reference: string, call: CallOptions = {}): Promise<EvaluatedSeed[]> {
-    const flake = parseFlakeRef(reference);
+    const flake = checkedFlakeRef(reference);
     const stdout = await this.run(
       'evaluate',
       ['eval', '--json', '--no-write-lock-file', `${flake.url}#seeds`, '--apply', SEEDS_APPLY],
