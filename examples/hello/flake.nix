@@ -6,9 +6,9 @@
 # what the same lines give in a tenant's web.nix.
 # `seed up` copies this directory into a fresh git repository, as a tenant's push would
 # bring it, with Seed's offline library under seed/, nix/offline-image.nix (as
-# seed-offline-image.nix) and a flake.lock; it points `nixpkgs-lib` at the copy vendored
-# in nix/vendor (the same commit as below) and the two `path:` inputs at the directories
-# scripts/flake-tools prepared.
+# seed-offline-image.nix), Seed's offline seed-shoot under seed/ and a flake.lock; it
+# points `nixpkgs-lib` at the copy vendored in nix/vendor (the same commit as below) and
+# the `path:` inputs at the directories scripts/flake-tools prepared.
 {
   description = "Seed example: a web front, an API and a DNS server";
 
@@ -19,15 +19,19 @@
     seed-tools = { url = "path:/seed-flake-tools"; flake = false; };
     # CoreDNS, for the dns instance only.
     seed-coredns = { url = "path:/seed-flake-coredns"; flake = false; };
+    # curl and jq for seed-shoot, the shoot client web carries (NixOS instances get it
+    # from nixpkgs).
+    seed-shoot-client = { url = "path:/seed-flake-shoot-client"; flake = false; };
   };
 
-  outputs = { self, nixpkgs-lib, seed-tools, seed-coredns }:
+  outputs = { self, nixpkgs-lib, seed-tools, seed-coredns, seed-shoot-client }:
     let
       inherit (import ./seed/offline.nix) seedMetaOf;
       # Stand in for mkSeed's NixOS images, in the same image format.
       images = import ./servers.nix {
         tools = seed-tools;
         coredns = seed-coredns;
+        seedShoot = import ./seed/offline-seed-shoot.nix { tools = seed-tools; client = seed-shoot-client; };
         offlineImage = import ./seed-offline-image.nix { tools = seed-tools; };
       };
       seed = name: options: {

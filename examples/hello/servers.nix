@@ -7,8 +7,9 @@
 #   dns  CoreDNS on 53, UDP and TCP: authoritative for servers/hello.seed.zone
 #
 # `tools` (static busybox, nix2container) and `coredns` are directories prepared by
-# Seed's scripts/flake-tools and passed in as `path:` flake inputs.
-{ tools, coredns, offlineImage }:
+# Seed's scripts/flake-tools and passed in as `path:` flake inputs; `seedShoot` is Seed's
+# shoot client, which web (the instance with shoots enabled) carries in /bin.
+{ tools, coredns, seedShoot, offlineImage }:
 
 let
   system = "x86_64-linux";
@@ -30,33 +31,37 @@ let
     '' ];
   };
 
-  # /bin with the busybox applets an operator reaches for (`kubectl exec … sh`), linked
-  # at the image's root: what a NixOS instance has as /run/current-system/sw/bin.
-  shellBin = derivation {
+  # /bin with the busybox applets an operator reaches for (`kubectl exec … sh`) and the
+  # given programs, linked at the image's root: what a NixOS instance has as
+  # /run/current-system/sw/bin.
+  shellBin = programs: derivation {
     name = "seed-shell-bin";
-    inherit system busybox;
+    inherit system busybox programs;
     builder = busybox;
     args = [ "sh" "-c" ''
       mkdir -p "$out/bin"
       for applet in sh ls cat echo wget env hostname printf sleep; do
         ln -s "$busybox" "$out/bin/$applet"
       done
+      for program in $programs; do
+        ln -s "$program" "$out/bin/"
+      done
     '' ];
   };
 
-  httpdImage = name: port: cgi: offlineImage {
+  httpdImage = name: port: cgi: programs: offlineImage {
     name = "seed-${name}";
     config.entrypoint = [ busybox "sh" ./servers/httpd.sh (toString port) (httpdRoot name cgi) ];
     config.env = [ "PATH=/bin" ];
-    copyToRoot = [ shellBin ];
+    copyToRoot = [ (shellBin programs) ];
   };
 
   corefile = builtins.toFile "Corefile"
     (builtins.replaceStrings [ "@zone@" ] [ "${./servers/hello.seed.zone}" ] (builtins.readFile ./servers/Corefile));
 in
 {
-  web = httpdImage "web" 8080 ./servers/web.cgi;
-  api = httpdImage "api" 9000 ./servers/api.cgi;
+  web = httpdImage "web" 8080 ./servers/web.cgi [ "${seedShoot}/bin/seed-shoot" ];
+  api = httpdImage "api" 9000 ./servers/api.cgi [ ];
   dns = offlineImage {
     name = "seed-dns";
     config.entrypoint = [ "${coredns}/bin/coredns" "-conf" corefile ];

@@ -262,7 +262,62 @@ async function missing(commands: string[]): Promise<string | null> {
   return null;
 }
 
-describe('seed-shoot', () => {
+/**
+ * The two builds of seed-shoot.sh: writeShellApplication's (stubbed: its text behind the
+ * lines it puts in front, run by bash with the host's curl and jq) and
+ * offline-seed-shoot.nix's (built for real by nix: busybox sh with the curl and jq of
+ * `scripts/flake-tools shoot-client`, nothing of the host on PATH).
+ */
+const SEED_SHOOT_BUILDS: {
+  name: string;
+  /** Commands it takes from the host's PATH (the offline build is given none). */
+  needs: string[];
+  build: (tmp: string) => Promise<string>;
+}[] = [
+  {
+    name: 'seed-shoot.nix (bash, curl and jq from nixpkgs)',
+    needs: ['curl', 'jq'],
+    build: async (tmp) => {
+      const text = (await evalJson(`
+        (import ${nixString(path.join(NIX_DIR, 'seed-shoot.nix'))} {
+          writeShellApplication = args: args; curl = null; jq = null; coreutils = null;
+        }).text`)) as string;
+      const script = path.join(tmp, 'seed-shoot');
+      fs.writeFileSync(
+        script,
+        `#!/usr/bin/env bash\nset -o errexit\nset -o nounset\nset -o pipefail\n\n${text}`,
+        { mode: 0o755 },
+      );
+      return script;
+    },
+  },
+  {
+    name: 'offline-seed-shoot.nix (busybox sh, bundled curl and jq)',
+    needs: [],
+    build: async (tmp) => {
+      const tools = path.join(tmp, 'tools');
+      fs.mkdirSync(path.join(tools, 'bin'), { recursive: true });
+      fs.copyFileSync('/bin/busybox', path.join(tools, 'bin/busybox'));
+      const client = (await run(path.join(ROOT, 'scripts/flake-tools'), ['shoot-client'])).stdout
+        .trim()
+        .split('\n')
+        .pop()!;
+      const storeDir = (dir: string, name: string): string =>
+        `builtins.path { path = ${nixString(dir)}; name = ${nixString(name)}; }`;
+      const { stdout } = await run('nix-build', [
+        '--no-out-link',
+        '--expr',
+        `import ${nixString(path.join(NIX_DIR, 'offline-seed-shoot.nix'))} {
+          tools = ${storeDir(tools, 'tools')};
+          client = ${storeDir(client, 'shoot-client')};
+        }`,
+      ]);
+      return path.join(stdout.trim(), 'bin/seed-shoot');
+    },
+  },
+];
+
+describe.each(SEED_SHOOT_BUILDS)('seed-shoot: $name', ({ needs, build }) => {
   let tmp = '';
   let script = '';
   let server: http.Server | undefined;
@@ -271,27 +326,20 @@ describe('seed-shoot', () => {
 
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'seed-shoot-'));
-    // The package with writeShellApplication stubbed: the text is the script's body.
-    const text = (await evalJson(`
-      (import ${nixString(path.join(NIX_DIR, 'seed-shoot.nix'))} {
-        writeShellApplication = args: args; curl = null; jq = null; coreutils = null;
-      }).text`)) as string;
-    script = path.join(tmp, 'seed-shoot');
-    // What writeShellApplication puts in front of the text.
-    fs.writeFileSync(
-      script,
-      `#!/usr/bin/env bash\nset -o errexit\nset -o nounset\nset -o pipefail\n\n${text}`,
-      {
-        mode: 0o755,
-      },
-    );
+    script = await build(tmp);
 
     server = http.createServer((request, response) => {
       let body = '';
       request.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
       request.on('end', () => {
         const parsed = JSON.parse(body) as { command: string[]; timeout: number; stdin?: string };
-        requests.push({ path: request.url, ...parsed });
+        requests.push({
+          path: request.url,
+          ...parsed,
+          ...(request.headers.authorization !== undefined && {
+            authorization: request.headers.authorization,
+          }),
+        });
         response.setHeader('content-type', 'application/json');
         const [command] = parsed.command;
         if (command === 'forbidden') {
@@ -331,8 +379,14 @@ describe('seed-shoot', () => {
   const shoot = async (
     args: string[],
     input?: string,
+    extraEnv: Record<string, string> = {},
   ): Promise<{ code: number; stdout: Buffer; stderr: string }> => {
-    const environment = { ...process.env, SEED_SHOOT_URL: url };
+    const environment = {
+      PATH: needs.length > 0 ? process.env.PATH : '/nonexistent',
+      SEED_SHOOT_URL: url,
+      SEED_SHOOT_TOKEN_FILE: path.join(tmp, 'no-token'),
+      ...extraEnv,
+    };
     return new Promise((resolve) => {
       const child = execFile(
         script,
@@ -349,7 +403,7 @@ describe('seed-shoot', () => {
     });
   };
 
-  it('passes shellcheck (writeShellApplication runs it at build time)', async () => {
+  it('passes shellcheck', async () => {
     const why = await missing(['shellcheck']);
     if (why !== null) {
       console.warn(`skipped: ${why}`);
@@ -359,7 +413,7 @@ describe('seed-shoot', () => {
   });
 
   it('posts the command and timeout, prints stdout and stderr, exits with the exit code', async () => {
-    const why = await missing(['curl', 'jq']);
+    const why = await missing(needs);
     if (why !== null) {
       console.warn(`skipped: ${why}`);
       return;
@@ -384,8 +438,21 @@ describe('seed-shoot', () => {
     });
   });
 
+  it("sends the instance's token as a bearer token", async () => {
+    const why = await missing(needs);
+    if (why !== null) {
+      console.warn(`skipped: ${why}`);
+      return;
+    }
+    const tokenFile = path.join(tmp, 'token');
+    fs.writeFileSync(tokenFile, 'eyJhbGciOi.token.sig');
+    const result = await shoot(['true'], undefined, { SEED_SHOOT_TOKEN_FILE: tokenFile });
+    expect(result.code).toBe(3);
+    expect(requests.at(-1)).toMatchObject({ authorization: 'Bearer eyJhbGciOi.token.sig' });
+  });
+
   it('decodes base64 output byte for byte', async () => {
-    const why = await missing(['curl', 'jq', 'base64']);
+    const why = await missing([...needs, 'base64']);
     if (why !== null) {
       console.warn(`skipped: ${why}`);
       return;
@@ -397,7 +464,7 @@ describe('seed-shoot', () => {
   });
 
   it('prints the JSON error of a refusal and exits 1', async () => {
-    const why = await missing(['curl', 'jq']);
+    const why = await missing(needs);
     if (why !== null) {
       console.warn(`skipped: ${why}`);
       return;

@@ -93,7 +93,7 @@ describe('seed up', () => {
         seen.statusAll = await seed(['status'], { env });
         seen.status = await seed(['status', running.flake, '--json'], { env });
         seen.builds = await seed(['builds', '--json'], { env });
-        // The shoot pool knows callers by their pod's IP: the host is none.
+        // The shoot pool knows callers by their pod's token and IP: the host has neither.
         seen.shoot = await seed(['shoot', '--timeout', '20000', '--', 'true'], { env });
         seen.logs = await seed(['logs', running.flake, 'web'], {
           env: { ...env, KUBECONFIG: running.kubeconfigPath },
@@ -115,7 +115,7 @@ describe('seed up', () => {
       'dns, over its Service: UDP rcode 0 192.0.2.10; TCP rcode 0 192.0.2.10\n',
     );
     expect(run.out).toMatch(/^web rolled out: pod web-[a-z0-9-]+ → web-[a-z0-9-]+$/m);
-    expect(run.out).toMatch(/^shoot from pod web-[a-z0-9-]+ \(web\): exit 0/m);
+    expect(run.out).toMatch(/^seed-shoot in pod web-[a-z0-9-]+ \(web\): exit 0/m);
     expect(run.out).toContain('Deployments whose spec changed: web\n');
     expect(run.out).toContain('Deployments whose spec is unchanged: api, dns\n');
     expect(run.out).toContain('  | hello from a shoot of web\n');
@@ -155,7 +155,7 @@ describe('seed up', () => {
 
     const shoot = seen.shoot as { code: number; out: string; err: string };
     expect(shoot.code).toBe(1);
-    expect(shoot.err).toMatch(/no running pod has IP/);
+    expect(shoot.err).toMatch(/no token/);
     const logs = seen.logs as { code: number; out: string };
     expect(logs.code).toBe(0);
     expect(logs.out).toContain('web: serving HTTP on :8080');

@@ -27,12 +27,13 @@ const envSchema = z.object({
   SEED_GUEST_DIR: z.string().startsWith('/').optional(),
   SEED_SHOOT_LOCAL_CALLER: z.string().min(1).optional(),
   SEED_KUBECONFIG: z.string().min(1).optional(),
+  SEED_NODE_NAME: z.string().min(1).optional(),
   SEED_LOG_LEVEL: envVar.logLevel(),
 });
 
 /** Where callers come from: the Kubernetes API, or a fixed local map (development only). */
 export type CallerSource =
-  | { kind: 'kube'; kubeconfig?: string; storeDir: string }
+  | { kind: 'kube'; kubeconfig?: string; storeDir: string; nodeName: string }
   | { kind: 'static'; resolver: StaticCallerResolver };
 
 export interface ShootPoolConfig {
@@ -78,10 +79,16 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
       throw new ConfigError([`SEED_SHOOT_LOCAL_CALLER: ${(error as Error).message}`]);
     }
   } else {
+    if (vars.SEED_NODE_NAME === undefined) {
+      throw new ConfigError([
+        "SEED_NODE_NAME: required with Kubernetes callers (the node this pool serves; callers must run on it: the downward API's spec.nodeName)",
+      ]);
+    }
     callers = {
       kind: 'kube',
       kubeconfig: vars.SEED_KUBECONFIG,
       storeDir: vars.SEED_SHOOT_STORE_DIR,
+      nodeName: vars.SEED_NODE_NAME,
     };
   }
   return {

@@ -83,7 +83,11 @@ export async function createShootPoolApp(
     options.callers ??
     (config.callers.kind === 'static'
       ? config.callers.resolver
-      : KubeCallerResolver.fromKubeconfig(config.callers.storeDir, config.callers.kubeconfig));
+      : KubeCallerResolver.fromKubeconfig(
+          config.callers.storeDir,
+          config.callers.nodeName,
+          config.callers.kubeconfig,
+        ));
   const image = await findGuestImage(config.guestDir);
   const hv = new QemuHypervisor({ runRoot: config.runRoot, accel: config.accel, log: logger });
   const metrics: ShootMetrics = new ShootMetrics(() => pool.status());

@@ -1,6 +1,6 @@
 import { Controller, Get, Inject, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { CallerLookupFailed, CallerRejected } from './caller/caller';
+import { bearerToken, CallerLookupFailed, CallerRejected } from './caller/caller';
 import { PoolFull, PoolUnavailable } from './pool/pool';
 import {
   ShootInvalid,
@@ -28,7 +28,10 @@ function errorAnswer(
   return undefined;
 }
 
-/** HTTP only: the caller is the request's source IP; maps the service's errors to statuses. */
+/**
+ * HTTP only: the caller's claim is the request's source IP and bearer token; maps the
+ * service's errors to statuses.
+ */
 @Controller()
 export class ShootController {
   constructor(@Inject(ShootService) private readonly service: ShootService) {}
@@ -36,7 +39,11 @@ export class ShootController {
   @Post('shoot')
   async shoot(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     try {
-      const outcome = await this.service.run(request.socket.remoteAddress ?? request.ip, () =>
+      const claim = {
+        ip: request.socket.remoteAddress ?? request.ip,
+        token: bearerToken(request.headers.authorization),
+      };
+      const outcome = await this.service.run(claim, () =>
         parseHttpShoot(request.body, this.service.limits),
       );
       await reply.status(200).send(toAnswer(outcome));

@@ -12,7 +12,12 @@
 import type { Logger } from '@seed/service-kit';
 import { z } from 'zod';
 import { AgentError } from './agent/agent.errors';
-import { CallerRejected, type Caller, type CallerResolver } from './caller/caller';
+import {
+  CallerRejected,
+  type Caller,
+  type CallerClaim,
+  type CallerResolver,
+} from './caller/caller';
 import type { ShootMetrics } from './metrics';
 import {
   CALLER_STORE_POINT,
@@ -224,10 +229,10 @@ export class ShootService {
   }
 
   /** Runs a shoot; `parse` checks the transport's request (ShootInvalid), counted like the rest. */
-  async run(sourceIp: string, parse: () => ShootCommand): Promise<ShootOutcome> {
+  async run(claim: CallerClaim, parse: () => ShootCommand): Promise<ShootOutcome> {
     const stopTimer = this.metrics.shootSeconds.startTimer();
     try {
-      const outcome = await this.#run(sourceIp, parse());
+      const outcome = await this.#run(claim, parse());
       stopTimer({ outcome: outcome.timedOut ? 'timeout' : 'ok' });
       return outcome;
     } catch (error) {
@@ -238,8 +243,8 @@ export class ShootService {
     }
   }
 
-  async #run(sourceIp: string, command: ShootCommand): Promise<ShootOutcome> {
-    const caller = await this.callers.resolve(sourceIp);
+  async #run(claim: CallerClaim, command: ShootCommand): Promise<ShootOutcome> {
+    const caller = await this.callers.resolve(claim);
     checkVolumes(caller);
     const started = performance.now();
     const lease = await this.pool.acquire(caller.key);

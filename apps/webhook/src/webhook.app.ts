@@ -66,6 +66,11 @@ export async function createWebhookApp(
     done(null, body),
   );
   app.useGlobalFilters(new JsonErrorFilter(logger));
-  registerDeliveryRoutes(fastify, new WebhookService(config.registry, builds, metrics, logger));
+  registerDeliveryRoutes(
+    fastify,
+    new WebhookService(config.registry, builds, metrics, logger),
+    metrics,
+    config.http.maxUnverifiedDeliveries,
+  );
   return app;
 }

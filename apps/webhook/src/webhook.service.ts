@@ -20,8 +20,12 @@ export interface IncomingDelivery {
   headers: Headers;
   contentType?: string;
   body: Buffer;
-  /** `refresh` is the original Seed's URL, which only ever took GitHub's format. */
-  route: 'webhook' | 'refresh';
+  /**
+   * Where it was sent: the shared URL, the original Seed's (`refresh`, which only ever
+   * took GitHub's format), or one flake's own URL (`POST /hooks/<id>`), whose secret is
+   * known before the body is read.
+   */
+  route: 'webhook' | 'refresh' | { hook: RegisteredFlake };
 }
 
 export interface DeliveryAnswer {
@@ -70,6 +74,11 @@ export class WebhookService {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
+  /** The flake whose own delivery URL has this id. */
+  hook(hookId: string): RegisteredFlake | undefined {
+    return this.registry.byHook(hookId);
+  }
+
   async receive(delivery: IncomingDelivery): Promise<DeliveryAnswer> {
     const forge = detectForge(delivery.headers);
     const event = forge ? eventName(forge, delivery.headers) : 'unknown';
@@ -98,7 +107,6 @@ export class WebhookService {
     event: string,
   ): DeliveryAnswer | Promise<DeliveryAnswer> {
     const verified = this.verify(delivery, forge, event);
-    if (!('flakes' in verified)) return verified;
     const { deliveryId, log } = verified;
     if (verified.event.kind === 'ping') return answer(200, { status: 'pong', deliveryId });
 
@@ -121,15 +129,14 @@ export class WebhookService {
   }
 
   /**
-   * Reads and authenticates a delivery. Answers directly what needs no flake (a ping or a
-   * push for a repository Seed does not serve); otherwise returns the flakes whose secret
-   * signed it, refusing it when none did.
+   * Reads and authenticates a delivery: the flakes whose secret signed it, refusing it
+   * when none did.
    */
   private verify(
     delivery: IncomingDelivery,
     forge: Forge | undefined,
     event: string,
-  ): VerifiedDelivery | DeliveryAnswer {
+  ): VerifiedDelivery {
     if (!forge) {
       throw new DeliveryRejected(
         'malformed',
@@ -147,28 +154,54 @@ export class WebhookService {
       const header = SIGNATURE_HEADERS[forge];
       throw new DeliveryRejected('unauthorized', `the delivery is not signed (${header})`);
     }
-    const deliveryId = deliveryIdOf(forge, delivery.headers, delivery.body);
-    const normalized = normalizeEvent(forge, event, parseBody(delivery.contentType, delivery.body));
-    const log = this.logger.child({ deliveryId, forge, event });
+    if (typeof delivery.route === 'object') {
+      const { hook } = delivery.route;
+      // Authenticated before a byte of the body is parsed: an unsigned flood costs an HMAC.
+      if (!signatureMatches(signature, delivery.body, hook.secret)) {
+        throw new DeliveryRejected('unauthorized', NO_MATCHING_SECRET);
+      }
+      const { deliveryId, event: normalized, log } = this.read(delivery, forge, event);
+      const repository = normalized.repository;
+      if (repository && !repository.names.includes(hook.repository)) {
+        throw new DeliveryRejected(
+          'malformed',
+          `the delivery is for ${repository.names[0]}; this hook deploys ${hook.flake} from ${hook.repository}`,
+        );
+      }
+      return { forge, deliveryId, event: normalized, flakes: [hook], log };
+    }
 
+    // The shared URL learns which secrets to try from the body, so it must parse first
+    // (the body limit and the routes' cap on unverified deliveries bound that work).
+    const { deliveryId, event: normalized, log } = this.read(delivery, forge, event);
     const candidates = normalized.repository ? this.registry.following(normalized.repository) : [];
     if (candidates.length === 0) {
-      if (normalized.kind === 'ping') return answer(200, { status: 'pong', deliveryId });
-      const repository = normalized.repository?.names[0];
-      log.info({ repository }, 'delivery for an unregistered repository');
-      return answer(202, { status: 'unknown_repository', deliveryId, jobs: [] });
+      // The same answer, after about the same work, as a wrong signature: which
+      // repositories Seed serves is not for an unauthenticated sender to learn.
+      signatureMatches(signature, delivery.body, UNREGISTERED);
+      log.info(
+        { repository: normalized.repository?.names[0] },
+        'delivery for an unregistered repository',
+      );
+      throw new DeliveryRejected('unauthorized', NO_MATCHING_SECRET);
     }
     // Every candidate's secret is checked, each in constant time.
     const flakes = candidates.filter((flake) =>
       signatureMatches(signature, delivery.body, flake.secret),
     );
-    if (flakes.length === 0) {
-      throw new DeliveryRejected(
-        'unauthorized',
-        'the signature does not match the secret of any flake of this repository',
-      );
-    }
+    if (flakes.length === 0) throw new DeliveryRejected('unauthorized', NO_MATCHING_SECRET);
     return { forge, deliveryId, event: normalized, flakes, log };
+  }
+
+  /** Decodes a delivery's body: its id, what it says, and a logger that names it. */
+  private read(
+    delivery: IncomingDelivery,
+    forge: Forge,
+    event: string,
+  ): { deliveryId: string; event: NormalizedEvent; log: Logger } {
+    const deliveryId = deliveryIdOf(forge, delivery.headers, delivery.body);
+    const normalized = normalizeEvent(forge, event, parseBody(delivery.contentType, delivery.body));
+    return { deliveryId, event: normalized, log: this.logger.child({ deliveryId, forge, event }) };
   }
 
   /**
@@ -232,6 +265,12 @@ export class WebhookService {
     }
   }
 }
+
+const NO_MATCHING_SECRET =
+  'the signature matches the secret of no flake registered for this repository';
+
+// Checked against when no flake follows the repository, so that answer takes as long.
+const UNREGISTERED = 'no flake follows this repository';
 
 const SIGNATURE_HEADERS: Record<Forge, string> = {
   github: 'X-Hub-Signature-256',

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { BUILDS_QUEUE, buildJobId, latestBuildKey, type BuildJob } from '@seed/contracts';
+import {
+  BUILDS_QUEUE,
+  buildJobId,
+  flakeHookId,
+  latestBuildKey,
+  type BuildJob,
+} from '@seed/contracts';
 import { githubPushHeaders, startRedis, type LocalRedis } from '@seed/testing';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -36,6 +42,9 @@ flakes:
     repository: group/app
     secret: gitlab-token
 `;
+
+/** GitHub's example ping names a repository no flake follows: one that HELLO does. */
+const helloPing = () => ({ ...githubPing(), repository: { full_name: 'Codertocat/Hello-World' } });
 
 let counter = 0;
 const commit = () => (++counter).toString(16).padStart(40, 'c');
@@ -161,7 +170,7 @@ describe('GitHub', () => {
   });
 
   it('answers a ping with 200', async () => {
-    const ping = await github(githubPing(), { event: 'ping' });
+    const ping = await github(helloPing(), { event: 'ping' });
     expect(ping).toEqual({ status: 200, body: { status: 'pong', deliveryId: expect.any(String) } });
   });
 
@@ -224,7 +233,7 @@ describe('GitHub', () => {
     expect((await jobs()).map((job) => job.commit).sort()).toEqual([older, newer].sort());
   });
 
-  it('queues nothing for a repository no flake follows', async () => {
+  it('refuses a repository no flake follows with the 401 of a wrong signature', async () => {
     const payload = githubPush(commit());
     const other = {
       ...payload,
@@ -238,11 +247,10 @@ describe('GitHub', () => {
         url: 'https://github.com/nobody/nothing',
       },
     };
-    const sent = await github(other);
-    expect(sent).toEqual({
-      status: 202,
-      body: { status: 'unknown_repository', deliveryId: expect.any(String), jobs: [] },
-    });
+    const unknown = await github(other);
+    const wrong = await github(githubPush(commit()), { secret: 'other-secret' });
+    expect(unknown).toEqual({ status: 401, body: { error: expect.any(String) } });
+    expect(unknown).toEqual(wrong);
     expect(await jobs()).toEqual([]);
   });
 
@@ -250,7 +258,7 @@ describe('GitHub', () => {
     const sent = await github(githubPush(commit()), { secret: 'other-secret' });
     expect(sent).toEqual({
       status: 401,
-      body: { error: expect.stringContaining('does not match the secret') },
+      body: { error: expect.stringContaining('matches the secret of no flake') },
     });
     expect(await jobs()).toEqual([]);
   });
@@ -302,14 +310,43 @@ describe('GitHub', () => {
     expect(typeof unknownRoute.body.error).toBe('string');
   });
 
-  it('refuses a body over 25 MB with 413', async () => {
-    const huge = Buffer.alloc(25 * 1024 * 1024 + 1, 0x20);
+  it('refuses a body over 1 MiB with 413', async () => {
+    const huge = Buffer.alloc(1024 * 1024 + 1, 0x20);
     const sent = await post(
       '/webhook',
       { 'content-type': 'application/json', 'x-github-event': 'push' },
       huge,
     );
     expect(sent).toEqual({ status: 413, body: { error: 'Request body is too large' } });
+  });
+});
+
+describe("a flake's own hook URL", () => {
+  const hook = `/hooks/${flakeHookId(HELLO, 'hello-secret')}`;
+
+  it("queues a push signed with that flake's secret", async () => {
+    const after = commit();
+    const sent = await github(githubPush(after), { path: hook });
+    expect(sent.status).toBe(202);
+    expect(sent.body).toMatchObject({ status: 'queued', jobs: [{ flake: HELLO, commit: after }] });
+    expect((await github(helloPing(), { path: hook, event: 'ping' })).body).toMatchObject({
+      status: 'pong',
+    });
+  });
+
+  it('refuses an unknown id, another secret and another repository', async () => {
+    const unknown = await github(githubPush(commit()), { path: `/hooks/${'0'.repeat(32)}` });
+    expect(unknown).toEqual({ status: 404, body: { error: 'no flake has this hook id' } });
+    const wrong = await github(githubPush(commit()), { path: hook, secret: 'other-secret' });
+    expect(wrong.status).toBe(401);
+    const payload = githubPush(commit());
+    const elsewhere = await github(
+      { ...payload, repository: { full_name: 'octo/other' } },
+      { path: hook },
+    );
+    expect(elsewhere.status).toBe(400);
+    expect(elsewhere.body.error).toContain('this hook deploys github:Codertocat/Hello-World');
+    expect(await jobs()).toEqual([]);
   });
 });
 

@@ -32,6 +32,40 @@ export class InvalidFlakeRef extends Error {
   }
 }
 
+// Credentials belong in the fetcher's configuration (a netrc file, nix's access-tokens),
+// where they stay secret; in a flake URI they would be stored in Redis and Kubernetes,
+// logged and shown wherever the flake is named.
+const CREDENTIAL_PARAMETERS = ['access_token', 'private_token', 'token', 'password'];
+
+/** A flake reference fit to print: any credentials in it replaced by `***`. */
+export function redactFlakeRef(reference: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(reference);
+  } catch {
+    url = undefined;
+  }
+  return withoutCredentials(reference, url) ?? reference;
+}
+
+/** The reference with any credentials in it replaced by `***`, or undefined when it has none. */
+function withoutCredentials(reference: string, url: URL | undefined): string | undefined {
+  const query = new URLSearchParams(reference.split('?')[1] ?? '');
+  const parameters = CREDENTIAL_PARAMETERS.filter((name) => query.has(name));
+  // ssh names the remote account in the URI (git@host); only a password is a secret there.
+  const user = url !== undefined && url.username !== '' && !reference.startsWith('git+ssh://');
+  const password = url !== undefined && url.password !== '';
+  if (!user && !password && parameters.length === 0) return undefined;
+  let redacted = reference;
+  if (url !== undefined && (user || password)) {
+    redacted = redacted.replace(/^([a-z+]+:\/\/)[^@/]*@/, `$1${user ? '***' : url.username}:***@`);
+  }
+  for (const name of parameters) {
+    redacted = redacted.replace(new RegExp(`([?&]${name}=)[^&]*`), '$1***');
+  }
+  return redacted;
+}
+
 /** `github:OWNER/REPO[/REF][?query]`, with the parts captured. */
 export const GITHUB_FLAKE_REF =
   /^github:([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)(?:\/([^?]+))?(\?.*)?$/;
@@ -62,6 +96,21 @@ export function parseFlakeRef(reference: string): FlakeRef {
       'must not name an output (#...): Seed evaluates seeds.<name> itself',
     );
   }
+  let url: URL | undefined;
+  if (scheme !== 'github:' && scheme !== 'path:') {
+    try {
+      url = new URL(reference);
+    } catch {
+      throw new InvalidFlakeRef(reference, 'is not a valid URL');
+    }
+  }
+  const redacted = withoutCredentials(reference, url);
+  if (redacted !== undefined) {
+    throw new InvalidFlakeRef(
+      redacted,
+      "carries credentials: give them to the fetcher (a netrc file, nix's access-tokens), not in the flake URI",
+    );
+  }
   if (scheme === 'github:') {
     if (!GITHUB_FLAKE_REF.test(reference)) {
       throw new InvalidFlakeRef(reference, 'expected github:OWNER/REPO[/REF]');
@@ -74,12 +123,7 @@ export function parseFlakeRef(reference: string): FlakeRef {
     }
     return { scheme, url: reference };
   }
-  let parsed: URL;
-  try {
-    parsed = new URL(reference);
-  } catch {
-    throw new InvalidFlakeRef(reference, 'is not a valid URL');
-  }
+  const parsed = url!;
   if (scheme !== 'git+file://' && parsed.hostname === '') {
     throw new InvalidFlakeRef(reference, 'has no host');
   }

@@ -16,7 +16,13 @@ export type {
   SizeTier,
   StorageEntry,
 } from './meta';
-export { FLAKE_SCHEMES, GITHUB_FLAKE_REF, InvalidFlakeRef, parseFlakeRef } from './flake-ref';
+export {
+  FLAKE_SCHEMES,
+  GITHUB_FLAKE_REF,
+  InvalidFlakeRef,
+  parseFlakeRef,
+  redactFlakeRef,
+} from './flake-ref';
 export type { FlakeRef, FlakeScheme } from './flake-ref';
 export { deriveNamespace, generationHash, instanceHash } from './identity';
 export type { InstanceIdentity } from './identity';
@@ -32,6 +38,14 @@ export {
   latestBuildKey,
 } from './jobs';
 export type { BuildJob, Forge } from './jobs';
+export { flakeHookId } from './hooks';
+export {
+  ENV_SHOOT_TOKEN_FILE,
+  SHOOT_TOKEN_AUDIENCE,
+  SHOOT_TOKEN_DIR,
+  SHOOT_TOKEN_EXPIRATION_SECONDS,
+  SHOOT_TOKEN_FILE,
+} from './shoot-token';
 export {
   PROTO_DIR,
   createReconcilerClient,

@@ -32,3 +32,27 @@ describe('parseFlakeRef', () => {
     expect(() => parseFlakeRef(reference)).toThrow(why);
   });
 });
+
+describe('flake references with credentials', () => {
+  it.each([
+    [
+      'git+https://alice:hunter2@git.example.org/team/app.git',
+      'git+https://***:***@git.example.org',
+    ],
+    ['git+https://ghp_SECRETTOKEN@github.com/team/app.git', 'git+https://***:***@github.com'],
+    ['git+ssh://git:hunter2@git.example.org/team/app.git', 'git+ssh://git:***@git.example.org'],
+    ['tarball+https://example.org/app.tar.gz?access_token=hunter2', '?access_token=***'],
+    ['github:team/app?token=hunter2', '?token=***'],
+  ])('refuses %s without repeating the secret', (reference, shown) => {
+    let message = '';
+    try {
+      parseFlakeRef(reference);
+    } catch (error) {
+      expect(error).toBeInstanceOf(InvalidFlakeRef);
+      message = (error as InvalidFlakeRef).message;
+    }
+    expect(message).toContain('carries credentials');
+    expect(message).toContain(shown);
+    expect(message).not.toMatch(/hunter2|SECRETTOKEN/);
+  });
+});

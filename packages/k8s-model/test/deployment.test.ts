@@ -90,7 +90,11 @@ describe('renderDeployment', () => {
       'shoots, at the default shoot-pool port',
       { shoot: { enable: true } },
       undefined,
-      [...baseEnv, { name: 'SEED_SHOOT_URL', value: 'http://$(SEED_NODE_IP):7070' }],
+      [
+        ...baseEnv,
+        { name: 'SEED_SHOOT_URL', value: 'http://$(SEED_NODE_IP):7070' },
+        { name: 'SEED_SHOOT_TOKEN_FILE', value: '/seed/shoot-token/token' },
+      ],
     ],
     [
       'shoots, at a configured shoot-pool port, after connect variables',
@@ -100,6 +104,7 @@ describe('renderDeployment', () => {
         ...baseEnv,
         { name: 'SEED_DB_HOST', value: 'postgres' },
         { name: 'SEED_SHOOT_URL', value: 'http://$(SEED_NODE_IP):9000' },
+        { name: 'SEED_SHOOT_TOKEN_FILE', value: '/seed/shoot-token/token' },
       ],
     ],
     [
@@ -199,6 +204,40 @@ describe('renderDeployment', () => {
       { name: 'cache', mountPath: '/var/cache/app' },
       { name: 'data', mountPath: '/seed/storage/data' },
     ]);
+  });
+
+  it('gives an instance with shoots a projected token for the shoot pool, and no API token', () => {
+    const deployment = deploymentOf({ shoot: { enable: true } });
+    const pod = deployment.spec?.template.spec;
+    expect(pod?.automountServiceAccountToken).toBe(false);
+    expect(pod?.volumes).toEqual([
+      {
+        name: 'seed-shoot-token',
+        projected: {
+          sources: [
+            {
+              serviceAccountToken: {
+                audience: 'seed-shoot',
+                expirationSeconds: 600,
+                path: 'token',
+              },
+            },
+          ],
+        },
+      },
+    ]);
+    expect(containerOf(deployment).volumeMounts).toEqual([
+      { name: 'seed-shoot-token', mountPath: '/seed/shoot-token', readOnly: true },
+    ]);
+  });
+
+  it('refuses storage where the shoot token goes', () => {
+    expect(() =>
+      deploymentOf({
+        shoot: { enable: true },
+        storage: { data: { size: '1Gi', mountPoint: '/seed/shoot-token' } },
+      }),
+    ).toThrow(/the shoot token's/);
   });
 
   it('has no volumes without storage', () => {

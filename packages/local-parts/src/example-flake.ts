@@ -25,7 +25,15 @@ const INPUTS: { committed: string; local: () => Promise<string> }[] = [
     committed: 'path:/seed-flake-coredns',
     local: async () => `path:${await flakeToolsDir('coredns')}`,
   },
+  {
+    committed: 'path:/seed-flake-shoot-client',
+    local: async () => `path:${await flakeToolsDir('shoot-client')}`,
+  },
 ];
+
+// Seed's in-instance shoot client for flakes without nixpkgs, under the flake's seed/
+// (offline-seed-shoot.nix reads seed-shoot.sh beside it).
+const SEED_SHOOT_FILES = ['offline-seed-shoot.nix', 'seed-shoot.sh'];
 
 /**
  * The files of `examples/hello` with Seed's offline library, offline image builder and
@@ -51,8 +59,17 @@ export async function exampleFlakeFiles(): Promise<Record<string, string>> {
     ...files,
     'flake.nix': flake,
     'seed-offline-image.nix': await readFile(path.join(CHECKOUT, 'nix/offline-image.nix'), 'utf8'),
+    ...(await seedShootFiles()),
     ...(await offlineSeedFiles()),
   };
+}
+
+async function seedShootFiles(): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const file of SEED_SHOOT_FILES) {
+    files[`seed/${file}`] = await readFile(path.join(CHECKOUT, 'nix', file), 'utf8');
+  }
+  return files;
 }
 
 /** Paths of the files under `dir`, relative to it, sorted. */

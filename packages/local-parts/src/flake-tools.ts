@@ -12,17 +12,18 @@ export const FLAKE_TOOLS_SCRIPT = path.resolve(__dirname, '../../../scripts/flak
 /**
  * `tools`: `bin/busybox` (static) and `bin/nix2container`, what every offline image is
  * built with and its programs run with. `coredns`: `bin/coredns`, for the example's dns.
+ * `shoot-client`: the curl and jq (with their libraries) of nix/offline-seed-shoot.nix.
  */
-export type FlakeToolsKind = 'tools' | 'coredns';
+export type FlakeToolsKind = 'tools' | 'coredns' | 'shoot-client';
 
 const OVERRIDE_ENV: Record<FlakeToolsKind, string> = {
   tools: 'SEED_FLAKE_TOOLS_DIR',
   coredns: 'SEED_FLAKE_COREDNS_DIR',
+  'shoot-client': 'SEED_FLAKE_SHOOT_CLIENT_DIR',
 };
 
 /**
- * The directory of one kind of flake tools: $SEED_FLAKE_TOOLS_DIR /
- * $SEED_FLAKE_COREDNS_DIR when set, else what scripts/flake-tools prints on its last line
+ * The directory of one kind of flake tools: its OVERRIDE_ENV variable when set, else what scripts/flake-tools prints on its last line
  * (it copies the binaries once; later calls only hash them, about 0.1 s). A flake names it
  * as `{ url = "path:<dir>"; flake = false; }`.
  */

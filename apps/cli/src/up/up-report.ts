@@ -59,11 +59,10 @@ export function formatChangeReport(first: PushReport, change: UpReport['change']
 }
 
 export function formatShootReport(shoot: UpReport['shoot']): string {
-  const stdout = shoot.encoding === 'base64' ? '(binary output)' : shoot.stdout;
   return [
     '',
-    `shoot from pod ${shoot.callerPod} (${shoot.caller}): exit ${shoot.exitCode} in ${shoot.durationMs} ms`,
-    ...quoted(stdout),
+    `seed-shoot in pod ${shoot.callerPod} (${shoot.caller}): exit ${shoot.exitCode} in ${shoot.durationMs} ms`,
+    ...quoted(shoot.stdout),
     `in ${shoot.caller}'s volume on the node: ${shoot.fileOnHost.trim()}`,
     `${shoot.caller} serves it back:`,
     ...quoted(shoot.servedBack),

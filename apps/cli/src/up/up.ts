@@ -9,13 +9,7 @@ import { substituterNixConfig } from '@seed/nix-eval';
 import { nixClient, type CliConfig } from '../config';
 import { deriveNamespace, type FlakeStatus__Output } from '@seed/contracts';
 import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
-import {
-  BuilderApi,
-  parseShootResult,
-  ReconcilerApi,
-  type Build,
-  type ShootResult,
-} from '../platform-api';
+import { BuilderApi, ReconcilerApi, type Build } from '../platform-api';
 import { formatPhases, seconds } from '../reports';
 import { deliverGithubPush } from './delivery';
 import { CHANGED_INSTANCE, resizeWeb } from './example-flake';
@@ -83,7 +77,12 @@ export interface UpReport {
     podsAfter: string[];
     servedAfter: string;
   };
-  shoot: ShootResult & {
+  /** What seed-shoot, run in the caller's pod, printed and exited with. */
+  shoot: {
+    exitCode: number;
+    stdout: string;
+    stderr: string;
+    durationMs: number;
     command: string[];
     caller: string;
     callerPod: string;
@@ -325,6 +324,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
             SEED_SHOOT_POOL_SIZE: '1',
             SEED_SHOOT_RUN_ROOT: path.join(workDir, 'shoot-pool'),
             SEED_KUBECONFIG: kube.kubeconfigPath,
+            SEED_NODE_NAME: cluster.node.name,
           },
           {
             stopGraceMs: STOP_GRACE_MS,
@@ -333,7 +333,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           },
         );
         note(
-          `caller: ${caller.instance}'s pod, found by its IP; volumes ${caller.volumes.map((v) => v.mountPoint).join(', ')}`,
+          `caller: ${caller.instance}'s pod, proven by its projected token and IP; volumes ${caller.volumes.map((v) => v.mountPoint).join(', ')}`,
         );
         note(`shoot pool starting on ${pool.url}; it boots and snapshots a template VM`);
         return caller;
@@ -404,37 +404,29 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
         const command = [
           'sh',
           '-c',
-          'echo "hello from a shoot of $PARENT"; uname -sr; echo "written in a shoot" > "$VOLUME/$FILE"; ls "$VOLUME"',
+          `echo "hello from a shoot of ${shootCaller.instance}"; uname -sr; ` +
+            `echo "written in a shoot" > ${mountPoint}/${SHOOT_FILE}; ls ${mountPoint}`,
         ];
-        const request = {
-          command,
-          timeout: 30_000,
-          env: { PARENT: shootCaller.instance, VOLUME: mountPoint, FILE: SHOOT_FILE },
-        };
-        // The pod's own HTTP client, to the URL the Deployment gave it: the shoot pool
+        // The instance's own client, to the URL its Deployment gave it: the shoot pool
         // knows the caller only by the pod's IP.
-        note(`exec in pod ${pod.name} (${pod.ip}): wget POST $SEED_SHOOT_URL/shoot`);
-        const exec = await kubeObjects.execInPod(namespace, pod.name, [
-          'sh',
-          '-c',
-          'wget -q -O - --header "Content-Type: application/json" --post-data "$1" "$SEED_SHOOT_URL/shoot"',
-          'shoot',
-          JSON.stringify(request),
+        note(`exec in pod ${pod.name} (${pod.ip}): seed-shoot ${command.join(' ')}`);
+        const started = Date.now();
+        const result = await kubeObjects.execInPod(namespace, pod.name, [
+          'seed-shoot',
+          '--timeout',
+          '30000',
+          '--',
+          ...command,
         ]);
-        if (exec.exitCode !== 0) {
-          throw new Error(
-            `the shoot request from the pod failed (${exec.exitCode}): ${exec.stderr}`,
-          );
-        }
-        const result = parseShootResult(exec.stdout);
         if (result.exitCode !== 0) {
-          throw new Error(`the shoot exited ${result.exitCode}: ${result.stderr}`);
+          throw new Error(`seed-shoot in the pod exited ${result.exitCode}: ${result.stderr}`);
         }
         const claim = shootCaller.volumes[0]!.claimName;
         const hostPath = path.join(await kubeObjects.claimHostPath(namespace, claim), SHOOT_FILE);
         const ips = await kubeObjects.serviceIps(namespace);
         return {
           ...result,
+          durationMs: Date.now() - started,
           command,
           caller: shootCaller.instance,
           callerPod: pod.name,
