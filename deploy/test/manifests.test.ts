@@ -24,6 +24,8 @@ const CLUSTER_SCOPED = new Set([
   'ClusterRole',
   'ClusterRoleBinding',
   'PersistentVolume',
+  'ValidatingAdmissionPolicy',
+  'ValidatingAdmissionPolicyBinding',
 ]);
 const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
 const SERVICES = ['webhook', 'builder', 'reconciler', 'shoot-pool'] as const;
@@ -373,7 +375,7 @@ describe('deploy/manifests', () => {
     expect(find('ClusterRole', 'seed-reconciler').rules).toEqual(documented.rules);
   });
 
-  it('gives the webhook and builder no API access, the shoot pool read-only lookups', () => {
+  it('gives the webhook and builder no API access, the shoot pool token reviews and reads', () => {
     const bound = manifests
       .filter((m) => m.kind === 'ClusterRoleBinding' || m.kind === 'RoleBinding')
       .flatMap((m) => (m as unknown as { subjects: { name: string }[] }).subjects)
@@ -383,9 +385,19 @@ describe('deploy/manifests', () => {
     for (const name of ['seed-webhook', 'seed-builder']) {
       expect(find('ServiceAccount', name).automountServiceAccountToken).toBe(false);
     }
-    const rules = find('ClusterRole', 'seed-shoot-pool').rules as { verbs: string[] }[];
-    const verbs = new Set(rules.flatMap((r) => r.verbs));
-    expect([...verbs].sort()).toEqual(['get', 'list']);
+    const rules = find('ClusterRole', 'seed-shoot-pool').rules as {
+      resources: string[];
+      verbs: string[];
+    }[];
+    // It creates TokenReviews (answered, never stored) and gets single objects: no list,
+    // no watch, no write.
+    for (const rule of rules) {
+      const expected = rule.resources.includes('tokenreviews') ? ['create'] : ['get'];
+      expect({ resources: rule.resources, verbs: rule.verbs }).toEqual({
+        resources: rule.resources,
+        verbs: expected,
+      });
+    }
   });
 
   it('mounts each flake secret the registry names from the webhook Secret', () => {

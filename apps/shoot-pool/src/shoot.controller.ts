@@ -1,6 +1,11 @@
 import { Controller, Get, Inject, Post, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { bearerToken, CallerLookupFailed, CallerRejected } from './caller/caller';
+import {
+  bearerToken,
+  CallerLookupFailed,
+  CallerRejected,
+  type CallerRejection,
+} from './caller/caller';
 import { PoolFull, PoolUnavailable } from './pool/pool';
 import {
   ShootInvalid,
@@ -10,6 +15,12 @@ import {
   toAnswer,
 } from './shoot.service';
 
+const CALLER_STATUS: Record<CallerRejection, number> = {
+  unauthenticated: 401,
+  forbidden: 403,
+  unresolvable: 409,
+};
+
 /** The HTTP status and JSON body of a failed shoot; undefined for unexpected errors. */
 function errorAnswer(
   error: unknown,
@@ -18,7 +29,7 @@ function errorAnswer(
     return { status: 400, body: { error: error.message, reasons: error.reasons } };
   }
   if (error instanceof CallerRejected)
-    return { status: error.status, body: { error: error.message } };
+    return { status: CALLER_STATUS[error.reason], body: { error: error.message } };
   if (error instanceof PoolFull)
     return { status: 429, body: { error: error.message }, retryAfter: '1' };
   if (error instanceof ShootVmFailed) return { status: 502, body: { error: error.message } };

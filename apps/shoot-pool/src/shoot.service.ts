@@ -310,10 +310,13 @@ export class ShootService {
     } catch (error) {
       if (error instanceof VmError && error.kind === 'invalid') {
         // A caller folder that is missing or not a directory.
-        throw new CallerRejected(`cannot share the caller's folders: ${error.message}`, 409);
+        throw new CallerRejected(
+          `cannot share the caller's folders: ${error.message}`,
+          'unresolvable',
+        );
       }
       if (error instanceof AgentError && error.failure?.step === 'bind') {
-        throw new CallerRejected(`the guest refused a mount: ${error.message}`, 409);
+        throw new CallerRejected(`the guest refused a mount: ${error.message}`, 'unresolvable');
       }
       this.logger.warn({ err: error, vm: vm.id }, 'the VM failed during a shoot');
       throw new ShootVmFailed(
@@ -332,7 +335,7 @@ function checkVolumes(caller: Caller): void {
   if (caller.volumes.length > VOLUME_POINTS.length) {
     throw new CallerRejected(
       `the caller has ${caller.volumes.length} volumes; a shoot shares at most ${VOLUME_POINTS.length}`,
-      409,
+      'unresolvable',
     );
   }
   for (const { mountPoint } of caller.volumes) {
@@ -342,7 +345,10 @@ function checkVolumes(caller: Caller): void {
         normal === path || (path !== '/' && path !== '/run' && normal.startsWith(`${path}/`)),
     );
     if (!normal.startsWith('/') || normal.split('/').includes('..') || reserved) {
-      throw new CallerRejected(`volume mount point ${mountPoint} cannot be used in the guest`, 409);
+      throw new CallerRejected(
+        `volume mount point ${mountPoint} cannot be used in the guest`,
+        'unresolvable',
+      );
     }
   }
 }

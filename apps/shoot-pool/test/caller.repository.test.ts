@@ -206,13 +206,13 @@ describe('KubeCallerResolver', () => {
 
   it('attack: a source IP alone (no token) is refused', async () => {
     const error = await rejection({ ip: '127.0.0.5' });
-    expect(error.status).toBe(401);
+    expect(error.reason).toBe('unauthenticated');
     expect(error.message).toMatch(/no token/);
   });
 
   it("attack: another pod's token is refused", async () => {
     const error = await rejection({ ip: '127.0.0.5', token: tokens.neighbour });
-    expect(error.status).toBe(403);
+    expect(error.reason).toBe('forbidden');
     expect(error.message).toMatch(/the token is pod seed-shoot-test\/neighbour's.*127\.0\.0\.5/);
   });
 
@@ -221,54 +221,54 @@ describe('KubeCallerResolver', () => {
       ip: '127.0.0.5',
       token: await tokenOf(pods.instance!, 'https://kubernetes.default.svc'),
     });
-    expect(error.status).toBe(401);
+    expect(error.reason).toBe('unauthenticated');
     expect(error.message).toMatch(/does not accept the token for seed-shoot/);
   });
 
   it('attack: an expired token is refused', async () => {
     const error = await rejection({ ip: '127.0.0.5', token: await expiredTokenOf(pods.instance!) });
-    expect(error.status).toBe(401);
+    expect(error.reason).toBe('unauthenticated');
     expect(error.message).toMatch(/does not accept the token.*expired/);
   });
 
   it('attack: a pod on another node is refused', async () => {
     const error = await rejection({ ip: '127.0.0.10', token: tokens.elsewhere });
-    expect(error.status).toBe(403);
+    expect(error.reason).toBe('forbidden');
     expect(error.message).toMatch(/runs on node another-node, not on this pool's node seed-node/);
   });
 
   it("attack: a pod outside Seed's namespaces is refused", async () => {
     const error = await rejection({ ip: '127.0.0.11', token: tokens.outsider });
-    expect(error.status).toBe(403);
+    expect(error.reason).toBe('forbidden');
     expect(error.message).toMatch(/namespace not-seed, which Seed does not manage/);
   });
 
   it('attack: the right token from the wrong IP is refused', async () => {
     const error = await rejection({ ip: '127.0.0.99', token: tokens.instance });
-    expect(error.status).toBe(403);
+    expect(error.reason).toBe('forbidden');
     expect(error.message).toMatch(/came from 127\.0\.0\.99, not from its IP 127\.0\.0\.5/);
   });
 
   it('refuses a token that is not a token', async () => {
     const error = await rejection({ ip: '127.0.0.5', token: 'not-a-token' });
-    expect(error.status).toBe(401);
+    expect(error.reason).toBe('unauthenticated');
   });
 
   it('refuses a pod without the Seed label', async () => {
     const error = await rejection({ ip: '127.0.0.6', token: tokens.stranger });
-    expect(error.status).toBe(403);
+    expect(error.reason).toBe('forbidden');
     expect(error.message).toMatch(/stranger is not labelled seed\.loom\.farm\/managed-by=seed/);
   });
 
   it('refuses a pod that has not enabled shoots', async () => {
     const error = await rejection({ ip: '127.0.0.8', token: tokens['no-shoots'] });
-    expect(error.status).toBe(403);
+    expect(error.reason).toBe('forbidden');
     expect(error.message).toMatch(/no-shoots has not enabled shoots/);
   });
 
   it('refuses a pod whose claim is not bound', async () => {
     const error = await rejection({ ip: '127.0.0.9', token: tokens.unbound });
-    expect(error.status).toBe(409);
+    expect(error.reason).toBe('unresolvable');
     expect(error.message).toMatch(/claim seed-shoot-test\/pending is not bound/);
   });
 
@@ -277,6 +277,6 @@ describe('KubeCallerResolver', () => {
     const token = await tokenOf(pod);
     await core.deleteNamespacedPod({ name: 'gone', namespace: NAMESPACE, gracePeriodSeconds: 0 });
     const error = await rejection({ ip: '127.0.0.12', token });
-    expect(error.status).toBe(401);
+    expect(error.reason).toBe('unauthenticated');
   });
 });

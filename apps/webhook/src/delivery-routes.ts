@@ -1,7 +1,19 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DeliveryRejected, type RejectionReason } from './deliveries';
 import type { WebhookMetrics } from './metrics';
-import { QueueUnavailable, type IncomingDelivery, type WebhookService } from './webhook.service';
+import {
+  QueueUnavailable,
+  type DeliveryOutcome,
+  type IncomingDelivery,
+  type WebhookService,
+} from './webhook.service';
+
+const ANSWERED: Record<DeliveryOutcome, number> = {
+  pong: 200,
+  duplicate: 200,
+  queued: 202,
+  ignored: 202,
+};
 
 const STATUS: Record<RejectionReason, number> = {
   malformed: 400,
@@ -33,7 +45,7 @@ export function registerDeliveryRoutes(
           body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0),
           route: route(request),
         });
-        return reply.status(answer.status).send(answer.body);
+        return reply.status(ANSWERED[answer.outcome]).send(answer.body);
       } catch (error) {
         if (error instanceof DeliveryRejected)
           return reply.status(STATUS[error.reason]).send({ error: error.message });

@@ -28,8 +28,14 @@ export interface IncomingDelivery {
   route: 'webhook' | 'refresh' | { hook: RegisteredFlake };
 }
 
+/**
+ * What became of a delivery, and what the forge is told: `pong` and `duplicate` were
+ * already done, `queued` and `ignored` were taken (the routes map each to a status).
+ */
+export type DeliveryOutcome = 'pong' | 'duplicate' | 'queued' | 'ignored';
+
 export interface DeliveryAnswer {
-  status: 200 | 202;
+  outcome: DeliveryOutcome;
   body: Record<string, unknown>;
 }
 
@@ -86,7 +92,7 @@ export class WebhookService {
       this.metrics.deliveries.inc({ forge: forge ?? 'unknown', event: eventLabel(event), outcome });
     try {
       const answer = await this.handle(delivery, forge, event);
-      count(String(answer.body.status));
+      count(answer.outcome);
       return answer;
     } catch (error) {
       count(
@@ -108,12 +114,12 @@ export class WebhookService {
   ): DeliveryAnswer | Promise<DeliveryAnswer> {
     const verified = this.verify(delivery, forge, event);
     const { deliveryId, log } = verified;
-    if (verified.event.kind === 'ping') return answer(200, { status: 'pong', deliveryId });
+    if (verified.event.kind === 'ping') return answer('pong', { deliveryId });
 
     const skip = whyNotDeploy(verified.event);
     if (skip) {
       log.info({ reason: skip }, 'delivery ignored');
-      return answer(202, { status: 'ignored', reason: skip, deliveryId, jobs: [] });
+      return answer('ignored', { reason: skip, deliveryId, jobs: [] });
     }
     const push = verified.event as Push;
     const branch = push.ref.slice('refs/heads/'.length);
@@ -123,7 +129,7 @@ export class WebhookService {
     if (deploying.length === 0) {
       log.info({ branch }, 'push to a branch no flake deploys');
       const reason = `no flake deploys branch "${branch}"`;
-      return answer(202, { status: 'ignored', reason, deliveryId, jobs: [] });
+      return answer('ignored', { reason, deliveryId, jobs: [] });
     }
     return this.enqueue(verified, push, deploying);
   }
@@ -230,7 +236,7 @@ export class WebhookService {
     if (record.duplicate) {
       log.info({ jobs: record.jobIds }, 'delivery already received');
       const jobs = record.jobIds.map((jobId) => ({ jobId }));
-      return answer(200, { status: 'duplicate', deliveryId, jobs });
+      return answer('duplicate', { deliveryId, jobs });
     }
 
     const queued: QueuedBuild[] = builds.map((build, index) => ({
@@ -239,7 +245,7 @@ export class WebhookService {
       ...record.builds[index]!,
     }));
     log.info({ jobs: queued }, 'builds queued');
-    return answer(202, { status: 'queued', deliveryId, jobs: queued });
+    return answer('queued', { deliveryId, jobs: queued });
   }
 
   /**
@@ -279,8 +285,8 @@ const SIGNATURE_HEADERS: Record<Forge, string> = {
   gitlab: 'X-Gitlab-Token',
 };
 
-function answer(status: 200 | 202, body: Record<string, unknown>): DeliveryAnswer {
-  return { status, body };
+function answer(outcome: DeliveryOutcome, body: Record<string, unknown>): DeliveryAnswer {
+  return { outcome, body: { status: outcome, ...body } };
 }
 
 /** Event names come from the sender: only known ones become label values. */

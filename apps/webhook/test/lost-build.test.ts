@@ -71,7 +71,7 @@ describe('a failure between recording a delivery and storing its build', () => {
     builds.failing = false;
     const resent = await service.receive(delivery);
     expect(resent).toEqual({
-      status: 200,
+      outcome: 'duplicate',
       body: {
         status: 'duplicate',
         deliveryId: 'flaky-1',

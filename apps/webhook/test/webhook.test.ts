@@ -44,7 +44,7 @@ flakes:
 `;
 
 /** GitHub's example ping names a repository no flake follows: one that HELLO does. */
-const helloPing = () => ({ ...githubPing(), repository: { full_name: 'Codertocat/Hello-World' } });
+const helloPing = () => ({ ...githubPing(), repository: githubPush('0'.repeat(40)).repository });
 
 let counter = 0;
 const commit = () => (++counter).toString(16).padStart(40, 'c');

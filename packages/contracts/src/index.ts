@@ -1,8 +1,10 @@
 export {
   EXPOSE_PROTOCOLS,
+  META_LIMITS,
   SIZE_TIERS,
   canonicalJson,
   parseSeedMeta,
+  quantityBytes,
   seedMetaSchema,
   transportsOf,
 } from './meta';

@@ -1,4 +1,10 @@
-import { deriveNamespace, generationHash, parseSeedMeta, type SeedMeta } from '@seed/contracts';
+import {
+  META_LIMITS,
+  deriveNamespace,
+  generationHash,
+  parseSeedMeta,
+  type SeedMeta,
+} from '@seed/contracts';
 import { z } from 'zod';
 import { classifyNixFailure, type NixPhase } from './classify';
 import { NixError } from './errors';
@@ -147,6 +153,13 @@ export class NixClient {
       { ...call, timeoutMs: call.timeoutMs ?? this.options.evaluateTimeoutMs ?? 5 * MINUTE },
     );
     const evaluated = parseJson(evaluatedSchema, stdout, 'seeds');
+    const count = Object.keys(evaluated).length;
+    if (count > META_LIMITS.instancesPerFlake) {
+      throw new NixError(
+        'validation',
+        `seeds: ${count} instances; a flake may have at most ${META_LIMITS.instancesPerFlake} (Seed's limit)`,
+      );
+    }
     return Object.entries(evaluated)
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([name, seed]) => {

@@ -199,6 +199,15 @@ describe('failures', () => {
     expect(error.message).toContain('seeds.web.meta.size: ');
   });
 
+  it("refuses a flake with more instances than Seed's limit, naming it", async () => {
+    const seeds = Object.fromEntries(
+      Array.from({ length: 65 }, (_, i) => [`i${i}`, {} satisfies DemoSeed]),
+    );
+    const error = await failure(nix.evaluateSeeds((await flakeRepo(seeds)).url()));
+    expect(error.kind).toBe('validation');
+    expect(error.message).toBe("seeds: 65 instances; a flake may have at most 64 (Seed's limit)");
+  });
+
   it('reports a flake without seeds', async () => {
     const repo = await flakeRepo({});
     await repo.commit({ 'flake.nix': '{ outputs = { self }: { packages = {}; }; }\n' });

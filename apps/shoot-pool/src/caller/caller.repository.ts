@@ -82,7 +82,7 @@ export class KubeCallerResolver implements CallerResolver {
     if (token === undefined || token === '') {
       throw new CallerRejected(
         `no token: send the pod's projected service-account token (audience ${SHOOT_TOKEN_AUDIENCE}) as "Authorization: Bearer <token>", as seed-shoot does`,
-        401,
+        'unauthenticated',
       );
     }
     const identity = await this.#review(token);
@@ -137,7 +137,7 @@ export class KubeCallerResolver implements CallerResolver {
       if (mount.subPath !== undefined && mount.subPath !== '') {
         throw new CallerRejected(
           `pod ${name}: volume ${mount.name} uses a subPath, which shoots do not support`,
-          409,
+          'unresolvable',
         );
       }
       volumes.push({
@@ -179,11 +179,14 @@ export class KubeCallerResolver implements CallerResolver {
     if (status?.authenticated !== true) {
       throw new CallerRejected(
         `the API server does not accept the token for ${SHOOT_TOKEN_AUDIENCE}${status?.error ? `: ${status.error}` : ''}`,
-        401,
+        'unauthenticated',
       );
     }
     if (!(status.audiences ?? []).includes(SHOOT_TOKEN_AUDIENCE)) {
-      throw new CallerRejected(`the token is not for the audience ${SHOOT_TOKEN_AUDIENCE}`, 401);
+      throw new CallerRejected(
+        `the token is not for the audience ${SHOOT_TOKEN_AUDIENCE}`,
+        'unauthenticated',
+      );
     }
     const namespace = SERVICE_ACCOUNT_USER.exec(status.user?.username ?? '')?.[1];
     const pod = status.user?.extra?.[EXTRA_POD_NAME]?.[0];
@@ -191,7 +194,7 @@ export class KubeCallerResolver implements CallerResolver {
     if (namespace === undefined || pod === undefined || uid === undefined) {
       throw new CallerRejected(
         `the token is not a pod's service-account token (user ${status.user?.username ?? '?'})`,
-        401,
+        'unauthenticated',
       );
     }
     return { namespace, pod, uid };
@@ -205,7 +208,7 @@ export class KubeCallerResolver implements CallerResolver {
     if (claim.status?.phase !== 'Bound' || volumeName === undefined || volumeName === '') {
       throw new CallerRejected(
         `claim ${namespace}/${claimName} is not bound (phase ${claim.status?.phase ?? 'unknown'})`,
-        409,
+        'unresolvable',
       );
     }
     const volume = await this.#call(`read volume ${volumeName}`, () =>
@@ -215,7 +218,7 @@ export class KubeCallerResolver implements CallerResolver {
     if (hostPath === undefined || !hostPath.startsWith('/')) {
       throw new CallerRejected(
         `volume ${volumeName} of claim ${namespace}/${claimName} is neither hostPath nor local: its data is not on this node's disk`,
-        409,
+        'unresolvable',
       );
     }
     return hostPath;
@@ -226,7 +229,7 @@ export class KubeCallerResolver implements CallerResolver {
       return await request();
     } catch (error) {
       if (error instanceof ApiException && error.code === 404) {
-        throw new CallerRejected(`${what}: not found`, 409);
+        throw new CallerRejected(`${what}: not found`, 'unresolvable');
       }
       if (error instanceof ApiException && error.code < 500 && error.code !== 429) {
         throw new CallerLookupFailed(`${what}: the API server answered ${error.code}`);

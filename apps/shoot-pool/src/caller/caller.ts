@@ -24,16 +24,19 @@ export interface CallerClaim {
 }
 
 /**
- * The caller may not shoot, or what it shares cannot be found. `status` is 401 when it
- * did not prove who it is (no token, or one the API server does not accept for shoots),
- * 403 when it is not an allowed caller, 409 when it is one but a volume cannot be resolved.
+ * Why a caller may not shoot: it did not prove who it is (`unauthenticated`: no token, or
+ * one the API server does not accept for shoots), it is not an allowed caller
+ * (`forbidden`), or it is one but what it shares cannot be found or mounted
+ * (`unresolvable`). The transports map each to a status.
  */
+export type CallerRejection = 'unauthenticated' | 'forbidden' | 'unresolvable';
+
 export class CallerRejected extends Error {
   override readonly name = 'CallerRejected';
 
   constructor(
     message: string,
-    readonly status: 401 | 403 | 409 = 403,
+    readonly reason: CallerRejection = 'forbidden',
   ) {
     super(message);
   }
