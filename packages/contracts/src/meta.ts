@@ -47,10 +47,11 @@ const QUANTITY_FACTORS: Record<string, number> = {
   Ei: 2 ** 60,
 };
 
-/** The bytes of a Kubernetes quantity the meta schema accepts (`1Gi`, `500M`, `1.5Ti`). */
-export function quantityBytes(quantity: string): number {
-  const [, number, suffix] = /^([0-9.]+)([A-Za-z]*)$/.exec(quantity) ?? [];
-  return Number(number) * (QUANTITY_FACTORS[suffix ?? ''] ?? Number.NaN);
+/** Bytes of a Kubernetes quantity ("1Gi", "500M", "1.5Gi"); undefined for text that is not one. */
+export function quantityBytes(quantity: string): number | undefined {
+  const match = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/.exec(quantity.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * QUANTITY_FACTORS[match[2] ?? '']!;
 }
 
 export const EXPOSE_PROTOCOLS = ['tcp', 'udp', 'dns', 'http', 'grpc'] as const;
@@ -80,7 +81,7 @@ const storageEntry = z.strictObject({
   size: z
     .string()
     .regex(quantity, { error: 'expected a Kubernetes quantity such as "1Gi"' })
-    .refine((size) => quantityBytes(size) <= META_LIMITS.storageBytes, {
+    .refine((size) => (quantityBytes(size) ?? 0) <= META_LIMITS.storageBytes, {
       error: `a volume is at most 16Ti (Seed's limit per storage entry)`,
     }),
   mountPoint: z.string().startsWith('/', { error: 'mountPoint must be an absolute path' }),

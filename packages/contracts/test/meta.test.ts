@@ -137,6 +137,7 @@ describe('parseSeedMeta', () => {
     ).toEqual([]);
     expect(quantityBytes('1.5Gi')).toBe(1.5 * 2 ** 30);
     expect(quantityBytes('500M')).toBe(5e8);
+    expect(quantityBytes('1 GB')).toBeUndefined();
   });
 
   it('allows one port on TCP and UDP under different keys', () => {
