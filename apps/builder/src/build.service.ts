@@ -1,4 +1,6 @@
 import {
+  deriveNamespace,
+  generationHash,
   queuedBuildRecord,
   type ApplyGenerationRequest,
   type ApplyGenerationResponse__Output,
@@ -9,8 +11,6 @@ import {
 } from '@seed/contracts';
 import {
   NixError,
-  deriveNamespace,
-  generationHash,
   pinFlakeRef,
   type BuiltSeed,
   type CallOptions,

@@ -7,9 +7,8 @@ import {
   Param,
   Query,
 } from '@nestjs/common';
-import { parseFlakeRef } from '@seed/nix-eval';
 import { BuildsQueueConsumer } from '@seed/builds-queue';
-import type { BuildList, BuildRecord } from '@seed/contracts';
+import { parseFlakeRef, type BuildList, type BuildRecord } from '@seed/contracts';
 import { summarize } from './build-record';
 
 /** Read-only HTTP view of builds: `GET /builds?flake=…` and `GET /builds/:id`. */

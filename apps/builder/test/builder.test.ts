@@ -5,10 +5,10 @@ import {
   buildJobId,
   buildListSchema,
   buildJobOptions,
+  deriveNamespace,
   parseSeedMeta,
   type BuildJob,
 } from '@seed/contracts';
-import { deriveNamespace } from '@seed/nix-eval';
 import { startRedis, type FlakeRepo, type LocalRedis } from '@seed/testing';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';

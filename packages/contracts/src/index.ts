@@ -19,6 +19,16 @@ export type {
   StorageEntry,
 } from './meta';
 export {
+  FLAKE_SCHEMES,
+  GITHUB_FLAKE_REF,
+  InvalidFlakeRef,
+  parseFlakeRef,
+  redactFlakeRef,
+} from './flake-ref';
+export type { FlakeRef, FlakeScheme } from './flake-ref';
+export { deriveNamespace, generationHash, instanceHash } from './identity';
+export type { InstanceIdentity } from './identity';
+export {
   BUILDS_QUEUE,
   BUILD_JOB_NAME,
   BUILD_JOB_OPTIONS,

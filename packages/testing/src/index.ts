@@ -28,6 +28,8 @@ export type {
   LogLine,
   ServiceProcess,
 } from '@seed/local-parts';
+export { apiWrites, writesBetween } from './api-writes';
+export type { WriteCounts } from './api-writes';
 export { queueBuild } from './queue-build';
 export {
   clhRequestSchemaName,
