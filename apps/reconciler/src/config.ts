@@ -10,6 +10,9 @@ const envSchema = z.object({
   SEED_RECONCILER_WORKERS: envVar.positiveInt(4),
   SEED_RESYNC_SECONDS: envVar.positiveInt(300),
   SEED_SHOOT_POOL_PORT: envVar.port(DEFAULT_SHOOT_POOL_PORT),
+  SEED_LEASE_NAMESPACE: z.string().min(1).optional(),
+  SEED_LEASE_NAME: z.string().min(1).default('seed-reconciler'),
+  SEED_LEASE_SECONDS: envVar.positiveInt(15),
   SEED_LOG_LEVEL: envVar.logLevel(),
 });
 
@@ -22,6 +25,11 @@ export interface ReconcilerConfig {
   workers: number;
   resyncMs: number;
   shootPoolPort: number;
+  /**
+   * Leader election on a Lease, for running several replicas; unset: this replica always
+   * leads (one replica, the local stack).
+   */
+  lease?: { namespace: string; name: string; durationMs: number };
   logLevel: string;
 }
 
@@ -35,6 +43,13 @@ export function loadReconcilerConfig(env: NodeJS.ProcessEnv = process.env): Reco
     workers: vars.SEED_RECONCILER_WORKERS,
     resyncMs: vars.SEED_RESYNC_SECONDS * 1000,
     shootPoolPort: vars.SEED_SHOOT_POOL_PORT,
+    lease: vars.SEED_LEASE_NAMESPACE
+      ? {
+          namespace: vars.SEED_LEASE_NAMESPACE,
+          name: vars.SEED_LEASE_NAME,
+          durationMs: vars.SEED_LEASE_SECONDS * 1000,
+        }
+      : undefined,
     logLevel: vars.SEED_LOG_LEVEL,
   };
 }

@@ -14,6 +14,7 @@ export type { GenerationContext, GenerationInput, RenderOptions, SeedInstance } 
 export { ModelError } from './errors';
 export {
   ANNOTATION_COMMIT,
+  ANNOTATION_FLAKE_SHA256,
   ANNOTATION_FLAKE_URI,
   ANNOTATION_GENERATION,
   ANNOTATION_INSTANCE_HASH,

@@ -4,16 +4,19 @@ import { loadKubeConfig } from '@seed/kube-config';
 import {
   ApiException,
   AppsV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
+  V1MicroTime,
   VersionApi,
   makeInformer,
   type Informer,
   type KubernetesObject,
   type ObjectCache,
 } from '@kubernetes/client-node';
+import type { LeaseRecord, LeaseStore } from '../controller/leader-election';
 
 export type { KubernetesObject } from '@kubernetes/client-node';
 
@@ -31,14 +34,27 @@ export class KubeRejected extends Error {
 
 /** The API server could not be reached, timed out, or answered a conflict: try again later. */
 export class KubeUnavailable extends Error {
-  override readonly name = 'KubeUnavailable';
+  override readonly name: string = 'KubeUnavailable';
+}
+
+/** Someone else wrote the object since it was read (409): read it again, then retry. */
+export class KubeConflict extends KubeUnavailable {
+  override readonly name = 'KubeConflict';
 }
 
 /**
- * Kinds Seed watches: its own objects for drift, and the pods and ReplicaSets the
- * Deployment controller makes of them, for the instances' rollout.
+ * Kinds Seed watches: its own objects for drift (the flake namespaces and their
+ * `seed-state` ConfigMaps included), and the pods and ReplicaSets the Deployment
+ * controller makes of them, for the instances' rollout.
  */
-export type WatchedKind = 'Deployment' | 'Service' | 'PersistentVolumeClaim' | 'Pod' | 'ReplicaSet';
+export type WatchedKind =
+  | 'Namespace'
+  | 'ConfigMap'
+  | 'Deployment'
+  | 'Service'
+  | 'PersistentVolumeClaim'
+  | 'Pod'
+  | 'ReplicaSet';
 
 export type WatchEvent = 'add' | 'update' | 'delete';
 
@@ -56,12 +72,14 @@ export class KubeRepository {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
   private readonly versions: VersionApi;
+  private readonly coordination: CoordinationV1Api;
 
   constructor(private readonly config: KubeConfig) {
     this.objects = KubernetesObjectApi.makeApiClient(config);
     this.core = config.makeApiClient(CoreV1Api);
     this.apps = config.makeApiClient(AppsV1Api);
     this.versions = config.makeApiClient(VersionApi);
+    this.coordination = config.makeApiClient(CoordinationV1Api);
   }
 
   /** From a kubeconfig file, or the usual places (in-cluster, $KUBECONFIG, ~/.kube/config). */
@@ -227,6 +245,68 @@ export class KubeRepository {
     );
   }
 
+  /**
+   * A `coordination.k8s.io` Lease for leader election. Writes are guarded by the
+   * resourceVersion read, so of two replicas racing for it one wins and the other sees
+   * `false` (a 409), never both.
+   */
+  lease(namespace: string, name: string): LeaseStore {
+    const toLease = (record: LeaseRecord, resourceVersion?: string) => ({
+      metadata: { name, namespace, ...(resourceVersion ? { resourceVersion } : {}) },
+      spec: {
+        holderIdentity: record.holder,
+        leaseDurationSeconds: record.leaseDurationSeconds,
+        acquireTime: new V1MicroTime(record.acquireTime.getTime()),
+        renewTime: new V1MicroTime(record.renewTime.getTime()),
+        leaseTransitions: record.transitions,
+      },
+    });
+    const unlessConflict = async (write: () => Promise<unknown>): Promise<boolean> => {
+      try {
+        await this.call(write);
+        return true;
+      } catch (error) {
+        if (error instanceof KubeConflict) return false;
+        throw error;
+      }
+    };
+    return {
+      get: async () => {
+        try {
+          const lease = await this.call(() =>
+            this.coordination.readNamespacedLease({ namespace, name }),
+          );
+          const spec = lease.spec ?? {};
+          return {
+            version: lease.metadata?.resourceVersion ?? '',
+            record: {
+              holder: spec.holderIdentity ?? '',
+              leaseDurationSeconds: spec.leaseDurationSeconds ?? 0,
+              acquireTime: new Date(spec.acquireTime ?? 0),
+              renewTime: new Date(spec.renewTime ?? 0),
+              transitions: spec.leaseTransitions ?? 0,
+            },
+          };
+        } catch (error) {
+          if (error instanceof KubeRejected && error.status === 404) return undefined;
+          throw error;
+        }
+      },
+      create: (record) =>
+        unlessConflict(() =>
+          this.coordination.createNamespacedLease({ namespace, body: toLease(record) }),
+        ),
+      update: (record, version) =>
+        unlessConflict(() =>
+          this.coordination.replaceNamespacedLease({
+            namespace,
+            name,
+            body: toLease(record, version),
+          }),
+        ),
+    };
+  }
+
   /** Answers when the API server does. */
   async version(): Promise<string> {
     const info = await this.call(() => this.versions.getCode());
@@ -269,7 +349,8 @@ export class KubeRepository {
     informer.on('error', restart);
     start();
     return {
-      cached: (namespace, name) => informer.get(name, namespace),
+      cached: (namespace, name) =>
+        kind === 'Namespace' ? informer.get(name) : informer.get(name, namespace),
       list: (namespace) => [...informer.list(namespace)],
       stop: async () => {
         stopped = true;
@@ -284,6 +365,20 @@ export class KubeRepository {
     labelSelector: string,
   ): Informer<KubernetesObject> & ObjectCache<KubernetesObject> {
     switch (kind) {
+      case 'Namespace':
+        return makeInformer(
+          this.config,
+          '/api/v1/namespaces',
+          () => this.core.listNamespace({ labelSelector }),
+          labelSelector,
+        );
+      case 'ConfigMap':
+        return makeInformer(
+          this.config,
+          '/api/v1/configmaps',
+          () => this.core.listConfigMapForAllNamespaces({ labelSelector }),
+          labelSelector,
+        );
       case 'Deployment':
         return makeInformer(
           this.config,
@@ -330,7 +425,8 @@ export class KubeRepository {
       if (error instanceof ApiException) {
         const status = error.code;
         const detail = apiMessage(error.body) ?? error.message;
-        if (status === 409 || status === 429 || status >= 500) {
+        if (status === 409) throw new KubeConflict(`the API server answered 409: ${detail}`);
+        if (status === 429 || status >= 500) {
           throw new KubeUnavailable(`the API server answered ${status}: ${detail}`);
         }
         throw new KubeRejected(detail, status);

@@ -49,9 +49,7 @@ export class ClusterObjects implements LiveObjects {
 
   async get(object: SeedObject): Promise<KubernetesObject | undefined> {
     const namespace = object.metadata.namespace ?? '';
-    const cached = this.watches
-      .get(object.kind as WatchedKind)
-      ?.cached(namespace, object.metadata.name);
+    const cached = this.watches.get(object.kind)?.cached(namespace, object.metadata.name);
     return (
       cached ??
       this.kube.read(
