@@ -66,6 +66,22 @@ export function generation(
   };
 }
 
+/**
+ * Two flake URIs whose namespaces are the same: the namespace keeps about 30 bits of the
+ * URI's sha256, so a birthday search finds a pair in some tens of thousands of URIs
+ * (~40 ms here).
+ */
+export function collidingFlakes(): [string, string] {
+  const seen = new Map<string, string>();
+  for (let index = 0; ; index++) {
+    const flake = `github:tenant-${index}/app`;
+    const namespace = deriveNamespace(flake);
+    const earlier = seen.get(namespace);
+    if (earlier) return [earlier, flake];
+    seen.set(namespace, flake);
+  }
+}
+
 export class Builder {
   readonly client: ReconcilerClient;
 
@@ -199,6 +215,33 @@ export class Cluster {
   async events(namespace: string): Promise<CoreV1Event[]> {
     const events = await this.core.listNamespacedEvent({ namespace });
     return events.items.filter((event) => event.source?.component === 'seed-reconciler');
+  }
+
+  /**
+   * What the namespace controller (not running here) does for a deleted namespace: delete
+   * everything in it, then drop the namespace's finalizer so it goes away.
+   */
+  async deleteContents(namespace: string): Promise<void> {
+    const labelSelector = 'seed.loom.farm/managed-by=seed';
+    await this.apps.deleteCollectionNamespacedDeployment({ namespace, labelSelector });
+    await this.core.deleteCollectionNamespacedConfigMap({ namespace });
+    for (const service of (await this.core.listNamespacedService({ namespace })).items)
+      await this.core.deleteNamespacedService({ namespace, name: service.metadata!.name! });
+    const claims = await this.core.listNamespacedPersistentVolumeClaim({ namespace });
+    for (const claim of claims.items) {
+      const name = claim.metadata!.name!;
+      await this.core.deleteNamespacedPersistentVolumeClaim({ namespace, name });
+      await this.core.patchNamespacedPersistentVolumeClaim({
+        namespace,
+        name,
+        body: [{ op: 'remove', path: '/metadata/finalizers' }],
+      });
+    }
+    const terminating = await this.core.readNamespace({ name: namespace });
+    await this.core.replaceNamespaceFinalize({
+      name: namespace,
+      body: { ...terminating, spec: { finalizers: [] } },
+    });
   }
 
   async names(namespace: string): Promise<string[]> {
