@@ -66,22 +66,6 @@ export function generation(
   };
 }
 
-/**
- * Two flake URIs whose namespaces are the same: the namespace keeps about 30 bits of the
- * URI's sha256, so a birthday search finds a pair in some tens of thousands of URIs
- * (~40 ms here).
- */
-export function collidingFlakes(): [string, string] {
-  const seen = new Map<string, string>();
-  for (let index = 0; ; index++) {
-    const flake = `github:tenant-${index}/app`;
-    const namespace = deriveNamespace(flake);
-    const earlier = seen.get(namespace);
-    if (earlier) return [earlier, flake];
-    seen.set(namespace, flake);
-  }
-}
-
 export class Builder {
   readonly client: ReconcilerClient;
 

@@ -40,12 +40,15 @@ function replica(name: string, lease: LeaseStore) {
 /** A Lease the test can cut off, as a network partition or a killed process would. */
 function severable(store: LeaseStore) {
   let cut = false;
-  const guard =
-    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
-    (...args: A) =>
-      cut ? Promise.reject(new Error('cut off')) : call(...args);
+  const guard = <R>(call: () => Promise<R>) =>
+    cut ? Promise.reject(new Error('cut off')) : call();
+  const cutOff: LeaseStore = {
+    get: () => guard(() => store.get()),
+    create: (record) => guard(() => store.create(record)),
+    update: (record, version) => guard(() => store.update(record, version)),
+  };
   return {
-    store: { get: guard(store.get), create: guard(store.create), update: guard(store.update) },
+    store: cutOff,
     cut: () => (cut = true),
   };
 }

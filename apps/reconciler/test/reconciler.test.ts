@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { deriveNamespace, flakeUriDigest, instanceHash } from '@seed/contracts';
-import { apiWrites, writesBetween, type KubeApiServer } from '@seed/testing';
+import { apiWrites, collidingFlakeUris, writesBetween, type KubeApiServer } from '@seed/testing';
 import {
   Builder,
   Cluster,
-  collidingFlakes,
   generation,
   meta,
   startReconcilerWorld,
@@ -311,7 +310,7 @@ describe('drift of the state and the namespace', () => {
 
 describe('namespace ownership', () => {
   it('attack: a flake whose namespace name collides with another’s cannot take it over', async () => {
-    const [victim, attacker] = collidingFlakes();
+    const [victim, attacker] = collidingFlakeUris();
     const namespace = deriveNamespace(victim);
     expect(deriveNamespace(attacker)).toBe(namespace);
     await builder.apply(generation(victim, [web()]));

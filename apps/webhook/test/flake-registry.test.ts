@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { deriveNamespace, flakeHookId } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
+import { collidingFlakeUris } from '@seed/testing';
 import { loadWebhookConfig } from '../src/config';
 import { parseFlakeRegistry } from '../src/flake-registry';
 
@@ -128,16 +129,7 @@ describe('the flake registry', () => {
   });
 
   it('attack: two flakes that map to one namespace are refused at start-up', () => {
-    // A birthday search over made-up URIs: the namespace keeps about 30 bits of the hash.
-    const seen = new Map<string, string>();
-    let pair: [string, string] | undefined;
-    for (let index = 0; !pair; index++) {
-      const flake = `github:tenant-${index}/app`;
-      const earlier = seen.get(deriveNamespace(flake));
-      if (earlier) pair = [earlier, flake];
-      seen.set(deriveNamespace(flake), flake);
-    }
-    const [first, second] = pair;
+    const [first, second] = collidingFlakeUris();
     expect(deriveNamespace(first)).toBe(deriveNamespace(second));
     const found = problems(() =>
       parseFlakeRegistry(

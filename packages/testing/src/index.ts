@@ -29,6 +29,7 @@ export type {
   ServiceProcess,
 } from '@seed/local-parts';
 export { apiWrites, writesBetween } from './api-writes';
+export { collidingFlakeUris } from './namespace-collision';
 export type { WriteCounts } from './api-writes';
 export { queueBuild } from './queue-build';
 export {
