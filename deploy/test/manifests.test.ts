@@ -397,7 +397,10 @@ describe('deploy/manifests', () => {
       .flatMap((m) => (m as unknown as { subjects: { name: string }[] }).subjects)
       .map((s) => s.name)
       .sort();
-    expect(bound).toEqual(['seed-reconciler', 'seed-shoot-pool']);
+    // The reconciler twice: its ClusterRole, and its leader-election Role in seed-system.
+    expect(bound).toEqual(['seed-reconciler', 'seed-reconciler', 'seed-shoot-pool']);
+    const leaseRole = find('Role', 'seed-reconciler-leader-election');
+    expect(leaseRole.metadata.namespace).toBe(NAMESPACE);
     for (const name of ['seed-webhook', 'seed-builder']) {
       expect(find('ServiceAccount', name).automountServiceAccountToken).toBe(false);
     }
