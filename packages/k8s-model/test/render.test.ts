@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { instanceHash } from '@seed/contracts';
+import { flakeUriDigest, instanceHash } from '@seed/contracts';
 import { apps, v1 } from 'kubernetes-models';
 import { desiredNames, renderGeneration, type GenerationInput, type SeedObject } from '../src';
 import { everything, generation, instance, webMeta } from './fixtures';
@@ -89,6 +89,7 @@ describe('renderGeneration', () => {
     expect(namespace.metadata.labels).toEqual({ 'seed.loom.farm/managed-by': 'seed' });
     expect(namespace.metadata.annotations).toEqual({
       'seed.loom.farm/flake-uri': 'github:example/flake',
+      'seed.loom.farm/flake-sha256': flakeUriDigest('github:example/flake'),
       'seed.loom.farm/commit': '0123456789abcdef0123456789abcdef01234567',
       'seed.loom.farm/generation': '0123456789ab',
     });
