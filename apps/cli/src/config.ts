@@ -18,6 +18,8 @@ const envSchema = z.object({
     .regex(/^[^\s/:]+:\d{1,5}$/, { error: 'must be host:port' })
     .default('127.0.0.1:9090'),
   SEED_SHOOT_URL: httpUrl('http://127.0.0.1:7070'),
+  // Set in instances with shoots enabled: the pod's token the shoot pool checks.
+  SEED_SHOOT_TOKEN_FILE: z.string().min(1).optional(),
 });
 
 export interface CliConfig {
@@ -25,6 +27,7 @@ export interface CliConfig {
   builderUrl: string;
   reconcilerAddress: string;
   shootUrl: string;
+  shootTokenFile?: string;
 }
 
 /** Reads the CLI's environment: where the services are, and which nix `seed inspect` runs. */
@@ -40,6 +43,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
     builderUrl: vars.SEED_BUILDER_URL,
     reconcilerAddress: vars.SEED_RECONCILER_ADDRESS,
     shootUrl: vars.SEED_SHOOT_URL,
+    shootTokenFile: vars.SEED_SHOOT_TOKEN_FILE,
   };
 }
 
