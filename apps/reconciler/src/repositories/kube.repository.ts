@@ -7,6 +7,7 @@ import {
   CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
+  NetworkingV1Api,
   PatchStrategy,
   VersionApi,
   makeInformer,
@@ -38,7 +39,8 @@ export class KubeUnavailable extends Error {
  * Kinds Seed watches: its own objects for drift, and the pods and ReplicaSets the
  * Deployment controller makes of them, for the instances' rollout.
  */
-export type WatchedKind = 'Deployment' | 'Service' | 'PersistentVolumeClaim' | 'Pod' | 'ReplicaSet';
+export type WatchedKind =
+  'Deployment' | 'Service' | 'NetworkPolicy' | 'PersistentVolumeClaim' | 'Pod' | 'ReplicaSet';
 
 export type WatchEvent = 'add' | 'update' | 'delete';
 
@@ -55,12 +57,14 @@ export class KubeRepository {
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
+  private readonly networking: NetworkingV1Api;
   private readonly versions: VersionApi;
 
   constructor(private readonly config: KubeConfig) {
     this.objects = KubernetesObjectApi.makeApiClient(config);
     this.core = config.makeApiClient(CoreV1Api);
     this.apps = config.makeApiClient(AppsV1Api);
+    this.networking = config.makeApiClient(NetworkingV1Api);
     this.versions = config.makeApiClient(VersionApi);
   }
 
@@ -296,6 +300,13 @@ export class KubeRepository {
           this.config,
           '/api/v1/services',
           () => this.core.listServiceForAllNamespaces({ labelSelector }),
+          labelSelector,
+        );
+      case 'NetworkPolicy':
+        return makeInformer(
+          this.config,
+          '/apis/networking.k8s.io/v1/networkpolicies',
+          () => this.networking.listNetworkPolicyForAllNamespaces({ labelSelector }),
           labelSelector,
         );
       case 'PersistentVolumeClaim':
