@@ -7,18 +7,15 @@
 // node to stop. Every wait below is bounded; none asserts a speed.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KubeConfig, Watch, type V1Pod } from '@kubernetes/client-node';
 import type { InstanceStatus__Output, SeedMeta } from '@seed/contracts';
 import { deriveNamespace } from '@seed/nix-eval';
 import {
-  addToStore,
-  buildNixImage,
   kubeRequest,
   NODE_BINARIES_SCRIPT,
+  reconcilerNetworkEnv,
   startLocalCluster,
   type LocalCluster,
 } from '@seed/testing';
@@ -30,6 +27,7 @@ import {
   startReconciler,
   type RunningReconciler,
 } from './cluster';
+import { shellImage } from './node-images';
 
 const run = promisify(execFile);
 
@@ -48,42 +46,6 @@ let kube: Cluster;
 let kubeconfig: KubeConfig;
 /** Store paths of the images (the generation's `image`; the pod runs `nix:0<path>`). */
 const images = {} as Record<'v1' | 'v2' | 'silent' | 'crash', string>;
-
-/**
- * A nix-snapshotter image whose entrypoint is busybox `sh -c script`; `$BB` is busybox and
- * `$WWW` a folder holding `files`. Folders, as nix packages are: containerd cannot mount
- * a bare file's store path.
- */
-async function shellImage(
-  nix2container: string,
-  name: string,
-  script: string,
-  files: Record<string, string> = {},
-): Promise<string> {
-  const work = await mkdtemp(path.join(tmpdir(), 'seed-real-node-'));
-  try {
-    await mkdir(path.join(work, 'www'));
-    await mkdir(path.join(work, 'busybox', 'bin'), { recursive: true });
-    await copyFile('/bin/busybox', path.join(work, 'busybox', 'bin', 'busybox'));
-    // A file in every folder: an empty folder's store path is the same for every image.
-    await writeFile(path.join(work, 'www', '.image'), `${name}\n`);
-    for (const [file, content] of Object.entries(files)) {
-      await writeFile(path.join(work, 'www', file), content);
-    }
-    const busybox = await addToStore(path.join(work, 'busybox'));
-    const www = await addToStore(path.join(work, 'www'));
-    const bb = `${busybox}/bin/busybox`;
-    return await buildNixImage(nix2container, `${name}-image.tar`, {
-      closure: [busybox, www],
-      config: {
-        Entrypoint: [bb, 'sh', '-c', script],
-        Env: [`BB=${bb}`, `WWW=${www}`],
-      },
-    });
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-}
 
 /**
  * httpd serving "version N" on PORT. The shell stays PID 1 with a TERM trap, so a pod
@@ -120,7 +82,10 @@ beforeAll(async () => {
   images.crash = await shellImage(nix2container, 'crash', 'echo "crashing on purpose"; exit 1');
 
   cluster = await startLocalCluster();
-  reconciler = await startReconciler(cluster.api.kubeconfigPath);
+  reconciler = await startReconciler(
+    cluster.api.kubeconfigPath,
+    reconcilerNetworkEnv(cluster.node),
+  );
   builder = reconciler.builder;
   kube = new Cluster(cluster.api.kubeconfigPath);
   kubeconfig = new KubeConfig();
