@@ -29,6 +29,8 @@ import { exposedPorts } from './ports';
  * - `seed.default-deny`: every pod of the flake, both directions, no rule.
  * - `seed.allow-dns`: egress to the cluster DNS on port 53, UDP and TCP.
  * - `seed.allow-same-flake`: the flake's pods reach each other on any port.
+ * - `seed.allow-to-flakes`: egress to the pods of every flake namespace; their own
+ *   policies let in only what they expose, and both ends must allow a connection.
  * - `seed.allow-internet`: egress anywhere but the pod, Service and node ranges and the
  *   link-local ones (a cloud's metadata service answers at 169.254.169.254).
  * - `<instance>`: per instance, ingress from anywhere to its exposed ports, and with
@@ -66,6 +68,13 @@ export function renderFlakeNetworkPolicies(
       policyTypes: ['Ingress', 'Egress'],
       ingress: [{ from: [{ podSelector: everyPod }] }],
       egress: [{ to: [{ podSelector: everyPod }] }],
+    }),
+    policy('allow-to-flakes', {
+      podSelector: everyPod,
+      policyTypes: ['Egress'],
+      egress: [
+        { to: [{ namespaceSelector: { matchLabels: { [LABEL_MANAGED_BY]: MANAGED_BY_SEED } } }] },
+      ],
     }),
     policy('allow-internet', {
       podSelector: everyPod,

@@ -64,6 +64,16 @@ describe("a flake's own NetworkPolicies", () => {
     });
   });
 
+  it("let the flake's pods out to other flakes' pods, whose own policies admit only what they expose", () => {
+    expect(flakePolicy('seed.allow-to-flakes').spec).toEqual({
+      podSelector: {},
+      policyTypes: ['Egress'],
+      egress: [
+        { to: [{ namespaceSelector: { matchLabels: { 'seed.loom.farm/managed-by': 'seed' } } }] },
+      ],
+    });
+  });
+
   it('allow DNS to addresses when the cluster DNS is not a pod (the local node)', () => {
     expect(flakePolicy('seed.allow-dns', localNode).spec?.egress?.[0]?.to).toEqual([
       { ipBlock: { cidr: '10.244.0.1/32' } },

@@ -64,6 +64,7 @@ describe('renderGeneration', () => {
       'NetworkPolicy/seed.default-deny',
       'NetworkPolicy/seed.allow-dns',
       'NetworkPolicy/seed.allow-same-flake',
+      'NetworkPolicy/seed.allow-to-flakes',
       'NetworkPolicy/seed.allow-internet',
       'NetworkPolicy/postgres',
       'NetworkPolicy/resolver',
@@ -158,6 +159,7 @@ describe('renderGeneration', () => {
       'NetworkPolicy',
       'NetworkPolicy',
       'NetworkPolicy',
+      'NetworkPolicy',
     ]);
   });
 });
@@ -167,6 +169,7 @@ describe('desiredNames', () => {
     'seed.allow-dns',
     'seed.allow-internet',
     'seed.allow-same-flake',
+    'seed.allow-to-flakes',
     'seed.default-deny',
   ];
 
