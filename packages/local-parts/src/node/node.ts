@@ -178,14 +178,8 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
     await writeFile(p.kubeletConfig, kubeletConfig(layout, credentials.kubelet));
     await startKubelet();
 
-    const [
-      controllerPort,
-      schedulerPort,
-      proxyHealthPort,
-      proxyMetricsPort,
-      dnsReadyPort,
-      policyHealthPort,
-    ] = (await freeLoopbackPorts(6)) as [number, number, number, number, number, number];
+    const [controllerPort, schedulerPort, proxyHealthPort, proxyMetricsPort, dnsReadyPort] =
+      (await freeLoopbackPorts(5)) as [number, number, number, number, number];
     const delegated = (kubeconfig: string): string[] => [
       `--kubeconfig=${kubeconfig}`,
       `--authentication-kubeconfig=${kubeconfig}`,
@@ -232,7 +226,7 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
     const kubelet = (): ManagedProcess => parts.get('kubelet')!;
     await waitFor('kubelet', kubelet(), deadline, () => nodeReady(api));
     // It reads its node's address from the Node object: started once the node is
-    // registered. Healthy means its first sync is done, so policies hold from here on.
+    // registered.
     const policyEngine = await spawnPart('kube-router', [
       `--kubeconfig=${credentials.kubeconfigs.policyEngine}`,
       `--hostname-override=${NODE_NAME}`,
@@ -240,17 +234,19 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
       '--run-router=false',
       '--run-service-proxy=false',
       `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
-      `--health-port=${policyHealthPort}`,
+      // Its health answer is "alive" from the start, so it says nothing: off.
+      '--health-port=0',
       '--v=1',
     ]);
     await waitFor('coredns', coredns, deadline, async () => {
       const response = await fetch(`http://127.0.0.1:${dnsReadyPort}/ready`);
       return response.ok;
     });
-    await waitFor('kube-router', policyEngine, deadline, async () => {
-      const response = await fetch(`http://127.0.0.1:${policyHealthPort}/healthz`);
-      return response.ok;
-    });
+    // Its chains hooked into the built-in ones: from here on every pod's traffic passes
+    // through them, and policies hold once kube-router has seen them.
+    await waitFor('kube-router', policyEngine, deadline, async () =>
+      (await run('iptables', ['-S', 'FORWARD'])).stdout.includes('-j KUBE-ROUTER-FORWARD'),
+    );
     // Pods are refused until the service-account controller made `default` accounts.
     await waitFor(
       'kube-controller-manager',
