@@ -2,9 +2,9 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPeer';
 import type { INetworkPolicyPort } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicyPort';
 import { ModelError } from './errors';
+import { shootPoolPort } from './deployment';
 import {
   DEFAULT_NETWORK,
-  DEFAULT_SHOOT_POOL_PORT,
   type ClusterNetwork,
   type GenerationContext,
   type RenderOptions,
@@ -99,7 +99,6 @@ export function renderInstanceNetworkPolicy(
   const shoots = instance.meta.shoot.enable;
   if (exposed.length === 0 && !shoots) return undefined;
   const network = checkedNetwork(options.network ?? DEFAULT_NETWORK);
-  const shootPoolPort = options.shootPoolPort ?? DEFAULT_SHOOT_POOL_PORT;
   return withSortedKeys({
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
@@ -119,7 +118,7 @@ export function renderInstanceNetworkPolicy(
         egress: [
           {
             to: network.nodeCidrs.map((cidr) => ({ ipBlock: { cidr } })),
-            ports: [{ port: shootPoolPort, protocol: 'TCP' }],
+            ports: [{ port: shootPoolPort(options), protocol: 'TCP' }],
           },
         ],
       }),
