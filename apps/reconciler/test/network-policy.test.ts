@@ -73,8 +73,7 @@ const PROBER_SCRIPT = `
 $BB mkdir -p /tmp/www/cgi-bin
 $BB cat > /tmp/www/cgi-bin/probe <<EOF
 #!$BB sh
-echo "Content-Type: text/plain"
-echo
+$BB printf 'Content-Type: text/plain\\r\\n\\r\\n'
 for pair in \\$($BB echo "\\$QUERY_STRING" | $BB tr '&' ' '); do
   case "\\$pair" in host=*) host=\\\${pair#host=};; port=*) port=\\\${pair#port=};; name=*) name=\\\${pair#name=};; esac
 done
