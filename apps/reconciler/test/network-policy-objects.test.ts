@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
 import { deriveNamespace } from '@seed/nix-eval';
+import { kubeRequest } from '@seed/testing';
 import {
   generation,
   meta,
@@ -66,6 +67,21 @@ describe("a flake's NetworkPolicies", () => {
     );
     const web8080 = await networking.readNamespacedNetworkPolicy({ namespace: NS, name: 'web' });
     expect(web8080.spec?.ingress).toEqual([{ ports: [{ port: 8080, protocol: 'TCP' }] }]);
+  });
+
+  it('are stored as rendered: ingress peers included (client-node names them `_from`)', async () => {
+    // Raw JSON: client-node's own models would show `from` as `_from`.
+    const { body } = await kubeRequest(
+      world!.api,
+      'GET',
+      `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/seed.allow-same-flake`,
+    );
+    expect((body as { spec: unknown }).spec).toEqual({
+      podSelector: {},
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ from: [{ podSelector: {} }] }],
+      egress: [{ to: [{ podSelector: {} }] }],
+    });
   });
 
   it("the flake's own stay as they are when a push changes an instance", async () => {

@@ -14,17 +14,12 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import {
-  KubeConfig,
-  KubernetesObjectApi,
-  loadAllYaml,
-  type KubernetesObject,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { loadAllYaml, type V1Pod } from '@kubernetes/client-node';
 import type { SeedMeta } from '@seed/contracts';
 import { deriveNamespace } from '@seed/nix-eval';
 import {
   freeLoopbackPorts,
+  kubeRequest,
   NODE_BINARIES_SCRIPT,
   reconcilerNetworkEnv,
   startLocalCluster,
@@ -220,11 +215,15 @@ beforeAll(async () => {
       ),
     'the default ServiceAccount of seed-system',
   );
-  const admin = new KubeConfig();
-  admin.loadFromFile(cluster.api.kubeconfigPath);
-  const objects = KubernetesObjectApi.makeApiClient(admin);
+  // Sent as JSON: client-node's models would drop the ingress rules' `from`.
   for (const policy of loadAllYaml(readFileSync(SEED_SYSTEM_POLICIES, 'utf8'))) {
-    await objects.create(policy as KubernetesObject);
+    const { status, body } = await kubeRequest(
+      cluster.api,
+      'POST',
+      `/apis/networking.k8s.io/v1/namespaces/${SEED_SYSTEM}/networkpolicies`,
+      policy,
+    );
+    if (status >= 300) throw new Error(`${status} ${JSON.stringify(body)}`);
   }
   await startSystemPod('webhook', [{ name: 'http', port: PROBE_PORT }]);
   await startSystemPod('redis', [
