@@ -9,26 +9,21 @@
 //
 // One node runs per machine: `startLocalCluster` waits for another test's node to stop.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { loadAllYaml, type V1Pod } from '@kubernetes/client-node';
 import type { SeedMeta } from '@seed/contracts';
 import { deriveNamespace } from '@seed/nix-eval';
 import {
   freeLoopbackPorts,
   kubeRequest,
-  NODE_BINARIES_SCRIPT,
   reconcilerNetworkEnv,
   startLocalCluster,
   type LocalCluster,
 } from '@seed/testing';
 import { Cluster, generation, meta, startReconciler, type RunningReconciler } from './cluster';
-import { shellImage } from './node-images';
-
-const run = promisify(execFile);
+import { nodeNix2container, shellImage } from './node-images';
 
 const START_TIMEOUT_MS = 30 * 60_000;
 const TEST_TIMEOUT_MS = 3 * 60_000;
@@ -184,12 +179,8 @@ async function startSystemPod(name: string, ports: { name: string; port: number 
 }
 
 beforeAll(async () => {
-  const binDir = (await run(NODE_BINARIES_SCRIPT, [], { maxBuffer: 16 * 1024 * 1024 })).stdout
-    .trim()
-    .split('\n')
-    .pop()!;
   proberImage = await shellImage(
-    path.join(binDir, 'nix2container'),
+    await nodeNix2container(),
     'prober',
     `PORTS=\${PORTS:-${PROBE_PORT} ${UNEXPOSED_PORT}}\n${PROBER_SCRIPT}`,
   );

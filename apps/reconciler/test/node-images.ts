@@ -1,9 +1,22 @@
 // Images for the tests that run pods on the real node: busybox and a folder of files,
 // made into nix-snapshotter images from this machine's nix store.
+import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { addToStore, buildNixImage } from '@seed/testing';
+import { promisify } from 'node:util';
+import { addToStore, buildNixImage, NODE_BINARIES_SCRIPT } from '@seed/testing';
+
+const run = promisify(execFile);
+
+/**
+ * The node's nix2container (scripts/node-binaries: built the first time, then cached).
+ * Images are built before the node starts, so the node's lock is held no longer.
+ */
+export async function nodeNix2container(): Promise<string> {
+  const { stdout } = await run(NODE_BINARIES_SCRIPT, [], { maxBuffer: 16 * 1024 * 1024 });
+  return path.join(stdout.trim().split('\n').pop()!, 'nix2container');
+}
 
 /**
  * A nix-snapshotter image whose entrypoint is busybox `sh -c script`; `$BB` is busybox and

@@ -6,15 +6,11 @@
 // One node runs per machine: `startLocalCluster` waits for another test's (or `seed up`'s)
 // node to stop. Every wait below is bounded; none asserts a speed.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { KubeConfig, Watch, type V1Pod } from '@kubernetes/client-node';
 import type { InstanceStatus__Output, SeedMeta } from '@seed/contracts';
 import { deriveNamespace } from '@seed/nix-eval';
 import {
   kubeRequest,
-  NODE_BINARIES_SCRIPT,
   reconcilerNetworkEnv,
   startLocalCluster,
   type LocalCluster,
@@ -27,9 +23,7 @@ import {
   startReconciler,
   type RunningReconciler,
 } from './cluster';
-import { shellImage } from './node-images';
-
-const run = promisify(execFile);
+import { nodeNix2container, shellImage } from './node-images';
 
 // The first run on a machine builds the node's parts (~15 min cold), and another run's
 // node may hold the machine's node lock for a while.
@@ -62,11 +56,7 @@ const httpdScript = (version: string): string =>
 
 beforeAll(async () => {
   // The images first: building them needs no node, so the node's lock is held no longer.
-  const binDir = (await run(NODE_BINARIES_SCRIPT, [], { maxBuffer: 16 * 1024 * 1024 })).stdout
-    .trim()
-    .split('\n')
-    .pop()!;
-  const nix2container = path.join(binDir, 'nix2container');
+  const nix2container = await nodeNix2container();
   images.v1 = await shellImage(nix2container, 'httpd-v1', httpdScript('v1'), {
     'index.html': 'version 1\n',
   });
