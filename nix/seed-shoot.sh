@@ -27,7 +27,8 @@ the command's stdout and stderr and exits with its exit code.
   -h, --help     show this help
 
 Needs SEED_SHOOT_URL (set when the instance has seed.shoot.enable = true; read
-from /run/seed/env when the environment lacks it). Exits 1 when the shoot could
+from /run/seed/env when the environment lacks it) and sends the instance's token
+(SEED_SHOOT_TOKEN_FILE, /seed/shoot-token/token). Exits 1 when the shoot could
 not run, printing the service's error.
 EOF
 }
@@ -107,10 +108,19 @@ jq -n --argjson timeout "$timeout_ms" --argjson send_stdin "$send_stdin" \
     + (if $send_stdin == 1 then {stdin: $stdin} else {} end)' \
   --args -- "$@" >"$work/request.json"
 
+# The instance's projected token proves to the shoot pool which pod is asking. It goes
+# to curl in a header file (mktemp -d made the folder private), not on a command line
+# every process of the instance can read.
+token_file=${SEED_SHOOT_TOKEN_FILE:-/seed/shoot-token/token}
+: >"$work/headers"
+if [ -r "$token_file" ]; then
+  printf 'Authorization: Bearer %s\n' "$(cat "$token_file")" >"$work/headers"
+fi
+
 # Allow the command its full timeout plus time for the pool to start it.
 max_time=$((timeout_ms / 1000 + 120))
 if ! status=$(curl --silent --show-error --max-time "$max_time" \
-  --request POST --header 'content-type: application/json' \
+  --request POST --header 'content-type: application/json' --header "@$work/headers" \
   --data-binary "@$work/request.json" \
   --output "$work/response.json" --write-out '%{http_code}' \
   "${url%/}/shoot"); then

@@ -333,7 +333,13 @@ describe.each(SEED_SHOOT_BUILDS)('seed-shoot: $name', ({ needs, build }) => {
       request.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
       request.on('end', () => {
         const parsed = JSON.parse(body) as { command: string[]; timeout: number; stdin?: string };
-        requests.push({ path: request.url, ...parsed });
+        requests.push({
+          path: request.url,
+          ...parsed,
+          ...(request.headers.authorization !== undefined && {
+            authorization: request.headers.authorization,
+          }),
+        });
         response.setHeader('content-type', 'application/json');
         const [command] = parsed.command;
         if (command === 'forbidden') {
@@ -373,10 +379,13 @@ describe.each(SEED_SHOOT_BUILDS)('seed-shoot: $name', ({ needs, build }) => {
   const shoot = async (
     args: string[],
     input?: string,
+    extraEnv: Record<string, string> = {},
   ): Promise<{ code: number; stdout: Buffer; stderr: string }> => {
     const environment = {
       PATH: needs.length > 0 ? process.env.PATH : '/nonexistent',
       SEED_SHOOT_URL: url,
+      SEED_SHOOT_TOKEN_FILE: path.join(tmp, 'no-token'),
+      ...extraEnv,
     };
     return new Promise((resolve) => {
       const child = execFile(
@@ -427,6 +436,19 @@ describe.each(SEED_SHOOT_BUILDS)('seed-shoot: $name', ({ needs, build }) => {
       timeout: 60000,
       stdin: 'hello\n',
     });
+  });
+
+  it("sends the instance's token as a bearer token", async () => {
+    const why = await missing(needs);
+    if (why !== null) {
+      console.warn(`skipped: ${why}`);
+      return;
+    }
+    const tokenFile = path.join(tmp, 'token');
+    fs.writeFileSync(tokenFile, 'eyJhbGciOi.token.sig');
+    const result = await shoot(['true'], undefined, { SEED_SHOOT_TOKEN_FILE: tokenFile });
+    expect(result.code).toBe(3);
+    expect(requests.at(-1)).toMatchObject({ authorization: 'Bearer eyJhbGciOi.token.sig' });
   });
 
   it('decodes base64 output byte for byte', async () => {

@@ -7,20 +7,17 @@ import {
   Param,
   Query,
 } from '@nestjs/common';
-import { parseFlakeRef } from '@seed/nix-eval';
-import { summarize, type BuildRecord } from './build-record';
-import { BuildRecordsRepository } from './repositories/build-records.repository';
+import { BuildsQueueConsumer } from '@seed/builds-queue';
+import { parseFlakeRef, type BuildList, type BuildRecord } from '@seed/contracts';
+import { summarize } from './build-record';
 
 /** Read-only HTTP view of builds: `GET /builds?flake=…` and `GET /builds/:id`. */
 @Controller('builds')
 export class BuildsController {
-  constructor(@Inject(BuildRecordsRepository) private readonly records: BuildRecordsRepository) {}
+  constructor(@Inject(BuildsQueueConsumer) private readonly records: BuildsQueueConsumer) {}
 
   @Get()
-  async list(
-    @Query('flake') flake?: string,
-    @Query('limit') limit?: string,
-  ): Promise<{ builds: Omit<BuildRecord, 'log'>[] }> {
+  async list(@Query('flake') flake?: string, @Query('limit') limit?: string): Promise<BuildList> {
     if (flake !== undefined) {
       try {
         parseFlakeRef(flake);

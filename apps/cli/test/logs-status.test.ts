@@ -9,8 +9,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { SIZE_TIERS, createReconcilerClient, type SeedMeta } from '@seed/contracts';
-import { deriveNamespace, generationHash } from '@seed/nix-eval';
+import {
+  SIZE_TIERS,
+  createReconcilerClient,
+  deriveNamespace,
+  generationHash,
+  type SeedMeta,
+} from '@seed/contracts';
 import {
   freeLoopbackPorts,
   startKubeApiServer,

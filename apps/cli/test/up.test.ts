@@ -88,12 +88,12 @@ describe('seed up', () => {
         });
         seen.claims = claims.items.map((c) => c.metadata!.name);
         const namespace = await core.readNamespace({ name: running.namespace });
-        seen.namespaceGeneration = namespace.metadata!.labels!['seed.loom.farm/generation'];
+        seen.namespaceGeneration = namespace.metadata!.annotations!['seed.loom.farm/generation'];
 
         seen.statusAll = await seed(['status'], { env });
         seen.status = await seed(['status', running.flake, '--json'], { env });
         seen.builds = await seed(['builds', '--json'], { env });
-        // The shoot pool knows callers by their pod's IP: the host is none.
+        // The shoot pool knows callers by their pod's token and IP: the host has neither.
         seen.shoot = await seed(['shoot', '--timeout', '20000', '--', 'true'], { env });
         seen.logs = await seed(['logs', running.flake, 'web'], {
           env: { ...env, KUBECONFIG: running.kubeconfigPath },
@@ -117,7 +117,7 @@ describe('seed up', () => {
     expect(run.out).toMatch(/^web rolled out: pod web-[a-z0-9-]+ → web-[a-z0-9-]+$/m);
     expect(run.out).toMatch(/^seed-shoot in pod web-[a-z0-9-]+ \(web\): exit 0/m);
     expect(run.out).toContain('Deployments whose spec changed: web\n');
-    expect(run.out).toContain('unchanged (relabelled with the new generation only): api, dns\n');
+    expect(run.out).toContain('Deployments whose spec is unchanged: api, dns\n');
     expect(run.out).toContain('  | hello from a shoot of web\n');
     expect(run.out).toMatch(/from-a-shoot\.txt: written in a shoot$/m);
     expect(run.out.trimEnd().endsWith('seed up: every step passed')).toBe(true);
@@ -155,7 +155,7 @@ describe('seed up', () => {
 
     const shoot = seen.shoot as { code: number; out: string; err: string };
     expect(shoot.code).toBe(1);
-    expect(shoot.err).toMatch(/no running pod has IP/);
+    expect(shoot.err).toMatch(/no token/);
     const logs = seen.logs as { code: number; out: string };
     expect(logs.code).toBe(0);
     expect(logs.out).toContain('web: serving HTTP on :8080');

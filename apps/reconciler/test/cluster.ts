@@ -13,13 +13,14 @@ import * as grpc from '@grpc/grpc-js';
 import {
   SIZE_TIERS,
   createReconcilerClient,
+  deriveNamespace,
+  generationHash,
   type ApplyGenerationRequest,
   type ApplyGenerationResponse__Output,
   type FlakeStatus__Output,
   type ReconcilerClient,
   type SeedMeta,
 } from '@seed/contracts';
-import { deriveNamespace, generationHash } from '@seed/nix-eval';
 import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
 import { loadReconcilerConfig } from '../src/config';
 import { createReconcilerApp, type ReconcilerApp } from '../src/reconciler.app';

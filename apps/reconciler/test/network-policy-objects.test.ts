@@ -4,7 +4,7 @@
 // network-policy.test.ts's, on the real node.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
-import { deriveNamespace } from '@seed/nix-eval';
+import { deriveNamespace } from '@seed/contracts';
 import { kubeRequest } from '@seed/testing';
 import {
   generation,

@@ -13,8 +13,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { loadAllYaml, type V1Pod } from '@kubernetes/client-node';
-import type { SeedMeta } from '@seed/contracts';
-import { deriveNamespace } from '@seed/nix-eval';
+import { deriveNamespace, type SeedMeta } from '@seed/contracts';
 import {
   freeLoopbackPorts,
   kubeRequest,
@@ -259,9 +258,9 @@ async function apply(flake: string, instances: [SeedMeta, string][]): Promise<vo
   );
 }
 
-describe('a tenant pod attacking', () => {
+describe('attacks from a tenant pod', () => {
   it(
-    'seed-system: its Redis, webhook and reconciler are out of reach',
+    'attack: a tenant pod reaching seed-system (Redis, webhook, reconciler) is blocked',
     async () => {
       const web = await instancePod(TENANT, 'web');
       const { redis, webhook, reconcilerPod } = await systemPods();
@@ -275,7 +274,7 @@ describe('a tenant pod attacking', () => {
   );
 
   it(
-    "another flake's pods: nothing but the ports they expose",
+    "attack: a tenant pod reaching another flake's unexposed ports is blocked, both ways",
     async () => {
       const web = await instancePod(TENANT, 'web');
       const other = await instancePod(NEIGHBOUR, 'other');
@@ -288,7 +287,7 @@ describe('a tenant pod attacking', () => {
   );
 
   it(
-    "the node's other ports: the kubelet, a service on the node, the shoot pool without shoots",
+    "attack: a tenant pod reaching its node's other ports (kubelet, a node service, the shoot pool without shoots) is blocked",
     async () => {
       const web = await instancePod(TENANT, 'web');
       const nodeIp = cluster.node.ip;

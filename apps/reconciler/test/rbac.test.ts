@@ -10,7 +10,7 @@ import {
   loadAllYaml,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { deriveNamespace } from '@seed/nix-eval';
+import { deriveNamespace } from '@seed/contracts';
 import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
 import {
   Builder,
@@ -21,7 +21,9 @@ import {
   type RunningReconciler,
 } from './cluster';
 
-const RBAC = path.resolve(__dirname, '../../../deploy/manifests/rbac.yaml');
+const MANIFESTS = path.resolve(__dirname, '../../../deploy/manifests');
+const RBAC = path.join(MANIFESTS, 'rbac.yaml');
+const ADMISSION = path.join(MANIFESTS, 'admission.yaml');
 const FLAKE = 'github:acme/rbac';
 const NS = deriveNamespace(FLAKE);
 
@@ -50,8 +52,10 @@ beforeAll(async () => {
   admin.loadFromFile(api.kubeconfigPath);
   const objects = KubernetesObjectApi.makeApiClient(admin);
   await cluster.core.createNamespace({ body: { metadata: { name: 'seed-system' } } });
-  for (const object of loadAllYaml(readFileSync(RBAC, 'utf8')) as KubernetesObject[])
-    await objects.create(object);
+  for (const file of [RBAC, ADMISSION]) {
+    for (const object of loadAllYaml(readFileSync(file, 'utf8')) as KubernetesObject[])
+      await objects.create(object);
+  }
   const { status } = await cluster.core.createNamespacedServiceAccountToken({
     namespace: 'seed-system',
     name: 'seed-reconciler',
@@ -117,6 +121,48 @@ describe('the reconciler under its ClusterRole', () => {
       async () => (await cluster.events(NS)).some((e) => e.reason === 'InstanceFailed'),
       'the InstanceFailed Event',
     );
+  });
+
+  it('attack: the reconciler writing outside Seed namespaces is denied by the API server', async () => {
+    const asReconciler = new KubeConfig();
+    asReconciler.loadFromFile(kubeconfig);
+    const objects = KubernetesObjectApi.makeApiClient(asReconciler);
+    const denial = async (action: () => Promise<unknown>): Promise<string> => {
+      try {
+        await action();
+      } catch (error) {
+        return String((error as { body?: unknown }).body ?? error);
+      }
+      return 'allowed';
+    };
+    const configMap = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'seed-state', namespace: 'kube-system' },
+      data: {},
+    };
+    // The API server picks up a new policy within a few seconds.
+    await cluster.until(
+      async () => (await denial(() => objects.create(configMap))) !== 'allowed',
+      'the policy to deny',
+    );
+    expect(await denial(() => objects.create(configMap))).toContain(
+      'the reconciler writes only in namespaces labelled seed.loom.farm/managed-by=seed, not in kube-system',
+    );
+    const adopt = {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'kube-system', labels: { 'seed.loom.farm/managed-by': 'seed' } },
+    };
+    expect(await denial(() => objects.patch(adopt))).toContain(
+      'the reconciler makes and changes only flake namespaces',
+    );
+    // Its own flake's namespace is still its to write in.
+    expect(
+      await denial(() =>
+        objects.create({ ...configMap, metadata: { name: 'probe', namespace: NS } }),
+      ),
+    ).toBe('allowed');
   });
 
   it('raises the count of an Event told again after a restart', async () => {

@@ -7,8 +7,7 @@
 // node to stop. Every wait below is bounded; none asserts a speed.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeConfig, Watch, type V1Pod } from '@kubernetes/client-node';
-import type { InstanceStatus__Output, SeedMeta } from '@seed/contracts';
-import { deriveNamespace } from '@seed/nix-eval';
+import { deriveNamespace, type InstanceStatus__Output, type SeedMeta } from '@seed/contracts';
 import {
   kubeRequest,
   reconcilerNetworkEnv,

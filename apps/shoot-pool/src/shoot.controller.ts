@@ -1,6 +1,12 @@
 import { Controller, Get, Inject, Post, Req, Res } from '@nestjs/common';
+import type { ShootPoolStatus } from '@seed/contracts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { CallerLookupFailed, CallerRejected } from './caller/caller';
+import {
+  bearerToken,
+  CallerLookupFailed,
+  CallerRejected,
+  type CallerRejection,
+} from './caller/caller';
 import { PoolFull, PoolUnavailable } from './pool/pool';
 import {
   ShootInvalid,
@@ -10,6 +16,12 @@ import {
   toAnswer,
 } from './shoot.service';
 
+const CALLER_STATUS: Record<CallerRejection, number> = {
+  unauthenticated: 401,
+  forbidden: 403,
+  unresolvable: 409,
+};
+
 /** The HTTP status and JSON body of a failed shoot; undefined for unexpected errors. */
 function errorAnswer(
   error: unknown,
@@ -18,7 +30,7 @@ function errorAnswer(
     return { status: 400, body: { error: error.message, reasons: error.reasons } };
   }
   if (error instanceof CallerRejected)
-    return { status: error.status, body: { error: error.message } };
+    return { status: CALLER_STATUS[error.reason], body: { error: error.message } };
   if (error instanceof PoolFull)
     return { status: 429, body: { error: error.message }, retryAfter: '1' };
   if (error instanceof ShootVmFailed) return { status: 502, body: { error: error.message } };
@@ -28,7 +40,10 @@ function errorAnswer(
   return undefined;
 }
 
-/** HTTP only: the caller is the request's source IP; maps the service's errors to statuses. */
+/**
+ * HTTP only: the caller's claim is the request's source IP and bearer token; maps the
+ * service's errors to statuses.
+ */
 @Controller()
 export class ShootController {
   constructor(@Inject(ShootService) private readonly service: ShootService) {}
@@ -36,7 +51,11 @@ export class ShootController {
   @Post('shoot')
   async shoot(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     try {
-      const outcome = await this.service.run(request.socket.remoteAddress ?? request.ip, () =>
+      const claim = {
+        ip: request.socket.remoteAddress ?? request.ip,
+        token: bearerToken(request.headers.authorization),
+      };
+      const outcome = await this.service.run(claim, () =>
         parseHttpShoot(request.body, this.service.limits),
       );
       await reply.status(200).send(toAnswer(outcome));
@@ -49,7 +68,7 @@ export class ShootController {
   }
 
   @Get('status')
-  status(): { idle: number; busy: number; queued: number; capacity: number; ready: boolean } {
+  status(): ShootPoolStatus {
     const { idle, busy, queued, capacity, ready } = this.service.status();
     return { idle, busy, queued, capacity, ready };
   }

@@ -5,7 +5,10 @@ import { loadFlakeRegistry, type FlakeRegistry } from './flake-registry';
 const envSchema = z.object({
   SEED_WEBHOOK_HOST: z.string().min(1).default('127.0.0.1'),
   SEED_WEBHOOK_PORT: envVar.port(8080),
-  SEED_WEBHOOK_BODY_LIMIT_BYTES: envVar.positiveInt(25 * 1024 * 1024),
+  // Pushes are a few KiB to a few hundred; the shared URL parses a body before it knows
+  // whose secret signs it, so its size is what an unauthenticated sender costs.
+  SEED_WEBHOOK_BODY_LIMIT_BYTES: envVar.positiveInt(1024 * 1024),
+  SEED_WEBHOOK_MAX_UNVERIFIED: envVar.positiveInt(4),
   SEED_REDIS_URL: envVar.redisUrl('redis://127.0.0.1:6379'),
   SEED_REDIS_COMMAND_TIMEOUT_MS: envVar.positiveInt(2_000),
   SEED_DELIVERY_TTL_HOURS: envVar.positiveInt(72),
@@ -15,7 +18,13 @@ const envSchema = z.object({
 });
 
 export interface WebhookConfig {
-  http: { host: string; port: number; bodyLimitBytes: number };
+  http: {
+    host: string;
+    port: number;
+    bodyLimitBytes: number;
+    /** Deliveries to the shared URLs read and parsed at once; more get 503. */
+    maxUnverifiedDeliveries: number;
+  };
   redis: { url: string; commandTimeoutMs: number };
   registry: FlakeRegistry;
   /** How long a delivery id and a queued commit are remembered for deduplication. */
@@ -34,6 +43,7 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): Webhook
       host: vars.SEED_WEBHOOK_HOST,
       port: vars.SEED_WEBHOOK_PORT,
       bodyLimitBytes: vars.SEED_WEBHOOK_BODY_LIMIT_BYTES,
+      maxUnverifiedDeliveries: vars.SEED_WEBHOOK_MAX_UNVERIFIED,
     },
     redis: { url: vars.SEED_REDIS_URL, commandTimeoutMs: vars.SEED_REDIS_COMMAND_TIMEOUT_MS },
     registry: loadFlakeRegistry({ file: vars.SEED_FLAKES_FILE, inline: vars.SEED_FLAKES }, env),

@@ -1,6 +1,19 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DeliveryRejected, type RejectionReason } from './deliveries';
-import { QueueUnavailable, type IncomingDelivery, type WebhookService } from './webhook.service';
+import type { WebhookMetrics } from './metrics';
+import {
+  QueueUnavailable,
+  type DeliveryOutcome,
+  type IncomingDelivery,
+  type WebhookService,
+} from './webhook.service';
+
+const ANSWERED: Record<DeliveryOutcome, number> = {
+  pong: 200,
+  duplicate: 200,
+  queued: 202,
+  ignored: 202,
+};
 
 const STATUS: Record<RejectionReason, number> = {
   malformed: 400,
@@ -16,17 +29,23 @@ const STATUS: Record<RejectionReason, number> = {
  * the webhook's CPU per delivery, a tenth of it, measured side by side with bench/webhook.
  * Errors they do not answer still reach Nest's exception filters.
  */
-export function registerDeliveryRoutes(fastify: FastifyInstance, service: WebhookService): void {
+export function registerDeliveryRoutes(
+  fastify: FastifyInstance,
+  service: WebhookService,
+  metrics: WebhookMetrics,
+  maxUnverified: number,
+): void {
   const receive =
-    (route: IncomingDelivery['route']) => async (request: FastifyRequest, reply: FastifyReply) => {
+    (route: (request: FastifyRequest) => IncomingDelivery['route']) =>
+    async (request: FastifyRequest, reply: FastifyReply) => {
       try {
         const answer = await service.receive({
           headers: request.headers,
           contentType: request.headers['content-type'],
           body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0),
-          route,
+          route: route(request),
         });
-        return reply.status(answer.status).send(answer.body);
+        return reply.status(ANSWERED[answer.outcome]).send(answer.body);
       } catch (error) {
         if (error instanceof DeliveryRejected)
           return reply.status(STATUS[error.reason]).send({ error: error.message });
@@ -35,7 +54,48 @@ export function registerDeliveryRoutes(fastify: FastifyInstance, service: Webhoo
         throw error;
       }
     };
-  fastify.post('/webhook', receive('webhook'));
+
+  // The shared URLs must parse a body to learn whose secret signs it: at most
+  // `maxUnverified` bodies are read and parsed at once, so a flood of large unsigned
+  // bodies costs bounded memory. The rest are refused before their body is read.
+  let unverified = 0;
+  const capUnverified = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (unverified >= maxUnverified) {
+      metrics.deliveries.inc({ forge: 'unknown', event: 'other', outcome: 'busy' });
+      return reply.status(503).header('Retry-After', '5').send({
+        error: "too many deliveries are being verified; retry, or use the flake's own hook URL",
+      });
+    }
+    unverified += 1;
+    let released = false;
+    reply.raw.once('close', () => {
+      if (!released) unverified -= 1;
+      released = true;
+    });
+  };
+  fastify.post(
+    '/webhook',
+    { onRequest: capUnverified },
+    receive(() => 'webhook'),
+  );
   // The original Seed's webhook URL, kept so existing GitHub hooks keep working.
-  fastify.post('/refresh', receive('refresh'));
+  fastify.post(
+    '/refresh',
+    { onRequest: capUnverified },
+    receive(() => 'refresh'),
+  );
+
+  // One flake's own URL: its secret is known from the path, so a body is authenticated
+  // before it is parsed, and an unknown id is refused before its body is read.
+  fastify.post<{ Params: { id: string } }>(
+    '/hooks/:id',
+    {
+      onRequest: async (request: FastifyRequest<{ Params: { id: string } }>, reply) => {
+        if (service.hook(request.params.id) === undefined) {
+          return reply.status(404).send({ error: 'no flake has this hook id' });
+        }
+      },
+    },
+    receive((request) => ({ hook: service.hook((request.params as { id: string }).id)! })),
+  );
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseFlakeRef } from '@seed/nix-eval';
+import { flakeHookId, parseFlakeRef, redactFlakeRef } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -13,6 +13,8 @@ export interface RegisteredFlake {
   /** The branch that deploys; the repository's default branch when unset. */
   branch?: string;
   secret: string;
+  /** The id of its own delivery URL, `POST /hooks/<hookId>` (`flakeHookId`). */
+  hookId: string;
 }
 
 // git check-ref-format, the parts that matter for a branch name in a config file.
@@ -52,7 +54,16 @@ const registrySchema = z.union([
 
 /** The flakes Seed serves, looked up by the repository a delivery names. */
 export class FlakeRegistry {
-  constructor(readonly flakes: readonly RegisteredFlake[]) {}
+  private readonly hooks: ReadonlyMap<string, RegisteredFlake>;
+
+  constructor(readonly flakes: readonly RegisteredFlake[]) {
+    this.hooks = new Map(flakes.map((flake) => [flake.hookId, flake]));
+  }
+
+  /** The flake whose own delivery URL has this id. */
+  byHook(hookId: string): RegisteredFlake | undefined {
+    return this.hooks.get(hookId);
+  }
 
   /** Every registered flake following the delivery's repository, whatever its branch. */
   following(repository: RepositoryIdentity): RegisteredFlake[] {
@@ -106,7 +117,7 @@ export function parseFlakeRegistry(
   const flakes: RegisteredFlake[] = [];
   registry.data.flakes.forEach((candidate, index) => {
     const label = record(candidate)?.flake;
-    const where = `${origin}: flakes[${index}]${typeof label === 'string' ? ` (${label})` : ''}`;
+    const where = `${origin}: flakes[${index}]${typeof label === 'string' ? ` (${redactFlakeRef(label)})` : ''}`;
     const entry = entrySchema.safeParse(candidate);
     if (!entry.success) {
       for (const issue of entry.error.issues) {
@@ -117,11 +128,13 @@ export function parseFlakeRegistry(
       return;
     }
     try {
+      const secret = readSecret(entry.data, env, where);
       flakes.push({
         flake: entry.data.flake,
         repository: normalizeRepository(entry.data.repository),
         branch: entry.data.branch,
-        secret: readSecret(entry.data, env, where),
+        secret,
+        hookId: flakeHookId(entry.data.flake, secret),
       });
     } catch (error) {
       problems.push((error as Error).message);

@@ -1,3 +1,4 @@
+import type { DeliveryRecord, RecordedBuild } from '@seed/builds-queue';
 import type { BuildJob, Forge } from '@seed/contracts';
 import type { Logger } from '@seed/service-kit';
 import {
@@ -14,18 +15,27 @@ import {
 } from './deliveries';
 import type { FlakeRegistry, RegisteredFlake } from './flake-registry';
 import type { WebhookMetrics } from './metrics';
-import type { DeliveryRecord, RecordedBuild } from './repositories/builds-queue.repository';
 
 export interface IncomingDelivery {
   headers: Headers;
   contentType?: string;
   body: Buffer;
-  /** `refresh` is the original Seed's URL, which only ever took GitHub's format. */
-  route: 'webhook' | 'refresh';
+  /**
+   * Where it was sent: the shared URL, the original Seed's (`refresh`, which only ever
+   * took GitHub's format), or one flake's own URL (`POST /hooks/<id>`), whose secret is
+   * known before the body is read.
+   */
+  route: 'webhook' | 'refresh' | { hook: RegisteredFlake };
 }
 
+/**
+ * What became of a delivery, and what the forge is told: `pong` and `duplicate` were
+ * already done, `queued` and `ignored` were taken (the routes map each to a status).
+ */
+export type DeliveryOutcome = 'pong' | 'duplicate' | 'queued' | 'ignored';
+
 export interface DeliveryAnswer {
-  status: 200 | 202;
+  outcome: DeliveryOutcome;
   body: Record<string, unknown>;
 }
 
@@ -34,10 +44,9 @@ export class QueueUnavailable extends Error {
   override readonly name = 'QueueUnavailable';
 }
 
-/** The Redis side of a delivery; see BuildsQueueRepository. */
+/** The Redis side of a delivery (BuildsQueueProducer). */
 export interface BuildsQueue {
-  record(forge: Forge, deliveryId: string, builds: readonly BuildJob[]): Promise<DeliveryRecord>;
-  add(build: BuildJob): Promise<unknown>;
+  queue(forge: Forge, deliveryId: string, builds: readonly BuildJob[]): Promise<DeliveryRecord>;
 }
 
 interface QueuedBuild extends RecordedBuild {
@@ -70,6 +79,11 @@ export class WebhookService {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
+  /** The flake whose own delivery URL has this id. */
+  hook(hookId: string): RegisteredFlake | undefined {
+    return this.registry.byHook(hookId);
+  }
+
   async receive(delivery: IncomingDelivery): Promise<DeliveryAnswer> {
     const forge = detectForge(delivery.headers);
     const event = forge ? eventName(forge, delivery.headers) : 'unknown';
@@ -77,7 +91,7 @@ export class WebhookService {
       this.metrics.deliveries.inc({ forge: forge ?? 'unknown', event: eventLabel(event), outcome });
     try {
       const answer = await this.handle(delivery, forge, event);
-      count(String(answer.body.status));
+      count(answer.outcome);
       return answer;
     } catch (error) {
       count(
@@ -98,14 +112,13 @@ export class WebhookService {
     event: string,
   ): DeliveryAnswer | Promise<DeliveryAnswer> {
     const verified = this.verify(delivery, forge, event);
-    if (!('flakes' in verified)) return verified;
     const { deliveryId, log } = verified;
-    if (verified.event.kind === 'ping') return answer(200, { status: 'pong', deliveryId });
+    if (verified.event.kind === 'ping') return answer('pong', { deliveryId });
 
     const skip = whyNotDeploy(verified.event);
     if (skip) {
       log.info({ reason: skip }, 'delivery ignored');
-      return answer(202, { status: 'ignored', reason: skip, deliveryId, jobs: [] });
+      return answer('ignored', { reason: skip, deliveryId, jobs: [] });
     }
     const push = verified.event as Push;
     const branch = push.ref.slice('refs/heads/'.length);
@@ -115,21 +128,20 @@ export class WebhookService {
     if (deploying.length === 0) {
       log.info({ branch }, 'push to a branch no flake deploys');
       const reason = `no flake deploys branch "${branch}"`;
-      return answer(202, { status: 'ignored', reason, deliveryId, jobs: [] });
+      return answer('ignored', { reason, deliveryId, jobs: [] });
     }
     return this.enqueue(verified, push, deploying);
   }
 
   /**
-   * Reads and authenticates a delivery. Answers directly what needs no flake (a ping or a
-   * push for a repository Seed does not serve); otherwise returns the flakes whose secret
-   * signed it, refusing it when none did.
+   * Reads and authenticates a delivery: the flakes whose secret signed it, refusing it
+   * when none did.
    */
   private verify(
     delivery: IncomingDelivery,
     forge: Forge | undefined,
     event: string,
-  ): VerifiedDelivery | DeliveryAnswer {
+  ): VerifiedDelivery {
     if (!forge) {
       throw new DeliveryRejected(
         'malformed',
@@ -147,28 +159,54 @@ export class WebhookService {
       const header = SIGNATURE_HEADERS[forge];
       throw new DeliveryRejected('unauthorized', `the delivery is not signed (${header})`);
     }
-    const deliveryId = deliveryIdOf(forge, delivery.headers, delivery.body);
-    const normalized = normalizeEvent(forge, event, parseBody(delivery.contentType, delivery.body));
-    const log = this.logger.child({ deliveryId, forge, event });
+    if (typeof delivery.route === 'object') {
+      const { hook } = delivery.route;
+      // Authenticated before a byte of the body is parsed: an unsigned flood costs an HMAC.
+      if (!signatureMatches(signature, delivery.body, hook.secret)) {
+        throw new DeliveryRejected('unauthorized', NO_MATCHING_SECRET);
+      }
+      const { deliveryId, event: normalized, log } = this.read(delivery, forge, event);
+      const repository = normalized.repository;
+      if (repository && !repository.names.includes(hook.repository)) {
+        throw new DeliveryRejected(
+          'malformed',
+          `the delivery is for ${repository.names[0]}; this hook deploys ${hook.flake} from ${hook.repository}`,
+        );
+      }
+      return { forge, deliveryId, event: normalized, flakes: [hook], log };
+    }
 
+    // The shared URL learns which secrets to try from the body, so it must parse first
+    // (the body limit and the routes' cap on unverified deliveries bound that work).
+    const { deliveryId, event: normalized, log } = this.read(delivery, forge, event);
     const candidates = normalized.repository ? this.registry.following(normalized.repository) : [];
     if (candidates.length === 0) {
-      if (normalized.kind === 'ping') return answer(200, { status: 'pong', deliveryId });
-      const repository = normalized.repository?.names[0];
-      log.info({ repository }, 'delivery for an unregistered repository');
-      return answer(202, { status: 'unknown_repository', deliveryId, jobs: [] });
+      // The same answer, after about the same work, as a wrong signature: which
+      // repositories Seed serves is not for an unauthenticated sender to learn.
+      signatureMatches(signature, delivery.body, UNREGISTERED);
+      log.info(
+        { repository: normalized.repository?.names[0] },
+        'delivery for an unregistered repository',
+      );
+      throw new DeliveryRejected('unauthorized', NO_MATCHING_SECRET);
     }
     // Every candidate's secret is checked, each in constant time.
     const flakes = candidates.filter((flake) =>
       signatureMatches(signature, delivery.body, flake.secret),
     );
-    if (flakes.length === 0) {
-      throw new DeliveryRejected(
-        'unauthorized',
-        'the signature does not match the secret of any flake of this repository',
-      );
-    }
+    if (flakes.length === 0) throw new DeliveryRejected('unauthorized', NO_MATCHING_SECRET);
     return { forge, deliveryId, event: normalized, flakes, log };
+  }
+
+  /** Decodes a delivery's body: its id, what it says, and a logger that names it. */
+  private read(
+    delivery: IncomingDelivery,
+    forge: Forge,
+    event: string,
+  ): { deliveryId: string; event: NormalizedEvent; log: Logger } {
+    const deliveryId = deliveryIdOf(forge, delivery.headers, delivery.body);
+    const normalized = normalizeEvent(forge, event, parseBody(delivery.contentType, delivery.body));
+    return { deliveryId, event: normalized, log: this.logger.child({ deliveryId, forge, event }) };
   }
 
   /**
@@ -197,7 +235,7 @@ export class WebhookService {
     if (record.duplicate) {
       log.info({ jobs: record.jobIds }, 'delivery already received');
       const jobs = record.jobIds.map((jobId) => ({ jobId }));
-      return answer(200, { status: 'duplicate', deliveryId, jobs });
+      return answer('duplicate', { deliveryId, jobs });
     }
 
     const queued: QueuedBuild[] = builds.map((build, index) => ({
@@ -206,13 +244,10 @@ export class WebhookService {
       ...record.builds[index]!,
     }));
     log.info({ jobs: queued }, 'builds queued');
-    return answer(202, { status: 'queued', deliveryId, jobs: queued });
+    return answer('queued', { deliveryId, jobs: queued });
   }
 
-  /**
-   * Records the delivery, then stores the builds it queues for the first time. Any Redis
-   * failure on the way becomes a 503 the forge will retry.
-   */
+  /** Queues the delivery's builds; any Redis failure becomes a 503 the forge will retry. */
   private async persist(
     forge: Forge,
     deliveryId: string,
@@ -220,18 +255,19 @@ export class WebhookService {
     log: Logger,
   ): Promise<DeliveryRecord> {
     try {
-      const record = await this.builds.record(forge, deliveryId, builds);
-      if (!record.duplicate) {
-        const fresh = builds.filter((_, index) => record.builds[index]!.created);
-        await Promise.all(fresh.map((build) => this.builds.add(build)));
-      }
-      return record;
+      return await this.builds.queue(forge, deliveryId, builds);
     } catch (error) {
       log.warn({ err: error }, 'Redis did not take the delivery');
       throw new QueueUnavailable(`the build queue is unavailable: ${(error as Error).message}`);
     }
   }
 }
+
+const NO_MATCHING_SECRET =
+  'the signature matches the secret of no flake registered for this repository';
+
+// Checked against when no flake follows the repository, so that answer takes as long.
+const UNREGISTERED = 'no flake follows this repository';
 
 const SIGNATURE_HEADERS: Record<Forge, string> = {
   github: 'X-Hub-Signature-256',
@@ -240,8 +276,8 @@ const SIGNATURE_HEADERS: Record<Forge, string> = {
   gitlab: 'X-Gitlab-Token',
 };
 
-function answer(status: 200 | 202, body: Record<string, unknown>): DeliveryAnswer {
-  return { status, body };
+function answer(outcome: DeliveryOutcome, body: Record<string, unknown>): DeliveryAnswer {
+  return { outcome, body: { status: outcome, ...body } };
 }
 
 /** Event names come from the sender: only known ones become label values. */

@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { flakeHookId } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { loadWebhookConfig } from '../src/config';
 import { parseFlakeRegistry } from '../src/flake-registry';
@@ -52,23 +53,29 @@ describe('the flake registry', () => {
         repository: 'github.com/acme/app',
         branch: undefined,
         secret: 'inline',
+        hookId: flakeHookId('github:acme/app', 'inline'),
       },
       {
         flake: 'git+https://gitea.example/acme/site.git',
         repository: 'gitea.example/acme/site',
         branch: 'release/1',
         secret: 'from-a-file',
+        hookId: flakeHookId('git+https://gitea.example/acme/site.git', 'from-a-file'),
       },
       {
         flake: 'git+ssh://git@gitlab.example/group/api.git',
         repository: 'group/api',
         branch: undefined,
         secret: 'from-env',
+        hookId: flakeHookId('git+ssh://git@gitlab.example/group/api.git', 'from-env'),
       },
     ]);
     expect(
       registry.following({ names: ['group/api', 'gitlab.example/group/api'] }).map((f) => f.flake),
     ).toEqual(['git+ssh://git@gitlab.example/group/api.git']);
+    expect(registry.byHook(flakeHookId('github:acme/app', 'inline'))?.flake).toBe(
+      'github:acme/app',
+    );
   });
 
   it('reports every bad entry by index and flake', () => {
@@ -102,6 +109,22 @@ describe('the flake registry', () => {
       'flakes.json: flakes[4] (github:acme/four).secretEnv: UNSET_SECRET is not set',
       expect.stringContaining('flakes[6] (github:acme/five): Unrecognized key: "colour"'),
     ]);
+  });
+
+  it('attack: a flake URI carrying credentials is refused at load, without repeating them', () => {
+    const found = problems(() =>
+      parseFlakeRegistry(
+        `flakes:
+  - flake: git+https://deploy:hunter2@git.example.org/acme/app.git
+    repository: acme/app
+    secret: s`,
+        'SEED_FLAKES',
+        {},
+      ),
+    );
+    expect(found).toEqual([expect.stringContaining('carries credentials')]);
+    expect(found[0]).toContain('git+https://***:***@git.example.org/acme/app.git');
+    expect(found.join('\n')).not.toContain('hunter2');
   });
 
   it('refuses documents that are not a list of flakes', () => {

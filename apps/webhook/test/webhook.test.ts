@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { BUILDS_QUEUE, buildJobId, latestBuildKey, type BuildJob } from '@seed/contracts';
+import { BuildsQueueConsumer } from '@seed/builds-queue';
+import { BUILDS_QUEUE, buildJobId, flakeHookId, type BuildJob } from '@seed/contracts';
 import { githubPushHeaders, startRedis, type LocalRedis } from '@seed/testing';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -37,6 +38,9 @@ flakes:
     secret: gitlab-token
 `;
 
+/** GitHub's example ping names a repository no flake follows: one that HELLO does. */
+const helloPing = () => ({ ...githubPing(), repository: githubPush('0'.repeat(40)).repository });
+
 let counter = 0;
 const commit = () => (++counter).toString(16).padStart(40, 'c');
 const deliveryId = () => `delivery-${++counter}`;
@@ -51,6 +55,8 @@ let app: NestFastifyApplication;
 let url: string;
 let queue: Queue<BuildJob>;
 let client: Redis;
+/** Reads each flake's latest build as the builder does. */
+let builder: BuildsQueueConsumer;
 
 async function post(
   path: string,
@@ -95,12 +101,14 @@ beforeAll(async () => {
   url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
   queue = new Queue<BuildJob>(BUILDS_QUEUE, { connection: { host: redis.host, port: redis.port } });
   client = new Redis(redis.url);
+  builder = new BuildsQueueConsumer(redis.url, () => undefined);
 });
 
 afterAll(async () => {
   await app?.close();
   await queue?.close();
   client?.disconnect();
+  await builder?.close();
   await redis?.dispose();
 });
 
@@ -161,7 +169,7 @@ describe('GitHub', () => {
   });
 
   it('answers a ping with 200', async () => {
-    const ping = await github(githubPing(), { event: 'ping' });
+    const ping = await github(helloPing(), { event: 'ping' });
     expect(ping).toEqual({ status: 200, body: { status: 'pong', deliveryId: expect.any(String) } });
   });
 
@@ -220,11 +228,11 @@ describe('GitHub', () => {
     // The older build stays queued, no longer its flake's latest: the builder ends it as
     // superseded when it takes it (apps/builder's superseding tests), so it shows in the
     // flake's history instead of vanishing.
-    expect(await client.get(latestBuildKey(HELLO))).toBe(buildJobId(HELLO, newer));
+    expect(await builder.latest(HELLO)).toBe(buildJobId(HELLO, newer));
     expect((await jobs()).map((job) => job.commit).sort()).toEqual([older, newer].sort());
   });
 
-  it('queues nothing for a repository no flake follows', async () => {
+  it('refuses a repository no flake follows with the 401 of a wrong signature', async () => {
     const payload = githubPush(commit());
     const other = {
       ...payload,
@@ -238,11 +246,10 @@ describe('GitHub', () => {
         url: 'https://github.com/nobody/nothing',
       },
     };
-    const sent = await github(other);
-    expect(sent).toEqual({
-      status: 202,
-      body: { status: 'unknown_repository', deliveryId: expect.any(String), jobs: [] },
-    });
+    const unknown = await github(other);
+    const wrong = await github(githubPush(commit()), { secret: 'other-secret' });
+    expect(unknown).toEqual({ status: 401, body: { error: expect.any(String) } });
+    expect(unknown).toEqual(wrong);
     expect(await jobs()).toEqual([]);
   });
 
@@ -250,7 +257,7 @@ describe('GitHub', () => {
     const sent = await github(githubPush(commit()), { secret: 'other-secret' });
     expect(sent).toEqual({
       status: 401,
-      body: { error: expect.stringContaining('does not match the secret') },
+      body: { error: expect.stringContaining('matches the secret of no flake') },
     });
     expect(await jobs()).toEqual([]);
   });
@@ -302,14 +309,43 @@ describe('GitHub', () => {
     expect(typeof unknownRoute.body.error).toBe('string');
   });
 
-  it('refuses a body over 25 MB with 413', async () => {
-    const huge = Buffer.alloc(25 * 1024 * 1024 + 1, 0x20);
+  it('refuses a body over 1 MiB with 413', async () => {
+    const huge = Buffer.alloc(1024 * 1024 + 1, 0x20);
     const sent = await post(
       '/webhook',
       { 'content-type': 'application/json', 'x-github-event': 'push' },
       huge,
     );
     expect(sent).toEqual({ status: 413, body: { error: 'Request body is too large' } });
+  });
+});
+
+describe("a flake's own hook URL", () => {
+  const hook = `/hooks/${flakeHookId(HELLO, 'hello-secret')}`;
+
+  it("queues a push signed with that flake's secret", async () => {
+    const after = commit();
+    const sent = await github(githubPush(after), { path: hook });
+    expect(sent.status).toBe(202);
+    expect(sent.body).toMatchObject({ status: 'queued', jobs: [{ flake: HELLO, commit: after }] });
+    expect((await github(helloPing(), { path: hook, event: 'ping' })).body).toMatchObject({
+      status: 'pong',
+    });
+  });
+
+  it('refuses an unknown id, another secret and another repository', async () => {
+    const unknown = await github(githubPush(commit()), { path: `/hooks/${'0'.repeat(32)}` });
+    expect(unknown).toEqual({ status: 404, body: { error: 'no flake has this hook id' } });
+    const wrong = await github(githubPush(commit()), { path: hook, secret: 'other-secret' });
+    expect(wrong.status).toBe(401);
+    const payload = githubPush(commit());
+    const elsewhere = await github(
+      { ...payload, repository: { full_name: 'octo/other' } },
+      { path: hook },
+    );
+    expect(elsewhere.status).toBe(400);
+    expect(elsewhere.body.error).toContain('this hook deploys github:Codertocat/Hello-World');
+    expect(await jobs()).toEqual([]);
   });
 });
 
@@ -426,7 +462,7 @@ describe('operations', () => {
       );
       // Each push is queued once, nothing lost or doubled, and the newer one is the latest.
       expect((await jobs()).map((job) => job.commit).sort()).toEqual([kept, after].sort());
-      expect(await client.get(latestBuildKey(HELLO))).toBe(buildJobId(HELLO, after));
+      expect(await builder.latest(HELLO)).toBe(buildJobId(HELLO, after));
     } finally {
       if (!(await redisAnswers())) await redis.start();
     }

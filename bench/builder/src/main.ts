@@ -7,7 +7,8 @@
 // Builder and by-hand builds alternate; read the difference, not the absolute times.
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { NixClient, generationHash, pinFlakeRef } from '@seed/nix-eval';
+import { generationHash } from '@seed/contracts';
+import { NixClient, pinFlakeRef } from '@seed/nix-eval';
 import {
   freeLoopbackPort,
   startRedis,

@@ -6,10 +6,13 @@
 // and the figures are the medians of each round's ratio: a drift or a burst of the
 // machine's load then moves both sides of a ratio, or one round, not the result. The CPU
 // each delivery costs the server and Redis is shown too: it varies less than throughput.
+// Last, a flood: 50 concurrent maximal bad bodies on the shared URL while a flake's own
+// hook URL takes pushes; it prints how much the webhook's memory grew and what each got.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import examples from '@octokit/webhooks-examples/api.github.com/index.json';
 import autocannon from 'autocannon';
+import { flakeHookId } from '@seed/contracts';
 import {
   freeLoopbackPorts,
   githubPushHeaders,
@@ -186,6 +189,64 @@ async function main(cleanups: BenchCleanups): Promise<void> {
   }
   line('throughput ratio seed / minimal', ratio('rps', '>= 0.8'));
   line('p99 ratio seed / minimal', ratio('p99', '<= 1.2'));
+  await flood(targets.seed);
+}
+
+/** The resident set of a process, in MiB. */
+function rssMiB(pid: number): number {
+  const kib = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return Number(kib ?? 0) / 1024;
+}
+
+const FLOOD = 50;
+const FLOOD_BODY_BYTES = 1 << 20;
+const FLOOD_PUSHES = 5;
+
+/**
+ * 50 concurrent `[{},{},…]` bodies of the largest size the shared URL takes, signed with a
+ * wrong secret, and pushes to a flake's hook URL at the same time.
+ */
+async function flood(target: Target): Promise<void> {
+  const bad = `[${'{},'.repeat(Math.floor(FLOOD_BODY_BYTES / 3) - 2)}{}]`;
+  const post = async (route: string, headers: Record<string, string>, body: string) =>
+    (await fetch(`${target.url}${route}`, { method: 'POST', headers, body })).status;
+  const before = rssMiB(target.pid);
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(target.pid))), 10);
+  const started = performance.now();
+  const hook = `/hooks/${flakeHookId('github:bench/repo-0', SECRET)}`;
+  const [flooded, pushed] = await Promise.all([
+    Promise.all(
+      Array.from({ length: FLOOD }, (_, i) =>
+        post('/webhook', githubPushHeaders(bad, 'wrong-secret', `flood-${i}`), bad),
+      ),
+    ),
+    Promise.all(
+      Array.from({ length: FLOOD_PUSHES }, () => {
+        const { body, headers } = nextDelivery();
+        return post(hook, headers, body);
+      }),
+    ),
+  ]);
+  const elapsedMs = performance.now() - started;
+  clearInterval(sampler);
+  peak = Math.max(peak, rssMiB(target.pid));
+  const count = (statuses: number[]) =>
+    Object.entries(
+      statuses.reduce<Record<number, number>>(
+        (counts, status) => ({ ...counts, [status]: (counts[status] ?? 0) + 1 }),
+        {},
+      ),
+    )
+      .map(([status, n]) => `${n}× ${status}`)
+      .join(', ');
+  const line = rowPrinter(34);
+  console.log(
+    `flood: ${FLOOD} concurrent ${FLOOD_BODY_BYTES >> 20} MiB bad bodies on /webhook, ${FLOOD_PUSHES} pushes to a hook URL`,
+  );
+  line('webhook RSS growth', `${(peak - before).toFixed(1)} MiB (aim <= 64 MiB)`);
+  line('bad bodies answered', count(flooded));
+  line('hook pushes answered', `${count(pushed)} (aim: all 202), in ${elapsedMs.toFixed(0)} ms`);
 }
 
 runBench('bench/webhook', main);

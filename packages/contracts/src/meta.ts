@@ -17,6 +17,43 @@ export const SIZE_TIERS = {
 
 export type SizeTier = keyof typeof SIZE_TIERS;
 
+/**
+ * What one flake may ask of a shared cluster, whatever its meta says. Generous for real
+ * services, far below what would hurt the API server or a node: each expose entry is a
+ * Service port, each storage entry a claim and a mount, each instance a Deployment.
+ */
+export const META_LIMITS = {
+  instancesPerFlake: 64,
+  exposeEntries: 16,
+  storageEntries: 8,
+  connectEntries: 32,
+  /** Largest single volume, in bytes (16 TiB). */
+  storageBytes: 16 * 2 ** 40,
+} as const;
+
+const QUANTITY_FACTORS: Record<string, number> = {
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/** Bytes of a Kubernetes quantity ("1Gi", "500M", "1.5Gi"); undefined for text that is not one. */
+export function quantityBytes(quantity: string): number | undefined {
+  const match = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/.exec(quantity.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * QUANTITY_FACTORS[match[2] ?? '']!;
+}
+
 export const EXPOSE_PROTOCOLS = ['tcp', 'udp', 'dns', 'http', 'grpc'] as const;
 export type ExposeProtocol = (typeof EXPOSE_PROTOCOLS)[number];
 
@@ -41,7 +78,12 @@ const keyOf = (what: string, maxLength = 63) =>
 const exposeEntry = z.strictObject({ port, protocol: z.enum(EXPOSE_PROTOCOLS) });
 
 const storageEntry = z.strictObject({
-  size: z.string().regex(quantity, { error: 'expected a Kubernetes quantity such as "1Gi"' }),
+  size: z
+    .string()
+    .regex(quantity, { error: 'expected a Kubernetes quantity such as "1Gi"' })
+    .refine((size) => (quantityBytes(size) ?? 0) <= META_LIMITS.storageBytes, {
+      error: `a volume is at most 16Ti (Seed's limit per storage entry)`,
+    }),
   mountPoint: z.string().startsWith('/', { error: 'mountPoint must be an absolute path' }),
 });
 
@@ -49,6 +91,11 @@ const connectEntry = z.strictObject({
   service: z.string().max(253).regex(dnsName, { error: 'service must be a DNS name' }),
   port: port.nullable(),
 });
+
+const atMost =
+  (limit: number) =>
+  (record: Record<string, unknown>): boolean =>
+    Object.keys(record).length <= limit;
 
 /** Which transports a protocol occupies: dns is served on TCP and UDP alike. */
 export function transportsOf(protocol: ExposeProtocol): ReadonlyArray<'TCP' | 'UDP'> {
@@ -71,14 +118,22 @@ export const seedMetaSchema = z
       memory: z.number().int().positive(),
     }),
     // Service port names are IANA service names: 15 characters, no "--"; dns adds "-tcp"/"-udp".
-    expose: z.record(
-      keyOf('expose', 11).refine((key) => !key.includes('--'), {
-        error: 'expose keys may not contain "--"',
+    expose: z
+      .record(
+        keyOf('expose', 11).refine((key) => !key.includes('--'), {
+          error: 'expose keys may not contain "--"',
+        }),
+        exposeEntry,
+      )
+      .refine(atMost(META_LIMITS.exposeEntries), {
+        error: `at most ${META_LIMITS.exposeEntries} expose entries per instance (Seed's limit)`,
       }),
-      exposeEntry,
-    ),
-    storage: z.record(keyOf('storage'), storageEntry),
-    connect: z.record(keyOf('connect'), connectEntry),
+    storage: z.record(keyOf('storage'), storageEntry).refine(atMost(META_LIMITS.storageEntries), {
+      error: `at most ${META_LIMITS.storageEntries} storage entries per instance (Seed's limit)`,
+    }),
+    connect: z.record(keyOf('connect'), connectEntry).refine(atMost(META_LIMITS.connectEntries), {
+      error: `at most ${META_LIMITS.connectEntries} connect entries per instance (Seed's limit)`,
+    }),
     rollout: z.enum(['recreate', 'rolling']),
     shoot: z.strictObject({ enable: z.boolean() }),
   })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { canonicalJson, parseSeedMeta, type SeedMeta } from '../src';
+import { canonicalJson, META_LIMITS, parseSeedMeta, quantityBytes, type SeedMeta } from '../src';
 
 const web: SeedMeta = {
   name: 'web',
@@ -90,6 +90,54 @@ describe('parseSeedMeta', () => {
 
   it('rejects a meta whose name differs from its seeds attribute', () => {
     expect(problemsOf(web, 'api')).toEqual(['name: "web" differs from its attribute "api"']);
+  });
+
+  const entries = <T>(count: number, entry: (i: number) => T): Record<string, T> =>
+    Object.fromEntries(Array.from({ length: count }, (_, i) => [`k${i}`, entry(i)]));
+
+  it.each([
+    [
+      'expose',
+      {
+        expose: entries(META_LIMITS.exposeEntries + 1, (i) => ({
+          port: 1000 + i,
+          protocol: 'tcp',
+        })),
+      },
+      'expose: at most 16 expose entries per instance',
+    ],
+    [
+      'storage',
+      { storage: entries(9, (i) => ({ size: '1Gi', mountPoint: `/data/${i}` })) },
+      'storage: at most 8 storage entries per instance',
+    ],
+    [
+      'connect',
+      { connect: entries(33, () => ({ service: 'db', port: null })) },
+      'connect: at most 32 connect entries per instance',
+    ],
+    [
+      'a volume size',
+      { storage: { data: { size: '17Ti', mountPoint: '/data' } } },
+      'storage.data.size: a volume is at most 16Ti',
+    ],
+  ])("caps %s at Seed's limit, naming it", (_what, change, expected) => {
+    const problems = problemsOf({ ...web, ...change });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(expected);
+  });
+
+  it('accepts up to the limits', () => {
+    expect(
+      problemsOf({
+        ...web,
+        expose: entries(16, (i) => ({ port: 1000 + i, protocol: 'tcp' })),
+        storage: { data: { size: '16Ti', mountPoint: '/data' } },
+      }),
+    ).toEqual([]);
+    expect(quantityBytes('1.5Gi')).toBe(1.5 * 2 ** 30);
+    expect(quantityBytes('500M')).toBe(5e8);
+    expect(quantityBytes('1 GB')).toBeUndefined();
   });
 
   it('allows one port on TCP and UDP under different keys', () => {

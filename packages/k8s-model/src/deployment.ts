@@ -1,4 +1,13 @@
-import type { SeedMeta } from '@seed/contracts';
+import {
+  ENV_SHOOT_TOKEN_FILE,
+  SHOOT_TOKEN_AUDIENCE,
+  SHOOT_TOKEN_DIR,
+  SHOOT_TOKEN_EXPIRATION_SECONDS,
+  SHOOT_TOKEN_FILE,
+  type SeedMeta,
+} from '@seed/contracts';
+import type { IVolume } from 'kubernetes-models/v1/Volume';
+import type { IVolumeMount } from 'kubernetes-models/v1/VolumeMount';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IEnvVar } from 'kubernetes-models/v1/EnvVar';
 import { ModelError } from './errors';
@@ -44,7 +53,7 @@ export function renderDeployment(
   const name = instanceObjectName(instance.name);
   const { meta } = instance;
   const ports = exposedPorts(name, meta.expose);
-  const { volumes, volumeMounts } = storageVolumes(instance);
+  const { volumes, volumeMounts } = withShootToken(instance, storageVolumes(instance));
   const probePort = meta.rollout === 'rolling' ? readinessPort(ports) : undefined;
 
   const container: IContainer = {
@@ -68,7 +77,7 @@ export function renderDeployment(
   return withSortedKeys({
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: instanceObjectMeta(context, name, name),
+    metadata: instanceObjectMeta(context, instance, name),
     spec: {
       replicas: 1,
       selector: { matchLabels: selectorLabels(name) },
@@ -94,6 +103,43 @@ export function renderDeployment(
       },
     },
   });
+}
+
+const SHOOT_TOKEN_VOLUME = 'seed-shoot-token';
+
+/**
+ * Instances with shoots enabled prove who they are with a projected service-account token
+ * for the shoot pool's audience (the pod still gets no API token): a volume the kubelet
+ * refreshes, mounted read-only beside the storage volumes.
+ */
+function withShootToken(
+  instance: SeedInstance,
+  storage: { volumes: IVolume[]; volumeMounts: IVolumeMount[] },
+): { volumes: IVolume[]; volumeMounts: IVolumeMount[] } {
+  if (!instance.meta.shoot.enable) return storage;
+  for (const [key, entry] of sortedEntries(instance.meta.storage)) {
+    if (key === SHOOT_TOKEN_VOLUME || entry.mountPoint === SHOOT_TOKEN_DIR) {
+      throw new ModelError({
+        instance: instance.name,
+        field: `meta.storage.${key}`,
+        reason: `${SHOOT_TOKEN_VOLUME} at ${SHOOT_TOKEN_DIR} is the shoot token's (shoots are enabled)`,
+      });
+    }
+  }
+  const token = {
+    serviceAccountToken: {
+      audience: SHOOT_TOKEN_AUDIENCE,
+      expirationSeconds: SHOOT_TOKEN_EXPIRATION_SECONDS,
+      path: 'token',
+    },
+  };
+  return {
+    volumes: [...storage.volumes, { name: SHOOT_TOKEN_VOLUME, projected: { sources: [token] } }],
+    volumeMounts: [
+      ...storage.volumeMounts,
+      { name: SHOOT_TOKEN_VOLUME, mountPath: SHOOT_TOKEN_DIR, readOnly: true },
+    ],
+  };
 }
 
 /** `nix:0<store path>`: the reference nix-snapshotter resolves to the instance's image. */
@@ -141,6 +187,7 @@ function environment(
   if (instance.meta.shoot.enable) {
     const port = shootPoolPort(options);
     env.push({ name: ENV_SHOOT_URL, value: `http://$(${ENV_NODE_IP}):${port}` });
+    env.push({ name: ENV_SHOOT_TOKEN_FILE, value: SHOOT_TOKEN_FILE });
   }
   return env;
 }

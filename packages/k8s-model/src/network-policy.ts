@@ -102,7 +102,7 @@ export function renderInstanceNetworkPolicy(
   return withSortedKeys({
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
-    metadata: instanceObjectMeta(context, name, name),
+    metadata: instanceObjectMeta(context, instance, name),
     spec: {
       podSelector: { matchLabels: selectorLabels(name) },
       policyTypes: [

@@ -28,11 +28,9 @@ describe('renderDeployment', () => {
       labels: {
         'seed.loom.farm/managed-by': 'seed',
         'seed.loom.farm/instance': 'web',
-        'seed.loom.farm/generation': '0123456789ab',
       },
       annotations: {
-        'seed.loom.farm/flake-uri': 'github:example/flake',
-        'seed.loom.farm/commit': '0123456789abcdef0123456789abcdef01234567',
+        'seed.loom.farm/instance-hash': expect.stringMatching(/^[0-9a-f]{12}$/),
       },
     });
     expect(deployment.spec?.replicas).toBe(1);
@@ -92,7 +90,11 @@ describe('renderDeployment', () => {
       'shoots, at the default shoot-pool port',
       { shoot: { enable: true } },
       undefined,
-      [...baseEnv, { name: 'SEED_SHOOT_URL', value: 'http://$(SEED_NODE_IP):7070' }],
+      [
+        ...baseEnv,
+        { name: 'SEED_SHOOT_URL', value: 'http://$(SEED_NODE_IP):7070' },
+        { name: 'SEED_SHOOT_TOKEN_FILE', value: '/seed/shoot-token/token' },
+      ],
     ],
     [
       'shoots, at a configured shoot-pool port, after connect variables',
@@ -102,6 +104,7 @@ describe('renderDeployment', () => {
         ...baseEnv,
         { name: 'SEED_DB_HOST', value: 'postgres' },
         { name: 'SEED_SHOOT_URL', value: 'http://$(SEED_NODE_IP):9000' },
+        { name: 'SEED_SHOOT_TOKEN_FILE', value: '/seed/shoot-token/token' },
       ],
     ],
     [
@@ -203,6 +206,40 @@ describe('renderDeployment', () => {
     ]);
   });
 
+  it('gives an instance with shoots a projected token for the shoot pool, and no API token', () => {
+    const deployment = deploymentOf({ shoot: { enable: true } });
+    const pod = deployment.spec?.template.spec;
+    expect(pod?.automountServiceAccountToken).toBe(false);
+    expect(pod?.volumes).toEqual([
+      {
+        name: 'seed-shoot-token',
+        projected: {
+          sources: [
+            {
+              serviceAccountToken: {
+                audience: 'seed-shoot',
+                expirationSeconds: 600,
+                path: 'token',
+              },
+            },
+          ],
+        },
+      },
+    ]);
+    expect(containerOf(deployment).volumeMounts).toEqual([
+      { name: 'seed-shoot-token', mountPath: '/seed/shoot-token', readOnly: true },
+    ]);
+  });
+
+  it('refuses storage where the shoot token goes', () => {
+    expect(() =>
+      deploymentOf({
+        shoot: { enable: true },
+        storage: { data: { size: '1Gi', mountPoint: '/seed/shoot-token' } },
+      }),
+    ).toThrow(/the shoot token's/);
+  });
+
   it('has no volumes without storage', () => {
     const deployment = deploymentOf();
     expect(deployment.spec?.template.spec?.volumes).toBeUndefined();
@@ -228,7 +265,7 @@ describe('the pod template', () => {
     expect(JSON.stringify(templateOf(after))).toBe(JSON.stringify(templateOf(before)));
   });
 
-  it('carries neither the generation nor the source', () => {
+  it('carries neither the generation, the source nor the instance hash', () => {
     const input = generation([web], { generation: 'feedfacecafe', commit: 'deadbeef0001' });
     const template = JSON.stringify(templateOf(input));
     expect(template).not.toContain('feedfacecafe');
@@ -236,6 +273,7 @@ describe('the pod template', () => {
     expect(template).not.toContain('seed.loom.farm/generation');
     expect(template).not.toContain('seed.loom.farm/flake-uri');
     expect(template).not.toContain('seed.loom.farm/commit');
+    expect(template).not.toContain('seed.loom.farm/instance-hash');
   });
 
   it('changes when the image or the meta does', () => {

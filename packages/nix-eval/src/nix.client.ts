@@ -1,9 +1,14 @@
-import { parseSeedMeta, type SeedMeta } from '@seed/contracts';
+import {
+  META_LIMITS,
+  deriveNamespace,
+  generationHash,
+  parseSeedMeta,
+  type SeedMeta,
+} from '@seed/contracts';
 import { z } from 'zod';
 import { classifyNixFailure, type NixPhase } from './classify';
 import { NixError } from './errors';
-import { parseFlakeRef, pinFlakeRef } from './flake-ref';
-import { deriveNamespace, generationHash } from './identity';
+import { checkedFlakeRef, pinFlakeRef } from './flake-ref';
 import { runProcess } from './process';
 
 export interface NixClientOptions {
@@ -124,7 +129,7 @@ export class NixClient {
 
   /** Locks a flake reference to one revision (`nix flake metadata`). */
   async resolve(reference: string, call: CallOptions = {}): Promise<LockedFlake> {
-    const flake = parseFlakeRef(reference);
+    const flake = checkedFlakeRef(reference);
     const stdout = await this.run(
       'resolve',
       ['flake', 'metadata', '--json', '--no-write-lock-file', flake.url],
@@ -141,13 +146,20 @@ export class NixClient {
 
   /** Evaluates and validates the meta of every seed of a flake in one nix process. */
   async evaluateSeeds(reference: string, call: CallOptions = {}): Promise<EvaluatedSeed[]> {
-    const flake = parseFlakeRef(reference);
+    const flake = checkedFlakeRef(reference);
     const stdout = await this.run(
       'evaluate',
       ['eval', '--json', '--no-write-lock-file', `${flake.url}#seeds`, '--apply', SEEDS_APPLY],
       { ...call, timeoutMs: call.timeoutMs ?? this.options.evaluateTimeoutMs ?? 5 * MINUTE },
     );
     const evaluated = parseJson(evaluatedSchema, stdout, 'seeds');
+    const count = Object.keys(evaluated).length;
+    if (count > META_LIMITS.instancesPerFlake) {
+      throw new NixError(
+        'validation',
+        `seeds: ${count} instances; a flake may have at most ${META_LIMITS.instancesPerFlake} (Seed's limit)`,
+      );
+    }
     return Object.entries(evaluated)
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([name, seed]) => {

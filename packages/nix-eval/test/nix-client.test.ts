@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { demoFlakeFiles, flakeToolsDir, FlakeRepo, type DemoSeed } from '@seed/testing';
-import { NixClient, NixError, deriveNamespace, publicKeyOf } from '../src';
+import { deriveNamespace } from '@seed/contracts';
+import { NixClient, NixError, publicKeyOf } from '../src';
 
 // Real nix on real git repositories; Seed's nix.conf when setup installed it.
 const nix = new NixClient({ confFile: process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf' });
@@ -196,6 +197,15 @@ describe('failures', () => {
     const error = await failure(nix.evaluateSeeds(repo.url()));
     expect(error.kind).toBe('validation');
     expect(error.message).toContain('seeds.web.meta.size: ');
+  });
+
+  it("refuses a flake with more instances than Seed's limit, naming it", async () => {
+    const seeds = Object.fromEntries(
+      Array.from({ length: 65 }, (_, i) => [`i${i}`, {} satisfies DemoSeed]),
+    );
+    const error = await failure(nix.evaluateSeeds((await flakeRepo(seeds)).url()));
+    expect(error.kind).toBe('validation');
+    expect(error.message).toBe("seeds: 65 instances; a flake may have at most 64 (Seed's limit)");
   });
 
   it('reports a flake without seeds', async () => {

@@ -10,11 +10,11 @@ import {
   reconcilerNetworkEnv,
 } from '@seed/local-parts';
 import { removeUnmountedTree } from '@seed/mount-table';
-import { deriveNamespace, substituterNixConfig } from '@seed/nix-eval';
+import { substituterNixConfig } from '@seed/nix-eval';
 import { nixClient, type CliConfig } from '../config';
-import type { FlakeStatus__Output } from '@seed/contracts';
+import { deriveNamespace, type BuildRecord, type FlakeStatus__Output } from '@seed/contracts';
 import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
-import { BuilderApi, ReconcilerApi, type Build } from '../platform-api';
+import { BuilderApi, ReconcilerApi } from '../platform-api';
 import { formatPhases, seconds } from '../reports';
 import { deliverGithubPush } from './delivery';
 import { CHANGED_INSTANCE, resizeWeb } from './example-flake';
@@ -332,6 +332,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
             SEED_SHOOT_POOL_SIZE: '1',
             SEED_SHOOT_RUN_ROOT: path.join(workDir, 'shoot-pool'),
             SEED_KUBECONFIG: kube.kubeconfigPath,
+            SEED_NODE_NAME: cluster.node.name,
           },
           {
             stopGraceMs: STOP_GRACE_MS,
@@ -340,7 +341,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           },
         );
         note(
-          `caller: ${caller.instance}'s pod, found by its IP; volumes ${caller.volumes.map((v) => v.mountPoint).join(', ')}`,
+          `caller: ${caller.instance}'s pod, proven by its projected token and IP; volumes ${caller.volumes.map((v) => v.mountPoint).join(', ')}`,
         );
         note(`shoot pool starting on ${pool.url}; it boots and snapshots a template VM`);
         return caller;
@@ -493,7 +494,7 @@ async function followBuild(
   jobId: string,
   note: (text: string) => void,
   options: { timeoutMs: number; signal: AbortSignal; alive: () => void },
-): Promise<Build> {
+): Promise<BuildRecord> {
   let last = '';
   const started = Date.now();
   let lastNote = started;
@@ -518,7 +519,7 @@ async function followBuild(
   );
   if (build.state !== 'succeeded') {
     const reason = build.error ? `${build.error.kind}: ${build.error.message}` : build.state;
-    throw new Error(`build ${jobId} ${build.state}: ${reason}\n${build.log?.join('\n') ?? ''}`);
+    throw new Error(`build ${jobId} ${build.state}: ${reason}\n${build.log.join('\n')}`);
   }
   note(`phases: ${formatPhases(build.phases)}`);
   return build;

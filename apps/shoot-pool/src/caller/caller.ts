@@ -1,4 +1,5 @@
-// Who is calling: the pod behind a source IP, its store and its volumes' host folders.
+// Who is calling: the pod a request proves it comes from, its store and its volumes' host
+// folders.
 import { z } from 'zod';
 
 export interface CallerVolume {
@@ -16,24 +17,40 @@ export interface Caller {
   volumes: CallerVolume[];
 }
 
+/** What a request says about who sent it: its source address and the bearer token it carried. */
+export interface CallerClaim {
+  ip: string;
+  token?: string;
+}
+
 /**
- * The caller may not shoot, or what it shares cannot be found. `status` is 403 when it is
- * not an allowed caller, 409 when it is one but a volume cannot be resolved.
+ * Why a caller may not shoot: it did not prove who it is (`unauthenticated`: no token, or
+ * one the API server does not accept for shoots), it is not an allowed caller
+ * (`forbidden`), or it is one but what it shares cannot be found or mounted
+ * (`unresolvable`). The transports map each to a status.
  */
+export type CallerRejection = 'unauthenticated' | 'forbidden' | 'unresolvable';
+
 export class CallerRejected extends Error {
   override readonly name = 'CallerRejected';
 
   constructor(
     message: string,
-    readonly status: 403 | 409 = 403,
+    readonly reason: CallerRejection = 'forbidden',
   ) {
     super(message);
   }
 }
 
 export interface CallerResolver {
-  /** The caller behind a source IP; throws CallerRejected with the reason when there is none. */
-  resolve(ip: string): Promise<Caller>;
+  /** The caller a request proves; throws CallerRejected with the reason when there is none. */
+  resolve(claim: CallerClaim): Promise<Caller>;
+}
+
+/** The token of an `Authorization: Bearer <token>` header value, if it is one. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+  return match?.[1];
 }
 
 /** IPv4-mapped IPv6 (`::ffff:10.0.0.5`) is the IPv4 address a pod has. */
@@ -93,7 +110,7 @@ export class StaticCallerResolver implements CallerResolver {
     return this.#callers.values().next().value?.store;
   }
 
-  resolve(ip: string): Promise<Caller> {
+  resolve({ ip }: CallerClaim): Promise<Caller> {
     const caller = this.#callers.get(normalizeIp(ip));
     if (caller === undefined) {
       return Promise.reject(new CallerRejected(`${ip} is not a configured local caller`));

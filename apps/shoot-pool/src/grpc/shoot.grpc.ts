@@ -1,15 +1,25 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ShootHandlers } from '@seed/contracts';
-import { CallerLookupFailed, CallerRejected } from '../caller/caller';
+import {
+  bearerToken,
+  CallerLookupFailed,
+  CallerRejected,
+  type CallerRejection,
+} from '../caller/caller';
 import { PoolFull, PoolUnavailable } from '../pool/pool';
 import { ShootInvalid, ShootVmFailed, parseGrpcShoot, type ShootService } from '../shoot.service';
+
+const CALLER_CODE: Record<CallerRejection, grpc.status> = {
+  unauthenticated: grpc.status.UNAUTHENTICATED,
+  forbidden: grpc.status.PERMISSION_DENIED,
+  unresolvable: grpc.status.FAILED_PRECONDITION,
+};
 
 function toStatus(error: unknown): Partial<grpc.StatusObject> {
   const details = error instanceof Error ? error.message : String(error);
   let code = grpc.status.INTERNAL;
   if (error instanceof ShootInvalid) code = grpc.status.INVALID_ARGUMENT;
-  else if (error instanceof CallerRejected)
-    code = error.status === 403 ? grpc.status.PERMISSION_DENIED : grpc.status.FAILED_PRECONDITION;
+  else if (error instanceof CallerRejected) code = CALLER_CODE[error.reason];
   else if (error instanceof PoolFull) code = grpc.status.RESOURCE_EXHAUSTED;
   else if (error instanceof PoolUnavailable || error instanceof CallerLookupFailed)
     code = grpc.status.UNAVAILABLE;
@@ -26,12 +36,21 @@ export function peerIp(peer: string): string {
   return ipv4 ? ipv4[1]! : address;
 }
 
-/** The `seed.v1.Shoot` handlers: caller from the peer address, the same service as HTTP. */
+/**
+ * The `seed.v1.Shoot` handlers: the caller's claim from the peer address and the
+ * `authorization` metadata, the same service as HTTP.
+ */
 export function shootHandlers(service: ShootService): ShootHandlers {
   return {
     Run: (call, callback) => {
       service
-        .run(peerIp(call.getPeer()), () => parseGrpcShoot(call.request, service.limits))
+        .run(
+          {
+            ip: peerIp(call.getPeer()),
+            token: bearerToken(String(call.metadata.get('authorization')[0] ?? '')),
+          },
+          () => parseGrpcShoot(call.request, service.limits),
+        )
         .then(
           (outcome) =>
             callback(null, {
