@@ -8,6 +8,7 @@ import {
   ModelError,
   instanceObjectName,
   renderGeneration,
+  type ClusterNetwork,
   type SeedInstance,
   type SeedObject,
 } from '@seed/k8s-model';
@@ -42,7 +43,7 @@ import { isSubset } from './subset';
 /** Where live objects are read from: the informers' caches when they have them. */
 export interface LiveObjects {
   get(object: SeedObject): Promise<KubernetesObject | undefined>;
-  /** Seed's Deployments and Services in a namespace, for pruning. */
+  /** Seed's Deployments, Services and NetworkPolicies in a namespace, for pruning. */
   owned(namespace: string): Promise<KubernetesObject[]>;
   /** Seed's Deployments in a namespace with their ReplicaSets and pods, for rollouts. */
   workloads(namespace: string): Workloads;
@@ -60,6 +61,7 @@ type Written = { verb: 'Created' | 'Updated' | 'Restored'; uid?: string } | unde
 export interface FlakeReconcilerOptions {
   /** Port of the node's shoot pool, for SEED_SHOOT_URL. */
   shootPoolPort: number;
+  network: ClusterNetwork;
   /** Look at every flake again this often even without events. */
   resyncMs: number;
 }
@@ -70,10 +72,10 @@ const TERMINATING_RETRY_MS = 1000;
 /**
  * Level-based reconcile of one flake, keyed by its namespace: read its desired generation
  * fresh, render it, apply only the objects that differ (server-side apply; the Namespace
- * first, created if it is missing), prune Deployments and Services the generation no
- * longer has (never volumes), and record the outcome. An object the API server rejects
- * fails its instance, not the others. A `seed-state` deleted by hand (or with its
- * namespace) is written again from the last copy the watch saw.
+ * first, created if it is missing), prune Deployments, Services and NetworkPolicies the
+ * generation no longer has (never volumes), and record the outcome. An object the API
+ * server rejects fails its instance, not the others. A `seed-state` deleted by hand (or
+ * with its namespace) is written again from the last copy the watch saw.
  */
 export class FlakeReconciler implements Reconciler {
   private readonly failed = new FailedInstances();
@@ -115,6 +117,7 @@ export class FlakeReconciler implements Reconciler {
     try {
       objects = renderGeneration(renderInput(desired), {
         shootPoolPort: this.options.shootPoolPort,
+        network: this.options.network,
       });
     } catch (error) {
       if (error instanceof ModelError || error instanceof InvalidInstance) {
