@@ -8,7 +8,7 @@ const envSchema = z.object({
   // Pushes are a few KiB to a few hundred; the shared URL parses a body before it knows
   // whose secret signs it, so its size is what an unauthenticated sender costs.
   SEED_WEBHOOK_BODY_LIMIT_BYTES: envVar.positiveInt(1024 * 1024),
-  SEED_WEBHOOK_MAX_UNVERIFIED: envVar.positiveInt(4),
+  SEED_WEBHOOK_MAX_UNVERIFIED_BYTES: envVar.positiveInt(4 * 1024 * 1024),
   SEED_REDIS_URL: envVar.redisUrl('redis://127.0.0.1:6379'),
   SEED_REDIS_COMMAND_TIMEOUT_MS: envVar.positiveInt(2_000),
   SEED_DELIVERY_TTL_HOURS: envVar.positiveInt(72),
@@ -22,8 +22,8 @@ export interface WebhookConfig {
     host: string;
     port: number;
     bodyLimitBytes: number;
-    /** Deliveries to the shared URLs read and parsed at once; more get 503. */
-    maxUnverifiedDeliveries: number;
+    /** Bytes of deliveries to the shared URLs read and parsed at once; more get 503. */
+    maxUnverifiedBytes: number;
   };
   redis: { url: string; commandTimeoutMs: number };
   registry: FlakeRegistry;
@@ -43,7 +43,7 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): Webhook
       host: vars.SEED_WEBHOOK_HOST,
       port: vars.SEED_WEBHOOK_PORT,
       bodyLimitBytes: vars.SEED_WEBHOOK_BODY_LIMIT_BYTES,
-      maxUnverifiedDeliveries: vars.SEED_WEBHOOK_MAX_UNVERIFIED,
+      maxUnverifiedBytes: vars.SEED_WEBHOOK_MAX_UNVERIFIED_BYTES,
     },
     redis: { url: vars.SEED_REDIS_URL, commandTimeoutMs: vars.SEED_REDIS_COMMAND_TIMEOUT_MS },
     registry: loadFlakeRegistry({ file: vars.SEED_FLAKES_FILE, inline: vars.SEED_FLAKES }, env),

@@ -33,7 +33,7 @@ export function registerDeliveryRoutes(
   fastify: FastifyInstance,
   service: WebhookService,
   metrics: WebhookMetrics,
-  maxUnverified: number,
+  limits: { bodyLimitBytes: number; maxUnverifiedBytes: number },
 ): void {
   const receive =
     (route: (request: FastifyRequest) => IncomingDelivery['route']) =>
@@ -55,21 +55,25 @@ export function registerDeliveryRoutes(
       }
     };
 
-  // The shared URLs must parse a body to learn whose secret signs it: at most
-  // `maxUnverified` bodies are read and parsed at once, so a flood of large unsigned
-  // bodies costs bounded memory. The rest are refused before their body is read.
-  let unverified = 0;
+  // The shared URLs must parse a body to learn whose secret signs it: the bodies read and
+  // parsed at once add up to at most `maxUnverifiedBytes` (by their Content-Length, or the
+  // body limit when they do not say), so a flood of large unsigned bodies costs bounded
+  // memory while ordinary pushes, a few KiB each, still pass side by side. The rest are
+  // refused before their body is read.
+  let unverifiedBytes = 0;
   const capUnverified = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (unverified >= maxUnverified) {
+    const declared = Number(request.headers['content-length']);
+    const size = Number.isSafeInteger(declared) && declared >= 0 ? declared : limits.bodyLimitBytes;
+    if (unverifiedBytes > 0 && unverifiedBytes + size > limits.maxUnverifiedBytes) {
       metrics.deliveries.inc({ forge: 'unknown', event: 'other', outcome: 'busy' });
       return reply.status(503).header('Retry-After', '5').send({
         error: "too many deliveries are being verified; retry, or use the flake's own hook URL",
       });
     }
-    unverified += 1;
+    unverifiedBytes += size;
     let released = false;
     reply.raw.once('close', () => {
-      if (!released) unverified -= 1;
+      if (!released) unverifiedBytes -= size;
       released = true;
     });
   };

@@ -70,7 +70,7 @@ export async function createWebhookApp(
     fastify,
     new WebhookService(config.registry, builds, metrics, logger),
     metrics,
-    config.http.maxUnverifiedDeliveries,
+    config.http,
   );
   return app;
 }
