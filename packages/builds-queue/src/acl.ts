@@ -60,3 +60,11 @@ export function redisAclRules(service: BuildsQueueService): string[] {
     ...KEY_ACCESS[service],
   ];
 }
+
+/** Every service's user with its rules: what a Redis for Seed is started with (tests, `seed up`). */
+export function redisAclUsers(): { name: string; rules: string[] }[] {
+  return (Object.keys(REDIS_USERS) as BuildsQueueService[]).map((service) => ({
+    name: REDIS_USERS[service],
+    rules: redisAclRules(service),
+  }));
+}

@@ -17,7 +17,6 @@ export {
   buildNixImage,
   startKubeApiServer,
   startLocalCluster,
-  startRedis,
   startServiceProcess,
 } from '@seed/local-parts';
 export type {
@@ -28,6 +27,7 @@ export type {
   LogLine,
   ServiceProcess,
 } from '@seed/local-parts';
+export { startRedis } from './redis';
 export { apiWrites, writesBetween } from './api-writes';
 export type { WriteCounts } from './api-writes';
 export { queueBuild } from './queue-build';
