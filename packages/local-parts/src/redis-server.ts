@@ -44,6 +44,14 @@ export interface LocalRedis {
   dispose(): Promise<void>;
 }
 
+/**
+ * Off: a connection that has not signed in can do nothing (NOAUTH), and no password makes
+ * it `default`. Its rights are those of Redis 7.0's AOF loading, which replays a logged
+ * MULTI/EXEC (every write of a Lua script) checking it against `default`: with `-@all`
+ * a restart silently drops every such write. deploy/manifests/redis.yaml does the same.
+ */
+const DEFAULT_USER = 'user default off resetpass ~* &* +@all';
+
 /** The fixture's user with every right, for tests' own looks into Redis. */
 const ADMIN = 'seed-test-admin';
 
@@ -62,7 +70,7 @@ export async function startRedis(users: readonly RedisAclUser[] = []): Promise<L
 
   const writeUsers = async () => {
     await mkdir(path.join(dir, 'passwords'), { mode: 0o700 });
-    const lines = ['user default off resetkeys resetchannels -@all'];
+    const lines = [DEFAULT_USER];
     const all: RedisAclUser[] = [{ name: ADMIN, rules: ['~*', '&*', '+@all'] }, ...users];
     for (const { name, rules } of all) {
       const password = randomBytes(24).toString('hex');

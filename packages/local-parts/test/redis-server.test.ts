@@ -55,4 +55,20 @@ describe('startRedis', () => {
       await redis.dispose();
     }
   });
+
+  it("keeps a restricted user's script writes across a restart (Redis 7.0 AOF replay)", async () => {
+    const redis = await startRedis([
+      { name: 'writer', rules: ['~mine:*', '-@all', '+eval', '+get', '+set'] },
+    ]);
+    try {
+      const writer = redis.user('writer');
+      const script = `EVAL "return redis.call('SET', KEYS[1], 'kept')" 1 mine:a`;
+      expect(await command(redis.port, script, writer)).toBe('+OK\r\n');
+      await redis.stop();
+      await redis.start();
+      expect(await command(redis.port, 'GET mine:a', writer)).toBe('$4\r\nkept\r\n');
+    } finally {
+      await redis.dispose();
+    }
+  });
 });
