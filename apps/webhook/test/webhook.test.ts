@@ -447,9 +447,7 @@ describe('operations', () => {
 
   it('answers 503 while Redis is down, then queues the resend exactly once', async () => {
     const kept = commit();
-    const k = await github(githubPush(kept));
-    console.log('KEPT', k.status, JSON.stringify(k.body), JSON.stringify(await client.call('ACL', 'LOG')));
-    console.log('BEFORE STOP', JSON.stringify((await jobs()).map((j) => j.commit)));
+    await github(githubPush(kept));
     await redis.stop();
     try {
       const after = commit();
@@ -461,7 +459,6 @@ describe('operations', () => {
       expect(((await ready.json()) as { error: string }).error).toMatch(/^redis: /);
 
       await redis.start();
-      console.log('AFTER START', JSON.stringify((await jobs()).map((j) => j.commit)), JSON.stringify(await client.keys('*')));
       await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200);
       const resent = await github(githubPush(after), { id: 'during-outage' });
       expect(resent.status).toBe(202);
