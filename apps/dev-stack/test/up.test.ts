@@ -1,16 +1,16 @@
-// End to end: `seed up` against the real parts (Redis, kube-apiserver + etcd and a node,
+// End to end: `seed up` (the dev stack, run in-process) against the real parts (Redis, kube-apiserver + etcd and a node,
 // the four service processes, nix, QEMU microVMs), with the objects checked in the API
 // server and the everyday commands run against the stack while it is up.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { freeLoopbackPort } from '@seed/testing';
-import type { RunningStack } from '../src/up/up';
-import { seed } from './seed-cli';
+import type { RunningStack } from '../src/up';
+import { seed, seedUp } from './commands';
 
 /** Processes whose command line mentions `text`: what a stopped stack must not leave. */
 function processesMentioning(text: string): string[] {
@@ -58,7 +58,7 @@ describe('seed up', () => {
     let stack: RunningStack | undefined;
     const seen: Record<string, unknown> = {};
 
-    const run = await seed(['up'], {
+    const run = await seedUp([], {
       signal: never,
       whileUp: async (running) => {
         stack = running;
@@ -99,6 +99,18 @@ describe('seed up', () => {
           env: { ...env, KUBECONFIG: running.kubeconfigPath },
         });
         seen.unknownBuild = await seed(['builds', 'build-nope'], { env });
+
+        // The secrets the stack set, and everything its services logged (gone once it stops).
+        const signingKey = await readFile(
+          path.join(path.dirname(running.logDir), 'cache-signing.key'),
+          'utf8',
+        );
+        seen.secrets = [running.delivery.secret, signingKey.trim(), signingKey.split(':')[1]!];
+        seen.serviceLogs = await Promise.all(
+          readdirSync(running.logDir).map((file) =>
+            readFile(path.join(running.logDir, file), 'utf8'),
+          ),
+        );
       },
     });
 
@@ -165,6 +177,13 @@ describe('seed up', () => {
       err: 'seed: the builder answered 404: no build build-nope\n',
     });
 
+    // Nothing logs a secret: not the services, not seed up's own output.
+    const logged = [...(seen.serviceLogs as string[]), run.out, run.err].join('\n');
+    for (const secret of seen.secrets as string[]) {
+      expect(secret.length).toBeGreaterThan(8);
+      expect(logged.includes(secret)).toBe(false);
+    }
+
     // Everything it started is gone.
     expectNothingLeftIn(scratch);
     const addresses = [
@@ -179,7 +198,7 @@ describe('seed up', () => {
   }, 600_000);
 
   it('names the failing step, exits 1 and still stops what it started', async () => {
-    const run = await seed(['up', '--wait-timeout', '1'], { signal: never });
+    const run = await seedUp(['--wait-timeout', '1'], { signal: never });
     expect(run.code).toBe(1);
     expect(run.err).toContain(
       'seed: step "start the webhook, the builder and the reconciler" failed: timed out after 1 ms for the reconciler to become ready',
@@ -190,7 +209,7 @@ describe('seed up', () => {
 
   it('stops everything when interrupted, and exits 130', async () => {
     const interrupt = new AbortController();
-    const run = await seed(['up'], { signal: interrupt.signal }, (text) => {
+    const run = await seedUp([], { signal: interrupt.signal }, (text) => {
       if (text.includes('[6/11]')) interrupt.abort();
     });
     expect(run.code).toBe(130);
@@ -200,48 +219,4 @@ describe('seed up', () => {
     expect(run.out).toContain('    interrupted\n==> stopping the stack\n');
     expectNothingLeftIn(scratch);
   }, 300_000);
-});
-
-describe('the everyday commands without a stack', () => {
-  it('say which service they cannot reach, and exit 1', async () => {
-    const port = await freeLoopbackPort();
-    const env = {
-      SEED_RECONCILER_ADDRESS: `127.0.0.1:${port}`,
-      SEED_BUILDER_URL: `http://127.0.0.1:${port}`,
-      SEED_SHOOT_URL: `http://127.0.0.1:${port}`,
-    };
-    const status = await seed(['status'], { env });
-    expect(status.code).toBe(1);
-    expect(status.err).toMatch(
-      new RegExp(
-        `^seed: cannot reach the reconciler at 127\\.0\\.0\\.1:${port}: .*set SEED_RECONCILER_ADDRESS\\)\\n$`,
-      ),
-    );
-    const builds = await seed(['builds'], { env });
-    expect(builds.code).toBe(1);
-    expect(builds.err).toMatch(
-      /^seed: cannot reach the builder at .*ECONNREFUSED.*SEED_BUILDER_URL\)\n$/,
-    );
-    const shoot = await seed(['shoot', '--', 'true'], { env });
-    expect(shoot.code).toBe(1);
-    expect(shoot.err).toMatch(/^seed: cannot reach the shoot pool at .*SEED_SHOOT_URL\)\n$/);
-  });
-
-  it('refuses bad input with a message', async () => {
-    const badUrl = await seed(['builds'], { env: { SEED_BUILDER_URL: 'ftp://builder' } });
-    expect(badUrl).toMatchObject({ code: 1 });
-    expect(badUrl.err).toContain('SEED_BUILDER_URL must be an http:// or https:// URL');
-    const noCommand = await seed(['shoot'], { env: {} });
-    expect(noCommand.code).toBe(1);
-    expect(noCommand.err).toContain("missing required argument 'command'");
-    const badEnv = await seed(['shoot', '--env', 'novalue', '--', 'true'], { env: {} });
-    expect(badEnv.code).toBe(1);
-    expect(badEnv.err).toContain('expected NAME=value');
-    const badLimit = await seed(['builds', '--limit', '0'], { env: {} });
-    expect(badLimit.code).toBe(1);
-    expect(badLimit.err).toContain('expected a positive integer');
-    const bigLimit = await seed(['builds', '--limit', '500'], { env: {} });
-    expect(bigLimit.code).toBe(1);
-    expect(bigLimit.err).toContain('expected at most 200');
-  });
 });
