@@ -1,13 +1,7 @@
 import type { BuildsQueueConsumer } from '@seed/builds-queue';
 import { BUILD_JOB_OPTIONS, buildJobSchema } from '@seed/contracts';
 import type { Logger } from '@seed/service-kit';
-import {
-  DelayedError,
-  UnrecoverableError,
-  Worker,
-  type ConnectionOptions,
-  type Job,
-} from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { BuildFailed, type BuildService } from './build.service';
 
 export interface BuildWorkerOptions {

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { BuildsQueueProducer, REDIS_USERS } from '@seed/builds-queue';
 import { BUILDS_QUEUE, buildRecordSchema, type BuildRecord } from '@seed/contracts';
-import { demoFlakeFiles, FlakeRepo, queueBuild, type DemoSeed, type LocalRedis } from '@seed/testing';
+import {
+  demoFlakeFiles,
+  FlakeRepo,
+  queueBuild,
+  type DemoSeed,
+  type LocalRedis,
+} from '@seed/testing';
 import { Queue } from 'bullmq';
 
 /**

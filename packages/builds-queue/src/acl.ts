@@ -19,14 +19,13 @@ export const REDIS_USERS: Record<BuildsQueueService, string> = {
  * sent it. Every command of BullMQ's scripts is here (a test of this package reads them
  * from the installed BullMQ), none of them dangerous; the keys limit where they reach.
  */
-const BULLMQ_SCRIPT_COMMANDS = [
-  'del', 'exists', 'get', 'hdel', 'hexists', 'hget', 'hgetall', 'hincrby', 'hlen', 'hmget',
-  'hmset', 'hscan', 'hset', 'incr', 'lindex', 'llen', 'lpop', 'lpos', 'lpush', 'lrange',
-  'lrem', 'lset', 'ltrim', 'persist', 'pexpire', 'pttl', 'rename', 'rpop', 'rpoplpush',
-  'rpush', 'sadd', 'scard', 'sismember', 'smembers', 'srem', 'sscan', 'set', 'type',
-  'xadd', 'xtrim', 'zadd', 'zcard', 'zcount', 'zpopmin', 'zrange', 'zrangebyscore', 'zrem',
-  'zremrangebyrank', 'zremrangebyscore', 'zrevrange', 'zrevrangebyscore', 'zscore',
-];
+const BULLMQ_SCRIPT_COMMANDS = (
+  'del exists get hdel hexists hget hgetall hincrby hlen hmget hmset hscan hset incr ' +
+  'lindex llen lpop lpos lpush lrange lrem lset ltrim persist pexpire pttl rename rpop ' +
+  'rpoplpush rpush sadd scard sismember smembers srem sscan set type xadd xtrim zadd ' +
+  'zcard zcount zpopmin zrange zrangebyscore zrem zremrangebyrank zremrangebyscore ' +
+  'zrevrange zrevrangebyscore zscore'
+).split(' ');
 
 /**
  * What ioredis and BullMQ send on every connection: INFO for the ready check and BullMQ's
@@ -41,7 +40,14 @@ const OWN_COMMANDS: Record<BuildsQueueService, string[]> = {
   webhook: ['exists', 'get'],
   // Build records, their indexes and the flake lock; the worker blocks on BullMQ's marker.
   builder: [
-    'get', 'mget', 'set', 'zadd', 'zrevrange', 'zremrangebyrank', 'expire', 'hgetall',
+    'get',
+    'mget',
+    'set',
+    'zadd',
+    'zrevrange',
+    'zremrangebyrank',
+    'expire',
+    'hgetall',
     'bzpopmin',
   ],
 };
@@ -51,7 +57,9 @@ const OWN_COMMANDS: Record<BuildsQueueService, string[]> = {
  * <rules…>` or an ACL file line `user <name> on #<sha256> <rules…>`.
  */
 export function redisAclRules(service: BuildsQueueService): string[] {
-  const commands = [...new Set([...CLIENT_COMMANDS, ...BULLMQ_SCRIPT_COMMANDS, ...OWN_COMMANDS[service]])];
+  const commands = [
+    ...new Set([...CLIENT_COMMANDS, ...BULLMQ_SCRIPT_COMMANDS, ...OWN_COMMANDS[service]]),
+  ];
   return [
     'resetkeys',
     'resetchannels',

@@ -91,9 +91,7 @@ describe('Redis ACL users of the builds queue', () => {
       /no permissions to run the 'debug' command/,
     );
     // It reads the latest build the webhook recorded but cannot forge one.
-    await expect(builder.set('seed:builds:latest:0123456789abcdef', 'x')).rejects.toThrow(
-      /NOPERM/,
-    );
+    await expect(builder.set('seed:builds:latest:0123456789abcdef', 'x')).rejects.toThrow(/NOPERM/);
   });
 
   it("gives each service's user every command BullMQ's scripts call", async () => {

@@ -10,12 +10,10 @@ import { envVar } from './env';
  */
 export function redisEnv(defaultUsername: string) {
   return {
-    SEED_REDIS_URL: envVar
-      .redisUrl('redis://127.0.0.1:6379')
-      .refine((url) => !url.includes('@'), {
-        error:
-          'credentials do not belong in the URL: give the user in SEED_REDIS_USERNAME and its password in SEED_REDIS_PASSWORD_FILE',
-      }),
+    SEED_REDIS_URL: envVar.redisUrl('redis://127.0.0.1:6379').refine((url) => !url.includes('@'), {
+      error:
+        'credentials do not belong in the URL: give the user in SEED_REDIS_USERNAME and its password in SEED_REDIS_PASSWORD_FILE',
+    }),
     SEED_REDIS_USERNAME: z
       .string()
       .regex(/^[^\s@:]+$/, { error: 'expected a Redis ACL user name' })
