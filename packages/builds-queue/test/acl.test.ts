@@ -119,6 +119,41 @@ describe('Redis ACL users of the builds queue', () => {
     }
   });
 
+  it('keeps queued builds across a Redis restart', async () => {
+    // Redis 7.0 replays the MULTI/EXEC of each script's writes checking `default`'s rights:
+    // with `default` off and `-@all`, this build was silently gone after the restart.
+    const producer = new BuildsQueueProducer({
+      redis: { url: redis.url, ...redis.user(REDIS_USERS.webhook) },
+      commandTimeoutMs: 2_000,
+      dedupeTtlSeconds: 60,
+      onConnectionError: () => undefined,
+    });
+    const consumer = new BuildsQueueConsumer(
+      { url: redis.url, ...redis.user(REDIS_USERS.builder) },
+      () => undefined,
+    );
+    try {
+      expect(await producer.connected(5_000)).toBe(true);
+      const build = {
+        flake: 'github:acme/restart',
+        commit: 'e'.repeat(40),
+        ref: 'refs/heads/main',
+        forge: 'github' as const,
+        deliveryId: 'restart-1',
+        receivedAt: new Date().toISOString(),
+      };
+      const queued = await producer.queue(build.forge, build.deliveryId, [build]);
+      const jobId = queued.duplicate ? queued.jobIds[0]! : queued.builds[0]!.jobId;
+      await redis.stop();
+      await redis.start();
+      expect(await consumer.get(jobId)).toMatchObject({ id: jobId, state: 'queued' });
+      expect(await consumer.latest(build.flake)).toBe(jobId);
+    } finally {
+      await producer.close();
+      await consumer.close();
+    }
+  });
+
   it('uses a rotated password from the next connection on, without a restart', async () => {
     const webhook = redis.user(REDIS_USERS.webhook);
     const producer = new BuildsQueueProducer({
