@@ -384,16 +384,25 @@ describe('configuration', () => {
   });
 
   it('names a bad key file and a missing folder at start', async () => {
+    const redisEnv = redis.serviceEnv(REDIS_USERS.builder);
     const bad = path.join(work, 'bad.sec');
     await writeFile(bad, 'not-a-key');
     expect(() =>
-      loadBuilderConfig({ SEED_BINARY_CACHE_SECRET_KEY_FILE: bad, SEED_NIX_STORE: 'relative' }),
+      loadBuilderConfig({
+        ...redisEnv,
+        SEED_BINARY_CACHE_SECRET_KEY_FILE: bad,
+        SEED_NIX_STORE: 'relative',
+      }),
     ).toThrow(/SEED_BINARY_CACHE_SECRET_KEY_FILE.*not a nix secret signing key/s);
     expect(() =>
-      loadBuilderConfig({ SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'builder.sec') }),
+      loadBuilderConfig({
+        ...redisEnv,
+        SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'builder.sec'),
+      }),
     ).toThrow(/SEED_BINARY_CACHE_DIR: required with SEED_BINARY_CACHE_SECRET_KEY_FILE/);
     expect(() =>
       loadBuilderConfig({
+        ...redisEnv,
         SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'nope.sec'),
         SEED_BINARY_CACHE_DIR: path.join(work, 'cache'),
       }),
