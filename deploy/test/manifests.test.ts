@@ -422,6 +422,41 @@ describe('deploy/manifests', () => {
     }
   });
 
+  it('closes seed-system: everything denied but the paths docs/security.md lists', () => {
+    interface Peer {
+      podSelector?: { matchLabels?: Record<string, string> };
+      ipBlock?: { cidr: string };
+    }
+    interface Policy extends Manifest {
+      spec: {
+        podSelector: { matchLabels?: Record<string, string> };
+        policyTypes: string[];
+        ingress?: { from?: Peer[] }[];
+        egress?: { to?: Peer[] }[];
+      };
+    }
+    const policy = (name: string) => find<Policy>('NetworkPolicy', name).spec;
+    const sources = (name: string) =>
+      policy(name).ingress!.flatMap((rule) =>
+        (rule.from ?? []).map((peer) => peer.podSelector?.matchLabels?.['app.kubernetes.io/name']),
+      );
+    expect(policy('seed.default-deny')).toEqual({
+      podSelector: {},
+      policyTypes: ['Ingress', 'Egress'],
+    });
+    // Applied before any workload, so nothing ever runs in an open namespace.
+    const files = manifestFiles().map((file) => path.basename(file));
+    expect(files.indexOf('network-policy.yaml')).toBeLessThan(files.indexOf('redis.yaml'));
+    expect(policy('webhook').ingress).toEqual([{ ports: [{ port: 'http', protocol: 'TCP' }] }]);
+    expect(sources('redis')).toEqual(['webhook', 'builder']);
+    expect(sources('reconciler')).toEqual(['builder', 'cli']);
+    expect(policy('redis').policyTypes).toEqual(['Ingress']);
+    expect(policy('redis').egress).toBeUndefined();
+    for (const app of ['webhook', 'reconciler', 'builder']) {
+      expect(policy(app).podSelector.matchLabels).toEqual({ 'app.kubernetes.io/name': app });
+    }
+  });
+
   it('grants the reconciler exactly the ClusterRole verified in docs/reconciler.md', () => {
     const doc = readFileSync(path.join(REPO_ROOT, 'docs', 'reconciler.md'), 'utf8');
     const block = /```yaml\n(apiVersion: rbac[\s\S]*?kind: ClusterRole[\s\S]*?)```/.exec(doc);

@@ -4,7 +4,12 @@ import { access, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { REDIS_USERS } from '@seed/builds-queue';
-import { exampleFlakeFiles, FlakeRepo, freeLoopbackPorts } from '@seed/local-parts';
+import {
+  exampleFlakeFiles,
+  FlakeRepo,
+  freeLoopbackPorts,
+  reconcilerNetworkEnv,
+} from '@seed/local-parts';
 import { removeUnmountedTree } from '@seed/mount-table';
 import { NixClient, substituterNixConfig, type LocalNix } from '@seed/nix-eval';
 import { deriveNamespace, type BuildRecord, type FlakeStatus__Output } from '@seed/contracts';
@@ -168,7 +173,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       'start the Kubernetes API server and a node',
       async (note) => {
         note('etcd, kube-apiserver, containerd + nix-snapshotter, kubelet, controller-manager,');
-        note('scheduler, kube-proxy and CoreDNS (the first run builds them: scripts/*-binaries)');
+        note('scheduler, kube-proxy, CoreDNS and kube-router enforcing NetworkPolicies');
+        note('(the first run builds them: scripts/*-binaries)');
         const started = await stack.startCluster({
           nixConfig: substituterNixConfig({
             url: `${builderUrl}/nix-cache`,
@@ -207,7 +213,9 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       async (note) => {
         const reconcilerService = await stack.startService(
           'reconciler',
-          { SEED_KUBECONFIG: kube.kubeconfigPath },
+          // The node's own ranges: its DNS and shoot pool are on the host, which the
+          // instances' NetworkPolicies must then allow.
+          { SEED_KUBECONFIG: kube.kubeconfigPath, ...reconcilerNetworkEnv(cluster.node) },
           { stopGraceMs: STOP_GRACE_MS },
         );
         const builderService = await stack.startService(

@@ -8,6 +8,7 @@ import {
   ModelError,
   instanceObjectName,
   renderGeneration,
+  type ClusterNetwork,
   type SeedInstance,
   type SeedObject,
 } from '@seed/k8s-model';
@@ -36,7 +37,7 @@ import { isSubset } from './subset';
 /** Where live objects are read from: the informers' caches when they have them. */
 export interface LiveObjects {
   get(object: SeedObject): Promise<KubernetesObject | undefined>;
-  /** Seed's Deployments and Services in a namespace, for pruning. */
+  /** Seed's Deployments, Services and NetworkPolicies in a namespace, for pruning. */
   owned(namespace: string): Promise<KubernetesObject[]>;
   /** Seed's Deployments in a namespace with their ReplicaSets and pods, for rollouts. */
   workloads(namespace: string): Workloads;
@@ -54,6 +55,7 @@ type Written = { verb: 'Created' | 'Updated' | 'Restored'; uid?: string } | unde
 export interface FlakeReconcilerOptions {
   /** Port of the node's shoot pool, for SEED_SHOOT_URL. */
   shootPoolPort: number;
+  network: ClusterNetwork;
   /** Look at every flake again this often even without events. */
   resyncMs: number;
 }
@@ -61,8 +63,8 @@ export interface FlakeReconcilerOptions {
 /**
  * Level-based reconcile of one flake, keyed by its namespace: render what its desired
  * generation should be, apply only the objects that differ (server-side apply), prune
- * Deployments and Services the generation no longer has (never volumes), and record the
- * outcome. An object the API server rejects fails its instance, not the others.
+ * Deployments, Services and NetworkPolicies the generation no longer has (never volumes),
+ * and record the outcome. An object the API server rejects fails its instance, not the others.
  */
 export class FlakeReconciler {
   private readonly failed = new FailedInstances();
@@ -92,6 +94,7 @@ export class FlakeReconciler {
     try {
       objects = renderGeneration(renderInput(desired), {
         shootPoolPort: this.options.shootPoolPort,
+        network: this.options.network,
       });
     } catch (error) {
       if (error instanceof ModelError || error instanceof InvalidInstance) {

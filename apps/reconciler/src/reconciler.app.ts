@@ -85,6 +85,7 @@ export async function createReconcilerApp(
   const events = new EventRecorder(kube, logger);
   const reconciler = new FlakeReconciler(kube, states, cluster, events, metrics, logger, {
     shootPoolPort: config.shootPoolPort,
+    network: config.network,
     resyncMs: config.resyncMs,
   });
   cluster.start((namespace) => queue.add(namespace));

@@ -220,12 +220,17 @@ export interface RunningReconciler {
   stop(): Promise<void>;
 }
 
-export async function startReconciler(kubeconfig: string): Promise<RunningReconciler> {
+/** `env` adds to or overrides the reconciler's variables (a node's `SEED_*_CIDRS`). */
+export async function startReconciler(
+  kubeconfig: string,
+  env: Record<string, string> = {},
+): Promise<RunningReconciler> {
   const app = await createReconcilerApp(
     loadReconcilerConfig({
       SEED_KUBECONFIG: kubeconfig,
       SEED_RECONCILER_GRPC_PORT: '0',
       SEED_LOG_LEVEL: 'silent',
+      ...env,
     }),
   );
   await app.http.listen(0, '127.0.0.1');

@@ -192,14 +192,16 @@ describe('writes follow changes', () => {
       persistentvolumeclaims: 1,
       deployments: 1,
       services: 1,
+      networkpolicies: 1,
     });
-    // An Event per write (3 Updated, GenerationApplied), none about the other instances.
-    expect(events).toBeLessThanOrEqual(4);
+    // An Event per write (4 Updated, GenerationApplied), none about the other instances.
+    expect(events).toBeLessThanOrEqual(5);
     const told = (await cluster.events(namespace))
       .filter((event) => event.message?.includes(pushed.generation ?? '-'))
       .map((event) => event.involvedObject.name)
       .sort();
-    expect(told).toEqual(['app-07', 'app-07', 'seed-app-07-data', 'seed-state']);
+    // Deployment, Service and NetworkPolicy app-07, its claim, the state.
+    expect(told).toEqual(['app-07', 'app-07', 'app-07', 'seed-app-07-data', 'seed-state']);
   });
 });
 

@@ -9,8 +9,16 @@ export {
 } from './deployment';
 export { renderService } from './service';
 export { renderPersistentVolumeClaims } from './volume';
-export { DEFAULT_SHOOT_POOL_PORT } from './input';
-export type { GenerationContext, GenerationInput, RenderOptions, SeedInstance } from './input';
+export { renderFlakeNetworkPolicies, renderInstanceNetworkPolicy } from './network-policy';
+export { DEFAULT_NETWORK, DEFAULT_SHOOT_POOL_PORT } from './input';
+export type {
+  ClusterDns,
+  ClusterNetwork,
+  GenerationContext,
+  GenerationInput,
+  RenderOptions,
+  SeedInstance,
+} from './input';
 export { ModelError } from './errors';
 export {
   ANNOTATION_COMMIT,
@@ -43,6 +51,7 @@ export { KINDS_IN_APPLY_ORDER } from './objects';
 export type {
   SeedDeployment,
   SeedNamespace,
+  SeedNetworkPolicy,
   SeedObject,
   SeedObjectKind,
   SeedPersistentVolumeClaim,

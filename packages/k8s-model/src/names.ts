@@ -139,6 +139,14 @@ function generationValue(generation: string): string {
   return generation;
 }
 
+/**
+ * `seed.<purpose>`: a NetworkPolicy of the whole flake. The `.` keeps it apart from the
+ * instances' own policies, named after them: no instance name can hold one.
+ */
+export function flakePolicyName(purpose: string): string {
+  return checked(`seed.${purpose}`, 'dns1123Subdomain', 'NetworkPolicy', { field: 'name' });
+}
+
 /** `seed-<instance>-<key>`: the PersistentVolumeClaim of `seed.storage.<key>`. */
 export function pvcName(instance: string, storageKey: string): string {
   return checked(`seed-${instance}-${storageKey}`, 'dns1123Subdomain', 'PersistentVolumeClaim', {

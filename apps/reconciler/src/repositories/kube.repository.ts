@@ -7,6 +7,7 @@ import {
   CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
+  NetworkingV1Api,
   PatchStrategy,
   VersionApi,
   makeInformer,
@@ -38,7 +39,8 @@ export class KubeUnavailable extends Error {
  * Kinds Seed watches: its own objects for drift, and the pods and ReplicaSets the
  * Deployment controller makes of them, for the instances' rollout.
  */
-export type WatchedKind = 'Deployment' | 'Service' | 'PersistentVolumeClaim' | 'Pod' | 'ReplicaSet';
+export type WatchedKind =
+  'Deployment' | 'Service' | 'NetworkPolicy' | 'PersistentVolumeClaim' | 'Pod' | 'ReplicaSet';
 
 export type WatchEvent = 'add' | 'update' | 'delete';
 
@@ -55,12 +57,14 @@ export class KubeRepository {
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
+  private readonly networking: NetworkingV1Api;
   private readonly versions: VersionApi;
 
   constructor(private readonly config: KubeConfig) {
     this.objects = KubernetesObjectApi.makeApiClient(config);
     this.core = config.makeApiClient(CoreV1Api);
     this.apps = config.makeApiClient(AppsV1Api);
+    this.networking = config.makeApiClient(NetworkingV1Api);
     this.versions = config.makeApiClient(VersionApi);
   }
 
@@ -71,9 +75,9 @@ export class KubeRepository {
 
   /** Server-side apply as field manager `seed`, taking over conflicting fields. */
   async apply(object: AppliedObject): Promise<KubernetesObject> {
-    return this.call(() =>
+    const applied = await this.call(() =>
       this.objects.patch(
-        object as unknown as KubernetesObject,
+        clientModel(object),
         undefined,
         undefined,
         FIELD_MANAGER,
@@ -81,6 +85,7 @@ export class KubeRepository {
         PatchStrategy.ServerSideApply,
       ),
     );
+    return wireForm(applied);
   }
 
   /**
@@ -88,9 +93,9 @@ export class KubeRepository {
    * a hand edit that server-side apply cannot (entries another field manager owns).
    */
   async mergePatch(object: AppliedObject): Promise<KubernetesObject> {
-    return this.call(() =>
+    const patched = await this.call(() =>
       this.objects.patch(
-        object as unknown as KubernetesObject,
+        clientModel(object),
         undefined,
         undefined,
         FIELD_MANAGER,
@@ -98,6 +103,7 @@ export class KubeRepository {
         PatchStrategy.MergePatch,
       ),
     );
+    return wireForm(patched);
   }
 
   async read<T extends KubernetesObject>(
@@ -107,12 +113,14 @@ export class KubeRepository {
     name: string,
   ): Promise<T | undefined> {
     try {
-      return await this.call(() =>
-        this.objects.read<T>({
-          apiVersion,
-          kind,
-          metadata: { name, ...(namespace ? { namespace } : {}) },
-        }),
+      return wireForm(
+        await this.call(() =>
+          this.objects.read<T>({
+            apiVersion,
+            kind,
+            metadata: { name, ...(namespace ? { namespace } : {}) },
+          }),
+        ),
       );
     } catch (error) {
       if (error instanceof KubeRejected && error.status === 404) return undefined;
@@ -246,7 +254,7 @@ export class KubeRepository {
   ): WatchHandle {
     const informer = this.informerFor(kind, labelSelector);
     for (const event of ['add', 'update', 'delete'] as const) {
-      informer.on(event, (object) => onChange(event, object));
+      informer.on(event, (object) => onChange(event, wireForm(object)));
     }
     let stopped = false;
     let pauseMs = 500;
@@ -269,8 +277,11 @@ export class KubeRepository {
     informer.on('error', restart);
     start();
     return {
-      cached: (namespace, name) => informer.get(name, namespace),
-      list: (namespace) => [...informer.list(namespace)],
+      cached: (namespace, name) => {
+        const object = informer.get(name, namespace);
+        return object && wireForm(object);
+      },
+      list: (namespace) => informer.list(namespace).map(wireForm),
       stop: async () => {
         stopped = true;
         clearTimeout(timer);
@@ -296,6 +307,13 @@ export class KubeRepository {
           this.config,
           '/api/v1/services',
           () => this.core.listServiceForAllNamespaces({ labelSelector }),
+          labelSelector,
+        );
+      case 'NetworkPolicy':
+        return makeInformer(
+          this.config,
+          '/apis/networking.k8s.io/v1/networkpolicies',
+          () => this.networking.listNetworkPolicyForAllNamespaces({ labelSelector }),
           labelSelector,
         );
       case 'PersistentVolumeClaim':
@@ -341,6 +359,32 @@ export class KubeRepository {
 }
 
 /** Any object Seed renders: plain JSON with the identifying fields set. */
+/**
+ * client-node's models name NetworkPolicy's `ingress[].from` `_from` (`from` is reserved
+ * in its generator), and its serializer sends only the fields its models name: given the
+ * API's own JSON, it would send ingress rules without `from`, which admit every source.
+ * Seed's objects are the API's JSON; these two put the one name right on the way in and
+ * out of the library.
+ */
+function clientModel(object: AppliedObject): KubernetesObject {
+  return renameIngressPeers(object, 'from', '_from');
+}
+
+function wireForm<T extends KubernetesObject>(object: T): T {
+  return renameIngressPeers(object, '_from', 'from') as T;
+}
+
+function renameIngressPeers(object: object, name: string, as: string): object {
+  // Only NetworkPolicies have `spec.ingress`; objects of an informer's list carry no kind.
+  const { spec } = object as { spec?: { ingress?: object[] } };
+  if (!Array.isArray(spec?.ingress)) return object;
+  const ingress = spec.ingress.map((rule) => {
+    const { [name]: peers, ...rest } = rule as Record<string, unknown>;
+    return peers === undefined ? rest : { ...rest, [as]: peers };
+  });
+  return { ...object, spec: { ...spec, ingress } };
+}
+
 export interface AppliedObject {
   apiVersion: string;
   kind: string;
