@@ -13,6 +13,7 @@ import {
   createConfiguration,
   type KubernetesObject,
 } from '@kubernetes/client-node';
+import { REDIS_USERS, redisAclRules } from '@seed/builds-queue';
 import { loadShootPoolConfig } from '@seed/shoot-pool';
 import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
 import { parse } from 'yaml';
@@ -102,9 +103,11 @@ function env(container: Container): Map<string, string | undefined> {
   return new Map((container.env ?? []).map((v) => [v.name, v.value]));
 }
 
-/** The SEED_* variables an app's config.ts declares in its zod schema. */
+/** The SEED_* variables an app's config.ts declares in its zod schema (with service-kit's Redis ones). */
 function knownVariables(app: ServiceName): Set<string> {
-  const source = readFileSync(path.join(REPO_ROOT, 'apps', app, 'src', 'config.ts'), 'utf8');
+  let source = readFileSync(path.join(REPO_ROOT, 'apps', app, 'src', 'config.ts'), 'utf8');
+  if (source.includes('...redisEnv('))
+    source += readFileSync(path.join(REPO_ROOT, 'packages/service-kit/src/redis-env.ts'), 'utf8');
   return new Set([...source.matchAll(/^\s+(SEED_[A-Z0-9_]+):/gm)].map((match) => match[1]!));
 }
 
@@ -354,6 +357,42 @@ describe('deploy/manifests', () => {
     expect((redis.spec as { volumeClaimTemplates?: unknown[] }).volumeClaimTemplates).toHaveLength(
       1,
     );
+  });
+
+  it("gives Redis one ACL user per service, with the builds queue's rules and its own password", () => {
+    const acl = find<Manifest & { data: Record<string, string> }>('ConfigMap', 'redis-acl');
+    const users = acl.data
+      .users!.trim()
+      .split('\n')
+      .map((line) => line.split(' '));
+    expect(users.map(([name, key]) => [name, key])).toEqual([
+      [REDIS_USERS.webhook, 'webhook'],
+      [REDIS_USERS.builder, 'builder'],
+      ['seed-admin', 'admin'],
+    ]);
+    for (const [index, service] of (['webhook', 'builder'] as const).entries()) {
+      expect(users[index]!.slice(2)).toEqual(redisAclRules(service));
+      const spec = podSpec(service);
+      const vars = env(spec.containers[0]!);
+      expect(vars.get('SEED_REDIS_USERNAME')).toBe(REDIS_USERS[service]);
+      expect(vars.get('SEED_REDIS_PASSWORD_FILE')).toBe('/run/secrets/redis/password');
+      // The pod holds its own password only.
+      const volume = spec.volumes?.find((v) => v.name === 'redis-password');
+      expect(volume?.secret).toMatchObject({
+        secretName: 'seed-redis-passwords',
+        items: [{ key: service, path: 'password' }],
+      });
+    }
+    const redis = podSpec('redis');
+    expect(redis.initContainers?.[0]?.volumeMounts?.map((m) => m.mountPath)).toEqual([
+      '/acl',
+      '/etc/redis-acl',
+      '/run/secrets/redis',
+    ]);
+    expect((redis.containers[0] as Container & { args: string[] }).args.join(' ')).toContain(
+      '--aclfile /acl/users.acl',
+    );
+    expect(acl.data['render.sh']).toContain("echo 'user default off resetpass ~* &* +@all'");
   });
 
   it('serves the shoot pool node-locally on the host network', () => {

@@ -1,7 +1,7 @@
 import type { BuildsQueueConsumer } from '@seed/builds-queue';
 import { BUILD_JOB_OPTIONS, buildJobSchema } from '@seed/contracts';
 import type { Logger } from '@seed/service-kit';
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { BuildFailed, type BuildService } from './build.service';
 
 export interface BuildWorkerOptions {
@@ -81,13 +81,14 @@ export class BuildProcessor {
 /** Starts a BullMQ worker on the builds queue running the processor. */
 export function startBuildWorker(
   queueName: string,
-  redisUrl: string,
+  /** As the builder's Redis user, with `maxRetriesPerRequest: null` (BullMQ's need). */
+  connection: ConnectionOptions,
   processor: BuildProcessor,
   options: BuildWorkerOptions,
   logger: Logger,
 ): Worker {
   const worker = new Worker(queueName, (job, token) => processor.process(job, token), {
-    connection: { url: redisUrl, maxRetriesPerRequest: null },
+    connection,
     concurrency: options.concurrency,
     lockDuration: options.lockMs,
     stalledInterval: options.lockMs,

@@ -82,7 +82,7 @@ class WorkerDrain implements BeforeApplicationShutdown, OnApplicationShutdown {
 class BuilderModule {
   static register(config: BuilderConfig, logger: Logger): DynamicModule {
     const onRedisError = (error: Error) => logger.debug({ err: error }, 'redis connection error');
-    const records = new BuildsQueueConsumer(config.redisUrl, onRedisError);
+    const records = new BuildsQueueConsumer(config.redis, onRedisError);
     const nix = new NixClient({
       nixBinary: config.nix.binary,
       confFile: config.nix.confFile,
@@ -123,7 +123,7 @@ class BuilderModule {
     );
     const worker = startBuildWorker(
       BUILDS_QUEUE,
-      config.redisUrl,
+      records.workerConnection(),
       processor,
       workerOptions,
       logger,

@@ -2,7 +2,8 @@ import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { publicKeyOf } from '@seed/nix-eval';
-import { envVar, parseEnv } from '@seed/service-kit';
+import { REDIS_USERS, type RedisConnectionSettings } from '@seed/builds-queue';
+import { envVar, parseEnv, redisEnv, redisSettings } from '@seed/service-kit';
 import { z } from 'zod';
 
 // Nix reads both paths out of a store URL (`file://DIR?secret-key=FILE&…`): keep them plain.
@@ -44,7 +45,7 @@ const secretKeyFile = z
 
 const envSchema = z
   .object({
-    SEED_REDIS_URL: envVar.redisUrl('redis://127.0.0.1:6379'),
+    ...redisEnv(REDIS_USERS.builder),
     SEED_RECONCILER_ADDRESS: z
       .string()
       .regex(/^[^\s:]+:\d{1,5}$/, { error: 'expected HOST:PORT of the reconciler gRPC server' })
@@ -106,7 +107,7 @@ export type BinaryCacheConfig =
 
 export interface BuilderConfig {
   http: { host: string; port: number };
-  redisUrl: string;
+  redis: RedisConnectionSettings;
   worker: {
     concurrency: number;
     /** How long a job (and its flake) stays locked to a worker that stopped answering. */
@@ -132,7 +133,7 @@ export function loadBuilderConfig(env: NodeJS.ProcessEnv = process.env): Builder
   const vars = parseEnv(envSchema, env);
   return {
     http: { host: vars.SEED_BUILDER_HOST, port: vars.SEED_BUILDER_PORT },
-    redisUrl: vars.SEED_REDIS_URL,
+    redis: redisSettings(vars),
     worker: {
       concurrency: vars.SEED_BUILDER_CONCURRENCY,
       lockMs: vars.SEED_JOB_LOCK_MS,

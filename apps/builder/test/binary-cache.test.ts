@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { REDIS_USERS } from '@seed/builds-queue';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { NixClient, substituterNixConfig, type SigningKey } from '@seed/nix-eval';
 import { demoFlakeFiles, FlakeRepo, startRedis, type LocalRedis } from '@seed/testing';
@@ -173,7 +174,7 @@ beforeAll(async () => {
   redis = await startRedis();
   reconciler = await FakeReconciler.start();
   const config = loadBuilderConfig({
-    SEED_REDIS_URL: redis.url,
+    ...redis.serviceEnv(REDIS_USERS.builder),
     SEED_RECONCILER_ADDRESS: reconciler.address,
     SEED_BUILDER_CONCURRENCY: '2',
     SEED_NIX_CONF: nixConf,
@@ -186,7 +187,7 @@ beforeAll(async () => {
   app = await createBuilderApp(config);
   await app.listen(0, '127.0.0.1');
   url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-  pushes = new Pushes(redis.url);
+  pushes = new Pushes(redis);
 }, 60_000);
 
 afterAll(async () => {
@@ -372,7 +373,10 @@ describe('the cache over HTTP', () => {
 
 describe('configuration', () => {
   it('says publishing is off when no signing key is set', () => {
-    const config = loadBuilderConfig({ SEED_BINARY_CACHE_DIR: path.join(work, 'cache') });
+    const config = loadBuilderConfig({
+      ...redis.serviceEnv(REDIS_USERS.builder),
+      SEED_BINARY_CACHE_DIR: path.join(work, 'cache'),
+    });
     expect(config.binaryCache).toEqual({
       enabled: false,
       reason: expect.stringContaining('SEED_BINARY_CACHE_SECRET_KEY_FILE is not set'),
@@ -380,16 +384,25 @@ describe('configuration', () => {
   });
 
   it('names a bad key file and a missing folder at start', async () => {
+    const redisEnv = redis.serviceEnv(REDIS_USERS.builder);
     const bad = path.join(work, 'bad.sec');
     await writeFile(bad, 'not-a-key');
     expect(() =>
-      loadBuilderConfig({ SEED_BINARY_CACHE_SECRET_KEY_FILE: bad, SEED_NIX_STORE: 'relative' }),
+      loadBuilderConfig({
+        ...redisEnv,
+        SEED_BINARY_CACHE_SECRET_KEY_FILE: bad,
+        SEED_NIX_STORE: 'relative',
+      }),
     ).toThrow(/SEED_BINARY_CACHE_SECRET_KEY_FILE.*not a nix secret signing key/s);
     expect(() =>
-      loadBuilderConfig({ SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'builder.sec') }),
+      loadBuilderConfig({
+        ...redisEnv,
+        SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'builder.sec'),
+      }),
     ).toThrow(/SEED_BINARY_CACHE_DIR: required with SEED_BINARY_CACHE_SECRET_KEY_FILE/);
     expect(() =>
       loadBuilderConfig({
+        ...redisEnv,
         SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'nope.sec'),
         SEED_BINARY_CACHE_DIR: path.join(work, 'cache'),
       }),

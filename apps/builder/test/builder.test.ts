@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { REDIS_USERS } from '@seed/builds-queue';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import {
   BUILD_JOB_NAME,
@@ -32,7 +33,7 @@ beforeAll(async () => {
   redis = await startRedis();
   reconciler = await FakeReconciler.start();
   const config = loadBuilderConfig({
-    SEED_REDIS_URL: redis.url,
+    ...redis.serviceEnv(REDIS_USERS.builder),
     SEED_RECONCILER_ADDRESS: reconciler.address,
     SEED_BUILDER_CONCURRENCY: '2',
     SEED_APPLY_ATTEMPTS: '8',
@@ -43,7 +44,7 @@ beforeAll(async () => {
   app = await createBuilderApp(config);
   await app.listen(0, '127.0.0.1');
   url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-  pushes = new Pushes(redis.url);
+  pushes = new Pushes(redis);
 });
 
 afterAll(async () => {

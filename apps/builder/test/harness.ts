@@ -1,23 +1,34 @@
 import { randomBytes } from 'node:crypto';
-import { BuildsQueueProducer } from '@seed/builds-queue';
+import { BuildsQueueProducer, REDIS_USERS } from '@seed/builds-queue';
 import { BUILDS_QUEUE, buildRecordSchema, type BuildRecord } from '@seed/contracts';
-import { demoFlakeFiles, FlakeRepo, queueBuild, type DemoSeed } from '@seed/testing';
+import {
+  demoFlakeFiles,
+  FlakeRepo,
+  queueBuild,
+  type DemoSeed,
+  type LocalRedis,
+} from '@seed/testing';
 import { Queue } from 'bullmq';
 
-/** Queues builds through the webhook's producer, retrying quickly; `queue` shows their jobs. */
+/**
+ * Queues builds through the webhook's producer (as the webhook's Redis user), retrying
+ * quickly; `queue` shows their jobs (as the fixture's admin).
+ */
 export class Pushes {
   readonly queue: Queue;
   private readonly producer: BuildsQueueProducer;
 
-  constructor(redisUrl: string) {
+  constructor(redis: LocalRedis) {
     this.producer = new BuildsQueueProducer({
-      url: redisUrl,
+      redis: { url: redis.url, ...redis.user(REDIS_USERS.webhook) },
       commandTimeoutMs: 5_000,
       dedupeTtlSeconds: 3600,
       onConnectionError: () => undefined,
       jobOptions: { backoff: { type: 'fixed', delay: 200 } },
     });
-    this.queue = new Queue(BUILDS_QUEUE, { connection: { url: redisUrl } });
+    this.queue = new Queue(BUILDS_QUEUE, {
+      connection: { host: redis.host, port: redis.port, ...redis.admin },
+    });
   }
 
   push(repo: FlakeRepo, commit: string): Promise<string> {

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { REDIS_USERS } from '@seed/builds-queue';
 import {
   startRedis,
   startServiceProcess,
@@ -25,7 +26,7 @@ describe('builder processes', () => {
 
   async function builder(graceMs = 20_000): Promise<{ process: ServiceProcess; url: string }> {
     const process = startServiceProcess(MAIN, {
-      SEED_REDIS_URL: redis.url,
+      ...redis.serviceEnv(REDIS_USERS.builder),
       SEED_RECONCILER_ADDRESS: reconciler.address,
       SEED_BUILDER_PORT: '0',
       SEED_BUILDER_CONCURRENCY: '1',
@@ -59,7 +60,7 @@ describe('builder processes', () => {
   beforeAll(async () => {
     redis = await startRedis();
     reconciler = await FakeReconciler.start();
-    pushes = new Pushes(redis.url);
+    pushes = new Pushes(redis);
     scratch = await mkdtemp(path.join(tmpdir(), 'seed-builder-'));
   });
 

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { REDIS_USERS } from '@seed/builds-queue';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createReconcilerClient, type FlakeStatus__Output } from '@seed/contracts';
 import {
@@ -40,14 +41,14 @@ describe('a build handed to the real reconciler', () => {
     await reconciler.waitForLog((line) => line.msg === 'reconciler listening');
     app = await createBuilderApp(
       loadBuilderConfig({
-        SEED_REDIS_URL: redis.url,
+        ...redis.serviceEnv(REDIS_USERS.builder),
         SEED_RECONCILER_ADDRESS: address,
         SEED_LOG_LEVEL: 'silent',
       }),
     );
     await app.listen(0, '127.0.0.1');
     url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-    pushes = new Pushes(redis.url);
+    pushes = new Pushes(redis);
   }, 20 * 60_000);
 
   afterAll(async () => {

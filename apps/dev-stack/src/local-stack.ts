@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { redisAclUsers } from '@seed/builds-queue';
 import {
   freeLoopbackPorts,
   startLocalCluster,
@@ -73,8 +74,9 @@ export class LocalStack {
     private readonly logDir: string,
   ) {}
 
+  /** Redis with the services' ACL users, as deployed. */
   async startRedis(): Promise<LocalRedis> {
-    const redis = await startRedis();
+    const redis = await startRedis(redisAclUsers());
     this.#stops.push(() => redis.dispose());
     return redis;
   }

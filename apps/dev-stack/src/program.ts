@@ -29,7 +29,8 @@ function stackEnvironment(stack: RunningStack): string {
     `export SEED_SHOOT_URL=${stack.shootUrl}`,
     `export KUBECONFIG=${stack.kubeconfigPath}`,
     `# flake ${stack.flake}: commit in ${stack.flakeDir}; webhook ${stack.webhookUrl}/webhook`,
-    `# Redis (the builds queue) ${stack.redisUrl}; service logs in ${stack.logDir}`,
+    `# Redis (the builds queue) ${stack.redisUrl} as ${stack.redisAdmin.username}, password in ${stack.redisAdmin.passwordFile}`,
+    `# service logs in ${stack.logDir}`,
   ].join('\n');
 }
 

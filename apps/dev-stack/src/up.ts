@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { REDIS_USERS } from '@seed/builds-queue';
 import {
   exampleFlakeFiles,
   FlakeRepo,
@@ -40,6 +41,8 @@ export interface RunningStack {
   flakeDir: string;
   kubeconfigPath: string;
   redisUrl: string;
+  /** Redis's user with every right, for an operator's redis-cli. */
+  redisAdmin: { username: string; passwordFile: string };
   webhookUrl: string;
   builderUrl: string;
   reconcilerAddress: string;
@@ -218,7 +221,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
         const builderService = await stack.startService(
           'builder',
           {
-            SEED_REDIS_URL: redis.url,
+            ...redis.serviceEnv(REDIS_USERS.builder),
             SEED_RECONCILER_ADDRESS: reconcilerService.grpcAddress!,
             SEED_NIX_BIN: options.nix.nixBinary,
             SEED_SHUTDOWN_GRACE_MS: String(STOP_GRACE_MS / 2),
@@ -232,7 +235,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
         const webhookService = await stack.startService(
           'webhook',
           {
-            SEED_REDIS_URL: redis.url,
+            ...redis.serviceEnv(REDIS_USERS.webhook),
             SEED_FLAKES: JSON.stringify([
               { flake, repository: REPOSITORY, branch: BRANCH, secretEnv: 'SEED_UP_SECRET' },
             ]),
@@ -462,6 +465,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       flakeDir: repo.dir,
       kubeconfigPath: kube.kubeconfigPath,
       redisUrl: redis.url,
+      redisAdmin: { username: redis.admin.username, passwordFile: redis.admin.passwordFile },
       webhookUrl: webhook.url,
       builderUrl: builder.url,
       reconcilerAddress: stack.service('reconciler').grpcAddress!,

@@ -1,4 +1,5 @@
-import { ConfigError, envVar, parseEnv } from '@seed/service-kit';
+import { REDIS_USERS, type RedisConnectionSettings } from '@seed/builds-queue';
+import { ConfigError, envVar, parseEnv, redisEnv, redisSettings } from '@seed/service-kit';
 import { z } from 'zod';
 import { loadFlakeRegistry, type FlakeRegistry } from './flake-registry';
 
@@ -9,7 +10,7 @@ const envSchema = z.object({
   // whose secret signs it, so its size is what an unauthenticated sender costs.
   SEED_WEBHOOK_BODY_LIMIT_BYTES: envVar.positiveInt(1024 * 1024),
   SEED_WEBHOOK_MAX_UNVERIFIED_BYTES: envVar.positiveInt(4 * 1024 * 1024),
-  SEED_REDIS_URL: envVar.redisUrl('redis://127.0.0.1:6379'),
+  ...redisEnv(REDIS_USERS.webhook),
   SEED_REDIS_COMMAND_TIMEOUT_MS: envVar.positiveInt(2_000),
   SEED_DELIVERY_TTL_HOURS: envVar.positiveInt(72),
   SEED_FLAKES_FILE: z.string().min(1).optional(),
@@ -25,7 +26,7 @@ export interface WebhookConfig {
     /** Bytes of deliveries to the shared URLs read and parsed at once; more get 503. */
     maxUnverifiedBytes: number;
   };
-  redis: { url: string; commandTimeoutMs: number };
+  redis: RedisConnectionSettings & { commandTimeoutMs: number };
   registry: FlakeRegistry;
   /** How long a delivery id and a queued commit are remembered for deduplication. */
   dedupeTtlSeconds: number;
@@ -45,7 +46,7 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): Webhook
       bodyLimitBytes: vars.SEED_WEBHOOK_BODY_LIMIT_BYTES,
       maxUnverifiedBytes: vars.SEED_WEBHOOK_MAX_UNVERIFIED_BYTES,
     },
-    redis: { url: vars.SEED_REDIS_URL, commandTimeoutMs: vars.SEED_REDIS_COMMAND_TIMEOUT_MS },
+    redis: { ...redisSettings(vars), commandTimeoutMs: vars.SEED_REDIS_COMMAND_TIMEOUT_MS },
     registry: loadFlakeRegistry({ file: vars.SEED_FLAKES_FILE, inline: vars.SEED_FLAKES }, env),
     dedupeTtlSeconds: vars.SEED_DELIVERY_TTL_HOURS * 3600,
     logLevel: vars.SEED_LOG_LEVEL,

@@ -38,7 +38,7 @@ export async function createWebhookApp(
   logger: Logger = createLogger('webhook', config.logLevel),
 ): Promise<NestFastifyApplication> {
   const builds = new BuildsQueueProducer({
-    url: config.redis.url,
+    redis: config.redis,
     commandTimeoutMs: config.redis.commandTimeoutMs,
     dedupeTtlSeconds: config.dedupeTtlSeconds,
     onConnectionError: (error) => logger.debug({ err: error }, 'redis connection error'),
@@ -46,7 +46,10 @@ export async function createWebhookApp(
   // Start even when Redis is away (deliveries get 503 and /readyz says why) but give it
   // a moment first, so the first deliveries after a normal start are not refused.
   if (!(await builds.connected(5_000)))
-    logger.warn({ url: config.redis.url }, 'Redis is not reachable yet');
+    logger.warn(
+      { url: config.redis.url, user: config.redis.username },
+      'Redis is not reachable yet (or refuses the user and password)',
+    );
 
   const adapter = new FastifyAdapter({
     bodyLimit: config.http.bodyLimitBytes,

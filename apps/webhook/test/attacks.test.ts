@@ -3,6 +3,7 @@
 // against a real Redis.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { REDIS_USERS } from '@seed/builds-queue';
 import { flakeHookId } from '@seed/contracts';
 import {
   githubPushHeaders,
@@ -44,7 +45,7 @@ describe('attacks on the webhook', () => {
     redis = await startRedis();
     webhook = startServiceProcess(MAIN, {
       SEED_FLAKES: FLAKES,
-      SEED_REDIS_URL: redis.url,
+      ...redis.serviceEnv(REDIS_USERS.webhook),
       SEED_WEBHOOK_PORT: '0',
     });
     url = String((await webhook.waitForLog((line) => line.msg === 'webhook listening')).url);

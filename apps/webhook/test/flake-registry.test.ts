@@ -24,6 +24,7 @@ describe('the flake registry', () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'seed-registry-'));
     await writeFile(path.join(dir, 'secret'), 'from-a-file\n');
+    await writeFile(path.join(dir, 'redis-password'), 'redis-password\n');
   });
 
   afterAll(async () => {
@@ -156,19 +157,43 @@ describe('the flake registry', () => {
   });
 
   it('is required, and checked with the rest of the environment', () => {
-    expect(problems(() => loadWebhookConfig({}))).toEqual([
+    const redisPassword = { SEED_REDIS_PASSWORD_FILE: path.join(dir, 'redis-password') };
+    expect(problems(() => loadWebhookConfig(redisPassword))).toEqual([
       'SEED_FLAKES_FILE or SEED_FLAKES: name the flakes Seed serves',
     ]);
     expect(
-      problems(() => loadWebhookConfig({ SEED_FLAKES_FILE: '/nonexistent/flakes.yaml' }))[0],
+      problems(() =>
+        loadWebhookConfig({ ...redisPassword, SEED_FLAKES_FILE: '/nonexistent/flakes.yaml' }),
+      )[0],
     ).toContain('SEED_FLAKES_FILE: cannot read /nonexistent/flakes.yaml');
     expect(
       problems(() =>
-        loadWebhookConfig({ SEED_WEBHOOK_PORT: 'eighty', SEED_REDIS_URL: 'localhost' }),
+        loadWebhookConfig({
+          ...redisPassword,
+          SEED_WEBHOOK_PORT: 'eighty',
+          SEED_REDIS_URL: 'localhost',
+        }),
       ),
     ).toEqual([
       expect.stringMatching(/^SEED_WEBHOOK_PORT="eighty": /),
       'SEED_REDIS_URL="localhost": expected redis://HOST:PORT[/DB] or rediss://…',
+    ]);
+  });
+
+  it('needs a Redis password file and keeps credentials out of the URL', () => {
+    expect(problems(() => loadWebhookConfig({ SEED_FLAKES: '[]' }))).toEqual([
+      "SEED_REDIS_PASSWORD_FILE: required: a file holding the Redis user's password (a mounted Secret)",
+    ]);
+    expect(
+      problems(() =>
+        loadWebhookConfig({
+          SEED_REDIS_URL: 'redis://seed-webhook:hunter2@redis:6379',
+          SEED_REDIS_PASSWORD_FILE: path.join(dir, 'missing'),
+        }),
+      ),
+    ).toEqual([
+      expect.stringMatching(/^SEED_REDIS_URL=.*: credentials do not belong in the URL/),
+      expect.stringMatching(/^SEED_REDIS_PASSWORD_FILE=.*: cannot read it: ENOENT/),
     ]);
   });
 });

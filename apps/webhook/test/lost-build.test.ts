@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { BuildsQueueProducer } from '@seed/builds-queue';
+import { BuildsQueueProducer, REDIS_USERS } from '@seed/builds-queue';
 import { BUILDS_QUEUE, buildJobId, type BuildJob } from '@seed/contracts';
 import { createLogger } from '@seed/service-kit';
 import { startRedis, type LocalRedis } from '@seed/testing';
@@ -29,12 +29,14 @@ describe('a failure between recording a delivery and storing its build', () => {
   beforeAll(async () => {
     redis = await startRedis();
     builds = new FlakyAdds({
-      url: redis.url,
+      redis: { url: redis.url, ...redis.user(REDIS_USERS.webhook) },
       commandTimeoutMs: 1_000,
       dedupeTtlSeconds: 3600,
       onConnectionError: () => undefined,
     });
-    queue = new Queue(BUILDS_QUEUE, { connection: { host: redis.host, port: redis.port } });
+    queue = new Queue(BUILDS_QUEUE, {
+      connection: { host: redis.host, port: redis.port, ...redis.admin },
+    });
     expect(await builds.connected(5_000)).toBe(true);
   });
 

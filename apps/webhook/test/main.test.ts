@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { REDIS_USERS } from '@seed/builds-queue';
 import { startRedis, startServiceProcess, type LocalRedis } from '@seed/testing';
 
 const MAIN = path.resolve(__dirname, '../dist/main.js');
@@ -19,7 +20,7 @@ describe('the webhook process', () => {
   it('logs JSON, serves, and drains on SIGTERM with exit code 0', async () => {
     const service = startServiceProcess(MAIN, {
       SEED_FLAKES: FLAKES,
-      SEED_REDIS_URL: redis.url,
+      ...redis.serviceEnv(REDIS_USERS.webhook),
       SEED_WEBHOOK_PORT: '0',
     });
     try {
@@ -46,6 +47,7 @@ describe('the webhook process', () => {
     expect(service.stderr()).toContain('SEED_WEBHOOK_PORT="99999"');
     const registry = startServiceProcess(MAIN, {
       SEED_FLAKES: 'flakes: [{ flake: "nixpkgs", repository: "acme/app" }]',
+      ...redis.serviceEnv(REDIS_USERS.webhook),
     });
     expect((await registry.exited).code).toBe(1);
     expect(registry.stderr()).toContain('SEED_FLAKES: flakes[0] (nixpkgs).flake:');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { BuildsQueueConsumer } from '@seed/builds-queue';
+import { BuildsQueueConsumer, REDIS_USERS } from '@seed/builds-queue';
 import { BUILDS_QUEUE, buildJobId, flakeHookId, type BuildJob } from '@seed/contracts';
 import { githubPushHeaders, startRedis, type LocalRedis } from '@seed/testing';
 import { Queue } from 'bullmq';
@@ -92,16 +92,21 @@ beforeAll(async () => {
   redis = await startRedis();
   const config = loadWebhookConfig({
     SEED_FLAKES: REGISTRY,
-    SEED_REDIS_URL: redis.url,
+    ...redis.serviceEnv(REDIS_USERS.webhook),
     SEED_LOG_LEVEL: 'silent',
     SEED_REDIS_COMMAND_TIMEOUT_MS: '500',
   });
   app = await createWebhookApp(config);
   await app.listen(0, '127.0.0.1');
   url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-  queue = new Queue<BuildJob>(BUILDS_QUEUE, { connection: { host: redis.host, port: redis.port } });
-  client = new Redis(redis.url);
-  builder = new BuildsQueueConsumer(redis.url, () => undefined);
+  queue = new Queue<BuildJob>(BUILDS_QUEUE, {
+    connection: { host: redis.host, port: redis.port, ...redis.admin },
+  });
+  client = new Redis(redis.port, redis.host, redis.admin);
+  builder = new BuildsQueueConsumer(
+    { url: redis.url, ...redis.user(REDIS_USERS.builder) },
+    () => undefined,
+  );
 });
 
 afterAll(async () => {

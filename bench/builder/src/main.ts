@@ -7,6 +7,7 @@
 // Builder and by-hand builds alternate; read the difference, not the absolute times.
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { REDIS_USERS } from '@seed/builds-queue';
 import { generationHash } from '@seed/contracts';
 import { NixClient, pinFlakeRef } from '@seed/nix-eval';
 import {
@@ -70,14 +71,14 @@ async function bench(cleanups: BenchCleanups): Promise<void> {
   cleanups.add('redis', () => redis.dispose());
   const reconciler = await StandInReconciler.start();
   cleanups.add('the stand-in reconciler', () => reconciler.stop());
-  const pushes = new Pushes(redis.url);
+  const pushes = new Pushes(redis);
   cleanups.add('the queue clients', () => pushes.close());
   await pushes.ready();
 
   const port = await freeLoopbackPort();
   const url = `http://127.0.0.1:${port}`;
   const builder = startServiceProcess(BUILDER_MAIN, {
-    SEED_REDIS_URL: redis.url,
+    ...redis.serviceEnv(REDIS_USERS.builder),
     SEED_RECONCILER_ADDRESS: reconciler.address,
     SEED_BUILDER_PORT: String(port),
     SEED_NIX_CONF: CONF,

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { BuildsQueueProducer } from '@seed/builds-queue';
+import { BuildsQueueProducer, REDIS_USERS } from '@seed/builds-queue';
 import { BUILDS_QUEUE, buildJobId } from '@seed/contracts';
-import { demoFlakeFiles, FlakeRepo, queueBuild, type DemoSeed } from '@seed/testing';
+import {
+  demoFlakeFiles,
+  FlakeRepo,
+  queueBuild,
+  type DemoSeed,
+  type LocalRedis,
+} from '@seed/testing';
 import { QueueEvents } from 'bullmq';
 
 /** A pushed flake: a throwaway git repository and the commit to build. */
@@ -52,15 +58,21 @@ export class Pushes {
   private readonly events: QueueEvents;
   private readonly waiting = new Map<string, Waiter>();
 
-  constructor(redisUrl: string) {
+  /** Pushes as the webhook's Redis user; watches the queue's events as the fixture's admin. */
+  constructor(redis: LocalRedis) {
     this.producer = new BuildsQueueProducer({
-      url: redisUrl,
+      redis: { url: redis.url, ...redis.user(REDIS_USERS.webhook) },
       commandTimeoutMs: 5_000,
       dedupeTtlSeconds: 3600,
       onConnectionError: () => undefined,
     });
     this.events = new QueueEvents(BUILDS_QUEUE, {
-      connection: { url: redisUrl, maxRetriesPerRequest: null },
+      connection: {
+        host: redis.host,
+        port: redis.port,
+        ...redis.admin,
+        maxRetriesPerRequest: null,
+      },
     });
     this.events.on('completed', ({ jobId, returnvalue }) => {
       const at = performance.now();

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import examples from '@octokit/webhooks-examples/api.github.com/index.json';
 import autocannon from 'autocannon';
+import { REDIS_USERS } from '@seed/builds-queue';
 import { flakeHookId } from '@seed/contracts';
 import {
   freeLoopbackPorts,
@@ -116,7 +117,7 @@ async function load(target: Target, client: Redis, durationS = DURATION_S): Prom
 async function main(cleanups: BenchCleanups): Promise<void> {
   const redis = await startRedis();
   cleanups.add('redis', () => redis.dispose());
-  const client = new Redis(redis.url);
+  const client = new Redis(redis.port, redis.host, redis.admin);
   cleanups.add('the Redis client', () => client.disconnect());
   const flakes = Array.from({ length: REPOSITORIES }, (_, i) => ({
     flake: `github:bench/repo-${i}`,
@@ -128,7 +129,7 @@ async function main(cleanups: BenchCleanups): Promise<void> {
     process.env.BENCH_WEBHOOK_MAIN ?? path.resolve(__dirname, '../../../apps/webhook/dist/main.js'),
     {
       SEED_FLAKES: JSON.stringify({ flakes }),
-      SEED_REDIS_URL: redis.url,
+      ...redis.serviceEnv(REDIS_USERS.webhook),
       SEED_WEBHOOK_PORT: String(webhookPort),
       // Log lines would be parsed by this process, on the same cores as the load generator.
       SEED_LOG_LEVEL: 'warn',
@@ -136,7 +137,10 @@ async function main(cleanups: BenchCleanups): Promise<void> {
   );
   cleanups.addProcess('the webhook', webhook);
   const minimal = startServiceProcess(path.resolve(__dirname, 'minimal-server.js'), {
+    // Signed in too (its own keys are not the webhook's: as the fixture's admin).
     BENCH_REDIS_URL: redis.url,
+    BENCH_REDIS_USERNAME: redis.admin.username,
+    BENCH_REDIS_PASSWORD_FILE: redis.admin.passwordFile,
     BENCH_SECRET: SECRET,
     BENCH_PORT: String(minimalPort),
   });

@@ -3,6 +3,7 @@
 // builder needs, as the job contract has it). Run as its own process by main.ts, on the
 // port it is given, with a /healthz for main.ts to wait on.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { BUILD_JOB_NAME, BUILDS_QUEUE, buildJobOptions } from '@seed/contracts';
 import { Queue } from 'bullmq';
 import Fastify from 'fastify';
@@ -11,6 +12,10 @@ import { Redis } from 'ioredis';
 const SECRET = process.env.BENCH_SECRET ?? 'bench-secret';
 const redis = new Redis(process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', {
   maxRetriesPerRequest: 1,
+  username: process.env.BENCH_REDIS_USERNAME,
+  password: process.env.BENCH_REDIS_PASSWORD_FILE
+    ? readFileSync(process.env.BENCH_REDIS_PASSWORD_FILE, 'utf8').trim()
+    : undefined,
 });
 const queue = new Queue(BUILDS_QUEUE, { connection: redis });
 const app = Fastify({ bodyLimit: 25 * 1024 * 1024 });

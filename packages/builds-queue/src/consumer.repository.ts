@@ -1,6 +1,7 @@
 import { BUILDS_QUEUE, buildJobSchema, queuedBuildRecord, type BuildRecord } from '@seed/contracts';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { RedisUser, type RedisConnectionSettings } from './connection';
 import {
   buildRecordKey,
   flakeBuildsKey,
@@ -28,14 +29,30 @@ export class BuildsQueueConsumer {
   private readonly redis: Redis & LockCommands;
   /** Read-only use of the queue: builds no worker has started have no record yet. */
   private readonly queue: Queue;
+  private readonly user: RedisUser;
+  /** Connections this consumer made beside `redis`, which BullMQ does not close. */
+  private readonly connections: Redis[] = [];
 
-  constructor(url: string, onConnectionError: (error: Error) => void) {
-    const redis = new Redis(url, { maxRetriesPerRequest: 3 });
-    redis.on('error', onConnectionError);
+  /** Reads the password file now: throws, naming it, when it cannot be used. */
+  constructor(connection: RedisConnectionSettings, onConnectionError: (error: Error) => void) {
+    this.user = new RedisUser(connection, onConnectionError);
+    const redis = this.user.connect({ maxRetriesPerRequest: 3 });
     redis.defineCommand('seedReleaseLock', { numberOfKeys: 1, lua: RELEASE_LOCK });
     redis.defineCommand('seedRenewLock', { numberOfKeys: 1, lua: RENEW_LOCK });
     this.redis = redis as Redis & LockCommands;
-    this.queue = new Queue(BUILDS_QUEUE, { connection: { url, maxRetriesPerRequest: 3 } });
+    const queueConnection = this.user.connect({ maxRetriesPerRequest: 3 });
+    this.connections.push(queueConnection);
+    this.queue = new Queue(BUILDS_QUEUE, { connection: queueConnection });
+  }
+
+  /**
+   * A connection for BullMQ's worker on the queue, as the same user (BullMQ makes its
+   * blocking connection from it). Closed by `close`, which must come after the worker's.
+   */
+  workerConnection(): Redis {
+    const connection = this.user.connect({ maxRetriesPerRequest: null });
+    this.connections.push(connection);
+    return connection;
   }
 
   async save(record: BuildRecord): Promise<void> {
@@ -98,6 +115,7 @@ export class BuildsQueueConsumer {
 
   async close(): Promise<void> {
     await this.queue.close();
+    for (const connection of this.connections) connection.disconnect();
     this.redis.disconnect();
   }
 }

@@ -7,7 +7,8 @@ import {
   type Forge,
 } from '@seed/contracts';
 import { Queue, type JobsOptions } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
+import { RedisUser, type RedisConnectionSettings } from './connection';
 import { deliveryKey, latestBuildKey, queuedKey } from './keys';
 import { RECORD_DELIVERY } from './scripts';
 
@@ -23,7 +24,8 @@ export type DeliveryRecord =
   { duplicate: false; builds: RecordedBuild[] } | { duplicate: true; jobIds: string[] };
 
 export interface BuildsQueueProducerOptions {
-  url: string;
+  /** The webhook's Redis user. */
+  redis: RedisConnectionSettings;
   /** Deadline of each Redis command. */
   commandTimeoutMs: number;
   /** How long a delivery id and a queued flake commit are remembered, for dedupe. */
@@ -65,12 +67,11 @@ export class BuildsQueueProducer {
       maxRetriesPerRequest: 1,
       commandTimeout: options.commandTimeoutMs,
     };
-    const redis = new Redis(options.url, connection);
-    redis.on('error', options.onConnectionError);
+    const user = new RedisUser(options.redis, options.onConnectionError);
+    const redis = user.connect(connection);
     redis.defineCommand('seedRecordDelivery', { lua: RECORD_DELIVERY });
     this.redis = redis as typeof this.redis;
-    this.queueConnection = new Redis(options.url, connection);
-    this.queueConnection.on('error', options.onConnectionError);
+    this.queueConnection = user.connect(connection);
     this.jobs = new Queue(BUILDS_QUEUE, { connection: this.queueConnection });
     this.dedupeTtlSeconds = options.dedupeTtlSeconds;
     this.jobOptions = options.jobOptions ?? {};

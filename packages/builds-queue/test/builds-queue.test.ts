@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { buildJobId, queuedBuildRecord, type BuildJob } from '@seed/contracts';
 import { startRedis, type LocalRedis } from '@seed/local-parts';
-import { BuildsQueueConsumer, BuildsQueueProducer } from '../src';
+import { BuildsQueueConsumer, BuildsQueueProducer, REDIS_USERS, redisAclUsers } from '../src';
 
 let redis: LocalRedis;
 let producer: BuildsQueueProducer;
@@ -11,14 +11,17 @@ let consumer: BuildsQueueConsumer;
 let pushes = 0;
 
 beforeAll(async () => {
-  redis = await startRedis();
+  redis = await startRedis(redisAclUsers());
   producer = new BuildsQueueProducer({
-    url: redis.url,
+    redis: { url: redis.url, ...redis.user(REDIS_USERS.webhook) },
     commandTimeoutMs: 2_000,
     dedupeTtlSeconds: 3600,
     onConnectionError: () => undefined,
   });
-  consumer = new BuildsQueueConsumer(redis.url, () => undefined);
+  consumer = new BuildsQueueConsumer(
+    { url: redis.url, ...redis.user(REDIS_USERS.builder) },
+    () => undefined,
+  );
   expect(await producer.connected(5_000)).toBe(true);
 });
 

@@ -1,6 +1,6 @@
 export { FlakeRepo } from './flake-repo';
 export { startRedis } from './redis-server';
-export type { LocalRedis } from './redis-server';
+export type { LocalRedis, RedisAclUser, RedisCredentials } from './redis-server';
 export { startServiceProcess } from './service-process';
 export type { LogLine, ServiceProcess } from './service-process';
 export { KUBE_BINARIES_SCRIPT, startKubeApiServer } from './kube-apiserver';

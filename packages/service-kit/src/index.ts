@@ -1,4 +1,5 @@
 export { ConfigError, envVar, parseEnv } from './env';
+export { redisEnv, redisSettings } from './redis-env';
 export { JsonErrorFilter } from './http';
 export { PinoNestLogger, createLogger } from './logger';
 export type { Logger } from './logger';

@@ -18,7 +18,6 @@ export {
   buildNixImage,
   startKubeApiServer,
   startLocalCluster,
-  startRedis,
   startServiceProcess,
 } from '@seed/local-parts';
 export type {
@@ -30,6 +29,7 @@ export type {
   LogLine,
   ServiceProcess,
 } from '@seed/local-parts';
+export { startRedis } from './redis';
 export { apiWrites, writesBetween } from './api-writes';
 export { collidingFlakeUris } from './namespace-collision';
 export type { WriteCounts } from './api-writes';
