@@ -6,13 +6,19 @@ import {
   NotFoundException,
   Param,
   Query,
+  UseGuards,
 } from '@nestjs/common';
 import { parseFlakeRef } from '@seed/nix-eval';
+import { BearerTokenGuard } from '@seed/service-kit';
 import { summarize, type BuildRecord } from './build-record';
 import { BuildRecordsRepository } from './repositories/build-records.repository';
 
-/** Read-only HTTP view of builds: `GET /builds?flake=…` and `GET /builds/:id`. */
+/**
+ * Read-only HTTP view of builds: `GET /builds?flake=…` and `GET /builds/:id`. Records
+ * name flakes and carry build logs, so they need the API token.
+ */
 @Controller('builds')
+@UseGuards(BearerTokenGuard)
 export class BuildsController {
   constructor(@Inject(BuildRecordsRepository) private readonly records: BuildRecordsRepository) {}
 

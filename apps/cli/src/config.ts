@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { readTlsDirectory, type TlsDirectory } from '@seed/contracts';
 import { NixClient } from '@seed/nix-eval';
 import { z } from 'zod';
 
@@ -26,12 +27,41 @@ const envSchema = z.object({
     .regex(/^[^\s/:]+:\d{1,5}$/, { error: 'must be host:port' })
     .default('127.0.0.1:9090'),
   SEED_SHOOT_URL: httpUrl('http://127.0.0.1:7070'),
+  // The operator's credentials; checked here, required only by the commands that call.
+  SEED_TLS_DIR: z
+    .string()
+    .transform((dir, ctx) => {
+      try {
+        return readTlsDirectory(dir);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  SEED_BUILDER_API_TOKEN_FILE: z
+    .string()
+    .transform((file, ctx) => {
+      try {
+        const token = readFileSync(file, 'utf8').trim();
+        if (token !== '') return token;
+        ctx.addIssue({ code: 'custom', message: `${file} is empty` });
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+      return z.NEVER;
+    })
+    .optional(),
 });
 
 export interface CliConfig {
   nix: { binary: string; confFile?: string };
   builderUrl: string;
+  /** The builder API's bearer token (`SEED_BUILDER_API_TOKEN_FILE`). */
+  builderToken?: string;
   reconcilerAddress: string;
+  /** The operator's client certificate for the reconciler (`SEED_TLS_DIR`). */
+  operatorTls?: TlsDirectory;
   shootUrl: string;
 }
 
@@ -51,7 +81,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
   return {
     nix: { binary: vars.SEED_NIX_BIN, confFile },
     builderUrl: vars.SEED_BUILDER_URL,
+    builderToken: vars.SEED_BUILDER_API_TOKEN_FILE,
     reconcilerAddress: vars.SEED_RECONCILER_ADDRESS,
+    operatorTls: vars.SEED_TLS_DIR,
     shootUrl: vars.SEED_SHOOT_URL,
   };
 }

@@ -38,7 +38,9 @@ const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
 function stackEnvironment(stack: RunningStack): string {
   return [
     `export SEED_BUILDER_URL=${stack.builderUrl}`,
+    `export SEED_BUILDER_API_TOKEN_FILE=${stack.builderTokenFile}`,
     `export SEED_RECONCILER_ADDRESS=${stack.reconcilerAddress}`,
+    `export SEED_TLS_DIR=${stack.operatorTlsDir}`,
     `export SEED_SHOOT_URL=${stack.shootUrl}`,
     `export KUBECONFIG=${stack.kubeconfigPath}`,
     `# flake ${stack.flake}: commit in ${stack.flakeDir}; webhook ${stack.webhookUrl}/webhook`,
@@ -166,7 +168,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
     .argument('[flake]', 'the flake URI as registered')
     .option('--json', 'print JSON')
     .action(async (flake: string | undefined, options: { json?: boolean }) => {
-      const reconciler = new ReconcilerApi(settings().reconcilerAddress);
+      const reconciler = new ReconcilerApi(settings().reconcilerAddress, settings().operatorTls);
       try {
         if (flake === undefined) {
           const statuses = await reconciler.list();
@@ -238,7 +240,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
         id: string | undefined,
         options: { flake?: string; limit: number; json?: boolean },
       ) => {
-        const builder = new BuilderApi(settings().builderUrl);
+        const builder = new BuilderApi(settings().builderUrl, settings().builderToken);
         if (id !== undefined) {
           const build = await builder.get(id);
           output.out(options.json ? json(build) : formatBuild(build));

@@ -6,5 +6,6 @@ export { ProbesModule } from './probes';
 export type { ProbesOptions, ReadinessCheck } from './probes';
 export { ShutdownHook, closeOnSignals } from './lifecycle';
 export { startGrpcServer } from './grpc';
-export type { GrpcService, RunningGrpcServer } from './grpc';
+export type { GrpcService, GrpcTransport, RunningGrpcServer } from './grpc';
+export { BearerTokenGuard, TokenFile } from './bearer-token';
 export { listMetricsIfAsked } from './metrics-listing';

@@ -1,0 +1,116 @@
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { PeerCertificate } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+
+/**
+ * Every gRPC connection between Seed's parts is TLS with a client certificate from the
+ * platform's one CA. A part finds its certificate in one folder with cert-manager's
+ * Secret keys (a mounted `kubernetes.io/tls` Secret), and is known by the certificate's
+ * subject CN (docs/security.md): a CN is what both cert-manager (`commonName`) and
+ * openssl set without extra configuration, and what the services log.
+ */
+export const TLS_FILE_NAMES = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt' } as const;
+
+export interface TlsDirectory {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  /** The subject CN of the certificate found at start-up: who this part is. */
+  identity: string;
+}
+
+/**
+ * Checks a certificate folder once, at start-up, so a wrong mount is a message naming the
+ * file rather than a handshake failure later. Throws an Error saying what is wrong.
+ */
+export function readTlsDirectory(dir: string): TlsDirectory {
+  const file = (name: string) => path.join(dir, name);
+  const read = (name: string): Buffer => {
+    try {
+      return readFileSync(file(name));
+    } catch (error) {
+      throw new Error(`cannot read ${file(name)}: ${(error as Error).message}`);
+    }
+  };
+  const parse = (name: string): X509Certificate => {
+    try {
+      return new X509Certificate(read(name));
+    } catch (error) {
+      if ((error as Error).message.startsWith('cannot read')) throw error;
+      throw new Error(`${file(name)} is not a PEM certificate`);
+    }
+  };
+  const cert = parse(TLS_FILE_NAMES.cert);
+  const ca = parse(TLS_FILE_NAMES.ca);
+  let key;
+  try {
+    key = createPrivateKey(read(TLS_FILE_NAMES.key));
+  } catch (error) {
+    if ((error as Error).message.startsWith('cannot read')) throw error;
+    throw new Error(`${file(TLS_FILE_NAMES.key)} is not a PEM private key`);
+  }
+  if (!cert.checkPrivateKey(key)) {
+    throw new Error(`${file(TLS_FILE_NAMES.key)} is not the key of ${file(TLS_FILE_NAMES.cert)}`);
+  }
+  if (!cert.verify(ca.publicKey)) {
+    throw new Error(
+      `${file(TLS_FILE_NAMES.cert)} (${cert.subject}) is not signed by ${file(TLS_FILE_NAMES.ca)} (${ca.subject})`,
+    );
+  }
+  if (Date.parse(cert.validTo) < Date.now()) {
+    throw new Error(`${file(TLS_FILE_NAMES.cert)} expired on ${cert.validTo}`);
+  }
+  const identity = commonName(cert.subject);
+  if (identity === undefined) {
+    throw new Error(`${file(TLS_FILE_NAMES.cert)} has no subject CN to identify it`);
+  }
+  return {
+    certFile: file(TLS_FILE_NAMES.cert),
+    keyFile: file(TLS_FILE_NAMES.key),
+    caFile: file(TLS_FILE_NAMES.ca),
+    identity,
+  };
+}
+
+function commonName(subject: string): string | undefined {
+  return subject
+    .split('\n')
+    .find((line) => line.startsWith('CN='))
+    ?.slice('CN='.length);
+}
+
+/**
+ * The folder's files, re-read every `reloadMs`: a renewed certificate (cert-manager swaps
+ * the Secret's files) is used for new connections without a restart.
+ */
+export function watchTlsDirectory(
+  tls: TlsDirectory,
+  reloadMs: number,
+): grpc.experimental.CertificateProvider {
+  return new grpc.experimental.FileWatcherCertificateProvider({
+    certificateFile: tls.certFile,
+    privateKeyFile: tls.keyFile,
+    caCertificateFile: tls.caFile,
+    refreshIntervalMs: reloadMs,
+  });
+}
+
+/** Channel credentials presenting the folder's certificate and trusting only its CA. */
+export function platformChannelCredentials(
+  tls: TlsDirectory,
+  reloadMs: number,
+): grpc.ChannelCredentials {
+  const files = watchTlsDirectory(tls, reloadMs);
+  return grpc.experimental.createCertificateProviderChannelCredentials(files, files);
+}
+
+/** The caller's identity: the CN of a client certificate that the platform CA verified. */
+export function peerIdentity(call: {
+  getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null;
+}): string | undefined {
+  const certificate = call.getAuthContext()?.sslPeerCertificate;
+  const cn = certificate?.subject.CN;
+  return typeof cn === 'string' && cn !== '' ? cn : undefined;
+}
