@@ -17,7 +17,7 @@ import type { BuildRecord } from '../src/build-record';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
 import { FakeReconciler } from './fake-reconciler';
-import { Pushes, finished } from './harness';
+import { Pushes, builderCredentialEnv, finished, getBuilds } from './harness';
 
 const SEED_NIX_CONF = process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf';
 const SANDBOX_SHELL = '/bin/busybox';
@@ -173,6 +173,7 @@ beforeAll(async () => {
   redis = await startRedis();
   reconciler = await FakeReconciler.start();
   const config = loadBuilderConfig({
+    ...(await builderCredentialEnv()),
     SEED_REDIS_URL: redis.url,
     SEED_RECONCILER_ADDRESS: reconciler.address,
     SEED_BUILDER_CONCURRENCY: '2',
@@ -250,7 +251,7 @@ describe('publishing', () => {
     try {
       const jobId = await pushes.push(repo, await repo.head());
       for (let waited = 0; ; waited += 100) {
-        const record = (await (await fetch(`${url}/builds/${jobId}`)).json()) as BuildRecord;
+        const record = (await (await getBuilds(`${url}/builds/${jobId}`)).json()) as BuildRecord;
         if (record.log?.some((line) => line.includes('publish error: publishing 1 image'))) {
           expect(record.error).toMatchObject({ kind: 'publish', retryable: true });
           expect(record.error?.message).toContain(path.join(work, 'cache'));
@@ -371,8 +372,13 @@ describe('the cache over HTTP', () => {
 });
 
 describe('configuration', () => {
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    env = await builderCredentialEnv();
+  });
+
   it('says publishing is off when no signing key is set', () => {
-    const config = loadBuilderConfig({ SEED_BINARY_CACHE_DIR: path.join(work, 'cache') });
+    const config = loadBuilderConfig({ ...env, SEED_BINARY_CACHE_DIR: path.join(work, 'cache') });
     expect(config.binaryCache).toEqual({
       enabled: false,
       reason: expect.stringContaining('SEED_BINARY_CACHE_SECRET_KEY_FILE is not set'),
@@ -383,13 +389,21 @@ describe('configuration', () => {
     const bad = path.join(work, 'bad.sec');
     await writeFile(bad, 'not-a-key');
     expect(() =>
-      loadBuilderConfig({ SEED_BINARY_CACHE_SECRET_KEY_FILE: bad, SEED_NIX_STORE: 'relative' }),
+      loadBuilderConfig({
+        ...env,
+        SEED_BINARY_CACHE_SECRET_KEY_FILE: bad,
+        SEED_NIX_STORE: 'relative',
+      }),
     ).toThrow(/SEED_BINARY_CACHE_SECRET_KEY_FILE.*not a nix secret signing key/s);
     expect(() =>
-      loadBuilderConfig({ SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'builder.sec') }),
+      loadBuilderConfig({
+        ...env,
+        SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'builder.sec'),
+      }),
     ).toThrow(/SEED_BINARY_CACHE_DIR: required with SEED_BINARY_CACHE_SECRET_KEY_FILE/);
     expect(() =>
       loadBuilderConfig({
+        ...env,
         SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'nope.sec'),
         SEED_BINARY_CACHE_DIR: path.join(work, 'cache'),
       }),

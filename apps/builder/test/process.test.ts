@@ -11,7 +11,7 @@ import {
   type LocalRedis,
 } from '@seed/testing';
 import { FakeReconciler } from './fake-reconciler';
-import { Pushes, finished, flake } from './harness';
+import { Pushes, builderCredentialEnv, finished, flake } from './harness';
 
 const MAIN = path.resolve(__dirname, '../dist/main.js');
 
@@ -25,6 +25,7 @@ describe('builder processes', () => {
 
   async function builder(graceMs = 20_000): Promise<{ process: ServiceProcess; url: string }> {
     const process = startServiceProcess(MAIN, {
+      ...(await builderCredentialEnv()),
       SEED_REDIS_URL: redis.url,
       SEED_RECONCILER_ADDRESS: reconciler.address,
       SEED_BUILDER_PORT: '0',

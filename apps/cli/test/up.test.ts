@@ -2,13 +2,13 @@
 // the four service processes, nix, QEMU microVMs), with the objects checked in the API
 // server and the everyday commands run against the stack while it is up.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { freeLoopbackPort } from '@seed/testing';
+import { createPlatformCertificates, freeLoopbackPort } from '@seed/testing';
 import type { RunningStack } from '../src/up/up';
 import { seed } from './seed-cli';
 
@@ -65,7 +65,9 @@ describe('seed up', () => {
         const env = {
           ...process.env,
           SEED_RECONCILER_ADDRESS: running.reconcilerAddress,
+          SEED_TLS_DIR: running.operatorTlsDir,
           SEED_BUILDER_URL: running.builderUrl,
+          SEED_BUILDER_API_TOKEN_FILE: running.builderTokenFile,
           SEED_SHOOT_URL: running.shootUrl,
         };
 
@@ -205,7 +207,12 @@ describe('seed up', () => {
 describe('the everyday commands without a stack', () => {
   it('say which service they cannot reach, and exit 1', async () => {
     const port = await freeLoopbackPort();
+    const credentials = mkdtempSync(path.join(tmpdir(), 'seed-cli-credentials-'));
+    const certificates = await createPlatformCertificates(credentials);
+    writeFileSync(path.join(credentials, 'api.token'), 'token');
     const env = {
+      SEED_TLS_DIR: certificates.operator,
+      SEED_BUILDER_API_TOKEN_FILE: path.join(credentials, 'api.token'),
       SEED_RECONCILER_ADDRESS: `127.0.0.1:${port}`,
       SEED_BUILDER_URL: `http://127.0.0.1:${port}`,
       SEED_SHOOT_URL: `http://127.0.0.1:${port}`,
@@ -225,6 +232,7 @@ describe('the everyday commands without a stack', () => {
     const shoot = await seed(['shoot', '--', 'true'], { env });
     expect(shoot.code).toBe(1);
     expect(shoot.err).toMatch(/^seed: cannot reach the shoot pool at .*SEED_SHOOT_URL\)\n$/);
+    rmSync(credentials, { recursive: true, force: true });
   });
 
   it('refuses bad input with a message', async () => {

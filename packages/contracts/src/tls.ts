@@ -31,26 +31,20 @@ export function readTlsDirectory(dir: string): TlsDirectory {
     try {
       return readFileSync(file(name));
     } catch (error) {
-      throw new Error(`cannot read ${file(name)}: ${(error as Error).message}`);
+      throw new Error(`cannot read ${file(name)}: ${(error as Error).message}`, { cause: error });
     }
   };
-  const parse = (name: string): X509Certificate => {
+  const parsed = <T>(name: string, what: string, parse: (pem: Buffer) => T): T => {
+    const pem = read(name);
     try {
-      return new X509Certificate(read(name));
+      return parse(pem);
     } catch (error) {
-      if ((error as Error).message.startsWith('cannot read')) throw error;
-      throw new Error(`${file(name)} is not a PEM certificate`);
+      throw new Error(`${file(name)} is not a PEM ${what}`, { cause: error });
     }
   };
-  const cert = parse(TLS_FILE_NAMES.cert);
-  const ca = parse(TLS_FILE_NAMES.ca);
-  let key;
-  try {
-    key = createPrivateKey(read(TLS_FILE_NAMES.key));
-  } catch (error) {
-    if ((error as Error).message.startsWith('cannot read')) throw error;
-    throw new Error(`${file(TLS_FILE_NAMES.key)} is not a PEM private key`);
-  }
+  const cert = parsed(TLS_FILE_NAMES.cert, 'certificate', (pem) => new X509Certificate(pem));
+  const ca = parsed(TLS_FILE_NAMES.ca, 'certificate', (pem) => new X509Certificate(pem));
+  const key = parsed(TLS_FILE_NAMES.key, 'private key', (pem) => createPrivateKey(pem));
   if (!cert.checkPrivateKey(key)) {
     throw new Error(`${file(TLS_FILE_NAMES.key)} is not the key of ${file(TLS_FILE_NAMES.cert)}`);
   }

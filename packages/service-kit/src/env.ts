@@ -50,26 +50,32 @@ export const envVar = {
       }),
   /** A folder with `tls.crt`, `tls.key` and `ca.crt` (a mounted TLS Secret), checked now. */
   tlsDir: () =>
-    z.string().transform((dir, ctx) => {
-      try {
-        return readTlsDirectory(dir);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    }),
+    z
+      .string({
+        error: 'required: a folder with tls.crt, tls.key and ca.crt (a mounted TLS Secret)',
+      })
+      .transform((dir, ctx) => {
+        try {
+          return readTlsDirectory(dir);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
   /** How often certificate files are re-read, in seconds. */
   tlsReloadSeconds: () => z.coerce.number().int().positive().default(60),
   /** A file holding a bearer token (a mounted Secret), read now and whenever it changes. */
   tokenFile: () =>
-    z.string().transform((file, ctx) => {
-      try {
-        return new TokenFile(file);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    }),
+    z
+      .string({ error: 'required: a file holding the API token (a mounted Secret)' })
+      .transform((file, ctx) => {
+        try {
+          return new TokenFile(file);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
   logLevel: () =>
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
