@@ -13,6 +13,7 @@ import {
   createConfiguration,
   type KubernetesObject,
 } from '@kubernetes/client-node';
+import { loadShootPoolConfig } from '@seed/shoot-pool';
 import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
 import { parse } from 'yaml';
 import { MANIFESTS_DIR, REPO_ROOT, loadManifests, manifestFiles, type Manifest } from './manifests';
@@ -282,6 +283,21 @@ describe('deploy/manifests', () => {
     const reconcilerEnv = env(podSpec('reconciler').containers[0]!);
     expect(reconcilerEnv.get('SEED_SHOOT_POOL_PORT')).toBe(shootEnv.get('SEED_SHOOT_PORT'));
     expect(shootEnv.get('SEED_SHOOT_PORT')).toBe('7070');
+  });
+
+  it("runs the shoot pool under Cloud Hypervisor, in a configuration the pool's config accepts", () => {
+    // Variables from the downward API (the node's name) get a stand-in value.
+    const vars = Object.fromEntries(
+      [...env(podSpec('shoot-pool').containers[0]!)].map(([name, value]) => [
+        name,
+        value ?? 'from-the-downward-api',
+      ]),
+    );
+    expect(loadShootPoolConfig(vars).hypervisor).toEqual({
+      kind: 'cloud-hypervisor',
+      binary: 'cloud-hypervisor',
+      virtiofsdBinary: '/usr/libexec/virtiofsd',
+    });
   });
 
   it('gives the builder time to drain its builds (60 s grace + 5 s) before SIGKILL', () => {

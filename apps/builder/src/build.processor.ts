@@ -1,8 +1,8 @@
+import type { BuildsQueueConsumer } from '@seed/builds-queue';
 import { BUILD_JOB_OPTIONS, buildJobSchema } from '@seed/contracts';
 import type { Logger } from '@seed/service-kit';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { BuildFailed, type BuildService } from './build.service';
-import type { BuildRecordsRepository } from './repositories/build-records.repository';
 
 export interface BuildWorkerOptions {
   concurrency: number;
@@ -21,7 +21,7 @@ export interface BuildWorkerOptions {
 export class BuildProcessor {
   constructor(
     private readonly service: BuildService,
-    private readonly records: BuildRecordsRepository,
+    private readonly records: BuildsQueueConsumer,
     private readonly logger: Logger,
     private readonly options: BuildWorkerOptions,
     /** Fires when the worker gives up waiting for running builds at shutdown. */

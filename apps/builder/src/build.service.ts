@@ -1,12 +1,16 @@
-import type {
-  ApplyGenerationRequest,
-  ApplyGenerationResponse__Output,
-  BuildJob,
+import {
+  deriveNamespace,
+  generationHash,
+  queuedBuildRecord,
+  type ApplyGenerationRequest,
+  type ApplyGenerationResponse__Output,
+  type BuildError,
+  type BuildJob,
+  type BuildRecord,
+  type BuildState,
 } from '@seed/contracts';
 import {
   NixError,
-  deriveNamespace,
-  generationHash,
   pinFlakeRef,
   type BuiltSeed,
   type CallOptions,
@@ -14,13 +18,7 @@ import {
   type LockedFlake,
 } from '@seed/nix-eval';
 import type { Logger } from '@seed/service-kit';
-import {
-  appendLog,
-  newRecord,
-  type BuildError,
-  type BuildRecord,
-  type BuildState,
-} from './build-record';
+import { appendLog } from './build-record';
 import type { BuilderMetrics } from './metrics';
 import { PublishFailed } from './repositories/binary-cache.repository';
 import { GenerationRejected, ReconcilerUnavailable } from './repositories/reconciler.client';
@@ -49,7 +47,7 @@ export interface GenerationSink {
   ): Promise<ApplyGenerationResponse__Output>;
 }
 
-/** Build records and each flake's latest build (BuildRecordsRepository). */
+/** Build records and each flake's latest build (BuildsQueueConsumer). */
 export interface BuildRecords {
   get(id: string): Promise<BuildRecord | undefined>;
   save(record: BuildRecord): Promise<void>;
@@ -106,7 +104,7 @@ export class BuildService {
 
   async run(job: BuildJob, context: BuildContext): Promise<BuildRecord> {
     const record =
-      (await this.records.get(context.jobId)) ?? newRecord(context.jobId, job, this.now());
+      (await this.records.get(context.jobId)) ?? queuedBuildRecord(context.jobId, job, this.now());
     record.attempts = context.attempt;
     record.phases = {};
     delete record.error;

@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { BuildsQueueConsumer } from '@seed/builds-queue';
 import { BUILDS_QUEUE } from '@seed/contracts';
 import { NixClient } from '@seed/nix-eval';
 import {
@@ -29,7 +30,6 @@ import { BuildsController } from './builds.controller';
 import type { BuilderConfig } from './config';
 import { BuilderMetrics } from './metrics';
 import { FileBinaryCache } from './repositories/binary-cache.repository';
-import { BuildRecordsRepository } from './repositories/build-records.repository';
 import { ReconcilerGrpcClient } from './repositories/reconciler.client';
 
 /**
@@ -83,7 +83,7 @@ class WorkerDrain implements BeforeApplicationShutdown, OnApplicationShutdown {
 class BuilderModule {
   static register(config: BuilderConfig, logger: Logger): DynamicModule {
     const onRedisError = (error: Error) => logger.debug({ err: error }, 'redis connection error');
-    const records = new BuildRecordsRepository(config.redisUrl, onRedisError);
+    const records = new BuildsQueueConsumer(config.redisUrl, onRedisError);
     const nix = new NixClient({
       nixBinary: config.nix.binary,
       confFile: config.nix.confFile,
@@ -155,7 +155,7 @@ class BuilderModule {
       controllers: [BuildsController, BinaryCacheController],
       providers: [
         { provide: BINARY_CACHE, useValue: served },
-        { provide: BuildRecordsRepository, useValue: records },
+        { provide: BuildsQueueConsumer, useValue: records },
         { provide: TokenFile, useValue: config.http.apiToken },
         { provide: WorkerDrain, useValue: drain },
       ],

@@ -8,10 +8,10 @@ import {
   Query,
   UseGuards,
 } from '@nestjs/common';
-import { parseFlakeRef } from '@seed/nix-eval';
+import { BuildsQueueConsumer } from '@seed/builds-queue';
+import { parseFlakeRef, type BuildList, type BuildRecord } from '@seed/contracts';
 import { BearerTokenGuard } from '@seed/service-kit';
-import { summarize, type BuildRecord } from './build-record';
-import { BuildRecordsRepository } from './repositories/build-records.repository';
+import { summarize } from './build-record';
 
 /**
  * Read-only HTTP view of builds: `GET /builds?flake=…` and `GET /builds/:id`. Records
@@ -20,13 +20,10 @@ import { BuildRecordsRepository } from './repositories/build-records.repository'
 @Controller('builds')
 @UseGuards(BearerTokenGuard)
 export class BuildsController {
-  constructor(@Inject(BuildRecordsRepository) private readonly records: BuildRecordsRepository) {}
+  constructor(@Inject(BuildsQueueConsumer) private readonly records: BuildsQueueConsumer) {}
 
   @Get()
-  async list(
-    @Query('flake') flake?: string,
-    @Query('limit') limit?: string,
-  ): Promise<{ builds: Omit<BuildRecord, 'log'>[] }> {
+  async list(@Query('flake') flake?: string, @Query('limit') limit?: string): Promise<BuildList> {
     if (flake !== undefined) {
       try {
         parseFlakeRef(flake);

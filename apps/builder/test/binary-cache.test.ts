@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { NixClient, substituterNixConfig, type SigningKey } from '@seed/nix-eval';
 import { demoFlakeFiles, FlakeRepo, startRedis, type LocalRedis } from '@seed/testing';
-import type { BuildRecord } from '../src/build-record';
+import type { BuildRecord } from '@seed/contracts';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
 import { FakeReconciler } from './fake-reconciler';

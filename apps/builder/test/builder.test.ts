@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { parseSeedMeta } from '@seed/contracts';
-import { deriveNamespace } from '@seed/nix-eval';
+import {
+  BUILD_JOB_NAME,
+  buildJobId,
+  buildListSchema,
+  buildJobOptions,
+  deriveNamespace,
+  parseSeedMeta,
+  type BuildJob,
+} from '@seed/contracts';
 import { startRedis, type FlakeRepo, type LocalRedis } from '@seed/testing';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
@@ -83,13 +90,13 @@ describe('a push', () => {
     }
     expect(record.log.join('\n')).toContain(`applying generation ${record.generation}`);
 
-    const listed = (await (
-      await getBuilds(`${url}/builds?flake=${encodeURIComponent(web.url())}`)
-    ).json()) as { builds: { id: string }[] };
+    // Parsed as the CLI parses them: the answers are the contract's shapes.
+    const listed = buildListSchema.parse(
+      await (await getBuilds(`${url}/builds?flake=${encodeURIComponent(web.url())}`)).json(),
+    );
     expect(listed.builds.map((b) => b.id)).toEqual([jobId]);
-    const everyFlake = (await (await getBuilds(`${url}/builds?limit=200`)).json()) as {
-      builds: { id: string }[];
-    };
+    expect(listed.builds[0]).not.toHaveProperty('log');
+    const everyFlake = buildListSchema.parse(await (await getBuilds(`${url}/builds?limit=200`)).json());
     expect(everyFlake.builds.map((b) => b.id)).toContain(jobId);
   });
 
@@ -204,7 +211,17 @@ describe('superseding', () => {
 
   it('shows a build no worker has started as queued', async () => {
     const later = await repo({ web: {} });
-    const jobId = await pushes.push(later, await later.head(), { delay: 60_000 });
+    const job: BuildJob = {
+      flake: later.url(),
+      commit: await later.head(),
+      ref: 'refs/heads/main',
+      forge: 'github',
+      deliveryId: 'delayed',
+      receivedAt: new Date().toISOString(),
+    };
+    // Delayed past the test, so no worker takes it.
+    await pushes.queue.add(BUILD_JOB_NAME, job, { ...buildJobOptions(job), delay: 60_000 });
+    const jobId = buildJobId(job.flake, job.commit);
     const record = (await (await getBuilds(`${url}/builds/${jobId}`)).json()) as {
       state: string;
       flake: string;

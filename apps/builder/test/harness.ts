@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { BUILDS_QUEUE, readTlsDirectory } from '@seed/contracts';
+import { BuildsQueueProducer } from '@seed/builds-queue';
+import {
+  BUILDS_QUEUE,
+  buildRecordSchema,
+  readTlsDirectory,
+  type BuildRecord,
+} from '@seed/contracts';
 import {
   createPlatformCertificates,
   demoFlakeFiles,
@@ -12,29 +18,30 @@ import {
   type PlatformCertificates,
 } from '@seed/testing';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import type { BuildRecord } from '../src/build-record';
 
-/** Queues builds the way the webhook does: job id per flake and commit, latest pointer set. */
+/** Queues builds through the webhook's producer, retrying quickly; `queue` shows their jobs. */
 export class Pushes {
   readonly queue: Queue;
-  readonly redis: Redis;
+  private readonly producer: BuildsQueueProducer;
 
   constructor(redisUrl: string) {
-    this.redis = new Redis(redisUrl);
-    this.queue = new Queue(BUILDS_QUEUE, { connection: this.redis });
+    this.producer = new BuildsQueueProducer({
+      url: redisUrl,
+      commandTimeoutMs: 5_000,
+      dedupeTtlSeconds: 3600,
+      onConnectionError: () => undefined,
+      jobOptions: { backoff: { type: 'fixed', delay: 200 } },
+    });
+    this.queue = new Queue(BUILDS_QUEUE, { connection: { url: redisUrl } });
   }
 
-  push(repo: FlakeRepo, commit: string, options: { delay?: number } = {}): Promise<string> {
-    return queueBuild(this, repo.url(), commit, {
-      backoff: { type: 'fixed', delay: 200 },
-      ...options,
-    });
+  push(repo: FlakeRepo, commit: string): Promise<string> {
+    return queueBuild(this.producer, repo.url(), commit);
   }
 
   async close(): Promise<void> {
     await this.queue.close();
-    this.redis.disconnect();
+    await this.producer.close();
   }
 }
 
@@ -108,7 +115,7 @@ export async function finished(
   for (;;) {
     const response = await getBuilds(`${builderUrl}/builds/${jobId}`);
     if (response.ok) {
-      const record = (await response.json()) as BuildRecord;
+      const record = buildRecordSchema.parse(await response.json());
       if (['succeeded', 'failed', 'superseded'].includes(record.state)) return record;
     }
     if (Date.now() > deadline)

@@ -1,8 +1,15 @@
 import * as grpc from '@grpc/grpc-js';
 import {
+  buildListSchema,
+  buildRecordSchema,
   createReconcilerClient,
   platformChannelCredentials,
+  shootAnswerSchema,
+  type BuildRecord,
+  type BuildSummary,
   type FlakeStatus__Output,
+  type ShootAnswer,
+  type ShootRequestBody,
   type TlsDirectory,
 } from '@seed/contracts';
 import { z } from 'zod';
@@ -10,47 +17,6 @@ import { z } from 'zod';
 /** A service could not be asked, or answered with an error: the message says which and why. */
 export class PlatformError extends Error {
   override readonly name = 'PlatformError';
-}
-
-const buildSchema = z.looseObject({
-  id: z.string(),
-  flake: z.string(),
-  commit: z.string(),
-  ref: z.string(),
-  state: z.string(),
-  attempts: z.number(),
-  receivedAt: z.string(),
-  updatedAt: z.string(),
-  phases: z.record(z.string(), z.number()),
-  generation: z.string().optional(),
-  changed: z.boolean().optional(),
-  error: z.looseObject({ kind: z.string(), message: z.string() }).optional(),
-  log: z.array(z.string()).optional(),
-});
-export type Build = z.infer<typeof buildSchema>;
-
-const shootResultSchema = z.looseObject({
-  exitCode: z.number(),
-  stdout: z.string(),
-  stderr: z.string(),
-  durationMs: z.number(),
-  timedOut: z.boolean(),
-  stdoutTruncated: z.boolean(),
-  stderrTruncated: z.boolean(),
-  encoding: z.literal('base64').optional(),
-});
-export type ShootResult = z.infer<typeof shootResultSchema>;
-
-/** A shoot's answer received some other way (an HTTP client inside a pod). */
-export function parseShootResult(body: string): ShootResult {
-  return shootResultSchema.parse(JSON.parse(body));
-}
-
-export interface ShootRequest {
-  command: string[];
-  timeout: number;
-  env?: Record<string, string>;
-  stdin?: string;
 }
 
 /** GET/POST JSON, turning refused connections and error answers into PlatformErrors. */
@@ -113,24 +79,24 @@ export class BuilderApi {
   }
 
   /** Newest first; every flake's when `flake` is undefined. */
-  async list(options: { flake?: string; limit?: number } = {}): Promise<Build[]> {
+  async list(options: { flake?: string; limit?: number } = {}): Promise<BuildSummary[]> {
     const query = new URLSearchParams();
     if (options.flake !== undefined) query.set('flake', options.flake);
     if (options.limit !== undefined) query.set('limit', String(options.limit));
     const { builds } = await requestJson(
       BUILDER,
       `${this.baseUrl}/builds?${query.toString()}`,
-      z.object({ builds: z.array(buildSchema) }),
+      buildListSchema,
       this.init,
     );
     return builds;
   }
 
-  get(id: string): Promise<Build> {
+  get(id: string): Promise<BuildRecord> {
     return requestJson(
       BUILDER,
       `${this.baseUrl}/builds/${encodeURIComponent(id)}`,
-      buildSchema,
+      buildRecordSchema,
       this.init,
     );
   }
@@ -140,10 +106,10 @@ export class BuilderApi {
 export class ShootApi {
   constructor(private readonly baseUrl: string) {}
 
-  run(request: ShootRequest, signal?: AbortSignal): Promise<ShootResult> {
+  run(request: ShootRequestBody & { timeout: number }, signal?: AbortSignal): Promise<ShootAnswer> {
     // The command's own timeout, plus time to wait for a free VM.
     const deadline = AbortSignal.timeout(request.timeout + 60_000);
-    return requestJson(SHOOT_POOL, `${this.baseUrl}/shoot`, shootResultSchema, {
+    return requestJson(SHOOT_POOL, `${this.baseUrl}/shoot`, shootAnswerSchema, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(request),

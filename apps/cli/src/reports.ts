@@ -1,5 +1,4 @@
-import type { FlakeStatus__Output } from '@seed/contracts';
-import type { Build } from './platform-api';
+import type { BuildRecord, BuildSummary, FlakeStatus__Output } from '@seed/contracts';
 import { formatFields, formatTable } from './table';
 
 /** A commit as the reports show it: its first 12 hex digits. */
@@ -75,7 +74,7 @@ export function formatStatusList(statuses: readonly FlakeStatus__Output[]): stri
 }
 
 /** `seed builds`: one row per build, newest first. */
-export function formatBuildList(builds: readonly Build[]): string {
+export function formatBuildList(builds: readonly BuildSummary[]): string {
   if (builds.length === 0) return 'no builds yet\n';
   const rows = builds.map((build) => [
     build.id,
@@ -89,7 +88,7 @@ export function formatBuildList(builds: readonly Build[]): string {
 }
 
 /** `seed builds <id>`: the record, then its log. */
-export function formatBuild(build: Build): string {
+export function formatBuild(build: BuildRecord): string {
   const fields: [string, string][] = [
     ['build', build.id],
     ['flake', build.flake],
@@ -104,6 +103,6 @@ export function formatBuild(build: Build): string {
   ];
   if (build.changed !== undefined) fields.push(['changed', build.changed ? 'yes' : 'no']);
   if (build.error) fields.push(['error', `${build.error.kind}: ${build.error.message}`]);
-  const log = build.log?.length ? build.log.map((line) => `  ${line}`).join('\n') : '  (empty)';
+  const log = build.log.length ? build.log.map((line) => `  ${line}`).join('\n') : '  (empty)';
   return `${formatFields(fields)}\n\nlog:\n${log}\n`;
 }

@@ -12,11 +12,12 @@ import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import {
   SIZE_TIERS,
   createReconcilerClient,
+  deriveNamespace,
+  generationHash,
   platformChannelCredentials,
   readTlsDirectory,
   type SeedMeta,
 } from '@seed/contracts';
-import { deriveNamespace, generationHash } from '@seed/nix-eval';
 import {
   createPlatformCertificates,
   freeLoopbackPorts,

@@ -90,7 +90,7 @@ describe('seed up', () => {
         });
         seen.claims = claims.items.map((c) => c.metadata!.name);
         const namespace = await core.readNamespace({ name: running.namespace });
-        seen.namespaceGeneration = namespace.metadata!.labels!['seed.loom.farm/generation'];
+        seen.namespaceGeneration = namespace.metadata!.annotations!['seed.loom.farm/generation'];
 
         seen.statusAll = await seed(['status'], { env });
         seen.status = await seed(['status', running.flake, '--json'], { env });
@@ -119,7 +119,7 @@ describe('seed up', () => {
     expect(run.out).toMatch(/^web rolled out: pod web-[a-z0-9-]+ → web-[a-z0-9-]+$/m);
     expect(run.out).toMatch(/^seed-shoot in pod web-[a-z0-9-]+ \(web\): exit 0/m);
     expect(run.out).toContain('Deployments whose spec changed: web\n');
-    expect(run.out).toContain('unchanged (relabelled with the new generation only): api, dns\n');
+    expect(run.out).toContain('Deployments whose spec is unchanged: api, dns\n');
     expect(run.out).toContain('  | hello from a shoot of web\n');
     expect(run.out).toMatch(/from-a-shoot\.txt: written in a shoot$/m);
     expect(run.out.trimEnd().endsWith('seed up: every step passed')).toBe(true);

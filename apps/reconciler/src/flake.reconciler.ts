@@ -1,6 +1,7 @@
 import { parseSeedMeta } from '@seed/contracts';
 import {
-  LABEL_GENERATION,
+  ANNOTATION_GENERATION,
+  ANNOTATION_INSTANCE_HASH,
   LABEL_INSTANCE,
   LABEL_MANAGED_BY,
   MANAGED_BY_SEED,
@@ -153,12 +154,8 @@ export class FlakeReconciler {
     const live = await this.live.get(object);
     const desired = object.kind === 'PersistentVolumeClaim' ? neverShrink(object, live) : object;
     if (live && isSubset(desired, live)) return undefined;
-    // Same generation on both: nothing Seed changed, so someone else did (a hand edit).
-    const verb = !live
-      ? 'Created'
-      : live.metadata?.labels?.[LABEL_GENERATION] === desired.metadata.labels?.[LABEL_GENERATION]
-        ? 'Restored'
-        : 'Updated';
+    // The same stamp on both: nothing Seed changed, so someone else did (a hand edit).
+    const verb = !live ? 'Created' : stampOf(live) === stampOf(desired) ? 'Restored' : 'Updated';
     try {
       this.metrics.writes.inc({ kind: object.kind, verb: 'apply' });
       const applied = await this.kube.apply(desired);
@@ -282,6 +279,15 @@ export class FlakeReconciler {
       `generation ${state.desired?.generation}: ${message}`,
     );
   }
+}
+
+/**
+ * What says which version of Seed's an object is: its instance's hash, or for the
+ * Namespace, the flake's generation.
+ */
+function stampOf(object: { metadata?: { annotations?: Record<string, string> } }) {
+  const annotations = object.metadata?.annotations;
+  return annotations?.[ANNOTATION_INSTANCE_HASH] ?? annotations?.[ANNOTATION_GENERATION];
 }
 
 /** A volume never shrinks: keep the live size when it is larger than the desired one. */

@@ -1,10 +1,11 @@
 import {
+  deriveNamespace,
+  parseFlakeRef,
   parseSeedMeta,
   type ApplyGenerationRequest__Output,
   type FlakeStatus,
   type InstanceStatus,
 } from '@seed/contracts';
-import { deriveNamespace, parseFlakeRef } from '@seed/nix-eval';
 import { instanceObjectName, renderNamespace } from '@seed/k8s-model';
 import type { Logger } from '@seed/service-kit';
 import type { WorkQueue } from './controller/work-queue';

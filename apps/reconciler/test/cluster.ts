@@ -16,6 +16,8 @@ import * as grpc from '@grpc/grpc-js';
 import {
   SIZE_TIERS,
   createReconcilerClient,
+  deriveNamespace,
+  generationHash,
   platformChannelCredentials,
   readTlsDirectory,
   type ApplyGenerationRequest,
@@ -24,7 +26,6 @@ import {
   type ReconcilerClient,
   type SeedMeta,
 } from '@seed/contracts';
-import { deriveNamespace, generationHash } from '@seed/nix-eval';
 import {
   createPlatformCertificates,
   startKubeApiServer,

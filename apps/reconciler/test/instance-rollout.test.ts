@@ -21,7 +21,7 @@ function deployment(
       name: 'web',
       uid: 'd-uid',
       generation,
-      labels: { ...LABELS, 'seed.loom.farm/generation': 'abc' },
+      labels: LABELS,
       annotations: { 'deployment.kubernetes.io/revision': revision },
     },
     spec: { replicas: 1 },

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
-import { deriveNamespace } from '@seed/nix-eval';
+import { deriveNamespace } from '@seed/contracts';
 import {
   freeLoopbackPorts,
   startKubeApiServer,

@@ -10,7 +10,7 @@ import {
   loadAllYaml,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { deriveNamespace } from '@seed/nix-eval';
+import { deriveNamespace } from '@seed/contracts';
 import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
 import {
   Builder,

@@ -12,8 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KubeConfig, Watch, type V1Pod } from '@kubernetes/client-node';
-import type { InstanceStatus__Output, SeedMeta } from '@seed/contracts';
-import { deriveNamespace } from '@seed/nix-eval';
+import { deriveNamespace, type InstanceStatus__Output, type SeedMeta } from '@seed/contracts';
 import {
   addToStore,
   buildNixImage,

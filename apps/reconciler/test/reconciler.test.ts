@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
-import { deriveNamespace } from '@seed/nix-eval';
-import type { KubeApiServer } from '@seed/testing';
+import { deriveNamespace, instanceHash } from '@seed/contracts';
+import { apiWrites, writesBetween, type KubeApiServer } from '@seed/testing';
 import {
   Builder,
   Cluster,
@@ -57,8 +57,30 @@ describe('applying generations', () => {
       'Service/dns',
       'Service/web',
     ]);
+    const request = generation(FLAKE, [web(), db, dns]);
+    const flakeStamp = {
+      'seed.loom.farm/flake-uri': FLAKE,
+      'seed.loom.farm/commit': request.revision,
+      'seed.loom.farm/generation': request.generation,
+    };
     const namespace = await cluster.core.readNamespace({ name: NS });
-    expect(namespace.metadata?.annotations?.['seed.loom.farm/flake-uri']).toBe(FLAKE);
+    expect(namespace.metadata?.annotations).toMatchObject(flakeStamp);
+    const state = await cluster.core.readNamespacedConfigMap({ namespace: NS, name: 'seed-state' });
+    expect(state.metadata?.annotations).toMatchObject(flakeStamp);
+    const deployment = await cluster.deployment(NS, 'web');
+    expect(deployment?.metadata?.labels).toEqual({
+      'seed.loom.farm/managed-by': 'seed',
+      'seed.loom.farm/instance': 'web',
+    });
+    expect(deployment?.metadata?.annotations).toMatchObject({
+      'seed.loom.farm/instance-hash': instanceHash({
+        name: 'web',
+        meta: web(),
+        image: `/nix/store/${'0'.repeat(32)}-seed-web-image`,
+      }),
+    });
+    expect(deployment?.metadata?.annotations).not.toHaveProperty('seed.loom.farm/generation');
+    expect(deployment?.spec?.template.metadata?.labels).toEqual(deployment?.metadata?.labels);
     const status = await builder.status(FLAKE);
     expect(status).toMatchObject({
       namespace: NS,
@@ -119,6 +141,65 @@ describe('applying generations', () => {
     });
     expect(claim.spec?.resources?.requests?.storage).toBe('1Gi');
     await builder.apply(generation(FLAKE, [web('m'), dns]));
+  });
+});
+
+describe('writes follow changes', () => {
+  const flake = 'github:acme/fleet';
+  const namespace = deriveNamespace(flake);
+  const fleet = Array.from({ length: 20 }, (_, index) =>
+    meta(`app-${String(index).padStart(2, '0')}`, {
+      expose: { http: { port: 8080, protocol: 'http' } },
+      storage: { data: { size: '1Gi', mountPoint: '/seed/storage/data' } },
+    }),
+  );
+  /** Waits out the reconciles the informers queue after a write, which must write nothing. */
+  const settled = () => new Promise((resolve) => setTimeout(resolve, 1_500));
+
+  it('writes one changed instance’s objects and the flake’s state, nothing else', async () => {
+    await builder.apply(generation(flake, fleet));
+    await settled();
+    const versions = await cluster.versions(namespace);
+    const namespaceVersion = (await cluster.core.readNamespace({ name: namespace })).metadata
+      ?.resourceVersion;
+    const writes = await apiWrites(api);
+
+    const pushed = generation(flake, fleet, 'b'.repeat(40), {
+      'app-07': `/nix/store/${'1'.repeat(32)}-seed-app-07-image`,
+    });
+    expect(await builder.apply(pushed)).toMatchObject({ changed: true });
+    await settled();
+
+    const after = await cluster.versions(namespace);
+    const rewritten = Object.keys(after).filter((key) => after[key] !== versions[key]);
+    expect(rewritten).toEqual([
+      'ConfigMap/seed-state',
+      'Deployment/app-07',
+      'PVC/seed-app-07-data',
+      'Service/app-07',
+    ]);
+    expect(
+      (await cluster.core.readNamespace({ name: namespace })).metadata?.resourceVersion,
+    ).not.toBe(namespaceVersion);
+    // Counted by the API server: one write per rewritten object, the Namespace's
+    // generation, and the state twice (desired before the reconcile, applied after).
+    const sent = writesBetween(writes, await apiWrites(api));
+    const events = sent.get('events') ?? 0;
+    sent.delete('events');
+    expect(Object.fromEntries(sent)).toEqual({
+      namespaces: 1,
+      configmaps: 2,
+      persistentvolumeclaims: 1,
+      deployments: 1,
+      services: 1,
+    });
+    // An Event per write (3 Updated, GenerationApplied), none about the other instances.
+    expect(events).toBeLessThanOrEqual(4);
+    const told = (await cluster.events(namespace))
+      .filter((event) => event.message?.includes(pushed.generation ?? '-'))
+      .map((event) => event.involvedObject.name)
+      .sort();
+    expect(told).toEqual(['app-07', 'app-07', 'seed-app-07-data', 'seed-state']);
   });
 });
 

@@ -4,8 +4,7 @@
 // the way the kubelet, the scheduler and the Deployment controller do.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { CoreV1Event, V1DeploymentStatus } from '@kubernetes/client-node';
-import type { FlakeStatus__Output } from '@seed/contracts';
-import { deriveNamespace } from '@seed/nix-eval';
+import { deriveNamespace, type FlakeStatus__Output } from '@seed/contracts';
 import type { KubeApiServer } from '@seed/testing';
 import { KubeRepository } from '../src/repositories/kube.repository';
 import {
@@ -275,16 +274,21 @@ describe('instance rollout', () => {
     expect(restored.message).toMatch(/: a change made outside Seed was undone$/);
     expect((await cluster.deployment(NS, 'good'))?.spec?.replicas).toBe(good.spec?.replicas);
 
+    // A push without `gone` and with a new image for `img`, the one that could not be pulled.
     await builder.apply(
       generation(
         FLAKE,
         NAMES.filter((name) => name !== 'gone').map((name) => meta(name)),
+        'b'.repeat(40),
+        { img: `/nix/store/${'1'.repeat(32)}-seed-img-image` },
       ),
     );
     const pruned = await untilEvent('Deployment', 'gone', 'Pruned');
     expect(pruned.message).toMatch(/ has no instance gone: deleted/);
     expect(await cluster.deployment(NS, 'gone')).toBeUndefined();
     expect((await untilEvent('Deployment', 'img', 'Updated')).message).toMatch(/: updated$/);
+    // The instances the push did not change were not written, so nothing tells of a write.
+    expect((await eventsAbout('Deployment', 'good')).map((e) => e.reason)).not.toContain('Updated');
   });
 
   it('aggregates a repeated Event instead of adding one', async () => {

@@ -2,35 +2,56 @@ import path from 'node:path';
 import { ConfigError, envVar, parseEnv, type TokenFile } from '@seed/service-kit';
 import { z } from 'zod';
 import { StaticCallerResolver } from './caller/caller';
+import type { HypervisorChoice } from './vm/select-hypervisor';
 
-const envSchema = z.object({
-  SEED_SHOOT_HOST: z.string().min(1).default('0.0.0.0'),
-  SEED_SHOOT_PORT: envVar.port(7070),
-  SEED_SHOOT_GRPC_PORT: envVar.port(7071),
-  SEED_SHOOT_STATUS_TOKEN_FILE: envVar.tokenFile(),
-  SEED_SHOOT_BODY_LIMIT_BYTES: envVar.positiveInt(4 * 1024 * 1024),
-  SEED_SHOOT_POOL_SIZE: envVar.positiveInt(2),
-  SEED_SHOOT_QUEUE_BOUND: z.coerce.number().int().min(0).default(16),
-  SEED_SHOOT_PER_CALLER_LIMIT: envVar.positiveInt(4),
-  SEED_SHOOT_QUEUE_TIMEOUT_MS: envVar.positiveInt(30_000),
-  SEED_SHOOT_MEMORY_MIB: z.coerce.number().int().min(64).max(65536).default(256),
-  SEED_SHOOT_VCPUS: z.coerce.number().int().min(1).max(64).default(1),
-  SEED_SHOOT_MAX_OUTPUT_BYTES: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(32 << 20)
-    .default(1 << 20),
-  SEED_SHOOT_MAX_STDIN_BYTES: envVar.positiveInt(1 << 20),
-  SEED_SHOOT_RUN_ROOT: z.string().startsWith('/').default('/run/seed/shoot-pool'),
-  SEED_SHOOT_ACCEL: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
-  SEED_SHOOT_STORE_DIR: z.string().startsWith('/').default('/nix/store'),
-  SEED_GUEST_DIR: z.string().startsWith('/').optional(),
-  SEED_SHOOT_LOCAL_CALLER: z.string().min(1).optional(),
-  SEED_KUBECONFIG: z.string().min(1).optional(),
-  SEED_NODE_NAME: z.string().min(1).optional(),
-  SEED_LOG_LEVEL: envVar.logLevel(),
-});
+const HYPERVISORS = ['qemu', 'cloud-hypervisor'] as const;
+
+const envSchema = z
+  .object({
+    SEED_SHOOT_HOST: z.string().min(1).default('0.0.0.0'),
+    SEED_SHOOT_PORT: envVar.port(7070),
+    SEED_SHOOT_GRPC_PORT: envVar.port(7071),
+    SEED_SHOOT_STATUS_TOKEN_FILE: envVar.tokenFile(),
+    SEED_SHOOT_BODY_LIMIT_BYTES: envVar.positiveInt(4 * 1024 * 1024),
+    SEED_SHOOT_POOL_SIZE: envVar.positiveInt(2),
+    SEED_SHOOT_QUEUE_BOUND: z.coerce.number().int().min(0).default(16),
+    SEED_SHOOT_PER_CALLER_LIMIT: envVar.positiveInt(4),
+    SEED_SHOOT_QUEUE_TIMEOUT_MS: envVar.positiveInt(30_000),
+    SEED_SHOOT_MEMORY_MIB: z.coerce.number().int().min(64).max(65536).default(256),
+    SEED_SHOOT_VCPUS: z.coerce.number().int().min(1).max(64).default(1),
+    SEED_SHOOT_MAX_OUTPUT_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(32 << 20)
+      .default(1 << 20),
+    SEED_SHOOT_MAX_STDIN_BYTES: envVar.positiveInt(1 << 20),
+    SEED_SHOOT_RUN_ROOT: z.string().startsWith('/').default('/run/seed/shoot-pool'),
+    SEED_HYPERVISOR: z
+      .enum(HYPERVISORS, { error: `expected ${HYPERVISORS.join(' or ')}` })
+      .default('qemu'),
+    SEED_SHOOT_ACCEL: z.enum(['auto', 'kvm', 'tcg']).optional(),
+    SEED_CLOUD_HYPERVISOR_BINARY: z.string().min(1).default('cloud-hypervisor'),
+    SEED_VIRTIOFSD_BINARY: z.string().min(1).default('/usr/libexec/virtiofsd'),
+    SEED_SHOOT_STORE_DIR: z.string().startsWith('/').default('/nix/store'),
+    SEED_GUEST_DIR: z.string().startsWith('/').optional(),
+    SEED_SHOOT_LOCAL_CALLER: z.string().min(1).optional(),
+    SEED_KUBECONFIG: z.string().min(1).optional(),
+    SEED_NODE_NAME: z.string().min(1).optional(),
+    SEED_LOG_LEVEL: envVar.logLevel(),
+  })
+  // SEED_SHOOT_ACCEL picks QEMU's accelerator; Cloud Hypervisor has only KVM.
+  .superRefine((vars, context) => {
+    const accel = vars.SEED_SHOOT_ACCEL;
+    if (vars.SEED_HYPERVISOR === 'cloud-hypervisor' && accel !== undefined && accel !== 'kvm') {
+      context.addIssue({
+        code: 'custom',
+        path: ['SEED_SHOOT_ACCEL'],
+        message:
+          'Cloud Hypervisor (SEED_HYPERVISOR=cloud-hypervisor) runs only under KVM: leave it unset, or set SEED_HYPERVISOR=qemu',
+      });
+    }
+  });
 
 /** Where callers come from: the Kubernetes API, or a fixed local map (development only). */
 export type CallerSource =
@@ -56,7 +77,7 @@ export interface ShootPoolConfig {
   };
   limits: { maxOutputBytes: number; maxStdinBytes: number };
   runRoot: string;
-  accel: 'auto' | 'kvm' | 'tcg';
+  hypervisor: HypervisorChoice;
   /** The guest kernel + initramfs folder; unset: `scripts/guest-image` builds or finds it. */
   guestDir?: string;
   callers: CallerSource;
@@ -66,6 +87,7 @@ export interface ShootPoolConfig {
 /** Reads and checks the whole configuration before anything starts. */
 export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): ShootPoolConfig {
   const vars = parseEnv(envSchema, env);
+  const hypervisor = hypervisorOf(vars);
   let callers: CallerSource;
   if (vars.SEED_SHOOT_LOCAL_CALLER !== undefined) {
     if (vars.SEED_KUBECONFIG !== undefined) {
@@ -115,9 +137,19 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
       maxStdinBytes: vars.SEED_SHOOT_MAX_STDIN_BYTES,
     },
     runRoot: path.resolve(vars.SEED_SHOOT_RUN_ROOT),
-    accel: vars.SEED_SHOOT_ACCEL,
+    hypervisor,
     guestDir: vars.SEED_GUEST_DIR,
     callers,
     logLevel: vars.SEED_LOG_LEVEL,
   };
+}
+
+function hypervisorOf(vars: z.infer<typeof envSchema>): HypervisorChoice {
+  return vars.SEED_HYPERVISOR === 'qemu'
+    ? { kind: 'qemu', accel: vars.SEED_SHOOT_ACCEL ?? 'auto' }
+    : {
+        kind: 'cloud-hypervisor',
+        binary: vars.SEED_CLOUD_HYPERVISOR_BINARY,
+        virtiofsdBinary: vars.SEED_VIRTIOFSD_BINARY,
+      };
 }

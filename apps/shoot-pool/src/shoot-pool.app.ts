@@ -23,7 +23,7 @@ import { findGuestImage } from './pool/guest-image';
 import { WarmPool } from './pool/pool';
 import { ShootController } from './shoot.controller';
 import { ShootService } from './shoot.service';
-import { QemuHypervisor } from './vm/qemu.hypervisor';
+import { selectHypervisor } from './vm/select-hypervisor';
 
 export interface ShootPoolApp {
   http: NestFastifyApplication;
@@ -92,7 +92,7 @@ export async function createShootPoolApp(
           config.callers.kubeconfig,
         ));
   const image = await findGuestImage(config.guestDir);
-  const hv = new QemuHypervisor({ runRoot: config.runRoot, accel: config.accel, log: logger });
+  const hv = selectHypervisor(config.hypervisor, config.runRoot, logger);
   const metrics: ShootMetrics = new ShootMetrics(() => pool.status());
   const pool: WarmPool = new WarmPool(
     hv,

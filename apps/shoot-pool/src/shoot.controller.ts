@@ -1,4 +1,5 @@
 import { Controller, Get, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
+import type { ShootPoolStatus } from '@seed/contracts';
 import { BearerTokenGuard } from '@seed/service-kit';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
@@ -70,7 +71,7 @@ export class ShootController {
   /** The pool's counts, for operators: behind the status token, unlike the probes. */
   @Get('status')
   @UseGuards(BearerTokenGuard)
-  status(): { idle: number; busy: number; queued: number; capacity: number; ready: boolean } {
+  status(): ShootPoolStatus {
     const { idle, busy, queued, capacity, ready } = this.service.status();
     return { idle, busy, queued, capacity, ready };
   }

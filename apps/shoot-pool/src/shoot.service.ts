@@ -10,7 +10,8 @@
 // in the caller. A caller whose store is not the pre-bound one gets it bound into
 // `export/store1` and onto /nix/store over the pre-bound one.
 import type { Logger } from '@seed/service-kit';
-import { z } from 'zod';
+import { shootRequestSchema, type ShootAnswer } from '@seed/contracts';
+import type { z } from 'zod';
 import { AgentError } from './agent/agent.errors';
 import {
   CallerRejected,
@@ -34,12 +35,6 @@ import {
 } from './pool/pool';
 import { VmError } from './vm/hypervisor';
 
-export const MAX_ARGS = 256;
-export const MAX_ARG_BYTES = 128 * 1024;
-export const MAX_ENV_ENTRIES = 256;
-export const MAX_TIMEOUT_MS = 600_000;
-export const DEFAULT_TIMEOUT_MS = 60_000;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Guest paths a caller's volume may not be mounted on, nor under (but `/`). */
 const RESERVED = ['/', '/proc', '/sys', '/dev', '/nix', '/run', SHARE_TARGET];
 
@@ -81,65 +76,10 @@ export interface ShootOutcome {
   stderrTruncated: boolean;
 }
 
-/** The JSON answer of POST /shoot: text when both streams are UTF-8, else base64. */
-export interface ShootAnswer {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-  durationMs: number;
-  timedOut: boolean;
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
-  encoding?: 'base64';
-}
-
-const envSchema = z
-  .record(z.string(), z.string().max(MAX_ARG_BYTES, 'env value too long'))
-  .superRefine((env, context) => {
-    const names = Object.keys(env);
-    if (names.length > MAX_ENV_ENTRIES) {
-      context.addIssue({ code: 'custom', message: `more than ${MAX_ENV_ENTRIES} entries` });
-    }
-    for (const name of names) {
-      if (!ENV_NAME.test(name)) {
-        context.addIssue({
-          code: 'custom',
-          message: `${JSON.stringify(name)} is not a valid variable name`,
-        });
-      }
-    }
-  });
-
-const commonFields = {
-  command: z
-    .array(
-      z
-        .string()
-        .max(MAX_ARG_BYTES, 'argument too long')
-        .refine((arg) => !arg.includes('\0'), 'argument contains NUL'),
-      {
-        error: 'expected an array of strings',
-      },
-    )
-    .min(1, 'must name a command')
-    .max(MAX_ARGS, `at most ${MAX_ARGS} arguments`)
-    .refine((argv) => argv[0] !== '', 'the command name is empty'),
-  timeout: z
-    .number({ error: 'expected milliseconds' })
-    .int('expected whole milliseconds')
-    .min(1, 'at least 1 ms')
-    .max(MAX_TIMEOUT_MS, `at most ${MAX_TIMEOUT_MS} ms`)
-    .default(DEFAULT_TIMEOUT_MS),
-  env: envSchema.default({}),
-};
-
-const httpSchema = z.strictObject({
-  ...commonFields,
-  stdin: z.string().optional(),
-  stdinEncoding: z.enum(['utf8', 'base64']).default('utf8'),
-});
-
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** The fields gRPC's ShootRequest shares with the HTTP body (its stdin is bytes). */
+const grpcFieldsSchema = shootRequestSchema.pick({ command: true, timeout: true, env: true });
 
 function reasonsOf(error: z.ZodError): string[] {
   return error.issues.map((issue) =>
@@ -149,7 +89,7 @@ function reasonsOf(error: z.ZodError): string[] {
 
 /** Checks a POST /shoot JSON body. */
 export function parseHttpShoot(body: unknown, limits: ShootLimits): ShootCommand {
-  const result = httpSchema.safeParse(body ?? undefined);
+  const result = shootRequestSchema.safeParse(body ?? undefined);
   if (!result.success) throw new ShootInvalid(reasonsOf(result.error));
   const { command, timeout, env, stdin, stdinEncoding } = result.data;
   let stdinBytes: Buffer | undefined;
@@ -167,7 +107,7 @@ export function parseGrpcShoot(
   request: { command: string[]; timeoutMs: number; env: Record<string, string>; stdin: Buffer },
   limits: ShootLimits,
 ): ShootCommand {
-  const result = z.object(commonFields).safeParse({
+  const result = grpcFieldsSchema.safeParse({
     command: request.command,
     timeout: request.timeoutMs === 0 ? undefined : request.timeoutMs,
     env: request.env,

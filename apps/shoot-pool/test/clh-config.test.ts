@@ -1,26 +1,30 @@
 // The Cloud Hypervisor driver cannot run here (no CH binary, no usable KVM); what it would
-// send CH is pure data and checked here. The field names are held to CH's API by
-// @seed/clh-client's types at compile time.
+// send CH is pure data and checked here: its values, and every body against the schema CH's
+// OpenAPI document names for the endpoint it goes to (closed: a field the spec does not
+// have fails). @seed/clh-client's own tests hold the endpoints and the client's types to
+// the same document.
 import { describe, expect, it } from '@jest/globals';
+import { clhSchemaProblems } from '@seed/testing';
 import {
   CLH_CONSOLE_LOG,
   CLH_VSOCK_SOCKET,
   clhGuestCmdline,
   clhRestoreConfig,
   clhShareConfig,
+  clhSnapshotConfig,
   clhTemplateConfig,
   cloudHypervisorArgs,
   virtiofsdArgs,
 } from '../src/vm/clh-config';
 
-describe('Cloud Hypervisor config', () => {
-  const machine = {
-    image: { kernel: '/guest/vmlinux', initramfs: '/guest/initramfs.cpio.gz' },
-    memoryMiB: 512,
-    vcpus: 2,
-    cmdline: clhGuestCmdline(),
-  };
+const machine = {
+  image: { kernel: '/guest/vmlinux', initramfs: '/guest/initramfs.cpio.gz' },
+  memoryMiB: 512,
+  vcpus: 2,
+  cmdline: clhGuestCmdline(),
+};
 
+describe('Cloud Hypervisor config', () => {
   it('creates a template with shared memory, vsock, a serial file and no share device', () => {
     expect(clhTemplateConfig(machine)).toEqual({
       payload: {
@@ -73,5 +77,31 @@ describe('Cloud Hypervisor config', () => {
       '--announce-submounts',
       '--sandbox=none',
     ]);
+  });
+});
+
+describe('Cloud Hypervisor config against the API spec', () => {
+  it.each([
+    ['vm.create', 'VmConfig', clhTemplateConfig(machine)],
+    ['vm.snapshot', 'VmSnapshotConfig', clhSnapshotConfig('/run/seed/shoot-pool/snapshots/s')],
+    [
+      'vm.restore',
+      'RestoreConfig',
+      clhRestoreConfig('/run/seed/shoot-pool/snapshots/s', undefined),
+    ],
+    ['vm.restore (on demand)', 'RestoreConfig', clhRestoreConfig('/run/snapshots/s', 'OnDemand')],
+    ['vm.add-fs', 'FsConfig', clhShareConfig('shoot', '/run/seed/shoot-pool/vms/c/virtiofs.sock')],
+  ])('%s: the body is a valid %s', (_endpoint, schema, body) => {
+    expect(clhSchemaProblems(schema, body)).toBeUndefined();
+  });
+
+  it('fits the smallest and the largest machine the pool may be configured with', () => {
+    for (const [memoryMiB, vcpus] of [
+      [64, 1],
+      [65536, 64],
+    ] as const) {
+      const config = clhTemplateConfig({ ...machine, memoryMiB, vcpus });
+      expect(clhSchemaProblems('VmConfig', config)).toBeUndefined();
+    }
   });
 });

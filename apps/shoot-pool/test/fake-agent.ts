@@ -26,23 +26,26 @@ export class FakeAgent {
   ) {}
 
   async listen(): Promise<void> {
-    const server = net.createServer((socket) => {
-      this.connections.push(socket);
-      socket.on('error', () => undefined);
-      const decoder = new FrameDecoder();
-      socket.on('data', (chunk: Buffer) => {
-        let frames: Frame[];
-        try {
-          frames = decoder.push(chunk);
-        } catch {
-          socket.destroy();
-          return;
-        }
-        for (const frame of frames) this.#handle(socket, frame);
-      });
-    });
+    const server = net.createServer((socket) => this.accept(socket));
     this.#server = server;
     await new Promise<void>((resolve) => server.listen(this.socketPath, resolve));
+  }
+
+  /** Serves a connection that reached the guest some other way (a hybrid vsock). */
+  accept(socket: net.Socket): void {
+    this.connections.push(socket);
+    socket.on('error', () => undefined);
+    const decoder = new FrameDecoder();
+    socket.on('data', (chunk: Buffer) => {
+      let frames: Frame[];
+      try {
+        frames = decoder.push(chunk);
+      } catch {
+        socket.destroy();
+        return;
+      }
+      for (const frame of frames) this.#handle(socket, frame);
+    });
   }
 
   /** Drops every open connection, as a VMM that died would. */

@@ -8,9 +8,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
-import { createShootClient, type ShootResult__Output } from '@seed/contracts';
+import { createShootClient, shootAnswerSchema, type ShootResult__Output } from '@seed/contracts';
 import { loadShootPoolConfig } from '../src/config';
-import type { ShootAnswer } from '../src/shoot.service';
 import { createShootPoolApp, type ShootPoolApp } from '../src/shoot-pool.app';
 import { isAlive, processesReferencing } from '../src/vm/vmm-process';
 import { GUEST_IMAGE_TIMEOUT_MS, guestImage, qemuMissing } from './guest-image';
@@ -144,7 +143,7 @@ describeVm('shoot pool daemon', () => {
   it('runs echo and reports status', async () => {
     const answer = await shoot({ command: ['echo', 'hello', 'world'] });
     expect(answer.status).toBe(200);
-    const body = answer.body as unknown as ShootAnswer;
+    const body = shootAnswerSchema.parse(answer.body);
     expect(body).toMatchObject({
       exitCode: 0,
       stdout: 'hello world\n',

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { flakeHookId } from '@seed/contracts';
-import { parseFlakeRef, redactFlakeRef } from '@seed/nix-eval';
+import { flakeHookId, parseFlakeRef, redactFlakeRef } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { BuildsQueueProducer } from '@seed/builds-queue';
 import {
   JsonErrorFilter,
   PinoNestLogger,
@@ -13,12 +14,11 @@ import {
 import type { WebhookConfig } from './config';
 import { registerDeliveryRoutes } from './delivery-routes';
 import { WebhookMetrics } from './metrics';
-import { BuildsQueueRepository } from './repositories/builds-queue.repository';
 import { WebhookService } from './webhook.service';
 
 @Module({})
 class WebhookModule {
-  static register(builds: BuildsQueueRepository, metrics: WebhookMetrics): DynamicModule {
+  static register(builds: BuildsQueueProducer, metrics: WebhookMetrics): DynamicModule {
     return {
       module: WebhookModule,
       imports: [
@@ -37,12 +37,12 @@ export async function createWebhookApp(
   config: WebhookConfig,
   logger: Logger = createLogger('webhook', config.logLevel),
 ): Promise<NestFastifyApplication> {
-  const builds = new BuildsQueueRepository(
-    config.redis.url,
-    config.redis.commandTimeoutMs,
-    config.dedupeTtlSeconds,
-    (error) => logger.debug({ err: error }, 'redis connection error'),
-  );
+  const builds = new BuildsQueueProducer({
+    url: config.redis.url,
+    commandTimeoutMs: config.redis.commandTimeoutMs,
+    dedupeTtlSeconds: config.dedupeTtlSeconds,
+    onConnectionError: (error) => logger.debug({ err: error }, 'redis connection error'),
+  });
   // Start even when Redis is away (deliveries get 503 and /readyz says why) but give it
   // a moment first, so the first deliveries after a normal start are not refused.
   if (!(await builds.connected(5_000)))

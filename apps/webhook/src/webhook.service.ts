@@ -1,3 +1,4 @@
+import type { DeliveryRecord, RecordedBuild } from '@seed/builds-queue';
 import type { BuildJob, Forge } from '@seed/contracts';
 import type { Logger } from '@seed/service-kit';
 import {
@@ -14,7 +15,6 @@ import {
 } from './deliveries';
 import type { FlakeRegistry, RegisteredFlake } from './flake-registry';
 import type { WebhookMetrics } from './metrics';
-import type { DeliveryRecord, RecordedBuild } from './repositories/builds-queue.repository';
 
 export interface IncomingDelivery {
   headers: Headers;
@@ -44,10 +44,9 @@ export class QueueUnavailable extends Error {
   override readonly name = 'QueueUnavailable';
 }
 
-/** The Redis side of a delivery; see BuildsQueueRepository. */
+/** The Redis side of a delivery (BuildsQueueProducer). */
 export interface BuildsQueue {
-  record(forge: Forge, deliveryId: string, builds: readonly BuildJob[]): Promise<DeliveryRecord>;
-  add(build: BuildJob): Promise<unknown>;
+  queue(forge: Forge, deliveryId: string, builds: readonly BuildJob[]): Promise<DeliveryRecord>;
 }
 
 interface QueuedBuild extends RecordedBuild {
@@ -248,10 +247,7 @@ export class WebhookService {
     return answer('queued', { deliveryId, jobs: queued });
   }
 
-  /**
-   * Records the delivery, then stores the builds it queues for the first time. Any Redis
-   * failure on the way becomes a 503 the forge will retry.
-   */
+  /** Queues the delivery's builds; any Redis failure becomes a 503 the forge will retry. */
   private async persist(
     forge: Forge,
     deliveryId: string,
@@ -259,12 +255,7 @@ export class WebhookService {
     log: Logger,
   ): Promise<DeliveryRecord> {
     try {
-      const record = await this.builds.record(forge, deliveryId, builds);
-      if (!record.duplicate) {
-        const fresh = builds.filter((_, index) => record.builds[index]!.created);
-        await Promise.all(fresh.map((build) => this.builds.add(build)));
-      }
-      return record;
+      return await this.builds.queue(forge, deliveryId, builds);
     } catch (error) {
       log.warn({ err: error }, 'Redis did not take the delivery');
       throw new QueueUnavailable(`the build queue is unavailable: ${(error as Error).message}`);

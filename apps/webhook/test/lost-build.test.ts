@@ -1,21 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { BuildsQueueProducer } from '@seed/builds-queue';
 import { BUILDS_QUEUE, buildJobId, type BuildJob } from '@seed/contracts';
 import { createLogger } from '@seed/service-kit';
 import { startRedis, type LocalRedis } from '@seed/testing';
 import { Queue } from 'bullmq';
 import { parseFlakeRegistry } from '../src/flake-registry';
 import { WebhookMetrics } from '../src/metrics';
-import { BuildsQueueRepository } from '../src/repositories/builds-queue.repository';
 import { QueueUnavailable, WebhookService } from '../src/webhook.service';
 import { githubPush, hmacHex } from './forge-payloads';
 
 const FLAKE = 'github:Codertocat/Hello-World';
 
-/** The real repository, except that storing a build fails while `failing` is set. */
-class FlakyAdds extends BuildsQueueRepository {
+/** The real producer, except that storing a build fails while `failing` is set. */
+class FlakyAdds extends BuildsQueueProducer {
   failing = false;
 
-  override async add(build: BuildJob): Promise<unknown> {
+  protected override async add(build: BuildJob): Promise<unknown> {
     if (this.failing) throw new Error('connection lost');
     return super.add(build);
   }
@@ -28,7 +28,12 @@ describe('a failure between recording a delivery and storing its build', () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    builds = new FlakyAdds(redis.url, 1_000, 3600, () => undefined);
+    builds = new FlakyAdds({
+      url: redis.url,
+      commandTimeoutMs: 1_000,
+      dedupeTtlSeconds: 3600,
+      onConnectionError: () => undefined,
+    });
     queue = new Queue(BUILDS_QUEUE, { connection: { host: redis.host, port: redis.port } });
     expect(await builds.connected(5_000)).toBe(true);
   });

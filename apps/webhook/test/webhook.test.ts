@@ -1,12 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import {
-  BUILDS_QUEUE,
-  buildJobId,
-  flakeHookId,
-  latestBuildKey,
-  type BuildJob,
-} from '@seed/contracts';
+import { BuildsQueueConsumer } from '@seed/builds-queue';
+import { BUILDS_QUEUE, buildJobId, flakeHookId, type BuildJob } from '@seed/contracts';
 import { githubPushHeaders, startRedis, type LocalRedis } from '@seed/testing';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -60,6 +55,8 @@ let app: NestFastifyApplication;
 let url: string;
 let queue: Queue<BuildJob>;
 let client: Redis;
+/** Reads each flake's latest build as the builder does. */
+let builder: BuildsQueueConsumer;
 
 async function post(
   path: string,
@@ -104,12 +101,14 @@ beforeAll(async () => {
   url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
   queue = new Queue<BuildJob>(BUILDS_QUEUE, { connection: { host: redis.host, port: redis.port } });
   client = new Redis(redis.url);
+  builder = new BuildsQueueConsumer(redis.url, () => undefined);
 });
 
 afterAll(async () => {
   await app?.close();
   await queue?.close();
   client?.disconnect();
+  await builder?.close();
   await redis?.dispose();
 });
 
@@ -229,7 +228,7 @@ describe('GitHub', () => {
     // The older build stays queued, no longer its flake's latest: the builder ends it as
     // superseded when it takes it (apps/builder's superseding tests), so it shows in the
     // flake's history instead of vanishing.
-    expect(await client.get(latestBuildKey(HELLO))).toBe(buildJobId(HELLO, newer));
+    expect(await builder.latest(HELLO)).toBe(buildJobId(HELLO, newer));
     expect((await jobs()).map((job) => job.commit).sort()).toEqual([older, newer].sort());
   });
 
@@ -463,7 +462,7 @@ describe('operations', () => {
       );
       // Each push is queued once, nothing lost or doubled, and the newer one is the latest.
       expect((await jobs()).map((job) => job.commit).sort()).toEqual([kept, after].sort());
-      expect(await client.get(latestBuildKey(HELLO))).toBe(buildJobId(HELLO, after));
+      expect(await builder.latest(HELLO)).toBe(buildJobId(HELLO, after));
     } finally {
       if (!(await redisAnswers())) await redis.start();
     }

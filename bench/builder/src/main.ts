@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import { readTlsDirectory } from '@seed/contracts';
-import { NixClient, generationHash, pinFlakeRef } from '@seed/nix-eval';
+import { generationHash, readTlsDirectory } from '@seed/contracts';
+import { NixClient, pinFlakeRef } from '@seed/nix-eval';
 import {
   createPlatformCertificates,
   freeLoopbackPort,

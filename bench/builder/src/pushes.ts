@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { BuildsQueueProducer } from '@seed/builds-queue';
 import { BUILDS_QUEUE, buildJobId } from '@seed/contracts';
 import { demoFlakeFiles, FlakeRepo, queueBuild, type DemoSeed } from '@seed/testing';
-import { Queue, QueueEvents } from 'bullmq';
-import { Redis } from 'ioredis';
+import { QueueEvents } from 'bullmq';
 
 /** A pushed flake: a throwaway git repository and the commit to build. */
 export interface Fixture {
@@ -44,19 +44,21 @@ interface Waiter {
 }
 
 /**
- * Queues builds the way the webhook does (the flake's latest pointer, then the job with
- * the catalog's id and options) and tells when each one finishes, from BullMQ's event
- * stream rather than by polling.
+ * Queues builds through the webhook's producer and tells when each one finishes, from
+ * BullMQ's event stream rather than by polling.
  */
 export class Pushes {
-  readonly redis: Redis;
-  readonly queue: Queue;
+  private readonly producer: BuildsQueueProducer;
   private readonly events: QueueEvents;
   private readonly waiting = new Map<string, Waiter>();
 
   constructor(redisUrl: string) {
-    this.redis = new Redis(redisUrl);
-    this.queue = new Queue(BUILDS_QUEUE, { connection: this.redis });
+    this.producer = new BuildsQueueProducer({
+      url: redisUrl,
+      commandTimeoutMs: 5_000,
+      dedupeTtlSeconds: 3600,
+      onConnectionError: () => undefined,
+    });
     this.events = new QueueEvents(BUILDS_QUEUE, {
       connection: { url: redisUrl, maxRetriesPerRequest: null },
     });
@@ -100,14 +102,13 @@ export class Pushes {
   }
 
   push(fixture: Fixture): Promise<string> {
-    return queueBuild(this, fixture.repo.url(), fixture.commit);
+    return queueBuild(this.producer, fixture.repo.url(), fixture.commit);
   }
 
   async close(): Promise<void> {
     for (const jobId of [...this.waiting.keys()]) this.settle(jobId, new Error('closed'));
     await this.events.close();
-    await this.queue.close();
-    this.redis.disconnect();
+    await this.producer.close();
   }
 
   private settle(jobId: string, outcome: number | Error): void {

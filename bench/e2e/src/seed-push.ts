@@ -1,6 +1,7 @@
 // One timed push through Seed: a commit that changes what `web` serves, delivered as a
 // signed GitHub push, followed through its build record to the node and to web's Service.
-import { deliverGithubPush, type Build, type BuilderApi, type RunningStack } from '@seed/cli';
+import { deliverGithubPush, type BuilderApi, type RunningStack } from '@seed/cli';
+import type { BuildRecord } from '@seed/contracts';
 import type { FlakeRepo } from '@seed/local-parts';
 import type { PodTimeline } from './pod-timeline';
 import { sleep } from './pod-timeline';
@@ -124,7 +125,7 @@ async function finishedBuild(
   jobId: string,
   signal: AbortSignal,
   timeoutMs: number,
-): Promise<Build> {
+): Promise<BuildRecord> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const build = await builds.get(jobId);
@@ -147,9 +148,9 @@ async function finishedBuild(
  * line stamped with the builder's clock (this machine's), e.g.
  * `2026-12-02T10:00:00.123Z evaluating git+file://…`.
  */
-function stateStamps(build: Build): { evaluating: number; succeeded: number } {
+function stateStamps(build: BuildRecord): { evaluating: number; succeeded: number } {
   const stamp = (prefix: string): number => {
-    const line = (build.log ?? []).findLast((entry) => entry.split(' ')[1] === prefix);
+    const line = build.log.findLast((entry) => entry.split(' ')[1] === prefix);
     if (line === undefined) throw new Error(`build ${build.id}: no "${prefix}" line in its log`);
     return Date.parse(line.split(' ')[0]!);
   };

@@ -1,7 +1,12 @@
 // Generations as the builder sends them: every instance exposes one HTTP port and has one
 // volume, so it renders a PersistentVolumeClaim, a Deployment and a Service.
-import { SIZE_TIERS, type ApplyGenerationRequest, type SeedMeta } from '@seed/contracts';
-import { deriveNamespace, generationHash } from '@seed/nix-eval';
+import {
+  SIZE_TIERS,
+  deriveNamespace,
+  generationHash,
+  type ApplyGenerationRequest,
+  type SeedMeta,
+} from '@seed/contracts';
 
 /** Objects the reconciler writes per instance (claim, Deployment, Service). */
 export const OBJECTS_PER_INSTANCE = 3;

@@ -1,6 +1,7 @@
 // bench/reconciler: how long the reconciler takes to apply a generation of 1, 10 and 100
 // instances (into an empty namespace, then as pushes that change one image and every
-// image), what a no-op generation costs, and how fast a 100-flake x 10-instance cluster converges from
+// image), how many writes the API server receives for a push that changes one of 100
+// instances, what a no-op generation costs, and how fast a 100-flake x 10-instance cluster converges from
 // empty, each figure also in units of the API server's own round trip measured in the
 // same run with the same client library. The real reconciler runs as a process of its
 // own against a real kube-apiserver and etcd (no controllers, no kubelet: objects are
@@ -10,13 +11,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import {
+  apiWrites,
   createPlatformCertificates,
   freeLoopbackPorts,
   startKubeApiServer,
+  writesBetween,
   runBench,
   rowPrinter,
   median,
   type BenchCleanups,
+  type WriteCounts,
 } from '@seed/testing';
 import { ApiServer, changed, type RoundTrips } from './api-server';
 import {
@@ -54,6 +58,11 @@ interface Applied {
   writes: number;
   /** Reconciles of the flake, the one the call waited for included. */
   reconciles: number;
+  /**
+   * Write requests the API server counted, by resource (its own /metrics), the follow-up
+   * reconciles included. Events are sent in the background and may trail.
+   */
+  sent: WriteCounts;
 }
 
 const writesOf = (samples: Samples) => sum(samples, 'seed_reconciler_writes_total');
@@ -88,9 +97,10 @@ async function bench(cleanups: BenchCleanups): Promise<void> {
   /** Applies one generation and waits until the informers' follow-up reconciles are done. */
   const timed = async (request: Generation, expectChanged: boolean): Promise<Applied> => {
     const namespaces = [request.namespace];
-    const [versionsBefore, samplesBefore] = [
+    const [versionsBefore, samplesBefore, sentBefore] = [
       await server.versions(namespaces),
       await reconciler.metrics(),
+      await apiWrites(api),
     ];
     const started = performance.now();
     const reply = await reconciler.apply(request);
@@ -99,9 +109,10 @@ async function bench(cleanups: BenchCleanups): Promise<void> {
       throw new Error(`${request.flakeUri}: changed ${reply.changed}, expected ${expectChanged}`);
     }
     await reconciler.settle();
-    const [versionsAfter, samplesAfter] = [
+    const [versionsAfter, samplesAfter, sentAfter] = [
       await server.versions(namespaces),
       await reconciler.metrics(),
+      await apiWrites(api),
     ];
     return {
       ms,
@@ -109,6 +120,7 @@ async function bench(cleanups: BenchCleanups): Promise<void> {
       objects: versionsAfter.size,
       writes: writesOf(samplesAfter) - writesOf(samplesBefore),
       reconciles: reconcilesOf(samplesAfter) - reconcilesOf(samplesBefore),
+      sent: writesBetween(sentBefore, sentAfter),
     };
   };
 
@@ -248,6 +260,32 @@ function report(figures: Report): void {
   );
   sizes('new generation of a running flake, one image changed', figures.oneChanged);
   sizes('new generation of a running flake, every image changed', figures.updated);
+
+  // The case writes must follow: of 100 instances, one changed.
+  const oneOf100 = figures.oneChanged.get(100) ?? [];
+  if (oneOf100.length > 0) {
+    const objectWrites = (run: Applied) =>
+      [...run.sent].reduce((total, [resource, n]) => total + (resource === 'events' ? 0 : n), 0);
+    const ms = medianOf(oneOf100, (run) => run.ms);
+    const last = oneOf100[oneOf100.length - 1]!;
+    const byResource = [...last.sent]
+      .filter(([resource]) => resource !== 'events')
+      .map(([resource, n]) => `${resource} ${n}`)
+      .join(', ');
+    console.log(
+      `one of 100 instances changed (${oneOf100.length} flakes; writes counted by the API server)`,
+    );
+    line(
+      '  write requests, Events aside',
+      `${medianOf(oneOf100, objectWrites)} (aim: the instance's ${OBJECTS_PER_INSTANCE} objects + 1; ` +
+        `last run: ${byResource})`,
+    );
+    line(
+      '  Event writes (sent in the background)',
+      String(medianOf(oneOf100, (run) => run.sent.get('events') ?? 0)),
+    );
+    line('  ApplyGeneration until it answered', `${time(ms)} = ${inRtt(ms)}`);
+  }
 
   console.log(`no-op generation: the applied generation again (${NO_OP_CALLS} calls)`);
   for (const [instances, { ms, last }] of figures.noOps) {

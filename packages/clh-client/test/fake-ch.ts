@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { PciDeviceInfo, VmConfig, VmInfo, VmmPingResponse, VmState } from '../src';
 import { API_ROOT } from '../src';
-import { requestSchemaName, schemaProblems, specOperation } from './spec';
+import { clhRequestSchemaName, clhSchemaProblems, clhSpecOperation } from '@seed/testing';
 
 export interface RecordedRequest {
   method: string;
@@ -126,20 +126,20 @@ export class FakeCloudHypervisor {
   private answer(request: RecordedRequest): Reply {
     if (!request.url.startsWith(`${API_ROOT}/`)) return NOT_FOUND;
     const specPath = request.url.slice(API_ROOT.length);
-    const operation = specOperation(specPath, request.method);
+    const operation = clhSpecOperation(specPath, request.method);
     if (operation === undefined) {
       // micro_http routes by path alone; a known path with the wrong method is 400.
       return spec404OrBadRequest(specPath);
     }
     let body: unknown;
-    const schema = requestSchemaName(operation);
+    const schema = clhRequestSchemaName(operation);
     if (schema !== undefined) {
       try {
         body = JSON.parse(request.body.toString('utf8'));
       } catch (error) {
         return { status: 400, body: ['Failed to deserialize JSON', String(error)] };
       }
-      const problems = schemaProblems(schema, body, 'published');
+      const problems = clhSchemaProblems(schema, body, 'published');
       if (problems !== undefined) {
         return { status: 400, body: ['Failed to deserialize JSON', problems] };
       }
@@ -228,7 +228,7 @@ export class FakeCloudHypervisor {
 }
 
 function spec404OrBadRequest(specPath: string): Reply {
-  return specOperation(specPath, 'get') || specOperation(specPath, 'put')
+  return clhSpecOperation(specPath, 'get') || clhSpecOperation(specPath, 'put')
     ? { status: 400 }
     : NOT_FOUND;
 }

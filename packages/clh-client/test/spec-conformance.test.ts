@@ -53,13 +53,15 @@ import {
   storageFs,
 } from './samples';
 import {
-  requestSchemaName,
-  responseSchemaName,
-  schemaProblems,
-  spec,
-  specOperation,
+  clhRequestSchemaName,
+  clhResponseSchemaName,
+  clhSchemaProblems,
+  clhSpec,
+  clhSpecOperation,
   type JsonSchema,
-} from './spec';
+} from '@seed/testing';
+
+const spec = clhSpec();
 
 describe('the spec', () => {
   it('is Cloud Hypervisor API 0.3.0, served under the root the client uses', () => {
@@ -75,11 +77,11 @@ describe('the endpoint table', () => {
     (endpoint, entry) => {
       const methods = Object.keys(spec.paths[`/${endpoint}`] ?? {});
       expect(methods).toEqual([entry.method.toLowerCase()]);
-      const operation = specOperation(`/${endpoint}`, entry.method)!;
+      const operation = clhSpecOperation(`/${endpoint}`, entry.method)!;
       const requestSchema = 'requestSchema' in entry ? entry.requestSchema : undefined;
       const responseSchema = 'responseSchema' in entry ? entry.responseSchema : undefined;
-      expect(requestSchemaName(operation)).toBe(requestSchema);
-      expect(responseSchemaName(operation)).toBe(responseSchema);
+      expect(clhRequestSchemaName(operation)).toBe(requestSchema);
+      expect(clhResponseSchemaName(operation)).toBe(responseSchema);
       if (requestSchema !== undefined) expect(operation.requestBody?.required).toBe(true);
     },
   );
@@ -120,25 +122,27 @@ describe('every client method, recorded on the fake CH', () => {
       const request = sent[0]!;
 
       expect({ method, url: request.url }).toEqual({ method, url: endpointPath(endpoint) });
-      const operation = specOperation(request.url.slice(API_ROOT.length), request.method);
+      const operation = clhSpecOperation(request.url.slice(API_ROOT.length), request.method);
       expect({ method, listed: operation !== undefined }).toEqual({ method, listed: true });
 
-      const requestSchema = requestSchemaName(operation!);
+      const requestSchema = clhRequestSchemaName(operation!);
       if (requestSchema === undefined) {
         expect(request.body.length).toBe(0);
       } else {
         const parsed = JSON.parse(request.body.toString('utf8')) as unknown;
         expect(parsed).toEqual(body);
-        expect({ method, problems: schemaProblems(requestSchema, parsed, 'published') }).toEqual({
-          method,
-        });
-        expect({ method, problems: schemaProblems(requestSchema, parsed) }).toEqual({ method });
+        expect({ method, problems: clhSchemaProblems(requestSchema, parsed, 'published') }).toEqual(
+          {
+            method,
+          },
+        );
+        expect({ method, problems: clhSchemaProblems(requestSchema, parsed) }).toEqual({ method });
       }
 
-      const responseSchema = responseSchemaName(operation!);
+      const responseSchema = clhResponseSchemaName(operation!);
       if (responseSchema !== undefined) {
         expect(result).toBeDefined();
-        expect({ method, problems: schemaProblems(responseSchema, result) }).toEqual({ method });
+        expect({ method, problems: clhSchemaProblems(responseSchema, result) }).toEqual({ method });
       }
     }
   });
@@ -170,18 +174,18 @@ describe('realistic bodies', () => {
   ];
 
   it.each(bodies)('%s matches %s', (_what, schema, body) => {
-    expect(schemaProblems(schema, body)).toBeUndefined();
+    expect(clhSchemaProblems(schema, body)).toBeUndefined();
   });
 
   it('a body the spec refuses is caught: the checks are not vacuous', () => {
-    expect(schemaProblems('FsConfig', { tag: 'store', socket: '/s' })).toMatch(/num_queues/);
-    expect(schemaProblems('VsockConfig', { cid: 2, socket: '/s' })).toMatch(/>= 3/);
-    expect(schemaProblems('RestoreConfig', { sourceUrl: 'file:///x' })).toMatch(/source_url/);
-    expect(schemaProblems('VmSnapshotConfig', { destination: 'file:///x' })).toMatch(
+    expect(clhSchemaProblems('FsConfig', { tag: 'store', socket: '/s' })).toMatch(/num_queues/);
+    expect(clhSchemaProblems('VsockConfig', { cid: 2, socket: '/s' })).toMatch(/>= 3/);
+    expect(clhSchemaProblems('RestoreConfig', { sourceUrl: 'file:///x' })).toMatch(/source_url/);
+    expect(clhSchemaProblems('VmSnapshotConfig', { destination: 'file:///x' })).toMatch(
       /additional properties/,
     );
     expect(
-      schemaProblems('VmConfig', { payload: {}, fs: [{ ...storageFs, pci_device_id: 256 }] }),
+      clhSchemaProblems('VmConfig', { payload: {}, fs: [{ ...storageFs, pci_device_id: 256 }] }),
     ).toMatch(/uint8/);
   });
 });
@@ -476,7 +480,7 @@ describe('the types, schema by schema', () => {
   it.each(Object.keys(everyField))(
     '%s: every declared field is in the spec, typed alike',
     (name) => {
-      expect(schemaProblems(name, everyField[name])).toBeUndefined();
+      expect(clhSchemaProblems(name, everyField[name])).toBeUndefined();
     },
   );
 

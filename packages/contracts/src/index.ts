@@ -19,6 +19,16 @@ export type {
   StorageEntry,
 } from './meta';
 export {
+  FLAKE_SCHEMES,
+  GITHUB_FLAKE_REF,
+  InvalidFlakeRef,
+  parseFlakeRef,
+  redactFlakeRef,
+} from './flake-ref';
+export type { FlakeRef, FlakeScheme } from './flake-ref';
+export { deriveNamespace, generationHash, instanceHash } from './identity';
+export type { InstanceIdentity } from './identity';
+export {
   BUILDS_QUEUE,
   BUILD_JOB_NAME,
   BUILD_JOB_OPTIONS,
@@ -27,7 +37,6 @@ export {
   buildJobOptions,
   buildJobSchema,
   flakeKey,
-  latestBuildKey,
 } from './jobs';
 export type { BuildJob, Forge } from './jobs';
 export { flakeHookId } from './hooks';
@@ -79,3 +88,7 @@ export type { PoolStatus, PoolStatus__Output } from './generated/seed/v1/PoolSta
 export type { ShootClient, ShootDefinition, ShootHandlers } from './generated/seed/v1/Shoot';
 export type { ShootRequest, ShootRequest__Output } from './generated/seed/v1/ShootRequest';
 export type { ShootResult, ShootResult__Output } from './generated/seed/v1/ShootResult';
+export { buildListSchema, buildRecordSchema, queuedBuildRecord } from './build-record';
+export type { BuildError, BuildList, BuildRecord, BuildState, BuildSummary } from './build-record';
+export { shootAnswerSchema, shootRequestSchema } from './shoot-api';
+export type { ShootAnswer, ShootPoolStatus, ShootRequestBody } from './shoot-api';

@@ -42,14 +42,6 @@ export function buildJobId(flake: string, commit: string): string {
 }
 
 /**
- * The Redis key holding the job id of a flake's newest build. The webhook sets it; the
- * builder skips or cancels a build of the flake that is no longer the latest.
- */
-export function latestBuildKey(flake: string): string {
-  return `seed:builds:latest:${flakeKey(flake)}`;
-}
-
-/**
  * Retry policy of build jobs: transient failures (fetch errors, an unavailable
  * reconciler) retry with exponential backoff; the builder marks permanent ones
  * unrecoverable. Finished jobs are kept a while for `GET /builds` and then trimmed.

@@ -77,7 +77,7 @@ export function renderDeployment(
   return withSortedKeys({
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: instanceObjectMeta(context, name, name),
+    metadata: instanceObjectMeta(context, instance, name),
     spec: {
       replicas: 1,
       selector: { matchLabels: selectorLabels(name) },

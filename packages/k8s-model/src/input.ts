@@ -9,15 +9,15 @@ export interface SeedInstance {
   image: string;
 }
 
-/** What every object of a generation is stamped with. */
+/** The flake a generation belongs to; recorded once, on its Namespace (and `seed-state`). */
 export interface GenerationContext {
-  /** The flake as registered (not pinned); recorded in an annotation. */
+  /** The flake as registered (not pinned). */
   flakeUri: string;
-  /** The flake's namespace, `deriveNamespace(flakeUri)` from `@seed/nix-eval`. */
+  /** The flake's namespace, `deriveNamespace(flakeUri)` from `@seed/contracts`. */
   namespace: string;
-  /** The revision the generation was built from; recorded in an annotation. */
+  /** The revision the generation was built from. */
   commit: string;
-  /** `generationHash(...)` from `@seed/nix-eval`; becomes a label value. */
+  /** `generationHash(...)` from `@seed/contracts`. */
   generation: string;
 }
 

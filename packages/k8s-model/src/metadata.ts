@@ -1,17 +1,12 @@
-import type { GenerationContext } from './input';
-import { instanceLabels, namespaceName, sourceAnnotations } from './names';
+import type { GenerationContext, SeedInstance } from './input';
+import { instanceStamp, namespaceName } from './names';
 import type { ObjectMeta } from './objects';
 
-/** Metadata of an object that belongs to one instance: all three labels, both annotations. */
+/** Metadata of an object that belongs to one instance: its labels and its hash. */
 export function instanceObjectMeta(
   context: GenerationContext,
-  instance: string,
+  instance: SeedInstance,
   name: string,
 ): ObjectMeta & { name: string } {
-  return {
-    name,
-    namespace: namespaceName(context.namespace),
-    labels: instanceLabels(instance, context.generation),
-    annotations: sourceAnnotations(context),
-  };
+  return { name, namespace: namespaceName(context.namespace), ...instanceStamp(instance) };
 }

@@ -1,5 +1,6 @@
-import type { ExposeProtocol } from '@seed/contracts';
+import { instanceHash, type ExposeProtocol } from '@seed/contracts';
 import { ModelError } from './errors';
+import type { GenerationContext, SeedInstance } from './input';
 
 /**
  * The one module that makes the names, labels and annotations of Seed's objects and
@@ -11,7 +12,8 @@ import { ModelError } from './errors';
 export const LABEL_MANAGED_BY = 'seed.loom.farm/managed-by';
 export const MANAGED_BY_SEED = 'seed';
 export const LABEL_INSTANCE = 'seed.loom.farm/instance';
-export const LABEL_GENERATION = 'seed.loom.farm/generation';
+export const ANNOTATION_INSTANCE_HASH = 'seed.loom.farm/instance-hash';
+export const ANNOTATION_GENERATION = 'seed.loom.farm/generation';
 export const ANNOTATION_FLAKE_URI = 'seed.loom.farm/flake-uri';
 export const ANNOTATION_COMMIT = 'seed.loom.farm/commit';
 
@@ -123,12 +125,18 @@ export function instanceObjectName(instance: string): string {
   return checked(instance, 'dns1035Label', 'instance name', { instance, field: 'name' });
 }
 
-/** The generation as a label value, checked; an empty one would label nothing. */
-export function generationLabelValue(generation: string): string {
+/** The generation, checked: 12 hex digits, as `generationHash` makes it. */
+function generationValue(generation: string): string {
   if (generation === '') {
     throw new ModelError({ field: 'generation', reason: 'the generation is empty' });
   }
-  return checked(generation, 'labelValue', 'generation', { field: 'generation' });
+  if (!/^[0-9a-f]{12}$/.test(generation)) {
+    throw new ModelError({
+      field: 'generation',
+      reason: `generation "${generation}" is not 12 hex digits`,
+    });
+  }
+  return generation;
 }
 
 /** `seed-<instance>-<key>`: the PersistentVolumeClaim of `seed.storage.<key>`. */
@@ -194,23 +202,36 @@ export function selectorLabels(instance: string): Record<string, string> {
   };
 }
 
-/** The labels of an object that belongs to one instance (Deployment, Service, PVC). */
-export function instanceLabels(instance: string, generation: string): Record<string, string> {
-  return { ...selectorLabels(instance), [LABEL_GENERATION]: generationLabelValue(generation) };
-}
-
-/** The labels of the flake's Namespace, which belongs to no single instance. */
-export function namespaceLabels(generation: string): Record<string, string> {
+/**
+ * The metadata every object of an instance carries: the selector labels and the
+ * instance's hash. Nothing of the flake (generation, commit) is here, so a push leaves the
+ * objects of every instance it did not change exactly as they are, and the reconciler
+ * writes none of them.
+ */
+export function instanceStamp(instance: SeedInstance): {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+} {
   return {
-    [LABEL_MANAGED_BY]: MANAGED_BY_SEED,
-    [LABEL_GENERATION]: generationLabelValue(generation),
+    labels: selectorLabels(instance.name),
+    annotations: { [ANNOTATION_INSTANCE_HASH]: instanceHash(instance) },
   };
 }
 
-/** Where an object came from. Annotation values are free text, so these need no check. */
-export function sourceAnnotations(source: {
-  flakeUri: string;
-  commit: string;
-}): Record<string, string> {
-  return { [ANNOTATION_FLAKE_URI]: source.flakeUri, [ANNOTATION_COMMIT]: source.commit };
+/**
+ * The metadata of the flake's own objects (its Namespace, its `seed-state`): Seed's label
+ * and, once per flake, where the generation came from. Annotation values are free text.
+ */
+export function flakeStamp(context: GenerationContext): {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+} {
+  return {
+    labels: { [LABEL_MANAGED_BY]: MANAGED_BY_SEED },
+    annotations: {
+      [ANNOTATION_FLAKE_URI]: context.flakeUri,
+      [ANNOTATION_COMMIT]: context.commit,
+      [ANNOTATION_GENERATION]: generationValue(context.generation),
+    },
+  };
 }

@@ -30,7 +30,7 @@ export function renderService(
   return withSortedKeys({
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: instanceObjectMeta(context, name, name),
+    metadata: instanceObjectMeta(context, instance, name),
     spec: {
       type: 'ClusterIP',
       selector: selectorLabels(name),

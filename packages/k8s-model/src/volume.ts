@@ -19,7 +19,7 @@ export function renderPersistentVolumeClaims(
     withSortedKeys({
       apiVersion: 'v1',
       kind: 'PersistentVolumeClaim',
-      metadata: instanceObjectMeta(context, instance.name, pvcName(instance.name, key)),
+      metadata: instanceObjectMeta(context, instance, pvcName(instance.name, key)),
       spec: {
         accessModes: ['ReadWriteOnce'],
         resources: { requests: { storage: entry.size } },

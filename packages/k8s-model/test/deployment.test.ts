@@ -28,11 +28,9 @@ describe('renderDeployment', () => {
       labels: {
         'seed.loom.farm/managed-by': 'seed',
         'seed.loom.farm/instance': 'web',
-        'seed.loom.farm/generation': '0123456789ab',
       },
       annotations: {
-        'seed.loom.farm/flake-uri': 'github:example/flake',
-        'seed.loom.farm/commit': '0123456789abcdef0123456789abcdef01234567',
+        'seed.loom.farm/instance-hash': expect.stringMatching(/^[0-9a-f]{12}$/),
       },
     });
     expect(deployment.spec?.replicas).toBe(1);
@@ -267,7 +265,7 @@ describe('the pod template', () => {
     expect(JSON.stringify(templateOf(after))).toBe(JSON.stringify(templateOf(before)));
   });
 
-  it('carries neither the generation nor the source', () => {
+  it('carries neither the generation, the source nor the instance hash', () => {
     const input = generation([web], { generation: 'feedfacecafe', commit: 'deadbeef0001' });
     const template = JSON.stringify(templateOf(input));
     expect(template).not.toContain('feedfacecafe');
@@ -275,6 +273,7 @@ describe('the pod template', () => {
     expect(template).not.toContain('seed.loom.farm/generation');
     expect(template).not.toContain('seed.loom.farm/flake-uri');
     expect(template).not.toContain('seed.loom.farm/commit');
+    expect(template).not.toContain('seed.loom.farm/instance-hash');
   });
 
   it('changes when the image or the meta does', () => {

@@ -19,7 +19,7 @@ export const webImage = '/nix/store/0c8r4bx1qvdph5qk3d1mz7w2y9h6l0vz-nixos-image
 /**
  * ARCHITECTURE.md's example as one generation: its flake, the namespace it derives
  * (`deriveNamespace`), and `generationHash` of `web` with this image, both as computed by
- * packages/nix-eval.
+ * packages/contracts.
  */
 export const architectureExample: GenerationInput = {
   flakeUri: 'github:loomtex/seed',

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { instanceHash } from '@seed/contracts';
 import { apps, v1 } from 'kubernetes-models';
 import { desiredNames, renderGeneration, type GenerationInput, type SeedObject } from '../src';
 import { everything, generation, instance, webMeta } from './fixtures';
@@ -79,22 +80,52 @@ describe('renderGeneration', () => {
       expect(object.metadata.namespace).toBe(
         object.kind === 'Namespace' ? undefined : 's-abcdefghijkl',
       );
-      expect(object.metadata.labels).toMatchObject({
-        'seed.loom.farm/managed-by': 'seed',
-        'seed.loom.farm/generation': '0123456789ab',
-      });
-      expect(object.metadata.annotations).toEqual({
-        'seed.loom.farm/flake-uri': 'github:example/flake',
-        'seed.loom.farm/commit': '0123456789abcdef0123456789abcdef01234567',
-      });
+      expect(object.metadata.labels).toMatchObject({ 'seed.loom.farm/managed-by': 'seed' });
     },
   );
 
-  it('labels the Namespace as Seed’s, with no instance', () => {
-    expect(objectOf(objects, 'Namespace', 's-abcdefghijkl').metadata.labels).toEqual({
-      'seed.loom.farm/managed-by': 'seed',
+  it('stamps the Namespace, and only it, with the flake’s generation and source', () => {
+    const namespace = objectOf(objects, 'Namespace', 's-abcdefghijkl');
+    expect(namespace.metadata.labels).toEqual({ 'seed.loom.farm/managed-by': 'seed' });
+    expect(namespace.metadata.annotations).toEqual({
+      'seed.loom.farm/flake-uri': 'github:example/flake',
+      'seed.loom.farm/commit': '0123456789abcdef0123456789abcdef01234567',
       'seed.loom.farm/generation': '0123456789ab',
     });
+  });
+
+  it('stamps every other object with its instance and that instance’s hash alone', () => {
+    const hashes = new Map(everything.map((seed) => [seed.name, instanceHash(seed)]));
+    for (const object of objects.filter((o) => o.kind !== 'Namespace')) {
+      const instance = object.metadata.labels?.['seed.loom.farm/instance'] ?? '';
+      expect(object.metadata.labels).toEqual({
+        'seed.loom.farm/managed-by': 'seed',
+        'seed.loom.farm/instance': instance,
+      });
+      expect(object.metadata.annotations).toEqual({
+        'seed.loom.farm/instance-hash': hashes.get(instance),
+      });
+    }
+  });
+
+  it('changes only the changed instance’s objects (and the Namespace) in a new generation', () => {
+    const [first, ...others] = everything;
+    const changed = { ...first!, image: '/nix/store/ffff-nixos-image-changed.tar' };
+    const next = renderGeneration(
+      generation([changed, ...others], { generation: 'ffffffffffff', commit: 'c'.repeat(40) }),
+    );
+    const before = new Map(objects.map((o) => [`${o.kind}/${o.metadata.name}`, o]));
+    const differing = next
+      .filter(
+        (o) => JSON.stringify(o) !== JSON.stringify(before.get(`${o.kind}/${o.metadata.name}`)),
+      )
+      .map((o) => `${o.kind}/${o.metadata.name}`);
+    expect(differing).toEqual([
+      'Namespace/s-abcdefghijkl',
+      ...objects
+        .filter((o) => o.metadata.labels?.['seed.loom.farm/instance'] === first!.name)
+        .map((o) => `${o.kind}/${o.metadata.name}`),
+    ]);
   });
 
   it('labels every other object with the instance it belongs to', () => {
@@ -274,9 +305,9 @@ describe('renderGeneration refuses, before rendering anything,', () => {
       { field: 'generation', reason: 'the generation is empty' },
     ],
     [
-      'a generation that is no label value',
-      generation([instance('web')], { generation: 'not/a/label' }),
-      { field: 'generation', reason: expect.stringContaining('is not a label value') },
+      'a generation that is not 12 hex digits',
+      generation([instance('web')], { generation: 'not/a/hash' }),
+      { field: 'generation', reason: expect.stringContaining('is not 12 hex digits') },
     ],
   ])('%s', (_what, input, expected) => {
     expect(modelErrorOf(() => renderGeneration(input))).toEqual({

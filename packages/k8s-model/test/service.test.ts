@@ -20,11 +20,9 @@ describe('renderService', () => {
       labels: {
         'seed.loom.farm/managed-by': 'seed',
         'seed.loom.farm/instance': 'web',
-        'seed.loom.farm/generation': '0123456789ab',
       },
       annotations: {
-        'seed.loom.farm/flake-uri': 'github:example/flake',
-        'seed.loom.farm/commit': '0123456789abcdef0123456789abcdef01234567',
+        'seed.loom.farm/instance-hash': expect.stringMatching(/^[0-9a-f]{12}$/),
       },
     });
     expect(service?.spec?.type).toBe('ClusterIP');

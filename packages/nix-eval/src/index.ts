@@ -13,7 +13,4 @@ export { substituterNixConfig } from './substituter';
 export type { Substituter } from './substituter';
 export { NixError } from './errors';
 export type { NixErrorKind } from './errors';
-export { FLAKE_SCHEMES, parseFlakeRef, pinFlakeRef, redactFlakeRef } from './flake-ref';
-export type { FlakeRef, FlakeScheme } from './flake-ref';
-export { deriveNamespace, generationHash } from './identity';
-export type { GenerationInput } from './identity';
+export { pinFlakeRef } from './flake-ref';

@@ -1,9 +1,14 @@
-import { META_LIMITS, parseSeedMeta, type SeedMeta } from '@seed/contracts';
+import {
+  META_LIMITS,
+  deriveNamespace,
+  generationHash,
+  parseSeedMeta,
+  type SeedMeta,
+} from '@seed/contracts';
 import { z } from 'zod';
 import { classifyNixFailure, type NixPhase } from './classify';
 import { NixError } from './errors';
-import { parseFlakeRef, pinFlakeRef } from './flake-ref';
-import { deriveNamespace, generationHash } from './identity';
+import { checkedFlakeRef, pinFlakeRef } from './flake-ref';
 import { runProcess } from './process';
 
 export interface NixClientOptions {
@@ -124,7 +129,7 @@ export class NixClient {
 
   /** Locks a flake reference to one revision (`nix flake metadata`). */
   async resolve(reference: string, call: CallOptions = {}): Promise<LockedFlake> {
-    const flake = parseFlakeRef(reference);
+    const flake = checkedFlakeRef(reference);
     const stdout = await this.run(
       'resolve',
       ['flake', 'metadata', '--json', '--no-write-lock-file', flake.url],
@@ -141,7 +146,7 @@ export class NixClient {
 
   /** Evaluates and validates the meta of every seed of a flake in one nix process. */
   async evaluateSeeds(reference: string, call: CallOptions = {}): Promise<EvaluatedSeed[]> {
-    const flake = parseFlakeRef(reference);
+    const flake = checkedFlakeRef(reference);
     const stdout = await this.run(
       'evaluate',
       ['eval', '--json', '--no-write-lock-file', `${flake.url}#seeds`, '--apply', SEEDS_APPLY],

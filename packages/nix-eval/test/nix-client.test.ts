@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { demoFlakeFiles, flakeToolsDir, FlakeRepo, type DemoSeed } from '@seed/testing';
-import { NixClient, NixError, deriveNamespace, publicKeyOf } from '../src';
+import { deriveNamespace } from '@seed/contracts';
+import { NixClient, NixError, publicKeyOf } from '../src';
 
 // Real nix on real git repositories; Seed's nix.conf when setup installed it.
 const nix = new NixClient({ confFile: process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf' });

@@ -32,4 +32,14 @@ export type {
   LogLine,
   ServiceProcess,
 } from '@seed/local-parts';
+export { apiWrites, writesBetween } from './api-writes';
+export type { WriteCounts } from './api-writes';
 export { queueBuild } from './queue-build';
+export {
+  clhRequestSchemaName,
+  clhResponseSchemaName,
+  clhSchemaProblems,
+  clhSpec,
+  clhSpecOperation,
+} from './clh-spec';
+export type { JsonSchema } from './clh-spec';

@@ -1,24 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import {
-  BUILD_JOB_NAME,
-  buildJobId,
-  buildJobOptions,
-  latestBuildKey,
-  type BuildJob,
-} from '@seed/contracts';
-import type { JobsOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { BuildsQueueProducer } from '@seed/builds-queue';
+import { buildJobId, type BuildJob } from '@seed/contracts';
 
 /**
- * Queues a build of `flake` at `commit` the way the webhook does: the flake's latest
- * pointer first, then the job with the catalog's id and options. Returns the job id.
+ * Queues a build of `flake` at `commit` as a GitHub push to the webhook would: through
+ * the builds queue's producer, as a delivery of its own. Returns the job id.
  */
 export async function queueBuild(
-  connections: { redis: Redis; queue: Queue },
+  producer: BuildsQueueProducer,
   flake: string,
   commit: string,
-  options: JobsOptions = {},
 ): Promise<string> {
+  if (!(await producer.connected(10_000))) throw new Error('Redis is not reachable');
   const job: BuildJob = {
     flake,
     commit,
@@ -27,8 +20,6 @@ export async function queueBuild(
     deliveryId: `test-${randomBytes(4).toString('hex')}`,
     receivedAt: new Date().toISOString(),
   };
-  const jobId = buildJobId(flake, commit);
-  await connections.redis.set(latestBuildKey(flake), jobId);
-  await connections.queue.add(BUILD_JOB_NAME, job, { ...buildJobOptions(job), ...options });
-  return jobId;
+  await producer.queue(job.forge, job.deliveryId, [job]);
+  return buildJobId(flake, commit);
 }

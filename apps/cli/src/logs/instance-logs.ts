@@ -5,7 +5,7 @@ import {
   MANAGED_BY_SEED,
   instanceObjectName,
 } from '@seed/k8s-model';
-import { deriveNamespace, parseFlakeRef } from '@seed/nix-eval';
+import { deriveNamespace, parseFlakeRef } from '@seed/contracts';
 
 /**
  * `seed logs <flake> <instance>`: find the instance's pod in the flake's namespace and

@@ -12,15 +12,18 @@ export interface RolloutWait {
   note: (text: string) => void;
 }
 
+const FAILURE_GRACE_MS = 45_000;
+
 /**
- * Waits until the reconciler reports every instance `available`; the first `failed`
- * ends the wait with its reason, since it will not pass by itself.
+ * Waits until the reconciler reports every instance `available`; an instance `failed`
+ * for longer than the kubelet's first retries ends the wait with its reason.
  */
 export async function waitUntilAvailable(
   status: () => Promise<FlakeStatus__Output>,
   options: RolloutWait,
 ): Promise<FlakeStatus__Output> {
   let last = '';
+  const failingSince = new Map<string, number>();
   return waitFor(
     'for every instance to become available',
     async () => {
@@ -32,7 +35,17 @@ export async function waitUntilAvailable(
         last = summary;
         options.note(summary);
       }
-      const failed = current.instances.find((i) => i.rollout === 'failed');
+      // The kubelet retries a failed pull or start (after 10 s, then 20 s, ...): on a busy
+      // machine a first try can fail where the second succeeds. A failure that outlasts
+      // those retries is the instance's.
+      const now = Date.now();
+      for (const instance of current.instances) {
+        if (instance.rollout !== 'failed') failingSince.delete(instance.name);
+        else if (!failingSince.has(instance.name)) failingSince.set(instance.name, now);
+      }
+      const failed = current.instances.find(
+        (i) => now - (failingSince.get(i.name) ?? now) >= FAILURE_GRACE_MS,
+      );
       if (failed) throw new Error(`instance ${failed.name} failed: ${failed.message}`);
       return current.instances.length > 0 &&
         current.instances.every((i) => i.rollout === 'available')

@@ -22,8 +22,8 @@ export interface ObjectSummary {
   kind: 'Deployment' | 'Service' | 'PersistentVolumeClaim' | 'ConfigMap';
   name: string;
   /**
-   * Digest of the object's spec (a ConfigMap's data). Every push relabels every object
-   * with the new generation, so the spec, not the metadata, tells what really changed.
+   * Digest of the object's spec (a ConfigMap's data): what the instance runs, whatever
+   * else (its hash annotation, a Service) changed with it.
    */
   spec: string;
   detail: string;

@@ -48,7 +48,7 @@ export function formatChangeReport(first: PushReport, change: UpReport['change']
     '',
     `generation ${first.generation} → ${change.generation}`,
     `Deployments whose spec changed: ${change.changed.join(', ')}`,
-    `unchanged (relabelled with the new generation only): ${change.unchanged.join(', ') || '-'}`,
+    `Deployments whose spec is unchanged: ${change.unchanged.join(', ') || '-'}`,
     '',
     formatObjects(change.objects.filter((o) => o.kind === 'Deployment')),
     '',

@@ -11,12 +11,16 @@ import {
   type PlatformCertificates,
 } from '@seed/local-parts';
 import { removeUnmountedTree } from '@seed/mount-table';
-import { deriveNamespace, substituterNixConfig } from '@seed/nix-eval';
-import { readTlsDirectory } from '@seed/contracts';
+import { substituterNixConfig } from '@seed/nix-eval';
 import { nixClient, type CliConfig } from '../config';
-import type { FlakeStatus__Output } from '@seed/contracts';
+import {
+  deriveNamespace,
+  readTlsDirectory,
+  type BuildRecord,
+  type FlakeStatus__Output,
+} from '@seed/contracts';
 import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
-import { BuilderApi, ReconcilerApi, type Build } from '../platform-api';
+import { BuilderApi, ReconcilerApi } from '../platform-api';
 import { formatPhases, seconds } from '../reports';
 import { deliverGithubPush } from './delivery';
 import { CHANGED_INSTANCE, resizeWeb } from './example-flake';
@@ -517,7 +521,7 @@ async function followBuild(
   jobId: string,
   note: (text: string) => void,
   options: { timeoutMs: number; signal: AbortSignal; alive: () => void },
-): Promise<Build> {
+): Promise<BuildRecord> {
   let last = '';
   const started = Date.now();
   let lastNote = started;
@@ -542,7 +546,7 @@ async function followBuild(
   );
   if (build.state !== 'succeeded') {
     const reason = build.error ? `${build.error.kind}: ${build.error.message}` : build.state;
-    throw new Error(`build ${jobId} ${build.state}: ${reason}\n${build.log?.join('\n') ?? ''}`);
+    throw new Error(`build ${jobId} ${build.state}: ${reason}\n${build.log.join('\n')}`);
   }
   note(`phases: ${formatPhases(build.phases)}`);
   return build;

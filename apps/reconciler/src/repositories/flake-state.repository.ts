@@ -1,4 +1,4 @@
-import { LABEL_MANAGED_BY, MANAGED_BY_SEED } from '@seed/k8s-model';
+import { LABEL_MANAGED_BY, MANAGED_BY_SEED, flakeStamp } from '@seed/k8s-model';
 import { STATE_CONFIG_MAP, appliedSchema, desiredSchema, type FlakeState } from '../flake-state';
 import type { AppliedObject, KubeRepository, KubernetesObject } from './kube.repository';
 
@@ -38,6 +38,11 @@ export class FlakeStateRepository {
       data.desired = JSON.stringify(state.desired);
     }
     if (state.applied) data.applied = JSON.stringify(state.applied);
+    // The flake's generation, commit and URI, as on its Namespace: for `kubectl get -o
+    // yaml`, and so the state alone tells which flake the namespace holds.
+    const stamp = state.desired
+      ? flakeStamp({ ...state.desired, commit: state.desired.revision })
+      : undefined;
     const configMap: ConfigMap & AppliedObject = {
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -45,6 +50,7 @@ export class FlakeStateRepository {
         name: STATE_CONFIG_MAP,
         namespace,
         labels: { [LABEL_MANAGED_BY]: MANAGED_BY_SEED, [STATE_LABEL]: 'flake' },
+        ...(stamp && { annotations: stamp.annotations }),
       },
       data,
     };

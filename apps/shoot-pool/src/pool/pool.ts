@@ -189,7 +189,11 @@ export class WarmPool {
     if (this.#state !== 'starting') return; // drained while booting
     this.#state = 'ready';
     this.#logger.info(
-      { ms: Math.round(performance.now() - started), size: this.#options.size },
+      {
+        ms: Math.round(performance.now() - started),
+        size: this.#options.size,
+        hypervisor: this.#hv.kind,
+      },
       'template snapshotted; restoring clones',
     );
     this.#refill();

@@ -1,8 +1,8 @@
 // The Cloud Hypervisor side of a shoot VM, as pure data: the VmConfig a template is
-// created with, the share a clone gets hot-plugged, and the argv of the processes.
-// Written against packages/clh-client's types (CH's OpenAPI 0.3.0); not run against a
-// real CH on the project's machines (see clh.hypervisor.ts).
-import type { FsConfig, RestoreConfig, VmConfig } from '@seed/clh-client';
+// created with, the snapshot and restore it goes through, the share a clone gets
+// hot-plugged, and the argv of the processes. The bodies are tested against CH's OpenAPI
+// document (0.3.0); none has reached a real CH (see clh.hypervisor.ts).
+import type { FsConfig, RestoreConfig, VmConfig, VmSnapshotConfig } from '@seed/clh-client';
 import type { GuestImage } from './hypervisor';
 
 const MIB = 1024 * 1024;
@@ -54,6 +54,13 @@ export function clhGuestCmdline(): string {
 /** A clone's share: virtio-fs served by the clone's own virtiofsd. */
 export function clhShareConfig(tag: string, socket: string): FsConfig {
   return { tag, socket, num_queues: 1, queue_size: 1024, id: 'share0' };
+}
+
+/** Where `vm.snapshot` writes the paused template: a folder on the host. */
+export function clhSnapshotConfig(
+  snapshotDir: string,
+): VmSnapshotConfig & { destination_url: string } {
+  return { destination_url: `file://${snapshotDir}` };
 }
 
 export function clhRestoreConfig(

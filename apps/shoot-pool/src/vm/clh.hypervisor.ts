@@ -2,10 +2,11 @@
 //
 // NOT RUN: Cloud Hypervisor has no package on the project's machines and their KVM is a
 // slow nested one, so this driver has never started a real CH. It is written against the
-// client's typed API and CH's published OpenAPI document (0.3.0), and its pure parts
-// (clh-config.ts) are unit-tested. The first run against a real CH should be
-// test/qemu.hypervisor.test.ts's scenario pointed at this driver. Known assumptions to
-// check then:
+// client's typed API and CH's published OpenAPI document (0.3.0); the bodies it sends
+// (clh-config.ts) are checked against that document's schemas, and its life of a VM runs
+// against stand-ins for CH and virtiofsd (test/clh.hypervisor.test.ts). The first run
+// against a real CH should be test/qemu.hypervisor.test.ts's scenario pointed at this
+// driver. Known assumptions to check then:
 // - CH resolves the relative vsock socket and serial file of the restored config against
 //   its working directory (each VM's run directory), so clones do not collide;
 // - a virtio-fs device hot-plugged after restore (`vm.add-fs`) appears in the guest
@@ -28,6 +29,7 @@ import {
   clhGuestCmdline,
   clhRestoreConfig,
   clhShareConfig,
+  clhSnapshotConfig,
   clhTemplateConfig,
   cloudHypervisorArgs,
   CLH_VSOCK_SOCKET,
@@ -141,10 +143,7 @@ export class ClhHypervisor implements Hypervisor {
       });
       template.agent.close();
       await template.api.pause();
-      await template.api.snapshot(
-        { destination_url: `file://${dir}` },
-        { timeoutMs: this.#apiTimeoutMs * 10 },
-      );
+      await template.api.snapshot(clhSnapshotConfig(dir), { timeoutMs: this.#apiTimeoutMs * 10 });
     } catch (error) {
       await stack.run();
       await template.destroy();

@@ -1,13 +1,14 @@
-// Cloud Hypervisor's published OpenAPI document, loaded once, with its component schemas
-// compiled by ajv. The spec lives beside the repository in shared/specs (CI lays a copy
-// there too); CLH_OPENAPI_SPEC points elsewhere.
+// Cloud Hypervisor's published OpenAPI document, loaded on first use, with its component
+// schemas compiled by ajv: what @seed/clh-client's tests and the shoot pool's Cloud
+// Hypervisor driver tests check requests against. The spec lives beside the repository in
+// shared/specs (CI lays a copy there too); CLH_OPENAPI_SPEC points elsewhere.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Ajv, { type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { parse } from 'yaml';
 
-export const SPEC_PATH =
+const SPEC_PATH =
   process.env.CLH_OPENAPI_SPEC ??
   path.resolve(__dirname, '../../../../shared/specs/cloud-hypervisor.openapi.yaml');
 
@@ -31,9 +32,32 @@ export interface OpenApiDocument {
   components: { schemas: Record<string, JsonSchema> };
 }
 
-export const spec = loadSpec();
+interface LoadedSpec {
+  spec: OpenApiDocument;
+  published: Ajv;
+  closed: Ajv;
+}
 
-function loadSpec(): OpenApiDocument {
+let loaded: LoadedSpec | undefined;
+
+function loadedSpec(): LoadedSpec {
+  if (loaded === undefined) {
+    const spec = readSpec();
+    loaded = {
+      spec,
+      published: compiler(spec.components.schemas),
+      closed: compiler(closeObjects(spec.components.schemas) as Record<string, unknown>),
+    };
+  }
+  return loaded;
+}
+
+/** The Cloud Hypervisor API document. */
+export function clhSpec(): OpenApiDocument {
+  return loadedSpec().spec;
+}
+
+function readSpec(): OpenApiDocument {
   let text: string;
   try {
     text = readFileSync(SPEC_PATH, 'utf8');
@@ -49,8 +73,8 @@ function loadSpec(): OpenApiDocument {
 }
 
 /** The operation the spec lists for a path (`/vm.create`) and an HTTP method. */
-export function specOperation(specPath: string, method: string): Operation | undefined {
-  return spec.paths[specPath]?.[method.toLowerCase()];
+export function clhSpecOperation(specPath: string, method: string): Operation | undefined {
+  return clhSpec().paths[specPath]?.[method.toLowerCase()];
 }
 
 function schemaName(content: Record<string, MediaContent> | undefined): string | undefined {
@@ -62,12 +86,12 @@ function schemaName(content: Record<string, MediaContent> | undefined): string |
 }
 
 /** The schema the spec names for an operation's JSON request body. */
-export function requestSchemaName(operation: Operation): string | undefined {
+export function clhRequestSchemaName(operation: Operation): string | undefined {
   return schemaName(operation.requestBody?.content);
 }
 
 /** The schema the spec names for an operation's 200 reply. */
-export function responseSchemaName(operation: Operation): string | undefined {
+export function clhResponseSchemaName(operation: Operation): string | undefined {
   return schemaName(operation.responses['200']?.content);
 }
 
@@ -111,9 +135,6 @@ function compiler(schemas: Record<string, unknown>): Ajv {
   return ajv;
 }
 
-const published = compiler(spec.components.schemas);
-const closed = compiler(closeObjects(spec.components.schemas) as Record<string, unknown>);
-
 function validatorOf(ajv: Ajv, name: string): ValidateFunction {
   const validate = ajv.getSchema(`clh.json#/components/schemas/${name}`);
   if (validate === undefined) throw new Error(`the spec has no schema ${name}`);
@@ -124,11 +145,12 @@ function validatorOf(ajv: Ajv, name: string): ValidateFunction {
  * Why `value` does not match the spec's schema `name` (closed by default: no unknown
  * fields), or undefined when it does.
  */
-export function schemaProblems(
+export function clhSchemaProblems(
   name: string,
   value: unknown,
   mode: 'closed' | 'published' = 'closed',
 ): string | undefined {
+  const { closed, published } = loadedSpec();
   const validate = validatorOf(mode === 'closed' ? closed : published, name);
   if (validate(value)) return undefined;
   return (validate.errors ?? [])

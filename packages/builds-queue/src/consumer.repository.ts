@@ -1,24 +1,18 @@
-import { BUILDS_QUEUE, buildJobSchema, flakeKey, latestBuildKey } from '@seed/contracts';
+import { BUILDS_QUEUE, buildJobSchema, queuedBuildRecord, type BuildRecord } from '@seed/contracts';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { newRecord, type BuildRecord } from '../build-record';
+import {
+  buildRecordKey,
+  flakeBuildsKey,
+  flakeLockKey,
+  latestBuildKey,
+  RECENT_BUILDS_KEY,
+} from './keys';
+import { RELEASE_LOCK, RENEW_LOCK } from './scripts';
 
 const RECORD_TTL_SECONDS = 30 * 24 * 3600;
 const RECORDS_PER_FLAKE = 200;
-/** Builds of every flake, newest push first, for an operator's overview. */
-const RECENT_KEY = 'seed:builds:recent';
 const RECENT_RECORDS = 200;
-
-// Deletes the lock only when it is still ours: a lock that expired and was taken by
-// another worker must not be released by the one that lost it.
-const RELEASE_LOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
-const RENEW_LOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-`;
 
 type LockCommands = {
   seedReleaseLock(key: string, owner: string): Promise<number>;
@@ -26,11 +20,11 @@ type LockCommands = {
 };
 
 /**
- * What the builder keeps in Redis beside the queue: build records (state, phases, capped
- * log) indexed per flake, the one-build-at-a-time lock of each flake, and each flake's
- * latest build as the webhook recorded it.
+ * The builder's side of the builds queue beside BullMQ's worker: build records (state,
+ * phases, capped log) indexed per flake, the one-build-at-a-time lock of each flake, and
+ * each flake's latest build as the webhook recorded it.
  */
-export class BuildRecordsRepository {
+export class BuildsQueueConsumer {
   private readonly redis: Redis & LockCommands;
   /** Read-only use of the queue: builds no worker has started have no record yet. */
   private readonly queue: Queue;
@@ -45,35 +39,35 @@ export class BuildRecordsRepository {
   }
 
   async save(record: BuildRecord): Promise<void> {
-    const index = indexKey(record.flake);
+    const index = flakeBuildsKey(record.flake);
     const score = Date.parse(record.receivedAt) || Date.now();
     await this.redis
       .multi()
-      .set(recordKey(record.id), JSON.stringify(record), 'EX', RECORD_TTL_SECONDS)
+      .set(buildRecordKey(record.id), JSON.stringify(record), 'EX', RECORD_TTL_SECONDS)
       .zadd(index, score, record.id)
       .zremrangebyrank(index, 0, -RECORDS_PER_FLAKE - 1)
       .expire(index, RECORD_TTL_SECONDS)
-      .zadd(RECENT_KEY, score, record.id)
-      .zremrangebyrank(RECENT_KEY, 0, -RECENT_RECORDS - 1)
+      .zadd(RECENT_BUILDS_KEY, score, record.id)
+      .zremrangebyrank(RECENT_BUILDS_KEY, 0, -RECENT_RECORDS - 1)
       .exec();
   }
 
   /** A build's record, or a `queued` one for a job no worker has started yet. */
   async get(id: string): Promise<BuildRecord | undefined> {
-    const stored = await this.redis.get(recordKey(id));
+    const stored = await this.redis.get(buildRecordKey(id));
     if (stored !== null) return JSON.parse(stored) as BuildRecord;
     const job = await this.queue.getJob(id);
     const payload = buildJobSchema.safeParse(job?.data);
     if (!job || !payload.success) return undefined;
-    return newRecord(id, payload.data, new Date(job.timestamp));
+    return queuedBuildRecord(id, payload.data, new Date(job.timestamp));
   }
 
   /** A flake's builds, or every flake's, newest first. */
   async list(flake: string | undefined, limit: number): Promise<BuildRecord[]> {
-    const index = flake === undefined ? RECENT_KEY : indexKey(flake);
+    const index = flake === undefined ? RECENT_BUILDS_KEY : flakeBuildsKey(flake);
     const ids = await this.redis.zrevrange(index, 0, limit - 1);
     if (ids.length === 0) return [];
-    const stored = await this.redis.mget(ids.map(recordKey));
+    const stored = await this.redis.mget(ids.map(buildRecordKey));
     return stored
       .filter((value): value is string => value !== null)
       .map((value) => JSON.parse(value) as BuildRecord);
@@ -86,16 +80,16 @@ export class BuildRecordsRepository {
 
   /** Takes the flake's build lock for `owner`; false when another build holds it. */
   async lockFlake(flake: string, owner: string, ttlMs: number): Promise<boolean> {
-    const taken = await this.redis.set(lockKey(flake), owner, 'PX', ttlMs, 'NX');
-    return taken === 'OK' || (await this.redis.get(lockKey(flake))) === owner;
+    const taken = await this.redis.set(flakeLockKey(flake), owner, 'PX', ttlMs, 'NX');
+    return taken === 'OK' || (await this.redis.get(flakeLockKey(flake))) === owner;
   }
 
   async renewFlakeLock(flake: string, owner: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.seedRenewLock(lockKey(flake), owner, ttlMs)) === 1;
+    return (await this.redis.seedRenewLock(flakeLockKey(flake), owner, ttlMs)) === 1;
   }
 
   async unlockFlake(flake: string, owner: string): Promise<void> {
-    await this.redis.seedReleaseLock(lockKey(flake), owner);
+    await this.redis.seedReleaseLock(flakeLockKey(flake), owner);
   }
 
   async ping(): Promise<true | string> {
@@ -106,16 +100,4 @@ export class BuildRecordsRepository {
     await this.queue.close();
     this.redis.disconnect();
   }
-}
-
-function recordKey(id: string): string {
-  return `seed:build:${id}`;
-}
-
-function indexKey(flake: string): string {
-  return `seed:builds:index:${flakeKey(flake)}`;
-}
-
-function lockKey(flake: string): string {
-  return `seed:builds:lock:${flakeKey(flake)}`;
 }

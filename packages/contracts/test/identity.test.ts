@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
-import type { SeedMeta } from '@seed/contracts';
-import { deriveNamespace, generationHash } from '../src';
+import { deriveNamespace, generationHash, instanceHash, type SeedMeta } from '../src';
 
 const meta = (name: string, size: SeedMeta['size'] = 's'): SeedMeta => ({
   name,
@@ -51,12 +50,41 @@ describe('generationHash', () => {
   });
 
   it('hashes the documented lines', () => {
-    const canonical =
-      '{"connect":{},"expose":{},"name":"web","resources":{"memory":1024,"vcpus":1},' +
-      '"rollout":"recreate","shoot":{"enable":false},"size":"s","storage":{},"system":"x86_64-linux"}';
-    const expected = createHash('sha256')
-      .update(`web=/nix/store/aaa-web ${canonical}\n`)
-      .digest('hex');
-    expect(generationHash([web])).toBe(expected.slice(0, 12));
+    const lines = [api, web]
+      .map((seed) => `${seed.name}=${seed.image} ${canonicalOf(seed.name)}\n`)
+      .join('');
+    const expected = createHash('sha256').update(lines).digest('hex').slice(0, 12);
+    expect(generationHash([web, api])).toBe(expected);
+    expect(generationHash([web])).toBe('66db25ce5be0');
   });
 });
+
+describe('instanceHash', () => {
+  const web = { name: 'web', image: '/nix/store/aaa-web', meta: meta('web') };
+
+  it("hashes the instance's own line", () => {
+    const line = `web=/nix/store/aaa-web ${canonicalOf('web')}\n`;
+    expect(instanceHash(web)).toBe(createHash('sha256').update(line).digest('hex').slice(0, 12));
+    expect(instanceHash(web)).toBe('66db25ce5be0');
+  });
+
+  it('is the generation of a flake of that instance alone', () => {
+    expect(instanceHash(web)).toBe(generationHash([web]));
+  });
+
+  it('changes with the image and the meta, not with the key order', () => {
+    const base = instanceHash(web);
+    expect(instanceHash({ ...web, image: '/nix/store/ccc-web' })).not.toBe(base);
+    expect(instanceHash({ ...web, meta: meta('web', 'm') })).not.toBe(base);
+    const { shoot, ...rest } = web.meta;
+    expect(instanceHash({ ...web, meta: { shoot, ...rest } })).toBe(base);
+  });
+});
+
+/** The canonical JSON of `meta(name)`, written out: keys sorted, no whitespace. */
+function canonicalOf(name: string): string {
+  return (
+    `{"connect":{},"expose":{},"name":"${name}","resources":{"memory":1024,"vcpus":1},` +
+    '"rollout":"recreate","shoot":{"enable":false},"size":"s","storage":{},"system":"x86_64-linux"}'
+  );
+}

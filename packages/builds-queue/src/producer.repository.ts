@@ -1,16 +1,15 @@
-import { hash } from 'node:crypto';
 import {
   BUILD_JOB_NAME,
   BUILDS_QUEUE,
   buildJobId,
   buildJobOptions,
-  flakeKey,
-  latestBuildKey,
   type BuildJob,
   type Forge,
 } from '@seed/contracts';
-import { Queue } from 'bullmq';
+import { Queue, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
+import { deliveryKey, latestBuildKey, queuedKey } from './keys';
+import { RECORD_DELIVERY } from './scripts';
 
 export interface RecordedBuild {
   jobId: string;
@@ -23,36 +22,27 @@ export interface RecordedBuild {
 export type DeliveryRecord =
   { duplicate: false; builds: RecordedBuild[] } | { duplicate: true; jobIds: string[] };
 
-/*
- * One atomic step per delivery. A delivery id already recorded returns the job ids it
- * queued and changes nothing. Otherwise the delivery is recorded with its job ids, and
- * each build not queued before is marked queued and becomes its flake's latest build.
- *   KEYS: delivery key, then per build its queued marker and its flake's latest key
- *   ARGV: ttl, then per build its job id
- * Returns { recorded job ids, space-separated } for a known delivery, else per build "="
- * (queued before) or the previous latest job id ("" when none).
- */
-const RECORD_DELIVERY = `
-local known = redis.call('SET', KEYS[1], table.concat(ARGV, ' ', 2), 'NX', 'GET', 'EX', ARGV[1])
-if known then return { known } end
-local out = { false }
-for i = 1, (#KEYS - 1) / 2 do
-  if redis.call('SET', KEYS[2 * i], '1', 'NX', 'EX', ARGV[1]) then
-    out[#out + 1] = redis.call('SET', KEYS[2 * i + 1], ARGV[1 + i], 'GET') or ''
-  else
-    out[#out + 1] = '='
-  end
-end
-return out
-`;
+export interface BuildsQueueProducerOptions {
+  url: string;
+  /** Deadline of each Redis command. */
+  commandTimeoutMs: number;
+  /** How long a delivery id and a queued flake commit are remembered, for dedupe. */
+  dedupeTtlSeconds: number;
+  onConnectionError: (error: Error) => void;
+  /**
+   * Changes to the catalog's job options for every build this producer adds (tests
+   * shorten the retry backoff).
+   */
+  jobOptions?: Pick<JobsOptions, 'backoff'>;
+}
 
 /**
- * What the webhook keeps in Redis: the builds queue, the deliveries it acted on and the
- * commits it queued (for the dedupe window), and each flake's latest build. A delivery
+ * The webhook's side of the builds queue: the deliveries it acted on and the commits it
+ * queued (for the dedupe window), each flake's latest build, and the jobs. A delivery
  * waits on two round trips: recording it, then storing its new builds.
  */
-export class BuildsQueueRepository {
-  private readonly queue: Queue;
+export class BuildsQueueProducer {
+  private readonly jobs: Queue;
   private readonly queueConnection: Redis;
   private readonly redis: Redis & {
     seedRecordDelivery(
@@ -60,6 +50,8 @@ export class BuildsQueueRepository {
       ...keysAndArgs: (string | number)[]
     ): Promise<(string | null)[]>;
   };
+  private readonly dedupeTtlSeconds: number;
+  private readonly jobOptions: Pick<JobsOptions, 'backoff'>;
 
   /**
    * Two connections: BullMQ defines dozens of Lua commands on its own, which makes every
@@ -67,25 +59,21 @@ export class BuildsQueueRepository {
    * Both fail fast while Redis is away, so a delivery gets a 503 (and the forge resends)
    * instead of waiting in an in-memory queue that a restart would lose.
    */
-  constructor(
-    url: string,
-    commandTimeoutMs: number,
-    private readonly dedupeTtlSeconds: number,
-    onConnectionError: (error: Error) => void,
-  ) {
-    const options: RedisOptions = {
+  constructor(options: BuildsQueueProducerOptions) {
+    const connection: RedisOptions = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
-      commandTimeout: commandTimeoutMs,
+      commandTimeout: options.commandTimeoutMs,
     };
-    const redis = new Redis(url, options);
-    redis.on('error', onConnectionError);
-    // ioredis runs it by EVALSHA and loads it again after a Redis restart.
+    const redis = new Redis(options.url, connection);
+    redis.on('error', options.onConnectionError);
     redis.defineCommand('seedRecordDelivery', { lua: RECORD_DELIVERY });
     this.redis = redis as typeof this.redis;
-    this.queueConnection = new Redis(url, options);
-    this.queueConnection.on('error', onConnectionError);
-    this.queue = new Queue(BUILDS_QUEUE, { connection: this.queueConnection });
+    this.queueConnection = new Redis(options.url, connection);
+    this.queueConnection.on('error', options.onConnectionError);
+    this.jobs = new Queue(BUILDS_QUEUE, { connection: this.queueConnection });
+    this.dedupeTtlSeconds = options.dedupeTtlSeconds;
+    this.jobOptions = options.jobOptions ?? {};
   }
 
   /**
@@ -115,10 +103,39 @@ export class BuildsQueueRepository {
   }
 
   /**
+   * Queues the builds of one delivery: records the delivery, then stores each build not
+   * queued before. A delivery seen before changes nothing and answers the job ids it
+   * queued then.
+   */
+  async queue(
+    forge: Forge,
+    deliveryId: string,
+    builds: readonly BuildJob[],
+  ): Promise<DeliveryRecord> {
+    const record = await this.record(forge, deliveryId, builds);
+    if (!record.duplicate) {
+      const fresh = builds.filter((_, index) => record.builds[index]!.created);
+      await Promise.all(fresh.map((build) => this.add(build)));
+    }
+    return record;
+  }
+
+  /** Jobs per state, for the queue depth gauge. */
+  async depth(): Promise<Record<string, number>> {
+    return this.jobs.getJobCounts('waiting', 'delayed', 'prioritized', 'active', 'failed');
+  }
+
+  async close(): Promise<void> {
+    await this.jobs.close();
+    this.queueConnection.disconnect();
+    this.redis.disconnect();
+  }
+
+  /**
    * Records a delivery and its builds, or finds it was recorded before. A resend carries
    * the same builds, so those are what a known delivery restores if they were lost.
    */
-  async record(
+  private async record(
     forge: Forge,
     deliveryId: string,
     builds: readonly BuildJob[],
@@ -151,33 +168,22 @@ export class BuildsQueueRepository {
   }
 
   /** Stores a build; adding the same flake and commit again is a no-op in BullMQ. */
-  add(build: BuildJob): Promise<unknown> {
-    return this.queue.add(BUILD_JOB_NAME, build, buildJobOptions(build));
-  }
-
-  /** Jobs per state, for the queue depth gauge. */
-  async depth(): Promise<Record<string, number>> {
-    return this.queue.getJobCounts('waiting', 'delayed', 'prioritized', 'active', 'failed');
-  }
-
-  async close(): Promise<void> {
-    await this.queue.close();
-    this.queueConnection.disconnect();
-    this.redis.disconnect();
+  protected add(build: BuildJob): Promise<unknown> {
+    return this.jobs.add(BUILD_JOB_NAME, build, { ...buildJobOptions(build), ...this.jobOptions });
   }
 
   /**
-   * A delivery is recorded before its builds are stored, so a failure in between (answered
-   * 503) leaves a record without a job. The forge's resend lands here: a build that is
-   * still its flake's latest but has no job is stored now. A missing build that is no
-   * longer the latest was superseded, not lost.
+   * A delivery is recorded before its builds are stored, so a failure in between leaves a
+   * record without a job. The forge's resend lands here: a build that is still its
+   * flake's latest but has no job is stored now. A missing build that is no longer the
+   * latest was superseded, not lost.
    */
   private async restoreLost(builds: readonly BuildJob[]): Promise<void> {
     if (builds.length === 0) return;
     const pipeline = this.redis.pipeline();
     for (const build of builds) {
       pipeline
-        .exists(this.queue.toKey(buildJobId(build.flake, build.commit)))
+        .exists(this.jobs.toKey(buildJobId(build.flake, build.commit)))
         .get(latestBuildKey(build.flake));
     }
     const replies = (await pipeline.exec()) ?? [];
@@ -189,14 +195,4 @@ export class BuildsQueueRepository {
     });
     await Promise.all(lost.map((build) => this.add(build)));
   }
-}
-
-/** Marks a flake's commit queued for the dedupe window, whatever became of its job. */
-function queuedKey(build: BuildJob): string {
-  return `seed:builds:queued:${flakeKey(build.flake)}:${build.commit}`;
-}
-
-// Ids are the sender's text: hash them so no byte of theirs shapes a key.
-function deliveryKey(forge: Forge, deliveryId: string): string {
-  return `seed:webhook:delivery:${forge}:${hash('sha256', deliveryId, 'hex').slice(0, 32)}`;
 }

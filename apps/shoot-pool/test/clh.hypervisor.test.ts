@@ -1,0 +1,138 @@
+// The Cloud Hypervisor driver's whole life of a VM — template, snapshot, clone with its
+// share, agent over hybrid vsock, teardown, reaping after a crash — against stand-ins
+// (fake-cloud-hypervisor.ts): CH's API as its OpenAPI document has it, and processes that
+// only stay alive. What this cannot show (a real guest, CH's own behaviour beyond the
+// spec) is listed in the README, "Cloud Hypervisor".
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { ClhHypervisor } from '../src/vm/clh.hypervisor';
+import { isAlive, processesReferencing } from '../src/vm/vmm-process';
+import { FakeAgent, PING_FIELDS } from './fake-agent';
+import { FakeClhApi, writeStandInBinaries } from './fake-cloud-hypervisor';
+
+const image = { kernel: '/guest/vmlinux', initramfs: '/guest/initramfs.cpio.gz' };
+
+let root: string;
+let runRoot: string;
+let binaries: { cloudHypervisor: string; virtiofsd: string };
+let agent: FakeAgent;
+const apis: FakeClhApi[] = [];
+
+function driver(): ClhHypervisor {
+  return new ClhHypervisor({
+    runRoot,
+    clhBinary: binaries.cloudHypervisor,
+    virtiofsdBinary: binaries.virtiofsd,
+    apiTimeoutMs: 2_000,
+  });
+}
+
+/** CH's API for the VM `id`, served once the driver has made its run directory. */
+async function served(id: string): Promise<FakeClhApi> {
+  const runDir = path.join(runRoot, 'vms', id);
+  while (!existsSync(runDir)) await sleep(2);
+  const api = await FakeClhApi.serve(runDir, agent);
+  apis.push(api);
+  return api;
+}
+
+/** The calls that changed the VM: the driver's pings while CH starts are left out. */
+function calls(api: FakeClhApi): string[] {
+  return api.endpoints().filter((endpoint) => endpoint !== 'vmm.ping');
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'clh-driver-'));
+  runRoot = path.join(root, 'run');
+  binaries = await writeStandInBinaries(path.join(root, 'bin'));
+  agent = new FakeAgent(path.join(root, 'unused.sock'), (request) => {
+    if (request.op === 'ping') request.reply(PING_FIELDS);
+    else if (request.op === 'setClock') request.reply({ previousEpochMs: 0 });
+    else request.reply({});
+  });
+});
+
+afterEach(async () => {
+  for (const api of apis.splice(0)) {
+    expect(api.refused).toEqual([]);
+    await api.close();
+  }
+});
+
+afterAll(async () => {
+  await driver().reapOrphans();
+  agent.dropConnections();
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('ClhHypervisor against stand-ins for Cloud Hypervisor and virtiofsd', () => {
+  it('boots a template, snapshots it, restores a clone with its share, and cleans up', async () => {
+    const hv = driver();
+    const [template, templateApi] = await Promise.all([
+      hv.startTemplate({ id: 'tpl', image, memoryMiB: 256, vcpus: 1 }),
+      served('tpl'),
+    ]);
+    expect(calls(templateApi)).toEqual(['vm.create', 'vm.boot']);
+    expect(templateApi.state).toBe('Running');
+    expect(isAlive(template.pid)).toBe(true);
+
+    const snapshot = await hv.snapshot(template);
+    expect(calls(templateApi)).toEqual([
+      'vm.create',
+      'vm.boot',
+      'vm.pause',
+      'vm.snapshot',
+      'vmm.shutdown',
+    ]);
+    expect(existsSync(path.join(snapshot.dir, 'config.json'))).toBe(true);
+    await template.exited;
+    expect(existsSync(template.runDir)).toBe(false);
+
+    const pingsBefore = agent.requests.filter((request) => request.op === 'ping').length;
+    const [clone, cloneApi] = await Promise.all([
+      hv.startClone(snapshot, { id: 'clone-1', mountPoints: ['store'] }),
+      served('clone-1'),
+    ]);
+    expect(calls(cloneApi)).toEqual(['vm.restore', 'vm.resume', 'vm.add-fs']);
+    expect(cloneApi.requests.find((request) => request.endpoint === 'vm.add-fs')?.body).toEqual(
+      expect.objectContaining({ tag: 'shoot', socket: path.join(clone.runDir, 'virtiofs.sock') }),
+    );
+    expect(clone.share).toEqual({
+      tag: 'shoot',
+      fstype: 'virtiofs',
+      hostDir: path.join(clone.runDir, 'export'),
+    });
+    // The clone's agent answered through the vsock of the restored config, and got the time.
+    expect(agent.requests.filter((request) => request.op === 'ping').length).toBeGreaterThan(
+      pingsBefore,
+    );
+    expect(agent.requests.at(-1)?.op).toBe('setClock');
+    const processes = await processesReferencing(`${clone.runDir}/`);
+    expect(processes).toContain(clone.pid);
+    expect(processes).toHaveLength(2); // CH and the clone's virtiofsd
+
+    await clone.destroy();
+    expect(calls(cloneApi).at(-1)).toBe('vmm.shutdown');
+    expect(await processesReferencing(`${clone.runDir}/`)).toEqual([]);
+    expect(existsSync(clone.runDir)).toBe(false);
+    await snapshot.destroy();
+    expect(existsSync(snapshot.dir)).toBe(false);
+  });
+
+  it('reaps the processes and files of a daemon that died with VMs running', async () => {
+    const [template] = await Promise.all([
+      driver().startTemplate({ id: 'tpl-orphan', image, memoryMiB: 256, vcpus: 1 }),
+      served('tpl-orphan'),
+    ]);
+    const report = await driver().reapOrphans();
+    expect(report.killed).toContain(template.pid);
+    expect(report.removed).toContain(template.runDir);
+    expect(existsSync(template.runDir)).toBe(false);
+    await template.exited;
+    template.agent.close(); // the dead daemon's side of the connection
+  });
+});

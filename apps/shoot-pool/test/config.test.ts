@@ -1,0 +1,101 @@
+// SEED_HYPERVISOR picks the pool's driver: checked at start-up, QEMU unless told otherwise.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError } from '@seed/service-kit';
+import { loadShootPoolConfig } from '../src/config';
+import { selectHypervisor } from '../src/vm/select-hypervisor';
+import { silentLog } from '../src/vm/vm-log';
+
+const STATUS_TOKEN_FILE = path.join(mkdtempSync(path.join(tmpdir(), 'shoot-config-')), 'token');
+writeFileSync(STATUS_TOKEN_FILE, 'status-token');
+
+/**
+ * A pool serving Kubernetes callers needs its node, and its status a token; nothing here
+ * talks to the API server.
+ */
+const NODE = { SEED_NODE_NAME: 'node-1', SEED_SHOOT_STATUS_TOKEN_FILE: STATUS_TOKEN_FILE };
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadShootPoolConfig({ ...NODE, ...env });
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('SEED_HYPERVISOR', () => {
+  it('is QEMU by default, with its accelerator probed', () => {
+    const config = loadShootPoolConfig(NODE);
+    expect(config.hypervisor).toEqual({ kind: 'qemu', accel: 'auto' });
+    expect(loadShootPoolConfig({ ...NODE, SEED_SHOOT_ACCEL: 'tcg' }).hypervisor).toEqual({
+      kind: 'qemu',
+      accel: 'tcg',
+    });
+  });
+
+  it('selects Cloud Hypervisor with its binaries', () => {
+    const config = loadShootPoolConfig({
+      ...NODE,
+      SEED_HYPERVISOR: 'cloud-hypervisor',
+      SEED_CLOUD_HYPERVISOR_BINARY: '/opt/ch/bin/cloud-hypervisor',
+    });
+    expect(config.hypervisor).toEqual({
+      kind: 'cloud-hypervisor',
+      binary: '/opt/ch/bin/cloud-hypervisor',
+      virtiofsdBinary: '/usr/libexec/virtiofsd',
+    });
+  });
+
+  it('refuses anything else, naming the variable, its value and the choices', () => {
+    expect(problems({ SEED_HYPERVISOR: 'clh' })).toEqual([
+      'SEED_HYPERVISOR="clh": expected qemu or cloud-hypervisor',
+    ]);
+  });
+
+  it('refuses a QEMU-only accelerator for Cloud Hypervisor, with every other problem', () => {
+    expect(
+      problems({
+        SEED_HYPERVISOR: 'cloud-hypervisor',
+        SEED_SHOOT_ACCEL: 'tcg',
+      }),
+    ).toEqual([
+      'SEED_SHOOT_ACCEL="tcg": Cloud Hypervisor (SEED_HYPERVISOR=cloud-hypervisor) runs only under KVM: leave it unset, or set SEED_HYPERVISOR=qemu',
+    ]);
+    expect(
+      loadShootPoolConfig({
+        ...NODE,
+        SEED_HYPERVISOR: 'cloud-hypervisor',
+        SEED_SHOOT_ACCEL: 'kvm',
+      }).hypervisor.kind,
+    ).toBe('cloud-hypervisor');
+  });
+
+  it('builds the driver it names, without starting anything', () => {
+    const runRoot = '/run/seed/shoot-pool-test';
+    expect(selectHypervisor({ kind: 'qemu', accel: 'tcg' }, runRoot, silentLog).kind).toBe('qemu');
+    const clh = selectHypervisor(
+      { kind: 'cloud-hypervisor', binary: 'cloud-hypervisor', virtiofsdBinary: 'virtiofsd' },
+      runRoot,
+      silentLog,
+    );
+    expect(clh.kind).toBe('cloud-hypervisor');
+    expect(clh.runRoot).toBe(runRoot);
+  });
+});
+
+describe('SEED_SHOOT_STATUS_TOKEN_FILE', () => {
+  it('is required, and must name a file holding a token', () => {
+    expect(problems({ SEED_SHOOT_STATUS_TOKEN_FILE: '/nonexistent/token' })).toEqual([
+      expect.stringMatching(/^SEED_SHOOT_STATUS_TOKEN_FILE="\/nonexistent\/token": ENOENT/),
+    ]);
+    const empty = path.join(path.dirname(STATUS_TOKEN_FILE), 'empty');
+    writeFileSync(empty, '\n');
+    expect(problems({ SEED_SHOOT_STATUS_TOKEN_FILE: empty })).toEqual([
+      `SEED_SHOOT_STATUS_TOKEN_FILE=${JSON.stringify(empty)}: ${empty} is empty: it must hold the API token`,
+    ]);
+  });
+});

@@ -1,0 +1,55 @@
+import { kubeRequest, type KubeApiServer } from '@seed/local-parts';
+
+/** Verbs of `apiserver_request_total` that change stored objects (APPLY is server-side apply). */
+const WRITE_VERBS = new Set(['APPLY', 'PATCH', 'POST', 'PUT', 'DELETE', 'DELETECOLLECTION']);
+
+/**
+ * The resources Seed writes. The API server also writes on its own every few seconds (its
+ * identity lease, the `kubernetes` Service's endpoints); those are left out so a count
+ * taken around a call is that call's.
+ */
+const SEED_RESOURCES = new Set([
+  'namespaces',
+  'configmaps',
+  'persistentvolumeclaims',
+  'deployments',
+  'services',
+  'events',
+]);
+
+/** Write requests the API server has served, by resource, as its own /metrics counts them. */
+export type WriteCounts = Map<string, number>;
+
+/**
+ * The API server's count of write requests to Seed's resources so far. Taken before and
+ * after something (`writesBetween`), it is the number of writes that thing sent, counted
+ * by the server rather than by the client that might forget one.
+ */
+export async function apiWrites(
+  api: Pick<KubeApiServer, 'url' | 'token' | 'caCert'>,
+): Promise<WriteCounts> {
+  const { status, body } = await kubeRequest(api, 'GET', '/metrics');
+  if (status !== 200 || typeof body !== 'string') throw new Error(`GET /metrics: ${status}`);
+  const counts: WriteCounts = new Map();
+  for (const line of body.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = new Map<string, string>(
+      [...line.matchAll(/(\w+)="([^"]*)"/g)].map((match) => [match[1] ?? '', match[2] ?? '']),
+    );
+    const resource = labels.get('resource') ?? '';
+    if (!WRITE_VERBS.has(labels.get('verb') ?? '') || !SEED_RESOURCES.has(resource)) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    counts.set(resource, (counts.get(resource) ?? 0) + value);
+  }
+  return counts;
+}
+
+/** Writes per resource from one count to a later one, resources without any left out. */
+export function writesBetween(before: WriteCounts, after: WriteCounts): WriteCounts {
+  const between: WriteCounts = new Map();
+  for (const [resource, count] of after) {
+    const written = count - (before.get(resource) ?? 0);
+    if (written > 0) between.set(resource, written);
+  }
+  return between;
+}
