@@ -13,6 +13,8 @@ import {
 import { builderCredentials } from './harness';
 
 const MAIN = path.resolve(__dirname, '../dist/main.js');
+const FIRST = 'first-token-'.padEnd(32, '1');
+const SECOND = 'second-token-'.padEnd(32, '2');
 
 describe("attacks on the builder's API", () => {
   let redis: LocalRedis;
@@ -28,7 +30,7 @@ describe("attacks on the builder's API", () => {
     redis = await startRedis();
     work = await mkdtemp(path.join(tmpdir(), 'seed-builder-attacks-'));
     tokenFile = path.join(work, 'api.token');
-    await writeFile(tokenFile, 'first-token\n');
+    await writeFile(tokenFile, `${FIRST}\n`);
     builder = startServiceProcess(MAIN, {
       SEED_REDIS_URL: redis.url,
       SEED_TLS_DIR: (await builderCredentials()).certificates.builder,
@@ -56,14 +58,14 @@ describe("attacks on the builder's API", () => {
       });
     }
     expect((await get('/builds', 'guessed')).status).toBe(401);
-    expect((await get('/builds', 'first-token')).status).toBe(200);
+    expect((await get('/builds', FIRST)).status).toBe(200);
     // Probes and metrics stay open: the kubelet and Prometheus carry no token.
     for (const route of ['/healthz', '/metrics']) expect((await get(route)).status).toBe(200);
   });
 
   it('attack: an API token rotated on disk replaces the old one without restart', async () => {
-    await writeFile(tokenFile, 'second-token\n');
-    expect((await get('/builds', 'second-token')).status).toBe(200);
-    expect((await get('/builds', 'first-token')).status).toBe(401);
+    await writeFile(tokenFile, `${SECOND}\n`);
+    expect((await get('/builds', SECOND)).status).toBe(200);
+    expect((await get('/builds', FIRST)).status).toBe(401);
   });
 });

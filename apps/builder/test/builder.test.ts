@@ -96,7 +96,9 @@ describe('a push', () => {
     );
     expect(listed.builds.map((b) => b.id)).toEqual([jobId]);
     expect(listed.builds[0]).not.toHaveProperty('log');
-    const everyFlake = buildListSchema.parse(await (await getBuilds(`${url}/builds?limit=200`)).json());
+    const everyFlake = buildListSchema.parse(
+      await (await getBuilds(`${url}/builds?limit=200`)).json(),
+    );
     expect(everyFlake.builds.map((b) => b.id)).toContain(jobId);
   });
 

@@ -209,7 +209,7 @@ describe('the everyday commands without a stack', () => {
     const port = await freeLoopbackPort();
     const credentials = mkdtempSync(path.join(tmpdir(), 'seed-cli-credentials-'));
     const certificates = await createPlatformCertificates(credentials);
-    writeFileSync(path.join(credentials, 'api.token'), 'token');
+    writeFileSync(path.join(credentials, 'api.token'), 'a'.repeat(32));
     const env = {
       SEED_TLS_DIR: certificates.operator,
       SEED_BUILDER_API_TOKEN_FILE: path.join(credentials, 'api.token'),

@@ -9,7 +9,7 @@ import { selectHypervisor } from '../src/vm/select-hypervisor';
 import { silentLog } from '../src/vm/vm-log';
 
 const STATUS_TOKEN_FILE = path.join(mkdtempSync(path.join(tmpdir(), 'shoot-config-')), 'token');
-writeFileSync(STATUS_TOKEN_FILE, 'status-token');
+writeFileSync(STATUS_TOKEN_FILE, 'status-token-'.padEnd(32, '0'));
 
 /**
  * A pool serving Kubernetes callers needs its node, and its status a token; nothing here
@@ -96,6 +96,11 @@ describe('SEED_SHOOT_STATUS_TOKEN_FILE', () => {
     writeFileSync(empty, '\n');
     expect(problems({ SEED_SHOOT_STATUS_TOKEN_FILE: empty })).toEqual([
       `SEED_SHOOT_STATUS_TOKEN_FILE=${JSON.stringify(empty)}: ${empty} is empty: it must hold the API token`,
+    ]);
+    const short = path.join(path.dirname(STATUS_TOKEN_FILE), 'short');
+    writeFileSync(short, 'REPLACE-ME');
+    expect(problems({ SEED_SHOOT_STATUS_TOKEN_FILE: short })).toEqual([
+      `SEED_SHOOT_STATUS_TOKEN_FILE=${JSON.stringify(short)}: ${short} holds 10 characters, fewer than 32: make a token with \`openssl rand -hex 32\``,
     ]);
   });
 });

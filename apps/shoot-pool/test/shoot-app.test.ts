@@ -85,7 +85,7 @@ describeVm('shoot pool daemon', () => {
   let url: string;
 
   const shoot = (body: unknown, from?: string) => request(url, '/shoot', body, from);
-  const STATUS_TOKEN = 'status-token';
+  const STATUS_TOKEN = 'status-token-'.padEnd(32, '0');
   const status = async () =>
     (await request(url, '/status', undefined, '127.0.0.1', `Bearer ${STATUS_TOKEN}`)).body;
   const fullyIdle = (size: number) => async () => {

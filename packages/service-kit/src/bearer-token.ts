@@ -9,6 +9,8 @@ import {
 } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 
+const MIN_TOKEN_LENGTH = 32;
+
 /**
  * A bearer token kept in a file (a mounted Secret). The file is checked on each use and
  * re-read when it changed, so a rotated Secret takes effect without a restart: a stat is
@@ -35,6 +37,12 @@ export class TokenFile {
     if (version !== this.#version) {
       const token = readFileSync(this.file, 'utf8').trim();
       if (token === '') throw new Error(`${this.file} is empty: it must hold the API token`);
+      // Also refuses the manifests' placeholders: a guessable token is no lock.
+      if (token.length < MIN_TOKEN_LENGTH) {
+        throw new Error(
+          `${this.file} holds ${token.length} characters, fewer than ${MIN_TOKEN_LENGTH}: make a token with \`openssl rand -hex 32\``,
+        );
+      }
       this.#digest = digest(token);
       this.#version = version;
     }
