@@ -2,10 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { readTlsDirectory, type TlsDirectory } from '@seed/contracts';
-import { NixClient } from '@seed/nix-eval';
+import { localNix, type LocalNix } from '@seed/nix-eval';
 import { z } from 'zod';
-
-const DEFAULT_NIX_CONF = '/etc/seed/nix.conf';
 
 const httpUrl = (fallback: string) =>
   z
@@ -14,12 +12,6 @@ const httpUrl = (fallback: string) =>
     .transform((url) => url.replace(/\/+$/, ''));
 
 const envSchema = z.object({
-  SEED_NIX_BIN: z.string().min(1).default('nix'),
-  SEED_NIX_CONF: z
-    .string()
-    .min(1)
-    .refine((file) => existsSync(file), { error: 'names a file that does not exist' })
-    .optional(),
   // The services' own default addresses, so the commands work beside a local stack.
   SEED_BUILDER_URL: httpUrl('http://127.0.0.1:8081'),
   SEED_RECONCILER_ADDRESS: z
@@ -55,7 +47,7 @@ const envSchema = z.object({
 });
 
 export interface CliConfig {
-  nix: { binary: string; confFile?: string };
+  nix: LocalNix;
   builderUrl: string;
   /** The builder API's bearer token (`SEED_BUILDER_API_TOKEN_FILE`). */
   builderToken?: string;
@@ -65,10 +57,7 @@ export interface CliConfig {
   shootUrl: string;
 }
 
-/**
- * Reads the CLI's environment. Seed's own nix.conf (installed by scripts/setup) is used
- * when present, so a local run never waits on a binary cache it cannot reach.
- */
+/** Reads the CLI's environment: where the services are, and which nix `seed inspect` runs. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
@@ -76,21 +65,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
     throw new Error(`invalid environment: ${problems.join('; ')}`);
   }
   const vars = parsed.data;
-  const confFile =
-    vars.SEED_NIX_CONF ?? (existsSync(DEFAULT_NIX_CONF) ? DEFAULT_NIX_CONF : undefined);
   return {
-    nix: { binary: vars.SEED_NIX_BIN, confFile },
+    nix: localNix(env),
     builderUrl: vars.SEED_BUILDER_URL,
     builderToken: vars.SEED_BUILDER_API_TOKEN_FILE,
     reconcilerAddress: vars.SEED_RECONCILER_ADDRESS,
     operatorTls: vars.SEED_TLS_DIR,
     shootUrl: vars.SEED_SHOOT_URL,
   };
-}
-
-/** The nix the CLI was configured with. */
-export function nixClient(nix: CliConfig['nix']): NixClient {
-  return new NixClient({ nixBinary: nix.binary, confFile: nix.confFile });
 }
 
 /** How `seed logs` reaches the Kubernetes API server. */

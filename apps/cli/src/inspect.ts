@@ -1,6 +1,6 @@
 import type { SeedMeta } from '@seed/contracts';
 import type { FlakeInspection, NixError } from '@seed/nix-eval';
-import { formatFields, formatTable } from './table';
+import { formatFields, formatTable } from '@seed/platform-client';
 
 function describeExpose(meta: SeedMeta): string {
   const entries = Object.entries(meta.expose).map(([key, e]) => `${key}=${e.port}/${e.protocol}`);

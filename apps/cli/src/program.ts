@@ -1,13 +1,20 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { NixError } from '@seed/nix-eval';
-import { loadConfig, nixClient, resolveKubeAccess, type CliConfig } from './config';
+import { NixClient, NixError } from '@seed/nix-eval';
+import { loadConfig, resolveKubeAccess, type CliConfig } from './config';
 import { formatInspection, formatNixError } from './inspect';
 import { streamInstanceLogs } from './logs/instance-logs';
 import { KubeLogsRepository } from './logs/kube-logs.repository';
-import { BuilderApi, ReconcilerApi, ShootApi } from './platform-api';
-import { formatBuild, formatBuildList, formatFlakeStatus, formatStatusList } from './reports';
-import { StepFailed } from './up/progress';
-import { runUp, type RunningStack } from './up/up';
+import {
+  BuilderApi,
+  positiveInteger,
+  formatBuild,
+  formatBuildList,
+  formatFlakeStatus,
+  formatStatusList,
+  ReconcilerApi,
+  ShootApi,
+} from '@seed/platform-client';
+import { runDevStack } from './dev-stack';
 
 /** Where the CLI writes; tests pass their own to read what a user would see. */
 export interface CliOutput {
@@ -19,10 +26,8 @@ export interface CliOutput {
 /** What a run of the CLI reads besides argv; tests pass their own. */
 export interface CliContext {
   env?: NodeJS.ProcessEnv;
-  /** Ends `seed up` early (Ctrl-C); defaults to SIGINT and SIGTERM of this process. */
+  /** Ends `seed logs -f`; defaults to SIGINT and SIGTERM of this process. */
   signal?: AbortSignal;
-  /** Replaces `seed up --keep`'s wait for Ctrl-C (tests). */
-  whileUp?: (stack: RunningStack) => Promise<void>;
 }
 
 /** A command's exit code other than 0 or 1 (a shoot passes its command's code through). */
@@ -33,35 +38,6 @@ class ExitCode extends Error {
 }
 
 const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
-
-/** The environment for the everyday commands against a stack `seed up --keep` runs. */
-function stackEnvironment(stack: RunningStack): string {
-  return [
-    `export SEED_BUILDER_URL=${stack.builderUrl}`,
-    `export SEED_BUILDER_API_TOKEN_FILE=${stack.builderTokenFile}`,
-    `export SEED_RECONCILER_ADDRESS=${stack.reconcilerAddress}`,
-    `export SEED_TLS_DIR=${stack.operatorTlsDir}`,
-    `export SEED_SHOOT_URL=${stack.shootUrl}`,
-    `export KUBECONFIG=${stack.kubeconfigPath}`,
-    `# flake ${stack.flake}: commit in ${stack.flakeDir}; webhook ${stack.webhookUrl}/webhook`,
-    `# Redis (the builds queue) ${stack.redisUrl}; service logs in ${stack.logDir}`,
-  ].join('\n');
-}
-
-/** Resolves when the signal aborts. */
-function untilInterrupted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    signal.addEventListener('abort', () => resolve(), { once: true });
-  });
-}
-
-function positiveInteger(value: string): number {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed <= 0)
-    throw new InvalidArgumentError('expected a positive integer');
-  return parsed;
-}
 
 function lineCount(value: string): number {
   const parsed = Number(value);
@@ -112,7 +88,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
         flake: string,
         options: { rev?: string; branch?: string; timeout?: number; json?: boolean },
       ) => {
-        const nix = nixClient(settings().nix);
+        const nix = new NixClient(settings().nix);
         const inspection = await nix.inspect(flake, {
           revision: options.rev,
           branch: options.branch,
@@ -127,37 +103,16 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
   program
     .command('up')
     .description(
-      'run the whole platform on loopback: push the example flake, deliver a signed webhook, ' +
-        'follow build and apply, change one instance, run a shoot; then stop everything',
+      "run the whole platform on this machine and push the example through it (Seed's dev " +
+        'stack, `seed-up`; `seed up --help` for its options)',
     )
-    .option('--keep', 'keep the stack running after the steps, until Ctrl-C')
-    .option(
-      '--wait-timeout <ms>',
-      'how long each wait (readiness, a build, the shoot pool) may take',
-      positiveInteger,
-      300_000,
-    )
-    .option('--json', 'print the final report as JSON (progress goes to stderr)')
-    .action(async (options: { keep?: boolean; waitTimeout: number; json?: boolean }) => {
-      const signal = context.signal ?? interruptSignal(output);
-      const write = options.json ? output.err : output.out;
-      const whileRunning =
-        context.whileUp ??
-        (options.keep
-          ? async (stack: RunningStack) => {
-              write(`\nthe stack is up; in another shell:\n${stackEnvironment(stack)}\n`);
-              write('press Ctrl-C to stop it\n');
-              await untilInterrupted(signal);
-            }
-          : undefined);
-      const report = await runUp({
-        nix: settings().nix,
-        write,
-        waitTimeoutMs: options.waitTimeout,
-        signal,
-        whileRunning,
-      });
-      output.out(options.json ? json(report) : 'seed up: every step passed\n');
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[options...]')
+    .action(async (args: string[]) => {
+      const code = await runDevStack(args, context.env ?? process.env);
+      if (code !== 0) throw new ExitCode(code);
     });
 
   program
@@ -203,9 +158,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
         const kube = KubeLogsRepository.connect(
           resolveKubeAccess(options.kubeconfig, context.env ?? process.env),
         );
-        const signal = options.follow
-          ? (context.signal ?? interruptSignal(output))
-          : context.signal;
+        const signal = options.follow ? (context.signal ?? interruptSignal()) : context.signal;
         await streamInstanceLogs(
           kube,
           {
@@ -297,21 +250,11 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
   return program;
 }
 
-/**
- * Aborts on the first SIGINT or SIGTERM, so `seed up` can stop what it started; a second
- * one says it is still stopping, a third exits at once (owned processes are killed then).
- */
-function interruptSignal(output: CliOutput): AbortSignal {
+/** Aborts on SIGINT or SIGTERM, so `seed logs -f` ends with the code of an interrupt. */
+function interruptSignal(): AbortSignal {
   const controller = new AbortController();
-  let signals = 0;
-  const onSignal = () => {
-    signals += 1;
-    if (signals === 1) controller.abort();
-    else if (signals === 2) output.err('seed: still stopping the stack (once more to force)\n');
-    else process.exit(130);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  process.once('SIGINT', () => controller.abort());
+  process.once('SIGTERM', () => controller.abort());
   return controller.signal;
 }
 
@@ -327,10 +270,6 @@ export async function runCli(
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode; // commander already said why
     if (error instanceof ExitCode) return error.code;
-    if (error instanceof StepFailed && error.interrupted) {
-      output.err(`seed: interrupted during step "${error.step}"; the stack was stopped\n`);
-      return 130;
-    }
     output.err(
       `${error instanceof NixError ? formatNixError(error) : `seed: ${(error as Error).message}`}\n`,
     );

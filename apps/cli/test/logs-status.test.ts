@@ -33,10 +33,9 @@ import { seed } from './seed-cli';
 
 const FLAKE = 'github:acme/logs';
 const NS = deriveNamespace(FLAKE);
-const RECONCILER = path.join(
-  path.dirname(require.resolve('@seed/reconciler/package.json')),
-  'dist/main.js',
-);
+// The reconciler as the operator meets it: a program of the checkout (built before the
+// tests run), not a dependency of the CLI.
+const RECONCILER = path.resolve(__dirname, '../../reconciler/dist/main.js');
 
 let api: KubeApiServer;
 let reconciler: ServiceProcess;

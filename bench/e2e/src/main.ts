@@ -1,5 +1,5 @@
 // bench/e2e: git push → new content served by `web`, end to end on a real node, by phase.
-// `seed up` (@seed/cli's runUp: a bench may drive an app's public entry) starts the whole
+// `seed up` (@seed/dev-stack's runUp: a bench may drive an app's public entry) starts the whole
 // stack — Redis, kube-apiserver + etcd, a node (containerd + nix-snapshotter, kubelet,
 // controller manager, scheduler, kube-proxy, CoreDNS), the webhook, the builder with its
 // signed binary cache, the reconciler, the shoot pool — and passes its own steps. Then,
@@ -15,7 +15,9 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { BuilderApi, loadConfig, runUp, type RunningStack } from '@seed/cli';
+import { runUp, type RunningStack } from '@seed/dev-stack';
+import { localNix } from '@seed/nix-eval';
+import { BuilderApi } from '@seed/platform-client';
 import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY_SEED } from '@seed/k8s-model';
 import { loadKubeConfig } from '@seed/kube-config';
 import { FlakeRepo } from '@seed/local-parts';
@@ -57,7 +59,7 @@ async function bench(cleanups: BenchCleanups): Promise<void> {
   let figures: Figures | undefined;
   console.error(`bench/e2e: starting seed up (its full output: ${logFile})`);
   const up = runUp({
-    nix: loadConfig().nix,
+    nix: localNix(),
     write: (text) => {
       if (text.startsWith('==>')) process.stderr.write(text);
       appendFileSync(logFile, text);

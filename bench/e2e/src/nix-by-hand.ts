@@ -7,7 +7,7 @@
 // overhead read from it errs high.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { RunningStack } from '@seed/cli';
+import type { RunningStack } from '@seed/dev-stack';
 
 const run = promisify(execFile);
 // The builder's expression (@seed/nix-eval's SEEDS_APPLY).

@@ -1,6 +1,7 @@
 // One timed push through Seed: a commit that changes what `web` serves, delivered as a
 // signed GitHub push, followed through its build record to the node and to web's Service.
-import { deliverGithubPush, type BuilderApi, type RunningStack } from '@seed/cli';
+import { deliverGithubPush, type RunningStack } from '@seed/dev-stack';
+import type { BuilderApi } from '@seed/platform-client';
 import type { BuildRecord } from '@seed/contracts';
 import type { FlakeRepo } from '@seed/local-parts';
 import type { PodTimeline } from './pod-timeline';

@@ -9,6 +9,8 @@ export type {
   NixClientOptions,
   SigningKey,
 } from './nix.client';
+export { localNix } from './local-nix';
+export type { LocalNix } from './local-nix';
 export { substituterNixConfig } from './substituter';
 export type { Substituter } from './substituter';
 export { NixError } from './errors';

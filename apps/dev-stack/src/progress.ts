@@ -1,4 +1,4 @@
-import { seconds } from '../reports';
+import { seconds } from '@seed/platform-client';
 
 /** A step of `seed up` failed; the message names it so the user knows where to look. */
 export class StepFailed extends Error {

@@ -1,6 +1,5 @@
 // What `seed up` prints after its steps: the objects, the generations and the shoot.
-import { formatInstances, short } from '../reports';
-import { formatTable } from '../table';
+import { formatInstances, formatTable, short } from '@seed/platform-client';
 import type { ObjectSummary } from './kube-objects';
 import type { PushReport, ServedReport, UpReport } from './up';
 

@@ -1,16 +1,15 @@
-// End to end: `seed up` against the real parts (Redis, kube-apiserver + etcd and a node,
+// End to end: `seed up` (the dev stack, run in-process) against the real parts (Redis, kube-apiserver + etcd and a node,
 // the four service processes, nix, QEMU microVMs), with the objects checked in the API
 // server and the everyday commands run against the stack while it is up.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { createPlatformCertificates, freeLoopbackPort } from '@seed/testing';
-import type { RunningStack } from '../src/up/up';
-import { seed } from './seed-cli';
+import type { RunningStack } from '../src/up';
+import { seed, seedUp } from './commands';
 
 /** Processes whose command line mentions `text`: what a stopped stack must not leave. */
 function processesMentioning(text: string): string[] {
@@ -58,7 +57,7 @@ describe('seed up', () => {
     let stack: RunningStack | undefined;
     const seen: Record<string, unknown> = {};
 
-    const run = await seed(['up'], {
+    const run = await seedUp([], {
       signal: never,
       whileUp: async (running) => {
         stack = running;
@@ -181,7 +180,7 @@ describe('seed up', () => {
   }, 600_000);
 
   it('names the failing step, exits 1 and still stops what it started', async () => {
-    const run = await seed(['up', '--wait-timeout', '1'], { signal: never });
+    const run = await seedUp(['--wait-timeout', '1'], { signal: never });
     expect(run.code).toBe(1);
     expect(run.err).toContain(
       'seed: step "start the webhook, the builder and the reconciler" failed: timed out after 1 ms for the reconciler to become ready',
@@ -192,7 +191,7 @@ describe('seed up', () => {
 
   it('stops everything when interrupted, and exits 130', async () => {
     const interrupt = new AbortController();
-    const run = await seed(['up'], { signal: interrupt.signal }, (text) => {
+    const run = await seedUp([], { signal: interrupt.signal }, (text) => {
       if (text.includes('[6/11]')) interrupt.abort();
     });
     expect(run.code).toBe(130);
@@ -202,54 +201,4 @@ describe('seed up', () => {
     expect(run.out).toContain('    interrupted\n==> stopping the stack\n');
     expectNothingLeftIn(scratch);
   }, 300_000);
-});
-
-describe('the everyday commands without a stack', () => {
-  it('say which service they cannot reach, and exit 1', async () => {
-    const port = await freeLoopbackPort();
-    const credentials = mkdtempSync(path.join(tmpdir(), 'seed-cli-credentials-'));
-    const certificates = await createPlatformCertificates(credentials);
-    writeFileSync(path.join(credentials, 'api.token'), 'a'.repeat(32));
-    const env = {
-      SEED_TLS_DIR: certificates.operator,
-      SEED_BUILDER_API_TOKEN_FILE: path.join(credentials, 'api.token'),
-      SEED_RECONCILER_ADDRESS: `127.0.0.1:${port}`,
-      SEED_BUILDER_URL: `http://127.0.0.1:${port}`,
-      SEED_SHOOT_URL: `http://127.0.0.1:${port}`,
-    };
-    const status = await seed(['status'], { env });
-    expect(status.code).toBe(1);
-    expect(status.err).toMatch(
-      new RegExp(
-        `^seed: cannot reach the reconciler at 127\\.0\\.0\\.1:${port}: .*set SEED_RECONCILER_ADDRESS\\)\\n$`,
-      ),
-    );
-    const builds = await seed(['builds'], { env });
-    expect(builds.code).toBe(1);
-    expect(builds.err).toMatch(
-      /^seed: cannot reach the builder at .*ECONNREFUSED.*SEED_BUILDER_URL\)\n$/,
-    );
-    const shoot = await seed(['shoot', '--', 'true'], { env });
-    expect(shoot.code).toBe(1);
-    expect(shoot.err).toMatch(/^seed: cannot reach the shoot pool at .*SEED_SHOOT_URL\)\n$/);
-    rmSync(credentials, { recursive: true, force: true });
-  });
-
-  it('refuses bad input with a message', async () => {
-    const badUrl = await seed(['builds'], { env: { SEED_BUILDER_URL: 'ftp://builder' } });
-    expect(badUrl).toMatchObject({ code: 1 });
-    expect(badUrl.err).toContain('SEED_BUILDER_URL must be an http:// or https:// URL');
-    const noCommand = await seed(['shoot'], { env: {} });
-    expect(noCommand.code).toBe(1);
-    expect(noCommand.err).toContain("missing required argument 'command'");
-    const badEnv = await seed(['shoot', '--env', 'novalue', '--', 'true'], { env: {} });
-    expect(badEnv.code).toBe(1);
-    expect(badEnv.err).toContain('expected NAME=value');
-    const badLimit = await seed(['builds', '--limit', '0'], { env: {} });
-    expect(badLimit.code).toBe(1);
-    expect(badLimit.err).toContain('expected a positive integer');
-    const bigLimit = await seed(['builds', '--limit', '500'], { env: {} });
-    expect(bigLimit.code).toBe(1);
-    expect(bigLimit.err).toContain('expected at most 200');
-  });
 });

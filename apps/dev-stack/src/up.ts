@@ -11,8 +11,7 @@ import {
   type PlatformCertificates,
 } from '@seed/local-parts';
 import { removeUnmountedTree } from '@seed/mount-table';
-import { substituterNixConfig } from '@seed/nix-eval';
-import { nixClient, type CliConfig } from '../config';
+import { NixClient, substituterNixConfig, type LocalNix } from '@seed/nix-eval';
 import {
   deriveNamespace,
   readTlsDirectory,
@@ -20,8 +19,7 @@ import {
   type FlakeStatus__Output,
 } from '@seed/contracts';
 import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
-import { BuilderApi, ReconcilerApi } from '../platform-api';
-import { formatPhases, seconds } from '../reports';
+import { BuilderApi, formatPhases, ReconcilerApi, seconds } from '@seed/platform-client';
 import { deliverGithubPush } from './delivery';
 import { CHANGED_INSTANCE, resizeWeb } from './example-flake';
 import { KubeObjects, type ObjectSummary } from './kube-objects';
@@ -31,7 +29,7 @@ import { answerOnceReachable, dnsQuery, httpGet, waitUntilAvailable } from './in
 import { formatChangeReport, formatLogs, formatPushReport, formatShootReport } from './up-report';
 
 export interface UpOptions {
-  nix: CliConfig['nix'];
+  nix: LocalNix;
   /** Where progress and reports go. */
   write: (text: string) => void;
   /** How long each wait (a service's readiness, a build, the shoot pool) may take. */
@@ -154,7 +152,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
   const stack = new LocalStack(signal, logDir);
   let reconciler: ReconcilerApi | undefined;
   try {
-    const nix = nixClient(options.nix);
+    const nix = new NixClient(options.nix);
     await progress.step('check the tools Seed runs on', async (note) => {
       note(await nix.version());
       for (const binary of ['git', 'redis-server', 'qemu-system-x86_64']) await onPath(binary);
@@ -239,7 +237,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
             SEED_RECONCILER_ADDRESS: reconcilerService.grpcAddress!,
             SEED_TLS_DIR: credentials.certificates.builder,
             SEED_BUILDER_API_TOKEN_FILE: credentials.builderTokenFile,
-            SEED_NIX_BIN: options.nix.binary,
+            SEED_NIX_BIN: options.nix.nixBinary,
             SEED_SHUTDOWN_GRACE_MS: String(STOP_GRACE_MS / 2),
             SEED_BINARY_CACHE_DIR: path.join(workDir, 'binary-cache'),
             SEED_BINARY_CACHE_SECRET_KEY_FILE: cacheKeyFile,
