@@ -158,6 +158,7 @@ export interface PlatformCertificates {
 
 /** A new platform CA in `dir` and every part's certificate folder beside it. */
 export async function createPlatformCertificates(dir: string): Promise<PlatformCertificates> {
+  await mkdir(dir, { recursive: true });
   const ca = await CertificateAuthority.create(dir, 'seed-platform-ca');
   const client = (name: string) =>
     issueTlsDir(ca, dir, { name, commonName: name, usage: 'client' });
