@@ -1,13 +1,8 @@
 import { Controller, Get, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { ShootPoolStatus } from '@seed/contracts';
-import { BearerTokenGuard } from '@seed/service-kit';
+import { BearerTokenGuard, bearerToken } from '@seed/service-kit';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import {
-  bearerToken,
-  CallerLookupFailed,
-  CallerRejected,
-  type CallerRejection,
-} from './caller/caller';
+import { CallerLookupFailed, CallerRejected, type CallerRejection } from './caller/caller';
 import { PoolFull, PoolUnavailable } from './pool/pool';
 import {
   ShootInvalid,

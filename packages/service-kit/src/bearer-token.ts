@@ -55,14 +55,19 @@ function digest(token: string): Buffer {
   return createHash('sha256').update(token).digest();
 }
 
+/** The token of an `Authorization: Bearer <token>` header value, if it is one. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
+}
+
 /** Lets a request through only with `Authorization: Bearer <the token in the file>`. */
 @Injectable()
 export class BearerTokenGuard implements CanActivate {
   constructor(@Inject(TokenFile) private readonly token: TokenFile) {}
 
   canActivate(context: ExecutionContext): boolean {
-    const header = context.switchToHttp().getRequest<FastifyRequest>().headers.authorization;
-    const presented = /^Bearer (\S+)$/i.exec(header ?? '')?.[1];
+    const request = context.switchToHttp().getRequest<FastifyRequest>();
+    const presented = bearerToken(request.headers.authorization);
     if (presented === undefined) {
       throw new UnauthorizedException('this API needs Authorization: Bearer <token>');
     }

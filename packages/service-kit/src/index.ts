@@ -7,5 +7,5 @@ export type { ProbesOptions, ReadinessCheck } from './probes';
 export { ShutdownHook, closeOnSignals } from './lifecycle';
 export { startGrpcServer } from './grpc';
 export type { GrpcService, GrpcTransport, RunningGrpcServer } from './grpc';
-export { BearerTokenGuard, TokenFile } from './bearer-token';
+export { BearerTokenGuard, TokenFile, bearerToken } from './bearer-token';
 export { listMetricsIfAsked } from './metrics-listing';

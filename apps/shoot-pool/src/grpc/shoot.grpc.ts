@@ -1,12 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ShootHandlers } from '@seed/contracts';
-import type { TokenFile } from '@seed/service-kit';
-import {
-  bearerToken,
-  CallerLookupFailed,
-  CallerRejected,
-  type CallerRejection,
-} from '../caller/caller';
+import { bearerToken, type TokenFile } from '@seed/service-kit';
+import { CallerLookupFailed, CallerRejected, type CallerRejection } from '../caller/caller';
 import { PoolFull, PoolUnavailable } from '../pool/pool';
 import { ShootInvalid, ShootVmFailed, parseGrpcShoot, type ShootService } from '../shoot.service';
 
