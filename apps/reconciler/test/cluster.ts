@@ -97,7 +97,7 @@ export function reconcilerClient(address: string, tlsDir: string): ReconcilerCli
 /** The builder's calls, and an operator's status reads, as the platform makes them. */
 export class Builder {
   readonly client: ReconcilerClient;
-  private readonly operator: ReconcilerClient;
+  readonly operator: ReconcilerClient;
 
   constructor(address: string, certs: PlatformCertificates) {
     this.client = reconcilerClient(address, certs.builder);

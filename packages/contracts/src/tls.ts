@@ -75,20 +75,103 @@ function commonName(subject: string): string | undefined {
     ?.slice('CN='.length);
 }
 
+type CaListener = Parameters<grpc.experimental.CertificateProvider['addCaCertificateListener']>[0];
+type IdentityListener = Parameters<
+  grpc.experimental.CertificateProvider['addIdentityCertificateListener']
+>[0];
+
 /**
- * The folder's files, re-read every `reloadMs`: a renewed certificate (cert-manager swaps
- * the Secret's files) is used for new connections without a restart.
+ * The folder's files for grpc-js, re-read every `reloadMs`: a renewed certificate
+ * (cert-manager swaps the Secret's files) is used for new connections without a restart.
+ * Unlike grpc-js's FileWatcherCertificateProvider, the files are read at once and handed
+ * over before the server listens: its first read is asynchronous, and a server drops
+ * every connection that arrives before it lands (seconds on a loaded machine).
  */
+class TlsFilesProvider implements grpc.experimental.CertificateProvider {
+  readonly #ca = new Set<CaListener>();
+  readonly #identity = new Set<IdentityListener>();
+  #files: { cert: Buffer; key: Buffer; ca: Buffer };
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly tls: TlsDirectory,
+    private readonly reloadMs: number,
+  ) {
+    this.#files = this.read();
+  }
+
+  addCaCertificateListener(listener: CaListener): void {
+    this.#ca.add(listener);
+    // After the caller has registered itself: grpc-js adds its watcher after this call.
+    process.nextTick(() => listener({ caCertificate: this.#files.ca }));
+    this.watch();
+  }
+
+  removeCaCertificateListener(listener: CaListener): void {
+    this.#ca.delete(listener);
+    this.watch();
+  }
+
+  addIdentityCertificateListener(listener: IdentityListener): void {
+    this.#identity.add(listener);
+    process.nextTick(() => listener(this.identity()));
+    this.watch();
+  }
+
+  removeIdentityCertificateListener(listener: IdentityListener): void {
+    this.#identity.delete(listener);
+    this.watch();
+  }
+
+  private identity() {
+    return { certificate: this.#files.cert, privateKey: this.#files.key };
+  }
+
+  private read() {
+    return {
+      cert: readFileSync(this.tls.certFile),
+      key: readFileSync(this.tls.keyFile),
+      ca: readFileSync(this.tls.caFile),
+    };
+  }
+
+  /** Polls while anyone listens; the timer never keeps a process alive. */
+  private watch(): void {
+    const listened = this.#ca.size + this.#identity.size > 0;
+    if (listened && this.#timer === undefined) {
+      this.#timer = setInterval(() => this.reload(), this.reloadMs).unref();
+    } else if (!listened && this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  private reload(): void {
+    let files;
+    try {
+      files = this.read();
+      // A certificate and key from two generations (read mid-swap) would stop the server.
+      if (!new X509Certificate(files.cert).checkPrivateKey(createPrivateKey(files.key))) return;
+    } catch {
+      return; // mid-swap or gone: keep serving what was read last, try again next time
+    }
+    const previous = this.#files;
+    this.#files = files;
+    if (!files.ca.equals(previous.ca)) {
+      for (const listener of this.#ca) listener({ caCertificate: files.ca });
+    }
+    if (!files.cert.equals(previous.cert) || !files.key.equals(previous.key)) {
+      for (const listener of this.#identity) listener(this.identity());
+    }
+  }
+}
+
+/** The folder's certificate, key and CA for grpc-js, re-read every `reloadMs`. */
 export function watchTlsDirectory(
   tls: TlsDirectory,
   reloadMs: number,
 ): grpc.experimental.CertificateProvider {
-  return new grpc.experimental.FileWatcherCertificateProvider({
-    certificateFile: tls.certFile,
-    privateKeyFile: tls.keyFile,
-    caCertificateFile: tls.caFile,
-    refreshIntervalMs: reloadMs,
-  });
+  return new TlsFilesProvider(tls, reloadMs);
 }
 
 /** Channel credentials presenting the folder's certificate and trusting only its CA. */
