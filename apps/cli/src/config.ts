@@ -44,6 +44,8 @@ const envSchema = z.object({
       return z.NEVER;
     })
     .optional(),
+  // Set in instances with shoots enabled: the pod's token the shoot pool checks.
+  SEED_SHOOT_TOKEN_FILE: z.string().min(1).optional(),
 });
 
 export interface CliConfig {
@@ -55,6 +57,7 @@ export interface CliConfig {
   /** The operator's client certificate for the reconciler (`SEED_TLS_DIR`). */
   operatorTls?: TlsDirectory;
   shootUrl: string;
+  shootTokenFile?: string;
 }
 
 /** Reads the CLI's environment: where the services are, and which nix `seed inspect` runs. */
@@ -72,6 +75,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
     reconcilerAddress: vars.SEED_RECONCILER_ADDRESS,
     operatorTls: vars.SEED_TLS_DIR,
     shootUrl: vars.SEED_SHOOT_URL,
+    shootTokenFile: vars.SEED_SHOOT_TOKEN_FILE,
   };
 }
 

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { NixClient, NixError } from '@seed/nix-eval';
 import { loadConfig, resolveKubeAccess, type CliConfig } from './config';
@@ -227,7 +228,10 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
         command: string[],
         options: { timeout: number; env?: Record<string, string>; json?: boolean },
       ) => {
-        const result = await new ShootApi(settings().shootUrl).run({
+        const { shootUrl, shootTokenFile } = settings();
+        const token =
+          shootTokenFile === undefined ? undefined : await readShootToken(shootTokenFile);
+        const result = await new ShootApi(shootUrl, token).run({
           command,
           timeout: options.timeout,
           env: options.env ?? {},
@@ -248,6 +252,17 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
     );
 
   return program;
+}
+
+/** The instance's shoot token (the kubelet keeps the file fresh: read it for each call). */
+async function readShootToken(file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (error) {
+    throw new Error(`SEED_SHOOT_TOKEN_FILE: cannot read ${file}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
 }
 
 /** Aborts on SIGINT or SIGTERM, so `seed logs -f` ends with the code of an interrupt. */

@@ -1,5 +1,7 @@
 // The everyday commands with nothing to talk to: each says which service it cannot reach,
 // and bad input gets a message. And `seed up`, which runs the dev stack's own program.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -104,5 +106,50 @@ describe('seed up', () => {
     };
     const dependencies = Object.keys({ ...own.dependencies, ...own.devDependencies });
     expect(dependencies.filter((name) => apps.includes(name))).toEqual([]);
+  });
+});
+
+describe('seed shoot in an instance', () => {
+  it("sends the instance's token from SEED_SHOOT_TOKEN_FILE", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'seed-shoot-token-'));
+    const seenAuthorization: (string | undefined)[] = [];
+    const pool = http.createServer((request, response) => {
+      seenAuthorization.push(request.headers.authorization);
+      request.resume();
+      request.on('end', () => {
+        response.setHeader('content-type', 'application/json');
+        response.end(
+          JSON.stringify({
+            exitCode: 0,
+            stdout: 'ok\n',
+            stderr: '',
+            durationMs: 1,
+            timedOut: false,
+            stdoutTruncated: false,
+            stderrTruncated: false,
+          }),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => pool.listen(0, '127.0.0.1', resolve));
+    try {
+      const tokenFile = path.join(dir, 'token');
+      writeFileSync(tokenFile, 'the-pods-token\n');
+      const env = {
+        SEED_SHOOT_URL: `http://127.0.0.1:${(pool.address() as AddressInfo).port}`,
+        SEED_SHOOT_TOKEN_FILE: tokenFile,
+      };
+      const run = await seed(['shoot', '--', 'true'], { env });
+      expect(run).toEqual({ code: 0, out: 'ok\n', err: '' });
+      expect(seenAuthorization).toEqual(['Bearer the-pods-token']);
+      const missing = await seed(['shoot', '--', 'true'], {
+        env: { ...env, SEED_SHOOT_TOKEN_FILE: path.join(dir, 'none') },
+      });
+      expect(missing.code).toBe(1);
+      expect(missing.err).toContain('SEED_SHOOT_TOKEN_FILE: cannot read');
+    } finally {
+      pool.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

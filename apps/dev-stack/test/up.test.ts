@@ -3,6 +3,7 @@
 // server and the everyday commands run against the stack while it is up.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -100,6 +101,18 @@ describe('seed up', () => {
           env: { ...env, KUBECONFIG: running.kubeconfigPath },
         });
         seen.unknownBuild = await seed(['builds', 'build-nope'], { env });
+
+        // The secrets the stack set, and everything its services logged (gone once it stops).
+        const signingKey = await readFile(
+          path.join(path.dirname(running.logDir), 'cache-signing.key'),
+          'utf8',
+        );
+        seen.secrets = [running.delivery.secret, signingKey.trim(), signingKey.split(':')[1]!];
+        seen.serviceLogs = await Promise.all(
+          readdirSync(running.logDir).map((file) =>
+            readFile(path.join(running.logDir, file), 'utf8'),
+          ),
+        );
       },
     });
 
@@ -165,6 +178,13 @@ describe('seed up', () => {
       out: '',
       err: 'seed: the builder answered 404: no build build-nope\n',
     });
+
+    // Nothing logs a secret: not the services, not seed up's own output.
+    const logged = [...(seen.serviceLogs as string[]), run.out, run.err].join('\n');
+    for (const secret of seen.secrets as string[]) {
+      expect(secret.length).toBeGreaterThan(8);
+      expect(logged.includes(secret)).toBe(false);
+    }
 
     // Everything it started is gone.
     expectNothingLeftIn(scratch);

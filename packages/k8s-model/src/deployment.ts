@@ -62,6 +62,7 @@ export function renderDeployment(
     // The reference has no tag, so Kubernetes would default to Always; but it names a
     // store path, whose content never changes: there is nothing to pull again.
     imagePullPolicy: 'IfNotPresent',
+    resources: resourcesOf(meta),
     env: environment(context, instance, options),
     ...(ports.length > 0 && {
       ports: ports.map((port) => ({
@@ -141,6 +142,28 @@ function withShootToken(
     ],
   };
 }
+
+/**
+ * What the scheduler reserves for the instance's microVM: its tier's whole memory, and a
+ * quarter core per vCPU (vCPUs are time-shared threads on the node, busy only when the
+ * instance is). No limits: Kata sizes the VM from the pod annotations, and container
+ * limits would be hot-plugged on top of them. The VM's own cost is the `kata`
+ * RuntimeClass's `overhead.podFixed`, which Kubernetes adds to every pod.
+ */
+function resourcesOf(meta: SeedMeta): { requests: Record<string, string> } {
+  // In the canonical form the API server stores ("2Gi", not "2048Mi"), so an unchanged
+  // instance reads back exactly as rendered and is not written again.
+  const millis = meta.resources.vcpus * CPU_MILLIS_PER_VCPU;
+  const mebibytes = meta.resources.memory;
+  return {
+    requests: {
+      cpu: millis % 1000 === 0 ? String(millis / 1000) : `${millis}m`,
+      memory: mebibytes % 1024 === 0 ? `${mebibytes / 1024}Gi` : `${mebibytes}Mi`,
+    },
+  };
+}
+
+const CPU_MILLIS_PER_VCPU = 250;
 
 /** `nix:0<store path>`: the reference nix-snapshotter resolves to the instance's image. */
 function nixImage(instance: SeedInstance): string {

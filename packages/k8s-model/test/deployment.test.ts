@@ -231,6 +231,17 @@ describe('renderDeployment', () => {
     ]);
   });
 
+  it("requests the tier's memory and a quarter core per vCPU, with no limits", () => {
+    const container = containerOf(
+      deploymentOf({ size: 'm', resources: { vcpus: 2, memory: 2048 } }),
+    );
+    expect(container.resources).toEqual({ requests: { cpu: '500m', memory: '2Gi' } });
+    const large = containerOf(deploymentOf({ size: 'l', resources: { vcpus: 4, memory: 4096 } }));
+    expect(large.resources).toEqual({ requests: { cpu: '1', memory: '4Gi' } });
+    const small = containerOf(deploymentOf({ size: 'xs', resources: { vcpus: 1, memory: 512 } }));
+    expect(small.resources).toEqual({ requests: { cpu: '250m', memory: '512Mi' } });
+  });
+
   it('refuses storage where the shoot token goes', () => {
     expect(() =>
       deploymentOf({

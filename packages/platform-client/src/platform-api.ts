@@ -102,16 +102,22 @@ export class BuilderApi {
   }
 }
 
-/** The shoot pool's HTTP API, as an instance calls it. */
+/** The shoot pool's HTTP API, as an instance calls it: with its pod's token. */
 export class ShootApi {
-  constructor(private readonly baseUrl: string) {}
+  constructor(
+    private readonly baseUrl: string,
+    private readonly token?: string,
+  ) {}
 
   run(request: ShootRequestBody & { timeout: number }, signal?: AbortSignal): Promise<ShootAnswer> {
     // The command's own timeout, plus time to wait for a free VM.
     const deadline = AbortSignal.timeout(request.timeout + 60_000);
     return requestJson(SHOOT_POOL, `${this.baseUrl}/shoot`, shootAnswerSchema, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: {
+        'content-type': 'application/json',
+        ...(this.token !== undefined && { authorization: `Bearer ${this.token}` }),
+      },
       body: JSON.stringify(request),
       signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
     });
