@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { readTlsDirectory, type TlsDirectory } from '@seed/contracts';
+import { tlsDirectorySchema, type TlsDirectory } from '@seed/contracts';
 import { localNix, type LocalNix } from '@seed/nix-eval';
 import { z } from 'zod';
 
@@ -20,17 +20,7 @@ const envSchema = z.object({
     .default('127.0.0.1:9090'),
   SEED_SHOOT_URL: httpUrl('http://127.0.0.1:7070'),
   // The operator's credentials; checked here, required only by the commands that call.
-  SEED_TLS_DIR: z
-    .string()
-    .transform((dir, ctx) => {
-      try {
-        return readTlsDirectory(dir);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    })
-    .optional(),
+  SEED_TLS_DIR: tlsDirectorySchema.optional(),
   SEED_BUILDER_API_TOKEN_FILE: z
     .string()
     .transform((file, ctx) => {

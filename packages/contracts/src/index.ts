@@ -54,6 +54,7 @@ export {
   peerIdentity,
   platformChannelCredentials,
   readTlsDirectory,
+  tlsDirectorySchema,
   watchTlsDirectory,
 } from './tls';
 export type { TlsDirectory } from './tls';

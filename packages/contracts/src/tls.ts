@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { z } from 'zod';
 
 /**
  * Every gRPC connection between Seed's parts is TLS with a client certificate from the
@@ -67,6 +68,18 @@ export function readTlsDirectory(dir: string): TlsDirectory {
     identity,
   };
 }
+
+/** An environment variable naming a certificate folder, checked when it is parsed. */
+export const tlsDirectorySchema = z
+  .string({ error: 'required: a folder with tls.crt, tls.key and ca.crt (a mounted TLS Secret)' })
+  .transform((dir, ctx) => {
+    try {
+      return readTlsDirectory(dir);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
 
 function commonName(subject: string): string | undefined {
   return subject

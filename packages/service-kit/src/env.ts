@@ -1,4 +1,4 @@
-import { readTlsDirectory } from '@seed/contracts';
+import { tlsDirectorySchema } from '@seed/contracts';
 import { z } from 'zod';
 import { TokenFile } from './bearer-token';
 
@@ -49,19 +49,7 @@ export const envVar = {
         error: 'expected redis://HOST:PORT[/DB] or rediss://…',
       }),
   /** A folder with `tls.crt`, `tls.key` and `ca.crt` (a mounted TLS Secret), checked now. */
-  tlsDir: () =>
-    z
-      .string({
-        error: 'required: a folder with tls.crt, tls.key and ca.crt (a mounted TLS Secret)',
-      })
-      .transform((dir, ctx) => {
-        try {
-          return readTlsDirectory(dir);
-        } catch (error) {
-          ctx.addIssue({ code: 'custom', message: (error as Error).message });
-          return z.NEVER;
-        }
-      }),
+  tlsDir: () => tlsDirectorySchema,
   /** How often certificate files are re-read, in seconds. */
   tlsReloadSeconds: () => z.coerce.number().int().positive().default(60),
   /** A file holding a bearer token (a mounted Secret), read now and whenever it changes. */
