@@ -425,6 +425,41 @@ describe('deploy/manifests', () => {
     }
   });
 
+  it('closes seed-system: everything denied but the paths docs/security.md lists', () => {
+    interface Peer {
+      podSelector?: { matchLabels?: Record<string, string> };
+      ipBlock?: { cidr: string };
+    }
+    interface Policy extends Manifest {
+      spec: {
+        podSelector: { matchLabels?: Record<string, string> };
+        policyTypes: string[];
+        ingress?: { from?: Peer[] }[];
+        egress?: { to?: Peer[] }[];
+      };
+    }
+    const policy = (name: string) => find<Policy>('NetworkPolicy', name).spec;
+    const sources = (name: string) =>
+      policy(name).ingress!.flatMap((rule) =>
+        (rule.from ?? []).map((peer) => peer.podSelector?.matchLabels?.['app.kubernetes.io/name']),
+      );
+    expect(policy('seed.default-deny')).toEqual({
+      podSelector: {},
+      policyTypes: ['Ingress', 'Egress'],
+    });
+    // Applied before any workload, so nothing ever runs in an open namespace.
+    const files = manifestFiles().map((file) => path.basename(file));
+    expect(files.indexOf('network-policy.yaml')).toBeLessThan(files.indexOf('redis.yaml'));
+    expect(policy('webhook').ingress).toEqual([{ ports: [{ port: 'http', protocol: 'TCP' }] }]);
+    expect(sources('redis')).toEqual(['webhook', 'builder']);
+    expect(sources('reconciler')).toEqual(['builder', 'cli']);
+    expect(policy('redis').policyTypes).toEqual(['Ingress']);
+    expect(policy('redis').egress).toBeUndefined();
+    for (const app of ['webhook', 'reconciler', 'builder']) {
+      expect(policy(app).podSelector.matchLabels).toEqual({ 'app.kubernetes.io/name': app });
+    }
+  });
+
   it('grants the reconciler exactly the ClusterRole verified in docs/reconciler.md', () => {
     const doc = readFileSync(path.join(REPO_ROOT, 'docs', 'reconciler.md'), 'utf8');
     const block = /```yaml\n(apiVersion: rbac[\s\S]*?kind: ClusterRole[\s\S]*?)```/.exec(doc);
@@ -439,7 +474,10 @@ describe('deploy/manifests', () => {
       .flatMap((m) => (m as unknown as { subjects: { name: string }[] }).subjects)
       .map((s) => s.name)
       .sort();
-    expect(bound).toEqual(['seed-reconciler', 'seed-shoot-pool']);
+    // The reconciler twice: its ClusterRole, and its leader-election Role in seed-system.
+    expect(bound).toEqual(['seed-reconciler', 'seed-reconciler', 'seed-shoot-pool']);
+    const leaseRole = find('Role', 'seed-reconciler-leader-election');
+    expect(leaseRole.metadata.namespace).toBe(NAMESPACE);
     for (const name of ['seed-webhook', 'seed-builder']) {
       expect(find('ServiceAccount', name).automountServiceAccountToken).toBe(false);
     }

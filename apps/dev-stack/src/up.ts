@@ -8,6 +8,7 @@ import {
   exampleFlakeFiles,
   FlakeRepo,
   freeLoopbackPorts,
+  reconcilerNetworkEnv,
   type PlatformCertificates,
 } from '@seed/local-parts';
 import { removeUnmountedTree } from '@seed/mount-table';
@@ -182,7 +183,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       'start the Kubernetes API server and a node',
       async (note) => {
         note('etcd, kube-apiserver, containerd + nix-snapshotter, kubelet, controller-manager,');
-        note('scheduler, kube-proxy and CoreDNS (the first run builds them: scripts/*-binaries)');
+        note('scheduler, kube-proxy, CoreDNS and kube-router enforcing NetworkPolicies');
+        note('(the first run builds them: scripts/*-binaries)');
         const started = await stack.startCluster({
           nixConfig: substituterNixConfig({
             url: `${builderUrl}/nix-cache`,
@@ -224,9 +226,12 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
         note(`platform CA, certificates and API tokens in ${credentials.certificates.ca.dir}`);
         const reconcilerService = await stack.startService(
           'reconciler',
+          // The node's own ranges: its DNS and shoot pool are on the host, which the
+          // instances' NetworkPolicies must then allow.
           {
             SEED_KUBECONFIG: kube.kubeconfigPath,
             SEED_TLS_DIR: credentials.certificates.reconciler,
+            ...reconcilerNetworkEnv(cluster.node),
           },
           { stopGraceMs: STOP_GRACE_MS },
         );

@@ -1,7 +1,17 @@
-import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
+import { DEFAULT_NETWORK, DEFAULT_SHOOT_POOL_PORT, type ClusterNetwork } from '@seed/k8s-model';
 import type { TlsDirectory } from '@seed/contracts';
 import { envVar, parseEnv } from '@seed/service-kit';
 import { z } from 'zod';
+
+/** Comma-separated CIDRs; the model checks each range further before rendering. */
+const cidrs = (fallback: readonly string[]) =>
+  z
+    .string()
+    .default(fallback.join(','))
+    .transform((list) => list.split(',').map((cidr) => cidr.trim()))
+    .refine((list) => list.every((cidr) => /^[0-9a-fA-F:.]+\/\d{1,3}$/.test(cidr)), {
+      error: 'expected comma-separated CIDRs (10.42.0.0/16,fd00::/64)',
+    });
 
 const envSchema = z.object({
   SEED_KUBECONFIG: z.string().min(1).optional(),
@@ -13,6 +23,14 @@ const envSchema = z.object({
   SEED_RECONCILER_WORKERS: envVar.positiveInt(4),
   SEED_RESYNC_SECONDS: envVar.positiveInt(300),
   SEED_SHOOT_POOL_PORT: envVar.port(DEFAULT_SHOOT_POOL_PORT),
+  SEED_LEASE_NAMESPACE: z.string().min(1).optional(),
+  SEED_LEASE_NAME: z.string().min(1).default('seed-reconciler'),
+  SEED_LEASE_SECONDS: envVar.positiveInt(15),
+  SEED_POD_CIDRS: cidrs(DEFAULT_NETWORK.podCidrs),
+  SEED_SERVICE_CIDRS: cidrs(DEFAULT_NETWORK.serviceCidrs),
+  SEED_NODE_CIDRS: cidrs(DEFAULT_NETWORK.nodeCidrs),
+  /** Where the cluster DNS answers when it is not CoreDNS's pods in kube-system. */
+  SEED_CLUSTER_DNS_CIDRS: cidrs([]).optional(),
   SEED_LOG_LEVEL: envVar.logLevel(),
 });
 
@@ -27,6 +45,13 @@ export interface ReconcilerConfig {
   workers: number;
   resyncMs: number;
   shootPoolPort: number;
+  /**
+   * Leader election on a Lease, for running several replicas; unset: this replica always
+   * leads (one replica, the local stack).
+   */
+  lease?: { namespace: string; name: string; durationMs: number };
+  /** The cluster's address ranges and DNS, which tenants' NetworkPolicies keep them from. */
+  network: ClusterNetwork;
   logLevel: string;
 }
 
@@ -41,6 +66,21 @@ export function loadReconcilerConfig(env: NodeJS.ProcessEnv = process.env): Reco
     workers: vars.SEED_RECONCILER_WORKERS,
     resyncMs: vars.SEED_RESYNC_SECONDS * 1000,
     shootPoolPort: vars.SEED_SHOOT_POOL_PORT,
+    lease: vars.SEED_LEASE_NAMESPACE
+      ? {
+          namespace: vars.SEED_LEASE_NAMESPACE,
+          name: vars.SEED_LEASE_NAME,
+          durationMs: vars.SEED_LEASE_SECONDS * 1000,
+        }
+      : undefined,
+    network: {
+      podCidrs: vars.SEED_POD_CIDRS,
+      serviceCidrs: vars.SEED_SERVICE_CIDRS,
+      nodeCidrs: vars.SEED_NODE_CIDRS,
+      clusterDns: vars.SEED_CLUSTER_DNS_CIDRS
+        ? { cidrs: vars.SEED_CLUSTER_DNS_CIDRS }
+        : DEFAULT_NETWORK.clusterDns,
+    },
     logLevel: vars.SEED_LOG_LEVEL,
   };
 }

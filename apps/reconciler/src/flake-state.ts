@@ -1,3 +1,4 @@
+import { ANNOTATION_FLAKE_URI } from '@seed/k8s-model';
 import { z } from 'zod';
 
 /** The generation a flake should run, as the builder handed it over. */
@@ -24,6 +25,8 @@ export type AppliedGeneration = z.infer<typeof appliedSchema>;
  * flake's namespace), so a restarted reconciler picks up where it stopped.
  */
 export interface FlakeState {
+  /** The ConfigMap's, when it was read from the cluster: writes are guarded by it. */
+  resourceVersion?: string;
   desired?: DesiredGeneration;
   applied?: AppliedGeneration;
   /** Empty when the last reconcile succeeded. */
@@ -31,3 +34,21 @@ export interface FlakeState {
 }
 
 export const STATE_CONFIG_MAP = 'seed-state';
+
+/**
+ * The flake a namespace records as its owner, when it is another than `flakeUri`: the
+ * namespace name keeps only about 30 bits of the URI's hash, so two flakes can map to one
+ * namespace, and the first one keeps it. Read from the Namespace's annotations and from
+ * `seed-state`, so deleting either one does not hand the namespace over.
+ */
+export function foreignOwner(
+  flakeUri: string,
+  namespace: { metadata?: { annotations?: Record<string, string> } } | undefined,
+  state: FlakeState | undefined,
+): string | undefined {
+  const recorded = [
+    namespace?.metadata?.annotations?.[ANNOTATION_FLAKE_URI],
+    state?.desired?.flakeUri,
+  ];
+  return recorded.find((owner) => owner !== undefined && owner !== flakeUri);
+}

@@ -8,14 +8,21 @@ import {
   ModelError,
   instanceObjectName,
   renderGeneration,
+  type ClusterNetwork,
   type SeedInstance,
   type SeedObject,
 } from '@seed/k8s-model';
 import type { Logger } from '@seed/service-kit';
+import type { Reconciler } from './controller/controller';
 import { TerminalError, type ProcessResult } from './controller/work-queue';
 import type { EventRecorder } from './event-recorder';
 import { FailedInstances } from './failed-instances';
-import { STATE_CONFIG_MAP, type DesiredGeneration, type FlakeState } from './flake-state';
+import {
+  STATE_CONFIG_MAP,
+  foreignOwner,
+  type DesiredGeneration,
+  type FlakeState,
+} from './flake-state';
 import {
   instanceRollout,
   type DeploymentView,
@@ -36,7 +43,7 @@ import { isSubset } from './subset';
 /** Where live objects are read from: the informers' caches when they have them. */
 export interface LiveObjects {
   get(object: SeedObject): Promise<KubernetesObject | undefined>;
-  /** Seed's Deployments and Services in a namespace, for pruning. */
+  /** Seed's Deployments, Services and NetworkPolicies in a namespace, for pruning. */
   owned(namespace: string): Promise<KubernetesObject[]>;
   /** Seed's Deployments in a namespace with their ReplicaSets and pods, for rollouts. */
   workloads(namespace: string): Workloads;
@@ -54,17 +61,23 @@ type Written = { verb: 'Created' | 'Updated' | 'Restored'; uid?: string } | unde
 export interface FlakeReconcilerOptions {
   /** Port of the node's shoot pool, for SEED_SHOOT_URL. */
   shootPoolPort: number;
+  network: ClusterNetwork;
   /** Look at every flake again this often even without events. */
   resyncMs: number;
 }
 
+/** How often to look at a namespace being deleted, to re-create it once it is gone. */
+const TERMINATING_RETRY_MS = 1000;
+
 /**
- * Level-based reconcile of one flake, keyed by its namespace: render what its desired
- * generation should be, apply only the objects that differ (server-side apply), prune
- * Deployments and Services the generation no longer has (never volumes), and record the
- * outcome. An object the API server rejects fails its instance, not the others.
+ * Level-based reconcile of one flake, keyed by its namespace: read its desired generation
+ * fresh, render it, apply only the objects that differ (server-side apply; the Namespace
+ * first, created if it is missing), prune Deployments, Services and NetworkPolicies the
+ * generation no longer has (never volumes), and record the outcome. An object the API
+ * server rejects fails its instance, not the others. A `seed-state` deleted by hand (or
+ * with its namespace) is written again from the last copy the watch saw.
  */
-export class FlakeReconciler {
+export class FlakeReconciler implements Reconciler {
   private readonly failed = new FailedInstances();
 
   constructor(
@@ -79,19 +92,32 @@ export class FlakeReconciler {
   ) {}
 
   async reconcile(namespace: string): Promise<ProcessResult> {
-    const state = await this.states.load(namespace);
-    if (!state.desired) return {};
-    const desired = state.desired;
+    let state = await this.states.load(namespace);
+    // Written again from memory: the state is no longer in the cluster.
+    const restoring = !state.desired;
+    if (restoring) {
+      const remembered = this.states.remembered(namespace);
+      if (!remembered?.desired) return {};
+      state = { ...remembered, resourceVersion: undefined };
+    }
+    const desired = state.desired!;
     const log = this.logger.child({
       namespace,
       flake: desired.flakeUri,
       generation: desired.generation,
     });
+    const live = await this.states.namespace(namespace);
+    // Nothing can be created in a namespace being deleted; once it is gone, its
+    // deletion's event or this requeue re-creates it.
+    if (live?.metadata?.deletionTimestamp) return { requeueAfterMs: TERMINATING_RETRY_MS };
+    const owner = foreignOwner(desired.flakeUri, live, undefined);
+    if (owner) throw new TerminalError(`namespace ${namespace} belongs to ${owner}`);
 
     let objects: SeedObject[];
     try {
       objects = renderGeneration(renderInput(desired), {
         shootPoolPort: this.options.shootPoolPort,
+        network: this.options.network,
       });
     } catch (error) {
       if (error instanceof ModelError || error instanceof InvalidInstance) {
@@ -106,7 +132,7 @@ export class FlakeReconciler {
       const instance = object.metadata.labels?.[LABEL_INSTANCE] ?? '';
       if (failures.has(instance)) continue; // one rejected object fails its instance
       try {
-        const written = await this.converge(object);
+        const written = await this.converge(object, object.kind === 'Namespace' ? live : null);
         // The Namespace, cluster-scoped, has no place for Events of its own to be found
         // by `kubectl describe`; `GenerationApplied` on seed-state tells about the flake.
         if (written && object.kind !== 'Namespace') this.tellWrite(object, written, desired);
@@ -130,7 +156,7 @@ export class FlakeReconciler {
       await this.recordFailure(namespace, state, message, log);
       throw new TerminalError(message);
     }
-    if (state.applied?.generation !== desired.generation || state.lastError) {
+    if (restoring || state.applied?.generation !== desired.generation || state.lastError) {
       const applied = {
         generation: desired.generation,
         revision: desired.revision,
@@ -149,9 +175,15 @@ export class FlakeReconciler {
     return { requeueAfterMs: this.options.resyncMs };
   }
 
-  /** Applies an object unless the live one already carries everything Seed sets. */
-  private async converge(object: SeedObject): Promise<Written> {
-    const live = await this.live.get(object);
+  /**
+   * Applies an object unless the live one already carries everything Seed sets; `known`
+   * is the live object when the caller has read it already (null: read it here).
+   */
+  private async converge(
+    object: SeedObject,
+    known: KubernetesObject | undefined | null,
+  ): Promise<Written> {
+    const live = known === null ? await this.live.get(object) : known;
     const desired = object.kind === 'PersistentVolumeClaim' ? neverShrink(object, live) : object;
     if (live && isSubset(desired, live)) return undefined;
     // The same stamp on both: nothing Seed changed, so someone else did (a hand edit).
@@ -270,7 +302,7 @@ export class FlakeReconciler {
     log: Logger,
   ): Promise<void> {
     log.warn({ error: message }, 'generation not applied');
-    if (state.lastError === message) return;
+    if (state.lastError === message && state.resourceVersion) return;
     await this.states.save(namespace, { ...state, lastError: message });
     this.events.record(
       { apiVersion: 'v1', kind: 'ConfigMap', namespace, name: STATE_CONFIG_MAP },

@@ -1,6 +1,7 @@
 import {
   deriveNamespace,
   parseFlakeRef,
+  redactFlakeRef,
   parseSeedMeta,
   type ApplyGenerationRequest__Output,
   type FlakeStatus,
@@ -8,7 +9,9 @@ import {
 } from '@seed/contracts';
 import { instanceObjectName, renderNamespace } from '@seed/k8s-model';
 import type { Logger } from '@seed/service-kit';
-import type { WorkQueue } from './controller/work-queue';
+import type { Controller } from './controller/controller';
+import type { EventRecorder } from './event-recorder';
+import { STATE_CONFIG_MAP, foreignOwner, type FlakeState } from './flake-state';
 import { OWNED_SELECTOR } from './flake.reconciler';
 import {
   instanceRollout,
@@ -20,6 +23,7 @@ import { TerminalError } from './controller/work-queue';
 import type { ReconcilerMetrics } from './metrics';
 import type { FlakeStateRepository } from './repositories/flake-state.repository';
 import {
+  KubeConflict,
   KubeRejected,
   type KubeRepository,
   type KubernetesObject,
@@ -30,12 +34,21 @@ export class GenerationError extends Error {
   override readonly name = 'GenerationError';
 
   constructor(
-    readonly kind: 'invalid' | 'not-found' | 'failed' | 'unavailable',
+    readonly kind: 'invalid' | 'not-found' | 'failed' | 'foreign' | 'unavailable',
     message: string,
   ) {
     super(message);
   }
 }
+
+/**
+ * How long a replica that does not lead waits for the leader's reconcile to show in
+ * `seed-state` before answering UNAVAILABLE (the builder retries; its deadline is 30 s).
+ */
+const FOLLOWER_WAIT_MS = 25_000;
+
+/** Reads and writes of a state that another writer changed meanwhile, before giving up. */
+const STATE_WRITE_ATTEMPTS = 3;
 
 /**
  * Status reads in flight at once: flakes in `list`, and each flake's Deployments, so a
@@ -63,12 +76,16 @@ async function mapLimited<T, R>(
 /**
  * The two calls the reconciler serves: take a generation (validate it, record it as the
  * flake's desired state, and wait for the flake's reconcile), and report a flake's status.
+ * Every replica answers both: the one leading reconciles the flake itself, the others
+ * store the desired state (the leader's watch picks it up) and wait for its outcome in
+ * `seed-state`.
  */
 export class GenerationsService {
   constructor(
     private readonly states: FlakeStateRepository,
-    private readonly queue: WorkQueue,
+    private readonly controller: Controller,
     private readonly kube: KubeRepository,
+    private readonly events: EventRecorder,
     private readonly metrics: ReconcilerMetrics,
     private readonly logger: Logger,
   ) {}
@@ -78,42 +95,24 @@ export class GenerationsService {
   ): Promise<{ changed: boolean; generation: string }> {
     validate(request);
     const namespace = request.namespace;
-    const state = await this.states.load(namespace).catch((error: Error) => {
+    const unavailable = (error: Error) => {
       throw new GenerationError('unavailable', error.message);
-    });
+    };
+    const cached = await this.states.cached(namespace).catch(unavailable);
+    await this.refuseForeign(request, cached);
     const current =
-      state.desired?.generation === request.generation &&
-      state.applied?.generation === request.generation;
-    if (current && !state.lastError) {
+      cached.desired?.generation === request.generation &&
+      cached.applied?.generation === request.generation;
+    if (current && !cached.lastError) {
       this.metrics.generations.inc({ result: 'unchanged' });
       return { changed: false, generation: request.generation };
     }
     try {
-      // The state lives in the flake's namespace, so the namespace comes first.
-      await this.kube.apply(
-        renderNamespace({
-          flakeUri: request.flakeUri,
-          namespace,
-          commit: request.revision,
-          generation: request.generation,
-        }),
-      );
-      await this.states.save(namespace, {
-        ...state,
-        desired: {
-          flakeUri: request.flakeUri,
-          namespace,
-          revision: request.revision,
-          generation: request.generation,
-          instances: request.instances.map(({ name, metaJson, image }) => ({
-            name,
-            metaJson,
-            image,
-          })),
-        },
-      });
-      await this.queue.addAndWait(namespace);
+      await this.storeDesired(request);
+      if (this.controller.isLeading) await this.controller.enqueueAndWait(namespace);
+      else await this.leaderOutcome(namespace, request.generation);
     } catch (error) {
+      if (error instanceof GenerationError && error.kind === 'foreign') throw error;
       // A spec the API server refuses (or a missing permission) will not heal by retrying.
       const terminal = error instanceof TerminalError || error instanceof KubeRejected;
       this.metrics.generations.inc({ result: terminal ? 'rejected' : 'failed' });
@@ -125,6 +124,105 @@ export class GenerationsService {
     }
     this.metrics.generations.inc({ result: 'applied' });
     return { changed: true, generation: request.generation };
+  }
+
+  /**
+   * Refuses a flake whose namespace already holds another flake (the namespace name keeps
+   * only about 30 bits of the URI's hash): nothing is written but a Warning Event for the
+   * namespace's owner to see.
+   */
+  private async refuseForeign(
+    request: ApplyGenerationRequest__Output,
+    state: FlakeState,
+  ): Promise<void> {
+    const live = await this.states.namespace(request.namespace).catch((error: Error) => {
+      throw new GenerationError('unavailable', error.message);
+    });
+    const owner = foreignOwner(request.flakeUri, live, state);
+    if (!owner) return;
+    this.metrics.namespaceConflicts.inc();
+    this.logger.warn(
+      { namespace: request.namespace, flake: redactFlakeRef(request.flakeUri) },
+      'generation refused: the namespace belongs to another flake',
+    );
+    if (state.desired)
+      this.events.record(
+        {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          namespace: request.namespace,
+          name: STATE_CONFIG_MAP,
+        },
+        'Warning',
+        'ForeignFlakeRefused',
+        `a generation of ${redactFlakeRef(request.flakeUri)}, another flake whose namespace name is the same, was refused`,
+      );
+    throw new GenerationError(
+      'foreign',
+      `namespace ${request.namespace} belongs to another flake; ${redactFlakeRef(request.flakeUri)} maps to the same name and cannot use it`,
+    );
+  }
+
+  /**
+   * Records the request as the flake's desired generation: the Namespace first when it
+   * does not exist (the state lives in it; the reconcile keeps it as the generation says),
+   * then `seed-state`, written over the version just read so a concurrent write of
+   * another replica or of the reconcile is not lost.
+   */
+  private async storeDesired(request: ApplyGenerationRequest__Output): Promise<void> {
+    const namespace = request.namespace;
+    for (let attempt = 1; ; attempt++) {
+      const state = await this.states.load(namespace);
+      await this.refuseForeign(request, state);
+      if (!(await this.states.namespace(namespace)))
+        await this.kube.apply(
+          renderNamespace({
+            flakeUri: request.flakeUri,
+            namespace,
+            commit: request.revision,
+            generation: request.generation,
+          }),
+        );
+      try {
+        await this.states.save(namespace, {
+          ...state,
+          desired: {
+            flakeUri: request.flakeUri,
+            namespace,
+            revision: request.revision,
+            generation: request.generation,
+            instances: request.instances.map(({ name, metaJson, image }) => ({
+              name,
+              metaJson,
+              image,
+            })),
+          },
+          // An error about another generation says nothing about this one.
+          lastError: state.desired?.generation === request.generation ? state.lastError : '',
+        });
+        return;
+      } catch (error) {
+        if (!(error instanceof KubeConflict) || attempt >= STATE_WRITE_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  /** On a replica that does not lead: the outcome the leader records in `seed-state`. */
+  private async leaderOutcome(namespace: string, generation: string): Promise<void> {
+    const outcome = await this.states.waitFor(
+      namespace,
+      (state) => {
+        if (state.desired?.generation !== generation) return undefined;
+        if (state.lastError) return new TerminalError(state.lastError);
+        return state.applied?.generation === generation ? 'applied' : undefined;
+      },
+      FOLLOWER_WAIT_MS,
+    );
+    if (outcome === undefined)
+      throw new Error(
+        `the leading reconciler did not apply generation ${generation} within ${FOLLOWER_WAIT_MS / 1000} s`,
+      );
+    if (outcome instanceof Error) throw outcome;
   }
 
   async status(flakeUri: string): Promise<FlakeStatus> {
@@ -151,7 +249,7 @@ export class GenerationsService {
   }
 
   private async statusOf(namespace: string): Promise<FlakeStatus | undefined> {
-    const state = await this.states.load(namespace).catch((error: Error) => {
+    const state = await this.states.cached(namespace).catch((error: Error) => {
       throw new GenerationError('unavailable', error.message);
     });
     if (!state.desired) return undefined;

@@ -26,6 +26,18 @@ export class ReconcilerMetrics {
     registers: [this.registry],
   });
 
+  readonly namespaceConflicts = new Counter({
+    name: 'seed_reconciler_namespace_conflicts_total',
+    help: 'ApplyGeneration calls refused because their namespace belongs to another flake',
+    registers: [this.registry],
+  });
+
+  readonly leader = new Gauge({
+    name: 'seed_reconciler_leader',
+    help: '1 while this replica leads (reconciles), 0 while it only answers calls',
+    registers: [this.registry],
+  });
+
   constructor(queueLength: () => number) {
     new Gauge({
       name: 'seed_reconciler_queue_depth',

@@ -1,4 +1,6 @@
 import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -14,8 +16,9 @@ import {
   type RunningGrpcServer,
 } from '@seed/service-kit';
 import type { ReconcilerConfig } from './config';
+import { Controller } from './controller/controller';
+import { LeaderElector } from './controller/leader-election';
 import { ExponentialRateLimiter } from './controller/rate-limiter';
-import { WorkQueue, type ProcessResult } from './controller/work-queue';
 import { EventRecorder } from './event-recorder';
 import { FlakeReconciler } from './flake.reconciler';
 import { GenerationsService } from './generations.service';
@@ -53,49 +56,69 @@ class ReconcilerModule {
 }
 
 /**
- * The reconciler: a work queue of flakes fed by ApplyGeneration, informers (drift) and a
- * periodic resync, a gRPC server for the builders, and HTTP probes and metrics.
+ * The reconciler: a controller of flakes fed by ApplyGeneration, informers (drift, the
+ * state and namespaces included) and a periodic resync, leading by a Lease when several
+ * replicas run; a gRPC server for the builders on every replica; HTTP probes and metrics.
  */
 export async function createReconcilerApp(
   config: ReconcilerConfig,
   logger: Logger = createLogger('reconciler', config.logLevel),
+  // controller-runtime's answer too: a replica that lost its lease may have been cut off
+  // mid-reconcile, so it exits and starts afresh as a follower.
+  onLostLeadership: () => void = () => process.exit(1),
 ): Promise<ReconcilerApp> {
   const kube = KubeRepository.fromKubeconfig(config.kubeconfig);
-  // Keys are processed only once the app is wired, so the closure may name what follows.
-  const queue: WorkQueue = new WorkQueue(
-    async (namespace): Promise<ProcessResult> => {
-      const stopTimer = metrics.reconcileSeconds.startTimer();
-      try {
-        const result = await reconciler.reconcile(namespace);
-        stopTimer({ outcome: 'success' });
-        return result;
-      } catch (error) {
-        stopTimer({ outcome: 'error' });
-        throw error;
-      }
-    },
-    new ExponentialRateLimiter(200, 60_000),
-    config.workers,
-    (namespace, error, retryInMs) =>
-      logger.warn({ namespace, err: error, retryInMs }, 'reconcile failed'),
-  );
-  const metrics: ReconcilerMetrics = new ReconcilerMetrics(() => queue.length);
-  const states = new FlakeStateRepository(kube);
+  const metrics: ReconcilerMetrics = new ReconcilerMetrics(() => controller.depth);
+  const states = new FlakeStateRepository(kube, logger);
   const cluster = new ClusterObjects(kube, logger);
   const events = new EventRecorder(kube, logger);
   const reconciler = new FlakeReconciler(kube, states, cluster, events, metrics, logger, {
     shootPoolPort: config.shootPoolPort,
+    network: config.network,
     resyncMs: config.resyncMs,
   });
-  cluster.start((namespace) => queue.add(namespace));
-  // Resume every flake this cluster holds: a restart must converge without a new push.
-  states.namespaces().then(
-    (namespaces) => namespaces.forEach((namespace) => queue.add(namespace)),
-    (error: unknown) =>
-      logger.warn({ err: error }, 'could not list flakes to resume; the next events will'),
+  const controller = new Controller(
+    reconciler,
+    // Resume every flake this cluster holds: a restart must converge without a new push.
+    () => states.namespaces(),
+    { workers: config.workers, limiter: new ExponentialRateLimiter(200, 60_000) },
+    metrics,
+    logger,
   );
+  // Both replicas watch, so a follower answers from fresh caches and a new leader has
+  // them warm; only the leader's controller acts on the events.
+  cluster.start((namespace) => controller.enqueue(namespace));
+  states.start((namespace) => controller.enqueue(namespace));
+  const leading = () => {
+    metrics.leader.set(1);
+    logger.info('leading: reconciling every flake');
+    controller.startLeading();
+  };
+  const elector = config.lease
+    ? new LeaderElector(
+        kube.lease(config.lease.namespace, config.lease.name),
+        {
+          identity: `${hostname()}_${randomUUID().slice(0, 8)}`,
+          leaseMs: config.lease.durationMs,
+          // client-go's proportions: renew within 2/3 of the lease, try every ~1/7.
+          renewDeadlineMs: (config.lease.durationMs * 2) / 3,
+          retryMs: config.lease.durationMs / 7.5,
+        },
+        {
+          onStartedLeading: leading,
+          onStoppedLeading: () => {
+            metrics.leader.set(0);
+            logger.error('leadership lost; exiting');
+            onLostLeadership();
+          },
+          onError: (error) => logger.warn({ err: error }, 'could not read or renew the lease'),
+        },
+      )
+    : undefined;
+  if (elector) elector.start();
+  else leading();
 
-  const generations = new GenerationsService(states, queue, kube, metrics, logger);
+  const generations = new GenerationsService(states, controller, kube, events, metrics, logger);
   const grpc = await startGrpcServer(
     config.host,
     config.grpcPort,
@@ -116,8 +139,10 @@ export async function createReconcilerApp(
       stop: async () => {
         // Calls in flight (a builder waiting on its generation) may finish first.
         await grpc.stop(25_000);
-        await cluster.stop();
-        await queue.shutdown();
+        await controller.shutdown();
+        // After the last reconcile, so a follower takes over at once and nothing overlaps.
+        await elector?.stop();
+        await Promise.all([cluster.stop(), states.stop()]);
         await events.flush();
       },
     }),

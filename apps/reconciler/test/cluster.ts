@@ -233,6 +233,33 @@ export class Cluster {
     return events.items.filter((event) => event.source?.component === 'seed-reconciler');
   }
 
+  /**
+   * What the namespace controller (not running here) does for a deleted namespace: delete
+   * everything in it, then drop the namespace's finalizer so it goes away.
+   */
+  async deleteContents(namespace: string): Promise<void> {
+    const labelSelector = 'seed.loom.farm/managed-by=seed';
+    await this.apps.deleteCollectionNamespacedDeployment({ namespace, labelSelector });
+    await this.core.deleteCollectionNamespacedConfigMap({ namespace });
+    for (const service of (await this.core.listNamespacedService({ namespace })).items)
+      await this.core.deleteNamespacedService({ namespace, name: service.metadata!.name! });
+    const claims = await this.core.listNamespacedPersistentVolumeClaim({ namespace });
+    for (const claim of claims.items) {
+      const name = claim.metadata!.name!;
+      await this.core.deleteNamespacedPersistentVolumeClaim({ namespace, name });
+      await this.core.patchNamespacedPersistentVolumeClaim({
+        namespace,
+        name,
+        body: [{ op: 'remove', path: '/metadata/finalizers' }],
+      });
+    }
+    const terminating = await this.core.readNamespace({ name: namespace });
+    await this.core.replaceNamespaceFinalize({
+      name: namespace,
+      body: { ...terminating, spec: { finalizers: [] } },
+    });
+  }
+
   async names(namespace: string): Promise<string[]> {
     return Object.keys(await this.versions(namespace));
   }
@@ -252,7 +279,11 @@ export interface RunningReconciler {
   stop(): Promise<void>;
 }
 
-export async function startReconciler(kubeconfig: string): Promise<RunningReconciler> {
+/** `env` adds to or overrides the reconciler's variables (a node's `SEED_*_CIDRS`). */
+export async function startReconciler(
+  kubeconfig: string,
+  env: Record<string, string> = {},
+): Promise<RunningReconciler> {
   const certs = await testCertificates();
   const app = await createReconcilerApp(
     loadReconcilerConfig({
@@ -260,6 +291,7 @@ export async function startReconciler(kubeconfig: string): Promise<RunningReconc
       SEED_TLS_DIR: certs.reconciler,
       SEED_RECONCILER_GRPC_PORT: '0',
       SEED_LOG_LEVEL: 'silent',
+      ...env,
     }),
   );
   await app.http.listen(0, '127.0.0.1');

@@ -1,4 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
+import { createLogger } from '@seed/service-kit';
+import { Controller } from '../src/controller/controller';
 import { ExponentialRateLimiter } from '../src/controller/rate-limiter';
 import { TerminalError, WorkQueue } from '../src/controller/work-queue';
 import { largerQuantity } from '../src/quantity';
@@ -118,5 +120,37 @@ describe('WorkQueue delays', () => {
     expect(seen).toHaveLength(1);
     expect(seen[0]).toBeLessThan(1_000);
     await queue.shutdown();
+  });
+});
+
+describe('Controller', () => {
+  it('reconciles only while leading, and resumes every key on becoming leader', async () => {
+    const reconciled: string[] = [];
+    const outcomes: string[] = [];
+    const controller = new Controller(
+      {
+        reconcile: (key) => {
+          reconciled.push(key);
+          return key === 'bad' ? Promise.reject(new TerminalError('invalid')) : Promise.resolve({});
+        },
+      },
+      () => Promise.resolve(['a', 'b']),
+      { workers: 2, limiter: new ExponentialRateLimiter(1, 10) },
+      {
+        reconcileSeconds: {
+          startTimer: () => (labels) => outcomes.push(labels.outcome),
+        },
+      },
+      createLogger('test', 'silent'),
+    );
+    controller.enqueue('early'); // a follower's event: the leader handles it
+    await tick(20);
+    expect(reconciled).toEqual([]);
+    controller.startLeading();
+    await tick(20);
+    expect(reconciled.sort()).toEqual(['a', 'b']);
+    await expect(controller.enqueueAndWait('bad')).rejects.toBeInstanceOf(TerminalError);
+    expect(outcomes.sort()).toEqual(['error', 'success', 'success']);
+    await controller.shutdown();
   });
 });

@@ -12,6 +12,8 @@ import {
 } from '@kubernetes/client-node';
 import { deriveNamespace } from '@seed/contracts';
 import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import { LeaderElector } from '../src/controller/leader-election';
+import { KubeRepository } from '../src/repositories/kube.repository';
 import {
   Builder,
   Cluster,
@@ -176,5 +178,37 @@ describe('the reconciler under its ClusterRole', () => {
     );
     const failed = (await cluster.events(NS)).filter((e) => e.reason === 'InstanceFailed');
     expect(failed).toHaveLength(1);
+  });
+
+  it('elects a leader on its Lease in seed-system, and may touch no other Lease', async () => {
+    const kube = KubeRepository.fromKubeconfig(kubeconfig);
+    let leading = false;
+    const elector = new LeaderElector(
+      kube.lease('seed-system', 'seed-reconciler'),
+      { identity: 'rbac-test', leaseMs: 3000, renewDeadlineMs: 2000, retryMs: 200 },
+      {
+        onStartedLeading: () => (leading = true),
+        onStoppedLeading: () => undefined,
+        onError: () => undefined,
+      },
+    );
+    elector.start();
+    await cluster.until(() => Promise.resolve(leading), 'leadership');
+    // Renewing takes get and update on the Lease by name.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(elector.isLeader).toBe(true);
+    await elector.stop();
+    await expect(kube.lease('seed-system', 'someone-else').get()).rejects.toMatchObject({
+      status: 403,
+    });
+    await expect(
+      kube.lease('kube-system', 'seed-reconciler').create({
+        holder: 'rbac-test',
+        leaseDurationSeconds: 3,
+        acquireTime: new Date(),
+        renewTime: new Date(),
+        transitions: 0,
+      }),
+    ).rejects.toMatchObject({ status: 403 });
   });
 });

@@ -6,18 +6,11 @@
 // One node runs per machine: `startLocalCluster` waits for another test's (or `seed up`'s)
 // node to stop. Every wait below is bounded; none asserts a speed.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { KubeConfig, Watch, type V1Pod } from '@kubernetes/client-node';
 import { deriveNamespace, type InstanceStatus__Output, type SeedMeta } from '@seed/contracts';
 import {
-  addToStore,
-  buildNixImage,
   kubeRequest,
-  NODE_BINARIES_SCRIPT,
+  reconcilerNetworkEnv,
   startLocalCluster,
   type LocalCluster,
 } from '@seed/testing';
@@ -29,8 +22,7 @@ import {
   startReconciler,
   type RunningReconciler,
 } from './cluster';
-
-const run = promisify(execFile);
+import { nodeNix2container, shellImage } from './node-images';
 
 // The first run on a machine builds the node's parts (~15 min cold), and another run's
 // node may hold the machine's node lock for a while.
@@ -49,42 +41,6 @@ let kubeconfig: KubeConfig;
 const images = {} as Record<'v1' | 'v2' | 'silent' | 'crash', string>;
 
 /**
- * A nix-snapshotter image whose entrypoint is busybox `sh -c script`; `$BB` is busybox and
- * `$WWW` a folder holding `files`. Folders, as nix packages are: containerd cannot mount
- * a bare file's store path.
- */
-async function shellImage(
-  nix2container: string,
-  name: string,
-  script: string,
-  files: Record<string, string> = {},
-): Promise<string> {
-  const work = await mkdtemp(path.join(tmpdir(), 'seed-real-node-'));
-  try {
-    await mkdir(path.join(work, 'www'));
-    await mkdir(path.join(work, 'busybox', 'bin'), { recursive: true });
-    await copyFile('/bin/busybox', path.join(work, 'busybox', 'bin', 'busybox'));
-    // A file in every folder: an empty folder's store path is the same for every image.
-    await writeFile(path.join(work, 'www', '.image'), `${name}\n`);
-    for (const [file, content] of Object.entries(files)) {
-      await writeFile(path.join(work, 'www', file), content);
-    }
-    const busybox = await addToStore(path.join(work, 'busybox'));
-    const www = await addToStore(path.join(work, 'www'));
-    const bb = `${busybox}/bin/busybox`;
-    return await buildNixImage(nix2container, `${name}-image.tar`, {
-      closure: [busybox, www],
-      config: {
-        Entrypoint: [bb, 'sh', '-c', script],
-        Env: [`BB=${bb}`, `WWW=${www}`],
-      },
-    });
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-}
-
-/**
  * httpd serving "version N" on PORT. The shell stays PID 1 with a TERM trap, so a pod
  * stops at once (busybox httpd as PID 1 ignores TERM: every stop would take the 30 s
  * grace period); it says its start line first, and httpd -v logs each request.
@@ -99,11 +55,7 @@ const httpdScript = (version: string): string =>
 
 beforeAll(async () => {
   // The images first: building them needs no node, so the node's lock is held no longer.
-  const binDir = (await run(NODE_BINARIES_SCRIPT, [], { maxBuffer: 16 * 1024 * 1024 })).stdout
-    .trim()
-    .split('\n')
-    .pop()!;
-  const nix2container = path.join(binDir, 'nix2container');
+  const nix2container = await nodeNix2container();
   images.v1 = await shellImage(nix2container, 'httpd-v1', httpdScript('v1'), {
     'index.html': 'version 1\n',
   });
@@ -119,7 +71,10 @@ beforeAll(async () => {
   images.crash = await shellImage(nix2container, 'crash', 'echo "crashing on purpose"; exit 1');
 
   cluster = await startLocalCluster();
-  reconciler = await startReconciler(cluster.api.kubeconfigPath);
+  reconciler = await startReconciler(
+    cluster.api.kubeconfigPath,
+    reconcilerNetworkEnv(cluster.node),
+  );
   builder = reconciler.builder;
   kube = new Cluster(cluster.api.kubeconfigPath);
   kubeconfig = new KubeConfig();

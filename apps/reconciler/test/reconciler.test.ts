@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
-import { deriveNamespace, instanceHash } from '@seed/contracts';
-import { apiWrites, writesBetween, type KubeApiServer } from '@seed/testing';
+import { deriveNamespace, flakeUriDigest, instanceHash } from '@seed/contracts';
+import { apiWrites, collidingFlakeUris, writesBetween, type KubeApiServer } from '@seed/testing';
 import {
   Builder,
   Cluster,
@@ -192,14 +192,16 @@ describe('writes follow changes', () => {
       persistentvolumeclaims: 1,
       deployments: 1,
       services: 1,
+      networkpolicies: 1,
     });
-    // An Event per write (3 Updated, GenerationApplied), none about the other instances.
-    expect(events).toBeLessThanOrEqual(4);
+    // An Event per write (4 Updated, GenerationApplied), none about the other instances.
+    expect(events).toBeLessThanOrEqual(5);
     const told = (await cluster.events(namespace))
       .filter((event) => event.message?.includes(pushed.generation ?? '-'))
       .map((event) => event.involvedObject.name)
       .sort();
-    expect(told).toEqual(['app-07', 'app-07', 'seed-app-07-data', 'seed-state']);
+    // Deployment, Service and NetworkPolicy app-07, its claim, the state.
+    expect(told).toEqual(['app-07', 'app-07', 'app-07', 'seed-app-07-data', 'seed-state']);
   });
 });
 
@@ -223,6 +225,118 @@ describe('drift', () => {
           ?.port === 8080,
       'the Service port to be put back',
     );
+  });
+});
+
+describe('drift of the state and the namespace', () => {
+  const flake = 'github:acme/drift';
+  const namespace = deriveNamespace(flake);
+  const request = generation(flake, [web()]);
+  const everything = ['ConfigMap/seed-state', 'Deployment/web', 'PVC/seed-web-data', 'Service/web'];
+  const state = () =>
+    cluster.core.readNamespacedConfigMap({ namespace, name: 'seed-state' }).then(
+      (configMap) => configMap.data,
+      () => undefined,
+    );
+
+  beforeAll(async () => {
+    await builder.apply(request);
+  });
+
+  it('restores a seed-state deleted by hand', async () => {
+    const before = await state();
+    await cluster.core.deleteNamespacedConfigMap({ namespace, name: 'seed-state' });
+    await cluster.until(async () => (await state())?.desired === before?.desired, 'seed-state');
+    expect(JSON.parse((await state())!.applied!)).toMatchObject({
+      generation: request.generation,
+    });
+  });
+
+  it('restores a seed-state edited by hand', async () => {
+    await cluster.core.patchNamespacedConfigMap({
+      namespace,
+      name: 'seed-state',
+      body: [{ op: 'replace', path: '/data/applied', value: 'edited' }],
+    });
+    await cluster.until(
+      async () => (await state())?.applied?.includes(request.generation!) ?? false,
+      'the applied generation to be recorded again',
+    );
+  });
+
+  it('restores a Namespace edited by hand', async () => {
+    await cluster.core.patchNamespace({
+      name: namespace,
+      body: [{ op: 'remove', path: '/metadata/annotations/seed.loom.farm~1generation' }],
+    });
+    await cluster.until(
+      async () =>
+        (await cluster.core.readNamespace({ name: namespace })).metadata?.annotations?.[
+          'seed.loom.farm/generation'
+        ] === request.generation,
+      'the Namespace annotation to be put back',
+    );
+  });
+
+  it('restores a claim deleted by hand', async () => {
+    await cluster.core.deleteNamespacedPersistentVolumeClaim({ namespace, name: 'seed-web-data' });
+    // The protection controller (not running here) would drop its finalizer: no pod uses it.
+    await cluster.core.patchNamespacedPersistentVolumeClaim({
+      namespace,
+      name: 'seed-web-data',
+      body: [{ op: 'remove', path: '/metadata/finalizers' }],
+    });
+    await cluster.until(
+      async () => (await cluster.names(namespace)).includes('PVC/seed-web-data'),
+      'the claim to come back',
+    );
+  });
+
+  it('restores a Namespace deleted by hand, with everything in it', async () => {
+    await cluster.core.deleteNamespace({ name: namespace });
+    await cluster.deleteContents(namespace);
+    await cluster.until(
+      async () =>
+        (await cluster.core.readNamespace({ name: namespace }).catch(() => undefined))?.metadata
+          ?.deletionTimestamp === undefined &&
+        (await cluster.names(namespace)).length === everything.length,
+      'the namespace and its objects to come back',
+    );
+    expect(await cluster.names(namespace)).toEqual(everything);
+    expect(JSON.parse((await state())!.desired!)).toMatchObject({
+      generation: request.generation,
+    });
+    expect(await builder.apply(request)).toMatchObject({ changed: false });
+  });
+});
+
+describe('namespace ownership', () => {
+  it('attack: a flake whose namespace name collides with another’s cannot take it over', async () => {
+    const [victim, attacker] = collidingFlakeUris();
+    const namespace = deriveNamespace(victim);
+    expect(deriveNamespace(attacker)).toBe(namespace);
+    await builder.apply(generation(victim, [web()]));
+    const before = await cluster.versions(namespace);
+
+    const refused = await builder.refused(generation(attacker, [meta('evil')]));
+    expect(refused.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(refused.details).toContain('belongs to another flake');
+    expect(await cluster.versions(namespace)).toEqual(before);
+    const owner = await cluster.core.readNamespace({ name: namespace });
+    expect(owner.metadata?.annotations).toMatchObject({
+      'seed.loom.farm/flake-uri': victim,
+      'seed.loom.farm/flake-sha256': flakeUriDigest(victim),
+    });
+    await cluster.until(
+      async () => (await cluster.events(namespace)).some((e) => e.reason === 'ForeignFlakeRefused'),
+      'the ForeignFlakeRefused Event',
+    );
+    const url = (await world!.app.http.getUrl()).replace('[::1]', '127.0.0.1');
+    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(
+      /seed_reconciler_namespace_conflicts_total 1/,
+    );
+    // The rightful flake still applies.
+    expect(await builder.apply(generation(victim, [web('m')]))).toMatchObject({ changed: true });
   });
 });
 
@@ -307,6 +421,6 @@ describe('isolation and errors', () => {
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/seed_reconciler_writes_total\{kind="Deployment",verb="apply"\} \d+/);
-    expect(metrics).toMatch(/seed_reconciler_generations_total\{result="unchanged"\} 1/);
+    expect(metrics).toMatch(/seed_reconciler_generations_total\{result="unchanged"\} [1-9]/);
   });
 });

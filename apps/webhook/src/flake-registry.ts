@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { flakeHookId, parseFlakeRef, redactFlakeRef } from '@seed/contracts';
+import { deriveNamespace, flakeHookId, parseFlakeRef, redactFlakeRef } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -141,9 +141,19 @@ export function parseFlakeRegistry(
     }
   });
   const seen = new Set<string>();
+  // The namespace name keeps only about 30 bits of the URI's hash: two flakes can share
+  // one, and the reconciler would refuse the second's generations forever.
+  const namespaces = new Map<string, string>();
   for (const flake of flakes) {
     if (seen.has(flake.flake)) problems.push(`${origin}: flake ${flake.flake} is registered twice`);
     seen.add(flake.flake);
+    const namespace = deriveNamespace(flake.flake);
+    const other = namespaces.get(namespace);
+    if (other !== undefined && other !== flake.flake)
+      problems.push(
+        `${origin}: flakes ${redactFlakeRef(other)} and ${redactFlakeRef(flake.flake)} map to one namespace (${namespace}); register only one of them`,
+      );
+    namespaces.set(namespace, flake.flake);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return new FlakeRegistry(flakes);

@@ -2,8 +2,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { flakeHookId } from '@seed/contracts';
+import { deriveNamespace, flakeHookId } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
+import { collidingFlakeUris } from '@seed/testing';
 import { loadWebhookConfig } from '../src/config';
 import { parseFlakeRegistry } from '../src/flake-registry';
 
@@ -125,6 +126,24 @@ describe('the flake registry', () => {
     expect(found).toEqual([expect.stringContaining('carries credentials')]);
     expect(found[0]).toContain('git+https://***:***@git.example.org/acme/app.git');
     expect(found.join('\n')).not.toContain('hunter2');
+  });
+
+  it('attack: two flakes that map to one namespace are refused at start-up', () => {
+    const [first, second] = collidingFlakeUris();
+    expect(deriveNamespace(first)).toBe(deriveNamespace(second));
+    const found = problems(() =>
+      parseFlakeRegistry(
+        JSON.stringify([
+          { flake: first, repository: 'tenant/one', secret: 'x' },
+          { flake: second, repository: 'tenant/two', secret: 'y' },
+        ]),
+        'flakes.json',
+        {},
+      ),
+    );
+    expect(found).toEqual([
+      `flakes.json: flakes ${first} and ${second} map to one namespace (${deriveNamespace(first)}); register only one of them`,
+    ]);
   });
 
   it('refuses documents that are not a list of flakes', () => {

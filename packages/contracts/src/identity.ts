@@ -32,6 +32,14 @@ function sha256Hex(text: string): string {
 }
 
 /**
+ * The full sha256 (hex) of a flake URI. The namespace keeps only about 30 bits of it, so
+ * two flakes can share a namespace name; the namespace records this to tell them apart.
+ */
+export function flakeUriDigest(flakeUri: string): string {
+  return sha256Hex(flakeUri);
+}
+
+/**
  * The Kubernetes namespace of a flake, compatible with the original Seed: base32 of the
  * *text* of the first 20 hex digits of sha256(flakeUri), lower-cased, first 12 letters.
  */

@@ -26,7 +26,7 @@ export {
   redactFlakeRef,
 } from './flake-ref';
 export type { FlakeRef, FlakeScheme } from './flake-ref';
-export { deriveNamespace, generationHash, instanceHash } from './identity';
+export { deriveNamespace, flakeUriDigest, generationHash, instanceHash } from './identity';
 export type { InstanceIdentity } from './identity';
 export {
   BUILDS_QUEUE,

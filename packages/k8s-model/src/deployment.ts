@@ -215,7 +215,8 @@ function environment(
   return env;
 }
 
-function shootPoolPort(options: RenderOptions): number {
+/** The shoot pool's port from the platform options, checked. */
+export function shootPoolPort(options: RenderOptions): number {
   const port = options.shootPoolPort ?? DEFAULT_SHOOT_POOL_PORT;
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new ModelError({

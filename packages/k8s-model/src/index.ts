@@ -9,11 +9,20 @@ export {
 } from './deployment';
 export { renderService } from './service';
 export { renderPersistentVolumeClaims } from './volume';
-export { DEFAULT_SHOOT_POOL_PORT } from './input';
-export type { GenerationContext, GenerationInput, RenderOptions, SeedInstance } from './input';
+export { renderFlakeNetworkPolicies, renderInstanceNetworkPolicy } from './network-policy';
+export { DEFAULT_NETWORK, DEFAULT_SHOOT_POOL_PORT } from './input';
+export type {
+  ClusterDns,
+  ClusterNetwork,
+  GenerationContext,
+  GenerationInput,
+  RenderOptions,
+  SeedInstance,
+} from './input';
 export { ModelError } from './errors';
 export {
   ANNOTATION_COMMIT,
+  ANNOTATION_FLAKE_SHA256,
   ANNOTATION_FLAKE_URI,
   ANNOTATION_GENERATION,
   ANNOTATION_INSTANCE_HASH,
@@ -43,6 +52,7 @@ export { KINDS_IN_APPLY_ORDER } from './objects';
 export type {
   SeedDeployment,
   SeedNamespace,
+  SeedNetworkPolicy,
   SeedObject,
   SeedObjectKind,
   SeedPersistentVolumeClaim,

@@ -1,4 +1,4 @@
-import { instanceHash, type ExposeProtocol } from '@seed/contracts';
+import { flakeUriDigest, instanceHash, type ExposeProtocol } from '@seed/contracts';
 import { ModelError } from './errors';
 import type { GenerationContext, SeedInstance } from './input';
 
@@ -16,6 +16,8 @@ export const ANNOTATION_INSTANCE_HASH = 'seed.loom.farm/instance-hash';
 export const ANNOTATION_GENERATION = 'seed.loom.farm/generation';
 export const ANNOTATION_FLAKE_URI = 'seed.loom.farm/flake-uri';
 export const ANNOTATION_COMMIT = 'seed.loom.farm/commit';
+/** The full sha256 of the flake URI: the namespace name keeps only about 30 bits of it. */
+export const ANNOTATION_FLAKE_SHA256 = 'seed.loom.farm/flake-sha256';
 
 export const ENV_NAMESPACE = 'SEED_NAMESPACE';
 export const ENV_INSTANCE = 'SEED_INSTANCE';
@@ -139,6 +141,14 @@ function generationValue(generation: string): string {
   return generation;
 }
 
+/**
+ * `seed.<purpose>`: a NetworkPolicy of the whole flake. The `.` keeps it apart from the
+ * instances' own policies, named after them: no instance name can hold one.
+ */
+export function flakePolicyName(purpose: string): string {
+  return checked(`seed.${purpose}`, 'dns1123Subdomain', 'NetworkPolicy', { field: 'name' });
+}
+
 /** `seed-<instance>-<key>`: the PersistentVolumeClaim of `seed.storage.<key>`. */
 export function pvcName(instance: string, storageKey: string): string {
   return checked(`seed-${instance}-${storageKey}`, 'dns1123Subdomain', 'PersistentVolumeClaim', {
@@ -230,6 +240,7 @@ export function flakeStamp(context: GenerationContext): {
     labels: { [LABEL_MANAGED_BY]: MANAGED_BY_SEED },
     annotations: {
       [ANNOTATION_FLAKE_URI]: context.flakeUri,
+      [ANNOTATION_FLAKE_SHA256]: flakeUriDigest(context.flakeUri),
       [ANNOTATION_COMMIT]: context.commit,
       [ANNOTATION_GENERATION]: generationValue(context.generation),
     },

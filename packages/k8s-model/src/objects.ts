@@ -4,6 +4,7 @@ import type { apps } from 'kubernetes-models';
 import type { INamespace } from 'kubernetes-models/v1/Namespace';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { IService } from 'kubernetes-models/v1/Service';
+import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 
 /**
  * The objects Seed renders. Only the types of kubernetes-models are used: its classes
@@ -24,13 +25,19 @@ export type SeedNamespace = Named<INamespace>;
 export type SeedPersistentVolumeClaim = Named<IPersistentVolumeClaim>;
 export type SeedDeployment = Named<IDeployment>;
 export type SeedService = Named<IService>;
+export type SeedNetworkPolicy = Named<INetworkPolicy>;
 
-export type SeedObject = SeedNamespace | SeedPersistentVolumeClaim | SeedDeployment | SeedService;
+export type SeedObject =
+  SeedNamespace | SeedNetworkPolicy | SeedPersistentVolumeClaim | SeedDeployment | SeedService;
 export type SeedObjectKind = SeedObject['kind'];
 
-/** Kinds in the order they are applied: each may depend on the ones before it. */
+/**
+ * Kinds in the order they are applied: each may depend on the ones before it. The
+ * policies come before any pod, so no instance ever runs with its namespace open.
+ */
 export const KINDS_IN_APPLY_ORDER: readonly SeedObjectKind[] = [
   'Namespace',
+  'NetworkPolicy',
   'PersistentVolumeClaim',
   'Deployment',
   'Service',

@@ -3,13 +3,15 @@ import { ModelError } from './errors';
 import type { GenerationContext, GenerationInput, RenderOptions, SeedInstance } from './input';
 import { renderNamespace } from './namespace';
 import { instanceObjectName, pvcName } from './names';
+import { renderFlakeNetworkPolicies, renderInstanceNetworkPolicy } from './network-policy';
 import { byName, KINDS_IN_APPLY_ORDER, type SeedObject, type SeedObjectKind } from './objects';
 import { renderService } from './service';
 import { renderPersistentVolumeClaims } from './volume';
 
 /**
- * Every object of a generation, in the order they are applied: the Namespace, then the
- * claims (a pod waits for its claims), the Deployments, the Services. Instances go by
+ * Every object of a generation, in the order they are applied: the Namespace, its
+ * NetworkPolicies (before any pod runs), the claims (a pod waits for its claims), the
+ * Deployments, the Services. Instances go by
  * name and every object's keys are sorted, so the same input gives the same JSON bytes
  * whatever order it came in. Throws a ModelError, before anything could be applied, when
  * a name would be refused or two things would share one.
@@ -31,6 +33,10 @@ export function renderGeneration(
   // Each renderer returns its object with sorted keys.
   return [
     renderNamespace(context),
+    ...renderFlakeNetworkPolicies(context, options),
+    ...instances.flatMap(
+      (instance) => renderInstanceNetworkPolicy(context, instance, options) ?? [],
+    ),
     ...instances.flatMap((instance) => renderPersistentVolumeClaims(context, instance)),
     ...instances.map((instance) => renderDeployment(context, instance, options)),
     ...instances.flatMap((instance) => renderService(context, instance) ?? []),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { instanceHash } from '@seed/contracts';
-import { apps, v1 } from 'kubernetes-models';
+import { flakeUriDigest, instanceHash } from '@seed/contracts';
+import { apps, networkingK8sIo, v1 } from 'kubernetes-models';
 import { desiredNames, renderGeneration, type GenerationInput, type SeedObject } from '../src';
 import { everything, generation, instance, webMeta } from './fixtures';
 import { modelErrorOf, objectOf } from './helpers';
@@ -16,6 +16,8 @@ function validateAgainstSchema(object: SeedObject): void {
       return new apps.v1.Deployment(object).validate();
     case 'Service':
       return new v1.Service(object).validate();
+    case 'NetworkPolicy':
+      return new networkingK8sIo.v1.NetworkPolicy(object).validate();
   }
 }
 
@@ -57,9 +59,17 @@ describe('renderGeneration', () => {
   const input = generation(everything);
   const objects = renderGeneration(input);
 
-  it('renders Namespace, claims, Deployments, Services, each by name', () => {
+  it('renders Namespace, NetworkPolicies, claims, Deployments, Services, each by name', () => {
     expect(objects.map((object) => `${object.kind}/${object.metadata.name}`)).toEqual([
       'Namespace/s-abcdefghijkl',
+      'NetworkPolicy/seed.default-deny',
+      'NetworkPolicy/seed.allow-dns',
+      'NetworkPolicy/seed.allow-same-flake',
+      'NetworkPolicy/seed.allow-to-flakes',
+      'NetworkPolicy/seed.allow-internet',
+      'NetworkPolicy/postgres',
+      'NetworkPolicy/resolver',
+      'NetworkPolicy/web',
       'PersistentVolumeClaim/seed-postgres-data',
       'PersistentVolumeClaim/seed-web-data',
       'Deployment/postgres',
@@ -72,11 +82,18 @@ describe('renderGeneration', () => {
     ]);
   });
 
+  const apiVersions: Partial<Record<SeedObject['kind'], string>> = {
+    Deployment: 'apps/v1',
+    NetworkPolicy: 'networking.k8s.io/v1',
+  };
+  const isFlakePolicy = (object: SeedObject) =>
+    object.kind === 'NetworkPolicy' && object.metadata.name.startsWith('seed.');
+
   it.each(objects.map((object) => [`${object.kind}/${object.metadata.name}`, object] as const))(
     '%s is valid for the API server and for server-side apply',
     (_name, object) => {
       expect(() => validateAgainstSchema(object)).not.toThrow();
-      expect(object.apiVersion).toBe(object.kind === 'Deployment' ? 'apps/v1' : 'v1');
+      expect(object.apiVersion).toBe(apiVersions[object.kind] ?? 'v1');
       expect(object.metadata.namespace).toBe(
         object.kind === 'Namespace' ? undefined : 's-abcdefghijkl',
       );
@@ -89,6 +106,7 @@ describe('renderGeneration', () => {
     expect(namespace.metadata.labels).toEqual({ 'seed.loom.farm/managed-by': 'seed' });
     expect(namespace.metadata.annotations).toEqual({
       'seed.loom.farm/flake-uri': 'github:example/flake',
+      'seed.loom.farm/flake-sha256': flakeUriDigest('github:example/flake'),
       'seed.loom.farm/commit': '0123456789abcdef0123456789abcdef01234567',
       'seed.loom.farm/generation': '0123456789ab',
     });
@@ -96,7 +114,7 @@ describe('renderGeneration', () => {
 
   it('stamps every other object with its instance and that instance’s hash alone', () => {
     const hashes = new Map(everything.map((seed) => [seed.name, instanceHash(seed)]));
-    for (const object of objects.filter((o) => o.kind !== 'Namespace')) {
+    for (const object of objects.filter((o) => o.kind !== 'Namespace' && !isFlakePolicy(o))) {
       const instance = object.metadata.labels?.['seed.loom.farm/instance'] ?? '';
       expect(object.metadata.labels).toEqual({
         'seed.loom.farm/managed-by': 'seed',
@@ -130,7 +148,11 @@ describe('renderGeneration', () => {
 
   it('labels every other object with the instance it belongs to', () => {
     const instanceOf = (object: SeedObject) => object.metadata.labels?.['seed.loom.farm/instance'];
-    expect(objects.filter((o) => o.kind !== 'Namespace').map(instanceOf)).toEqual([
+    const instanceObjects = objects.filter((o) => o.kind !== 'Namespace' && !isFlakePolicy(o));
+    expect(instanceObjects.map(instanceOf)).toEqual([
+      'postgres',
+      'resolver',
+      'web',
       'postgres',
       'web',
       'postgres',
@@ -156,15 +178,31 @@ describe('renderGeneration', () => {
     expect(JSON.stringify(rendered)).toBe(JSON.stringify(objects));
   });
 
-  it('renders only the Namespace for a flake without seeds', () => {
-    expect(renderGeneration(generation([])).map((object) => object.kind)).toEqual(['Namespace']);
+  it('renders only the Namespace and its policies for a flake without seeds', () => {
+    expect(renderGeneration(generation([])).map((object) => object.kind)).toEqual([
+      'Namespace',
+      'NetworkPolicy',
+      'NetworkPolicy',
+      'NetworkPolicy',
+      'NetworkPolicy',
+      'NetworkPolicy',
+    ]);
   });
 });
 
 describe('desiredNames', () => {
+  const FLAKE_POLICIES = [
+    'seed.allow-dns',
+    'seed.allow-internet',
+    'seed.allow-same-flake',
+    'seed.allow-to-flakes',
+    'seed.default-deny',
+  ];
+
   it('lists the names of every kind, sorted', () => {
     expect(desiredNames(renderGeneration(generation(everything)))).toEqual({
       Namespace: ['s-abcdefghijkl'],
+      NetworkPolicy: ['postgres', 'resolver', ...FLAKE_POLICIES, 'web'],
       PersistentVolumeClaim: ['seed-postgres-data', 'seed-web-data'],
       Deployment: ['postgres', 'resolver', 'web', 'worker'],
       Service: ['postgres', 'resolver', 'web'],
@@ -174,6 +212,7 @@ describe('desiredNames', () => {
   it('lists every kind, even without objects of it', () => {
     expect(desiredNames(renderGeneration(generation([instance('worker')])))).toEqual({
       Namespace: ['s-abcdefghijkl'],
+      NetworkPolicy: FLAKE_POLICIES,
       PersistentVolumeClaim: [],
       Deployment: ['worker'],
       Service: [],

@@ -42,7 +42,8 @@ describe('renderPersistentVolumeClaims', () => {
 
   it('claims of every instance come before any Deployment', () => {
     const objects = renderGeneration(generation([instance('web'), db]));
-    expect(objects.map((object) => `${object.kind}/${object.metadata.name}`)).toEqual([
+    const instanceObjects = objects.filter((object) => object.kind !== 'NetworkPolicy');
+    expect(instanceObjects.map((object) => `${object.kind}/${object.metadata.name}`)).toEqual([
       'Namespace/s-abcdefghijkl',
       'PersistentVolumeClaim/seed-db-data',
       'PersistentVolumeClaim/seed-db-wal',

@@ -9,7 +9,7 @@ export { freeLoopbackPort, freeLoopbackPorts } from './ports';
 export { FLAKE_TOOLS_SCRIPT, flakeToolsDir } from './flake-tools';
 export type { FlakeToolsKind } from './flake-tools';
 export { githubPushHeaders } from './github-delivery';
-export { startNode, NODE_BINARIES_SCRIPT } from './node/node';
+export { reconcilerNetworkEnv, startNode, NODE_BINARIES_SCRIPT } from './node/node';
 export type { LocalNode, NodeOptions } from './node/node';
 export { NODE_NETWORK } from './node/node-config';
 export { kubeRequest } from './node/kube-requests';

@@ -44,7 +44,7 @@ async function hostState(): Promise<Record<string, unknown>> {
   const parts = [
     ...(await pgrep([
       '-x',
-      'kubelet|containerd|containerd-shim-runc-v2|nix-snapshotter|kube-controller-manager|kube-scheduler|kube-proxy|coredns',
+      'kubelet|containerd|containerd-shim-runc-v2|nix-snapshotter|kube-controller-manager|kube-scheduler|kube-proxy|kube-router|coredns',
     ])),
     ...(await pgrep(['-f', 'authorization-mode=Node,RBAC'])),
   ];
@@ -55,6 +55,7 @@ async function hostState(): Promise<Record<string, unknown>> {
       .filter((link) => link === NODE_NETWORK.bridge || link.startsWith('veth'))
       .sort(),
     iptables: iptablesRules((await run('iptables-save', [])).stdout),
+    ipsets: (await run('ipset', ['list', '-name'])).stdout.split('\n').filter(Boolean).sort(),
     mounts: (await readMounts())
       .map((mount) => mount.point)
       .filter((point) => /seed-node-|^\/run\/netns|^\/var\/lib\/kubelet|kubepods/.test(point))

@@ -14,6 +14,7 @@ const SEED_RESOURCES = new Set([
   'persistentvolumeclaims',
   'deployments',
   'services',
+  'networkpolicies',
   'events',
 ]);
 

@@ -17,6 +17,7 @@ export {
   kubeRequest,
   NODE_BINARIES_SCRIPT,
   addToStore,
+  reconcilerNetworkEnv,
   buildNixImage,
   startKubeApiServer,
   startLocalCluster,
@@ -28,11 +29,13 @@ export type {
   KubeApiServer,
   KubeApiServerOptions,
   LocalCluster,
+  LocalNode,
   LocalRedis,
   LogLine,
   ServiceProcess,
 } from '@seed/local-parts';
 export { apiWrites, writesBetween } from './api-writes';
+export { collidingFlakeUris } from './namespace-collision';
 export type { WriteCounts } from './api-writes';
 export { queueBuild } from './queue-build';
 export {

@@ -6,6 +6,7 @@ const STATUS: Record<GenerationError['kind'], grpc.status> = {
   invalid: grpc.status.INVALID_ARGUMENT,
   'not-found': grpc.status.NOT_FOUND,
   failed: grpc.status.FAILED_PRECONDITION,
+  foreign: grpc.status.FAILED_PRECONDITION,
   unavailable: grpc.status.UNAVAILABLE,
 };
 

@@ -4,16 +4,20 @@ import { loadKubeConfig } from '@seed/kube-config';
 import {
   ApiException,
   AppsV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
+  NetworkingV1Api,
   PatchStrategy,
+  V1MicroTime,
   VersionApi,
   makeInformer,
   type Informer,
   type KubernetesObject,
   type ObjectCache,
 } from '@kubernetes/client-node';
+import type { LeaseRecord, LeaseStore } from '../controller/leader-election';
 
 export type { KubernetesObject } from '@kubernetes/client-node';
 
@@ -31,14 +35,28 @@ export class KubeRejected extends Error {
 
 /** The API server could not be reached, timed out, or answered a conflict: try again later. */
 export class KubeUnavailable extends Error {
-  override readonly name = 'KubeUnavailable';
+  override readonly name: string = 'KubeUnavailable';
+}
+
+/** Someone else wrote the object since it was read (409): read it again, then retry. */
+export class KubeConflict extends KubeUnavailable {
+  override readonly name = 'KubeConflict';
 }
 
 /**
- * Kinds Seed watches: its own objects for drift, and the pods and ReplicaSets the
- * Deployment controller makes of them, for the instances' rollout.
+ * Kinds Seed watches: its own objects for drift (the flake namespaces and their
+ * `seed-state` ConfigMaps included), and the pods and ReplicaSets the Deployment
+ * controller makes of them, for the instances' rollout.
  */
-export type WatchedKind = 'Deployment' | 'Service' | 'PersistentVolumeClaim' | 'Pod' | 'ReplicaSet';
+export type WatchedKind =
+  | 'Namespace'
+  | 'ConfigMap'
+  | 'Deployment'
+  | 'Service'
+  | 'NetworkPolicy'
+  | 'PersistentVolumeClaim'
+  | 'Pod'
+  | 'ReplicaSet';
 
 export type WatchEvent = 'add' | 'update' | 'delete';
 
@@ -55,13 +73,17 @@ export class KubeRepository {
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
+  private readonly networking: NetworkingV1Api;
   private readonly versions: VersionApi;
+  private readonly coordination: CoordinationV1Api;
 
   constructor(private readonly config: KubeConfig) {
     this.objects = KubernetesObjectApi.makeApiClient(config);
     this.core = config.makeApiClient(CoreV1Api);
     this.apps = config.makeApiClient(AppsV1Api);
+    this.networking = config.makeApiClient(NetworkingV1Api);
     this.versions = config.makeApiClient(VersionApi);
+    this.coordination = config.makeApiClient(CoordinationV1Api);
   }
 
   /** From a kubeconfig file, or the usual places (in-cluster, $KUBECONFIG, ~/.kube/config). */
@@ -71,9 +93,9 @@ export class KubeRepository {
 
   /** Server-side apply as field manager `seed`, taking over conflicting fields. */
   async apply(object: AppliedObject): Promise<KubernetesObject> {
-    return this.call(() =>
+    const applied = await this.call(() =>
       this.objects.patch(
-        object as unknown as KubernetesObject,
+        clientModel(object),
         undefined,
         undefined,
         FIELD_MANAGER,
@@ -81,6 +103,7 @@ export class KubeRepository {
         PatchStrategy.ServerSideApply,
       ),
     );
+    return wireForm(applied);
   }
 
   /**
@@ -88,9 +111,9 @@ export class KubeRepository {
    * a hand edit that server-side apply cannot (entries another field manager owns).
    */
   async mergePatch(object: AppliedObject): Promise<KubernetesObject> {
-    return this.call(() =>
+    const patched = await this.call(() =>
       this.objects.patch(
-        object as unknown as KubernetesObject,
+        clientModel(object),
         undefined,
         undefined,
         FIELD_MANAGER,
@@ -98,6 +121,7 @@ export class KubeRepository {
         PatchStrategy.MergePatch,
       ),
     );
+    return wireForm(patched);
   }
 
   async read<T extends KubernetesObject>(
@@ -107,12 +131,14 @@ export class KubeRepository {
     name: string,
   ): Promise<T | undefined> {
     try {
-      return await this.call(() =>
-        this.objects.read<T>({
-          apiVersion,
-          kind,
-          metadata: { name, ...(namespace ? { namespace } : {}) },
-        }),
+      return wireForm(
+        await this.call(() =>
+          this.objects.read<T>({
+            apiVersion,
+            kind,
+            metadata: { name, ...(namespace ? { namespace } : {}) },
+          }),
+        ),
       );
     } catch (error) {
       if (error instanceof KubeRejected && error.status === 404) return undefined;
@@ -227,6 +253,68 @@ export class KubeRepository {
     );
   }
 
+  /**
+   * A `coordination.k8s.io` Lease for leader election. Writes are guarded by the
+   * resourceVersion read, so of two replicas racing for it one wins and the other sees
+   * `false` (a 409), never both.
+   */
+  lease(namespace: string, name: string): LeaseStore {
+    const toLease = (record: LeaseRecord, resourceVersion?: string) => ({
+      metadata: { name, namespace, ...(resourceVersion ? { resourceVersion } : {}) },
+      spec: {
+        holderIdentity: record.holder,
+        leaseDurationSeconds: record.leaseDurationSeconds,
+        acquireTime: new V1MicroTime(record.acquireTime.getTime()),
+        renewTime: new V1MicroTime(record.renewTime.getTime()),
+        leaseTransitions: record.transitions,
+      },
+    });
+    const unlessConflict = async (write: () => Promise<unknown>): Promise<boolean> => {
+      try {
+        await this.call(write);
+        return true;
+      } catch (error) {
+        if (error instanceof KubeConflict) return false;
+        throw error;
+      }
+    };
+    return {
+      get: async () => {
+        try {
+          const lease = await this.call(() =>
+            this.coordination.readNamespacedLease({ namespace, name }),
+          );
+          const spec = lease.spec ?? {};
+          return {
+            version: lease.metadata?.resourceVersion ?? '',
+            record: {
+              holder: spec.holderIdentity ?? '',
+              leaseDurationSeconds: spec.leaseDurationSeconds ?? 0,
+              acquireTime: new Date(spec.acquireTime ?? 0),
+              renewTime: new Date(spec.renewTime ?? 0),
+              transitions: spec.leaseTransitions ?? 0,
+            },
+          };
+        } catch (error) {
+          if (error instanceof KubeRejected && error.status === 404) return undefined;
+          throw error;
+        }
+      },
+      create: (record) =>
+        unlessConflict(() =>
+          this.coordination.createNamespacedLease({ namespace, body: toLease(record) }),
+        ),
+      update: (record, version) =>
+        unlessConflict(() =>
+          this.coordination.replaceNamespacedLease({
+            namespace,
+            name,
+            body: toLease(record, version),
+          }),
+        ),
+    };
+  }
+
   /** Answers when the API server does. */
   async version(): Promise<string> {
     const info = await this.call(() => this.versions.getCode());
@@ -246,7 +334,7 @@ export class KubeRepository {
   ): WatchHandle {
     const informer = this.informerFor(kind, labelSelector);
     for (const event of ['add', 'update', 'delete'] as const) {
-      informer.on(event, (object) => onChange(event, object));
+      informer.on(event, (object) => onChange(event, wireForm(object)));
     }
     let stopped = false;
     let pauseMs = 500;
@@ -269,8 +357,11 @@ export class KubeRepository {
     informer.on('error', restart);
     start();
     return {
-      cached: (namespace, name) => informer.get(name, namespace),
-      list: (namespace) => [...informer.list(namespace)],
+      cached: (namespace, name) => {
+        const object = kind === 'Namespace' ? informer.get(name) : informer.get(name, namespace);
+        return object && wireForm(object);
+      },
+      list: (namespace) => informer.list(namespace).map(wireForm),
       stop: async () => {
         stopped = true;
         clearTimeout(timer);
@@ -284,6 +375,20 @@ export class KubeRepository {
     labelSelector: string,
   ): Informer<KubernetesObject> & ObjectCache<KubernetesObject> {
     switch (kind) {
+      case 'Namespace':
+        return makeInformer(
+          this.config,
+          '/api/v1/namespaces',
+          () => this.core.listNamespace({ labelSelector }),
+          labelSelector,
+        );
+      case 'ConfigMap':
+        return makeInformer(
+          this.config,
+          '/api/v1/configmaps',
+          () => this.core.listConfigMapForAllNamespaces({ labelSelector }),
+          labelSelector,
+        );
       case 'Deployment':
         return makeInformer(
           this.config,
@@ -296,6 +401,13 @@ export class KubeRepository {
           this.config,
           '/api/v1/services',
           () => this.core.listServiceForAllNamespaces({ labelSelector }),
+          labelSelector,
+        );
+      case 'NetworkPolicy':
+        return makeInformer(
+          this.config,
+          '/apis/networking.k8s.io/v1/networkpolicies',
+          () => this.networking.listNetworkPolicyForAllNamespaces({ labelSelector }),
           labelSelector,
         );
       case 'PersistentVolumeClaim':
@@ -330,7 +442,8 @@ export class KubeRepository {
       if (error instanceof ApiException) {
         const status = error.code;
         const detail = apiMessage(error.body) ?? error.message;
-        if (status === 409 || status === 429 || status >= 500) {
+        if (status === 409) throw new KubeConflict(`the API server answered 409: ${detail}`);
+        if (status === 429 || status >= 500) {
           throw new KubeUnavailable(`the API server answered ${status}: ${detail}`);
         }
         throw new KubeRejected(detail, status);
@@ -341,6 +454,32 @@ export class KubeRepository {
 }
 
 /** Any object Seed renders: plain JSON with the identifying fields set. */
+/**
+ * client-node's models name NetworkPolicy's `ingress[].from` `_from` (`from` is reserved
+ * in its generator), and its serializer sends only the fields its models name: given the
+ * API's own JSON, it would send ingress rules without `from`, which admit every source.
+ * Seed's objects are the API's JSON; these two put the one name right on the way in and
+ * out of the library.
+ */
+function clientModel(object: AppliedObject): KubernetesObject {
+  return renameIngressPeers(object, 'from', '_from');
+}
+
+function wireForm<T extends KubernetesObject>(object: T): T {
+  return renameIngressPeers(object, '_from', 'from') as T;
+}
+
+function renameIngressPeers(object: object, name: string, as: string): object {
+  // Only NetworkPolicies have `spec.ingress`; objects of an informer's list carry no kind.
+  const { spec } = object as { spec?: { ingress?: object[] } };
+  if (!Array.isArray(spec?.ingress)) return object;
+  const ingress = spec.ingress.map((rule) => {
+    const { [name]: peers, ...rest } = rule as Record<string, unknown>;
+    return peers === undefined ? rest : { ...rest, [as]: peers };
+  });
+  return { ...object, spec: { ...spec, ingress } };
+}
+
 export interface AppliedObject {
   apiVersion: string;
   kind: string;

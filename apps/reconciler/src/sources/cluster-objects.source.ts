@@ -9,15 +9,27 @@ import type {
 } from '../repositories/kube.repository';
 
 /** Kinds whose changes queue their flake: drift of Seed's objects, and pods for rollouts. */
-const WATCHED: readonly WatchedKind[] = ['Deployment', 'Service', 'PersistentVolumeClaim', 'Pod'];
+const WATCHED: readonly WatchedKind[] = [
+  'Deployment',
+  'Service',
+  'NetworkPolicy',
+  'PersistentVolumeClaim',
+  'Pod',
+];
 /**
  * Kinds only cached: a ReplicaSet changes along with its Deployment's status (which is
  * watched) and is read only to tell a Deployment's newest pods from its old ones.
  */
 const CACHED: readonly WatchedKind[] = ['ReplicaSet'];
+/** Kinds a generation's objects leave behind when it drops them, with their API versions. */
+const PRUNED = [
+  ['Deployment', 'apps/v1'],
+  ['Service', 'v1'],
+  ['NetworkPolicy', 'networking.k8s.io/v1'],
+] as const;
 
 /**
- * Informers on Seed's Deployments, Services and volumes, and on the pods and ReplicaSets
+ * Informers on Seed's Deployments, Services, NetworkPolicies and volumes, and on the pods and ReplicaSets
  * of its instances. Every change (an edit or delete by hand, a pod's status included)
  * becomes the key of its flake, its namespace; the caches also serve the reconciler's
  * reads, which fall back to the API for anything not cached yet.
@@ -49,9 +61,7 @@ export class ClusterObjects implements LiveObjects {
 
   async get(object: SeedObject): Promise<KubernetesObject | undefined> {
     const namespace = object.metadata.namespace ?? '';
-    const cached = this.watches
-      .get(object.kind as WatchedKind)
-      ?.cached(namespace, object.metadata.name);
+    const cached = this.watches.get(object.kind)?.cached(namespace, object.metadata.name);
     return (
       cached ??
       this.kube.read(
@@ -65,12 +75,12 @@ export class ClusterObjects implements LiveObjects {
 
   owned(namespace: string): Promise<KubernetesObject[]> {
     const owned: KubernetesObject[] = [];
-    for (const kind of ['Deployment', 'Service'] as const) {
+    for (const [kind, apiVersion] of PRUNED) {
       owned.push(
         ...(this.watches.get(kind)?.list(namespace) ?? []).map((object) => ({
           ...object,
           kind,
-          apiVersion: kind === 'Deployment' ? 'apps/v1' : 'v1',
+          apiVersion,
         })),
       );
     }

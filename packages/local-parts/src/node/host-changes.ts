@@ -5,7 +5,8 @@
 // Measured on these machines: the kubelet forces sysctls, makes /kubepods cgroups in every
 // hierarchy, bind-mounts its root folder onto itself and writes under /var/lib/kubelet,
 // /var/lib/cni, /var/log/{pods,containers} and /run/containerd; kube-proxy writes
-// iptables rules; containerd leaves network namespaces under /run/netns; nix-snapshotter
+// iptables rules; kube-router writes iptables rules and ipsets (one per policy peer);
+// containerd leaves network namespaces under /run/netns; nix-snapshotter
 // adds GC roots under /nix/var/nix/gcroots/auto; container processes live in the node's
 // cgroups under shims that are not our children.
 import { execFile } from 'node:child_process';
@@ -73,6 +74,8 @@ export interface HostRecord {
   /** `iptables-save` and `ip6tables-save` before the node started. */
   iptables: string;
   ip6tables: string;
+  /** Names of the ipsets there were before the node started. */
+  ipsets: string[];
   netns: string[];
 }
 
@@ -101,6 +104,7 @@ export async function recordHost(
     ),
     iptables: (await run('iptables-save', [])).stdout,
     ip6tables: (await run('ip6tables-save', [])).stdout,
+    ipsets: await ipsetNames(),
     netns: await readdir('/run/netns').catch(() => []),
   };
 }
@@ -137,6 +141,8 @@ export async function restoreHost(record: HostRecord, afterCrash = false): Promi
   await step('mounts', () => unmountNode(record));
   await step('cgroups', () => removeCgroups(record));
   await step('iptables', () => restoreIptables(record));
+  // After iptables: a set cannot be destroyed while a rule refers to it.
+  await step('ipsets', () => destroyNewIpsets(record));
   await step('sysctls', () => restoreSysctls(record));
   await step('bridge', async () => {
     if (!record.bridgeExisted && existsSync(`/sys/class/net/${record.bridge}`)) {
@@ -314,6 +320,17 @@ function restoreTable(command: string, now: string, saved: string): Promise<void
     });
     child.stdin!.end(`${input}\n`);
   });
+}
+
+async function ipsetNames(): Promise<string[]> {
+  const { stdout } = await run('ipset', ['list', '-name']);
+  return stdout.split('\n').filter((name) => name !== '');
+}
+
+async function destroyNewIpsets(record: HostRecord): Promise<void> {
+  for (const name of await ipsetNames()) {
+    if (!record.ipsets.includes(name)) await run('ipset', ['destroy', name]);
+  }
 }
 
 async function restoreSysctls(record: HostRecord): Promise<void> {

@@ -2,7 +2,8 @@
 // 2 with nix-snapshotter as its snapshotter and image service (so `nix:0/nix/store/…`
 // images run from the host's nix store), runc, a CNI bridge, the kubelet, the controller
 // manager and scheduler, kube-proxy (Service IPs from pods and from the host), CoreDNS
-// (Service names) and the controller manager's host-path provisioner (claims bind).
+// (Service names), kube-router's network-policy controller (NetworkPolicies enforced
+// with iptables and ipset) and the controller manager's host-path provisioner (claims bind).
 //
 // Everything it writes lives in a temp folder, except what its parts insist on writing
 // elsewhere; host-changes.ts records that first and puts it back on stop, and the next
@@ -62,6 +63,7 @@ export interface LocalNode {
   /** The node's InternalIP: the bridge's gateway, where the host reaches pods from. */
   ip: string;
   podCidr: string;
+  serviceCidr: string;
   dir: string;
   /** Stops every part and every container, and puts the host back. Idempotent. */
   stop(): Promise<void>;
@@ -76,6 +78,7 @@ type Part =
   | 'kube-controller-manager'
   | 'kube-scheduler'
   | 'kube-proxy'
+  | 'kube-router'
   | 'coredns';
 
 /** Starts a node registered to `api`, which must have been started with `forNode: true`. */
@@ -91,6 +94,7 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
     (stopped ??= (async () => {
       // Control loops first, so nothing restarts what is being stopped.
       for (const part of [
+        'kube-router',
         'kube-proxy',
         'coredns',
         'kube-scheduler',
@@ -221,10 +225,28 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
 
     const kubelet = (): ManagedProcess => parts.get('kubelet')!;
     await waitFor('kubelet', kubelet(), deadline, () => nodeReady(api));
+    // It reads its node's address from the Node object: started once the node is
+    // registered.
+    const policyEngine = await spawnPart('kube-router', [
+      `--kubeconfig=${credentials.kubeconfigs.policyEngine}`,
+      `--hostname-override=${NODE_NAME}`,
+      '--run-firewall=true',
+      '--run-router=false',
+      '--run-service-proxy=false',
+      `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
+      // Its health answer is "alive" from the start, so it says nothing: off.
+      '--health-port=0',
+      '--v=1',
+    ]);
     await waitFor('coredns', coredns, deadline, async () => {
       const response = await fetch(`http://127.0.0.1:${dnsReadyPort}/ready`);
       return response.ok;
     });
+    // Its chains hooked into the built-in ones: from here on every pod's traffic passes
+    // through them, and policies hold once kube-router has seen them.
+    await waitFor('kube-router', policyEngine, deadline, async () =>
+      (await run('iptables', ['-S', 'FORWARD'])).stdout.includes('-j KUBE-ROUTER-FORWARD'),
+    );
     // Pods are refused until the service-account controller made `default` accounts.
     await waitFor(
       'kube-controller-manager',
@@ -239,6 +261,7 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
       name: NODE_NAME,
       ip: NODE_NETWORK.nodeIp,
       podCidr: NODE_NETWORK.podCidr,
+      serviceCidr: SERVICE_CLUSTER_IP_RANGE,
       dir,
       stop,
       restart: async (part) => {
@@ -257,6 +280,21 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
     });
     throw error;
   }
+}
+
+/**
+ * The reconciler's cluster ranges (`SEED_*_CIDRS`) for this node. Its cluster DNS is
+ * CoreDNS on the host at the node's address, not a pod in kube-system, so the
+ * instances' NetworkPolicies must allow DNS there.
+ */
+export function reconcilerNetworkEnv(node: LocalNode): Record<string, string> {
+  const nodeAddress = `${node.ip}/32`;
+  return {
+    SEED_POD_CIDRS: node.podCidr,
+    SEED_SERVICE_CIDRS: node.serviceCidr,
+    SEED_NODE_CIDRS: nodeAddress,
+    SEED_CLUSTER_DNS_CIDRS: nodeAddress,
+  };
 }
 
 async function buildBinaries(): Promise<string> {
@@ -312,7 +350,10 @@ async function loadPauseImage(layout: NodeLayout): Promise<void> {
 
 interface ComponentCredentials {
   kubelet: { caPath: string; servingCertPath: string; servingKeyPath: string };
-  kubeconfigs: Record<'kubelet' | 'controllerManager' | 'scheduler' | 'proxy' | 'coredns', string>;
+  kubeconfigs: Record<
+    'kubelet' | 'controllerManager' | 'scheduler' | 'proxy' | 'coredns' | 'policyEngine',
+    string
+  >;
 }
 
 /** One identity per component, as in a real cluster, each in its own kubeconfig. */
@@ -326,6 +367,7 @@ async function writeComponentCredentials(
     scheduler: { commonName: 'system:kube-scheduler' },
     proxy: { commonName: 'system:kube-proxy' },
     coredns: { commonName: 'seed:coredns' },
+    policyEngine: { commonName: 'seed:kube-router' },
   };
   const kubeconfigs = {} as ComponentCredentials['kubeconfigs'];
   const issued = Object.entries(users).map(async ([name, subject]) => {
@@ -404,20 +446,49 @@ function clusterObjects(): [collection: string, object: ClusterObject][] {
         ],
       },
     ],
+    userBinding('seed:coredns'),
     [
-      '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+      '/apis/rbac.authorization.k8s.io/v1/clusterroles',
       {
         apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRoleBinding',
-        metadata: { name: 'seed:coredns' },
-        roleRef: {
-          apiGroup: 'rbac.authorization.k8s.io',
-          kind: 'ClusterRole',
-          name: 'seed:coredns',
-        },
-        subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'seed:coredns' }],
+        kind: 'ClusterRole',
+        metadata: { name: 'seed:kube-router' },
+        // Its informers start for every kind it can handle, though only the policy
+        // controller runs; its own node is read for its address.
+        rules: [
+          {
+            apiGroups: [''],
+            resources: ['pods', 'namespaces', 'nodes', 'services', 'endpoints'],
+            verbs: ['get', 'list', 'watch'],
+          },
+          {
+            apiGroups: ['networking.k8s.io'],
+            resources: ['networkpolicies'],
+            verbs: ['list', 'watch'],
+          },
+          {
+            apiGroups: ['discovery.k8s.io'],
+            resources: ['endpointslices'],
+            verbs: ['list', 'watch'],
+          },
+        ],
       },
     ],
+    userBinding('seed:kube-router'),
+  ];
+}
+
+/** Binds the ClusterRole `name` to the user of the same name (a component's identity). */
+function userBinding(name: string): [collection: string, object: ClusterObject] {
+  return [
+    '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name }],
+    },
   ];
 }
 
