@@ -1,6 +1,7 @@
 // deploy/manifests: structural invariants, then a server-side dry-run of every object
 // against a real kube-apiserver (the same harness the reconciler's tests use).
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
@@ -289,13 +290,17 @@ describe('deploy/manifests', () => {
   });
 
   it("runs the shoot pool under Cloud Hypervisor, in a configuration the pool's config accepts", () => {
-    // Variables from the downward API (the node's name) get a stand-in value.
+    // Variables from the downward API (the node's name) get a stand-in value, the status
+    // token (a mounted Secret) a stand-in file.
     const vars = Object.fromEntries(
       [...env(podSpec('shoot-pool').containers[0]!)].map(([name, value]) => [
         name,
         value ?? 'from-the-downward-api',
       ]),
     );
+    const tokenFile = path.join(mkdtempSync(path.join(tmpdir(), 'seed-deploy-')), 'token');
+    writeFileSync(tokenFile, 'a'.repeat(64));
+    vars.SEED_SHOOT_STATUS_TOKEN_FILE = tokenFile;
     expect(loadShootPoolConfig(vars).hypervisor).toEqual({
       kind: 'cloud-hypervisor',
       binary: 'cloud-hypervisor',
@@ -311,6 +316,43 @@ describe('deploy/manifests', () => {
     expect(spec.containers[0]!.volumeMounts).toEqual(
       expect.arrayContaining([{ name: 'nix', mountPath: '/nix' }]),
     );
+  });
+
+  it("mounts each part's certificate and API token from Secrets cert-manager can write", () => {
+    const mounted = (app: ServiceName, variable: string) => {
+      const spec = podSpec(app);
+      const container = spec.containers[0]!;
+      const file = env(container).get(variable)!;
+      const mount = container.volumeMounts!.find(
+        (m) => file === m.mountPath || file.startsWith(`${m.mountPath}/`),
+      )!;
+      const secret = spec.volumes!.find((v) => v.name === mount.name)!.secret!.secretName;
+      return { file, mountPath: mount.mountPath, secret: find('Secret', secret) };
+    };
+    for (const [app, name] of [
+      ['reconciler', 'seed-reconciler-tls'],
+      ['builder', 'seed-builder-tls'],
+    ] as const) {
+      const { file, mountPath, secret } = mounted(app, 'SEED_TLS_DIR');
+      expect({ app, file, name: secret.metadata.name }).toEqual({ app, file: mountPath, name });
+      expect((secret as Manifest & { type: string }).type).toBe('kubernetes.io/tls');
+      const data = secret.stringData as Record<string, string>;
+      expect(Object.keys(data).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+      for (const value of Object.values(data)) expect(value).toMatch(/^REPLACE-ME/);
+    }
+    for (const [app, variable, name] of [
+      ['builder', 'SEED_BUILDER_API_TOKEN_FILE', 'seed-builder-api-token'],
+      ['shoot-pool', 'SEED_SHOOT_STATUS_TOKEN_FILE', 'seed-shoot-status-token'],
+    ] as const) {
+      const { file, mountPath, secret } = mounted(app, variable);
+      expect({ app, file, name: secret.metadata.name }).toEqual({
+        app,
+        file: `${mountPath}/token`,
+        name,
+      });
+      // A placeholder the services refuse (tokens have at least 32 characters).
+      expect((secret.stringData as Record<string, string>).token).toBe('REPLACE-ME');
+    }
   });
 
   it('signs the builder binary cache with a Secret key and serves it to nodes on a node port', () => {

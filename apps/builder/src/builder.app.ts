@@ -14,6 +14,7 @@ import {
   JsonErrorFilter,
   PinoNestLogger,
   ProbesModule,
+  TokenFile,
   createLogger,
   type Logger,
 } from '@seed/service-kit';
@@ -155,6 +156,7 @@ class BuilderModule {
       providers: [
         { provide: BINARY_CACHE, useValue: served },
         { provide: BuildsQueueConsumer, useValue: records },
+        { provide: TokenFile, useValue: config.http.apiToken },
         { provide: WorkerDrain, useValue: drain },
       ],
     };

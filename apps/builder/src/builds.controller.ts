@@ -6,13 +6,19 @@ import {
   NotFoundException,
   Param,
   Query,
+  UseGuards,
 } from '@nestjs/common';
 import { BuildsQueueConsumer } from '@seed/builds-queue';
 import { parseFlakeRef, type BuildList, type BuildRecord } from '@seed/contracts';
+import { BearerTokenGuard } from '@seed/service-kit';
 import { summarize } from './build-record';
 
-/** Read-only HTTP view of builds: `GET /builds?flake=…` and `GET /builds/:id`. */
+/**
+ * Read-only HTTP view of builds: `GET /builds?flake=…` and `GET /builds/:id`. Records
+ * name flakes and carry build logs, so they need the API token.
+ */
 @Controller('builds')
+@UseGuards(BearerTokenGuard)
 export class BuildsController {
   constructor(@Inject(BuildsQueueConsumer) private readonly records: BuildsQueueConsumer) {}
 

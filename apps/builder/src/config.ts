@@ -3,7 +3,8 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { publicKeyOf } from '@seed/nix-eval';
 import { REDIS_USERS, type RedisConnectionSettings } from '@seed/builds-queue';
-import { envVar, parseEnv, redisEnv, redisSettings } from '@seed/service-kit';
+import type { TlsDirectory } from '@seed/contracts';
+import { envVar, parseEnv, redisEnv, redisSettings, type TokenFile } from '@seed/service-kit';
 import { z } from 'zod';
 
 // Nix reads both paths out of a store URL (`file://DIR?secret-key=FILE&…`): keep them plain.
@@ -50,6 +51,9 @@ const envSchema = z
       .string()
       .regex(/^[^\s:]+:\d{1,5}$/, { error: 'expected HOST:PORT of the reconciler gRPC server' })
       .default('127.0.0.1:9090'),
+    SEED_TLS_DIR: envVar.tlsDir(),
+    SEED_TLS_RELOAD_SECONDS: envVar.tlsReloadSeconds(),
+    SEED_BUILDER_API_TOKEN_FILE: envVar.tokenFile(),
     SEED_BUILDER_HOST: z.string().min(1).default('127.0.0.1'),
     SEED_BUILDER_PORT: envVar.port(8081),
     SEED_BUILDER_CONCURRENCY: envVar.positiveInt(availableParallelism()),
@@ -106,7 +110,8 @@ export type BinaryCacheConfig =
   | { enabled: false; reason: string };
 
 export interface BuilderConfig {
-  http: { host: string; port: number };
+  /** `apiToken` guards the build records; the binary cache stays open (it is signed). */
+  http: { host: string; port: number; apiToken: TokenFile };
   redis: RedisConnectionSettings;
   worker: {
     concurrency: number;
@@ -124,7 +129,14 @@ export interface BuilderConfig {
     buildTimeoutMs: number;
   };
   binaryCache: BinaryCacheConfig;
-  reconciler: { address: string; deadlineMs: number; attempts: number; backoffMs: number };
+  reconciler: {
+    address: string;
+    /** The builder's client certificate (CN `builder`) and the platform CA. */
+    tls: { files: TlsDirectory; reloadMs: number };
+    deadlineMs: number;
+    attempts: number;
+    backoffMs: number;
+  };
   buildLogBytes: number;
   logLevel: string;
 }
@@ -132,7 +144,11 @@ export interface BuilderConfig {
 export function loadBuilderConfig(env: NodeJS.ProcessEnv = process.env): BuilderConfig {
   const vars = parseEnv(envSchema, env);
   return {
-    http: { host: vars.SEED_BUILDER_HOST, port: vars.SEED_BUILDER_PORT },
+    http: {
+      host: vars.SEED_BUILDER_HOST,
+      port: vars.SEED_BUILDER_PORT,
+      apiToken: vars.SEED_BUILDER_API_TOKEN_FILE,
+    },
     redis: redisSettings(vars),
     worker: {
       concurrency: vars.SEED_BUILDER_CONCURRENCY,
@@ -149,6 +165,7 @@ export function loadBuilderConfig(env: NodeJS.ProcessEnv = process.env): Builder
     },
     reconciler: {
       address: vars.SEED_RECONCILER_ADDRESS,
+      tls: { files: vars.SEED_TLS_DIR, reloadMs: vars.SEED_TLS_RELOAD_SECONDS * 1000 },
       deadlineMs: vars.SEED_APPLY_DEADLINE_MS,
       attempts: vars.SEED_APPLY_ATTEMPTS,
       backoffMs: vars.SEED_APPLY_BACKOFF_MS,

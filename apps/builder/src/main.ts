@@ -15,6 +15,8 @@ async function main(): Promise<void> {
       url: await app.getUrl(),
       concurrency: config.worker.concurrency,
       reconciler: config.reconciler.address,
+      // Who the reconciler sees; it must be `builder` to apply generations.
+      identity: config.reconciler.tls.files.identity,
       store: config.nix.store ?? 'nix default',
       binaryCache: config.binaryCache.enabled
         ? {

@@ -18,7 +18,7 @@ import type { BuildRecord } from '@seed/contracts';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
 import { FakeReconciler } from './fake-reconciler';
-import { Pushes, finished } from './harness';
+import { Pushes, builderCredentialEnv, finished, getBuilds } from './harness';
 
 const SEED_NIX_CONF = process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf';
 const SANDBOX_SHELL = '/bin/busybox';
@@ -175,6 +175,7 @@ beforeAll(async () => {
   reconciler = await FakeReconciler.start();
   const config = loadBuilderConfig({
     ...redis.serviceEnv(REDIS_USERS.builder),
+    ...(await builderCredentialEnv()),
     SEED_RECONCILER_ADDRESS: reconciler.address,
     SEED_BUILDER_CONCURRENCY: '2',
     SEED_NIX_CONF: nixConf,
@@ -251,7 +252,7 @@ describe('publishing', () => {
     try {
       const jobId = await pushes.push(repo, await repo.head());
       for (let waited = 0; ; waited += 100) {
-        const record = (await (await fetch(`${url}/builds/${jobId}`)).json()) as BuildRecord;
+        const record = (await (await getBuilds(`${url}/builds/${jobId}`)).json()) as BuildRecord;
         if (record.log?.some((line) => line.includes('publish error: publishing 1 image'))) {
           expect(record.error).toMatchObject({ kind: 'publish', retryable: true });
           expect(record.error?.message).toContain(path.join(work, 'cache'));
@@ -372,8 +373,14 @@ describe('the cache over HTTP', () => {
 });
 
 describe('configuration', () => {
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    env = await builderCredentialEnv();
+  });
+
   it('says publishing is off when no signing key is set', () => {
     const config = loadBuilderConfig({
+      ...env,
       ...redis.serviceEnv(REDIS_USERS.builder),
       SEED_BINARY_CACHE_DIR: path.join(work, 'cache'),
     });
@@ -390,6 +397,7 @@ describe('configuration', () => {
     expect(() =>
       loadBuilderConfig({
         ...redisEnv,
+        ...env,
         SEED_BINARY_CACHE_SECRET_KEY_FILE: bad,
         SEED_NIX_STORE: 'relative',
       }),
@@ -397,12 +405,14 @@ describe('configuration', () => {
     expect(() =>
       loadBuilderConfig({
         ...redisEnv,
+        ...env,
         SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'builder.sec'),
       }),
     ).toThrow(/SEED_BINARY_CACHE_DIR: required with SEED_BINARY_CACHE_SECRET_KEY_FILE/);
     expect(() =>
       loadBuilderConfig({
         ...redisEnv,
+        ...env,
         SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'nope.sec'),
         SEED_BINARY_CACHE_DIR: path.join(work, 'cache'),
       }),

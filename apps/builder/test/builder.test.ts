@@ -14,7 +14,7 @@ import { startRedis, type FlakeRepo, type LocalRedis } from '@seed/testing';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
 import { FakeReconciler } from './fake-reconciler';
-import { Pushes, commit, finished, flake } from './harness';
+import { Pushes, builderCredentialEnv, commit, finished, flake, getBuilds } from './harness';
 
 let redis: LocalRedis;
 let reconciler: FakeReconciler;
@@ -34,6 +34,7 @@ beforeAll(async () => {
   reconciler = await FakeReconciler.start();
   const config = loadBuilderConfig({
     ...redis.serviceEnv(REDIS_USERS.builder),
+    ...(await builderCredentialEnv()),
     SEED_RECONCILER_ADDRESS: reconciler.address,
     SEED_BUILDER_CONCURRENCY: '2',
     SEED_APPLY_ATTEMPTS: '8',
@@ -92,11 +93,13 @@ describe('a push', () => {
 
     // Parsed as the CLI parses them: the answers are the contract's shapes.
     const listed = buildListSchema.parse(
-      await (await fetch(`${url}/builds?flake=${encodeURIComponent(web.url())}`)).json(),
+      await (await getBuilds(`${url}/builds?flake=${encodeURIComponent(web.url())}`)).json(),
     );
     expect(listed.builds.map((b) => b.id)).toEqual([jobId]);
     expect(listed.builds[0]).not.toHaveProperty('log');
-    const everyFlake = buildListSchema.parse(await (await fetch(`${url}/builds?limit=200`)).json());
+    const everyFlake = buildListSchema.parse(
+      await (await getBuilds(`${url}/builds?limit=200`)).json(),
+    );
     expect(everyFlake.builds.map((b) => b.id)).toContain(jobId);
   });
 
@@ -119,7 +122,9 @@ describe('a push', () => {
     const slowJob = await pushes.push(slow, await slow.head());
     await new Promise((resolve) => setTimeout(resolve, 300));
     const quickRecord = await finished(url, await pushes.push(quick, await quick.head()));
-    const slowState = (await (await fetch(`${url}/builds/${slowJob}`)).json()) as { state: string };
+    const slowState = (await (await getBuilds(`${url}/builds/${slowJob}`)).json()) as {
+      state: string;
+    };
     expect(quickRecord.state).toBe('succeeded');
     expect(slowState.state).toBe('building');
     expect((await finished(url, slowJob)).state).toBe('succeeded');
@@ -177,7 +182,9 @@ describe('failures', () => {
     await reconciler.stop();
     const jobId = await pushes.push(web, await web.head());
     for (let waited = 0; ; waited += 100) {
-      const record = (await (await fetch(`${url}/builds/${jobId}`)).json()) as { log?: string[] };
+      const record = (await (await getBuilds(`${url}/builds/${jobId}`)).json()) as {
+        log?: string[];
+      };
       if (record.log?.some((line) => line.includes('reconciler unavailable'))) break;
       if (waited > 30_000) throw new Error('the builder never retried');
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -218,7 +225,7 @@ describe('superseding', () => {
     // Delayed past the test, so no worker takes it.
     await pushes.queue.add(BUILD_JOB_NAME, job, { ...buildJobOptions(job), delay: 60_000 });
     const jobId = buildJobId(job.flake, job.commit);
-    const record = (await (await fetch(`${url}/builds/${jobId}`)).json()) as {
+    const record = (await (await getBuilds(`${url}/builds/${jobId}`)).json()) as {
       state: string;
       flake: string;
     };
@@ -226,13 +233,13 @@ describe('superseding', () => {
   });
 
   it('answers bad requests with JSON errors', async () => {
-    const badLimit = await fetch(`${url}/builds?limit=0`);
+    const badLimit = await getBuilds(`${url}/builds?limit=0`);
     expect(badLimit.status).toBe(400);
     expect(await badLimit.json()).toEqual({ error: 'limit must be an integer from 1 to 200' });
-    const missing = await fetch(`${url}/builds/nope`);
+    const missing = await getBuilds(`${url}/builds/nope`);
     expect(missing.status).toBe(404);
     expect(await missing.json()).toEqual({ error: 'no build nope' });
-    const bad = await fetch(`${url}/builds?flake=nixpkgs`);
+    const bad = await getBuilds(`${url}/builds?flake=nixpkgs`);
     expect(bad.status).toBe(400);
   });
 });

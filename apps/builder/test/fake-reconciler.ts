@@ -1,17 +1,22 @@
-// A stand-in for apps/reconciler until it lands: a real gRPC server on loopback that
-// implements seed.v1.Reconciler from the shared .proto and records what it is sent.
+// A stand-in for apps/reconciler: a real gRPC server on loopback that implements
+// seed.v1.Reconciler from the shared .proto, behind the same mutual TLS and caller table
+// as the real one, and records what it is sent.
 import * as grpc from '@grpc/grpc-js';
 import {
+  RECONCILER_CALLERS,
+  readTlsDirectory,
   reconcilerService,
   type ApplyGenerationRequest__Output,
   type ReconcilerHandlers,
 } from '@seed/contracts';
+import { startGrpcServer, type RunningGrpcServer } from '@seed/service-kit';
+import { builderCredentials } from './harness';
 
 export class FakeReconciler {
   readonly applied: ApplyGenerationRequest__Output[] = [];
   /** While true, ApplyGeneration calls are taken and never answered. */
   hang = false;
-  private server: grpc.Server | undefined;
+  private server: RunningGrpcServer | undefined;
   private current = new Map<string, string>();
 
   private constructor(public port: number) {}
@@ -34,7 +39,6 @@ export class FakeReconciler {
   }
 
   async listen(): Promise<void> {
-    const server = new grpc.Server();
     const handlers: ReconcilerHandlers = {
       ApplyGeneration: (call, callback) => {
         if (this.hang) return;
@@ -48,20 +52,26 @@ export class FakeReconciler {
       ListStatus: (_call, callback) =>
         callback({ code: grpc.status.UNIMPLEMENTED, details: 'fake' }),
     };
-    server.addService(reconcilerService(), handlers);
-    this.port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(
-        `127.0.0.1:${this.port}`,
-        grpc.ServerCredentials.createInsecure(),
-        (error, port) => (error ? reject(error) : resolve(port)),
-      ),
+    const { certificates } = await builderCredentials();
+    this.server = await startGrpcServer(
+      '127.0.0.1',
+      this.port,
+      [
+        {
+          name: 'seed.v1.Reconciler',
+          definition: reconcilerService(),
+          handlers,
+          callers: RECONCILER_CALLERS,
+        },
+      ],
+      { kind: 'mtls', tls: readTlsDirectory(certificates.reconciler), reloadMs: 60_000 },
     );
-    this.server = server;
+    this.port = this.server.port;
   }
 
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
-    if (server) await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    await server?.stop(5_000);
   }
 }

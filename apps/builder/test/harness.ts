@@ -1,12 +1,22 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { BuildsQueueProducer, REDIS_USERS } from '@seed/builds-queue';
-import { BUILDS_QUEUE, buildRecordSchema, type BuildRecord } from '@seed/contracts';
 import {
+  BUILDS_QUEUE,
+  buildRecordSchema,
+  readTlsDirectory,
+  type BuildRecord,
+} from '@seed/contracts';
+import {
+  createPlatformCertificates,
   demoFlakeFiles,
   FlakeRepo,
   queueBuild,
   type DemoSeed,
   type LocalRedis,
+  type PlatformCertificates,
 } from '@seed/testing';
 import { Queue } from 'bullmq';
 
@@ -61,6 +71,46 @@ function unique(seeds: Record<string, DemoSeed>): Record<string, DemoSeed> {
   );
 }
 
+const API_TOKEN = randomBytes(16).toString('hex');
+
+let credentials: Promise<{ certificates: PlatformCertificates; tokenFile: string }> | undefined;
+
+/** This test file's platform CA and certificates, and the builder's API token file. */
+export function builderCredentials(): Promise<{
+  certificates: PlatformCertificates;
+  tokenFile: string;
+}> {
+  credentials ??= (async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'seed-builder-tls-'));
+    const tokenFile = path.join(dir, 'api.token');
+    await writeFile(tokenFile, API_TOKEN);
+    return { certificates: await createPlatformCertificates(dir), tokenFile };
+  })();
+  return credentials;
+}
+
+/** The builder's credential variables: its client certificate and its API token. */
+export async function builderCredentialEnv(): Promise<Record<string, string>> {
+  const { certificates, tokenFile } = await builderCredentials();
+  return { SEED_TLS_DIR: certificates.builder, SEED_BUILDER_API_TOKEN_FILE: tokenFile };
+}
+
+/** The builder's TLS settings as its config holds them, for a client made by hand. */
+export async function builderTls(): Promise<{
+  files: ReturnType<typeof readTlsDirectory>;
+  reloadMs: number;
+}> {
+  return {
+    files: readTlsDirectory((await builderCredentials()).certificates.builder),
+    reloadMs: 60_000,
+  };
+}
+
+/** GET on the builder's API with its token, as the CLI asks. */
+export function getBuilds(url: string): Promise<Response> {
+  return fetch(url, { headers: { authorization: `Bearer ${API_TOKEN}` } });
+}
+
 /** Polls the builder's HTTP API until the build reaches a final state. */
 export async function finished(
   builderUrl: string,
@@ -69,7 +119,7 @@ export async function finished(
 ): Promise<BuildRecord> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const response = await fetch(`${builderUrl}/builds/${jobId}`);
+    const response = await getBuilds(`${builderUrl}/builds/${jobId}`);
     if (response.ok) {
       const record = buildRecordSchema.parse(await response.json());
       if (['succeeded', 'failed', 'superseded'].includes(record.state)) return record;

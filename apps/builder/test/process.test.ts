@@ -12,7 +12,7 @@ import {
   type LocalRedis,
 } from '@seed/testing';
 import { FakeReconciler } from './fake-reconciler';
-import { Pushes, finished, flake } from './harness';
+import { Pushes, builderCredentialEnv, finished, flake, getBuilds } from './harness';
 
 const MAIN = path.resolve(__dirname, '../dist/main.js');
 
@@ -27,6 +27,7 @@ describe('builder processes', () => {
   async function builder(graceMs = 20_000): Promise<{ process: ServiceProcess; url: string }> {
     const process = startServiceProcess(MAIN, {
       ...redis.serviceEnv(REDIS_USERS.builder),
+      ...(await builderCredentialEnv()),
       SEED_RECONCILER_ADDRESS: reconciler.address,
       SEED_BUILDER_PORT: '0',
       SEED_BUILDER_CONCURRENCY: '1',
@@ -101,7 +102,7 @@ describe('builder processes', () => {
     const ready = await fetch(`${worker.url}/readyz`);
     expect(ready.status).toBe(503);
     expect(JSON.stringify(await ready.json())).toContain('draining');
-    const record = (await (await fetch(`${worker.url}/builds/${jobId}`)).json()) as {
+    const record = (await (await getBuilds(`${worker.url}/builds/${jobId}`)).json()) as {
       state: string;
     };
     expect(record.state).toBe('building');
@@ -125,7 +126,7 @@ describe('builder processes', () => {
     expect(job?.attemptsMade).toBe(0);
 
     const next = await builder(500);
-    const record = (await (await fetch(`${next.url}/builds/${jobId}`)).json()) as {
+    const record = (await (await getBuilds(`${next.url}/builds/${jobId}`)).json()) as {
       state: string;
       log: string[];
     };

@@ -2,7 +2,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { REDIS_USERS } from '@seed/builds-queue';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { createReconcilerClient, type FlakeStatus__Output } from '@seed/contracts';
+import {
+  createReconcilerClient,
+  platformChannelCredentials,
+  readTlsDirectory,
+  type FlakeStatus__Output,
+} from '@seed/contracts';
 import {
   freeLoopbackPorts,
   startKubeApiServer,
@@ -15,7 +20,7 @@ import {
 } from '@seed/testing';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
-import { Pushes, finished, flake } from './harness';
+import { Pushes, builderCredentialEnv, builderCredentials, finished, flake } from './harness';
 
 const RECONCILER = path.resolve(__dirname, '../../reconciler/dist/main.js');
 
@@ -35,6 +40,7 @@ describe('a build handed to the real reconciler', () => {
     address = `127.0.0.1:${grpcPort}`;
     reconciler = startServiceProcess(RECONCILER, {
       SEED_KUBECONFIG: api.kubeconfigPath,
+      SEED_TLS_DIR: (await builderCredentials()).certificates.reconciler,
       SEED_RECONCILER_GRPC_PORT: String(grpcPort),
       SEED_RECONCILER_HTTP_PORT: '0',
     });
@@ -42,6 +48,7 @@ describe('a build handed to the real reconciler', () => {
     app = await createBuilderApp(
       loadBuilderConfig({
         ...redis.serviceEnv(REDIS_USERS.builder),
+        ...(await builderCredentialEnv()),
         SEED_RECONCILER_ADDRESS: address,
         SEED_LOG_LEVEL: 'silent',
       }),
@@ -68,7 +75,8 @@ describe('a build handed to the real reconciler', () => {
     const record = await finished(url, await pushes.push(repo, await repo.head()));
     expect(record).toMatchObject({ state: 'succeeded', changed: true });
 
-    const client = createReconcilerClient(address);
+    const operator = readTlsDirectory((await builderCredentials()).certificates.operator);
+    const client = createReconcilerClient(address, platformChannelCredentials(operator, 60_000));
     const status = await new Promise<FlakeStatus__Output>((resolve, reject) =>
       client.getStatus({ flakeUri: repo.url() }, (error, reply) =>
         error ? reject(error) : resolve(reply!),

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ReconcilerGrpcClient } from '../src/repositories/reconciler.client';
 import { FakeReconciler } from './fake-reconciler';
+import { builderTls } from './harness';
 
 let reconciler: FakeReconciler;
 
@@ -23,6 +24,7 @@ const request = {
 describe('ReconcilerGrpcClient', () => {
   it('cancels a call in flight when its build is aborted, instead of waiting out the deadline', async () => {
     const client = new ReconcilerGrpcClient(reconciler.address, {
+      tls: await builderTls(),
       // Far beyond this test's timeout: only the cancellation can end the call in time.
       deadlineMs: 120_000,
       attempts: 3,

@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { tlsDirectorySchema, type TlsDirectory } from '@seed/contracts';
 import { localNix, type LocalNix } from '@seed/nix-eval';
 import { z } from 'zod';
 
@@ -18,6 +19,21 @@ const envSchema = z.object({
     .regex(/^[^\s/:]+:\d{1,5}$/, { error: 'must be host:port' })
     .default('127.0.0.1:9090'),
   SEED_SHOOT_URL: httpUrl('http://127.0.0.1:7070'),
+  // The operator's credentials; checked here, required only by the commands that call.
+  SEED_TLS_DIR: tlsDirectorySchema.optional(),
+  SEED_BUILDER_API_TOKEN_FILE: z
+    .string()
+    .transform((file, ctx) => {
+      try {
+        const token = readFileSync(file, 'utf8').trim();
+        if (token !== '') return token;
+        ctx.addIssue({ code: 'custom', message: `${file} is empty` });
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+      return z.NEVER;
+    })
+    .optional(),
   // Set in instances with shoots enabled: the pod's token the shoot pool checks.
   SEED_SHOOT_TOKEN_FILE: z.string().min(1).optional(),
 });
@@ -25,7 +41,11 @@ const envSchema = z.object({
 export interface CliConfig {
   nix: LocalNix;
   builderUrl: string;
+  /** The builder API's bearer token (`SEED_BUILDER_API_TOKEN_FILE`). */
+  builderToken?: string;
   reconcilerAddress: string;
+  /** The operator's client certificate for the reconciler (`SEED_TLS_DIR`). */
+  operatorTls?: TlsDirectory;
   shootUrl: string;
   shootTokenFile?: string;
 }
@@ -41,7 +61,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
   return {
     nix: localNix(env),
     builderUrl: vars.SEED_BUILDER_URL,
+    builderToken: vars.SEED_BUILDER_API_TOKEN_FILE,
     reconcilerAddress: vars.SEED_RECONCILER_ADDRESS,
+    operatorTls: vars.SEED_TLS_DIR,
     shootUrl: vars.SEED_SHOOT_URL,
     shootTokenFile: vars.SEED_SHOOT_TOKEN_FILE,
   };

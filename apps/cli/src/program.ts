@@ -124,7 +124,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
     .argument('[flake]', 'the flake URI as registered')
     .option('--json', 'print JSON')
     .action(async (flake: string | undefined, options: { json?: boolean }) => {
-      const reconciler = new ReconcilerApi(settings().reconcilerAddress);
+      const reconciler = new ReconcilerApi(settings().reconcilerAddress, settings().operatorTls);
       try {
         if (flake === undefined) {
           const statuses = await reconciler.list();
@@ -194,7 +194,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
         id: string | undefined,
         options: { flake?: string; limit: number; json?: boolean },
       ) => {
-        const builder = new BuilderApi(settings().builderUrl);
+        const builder = new BuilderApi(settings().builderUrl, settings().builderToken);
         if (id !== undefined) {
           const build = await builder.get(id);
           output.out(options.json ? json(build) : formatBuild(build));

@@ -6,13 +6,19 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { freeLoopbackPort } from '@seed/testing';
+import { createPlatformCertificates, freeLoopbackPort } from '@seed/testing';
 import { seed } from './seed-cli';
 
 describe('the everyday commands without a stack', () => {
   it('say which service they cannot reach, and exit 1', async () => {
     const port = await freeLoopbackPort();
+    // The operator's credentials, so each command gets as far as its connection.
+    const credentials = mkdtempSync(path.join(tmpdir(), 'seed-cli-credentials-'));
+    const certificates = await createPlatformCertificates(credentials);
+    writeFileSync(path.join(credentials, 'api.token'), 'a'.repeat(32));
     const env = {
+      SEED_TLS_DIR: certificates.operator,
+      SEED_BUILDER_API_TOKEN_FILE: path.join(credentials, 'api.token'),
       SEED_RECONCILER_ADDRESS: `127.0.0.1:${port}`,
       SEED_BUILDER_URL: `http://127.0.0.1:${port}`,
       SEED_SHOOT_URL: `http://127.0.0.1:${port}`,
@@ -32,6 +38,7 @@ describe('the everyday commands without a stack', () => {
     const shoot = await seed(['shoot', '--', 'true'], { env });
     expect(shoot.code).toBe(1);
     expect(shoot.err).toMatch(/^seed: cannot reach the shoot pool at .*SEED_SHOOT_URL\)\n$/);
+    rmSync(credentials, { recursive: true, force: true });
   });
 
   it('refuses bad input with a message', async () => {

@@ -14,11 +14,15 @@ import {
   createReconcilerClient,
   deriveNamespace,
   generationHash,
+  platformChannelCredentials,
+  readTlsDirectory,
   type SeedMeta,
 } from '@seed/contracts';
 import {
+  createPlatformCertificates,
   freeLoopbackPorts,
   startKubeApiServer,
+  type PlatformCertificates,
   startServiceProcess,
   type KubeApiServer,
   type ServiceProcess,
@@ -39,6 +43,7 @@ let address: string;
 let core: CoreV1Api;
 let apps: AppsV1Api;
 let home: string;
+let certs: PlatformCertificates;
 let kubelet: https.Server;
 /** The URLs the stand-in kubelet was asked for. */
 const kubeletAsked: string[] = [];
@@ -92,7 +97,8 @@ async function applyGeneration(flakeUri: string, names: string[]): Promise<void>
     meta: meta(name),
     image: `/nix/store/${'0'.repeat(32)}-seed-${name}-image`,
   }));
-  const client = createReconcilerClient(address);
+  const builder = readTlsDirectory(certs.builder);
+  const client = createReconcilerClient(address, platformChannelCredentials(builder, 60_000));
   try {
     await new Promise((resolve, reject) =>
       client.applyGeneration(
@@ -136,6 +142,7 @@ function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
       HOME: home,
       KUBECONFIG: api.kubeconfigPath,
       SEED_RECONCILER_ADDRESS: address,
+      SEED_TLS_DIR: certs.operator,
       ...env,
     },
   });
@@ -148,10 +155,12 @@ beforeAll(async () => {
   core = config.makeApiClient(CoreV1Api);
   apps = config.makeApiClient(AppsV1Api);
   home = mkdtempSync(path.join(tmpdir(), 'seed-cli-home-'));
+  certs = await createPlatformCertificates(mkdtempSync(path.join(home, 'tls-')));
   const [port] = await freeLoopbackPorts(1);
   address = `127.0.0.1:${port}`;
   reconciler = startServiceProcess(RECONCILER, {
     SEED_KUBECONFIG: api.kubeconfigPath,
+    SEED_TLS_DIR: certs.reconciler,
     SEED_RECONCILER_GRPC_PORT: String(port),
     SEED_RECONCILER_HTTP_PORT: '0',
   });
@@ -228,6 +237,24 @@ describe('seed status', () => {
         'm',
       ),
     );
+  });
+});
+
+describe('seed status without the operator certificate', () => {
+  it('says which variable to set, and a wrong folder is named at start', async () => {
+    const bare = await seed(['status'], {
+      env: { HOME: home, SEED_RECONCILER_ADDRESS: address },
+    });
+    expect(bare.code).toBe(1);
+    expect(bare.err).toContain('set SEED_TLS_DIR to a folder with the operator');
+    const wrong = await run(['status'], { SEED_TLS_DIR: home });
+    expect(wrong.code).toBe(1);
+    expect(wrong.err).toContain(`cannot read ${path.join(home, 'tls.crt')}`);
+  });
+
+  it('a reader may read status', async () => {
+    const { code } = await run(['status', FLAKE], { SEED_TLS_DIR: certs.reader });
+    expect(code).toBe(0);
   });
 });
 

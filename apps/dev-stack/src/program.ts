@@ -25,7 +25,9 @@ const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
 function stackEnvironment(stack: RunningStack): string {
   return [
     `export SEED_BUILDER_URL=${stack.builderUrl}`,
+    `export SEED_BUILDER_API_TOKEN_FILE=${stack.builderTokenFile}`,
     `export SEED_RECONCILER_ADDRESS=${stack.reconcilerAddress}`,
+    `export SEED_TLS_DIR=${stack.operatorTlsDir}`,
     `export SEED_SHOOT_URL=${stack.shootUrl}`,
     `export KUBECONFIG=${stack.kubeconfigPath}`,
     `# flake ${stack.flake}: commit in ${stack.flakeDir}; webhook ${stack.webhookUrl}/webhook`,

@@ -5,14 +5,21 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { REDIS_USERS } from '@seed/builds-queue';
 import {
+  createPlatformCertificates,
   exampleFlakeFiles,
   FlakeRepo,
   freeLoopbackPorts,
   reconcilerNetworkEnv,
+  type PlatformCertificates,
 } from '@seed/local-parts';
 import { removeUnmountedTree } from '@seed/mount-table';
 import { NixClient, substituterNixConfig, type LocalNix } from '@seed/nix-eval';
-import { deriveNamespace, type BuildRecord, type FlakeStatus__Output } from '@seed/contracts';
+import {
+  deriveNamespace,
+  readTlsDirectory,
+  type BuildRecord,
+  type FlakeStatus__Output,
+} from '@seed/contracts';
 import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
 import { BuilderApi, formatPhases, ReconcilerApi, seconds } from '@seed/platform-client';
 import { deliverGithubPush } from './delivery';
@@ -46,6 +53,12 @@ export interface RunningStack {
   webhookUrl: string;
   builderUrl: string;
   reconcilerAddress: string;
+  /** The operator's client certificate folder (`SEED_TLS_DIR` of the CLI). */
+  operatorTlsDir: string;
+  /** The builder API's token (`SEED_BUILDER_API_TOKEN_FILE`). */
+  builderTokenFile: string;
+  /** The shoot pool's status token (`SEED_SHOOT_STATUS_TOKEN_FILE`). */
+  shootStatusTokenFile: string;
   shootUrl: string;
   /** `<service>.log` of each service. */
   logDir: string;
@@ -208,14 +221,21 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       store: path.join(workDir, 'builder-store'),
       confFile: await builderNixConf(workDir, options.nix.confFile),
     };
-    const { webhook, builder } = await progress.step(
+    const { webhook, builder, credentials } = await progress.step(
       'start the webhook, the builder and the reconciler',
       async (note) => {
+        // gRPC between the parts is mutual TLS, and the HTTP APIs want tokens, as deployed.
+        const credentials = await platformCredentials(path.join(workDir, 'credentials'));
+        note(`platform CA, certificates and API tokens in ${credentials.certificates.ca.dir}`);
         const reconcilerService = await stack.startService(
           'reconciler',
           // The node's own ranges: its DNS and shoot pool are on the host, which the
           // instances' NetworkPolicies must then allow.
-          { SEED_KUBECONFIG: kube.kubeconfigPath, ...reconcilerNetworkEnv(cluster.node) },
+          {
+            SEED_KUBECONFIG: kube.kubeconfigPath,
+            SEED_TLS_DIR: credentials.certificates.reconciler,
+            ...reconcilerNetworkEnv(cluster.node),
+          },
           { stopGraceMs: STOP_GRACE_MS },
         );
         const builderService = await stack.startService(
@@ -223,6 +243,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           {
             ...redis.serviceEnv(REDIS_USERS.builder),
             SEED_RECONCILER_ADDRESS: reconcilerService.grpcAddress!,
+            SEED_TLS_DIR: credentials.certificates.builder,
+            SEED_BUILDER_API_TOKEN_FILE: credentials.builderTokenFile,
             SEED_NIX_BIN: options.nix.nixBinary,
             SEED_SHUTDOWN_GRACE_MS: String(STOP_GRACE_MS / 2),
             SEED_BINARY_CACHE_DIR: path.join(workDir, 'binary-cache'),
@@ -247,11 +269,17 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           await stack.ready(service, waitTimeoutMs);
           note(`${service.name} ready on ${service.url}`);
         }
-        return { webhook: webhookService, builder: builderService };
+        return { webhook: webhookService, builder: builderService, credentials };
       },
     );
-    reconciler = new ReconcilerApi(stack.service('reconciler').grpcAddress!);
-    const builds = new BuilderApi(builder.url);
+    reconciler = new ReconcilerApi(
+      stack.service('reconciler').grpcAddress!,
+      readTlsDirectory(credentials.certificates.operator),
+    );
+    const builds = new BuilderApi(
+      builder.url,
+      await readFile(credentials.builderTokenFile, 'utf8'),
+    );
     const kubeObjects = new KubeObjects(kube.kubeconfigPath);
 
     /** Delivers the push of `after`, follows its build to the end and reads the objects. */
@@ -334,6 +362,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
             SEED_SHOOT_RUN_ROOT: path.join(workDir, 'shoot-pool'),
             SEED_KUBECONFIG: kube.kubeconfigPath,
             SEED_NODE_NAME: cluster.node.name,
+            SEED_SHOOT_STATUS_TOKEN_FILE: credentials.shootStatusTokenFile,
           },
           {
             stopGraceMs: STOP_GRACE_MS,
@@ -469,6 +498,9 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       webhookUrl: webhook.url,
       builderUrl: builder.url,
       reconcilerAddress: stack.service('reconciler').grpcAddress!,
+      operatorTlsDir: credentials.certificates.operator,
+      builderTokenFile: credentials.builderTokenFile,
+      shootStatusTokenFile: credentials.shootStatusTokenFile,
       shootUrl: stack.service('shoot-pool').url,
       logDir,
       delivery: { repository: REPOSITORY, branch: BRANCH, secret },
@@ -544,6 +576,25 @@ function changedDeployments(
  * The builder's nix.conf: Seed's, plus what a store of its own needs. Nix builds for a
  * chroot store always in its sandbox, whose /bin/sh Debian's nix does not provide.
  */
+/** The platform's CA and certificates, and a random token per HTTP API, in `dir`. */
+async function platformCredentials(dir: string): Promise<{
+  certificates: PlatformCertificates;
+  builderTokenFile: string;
+  shootStatusTokenFile: string;
+}> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const token = async (name: string) => {
+    const file = path.join(dir, name);
+    await writeFile(file, randomBytes(32).toString('hex'), { mode: 0o600 });
+    return file;
+  };
+  return {
+    certificates: await createPlatformCertificates(dir),
+    builderTokenFile: await token('builder-api.token'),
+    shootStatusTokenFile: await token('shoot-status.token'),
+  };
+}
+
 async function builderNixConf(workDir: string, base: string | undefined): Promise<string> {
   const file = path.join(workDir, 'builder-nix.conf');
   const seedConf = await readFile(base ?? '/etc/seed/nix.conf', 'utf8');

@@ -65,7 +65,9 @@ describe('seed up', () => {
         const env = {
           ...process.env,
           SEED_RECONCILER_ADDRESS: running.reconcilerAddress,
+          SEED_TLS_DIR: running.operatorTlsDir,
           SEED_BUILDER_URL: running.builderUrl,
+          SEED_BUILDER_API_TOKEN_FILE: running.builderTokenFile,
           SEED_SHOOT_URL: running.shootUrl,
         };
 

@@ -1,4 +1,5 @@
 import { DEFAULT_NETWORK, DEFAULT_SHOOT_POOL_PORT, type ClusterNetwork } from '@seed/k8s-model';
+import type { TlsDirectory } from '@seed/contracts';
 import { envVar, parseEnv } from '@seed/service-kit';
 import { z } from 'zod';
 
@@ -17,6 +18,8 @@ const envSchema = z.object({
   SEED_RECONCILER_HOST: z.string().min(1).default('127.0.0.1'),
   SEED_RECONCILER_GRPC_PORT: envVar.port(9090),
   SEED_RECONCILER_HTTP_PORT: envVar.port(8082),
+  SEED_TLS_DIR: envVar.tlsDir(),
+  SEED_TLS_RELOAD_SECONDS: envVar.tlsReloadSeconds(),
   SEED_RECONCILER_WORKERS: envVar.positiveInt(4),
   SEED_RESYNC_SECONDS: envVar.positiveInt(300),
   SEED_SHOOT_POOL_PORT: envVar.port(DEFAULT_SHOOT_POOL_PORT),
@@ -36,6 +39,8 @@ export interface ReconcilerConfig {
   kubeconfig?: string;
   host: string;
   grpcPort: number;
+  /** The reconciler's server certificate and the platform CA its callers must come from. */
+  tls: { files: TlsDirectory; reloadMs: number };
   httpPort: number;
   workers: number;
   resyncMs: number;
@@ -56,6 +61,7 @@ export function loadReconcilerConfig(env: NodeJS.ProcessEnv = process.env): Reco
     kubeconfig: vars.SEED_KUBECONFIG,
     host: vars.SEED_RECONCILER_HOST,
     grpcPort: vars.SEED_RECONCILER_GRPC_PORT,
+    tls: { files: vars.SEED_TLS_DIR, reloadMs: vars.SEED_TLS_RELOAD_SECONDS * 1000 },
     httpPort: vars.SEED_RECONCILER_HTTP_PORT,
     workers: vars.SEED_RECONCILER_WORKERS,
     resyncMs: vars.SEED_RESYNC_SECONDS * 1000,

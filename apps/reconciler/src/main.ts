@@ -11,7 +11,11 @@ async function main(): Promise<void> {
   closeOnSignals(app.http, logger);
   await app.http.listen(config.httpPort, config.host);
   logger.info(
-    { url: await app.http.getUrl(), grpc: `${config.host}:${app.grpc.port}` },
+    {
+      url: await app.http.getUrl(),
+      grpc: `${config.host}:${app.grpc.port}`,
+      tls: { identity: config.tls.files.identity, reloadMs: config.tls.reloadMs },
+    },
     'reconciler listening',
   );
 }

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { reconcilerService } from '@seed/contracts';
+import { RECONCILER_CALLERS, reconcilerService } from '@seed/contracts';
 import {
   JsonErrorFilter,
   ShutdownHook,
@@ -119,13 +119,19 @@ export async function createReconcilerApp(
   else leading();
 
   const generations = new GenerationsService(states, controller, kube, events, metrics, logger);
-  const grpc = await startGrpcServer(config.host, config.grpcPort, [
-    {
-      name: 'seed.v1.Reconciler',
-      definition: reconcilerService(),
-      handlers: generationsHandlers(generations),
-    },
-  ]);
+  const grpc = await startGrpcServer(
+    config.host,
+    config.grpcPort,
+    [
+      {
+        name: 'seed.v1.Reconciler',
+        definition: reconcilerService(),
+        handlers: generationsHandlers(generations),
+        callers: RECONCILER_CALLERS,
+      },
+    ],
+    { kind: 'mtls', tls: config.tls.files, reloadMs: config.tls.reloadMs },
+  );
   const http = await NestFactory.create<NestFastifyApplication>(
     ReconcilerModule.register({
       metrics,

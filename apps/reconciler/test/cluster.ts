@@ -9,19 +9,29 @@ import {
   type V1Pod,
   type V1PodStatus,
 } from '@kubernetes/client-node';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import {
   SIZE_TIERS,
   createReconcilerClient,
   deriveNamespace,
   generationHash,
+  platformChannelCredentials,
+  readTlsDirectory,
   type ApplyGenerationRequest,
   type ApplyGenerationResponse__Output,
   type FlakeStatus__Output,
   type ReconcilerClient,
   type SeedMeta,
 } from '@seed/contracts';
-import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import {
+  createPlatformCertificates,
+  startKubeApiServer,
+  type KubeApiServer,
+  type PlatformCertificates,
+} from '@seed/testing';
 import { loadReconcilerConfig } from '../src/config';
 import { createReconcilerApp, type ReconcilerApp } from '../src/reconciler.app';
 
@@ -66,11 +76,32 @@ export function generation(
   };
 }
 
+let certificates: Promise<PlatformCertificates> | undefined;
+
+/** One platform CA and its certificates for this test file's reconcilers and clients. */
+export function testCertificates(): Promise<PlatformCertificates> {
+  certificates ??= mkdtemp(path.join(tmpdir(), 'seed-reconciler-tls-')).then(
+    createPlatformCertificates,
+  );
+  return certificates;
+}
+
+/** A client of the reconciler presenting the certificate in `tlsDir`. */
+export function reconcilerClient(address: string, tlsDir: string): ReconcilerClient {
+  return createReconcilerClient(
+    address,
+    platformChannelCredentials(readTlsDirectory(tlsDir), 60_000),
+  );
+}
+
+/** The builder's calls, and an operator's status reads, as the platform makes them. */
 export class Builder {
   readonly client: ReconcilerClient;
+  readonly operator: ReconcilerClient;
 
-  constructor(address: string) {
-    this.client = createReconcilerClient(address);
+  constructor(address: string, certs: PlatformCertificates) {
+    this.client = reconcilerClient(address, certs.builder);
+    this.operator = reconcilerClient(address, certs.operator);
   }
 
   apply(request: ApplyGenerationRequest): Promise<ApplyGenerationResponse__Output> {
@@ -92,7 +123,7 @@ export class Builder {
 
   status(flakeUri: string): Promise<FlakeStatus__Output> {
     return new Promise((resolve, reject) =>
-      this.client.getStatus({ flakeUri }, (error, reply) =>
+      this.operator.getStatus({ flakeUri }, (error, reply) =>
         error ? reject(error) : resolve(reply!),
       ),
     );
@@ -100,7 +131,7 @@ export class Builder {
 
   list(): Promise<FlakeStatus__Output[]> {
     return new Promise((resolve, reject) =>
-      this.client.listStatus({}, (error, reply) =>
+      this.operator.listStatus({}, (error, reply) =>
         error ? reject(error) : resolve(reply!.flakes),
       ),
     );
@@ -108,6 +139,7 @@ export class Builder {
 
   close(): void {
     this.client.close();
+    this.operator.close();
   }
 }
 
@@ -252,16 +284,18 @@ export async function startReconciler(
   kubeconfig: string,
   env: Record<string, string> = {},
 ): Promise<RunningReconciler> {
+  const certs = await testCertificates();
   const app = await createReconcilerApp(
     loadReconcilerConfig({
       SEED_KUBECONFIG: kubeconfig,
+      SEED_TLS_DIR: certs.reconciler,
       SEED_RECONCILER_GRPC_PORT: '0',
       SEED_LOG_LEVEL: 'silent',
       ...env,
     }),
   );
   await app.http.listen(0, '127.0.0.1');
-  const builder = new Builder(`127.0.0.1:${app.grpc.port}`);
+  const builder = new Builder(`127.0.0.1:${app.grpc.port}`, certs);
   return {
     app,
     builder,

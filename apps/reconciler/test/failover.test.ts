@@ -9,7 +9,7 @@ import {
   type KubeApiServer,
   type ServiceProcess,
 } from '@seed/testing';
-import { Builder, Cluster, generation, meta } from './cluster';
+import { Builder, Cluster, generation, meta, testCertificates } from './cluster';
 
 const MAIN = path.resolve(__dirname, '../dist/main.js');
 const LEASE_SECONDS = 3;
@@ -26,15 +26,17 @@ describe('two reconciler replicas with leader election', () => {
 
   async function replica(): Promise<Replica> {
     const [port] = await freeLoopbackPorts(1);
+    const certs = await testCertificates();
     const process = startServiceProcess(MAIN, {
       SEED_KUBECONFIG: api.kubeconfigPath,
+      SEED_TLS_DIR: certs.reconciler,
       SEED_RECONCILER_GRPC_PORT: String(port),
       SEED_RECONCILER_HTTP_PORT: '0',
       SEED_LEASE_NAMESPACE: 'seed-system',
       SEED_LEASE_SECONDS: String(LEASE_SECONDS),
     });
     await process.waitForLog((line) => line.msg === 'reconciler listening');
-    const started = { process, builder: new Builder(`127.0.0.1:${port}`) };
+    const started = { process, builder: new Builder(`127.0.0.1:${port}`, certs) };
     replicas.push(started);
     return started;
   }

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
@@ -9,7 +10,7 @@ import {
   type KubeApiServer,
   type ServiceProcess,
 } from '@seed/testing';
-import { Builder, Cluster, generation, meta } from './cluster';
+import { Builder, Cluster, generation, meta, testCertificates } from './cluster';
 
 const MAIN = path.resolve(__dirname, '../dist/main.js');
 
@@ -21,6 +22,7 @@ describe('the reconciler process', () => {
   async function reconciler(grpcPort: number): Promise<ServiceProcess> {
     const process = startServiceProcess(MAIN, {
       SEED_KUBECONFIG: api.kubeconfigPath,
+      SEED_TLS_DIR: (await testCertificates()).reconciler,
       SEED_RECONCILER_GRPC_PORT: String(grpcPort),
       SEED_RECONCILER_HTTP_PORT: '0',
     });
@@ -46,7 +48,7 @@ describe('the reconciler process', () => {
     const metas = Array.from({ length: 40 }, (_, i) =>
       meta(`app-${i}`, { expose: { http: { port: 8080, protocol: 'http' } } }),
     );
-    const builder = new Builder(`127.0.0.1:${port}`);
+    const builder = new Builder(`127.0.0.1:${port}`, await testCertificates());
     const call = builder.apply(generation(flake, metas)).catch((error: grpc.ServiceError) => error);
     const namespace = deriveNamespace(flake);
     await cluster.until(
@@ -70,7 +72,7 @@ describe('the reconciler process', () => {
       'the restarted reconciler to converge',
       60_000,
     );
-    const again = new Builder(`127.0.0.1:${port}`);
+    const again = new Builder(`127.0.0.1:${port}`, await testCertificates());
     expect((await again.status(flake)).lastError).toBe('');
     expect(await again.apply(generation(flake, metas))).toMatchObject({ changed: false });
     again.close();
@@ -80,7 +82,11 @@ describe('the reconciler process', () => {
     const [port] = await freeLoopbackPorts(1);
     const process = await reconciler(port!);
     const { HealthClient } = await healthClient();
-    const client = new HealthClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    // Health is open to any TLS client that trusts the platform CA, certificate or not.
+    const client = new HealthClient(
+      `127.0.0.1:${port}`,
+      grpc.credentials.createSsl(await readFile((await testCertificates()).ca.certPath)),
+    );
     const answer = await new Promise<{ status: string }>((resolve, reject) =>
       client.check(
         { service: 'seed.v1.Reconciler' },
@@ -102,6 +108,7 @@ describe('the reconciler process', () => {
     expect((await process.exited).code).toBe(1);
     expect(process.stderr()).toContain('SEED_RECONCILER_WORKERS="many"');
     expect(process.stderr()).toContain('SEED_RECONCILER_GRPC_PORT="-1"');
+    expect(process.stderr()).toContain('SEED_TLS_DIR');
   });
 });
 

@@ -396,7 +396,7 @@ describe('isolation and errors', () => {
       grpc.status.INVALID_ARGUMENT,
     );
     const unknown = await new Promise<grpc.ServiceError>((resolve) =>
-      builder.client.getStatus({ flakeUri: 'github:acme/never' }, (e) => resolve(e!)),
+      builder.operator.getStatus({ flakeUri: 'github:acme/never' }, (e) => resolve(e!)),
     );
     expect(unknown.code).toBe(grpc.status.NOT_FOUND);
   });

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ConfigError, envVar, parseEnv } from '@seed/service-kit';
+import { ConfigError, envVar, parseEnv, type TokenFile } from '@seed/service-kit';
 import { z } from 'zod';
 import { StaticCallerResolver } from './caller/caller';
 import type { HypervisorChoice } from './vm/select-hypervisor';
@@ -11,6 +11,7 @@ const envSchema = z
     SEED_SHOOT_HOST: z.string().min(1).default('0.0.0.0'),
     SEED_SHOOT_PORT: envVar.port(7070),
     SEED_SHOOT_GRPC_PORT: envVar.port(7071),
+    SEED_SHOOT_STATUS_TOKEN_FILE: envVar.tokenFile(),
     SEED_SHOOT_BODY_LIMIT_BYTES: envVar.positiveInt(4 * 1024 * 1024),
     SEED_SHOOT_POOL_SIZE: envVar.positiveInt(2),
     SEED_SHOOT_QUEUE_BOUND: z.coerce.number().int().min(0).default(16),
@@ -61,6 +62,8 @@ export interface ShootPoolConfig {
   host: string;
   httpPort: number;
   grpcPort: number;
+  /** Guards the pool's status (HTTP `/status`, gRPC `Status`); shoots carry their caller's token. */
+  statusToken: TokenFile;
   bodyLimitBytes: number;
   pool: {
     size: number;
@@ -117,6 +120,7 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
     host: vars.SEED_SHOOT_HOST,
     httpPort: vars.SEED_SHOOT_PORT,
     grpcPort: vars.SEED_SHOOT_GRPC_PORT,
+    statusToken: vars.SEED_SHOOT_STATUS_TOKEN_FILE,
     bodyLimitBytes: vars.SEED_SHOOT_BODY_LIMIT_BYTES,
     pool: {
       size: vars.SEED_SHOOT_POOL_SIZE,

@@ -8,6 +8,7 @@ import {
   ShutdownHook,
   PinoNestLogger,
   ProbesModule,
+  TokenFile,
   createLogger,
   startGrpcServer,
   type Logger,
@@ -36,6 +37,7 @@ class ShootPoolModule {
     metrics: ShootMetrics;
     service: ShootService;
     pool: WarmPool;
+    statusToken: TokenFile;
     stop: () => Promise<void>;
   }): DynamicModule {
     return {
@@ -57,6 +59,7 @@ class ShootPoolModule {
       controllers: [ShootController],
       providers: [
         { provide: ShootService, useValue: parts.service },
+        { provide: TokenFile, useValue: parts.statusToken },
         { provide: ShutdownHook, useValue: new ShutdownHook(parts.stop) },
       ],
     };
@@ -110,9 +113,20 @@ export async function createShootPoolApp(
   const service = new ShootService(pool, callers, config.limits, metrics, logger);
   let grpc: RunningGrpcServer;
   try {
-    grpc = await startGrpcServer(config.host, config.grpcPort, [
-      { name: 'seed.v1.Shoot', definition: shootService(), handlers: shootHandlers(service) },
-    ]);
+    // Plaintext: instances reach the pool at their node's IP, which no certificate
+    // names; each call proves its caller with a bearer token instead.
+    grpc = await startGrpcServer(
+      config.host,
+      config.grpcPort,
+      [
+        {
+          name: 'seed.v1.Shoot',
+          definition: shootService(),
+          handlers: shootHandlers(service, config.statusToken),
+        },
+      ],
+      { kind: 'plaintext' },
+    );
   } catch (error) {
     await pool.drain();
     throw error;
@@ -122,6 +136,7 @@ export async function createShootPoolApp(
       metrics,
       service,
       pool,
+      statusToken: config.statusToken,
       stop: async () => {
         await grpc.stop(10_000);
         await pool.drain();

@@ -1,12 +1,8 @@
-import { Controller, Get, Inject, Post, Req, Res } from '@nestjs/common';
+import { Controller, Get, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { ShootPoolStatus } from '@seed/contracts';
+import { BearerTokenGuard, bearerToken } from '@seed/service-kit';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import {
-  bearerToken,
-  CallerLookupFailed,
-  CallerRejected,
-  type CallerRejection,
-} from './caller/caller';
+import { CallerLookupFailed, CallerRejected, type CallerRejection } from './caller/caller';
 import { PoolFull, PoolUnavailable } from './pool/pool';
 import {
   ShootInvalid,
@@ -67,7 +63,9 @@ export class ShootController {
     }
   }
 
+  /** The pool's counts, for operators: behind the status token, unlike the probes. */
   @Get('status')
+  @UseGuards(BearerTokenGuard)
   status(): ShootPoolStatus {
     const { idle, busy, queued, capacity, ready } = this.service.status();
     return { idle, busy, queued, capacity, ready };

@@ -1,12 +1,21 @@
 // SEED_HYPERVISOR picks the pool's driver: checked at start-up, QEMU unless told otherwise.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { ConfigError } from '@seed/service-kit';
 import { loadShootPoolConfig } from '../src/config';
 import { selectHypervisor } from '../src/vm/select-hypervisor';
 import { silentLog } from '../src/vm/vm-log';
 
-/** A pool serving Kubernetes callers needs its node; nothing here talks to the API server. */
-const NODE = { SEED_NODE_NAME: 'node-1' };
+const STATUS_TOKEN_FILE = path.join(mkdtempSync(path.join(tmpdir(), 'shoot-config-')), 'token');
+writeFileSync(STATUS_TOKEN_FILE, 'status-token-'.padEnd(32, '0'));
+
+/**
+ * A pool serving Kubernetes callers needs its node, and its status a token; nothing here
+ * talks to the API server.
+ */
+const NODE = { SEED_NODE_NAME: 'node-1', SEED_SHOOT_STATUS_TOKEN_FILE: STATUS_TOKEN_FILE };
 
 function problems(env: Record<string, string>): string[] {
   try {
@@ -75,5 +84,23 @@ describe('SEED_HYPERVISOR', () => {
     );
     expect(clh.kind).toBe('cloud-hypervisor');
     expect(clh.runRoot).toBe(runRoot);
+  });
+});
+
+describe('SEED_SHOOT_STATUS_TOKEN_FILE', () => {
+  it('is required, and must name a file holding a token', () => {
+    expect(problems({ SEED_SHOOT_STATUS_TOKEN_FILE: '/nonexistent/token' })).toEqual([
+      expect.stringMatching(/^SEED_SHOOT_STATUS_TOKEN_FILE="\/nonexistent\/token": ENOENT/),
+    ]);
+    const empty = path.join(path.dirname(STATUS_TOKEN_FILE), 'empty');
+    writeFileSync(empty, '\n');
+    expect(problems({ SEED_SHOOT_STATUS_TOKEN_FILE: empty })).toEqual([
+      `SEED_SHOOT_STATUS_TOKEN_FILE=${JSON.stringify(empty)}: ${empty} is empty: it must hold the API token`,
+    ]);
+    const short = path.join(path.dirname(STATUS_TOKEN_FILE), 'short');
+    writeFileSync(short, 'REPLACE-ME');
+    expect(problems({ SEED_SHOOT_STATUS_TOKEN_FILE: short })).toEqual([
+      `SEED_SHOOT_STATUS_TOKEN_FILE=${JSON.stringify(short)}: ${short} holds 10 characters, fewer than 32: make a token with \`openssl rand -hex 32\``,
+    ]);
   });
 });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import * as grpc from '@grpc/grpc-js';
 import { createShootClient, shootAnswerSchema, type ShootResult__Output } from '@seed/contracts';
 import { loadShootPoolConfig } from '../src/config';
 import { createShootPoolApp, type ShootPoolApp } from '../src/shoot-pool.app';
@@ -28,6 +29,7 @@ function request(
   route: string,
   body?: unknown,
   localAddress = '127.0.0.1',
+  authorization?: string,
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -36,10 +38,12 @@ function request(
       {
         method: data === undefined ? 'GET' : 'POST',
         localAddress,
-        headers:
-          data === undefined
+        headers: {
+          ...(authorization === undefined ? {} : { authorization }),
+          ...(data === undefined
             ? {}
-            : { 'content-type': 'application/json', 'content-length': data.length },
+            : { 'content-type': 'application/json', 'content-length': data.length }),
+        },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -81,7 +85,9 @@ describeVm('shoot pool daemon', () => {
   let url: string;
 
   const shoot = (body: unknown, from?: string) => request(url, '/shoot', body, from);
-  const status = async () => (await request(url, '/status')).body;
+  const STATUS_TOKEN = 'status-token-'.padEnd(32, '0');
+  const status = async () =>
+    (await request(url, '/status', undefined, '127.0.0.1', `Bearer ${STATUS_TOKEN}`)).body;
   const fullyIdle = (size: number) => async () => {
     const now = await status();
     return now.idle === size && now.busy === 0;
@@ -96,6 +102,7 @@ describeVm('shoot pool daemon', () => {
       SEED_SHOOT_RUN_ROOT: runRoot,
       SEED_GUEST_DIR: guestDir,
       SEED_LOG_LEVEL: 'silent',
+      SEED_SHOOT_STATUS_TOKEN_FILE: path.join(root, 'status.token'),
       SEED_SHOOT_LOCAL_CALLER: JSON.stringify({
         '127.0.0.1': { store, volumes: [{ hostPath: volume, mountPoint: '/data' }] },
         '127.0.0.3': { store: otherStore, volumes: [] },
@@ -122,6 +129,7 @@ describeVm('shoot pool daemon', () => {
     await writeFile(path.join(otherStore, 'other.txt'), 'another store\n');
     await writeFile(path.join(store, 'hello.txt'), 'from the store\n');
     await writeFile(path.join(volume, 'in.txt'), 'from the volume\n');
+    await writeFile(path.join(root, 'status.token'), STATUS_TOKEN);
     app = await startApp({ SEED_SHOOT_POOL_SIZE: '2' });
     await waitFor('a full warm pool', fullyIdle(2));
   }, GUEST_IMAGE_TIMEOUT_MS);
@@ -302,6 +310,30 @@ describeVm('shoot pool daemon', () => {
       expect(result.exitCode).toBe(0);
       expect(Buffer.from(result.stdout).toString()).toBe('grpc\n');
       expect(Buffer.from(result.stderr).toString()).toBe('err\n');
+    } finally {
+      client.close();
+    }
+  });
+
+  it("keeps the pool's status behind its token, over HTTP and gRPC", async () => {
+    const bare = await request(url, '/status');
+    expect(bare).toEqual({
+      status: 401,
+      body: { error: 'this API needs Authorization: Bearer <token>' },
+    });
+    expect((await request(url, '/status', undefined, '127.0.0.1', 'Bearer wrong')).status).toBe(
+      401,
+    );
+    const client = createShootClient(`127.0.0.1:${app!.grpc.port}`);
+    const ask = (metadata: grpc.Metadata) =>
+      new Promise<string>((resolve) =>
+        client.Status({}, metadata, (error) => resolve(error ? grpc.status[error.code] : 'OK')),
+      );
+    const authorized = new grpc.Metadata();
+    authorized.set('authorization', `Bearer ${STATUS_TOKEN}`);
+    try {
+      expect(await ask(new grpc.Metadata())).toBe('UNAUTHENTICATED');
+      expect(await ask(authorized)).toBe('OK');
     } finally {
       client.close();
     }

@@ -5,12 +5,15 @@
 // "by hand" run in this process with the same NixClient, nix.conf and environment. Every
 // flake is new and its images unique to the run, so nix caches nothing for either side.
 // Builder and by-hand builds alternate; read the difference, not the absolute times.
-import { availableParallelism } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { REDIS_USERS } from '@seed/builds-queue';
-import { generationHash } from '@seed/contracts';
+import { generationHash, readTlsDirectory } from '@seed/contracts';
 import { NixClient, pinFlakeRef } from '@seed/nix-eval';
 import {
+  createPlatformCertificates,
   freeLoopbackPort,
   startRedis,
   startServiceProcess,
@@ -21,6 +24,7 @@ import {
 } from '@seed/testing';
 import { Pushes, freshFlake, type Fixture } from './pushes';
 import { StandInReconciler } from './reconciler';
+import { measureTlsCost, printTlsCost } from './tls-cost';
 
 const CONF = process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf';
 const BUILDS = Number(process.env.BENCH_BUILDS ?? 10);
@@ -39,8 +43,10 @@ interface BuildRecord {
   phases: Record<string, number>;
 }
 
-async function record(url: string, jobId: string): Promise<BuildRecord> {
-  const response = await fetch(`${url}/builds/${jobId}`);
+async function record(url: string, token: string, jobId: string): Promise<BuildRecord> {
+  const response = await fetch(`${url}/builds/${jobId}`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
   if (!response.ok) throw new Error(`GET /builds/${jobId}: ${response.status}`);
   return (await response.json()) as BuildRecord;
 }
@@ -69,7 +75,21 @@ interface ThroughBuilder {
 async function bench(cleanups: BenchCleanups): Promise<void> {
   const redis = await startRedis();
   cleanups.add('redis', () => redis.dispose());
-  const reconciler = await StandInReconciler.start();
+  // The platform's credentials, as deployed: mTLS to the reconciler, a token for the API.
+  const credentials = await mkdtemp(path.join(tmpdir(), 'seed-bench-builder-'));
+  cleanups.add('the credentials', () => rm(credentials, { recursive: true, force: true }));
+  const certificates = await createPlatformCertificates(credentials);
+  const token = randomBytes(16).toString('hex');
+  const tokenFile = path.join(credentials, 'api.token');
+  await writeFile(tokenFile, token);
+
+  printTlsCost(await measureTlsCost(cleanups, certificates));
+
+  const reconciler = await StandInReconciler.start({
+    kind: 'mtls',
+    tls: readTlsDirectory(certificates.reconciler),
+    reloadMs: 60_000,
+  });
   cleanups.add('the stand-in reconciler', () => reconciler.stop());
   const pushes = new Pushes(redis);
   cleanups.add('the queue clients', () => pushes.close());
@@ -80,6 +100,8 @@ async function bench(cleanups: BenchCleanups): Promise<void> {
   const builder = startServiceProcess(BUILDER_MAIN, {
     ...redis.serviceEnv(REDIS_USERS.builder),
     SEED_RECONCILER_ADDRESS: reconciler.address,
+    SEED_TLS_DIR: certificates.builder,
+    SEED_BUILDER_API_TOKEN_FILE: tokenFile,
     SEED_BUILDER_PORT: String(port),
     SEED_NIX_CONF: CONF,
     // Log lines would be parsed by this process, on the cores the builds use.
@@ -100,7 +122,7 @@ async function bench(cleanups: BenchCleanups): Promise<void> {
     const started = performance.now();
     const jobId = await pushes.push(fixture);
     const ms = (await done) - started;
-    const { state, attempts, phases } = await record(url, jobId);
+    const { state, attempts, phases } = await record(url, token, jobId);
     if (state !== 'succeeded' || attempts !== 1) {
       throw new Error(`build ${jobId}: ${state} after ${attempts} attempt(s)`);
     }
@@ -132,7 +154,7 @@ async function bench(cleanups: BenchCleanups): Promise<void> {
   const jobIds = await Promise.all(many.map((fixture) => pushes.push(fixture)));
   const latencies = (await Promise.all(finished)).map((at) => at - started);
   const wallMs = Math.max(...latencies);
-  const records = await Promise.all(jobIds.map((jobId) => record(url, jobId)));
+  const records = await Promise.all(jobIds.map((jobId) => record(url, token, jobId)));
   const notFirstTry = records.filter((r) => r.state !== 'succeeded' || r.attempts !== 1).length;
   // Time the worker slots spent inside a build's phases, against the slots available.
   const concurrency = availableParallelism();

@@ -1,18 +1,18 @@
-// A stand-in for apps/reconciler: a real seed.v1.Reconciler gRPC server on loopback that
-// takes every generation at once, so the bench times the builder's side of the call only.
+// A stand-in for apps/reconciler: a real seed.v1.Reconciler gRPC server on loopback, with
+// the platform's mutual TLS and caller table, that takes every generation at once, so the
+// bench times the builder's side of the call only.
 import * as grpc from '@grpc/grpc-js';
-import { reconcilerService, type ReconcilerHandlers } from '@seed/contracts';
+import { RECONCILER_CALLERS, reconcilerService, type ReconcilerHandlers } from '@seed/contracts';
+import { startGrpcServer, type GrpcTransport, type RunningGrpcServer } from '@seed/service-kit';
 
 export class StandInReconciler {
   private constructor(
-    private readonly server: grpc.Server,
-    readonly port: number,
+    private readonly server: RunningGrpcServer,
     /** Generations applied, per flake URI, in order. */
     readonly applied: ReadonlyMap<string, readonly string[]>,
   ) {}
 
-  static async start(): Promise<StandInReconciler> {
-    const server = new grpc.Server();
+  static async start(transport: GrpcTransport): Promise<StandInReconciler> {
     const applied = new Map<string, string[]>();
     const handlers: ReconcilerHandlers = {
       ApplyGeneration: (call, callback) => {
@@ -27,17 +27,24 @@ export class StandInReconciler {
       ListStatus: (_call, callback) =>
         callback({ code: grpc.status.UNIMPLEMENTED, details: 'bench stand-in' }),
     };
-    server.addService(reconcilerService(), handlers);
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) =>
-        error ? reject(error) : resolve(bound),
-      ),
+    const server = await startGrpcServer(
+      '127.0.0.1',
+      0,
+      [
+        {
+          name: 'seed.v1.Reconciler',
+          definition: reconcilerService(),
+          handlers,
+          callers: RECONCILER_CALLERS,
+        },
+      ],
+      transport,
     );
-    return new StandInReconciler(server, port, applied);
+    return new StandInReconciler(server, applied);
   }
 
   get address(): string {
-    return `127.0.0.1:${this.port}`;
+    return `127.0.0.1:${this.server.port}`;
   }
 
   /** How many ApplyGeneration calls it answered. */
@@ -46,16 +53,7 @@ export class StandInReconciler {
   }
 
   /** Stops it, cutting off any client still connected after two seconds. */
-  async stop(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, 2_000);
-      this.server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
+  stop(): Promise<void> {
+    return this.server.stop(2_000);
   }
 }

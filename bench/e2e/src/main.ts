@@ -106,7 +106,10 @@ async function measure(stack: RunningStack, signal: AbortSignal): Promise<Figure
     const target = {
       stack,
       repo: FlakeRepo.open(stack.flakeDir),
-      builds: new BuilderApi(stack.builderUrl),
+      builds: new BuilderApi(
+        stack.builderUrl,
+        (await readFile(stack.builderTokenFile, 'utf8')).trim(),
+      ),
       webPods,
       webUrl: `http://${webService.spec!.clusterIP!}:8080/`,
       signal,

@@ -7,10 +7,12 @@
 // own against a real kube-apiserver and etcd (no controllers, no kubelet: objects are
 // stored, nothing runs), called over gRPC like the builder calls it. Everything shares
 // the machine's cores; read the ratios rather than the absolute times.
-import { availableParallelism } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   apiWrites,
+  createPlatformCertificates,
   freeLoopbackPorts,
   startKubeApiServer,
   writesBetween,
@@ -74,7 +76,10 @@ async function bench(cleanups: BenchCleanups): Promise<void> {
   });
   cleanups.add('the API server and etcd', () => api.stop());
   const [grpcPort, httpPort] = (await freeLoopbackPorts(2)) as [number, number];
+  const tlsDir = await mkdtemp(path.join(tmpdir(), 'seed-bench-tls-'));
+  cleanups.add('the certificates', () => rm(tlsDir, { recursive: true, force: true }));
   const reconciler = ReconcilerProcess.start({
+    certificates: await createPlatformCertificates(tlsDir),
     main: RECONCILER_MAIN,
     kubeconfigPath: api.kubeconfigPath,
     grpcPort,

@@ -3,17 +3,21 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   createReconcilerClient,
+  platformChannelCredentials,
+  readTlsDirectory,
   type ApplyGenerationRequest,
   type ApplyGenerationResponse__Output,
   type ReconcilerClient,
 } from '@seed/contracts';
-import { startServiceProcess, type ServiceProcess } from '@seed/testing';
+import { startServiceProcess, type PlatformCertificates, type ServiceProcess } from '@seed/testing';
 
 export interface ReconcilerOptions {
   main: string;
   kubeconfigPath: string;
   grpcPort: number;
   httpPort: number;
+  /** The platform CA: the reconciler serves its certificate, the bench calls as builder and operator. */
+  certificates: PlatformCertificates;
   /** Extra SEED_* variables. */
   env?: Record<string, string>;
 }
@@ -22,7 +26,10 @@ export interface ReconcilerOptions {
 export type Samples = Map<string, number>;
 
 export class ReconcilerProcess {
+  /** Calls as the builder does (ApplyGeneration). */
   readonly client: ReconcilerClient;
+  /** Reads status as an operator (the readiness check). */
+  private readonly operator: ReconcilerClient;
   private readonly metricsUrl: string;
 
   private constructor(
@@ -31,15 +38,20 @@ export class ReconcilerProcess {
   ) {
     this.metricsUrl = `http://127.0.0.1:${options.httpPort}/metrics`;
     // Reconnect fast while the process starts, rather than grpc-js's backoff from 1 s.
-    this.client = createReconcilerClient(`127.0.0.1:${options.grpcPort}`, undefined, {
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 500,
-    });
+    const client = (tlsDir: string) =>
+      createReconcilerClient(
+        `127.0.0.1:${options.grpcPort}`,
+        platformChannelCredentials(readTlsDirectory(tlsDir), 60_000),
+        { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 500 },
+      );
+    this.client = client(options.certificates.builder);
+    this.operator = client(options.certificates.operator);
   }
 
   static start(options: ReconcilerOptions): ReconcilerProcess {
     const service = startServiceProcess(options.main, {
       SEED_KUBECONFIG: options.kubeconfigPath,
+      SEED_TLS_DIR: options.certificates.reconciler,
       SEED_RECONCILER_GRPC_PORT: String(options.grpcPort),
       SEED_RECONCILER_HTTP_PORT: String(options.httpPort),
       // Log lines would be parsed by this process, on the cores the API server uses.
@@ -59,7 +71,7 @@ export class ReconcilerProcess {
       if (this.service.hasExited())
         throw new Error(`the reconciler exited: ${this.service.stderr()}`);
       const code = await new Promise<grpc.status>((resolve) =>
-        this.client.getStatus(
+        this.operator.getStatus(
           { flakeUri: 'github:seed-bench/never-applied' },
           { deadline: Date.now() + 1_000 },
           (error) => resolve(error ? error.code : grpc.status.OK),
@@ -128,6 +140,7 @@ export class ReconcilerProcess {
   /** SIGTERM, then SIGKILL after `graceMs`; resolves with how it ended. */
   async stop(graceMs = 15_000): Promise<string> {
     this.client.close();
+    this.operator.close();
     return this.service.stop(graceMs);
   }
 }

@@ -4,6 +4,7 @@
 // layer directly); then shoots/s with pool sizes 1, 2 and 4 under a closed-loop load,
 // and what an idle VM costs (CPU share, RSS/PSS of its QEMU process from /proc).
 // Everything runs in this process on this machine's cores (QEMU under TCG here).
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -50,7 +51,11 @@ async function timed(run: () => Promise<void>): Promise<number> {
 }
 
 async function startApp(setup: Setup, size: number): Promise<{ app: ShootPoolApp; url: string }> {
+  // The status token guards `/status`, which this bench does not read over HTTP.
+  const statusToken = path.join(setup.root, 'status.token');
+  await writeFile(statusToken, randomBytes(16).toString('hex'));
   const config = loadShootPoolConfig({
+    SEED_SHOOT_STATUS_TOKEN_FILE: statusToken,
     SEED_SHOOT_HOST: '127.0.0.1',
     SEED_SHOOT_PORT: '0',
     SEED_SHOOT_GRPC_PORT: '0',

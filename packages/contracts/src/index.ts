@@ -47,6 +47,17 @@ export {
   SHOOT_TOKEN_EXPIRATION_SECONDS,
   SHOOT_TOKEN_FILE,
 } from './shoot-token';
+export { PLATFORM_IDENTITIES, RECONCILER_CALLERS } from './callers';
+export type { PlatformIdentity } from './callers';
+export {
+  TLS_FILE_NAMES,
+  peerIdentity,
+  platformChannelCredentials,
+  readTlsDirectory,
+  tlsDirectorySchema,
+  watchTlsDirectory,
+} from './tls';
+export type { TlsDirectory } from './tls';
 export {
   PROTO_DIR,
   createReconcilerClient,

@@ -1,7 +1,7 @@
 // A throwaway certificate authority for a local cluster. openssl issues the
 // certificates, as node:crypto cannot sign X.509 certificates.
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -126,4 +126,53 @@ export class CertificateAuthority {
     ]);
     return { certPath, keyPath };
   }
+}
+
+/**
+ * Issues a certificate into its own folder laid out as a cert-manager Secret
+ * (`tls.crt`, `tls.key`, `ca.crt`): what a Seed service's `SEED_TLS_DIR` names.
+ */
+export async function issueTlsDir(
+  ca: CertificateAuthority,
+  dir: string,
+  request: CertificateRequest,
+): Promise<string> {
+  const issued = await ca.issue(request);
+  const out = path.join(dir, request.name);
+  await mkdir(out, { recursive: true });
+  await copyFile(issued.certPath, path.join(out, 'tls.crt'));
+  await copyFile(issued.keyPath, path.join(out, 'tls.key'));
+  await copyFile(ca.certPath, path.join(out, 'ca.crt'));
+  return out;
+}
+
+/** The certificate folders of a local platform, by identity (docs/security.md). */
+export interface PlatformCertificates {
+  ca: CertificateAuthority;
+  /** The reconciler's server certificate, for 127.0.0.1 and localhost. */
+  reconciler: string;
+  builder: string;
+  operator: string;
+  reader: string;
+}
+
+/** A new platform CA in `dir` and every part's certificate folder beside it. */
+export async function createPlatformCertificates(dir: string): Promise<PlatformCertificates> {
+  await mkdir(dir, { recursive: true });
+  const ca = await CertificateAuthority.create(dir, 'seed-platform-ca');
+  const client = (name: string) =>
+    issueTlsDir(ca, dir, { name, commonName: name, usage: 'client' });
+  return {
+    ca,
+    reconciler: await issueTlsDir(ca, dir, {
+      name: 'reconciler',
+      commonName: 'reconciler',
+      ipAddresses: ['127.0.0.1'],
+      dnsNames: ['localhost'],
+      usage: 'server',
+    }),
+    builder: await client('builder'),
+    operator: await client('operator'),
+    reader: await client('reader'),
+  };
 }

@@ -13,7 +13,8 @@ export { reconcilerNetworkEnv, startNode, NODE_BINARIES_SCRIPT } from './node/no
 export type { LocalNode, NodeOptions } from './node/node';
 export { NODE_NETWORK } from './node/node-config';
 export { kubeRequest } from './node/kube-requests';
-export type { CertificateAuthority } from './certificates';
+export { CertificateAuthority, createPlatformCertificates, issueTlsDir } from './certificates';
+export type { PlatformCertificates } from './certificates';
 export { addToStore, buildNixImage } from './node/nix-image';
 export type { NixImageSpec } from './node/nix-image';
 export { startLocalCluster } from './local-cluster';

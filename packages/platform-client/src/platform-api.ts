@@ -3,12 +3,14 @@ import {
   buildListSchema,
   buildRecordSchema,
   createReconcilerClient,
+  platformChannelCredentials,
   shootAnswerSchema,
   type BuildRecord,
   type BuildSummary,
   type FlakeStatus__Output,
   type ShootAnswer,
   type ShootRequestBody,
+  type TlsDirectory,
 } from '@seed/contracts';
 import { z } from 'zod';
 
@@ -60,9 +62,21 @@ async function requestJson<T>(
 const BUILDER = { name: 'builder', urlVariable: 'SEED_BUILDER_URL' };
 const SHOOT_POOL = { name: 'shoot pool', urlVariable: 'SEED_SHOOT_URL' };
 
-/** The builder's HTTP API: build records and their logs. */
+/** The builder's HTTP API: build records and their logs, behind a bearer token. */
 export class BuilderApi {
-  constructor(private readonly baseUrl: string) {}
+  private readonly init: RequestInit;
+
+  constructor(
+    private readonly baseUrl: string,
+    token: string | undefined,
+  ) {
+    if (token === undefined) {
+      throw new PlatformError(
+        "the builder's API needs its token: set SEED_BUILDER_API_TOKEN_FILE to the file holding it",
+      );
+    }
+    this.init = { headers: { authorization: `Bearer ${token}` } };
+  }
 
   /** Newest first; every flake's when `flake` is undefined. */
   async list(options: { flake?: string; limit?: number } = {}): Promise<BuildSummary[]> {
@@ -73,6 +87,7 @@ export class BuilderApi {
       BUILDER,
       `${this.baseUrl}/builds?${query.toString()}`,
       buildListSchema,
+      this.init,
     );
     return builds;
   }
@@ -82,6 +97,7 @@ export class BuilderApi {
       BUILDER,
       `${this.baseUrl}/builds/${encodeURIComponent(id)}`,
       buildRecordSchema,
+      this.init,
     );
   }
 }
@@ -114,9 +130,16 @@ export class ReconcilerApi {
 
   constructor(
     private readonly address: string,
+    tls: TlsDirectory | undefined,
     private readonly deadlineMs = 15_000,
   ) {
-    this.client = createReconcilerClient(address);
+    if (tls === undefined) {
+      throw new PlatformError(
+        "the reconciler answers only the platform's certificates: set SEED_TLS_DIR to a folder with the operator's tls.crt, tls.key and ca.crt",
+      );
+    }
+    // A command lives for seconds: the files are read once.
+    this.client = createReconcilerClient(address, platformChannelCredentials(tls, 60_000));
   }
 
   status(flakeUri: string): Promise<FlakeStatus__Output> {

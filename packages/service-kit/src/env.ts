@@ -1,4 +1,6 @@
+import { tlsDirectorySchema } from '@seed/contracts';
 import { z } from 'zod';
+import { TokenFile } from './bearer-token';
 
 /** Start-up configuration that cannot be used; lists every bad variable at once. */
 export class ConfigError extends Error {
@@ -45,6 +47,22 @@ export const envVar = {
       .default(fallback)
       .refine((url) => /^rediss?:\/\/[^/]+(\/\d+)?$/.test(url), {
         error: 'expected redis://HOST:PORT[/DB] or rediss://…',
+      }),
+  /** A folder with `tls.crt`, `tls.key` and `ca.crt` (a mounted TLS Secret), checked now. */
+  tlsDir: () => tlsDirectorySchema,
+  /** How often certificate files are re-read, in seconds. */
+  tlsReloadSeconds: () => z.coerce.number().int().positive().default(60),
+  /** A file holding a bearer token (a mounted Secret), read now and whenever it changes. */
+  tokenFile: () =>
+    z
+      .string({ error: 'required: a file holding the API token (a mounted Secret)' })
+      .transform((file, ctx) => {
+        try {
+          return new TokenFile(file);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
       }),
   logLevel: () =>
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

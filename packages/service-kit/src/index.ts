@@ -7,5 +7,6 @@ export { ProbesModule } from './probes';
 export type { ProbesOptions, ReadinessCheck } from './probes';
 export { ShutdownHook, closeOnSignals } from './lifecycle';
 export { startGrpcServer } from './grpc';
-export type { GrpcService, RunningGrpcServer } from './grpc';
+export type { GrpcService, GrpcTransport, RunningGrpcServer } from './grpc';
+export { BearerTokenGuard, TokenFile, bearerToken } from './bearer-token';
 export { listMetricsIfAsked } from './metrics-listing';

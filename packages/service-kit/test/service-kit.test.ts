@@ -1,11 +1,24 @@
 import 'reflect-metadata';
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { Controller, Get, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Registry } from 'prom-client';
 import { z } from 'zod';
-import { ConfigError, JsonErrorFilter, ProbesModule, createLogger, envVar, parseEnv } from '../src';
+import {
+  ConfigError,
+  JsonErrorFilter,
+  ProbesModule,
+  TokenFile,
+  bearerToken,
+  createLogger,
+  envVar,
+  parseEnv,
+  startGrpcServer,
+} from '../src';
 
 describe('parseEnv', () => {
   const schema = z.object({
@@ -102,5 +115,60 @@ describe('probes and errors', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('TokenFile', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'service-kit-token-'));
+  const file = path.join(dir, 'token');
+
+  it('takes a rotated token at once, and refuses short or empty ones at start', () => {
+    writeFileSync(file, `${'a'.repeat(32)}\n`);
+    const token = new TokenFile(file);
+    expect(token.matches('a'.repeat(32))).toBe(true);
+    // As Kubernetes updates a Secret: a new file in place of the old one.
+    writeFileSync(`${file}.new`, 'b'.repeat(40));
+    renameSync(`${file}.new`, file);
+    expect(token.matches('b'.repeat(40))).toBe(true);
+    expect(token.matches('a'.repeat(32))).toBe(false);
+    writeFileSync(file, 'REPLACE-ME');
+    expect(() => new TokenFile(file)).toThrow('holds 10 characters, fewer than 32');
+    writeFileSync(file, '\n');
+    expect(() => new TokenFile(file)).toThrow('is empty');
+  });
+
+  it('reads only Bearer headers', () => {
+    expect(bearerToken('Bearer abc')).toBe('abc');
+    expect(bearerToken('bearer  abc ')).toBe('abc');
+    expect(bearerToken('Basic abc')).toBeUndefined();
+    expect(bearerToken(undefined)).toBeUndefined();
+  });
+});
+
+describe('startGrpcServer with mutual TLS', () => {
+  it('refuses to serve a method nobody is allowed to call', async () => {
+    const definition = {
+      Call: {
+        path: '/test.v1.Service/Call',
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: (value: Buffer) => value,
+        requestDeserialize: (value: Buffer) => value,
+        responseSerialize: (value: Buffer) => value,
+        responseDeserialize: (value: Buffer) => value,
+      },
+    };
+    await expect(
+      startGrpcServer(
+        '127.0.0.1',
+        0,
+        [{ name: 'test.v1.Service', definition, handlers: {}, callers: {} }],
+        {
+          kind: 'mtls',
+          tls: { certFile: '', keyFile: '', caFile: '', identity: 'test' },
+          reloadMs: 1_000,
+        },
+      ),
+    ).rejects.toThrow('test.v1.Service/Call has no callers: say who may call it');
   });
 });

@@ -5,6 +5,9 @@ export { BenchCleanups, median, rowPrinter, runBench } from './bench';
 // The real parts tests start (on loopback, and the one local node a machine runs), from
 // the package `seed up` shares.
 export {
+  CertificateAuthority,
+  createPlatformCertificates,
+  issueTlsDir,
   FlakeRepo,
   KUBE_BINARIES_SCRIPT,
   flakeToolsDir,
@@ -21,6 +24,7 @@ export {
   startServiceProcess,
 } from '@seed/local-parts';
 export type {
+  PlatformCertificates,
   KubeApiServer,
   KubeApiServerOptions,
   LocalCluster,

@@ -1,9 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   createReconcilerClient,
+  platformChannelCredentials,
   type ApplyGenerationRequest,
   type ApplyGenerationResponse__Output,
   type ReconcilerClient,
+  type TlsDirectory,
 } from '@seed/contracts';
 
 /** The reconciler refused the generation: retrying the same request cannot help. */
@@ -26,6 +28,8 @@ const TRANSIENT = new Set([
 ]);
 
 export interface ReconcilerClientOptions {
+  /** The builder's client certificate and the platform CA, re-read every `reloadMs`. */
+  tls: { files: TlsDirectory; reloadMs: number };
   deadlineMs: number;
   attempts: number;
   /** First pause between attempts; it doubles each time. */
@@ -42,7 +46,8 @@ export class ReconcilerGrpcClient {
   ) {
     // Reconnect quickly once the reconciler is back instead of grpc-js's default of
     // backing off towards two minutes: a build is waiting on it.
-    this.client = createReconcilerClient(address, undefined, {
+    const credentials = platformChannelCredentials(options.tls.files, options.tls.reloadMs);
+    this.client = createReconcilerClient(address, credentials, {
       'grpc.initial_reconnect_backoff_ms': 250,
       'grpc.max_reconnect_backoff_ms': 5_000,
     });

@@ -47,12 +47,6 @@ export interface CallerResolver {
   resolve(claim: CallerClaim): Promise<Caller>;
 }
 
-/** The token of an `Authorization: Bearer <token>` header value, if it is one. */
-export function bearerToken(authorization: string | undefined): string | undefined {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
-  return match?.[1];
-}
-
 /** IPv4-mapped IPv6 (`::ffff:10.0.0.5`) is the IPv4 address a pod has. */
 export function normalizeIp(ip: string): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice('::ffff:'.length) : ip;

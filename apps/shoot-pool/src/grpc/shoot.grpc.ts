@@ -1,11 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ShootHandlers } from '@seed/contracts';
-import {
-  bearerToken,
-  CallerLookupFailed,
-  CallerRejected,
-  type CallerRejection,
-} from '../caller/caller';
+import { bearerToken, type TokenFile } from '@seed/service-kit';
+import { CallerLookupFailed, CallerRejected, type CallerRejection } from '../caller/caller';
 import { PoolFull, PoolUnavailable } from '../pool/pool';
 import { ShootInvalid, ShootVmFailed, parseGrpcShoot, type ShootService } from '../shoot.service';
 
@@ -40,7 +36,7 @@ export function peerIp(peer: string): string {
  * The `seed.v1.Shoot` handlers: the caller's claim from the peer address and the
  * `authorization` metadata, the same service as HTTP.
  */
-export function shootHandlers(service: ShootService): ShootHandlers {
+export function shootHandlers(service: ShootService, statusToken: TokenFile): ShootHandlers {
   return {
     Run: (call, callback) => {
       service
@@ -65,7 +61,17 @@ export function shootHandlers(service: ShootService): ShootHandlers {
           (error: unknown) => callback(toStatus(error)),
         );
     },
-    Status: (_call, callback) => {
+    Status: (call, callback) => {
+      const token = bearerToken(String(call.metadata.get('authorization')[0] ?? ''));
+      if (token === undefined || !statusToken.matches(token)) {
+        callback({
+          code: grpc.status.UNAUTHENTICATED,
+          details:
+            "the pool's status needs authorization: Bearer <SEED_SHOOT_STATUS_TOKEN_FILE's token>",
+          metadata: new grpc.Metadata(),
+        });
+        return;
+      }
       const { idle, busy, queued, capacity } = service.status();
       callback(null, { idle, busy, queued, capacity });
     },
