@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { REDIS_USERS } from '@seed/builds-queue';
 import {
   startRedis,
   startServiceProcess,
@@ -32,7 +33,7 @@ describe("attacks on the builder's API", () => {
     tokenFile = path.join(work, 'api.token');
     await writeFile(tokenFile, `${FIRST}\n`);
     builder = startServiceProcess(MAIN, {
-      SEED_REDIS_URL: redis.url,
+      ...redis.serviceEnv(REDIS_USERS.builder),
       SEED_TLS_DIR: (await builderCredentials()).certificates.builder,
       SEED_BUILDER_API_TOKEN_FILE: tokenFile,
       SEED_BUILDER_PORT: '0',
