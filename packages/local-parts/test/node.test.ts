@@ -1,7 +1,16 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +25,8 @@ import {
   buildNixImage,
   type LocalCluster,
 } from '../src';
+
+const GC_ROOTS_AUTO = '/nix/var/nix/gcroots/auto';
 import { iptablesRules, NODE_SYSCTLS } from '../src/node/host-changes';
 
 const run = promisify(execFile);
@@ -61,7 +72,19 @@ async function hostState(): Promise<Record<string, unknown>> {
       .filter((point) => /seed-node-|^\/run\/netns|^\/var\/lib\/kubelet|kubepods/.test(point))
       .sort(),
     kubepods: existsSync('/sys/fs/cgroup/memory/kubepods'),
-    gcRoots: (await readdir('/nix/var/nix/gcroots/auto').catch(() => [])).sort(),
+    // The node's roots only (they point into its seed-node- folder): other test files may
+    // add roots of their own to this machine-wide folder meanwhile.
+    gcRoots: (
+      await Promise.all(
+        (await readdir(GC_ROOTS_AUTO).catch(() => [])).map(async (entry) =>
+          (await readlink(path.join(GC_ROOTS_AUTO, entry)).catch(() => '')).includes('seed-node-')
+            ? [entry]
+            : [],
+        ),
+      )
+    )
+      .flat()
+      .sort(),
     netns: (await readdir('/run/netns').catch(() => [])).sort(),
     hostPaths: ['/var/lib/kubelet', '/var/lib/cni', '/var/log/pods', '/var/log/containers'].map(
       (hostPath) => `${hostPath} ${existsSync(hostPath)}`,
