@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { NixClient, NixError } from '@seed/nix-eval';
 import { loadConfig, resolveKubeAccess, type CliConfig } from './config';
 import { formatInspection, formatNixError } from './inspect';
@@ -8,6 +8,7 @@ import { KubeLogsRepository } from './logs/kube-logs.repository';
 import {
   BuilderApi,
   positiveInteger,
+  runProgram,
   formatBuild,
   formatBuildList,
   formatFlakeStatus,
@@ -274,20 +275,16 @@ function interruptSignal(): AbortSignal {
 }
 
 /** Runs the CLI on argv (without node and script) and returns its exit code. */
-export async function runCli(
+export function runCli(
   argv: readonly string[],
   output: CliOutput,
   context: CliContext = {},
 ): Promise<number> {
-  try {
-    await buildProgram(output, context).parseAsync([...argv], { from: 'user' });
-    return 0;
-  } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode; // commander already said why
+  return runProgram(buildProgram(output, context), argv, (error) => {
     if (error instanceof ExitCode) return error.code;
     output.err(
       `${error instanceof NixError ? formatNixError(error) : `seed: ${(error as Error).message}`}\n`,
     );
     return 1;
-  }
+  });
 }

@@ -1,6 +1,6 @@
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { localNix } from '@seed/nix-eval';
-import { positiveInteger } from '@seed/platform-client';
+import { positiveInteger, runProgram } from '@seed/platform-client';
 import { StepFailed } from './progress';
 import { runUp, type RunningStack } from './up';
 
@@ -105,21 +105,17 @@ function buildProgram(output: DevStackOutput, context: DevStackContext): Command
 }
 
 /** Runs the dev stack on argv (without node and script) and returns its exit code. */
-export async function runDevStack(
+export function runDevStack(
   argv: readonly string[],
   output: DevStackOutput,
   context: DevStackContext = {},
 ): Promise<number> {
-  try {
-    await buildProgram(output, context).parseAsync([...argv], { from: 'user' });
-    return 0;
-  } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode; // commander already said why
+  return runProgram(buildProgram(output, context), argv, (error) => {
     if (error instanceof StepFailed && error.interrupted) {
       output.err(`seed: interrupted during step "${error.step}"; the stack was stopped\n`);
       return 130;
     }
     output.err(`seed: ${(error as Error).message}\n`);
     return 1;
-  }
+  });
 }
