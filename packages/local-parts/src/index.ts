@@ -1,6 +1,8 @@
 export { FlakeRepo } from './flake-repo';
 export { startRedis } from './redis-server';
 export type { LocalRedis, RedisAclUser, RedisCredentials } from './redis-server';
+export { NIX_DAEMON_CONF, startNixDaemon } from './nix-daemon';
+export type { LocalNixDaemon, NixDaemonOptions } from './nix-daemon';
 export { startServiceProcess } from './service-process';
 export type { LogLine, ServiceProcess } from './service-process';
 export { KUBE_BINARIES_SCRIPT, startKubeApiServer } from './kube-apiserver';

@@ -21,6 +21,7 @@ export {
   buildNixImage,
   startKubeApiServer,
   startLocalCluster,
+  startNixDaemon,
   startServiceProcess,
 } from '@seed/local-parts';
 export type {
@@ -29,6 +30,7 @@ export type {
   KubeApiServerOptions,
   LocalCluster,
   LocalNode,
+  LocalNixDaemon,
   LocalRedis,
   LogLine,
   ServiceProcess,
