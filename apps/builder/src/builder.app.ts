@@ -91,6 +91,7 @@ class BuilderModule {
       evaluateTimeoutMs: config.nix.evaluateTimeoutMs,
       resolveTimeoutMs: config.nix.evaluateTimeoutMs,
       buildTimeoutMs: config.nix.buildTimeoutMs,
+      maxOutputBytes: config.nix.outputLimitBytes,
     });
     const reconciler = new ReconcilerGrpcClient(config.reconciler.address, config.reconciler);
     const metrics = new BuilderMetrics();
