@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -16,6 +16,15 @@ import { FakeReconciler } from './fake-reconciler';
 import { Pushes, builderCredentialEnv, builderNix, finished, flake, getBuilds } from './harness';
 
 const MAIN = path.resolve(__dirname, '../dist/main.js');
+
+/**
+ * A crash of a whole builder, as an OOM kill of its container: the process and its nix
+ * clients (its process group). The daemon then stops their builds.
+ */
+function crash(worker: ServiceProcess): Promise<unknown> {
+  process.kill(-worker.child.pid!, 'SIGKILL');
+  return worker.exited;
+}
 
 describe('builder processes', () => {
   let redis: LocalRedis;
@@ -79,7 +88,7 @@ describe('builder processes', () => {
   });
 
   afterAll(async () => {
-    for (const process of processes) process.kill('SIGKILL');
+    await Promise.all(processes.filter((p) => !p.hasExited()).map(crash));
     await pushes.close();
     await reconciler.stop();
     await redis.dispose();
@@ -93,8 +102,7 @@ describe('builder processes', () => {
     const first = await builder();
     const jobId = await pushes.push(repo, await repo.head());
     await until(() => existsSync(started), 'the build to start');
-    first.process.kill('SIGKILL');
-    await first.process.exited;
+    await crash(first.process);
 
     const second = await builder();
     const record = await finished(second.url, jobId, 60_000);
@@ -113,15 +121,18 @@ describe('builder processes', () => {
     name: string,
     runs: number,
   ): Promise<{ repo: FlakeRepo; starts: () => Promise<number> }> {
+    // One file per start: each run may be another build user, who cannot append to the
+    // previous one's file.
     const marks = path.join(scratch, `${name}-${repos.length}.starts`);
+    await mkdir(marks, { mode: 0o777 });
+    await chmod(marks, 0o777);
     const repo = await flake({
       [name]: {
-        build: `echo x >> ${marks}; if [ $(wc -l < ${marks}) -lt ${runs} ]; then sleep 300; fi; echo ${name} > $out`,
+        build: `mktemp ${marks}/start.XXXXXX; if [ $(ls ${marks} | wc -l) -lt ${runs} ]; then sleep 300; fi; echo ${name} > $out`,
       },
     });
     repos.push(repo);
-    const starts = async () =>
-      (await readFile(marks, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
+    const starts = async () => (await readdir(marks)).length;
     return { repo, starts };
   }
 
@@ -131,12 +142,6 @@ describe('builder processes', () => {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-  }
-
-  /** A crash of the whole worker, as an OOM kill of its container: it and its nix clients. */
-  function crash(worker: ServiceProcess): Promise<unknown> {
-    process.kill(-worker.child.pid!, 'SIGKILL');
-    return worker.exited;
   }
 
   it('a build whose nix is killed is retried, and the builds beside it succeed', async () => {
@@ -165,7 +170,7 @@ describe('builder processes', () => {
 
     const record = await finished(worker.url, victimJob, 60_000);
     expect(record).toMatchObject({ state: 'succeeded', attempts: 2 });
-    expect(record.log.join('\n')).toMatch(/nix error: .*\n.*will retry/);
+    expect(record.log.join('\n')).toMatch(/nix error: nix was killed by signal 9\n.*will retry/);
     for (const jobId of otherJobs) {
       expect(await finished(worker.url, jobId, 60_000)).toMatchObject({
         state: 'succeeded',
