@@ -3,9 +3,11 @@ import { redisAclUsers } from '@seed/builds-queue';
 import {
   freeLoopbackPorts,
   startLocalCluster,
+  startNixDaemon,
   startRedis,
   startServiceProcess,
   type LocalCluster,
+  type LocalNixDaemon,
   type LocalRedis,
   type NodeOptions,
   type ServiceProcess,
@@ -79,6 +81,13 @@ export class LocalStack {
     const redis = await startRedis(redisAclUsers());
     this.#stops.push(() => redis.dispose());
     return redis;
+  }
+
+  /** The builder's nix-daemon: its own store and socket under `dir`, sandboxed builds. */
+  async startNixDaemon(dir: string): Promise<LocalNixDaemon> {
+    const daemon = await startNixDaemon({ dir });
+    this.#stops.push(() => daemon.dispose());
+    return daemon;
   }
 
   /** A kube-apiserver with etcd and a real node registered to it. */

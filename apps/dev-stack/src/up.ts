@@ -118,7 +118,7 @@ export interface ServedReport {
   dns: { udp: string; tcp: string };
 }
 
-const STEPS = 11;
+const STEPS = 12;
 const REPOSITORY = 'local/seed-up';
 const BRANCH = 'main';
 const SHOOT_FILE = 'from-a-shoot.txt';
@@ -173,6 +173,14 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       return started;
     });
 
+    // Every tenant's derivation builds through it, in nix's sandbox as a build user; the
+    // builder only asks (docs/builder.md, "The nix daemon").
+    const daemon = await progress.step("start the builder's nix-daemon", async (note) => {
+      const started = await stack.startNixDaemon(path.join(workDir, 'nix-daemon'));
+      note(`sandboxed builds as nixbld users, store ${started.storeRoot}`);
+      return started;
+    });
+
     // The builder publishes every closure to a signed binary cache, and the node's nix
     // trusts only that cache and its key: the builder keeps a store of its own, so every
     // image reaches the node the way it reaches a node that did not build it.
@@ -218,8 +226,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     const secret = randomBytes(24).toString('hex');
 
     const builderNix = {
-      store: path.join(workDir, 'builder-store'),
-      confFile: await builderNixConf(workDir, options.nix.confFile),
+      store: daemon.storeUrl,
+      confFile: options.nix.confFile ?? '/etc/seed/nix.conf',
     };
     const { webhook, builder, credentials } = await progress.step(
       'start the webhook, the builder and the reconciler',
@@ -572,10 +580,6 @@ function changedDeployments(
   };
 }
 
-/**
- * The builder's nix.conf: Seed's, plus what a store of its own needs. Nix builds for a
- * chroot store always in its sandbox, whose /bin/sh Debian's nix does not provide.
- */
 /** The platform's CA and certificates, and a random token per HTTP API, in `dir`. */
 async function platformCredentials(dir: string): Promise<{
   certificates: PlatformCertificates;
@@ -593,13 +597,6 @@ async function platformCredentials(dir: string): Promise<{
     builderTokenFile: await token('builder-api.token'),
     shootStatusTokenFile: await token('shoot-status.token'),
   };
-}
-
-async function builderNixConf(workDir: string, base: string | undefined): Promise<string> {
-  const file = path.join(workDir, 'builder-nix.conf');
-  const seedConf = await readFile(base ?? '/etc/seed/nix.conf', 'utf8');
-  await writeFile(file, `${seedConf}\nsandbox-paths = /bin/sh=/bin/busybox\n`);
-  return file;
 }
 
 function instanceRows(status: FlakeStatus__Output): PushReport['instances'] {
