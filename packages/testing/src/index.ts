@@ -23,8 +23,10 @@ export {
   startLocalCluster,
   startNixDaemon,
   startServiceProcess,
+  takeClusterTurn,
 } from '@seed/local-parts';
 export type {
+  ClusterTurn,
   PlatformCertificates,
   KubeApiServer,
   KubeApiServerOptions,
