@@ -45,6 +45,7 @@ interface Probe {
 interface Container {
   name: string;
   image: string;
+  command?: string[];
   env?: EnvVar[];
   ports?: { name?: string; containerPort: number; hostPort?: number }[];
   livenessProbe?: Probe;
@@ -59,6 +60,7 @@ interface Container {
   volumeMounts?: { name: string; mountPath: string }[];
 }
 interface PodSpec {
+  runtimeClassName?: string;
   serviceAccountName?: string;
   terminationGracePeriodSeconds?: number;
   hostNetwork?: boolean;

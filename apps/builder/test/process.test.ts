@@ -26,6 +26,15 @@ function crash(worker: ServiceProcess): Promise<unknown> {
   return worker.exited;
 }
 
+/** A process's argv, empty when it exited meanwhile. */
+function commandLine(pid: string): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return [];
+  }
+}
+
 describe('builder processes', () => {
   let redis: LocalRedis;
   let daemon: LocalNixDaemon;
@@ -157,13 +166,8 @@ describe('builder processes', () => {
     const nixPid = readdirSync('/proc')
       .filter((entry) => /^\d+$/.test(entry))
       .find((pid) => {
-        let argv = '';
-        try {
-          argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        } catch {
-          return false; // exited meanwhile
-        }
-        return argv.split('\0')[0] === 'nix' && argv.includes('-seed-victim-image.drv');
+        const argv = commandLine(pid);
+        return argv[0] === 'nix' && argv.some((arg) => arg.endsWith('-seed-victim-image.drv'));
       });
     expect(nixPid).toBeDefined();
     process.kill(Number(nixPid), 'SIGKILL');
