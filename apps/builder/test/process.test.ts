@@ -265,6 +265,27 @@ describe('builder processes', () => {
     await process.exited;
   });
 
+  it('is not ready while its nix-daemon does not answer, and says so', async () => {
+    const missing = path.join(scratch, 'no-daemon.socket');
+    const process = startServiceProcess(MAIN, {
+      ...redis.serviceEnv(REDIS_USERS.builder),
+      ...(await builderCredentialEnv()),
+      ...nixEnv,
+      SEED_NIX_STORE: `unix://${missing}`,
+      SEED_RECONCILER_ADDRESS: reconciler.address,
+      SEED_BUILDER_PORT: '0',
+    });
+    processes.push(process);
+    const listening = await process.waitForLog((line) => line.msg === 'builder listening');
+    const ready = await fetch(`${String(listening.url).replace('[::1]', '127.0.0.1')}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(JSON.stringify(await ready.json())).toContain(
+      `cannot connect to socket at '${missing}'`,
+    );
+    process.kill('SIGTERM');
+    await process.exited;
+  });
+
   it('refuses to start on bad configuration, naming every problem', async () => {
     const process = startServiceProcess(MAIN, {
       SEED_RECONCILER_ADDRESS: 'reconciler',

@@ -136,6 +136,14 @@ export class NixClient {
     return stdout.trim();
   }
 
+  /**
+   * Whether this client's store answers (`nix store ping`): the builder's nix-daemon may
+   * be down while the nix binary runs. Resolves, or throws a NixError naming why.
+   */
+  async pingStore(call: CallOptions = {}): Promise<void> {
+    await this.run('resolve', ['store', 'ping'], { ...call, timeoutMs: call.timeoutMs ?? 10_000 });
+  }
+
   /** Locks a flake reference to one revision (`nix flake metadata`). */
   async resolve(reference: string, call: CallOptions = {}): Promise<LockedFlake> {
     const flake = checkedFlakeRef(reference);
