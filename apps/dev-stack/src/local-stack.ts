@@ -3,9 +3,11 @@ import { redisAclUsers } from '@seed/builds-queue';
 import {
   freeLoopbackPorts,
   startLocalCluster,
+  startPrometheus,
   startRedis,
   startServiceProcess,
   type LocalCluster,
+  type LocalPrometheus,
   type LocalRedis,
   type NodeOptions,
   type ServiceProcess,
@@ -86,6 +88,19 @@ export class LocalStack {
     const cluster = await startLocalCluster(options);
     this.#stops.push(() => cluster.stop());
     return cluster;
+  }
+
+  /** Debian's Prometheus scraping every service started so far, with Seed's alert rules. */
+  async startPrometheus(ruleFiles: readonly string[]): Promise<LocalPrometheus> {
+    const prometheus = await startPrometheus({
+      targets: [...this.services.values()].map(({ name, url }) => ({
+        job: name,
+        url: `${url}/metrics`,
+      })),
+      ruleFiles,
+    });
+    this.#stops.push(() => prometheus.stop());
+    return prometheus;
   }
 
   /** Spawns the service; `ready()` waits for its `/readyz`. */

@@ -134,6 +134,9 @@ describe('seed up', () => {
     expect(run.out).toContain('Deployments whose spec is unchanged: api, dns\n');
     expect(run.out).toContain('  | hello from a shoot of web\n');
     expect(run.out).toMatch(/from-a-shoot\.txt: written in a shoot$/m);
+    expect(run.out).toMatch(
+      /^the Grafana dashboard, asked of Prometheus: \d+ panels, \d+ queries, each with data$/m,
+    );
     expect(run.out.trimEnd().endsWith('seed up: every step passed')).toBe(true);
 
     // web was resized to m (2 vCPUs); the others kept their size.
