@@ -28,7 +28,7 @@ import { BuildProcessor, startBuildWorker } from './build.processor';
 import { BuildService } from './build.service';
 import { BuildsController } from './builds.controller';
 import type { BuilderConfig } from './config';
-import { BuilderMetrics } from './metrics';
+import { BuilderMetrics, storeFolder } from './metrics';
 import { FileBinaryCache } from './repositories/binary-cache.repository';
 import { ReconcilerGrpcClient } from './repositories/reconciler.client';
 
@@ -94,7 +94,7 @@ class BuilderModule {
       maxOutputBytes: config.nix.outputLimitBytes,
     });
     const reconciler = new ReconcilerGrpcClient(config.reconciler.address, config.reconciler);
-    const metrics = new BuilderMetrics();
+    const metrics = new BuilderMetrics(storeFolder(config.nix.store));
     const served: ServedBinaryCache = config.binaryCache.enabled
       ? {
           cache: new FileBinaryCache(nix, {

@@ -4,10 +4,12 @@ import {
   freeLoopbackPorts,
   startLocalCluster,
   startNixDaemon,
+  startPrometheus,
   startRedis,
   startServiceProcess,
   type LocalCluster,
   type LocalNixDaemon,
+  type LocalPrometheus,
   type LocalRedis,
   type NodeOptions,
   type ServiceProcess,
@@ -95,6 +97,19 @@ export class LocalStack {
     const cluster = await startLocalCluster(options);
     this.#stops.push(() => cluster.stop());
     return cluster;
+  }
+
+  /** Debian's Prometheus scraping every service started so far, with Seed's alert rules. */
+  async startPrometheus(ruleFiles: readonly string[]): Promise<LocalPrometheus> {
+    const prometheus = await startPrometheus({
+      targets: [...this.services.values()].map(({ name, url }) => ({
+        job: name,
+        url: `${url}/metrics`,
+      })),
+      ruleFiles,
+    });
+    this.#stops.push(() => prometheus.stop());
+    return prometheus;
   }
 
   /** Spawns the service; `ready()` waits for its `/readyz`. */

@@ -19,7 +19,7 @@ import {
   type CallerClaim,
   type CallerResolver,
 } from './caller/caller';
-import type { ShootMetrics } from './metrics';
+import type { FailureCause, ShootMetrics } from './metrics';
 import {
   CALLER_STORE_POINT,
   GUEST_STORE,
@@ -294,7 +294,7 @@ function checkVolumes(caller: Caller): void {
 }
 
 /** The failures counter's cause label. */
-function causeOf(error: unknown): string {
+function causeOf(error: unknown): FailureCause {
   if (error instanceof ShootInvalid) return 'invalid';
   if (error instanceof CallerRejected) return 'caller';
   if (error instanceof PoolFull) return `pool-full-${error.scope}`;
