@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { SHOOT_LIMITS } from '@seed/contracts';
 import { ConfigError, envVar, parseEnv, type TokenFile } from '@seed/service-kit';
 import { z } from 'zod';
 import { StaticCallerResolver } from './caller/caller';
@@ -23,9 +24,14 @@ const envSchema = z
       .number()
       .int()
       .min(1)
-      .max(32 << 20)
+      .max(SHOOT_LIMITS.maxOutputBytesCeiling)
       .default(1 << 20),
-    SEED_SHOOT_MAX_STDIN_BYTES: envVar.positiveInt(1 << 20),
+    SEED_SHOOT_MAX_STDIN_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(SHOOT_LIMITS.maxStdinBytesCeiling)
+      .default(1 << 20),
     SEED_SHOOT_RUN_ROOT: z.string().startsWith('/').default('/run/seed/shoot-pool'),
     SEED_HYPERVISOR: z
       .enum(HYPERVISORS, { error: `expected ${HYPERVISORS.join(' or ')}` })

@@ -10,7 +10,7 @@
 // in the caller. A caller whose store is not the pre-bound one gets it bound into
 // `export/store1` and onto /nix/store over the pre-bound one.
 import type { Logger } from '@seed/service-kit';
-import { shootRequestSchema, type ShootAnswer } from '@seed/contracts';
+import { shootCommandSchema, shootRequestSchema, type ShootAnswer } from '@seed/contracts';
 import type { z } from 'zod';
 import { AgentError } from './agent/agent.errors';
 import {
@@ -78,9 +78,6 @@ export interface ShootOutcome {
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-/** The fields gRPC's ShootRequest shares with the HTTP body (its stdin is bytes). */
-const grpcFieldsSchema = shootRequestSchema.pick({ command: true, timeout: true, env: true });
-
 function reasonsOf(error: z.ZodError): string[] {
   return error.issues.map((issue) =>
     issue.path.length === 0 ? issue.message : `${issue.path.join('.')}: ${issue.message}`,
@@ -107,7 +104,7 @@ export function parseGrpcShoot(
   request: { command: string[]; timeoutMs: number; env: Record<string, string>; stdin: Buffer },
   limits: ShootLimits,
 ): ShootCommand {
-  const result = grpcFieldsSchema.safeParse({
+  const result = shootCommandSchema.safeParse({
     command: request.command,
     timeout: request.timeoutMs === 0 ? undefined : request.timeoutMs,
     env: request.env,
@@ -127,7 +124,7 @@ export function parseGrpcShoot(
 function checkSizes(command: ShootCommand, limits: ShootLimits): ShootCommand {
   if (command.stdin !== undefined && command.stdin.length > limits.maxStdinBytes) {
     throw new ShootInvalid([
-      `stdin: ${command.stdin.length} bytes, at most ${limits.maxStdinBytes}`,
+      `stdin: ${command.stdin.length} bytes, at most ${limits.maxStdinBytes} (SEED_SHOOT_MAX_STDIN_BYTES)`,
     ]);
   }
   return command;

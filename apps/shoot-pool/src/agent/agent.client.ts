@@ -4,6 +4,7 @@ import { AgentError } from './agent.errors';
 import {
   FrameDecoder,
   FrameError,
+  answerLimits,
   encodeFrame,
   errorResponseSchema,
   execResultOf,
@@ -202,6 +203,9 @@ export class AgentClient {
       throw new AgentError('protocol', op, (error as Error).message, undefined, { cause: error });
     }
     const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
+    // Requests go one at a time: the next frame read is this one's answer (or a late one,
+    // dropped by its id, which must fit too).
+    this.#decoder.limits = answerLimits(header);
 
     const frame = await new Promise<Frame>((resolve, reject) => {
       const finish = () => {
@@ -277,7 +281,7 @@ export class AgentClient {
       throw new AgentError('closed', op, `connection to ${this.#label} closed`);
     }
     this.#socket = socket;
-    this.#decoder = new FrameDecoder();
+    this.#decoder = new FrameDecoder(answerLimits({ op: 'ping' }));
     socket.on('data', (chunk: Buffer) => this.#onData(socket, chunk));
     socket.on('error', () => undefined); // 'close' follows and does the work
     socket.on('close', () => {
