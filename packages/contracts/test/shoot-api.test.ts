@@ -1,10 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import {
-  SHOOT_LIMITS,
-  shootAnswerSchema,
-  shootCommandSchema,
-  shootRequestSchema,
-} from '../src';
+import { SHOOT_LIMITS, shootAnswerSchema, shootCommandSchema, shootRequestSchema } from '../src';
 
 describe('the shoot API', () => {
   it('fills in the defaults of a request', () => {
