@@ -45,10 +45,12 @@ describe('qemuArgs', () => {
     expect(option(args, '-M')).toEqual(['microvm,pit=on,rtc=on,memory-backend=mem']);
     expect(option(args, '-object')).toEqual([
       'memory-backend-file,id=mem,size=256M,mem-path=/dev/shm/seed-shoot-x-tpl.ram,share=on',
+      'rng-random,id=rng0,filename=/dev/urandom',
     ]);
     expect(option(args, '-device')).toEqual([
       'virtio-serial-device',
       'virtserialport,chardev=agent,name=agent',
+      'virtio-rng-device,rng=rng0',
       'virtio-9p-device,fsdev=fs0,mount_tag=shoot',
     ]);
     expect(option(args, '-fsdev')).toEqual([

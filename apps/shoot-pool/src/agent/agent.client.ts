@@ -9,6 +9,7 @@ import {
   errorResponseSchema,
   execResultOf,
   pingResultSchema,
+  reseedResultSchema,
   responseHeadSchema,
   setClockResultSchema,
   type AgentOp,
@@ -20,6 +21,7 @@ import {
   type PingResult,
   type RemountRequest,
   type RequestHeader,
+  type ReseedResult,
   type SetClockResult,
   type UnmountRequest,
 } from './protocol';
@@ -109,6 +111,16 @@ export class AgentClient {
   async setClock(epochMs: number = Date.now(), options?: RequestOptions): Promise<SetClockResult> {
     const frame = await this.#request({ op: 'setClock', epochMs }, [], options);
     return this.#parse('setClock', () => setClockResultSchema.parse(frame.header));
+  }
+
+  /**
+   * Credits `entropy` to the guest kernel's input pool and forces its CRNG to reseed from
+   * it. A restored clone shares the snapshot's RNG state with every other clone: reseed it
+   * before running anything that draws random bytes.
+   */
+  async reseed(entropy: Buffer, options?: RequestOptions): Promise<ReseedResult> {
+    const frame = await this.#request({ op: 'reseed' }, [entropy], options);
+    return this.#parse('reseed', () => reseedResultSchema.parse(frame.header));
   }
 
   async mount(request: MountRequest, options?: RequestOptions): Promise<void> {

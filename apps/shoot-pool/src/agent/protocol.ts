@@ -272,6 +272,7 @@ export interface ExecRequest {
 export type RequestHeader =
   | { op: 'ping' }
   | { op: 'setClock'; epochMs: number }
+  | { op: 'reseed' }
   | ({ op: 'mount' } & MountRequest)
   | ({ op: 'bind' } & BindRequest)
   | ({ op: 'remount' } & RemountRequest)
@@ -299,11 +300,19 @@ export const pingResultSchema = z.object({
   version: z.number().int(),
   uptimeMs: z.number(),
   epochMs: z.number(),
+  /** The host's reseeds since the guest booted: 0 in a template, 1 in a woken clone. */
+  reseeds: z.number().int().nonnegative(),
 });
 export type PingResult = z.infer<typeof pingResultSchema>;
 
 export const setClockResultSchema = z.object({ previousEpochMs: z.number() });
 export type SetClockResult = z.infer<typeof setClockResultSchema>;
+
+export const reseedResultSchema = z.object({
+  entropyBytes: z.number().int(),
+  reseeds: z.number().int().positive(),
+});
+export type ReseedResult = z.infer<typeof reseedResultSchema>;
 
 export const execHeaderSchema = z.object({
   exitCode: z.number().int(),

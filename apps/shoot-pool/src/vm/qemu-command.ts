@@ -68,6 +68,12 @@ export function qemuArgs(machine: QemuMachine): string[] {
     'virtio-serial-device',
     '-device',
     'virtserialport,chardev=agent,name=agent',
+    // A hardware RNG fed from the host: the guest kernel keeps mixing it into its pool, so
+    // clones of one snapshot drift apart even without the agent's reseed after a restore.
+    '-object',
+    'rng-random,id=rng0,filename=/dev/urandom',
+    '-device',
+    'virtio-rng-device,rng=rng0',
     // The share. multidevs=remap: binds from other host filesystems would otherwise
     // collide on inode numbers and a guest could read the wrong file.
     '-fsdev',

@@ -32,7 +32,7 @@ import {
   type VmSnapshot,
 } from './hypervisor';
 import { removeUnmountedTree } from '@seed/mount-table';
-import { ManagedSnapshot, ManagedVm, VmLaunch } from './managed-vm';
+import { ManagedSnapshot, ManagedVm, VmLaunch, wakeClone } from './managed-vm';
 import { QmpClient } from './qmp.client';
 import { guestCmdline, hostTscKhz, qemuArgs, shellQuote, type Accel } from './qemu-command';
 import { reapOrphans } from './reap-orphans';
@@ -193,8 +193,8 @@ export class QemuHypervisor implements Hypervisor {
         timeoutMs: Math.max(deadline - Date.now(), 1),
         signal: vm.launch.vmmExit.signal,
       });
-      // The guest wakes with the snapshot's wall clock.
-      await vm.agent.setClock(Date.now(), { signal: vm.launch.vmmExit.signal });
+      // The guest wakes with the snapshot's clock and RNG state.
+      await wakeClone(vm.agent, vm.launch.vmmExit.signal);
     } catch (error) {
       return vm.launch.fail('restore', `restore failed: ${explain(error, vm.launch)}`, error);
     }
