@@ -187,7 +187,7 @@ describe('AgentClient', () => {
     expect(client.connected).toBe(false);
   });
 
-  it('reads no answer beyond the output cap its exec asked for, nor blobs where none belong', async () => {
+  it('attack: an agent answer beyond the output cap its exec asked for is refused at its length field', async () => {
     // The guest announces more than the cap (+1 byte) and never sends it: the client stops
     // at the length field instead of buffering what follows.
     agent.answer = (request) => {

@@ -42,7 +42,7 @@ describeVm('randomness of snapshot clones', () => {
     if (root !== undefined) await rm(root, { recursive: true, force: true });
   });
 
-  it(`gives ${CLONES} clones of one snapshot different bytes on their very first read`, async () => {
+  it(`attack: ${CLONES} clones of one snapshot draw different bytes on their very first read`, async () => {
     clones.push(
       ...(await Promise.all(Array.from({ length: CLONES }, () => hv.startClone(snapshot)))),
     );

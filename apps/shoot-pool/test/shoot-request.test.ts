@@ -32,7 +32,7 @@ describe('shoot requests', () => {
     expect(reasons(() => grpc({ stdin: Buffer.alloc(1000) }))).toEqual([]);
   });
 
-  it('refuses argv and env beyond the contract limits on both transports', () => {
+  it('attack: argv and env beyond what the guest can execve are refused before a VM is taken', () => {
     const arg = 'x'.repeat(100 * 1024);
     const command = Array.from({ length: 11 }, () => arg);
     const total = `command: command and env of ${11 * (arg.length + 1)} bytes together, at most ${SHOOT_LIMITS.maxCommandBytes}`;
