@@ -4,6 +4,7 @@ import { ConfigError, envVar, parseEnv, type TokenFile } from '@seed/service-kit
 import { z } from 'zod';
 import { StaticCallerResolver } from './caller/caller';
 import type { HypervisorChoice } from './vm/select-hypervisor';
+import { DEFAULT_VM_UIDS, parseUidRange } from './vm/vm-uids';
 
 const HYPERVISORS = ['qemu', 'cloud-hypervisor'] as const;
 
@@ -37,6 +38,17 @@ const envSchema = z
       .enum(HYPERVISORS, { error: `expected ${HYPERVISORS.join(' or ')}` })
       .default('qemu'),
     SEED_SHOOT_ACCEL: z.enum(['auto', 'kvm', 'tcg']).optional(),
+    SEED_SHOOT_VM_UIDS: z
+      .string()
+      .default(`${DEFAULT_VM_UIDS.first}-${DEFAULT_VM_UIDS.first + DEFAULT_VM_UIDS.count - 1}`)
+      .transform((text, context) => {
+        try {
+          return parseUidRange(text);
+        } catch (error) {
+          context.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
     SEED_CLOUD_HYPERVISOR_BINARY: z.string().min(1).default('cloud-hypervisor'),
     SEED_VIRTIOFSD_BINARY: z.string().min(1).default('/usr/libexec/virtiofsd'),
     SEED_SHOOT_STORE_DIR: z.string().startsWith('/').default('/nix/store'),
@@ -152,7 +164,7 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
 
 function hypervisorOf(vars: z.infer<typeof envSchema>): HypervisorChoice {
   return vars.SEED_HYPERVISOR === 'qemu'
-    ? { kind: 'qemu', accel: vars.SEED_SHOOT_ACCEL ?? 'auto' }
+    ? { kind: 'qemu', accel: vars.SEED_SHOOT_ACCEL ?? 'auto', vmUids: vars.SEED_SHOOT_VM_UIDS }
     : {
         kind: 'cloud-hypervisor',
         binary: vars.SEED_CLOUD_HYPERVISOR_BINARY,
