@@ -95,6 +95,8 @@ export interface ShootPoolConfig {
   };
   limits: { maxOutputBytes: number; maxStdinBytes: number };
   runRoot: string;
+  /** The node's store, where callers' image closures are looked up (SEED_SHOOT_STORE_DIR). */
+  storeDir: string;
   hypervisor: HypervisorChoice;
   /** The guest kernel + initramfs folder; unset: `scripts/guest-image` builds or finds it. */
   guestDir?: string;
@@ -147,14 +149,16 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
       queueTimeoutMs: vars.SEED_SHOOT_QUEUE_TIMEOUT_MS,
       memoryMiB: vars.SEED_SHOOT_MEMORY_MIB,
       vcpus: vars.SEED_SHOOT_VCPUS,
-      // Kubernetes callers all get the node's store; local callers the first one's.
-      store: callers.kind === 'kube' ? callers.storeDir : callers.resolver.firstStore(),
+      // Kubernetes callers each get their image's closure, never the whole store; a local
+      // caller without an image the store folder it names.
+      store: callers.kind === 'kube' ? undefined : callers.resolver.firstStore(),
     },
     limits: {
       maxOutputBytes: vars.SEED_SHOOT_MAX_OUTPUT_BYTES,
       maxStdinBytes: vars.SEED_SHOOT_MAX_STDIN_BYTES,
     },
     runRoot: path.resolve(vars.SEED_SHOOT_RUN_ROOT),
+    storeDir: vars.SEED_SHOOT_STORE_DIR,
     hypervisor,
     guestDir: vars.SEED_GUEST_DIR,
     callers,

@@ -14,6 +14,8 @@ import { KubeCallerResolver } from '../src/caller/caller.repository';
 const NAMESPACE = 'seed-shoot-test';
 const FOREIGN_NAMESPACE = 'not-seed';
 const NODE = 'seed-node';
+/** The instance's image: a store path (the closure itself is the shoot's business). */
+const IMAGE = '/nix/store/0123456789abcdfghijklmnpqrsvwxyz-instance-image';
 let api: KubeApiServer;
 let core: CoreV1Api;
 let resolver: KubeCallerResolver;
@@ -44,7 +46,7 @@ async function runningPod(shape: PodShape): Promise<V1Pod> {
       containers: [
         {
           name: 'instance',
-          image: 'nix:0/nix/store/x-instance',
+          image: `nix:0${IMAGE}`,
           env:
             shape.shoots === false
               ? []
@@ -200,6 +202,7 @@ describe('KubeCallerResolver', () => {
     expect(await resolver.resolve({ ip: '::ffff:127.0.0.5', token: tokens.instance })).toEqual({
       key: `${NAMESPACE}/instance`,
       store: '/nix/store',
+      image: IMAGE,
       volumes: [{ hostPath: '/srv/volumes/data', mountPoint: '/var/lib/app' }],
     });
   });

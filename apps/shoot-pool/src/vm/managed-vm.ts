@@ -212,7 +212,7 @@ export class ManagedVm implements MicroVm {
       );
     }
     try {
-      await bindMount(source, target, options.readOnly);
+      await bindMount(source, target, options.readOnly, options.recursive);
     } catch (error) {
       throw new VmError('host', this.id, (error as Error).message, { cause: error });
     }
