@@ -1,3 +1,5 @@
-module.exports = require('@seed/jest-config').jestConfigWithKubernetesClient(__dirname, {
-  testTimeout: 60_000,
-});
+const { jestConfigWithKubernetesClient, withSharedClusterProject } = require('@seed/jest-config');
+
+module.exports = withSharedClusterProject(
+  jestConfigWithKubernetesClient(__dirname, { testTimeout: 60_000 }),
+);

@@ -45,4 +45,30 @@ function jestConfigWithKubernetesClient(packageDir, overrides = {}) {
   };
 }
 
-module.exports = { jestConfig, jestConfigWithKubernetesClient };
+/**
+ * Splits a package's tests in two jest projects: test/on-node/ runs on one local cluster
+ * (API server and node) that @seed/testing's global set-up starts for all its files, and
+ * only when one of them is selected; every other test file runs as before.
+ */
+function withSharedClusterProject(config) {
+  const { reporters, ...project } = config;
+  const onNode = '<rootDir>/test/on-node/';
+  const fromTesting = (file) =>
+    require.resolve(`@seed/testing/dist/${file}`, { paths: [project.rootDir] });
+  return {
+    reporters,
+    testTimeout: project.testTimeout,
+    projects: [
+      { ...project, displayName: 'unit', testPathIgnorePatterns: ['/node_modules/', onNode] },
+      {
+        ...project,
+        displayName: 'on-node',
+        testMatch: [`${onNode}**/*.test.ts`],
+        globalSetup: fromTesting('shared-cluster-setup.js'),
+        globalTeardown: fromTesting('shared-cluster-teardown.js'),
+      },
+    ],
+  };
+}
+
+module.exports = { jestConfig, jestConfigWithKubernetesClient, withSharedClusterProject };

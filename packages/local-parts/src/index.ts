@@ -25,3 +25,5 @@ export type { NodeLock } from './node/node-lock';
 export { exampleFlakeFiles } from './example-flake';
 export { httpGetOnce } from './http-get';
 export type { HttpAnswer } from './http-get';
+export { hostSharedCluster, takeClusterTurn, SHARED_CLUSTER_ENV } from './shared-cluster';
+export type { ClusterTurn, SharedClusterHost } from './shared-cluster';

@@ -22,8 +22,10 @@ export {
   startKubeApiServer,
   startLocalCluster,
   startServiceProcess,
+  takeClusterTurn,
 } from '@seed/local-parts';
 export type {
+  ClusterTurn,
   PlatformCertificates,
   KubeApiServer,
   KubeApiServerOptions,

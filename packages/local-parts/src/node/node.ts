@@ -287,7 +287,9 @@ export async function startNode(api: KubeApiServer, options: NodeOptions = {}): 
  * CoreDNS on the host at the node's address, not a pod in kube-system, so the
  * instances' NetworkPolicies must allow DNS there.
  */
-export function reconcilerNetworkEnv(node: LocalNode): Record<string, string> {
+export function reconcilerNetworkEnv(
+  node: Pick<LocalNode, 'ip' | 'podCidr' | 'serviceCidr'>,
+): Record<string, string> {
   const nodeAddress = `${node.ip}/32`;
   return {
     SEED_POD_CIDRS: node.podCidr,

@@ -3,16 +3,17 @@
 // this machine's nix store. The instances are busybox httpd serving a page that names
 // their version; each test is a flake of its own (so a namespace of its own).
 //
-// One node runs per machine: `startLocalCluster` waits for another test's (or `seed up`'s)
-// node to stop. Every wait below is bounded; none asserts a speed.
+// The run's one local cluster is shared: `takeClusterTurn` waits for the other files on it
+// (test/on-node/ is a jest project whose global set-up starts the cluster). Every wait
+// below is bounded; none asserts a speed.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeConfig, Watch, type V1Pod } from '@kubernetes/client-node';
 import { deriveNamespace, type InstanceStatus__Output, type SeedMeta } from '@seed/contracts';
 import {
   kubeRequest,
   reconcilerNetworkEnv,
-  startLocalCluster,
-  type LocalCluster,
+  takeClusterTurn,
+  type ClusterTurn,
 } from '@seed/testing';
 import {
   Builder,
@@ -21,18 +22,17 @@ import {
   meta,
   startReconciler,
   type RunningReconciler,
-} from './cluster';
+} from '../cluster';
 import { nodeNix2container, shellImage } from './node-images';
 
-// The first run on a machine builds the node's parts (~15 min cold), and another run's
-// node may hold the machine's node lock for a while.
+// Another file may hold the shared cluster for a while.
 const START_TIMEOUT_MS = 30 * 60_000;
 const TEST_TIMEOUT_MS = 5 * 60_000;
 /** Bound for a pod to be created, started and ready (image realised from the store). */
 const ROLLOUT_BOUND_MS = 90_000;
 const PORT = 8080;
 
-let cluster: LocalCluster;
+let cluster: ClusterTurn;
 let reconciler: RunningReconciler | undefined;
 let builder: Builder;
 let kube: Cluster;
@@ -70,7 +70,7 @@ beforeAll(async () => {
   );
   images.crash = await shellImage(nix2container, 'crash', 'echo "crashing on purpose"; exit 1');
 
-  cluster = await startLocalCluster();
+  cluster = await takeClusterTurn();
   reconciler = await startReconciler(
     cluster.api.kubeconfigPath,
     reconcilerNetworkEnv(cluster.node),
@@ -83,7 +83,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await reconciler?.stop();
-  await cluster?.stop();
+  await cluster?.end();
 }, 120_000);
 
 const web = (rollout: SeedMeta['rollout']): SeedMeta =>

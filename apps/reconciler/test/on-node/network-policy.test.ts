@@ -7,7 +7,8 @@
 // `host:port` (or resolves a name) and answers `reached` or `blocked`. The test asks it
 // from the host, which reaches every pod on its node whatever the policies say.
 //
-// One node runs per machine: `startLocalCluster` waits for another test's node to stop.
+// The run's one local cluster is shared: `takeClusterTurn` waits for the other files on it
+// (test/on-node/ is a jest project whose global set-up starts the cluster).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -18,10 +19,10 @@ import {
   freeLoopbackPorts,
   kubeRequest,
   reconcilerNetworkEnv,
-  startLocalCluster,
-  type LocalCluster,
+  takeClusterTurn,
+  type ClusterTurn,
 } from '@seed/testing';
-import { Cluster, generation, meta, startReconciler, type RunningReconciler } from './cluster';
+import { Cluster, generation, meta, startReconciler, type RunningReconciler } from '../cluster';
 import { nodeNix2container, shellImage } from './node-images';
 
 const START_TIMEOUT_MS = 30 * 60_000;
@@ -36,13 +37,13 @@ const UNEXPOSED_PORT = 9090;
 const SEED_SYSTEM = 'seed-system';
 const SEED_SYSTEM_POLICIES = path.resolve(
   __dirname,
-  '../../../deploy/manifests/network-policy.yaml',
+  '../../../../deploy/manifests/network-policy.yaml',
 );
 
 const TENANT = 'github:acme/tenant';
 const NEIGHBOUR = 'github:acme/neighbour';
 
-let cluster: LocalCluster;
+let cluster: ClusterTurn;
 let reconciler: RunningReconciler | undefined;
 let kube: Cluster;
 let proberImage: string;
@@ -184,7 +185,7 @@ beforeAll(async () => {
     `PORTS=\${PORTS:-${PROBE_PORT} ${UNEXPOSED_PORT}}\n${PROBER_SCRIPT}`,
   );
 
-  cluster = await startLocalCluster();
+  cluster = await takeClusterTurn();
   [shootPoolPort, otherPort] = (await freeLoopbackPorts(2)) as [number, number];
   shootPool = await listen(shootPoolPort, cluster.node.ip, 'shoot pool');
   otherService = await listen(otherPort, cluster.node.ip, 'a service of the node');
@@ -243,7 +244,7 @@ afterAll(async () => {
   await reconciler?.stop();
   shootPool?.close();
   otherService?.close();
-  await cluster?.stop();
+  await cluster?.end();
 }, 120_000);
 
 async function apply(flake: string, instances: [SeedMeta, string][]): Promise<void> {
