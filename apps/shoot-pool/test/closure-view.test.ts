@@ -26,6 +26,9 @@ const NIX_CONFIG = [
   'substituters =',
 ].join('\n');
 
+/** Every store path a test made (outputs and derivations), deleted afterwards. */
+const made: string[] = [];
+
 /** Builds `expr` (a Nix expression of one derivation) and returns its output path. */
 async function build(expr: string): Promise<string> {
   const { stdout } = await run(
@@ -35,7 +38,9 @@ async function build(expr: string): Promise<string> {
       env: { ...process.env, NIX_CONFIG },
     },
   );
-  return (JSON.parse(stdout) as { outputs: { out: string } }[])[0]!.outputs.out;
+  const [built] = JSON.parse(stdout) as { drvPath: string; outputs: { out: string } }[];
+  made.push(built!.outputs.out, built!.drvPath);
+  return built!.outputs.out;
 }
 
 const toy = (name: string, script: string) =>
@@ -93,11 +98,13 @@ describeVm("a shoot's /nix/store", () => {
       expect(await mountsUnder(root)).toEqual([]);
       await rm(root, { recursive: true, force: true });
     }
-    // Leave the store as it was: the toy paths are nobody's (no GC root).
-    const made = Object.values(paths).filter((made) => made !== '');
+    // Leave the store as it was: the toy paths are nobody's (no GC root); nix deletes the
+    // outputs before the derivations nothing keeps alive anymore.
     if (made.length > 0) {
-      await run('nix-store', ['--delete', ...made], { env: { ...process.env, NIX_CONFIG } }).catch(
-        (error: unknown) => console.warn(`could not delete the toy store paths: ${String(error)}`),
+      await run('nix-store', ['--delete', ...new Set(made)], {
+        env: { ...process.env, NIX_CONFIG },
+      }).catch((error: unknown) =>
+        console.warn(`could not delete the toy store paths: ${String(error)}`),
       );
     }
   });

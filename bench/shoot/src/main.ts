@@ -44,7 +44,7 @@ interface Setup {
   store: string;
   volume: string;
   /** A store path whose closure is CLOSURE_PATHS + 1 paths of the node's store. */
-  closureImage: string;
+  closureImage: { out: string; drv: string };
 }
 
 /** Who the local pool serves: a store folder, or an image's closure in /nix/store. */
@@ -59,8 +59,8 @@ const NIX_CONFIG = [
   'max-jobs = 4',
 ].join('\n');
 
-/** An image-like store path referring to `count` toy paths. */
-async function buildClosure(count: number): Promise<string> {
+/** An image-like store path referring to `count` toy paths, and its derivation. */
+async function buildClosure(count: number): Promise<{ out: string; drv: string }> {
   const toy = (name: string, script: string) =>
     `derivation { name = ${name}; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" ${script} ]; }`;
   const expr = `let deps = builtins.genList (i: ${toy('"bench-closure-${toString i}"', '"echo ${toString i} > $out"')}) ${count}; in ${toy('"bench-closure-image"', '"echo ${toString deps} > $out"')}`;
@@ -69,7 +69,8 @@ async function buildClosure(count: number): Promise<string> {
     ['build', '--impure', '--no-link', '--json', '--expr', expr],
     { env: { ...process.env, NIX_CONFIG }, maxBuffer: 16 << 20 },
   );
-  return (JSON.parse(stdout) as { outputs: { out: string } }[])[0]!.outputs.out;
+  const [built] = JSON.parse(stdout) as { drvPath: string; outputs: { out: string } }[];
+  return { out: built!.outputs.out, drv: built!.drvPath };
 }
 
 function percentile(samples: number[], p: number): number {
@@ -295,7 +296,7 @@ async function main(): Promise<void> {
   await writeFile(path.join(setup.volume, 'in.txt'), 'x'.repeat(4096));
   try {
     const warm = await warmLatency(setup, { store: setup.store });
-    const view = await warmLatency(setup, { store: '/nix/store', image: setup.closureImage });
+    const view = await warmLatency(setup, { store: '/nix/store', image: setup.closureImage.out });
     const restore = await restoreLatency(setup);
     const boot = await bootLatency(setup);
     const rates: Record<number, number> = {};
@@ -354,16 +355,17 @@ async function main(): Promise<void> {
     line('bench wall time', `${((performance.now() - started) / 1000).toFixed(0)} s`);
   } finally {
     await rm(root, { recursive: true, force: true });
-    // The toy closure is nobody's (no GC root): leave the store as it was.
-    const closure = await promisify(execFile)('nix-store', [
-      '--query',
-      '--requisites',
-      setup.closureImage,
-    ]);
-    await promisify(execFile)('nix-store', [
-      '--delete',
-      ...closure.stdout.split('\n').filter(Boolean),
-    ]);
+    // The toy closure and its derivations are nobody's (no GC root): leave the store as
+    // it was (nix deletes the outputs before the derivations).
+    const requisites = async (of: string) =>
+      (await promisify(execFile)('nix-store', ['--query', '--requisites', of])).stdout
+        .split('\n')
+        .filter(Boolean);
+    const made = [
+      ...(await requisites(setup.closureImage.out)),
+      ...(await requisites(setup.closureImage.drv)),
+    ];
+    await promisify(execFile)('nix-store', ['--delete', ...new Set(made)]);
   }
 }
 
