@@ -215,7 +215,7 @@ describe('seed up', () => {
   it('stops everything when interrupted, and exits 130', async () => {
     const interrupt = new AbortController();
     const run = await seedUp([], { signal: interrupt.signal }, (text) => {
-      if (text.includes('[6/11]')) interrupt.abort();
+      if (text.includes('[7/13]')) interrupt.abort();
     });
     expect(run.code).toBe(130);
     expect(run.err).toBe(

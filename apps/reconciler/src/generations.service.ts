@@ -231,7 +231,10 @@ export class GenerationsService {
     } catch (error) {
       throw new GenerationError('invalid', (error as Error).message);
     }
-    const status = await this.statusOf(deriveNamespace(flakeUri));
+    // Read fresh: a caller asking right after its ApplyGeneration must see that
+    // generation, which the watch's cache may not have yet.
+    const namespace = deriveNamespace(flakeUri);
+    const status = await this.statusOf(namespace, () => this.states.load(namespace));
     if (!status)
       throw new GenerationError('not-found', `no generation was ever applied for ${flakeUri}`);
     return status;
@@ -243,13 +246,16 @@ export class GenerationsService {
       throw new GenerationError('unavailable', error.message);
     });
     const statuses = await mapLimited(namespaces, READS_AT_ONCE, (namespace) =>
-      this.statusOf(namespace),
+      this.statusOf(namespace, () => this.states.cached(namespace)),
     );
     return statuses.filter((status) => status !== undefined);
   }
 
-  private async statusOf(namespace: string): Promise<FlakeStatus | undefined> {
-    const state = await this.states.cached(namespace).catch((error: Error) => {
+  private async statusOf(
+    namespace: string,
+    readState: () => Promise<FlakeState>,
+  ): Promise<FlakeStatus | undefined> {
+    const state = await readState().catch((error: Error) => {
       throw new GenerationError('unavailable', error.message);
     });
     if (!state.desired) return undefined;
