@@ -93,3 +93,16 @@ export { buildListSchema, buildRecordSchema, queuedBuildRecord } from './build-r
 export type { BuildError, BuildList, BuildRecord, BuildState, BuildSummary } from './build-record';
 export { shootAnswerSchema, shootRequestSchema } from './shoot-api';
 export type { ShootAnswer, ShootPoolStatus, ShootRequestBody } from './shoot-api';
+export {
+  DEFAULT_FLAKE_QUOTA,
+  FLAKE_QUOTA_FIELDS,
+  INSTANCE_POD,
+  canonicalFlakeQuota,
+  canonicalQuantity,
+  flakeNeeds,
+  flakeQuotaOverridesSchema,
+  flakeQuotaSchema,
+  quotaExcess,
+  withQuotaDefaults,
+} from './quota';
+export type { FlakeNeeds, FlakeQuota } from './quota';

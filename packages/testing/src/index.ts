@@ -21,6 +21,7 @@ export {
   buildNixImage,
   startKubeApiServer,
   startLocalCluster,
+  startQuotaController,
   startServiceProcess,
   takeClusterTurn,
 } from '@seed/local-parts';
@@ -33,6 +34,7 @@ export type {
   LocalNode,
   LocalRedis,
   LogLine,
+  QuotaController,
   ServiceProcess,
 } from '@seed/local-parts';
 export { startRedis } from './redis';
