@@ -1,5 +1,6 @@
 // Generations as the builder sends them: every instance exposes one HTTP port and has one
-// volume, so it renders a PersistentVolumeClaim, a Deployment and a Service.
+// volume, so it renders a PersistentVolumeClaim, a Deployment, a Service and a
+// NetworkPolicy (its exposed port).
 import {
   SIZE_TIERS,
   deriveNamespace,
@@ -8,10 +9,13 @@ import {
   type SeedMeta,
 } from '@seed/contracts';
 
-/** Objects the reconciler writes per instance (claim, Deployment, Service). */
-export const OBJECTS_PER_INSTANCE = 3;
-/** Objects per flake besides its instances: the Namespace and the state ConfigMap. */
-export const OBJECTS_PER_FLAKE = 2;
+/** Objects the reconciler writes per instance (claim, Deployment, Service, NetworkPolicy). */
+export const OBJECTS_PER_INSTANCE = 4;
+/**
+ * Objects per flake besides its instances: the Namespace, the state ConfigMap, the five
+ * NetworkPolicies of the flake, its ResourceQuota and its LimitRange.
+ */
+export const OBJECTS_PER_FLAKE = 9;
 
 function meta(name: string): SeedMeta {
   return {
