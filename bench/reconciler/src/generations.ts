@@ -2,6 +2,7 @@
 // volume, so it renders a PersistentVolumeClaim, a Deployment, a Service and a
 // NetworkPolicy (its exposed port).
 import {
+  DEFAULT_FLAKE_QUOTA,
   SIZE_TIERS,
   deriveNamespace,
   generationHash,
@@ -58,6 +59,13 @@ export function generation(
     namespace: deriveNamespace(flakeUri),
     revision: build.toString(16).padStart(40, 'a'),
     generation: generationHash(seeds),
+    // Its operator's caps: the largest flakes here (100 instances) are above Seed's meta
+    // limit of 64 per flake, which the builder, not the reconciler, enforces, and the
+    // default caps (sized by that limit) would refuse them.
+    quota: {
+      ...DEFAULT_FLAKE_QUOTA,
+      services: Math.max(DEFAULT_FLAKE_QUOTA.services, instances),
+    },
     instances: seeds.map((seed) => ({
       name: seed.name,
       metaJson: JSON.stringify(seed.meta),
