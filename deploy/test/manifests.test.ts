@@ -45,6 +45,7 @@ interface Probe {
 interface Container {
   name: string;
   image: string;
+  command?: string[];
   env?: EnvVar[];
   ports?: { name?: string; containerPort: number; hostPort?: number }[];
   livenessProbe?: Probe;
@@ -59,6 +60,7 @@ interface Container {
   volumeMounts?: { name: string; mountPath: string }[];
 }
 interface PodSpec {
+  runtimeClassName?: string;
   serviceAccountName?: string;
   terminationGracePeriodSeconds?: number;
   hostNetwork?: boolean;
@@ -313,8 +315,34 @@ describe('deploy/manifests', () => {
     const grace = Number(env(spec.containers[0]!).get('SEED_SHUTDOWN_GRACE_MS') ?? 60_000);
     expect(spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(70);
     expect(spec.terminationGracePeriodSeconds! * 1000).toBeGreaterThan(grace + 5_000);
-    expect(spec.containers[0]!.volumeMounts).toEqual(
-      expect.arrayContaining([{ name: 'nix', mountPath: '/nix' }]),
+  });
+
+  it('builds through a nix-daemon beside the builder, which alone writes the store', () => {
+    const spec = podSpec('builder');
+    const [builder, daemon] = spec.containers;
+    expect(daemon?.name).toBe('nix-daemon');
+    const store = '/var/lib/seed/store';
+    expect(builder!.volumeMounts).toEqual(
+      expect.arrayContaining([{ name: 'nix', mountPath: store, readOnly: true }]),
+    );
+    expect(daemon!.volumeMounts).toEqual(
+      expect.arrayContaining([{ name: 'nix', mountPath: store }]),
+    );
+    expect(daemon!.command).toEqual(['nix-daemon', '--store', store]);
+    const socket = env(daemon!).get('NIX_DAEMON_SOCKET_PATH');
+    expect(env(builder!).get('SEED_NIX_STORE')).toBe(`unix://${socket}?root=${store}`);
+    // The daemon's settings are deploy/nix-daemon.conf's, with the default binary cache.
+    const settings = (text: string) =>
+      text
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '' && !line.startsWith('#') && !line.startsWith('substituters'));
+    const conf = find('ConfigMap', 'seed-nix-daemon-conf').data as Record<string, string>;
+    expect(settings(conf['nix.conf']!)).toEqual(
+      settings(readFileSync(path.join(REPO_ROOT, 'deploy/nix-daemon.conf'), 'utf8')),
+    );
+    expect(settings(conf['nix.conf']!)).toEqual(
+      expect.arrayContaining(['sandbox = true', 'build-users-group = nixbld', 'trusted-users =']),
     );
   });
 
@@ -445,14 +473,14 @@ describe('deploy/manifests', () => {
     expect(spec.containers[0]?.securityContext?.privileged).toBe(true);
   });
 
-  it('runs everything but the shoot pool unprivileged, as non-root, without capabilities', () => {
+  it('runs everything but the shoot pool and the nix-daemon unprivileged, as non-root, without capabilities', () => {
     for (const w of workloads.filter((w) => w.metadata.name !== 'shoot-pool')) {
       const spec = w.spec.template.spec;
       expect({ workload: w.metadata.name, nonRoot: spec.securityContext?.runAsNonRoot }).toEqual({
         workload: w.metadata.name,
         nonRoot: true,
       });
-      for (const c of allContainers(spec)) {
+      for (const c of allContainers(spec).filter((c) => c.name !== 'nix-daemon')) {
         expect(c.securityContext).toMatchObject({
           allowPrivilegeEscalation: false,
           readOnlyRootFilesystem: true,
@@ -462,6 +490,31 @@ describe('deploy/manifests', () => {
         expect(c.ports?.some((p) => p.hostPort !== undefined) ?? false).toBe(false);
       }
     }
+  });
+
+  it("gives the builder's nix-daemon root and the sandbox's capabilities only, inside a Kata VM", () => {
+    const spec = podSpec('builder');
+    expect(spec.runtimeClassName).toBe('kata');
+    const daemon = spec.containers.find((c) => c.name === 'nix-daemon')!;
+    expect(daemon.securityContext).toMatchObject({
+      runAsUser: 0,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: {
+        drop: ['ALL'],
+        add: [
+          'CHOWN',
+          'DAC_OVERRIDE',
+          'FOWNER',
+          'KILL',
+          'SETGID',
+          'SETUID',
+          'SYS_ADMIN',
+          'SYS_CHROOT',
+        ],
+      },
+    });
+    expect(daemon.securityContext?.privileged).toBeUndefined();
   });
 
   it('closes seed-system: everything denied but the paths docs/security.md lists', () => {

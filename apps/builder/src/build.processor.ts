@@ -28,6 +28,12 @@ export class BuildProcessor {
     private readonly shutdown: AbortSignal,
   ) {}
 
+  /** A job BullMQ failed for stalling too often: its record says why. */
+  async abandon(job: Job): Promise<void> {
+    const parsed = buildJobSchema.safeParse(job.data);
+    if (parsed.success) await this.service.abandon(job.id!, parsed.data, MAX_STALLS + 1);
+  }
+
   async process(
     job: Job,
     token: string | undefined,
@@ -78,6 +84,17 @@ export class BuildProcessor {
   }
 }
 
+/**
+ * How many times a build may lose its worker (a crashed or killed process, a lost node)
+ * and go back to the queue: as many as it has attempts. BullMQ's default, 1, fails a job
+ * on its second stall, so one tenant whose build crashed the process twice failed every
+ * other build that happened to run beside it.
+ */
+export const MAX_STALLS = BUILD_JOB_OPTIONS.attempts;
+
+/** BullMQ's reason for a job that stalled more than MAX_STALLS times. */
+const STALLED_OUT = 'job stalled more than allowable limit';
+
 /** Starts a BullMQ worker on the builds queue running the processor. */
 export function startBuildWorker(
   queueName: string,
@@ -92,11 +109,17 @@ export function startBuildWorker(
     concurrency: options.concurrency,
     lockDuration: options.lockMs,
     stalledInterval: options.lockMs,
+    maxStalledCount: MAX_STALLS,
     autorun: true,
   });
-  worker.on('failed', (job, error) =>
-    logger.warn({ jobId: job?.id, err: error }, 'build job failed'),
-  );
+  worker.on('failed', (job, error) => {
+    logger.warn({ jobId: job?.id, err: error }, 'build job failed');
+    if (job !== undefined && error.message === STALLED_OUT) {
+      processor.abandon(job).catch((failure: unknown) => {
+        logger.error({ jobId: job.id, err: failure }, 'could not record the abandoned build');
+      });
+    }
+  });
   worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
   return worker;
 }

@@ -73,6 +73,8 @@ export interface BuildServiceOptions {
   supersedePollMs: number;
 }
 
+const FINAL_STATES: ReadonlySet<BuildState> = new Set(['succeeded', 'failed', 'superseded']);
+
 /** A build that did not succeed; `retryable` tells the worker whether to try again. */
 export class BuildFailed extends Error {
   override readonly name = 'BuildFailed';
@@ -141,6 +143,20 @@ export class BuildService {
       watch.stop();
       this.metrics.inFlight.dec();
     }
+  }
+
+  /**
+   * Records a build whose worker died under it more often than BullMQ lets a job stall
+   * (the process crashed or its node was lost each time): it is failed without another
+   * try, and its record says so instead of staying in the step it was in.
+   */
+  async abandon(jobId: string, job: BuildJob, stalls: number): Promise<void> {
+    const record = (await this.records.get(jobId)) ?? queuedBuildRecord(jobId, job, this.now());
+    if (FINAL_STATES.has(record.state)) return;
+    const message = `the worker running this build stopped ${stalls} times (crashed, killed or lost) before it finished: not tried again`;
+    record.error = { kind: 'internal', message, retryable: false };
+    appendLog(record, [`internal error: ${message}`], this.options.logBytes, this.now());
+    await this.finish(record, 'failed', 'build failed', this.logger.child({ jobId }));
   }
 
   private async steps(

@@ -28,7 +28,7 @@ import { BuildProcessor, startBuildWorker } from './build.processor';
 import { BuildService } from './build.service';
 import { BuildsController } from './builds.controller';
 import type { BuilderConfig } from './config';
-import { BuilderMetrics } from './metrics';
+import { BuilderMetrics, storeFolder } from './metrics';
 import { FileBinaryCache } from './repositories/binary-cache.repository';
 import { ReconcilerGrpcClient } from './repositories/reconciler.client';
 
@@ -91,9 +91,10 @@ class BuilderModule {
       evaluateTimeoutMs: config.nix.evaluateTimeoutMs,
       resolveTimeoutMs: config.nix.evaluateTimeoutMs,
       buildTimeoutMs: config.nix.buildTimeoutMs,
+      maxOutputBytes: config.nix.outputLimitBytes,
     });
     const reconciler = new ReconcilerGrpcClient(config.reconciler.address, config.reconciler);
-    const metrics = new BuilderMetrics();
+    const metrics = new BuilderMetrics(storeFolder(config.nix.store));
     const served: ServedBinaryCache = config.binaryCache.enabled
       ? {
           cache: new FileBinaryCache(nix, {
@@ -147,7 +148,11 @@ class BuilderModule {
           readiness: {
             worker: drain.accepting,
             redis: () => records.ping(),
-            nix: async () => ((await nix.version()) ? true : 'nix printed no version'),
+            // The store answering (the nix-daemon, when there is one) shows nix runs too.
+            nix: async () => {
+              await nix.pingStore();
+              return true;
+            },
             ...(served.cache ? { binaryCache: served.cache.writable } : {}),
           },
         }),

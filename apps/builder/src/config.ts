@@ -1,7 +1,7 @@
 import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { publicKeyOf } from '@seed/nix-eval';
+import { DEFAULT_MAX_OUTPUT_BYTES, publicKeyOf } from '@seed/nix-eval';
 import { REDIS_USERS, type RedisConnectionSettings } from '@seed/builds-queue';
 import type { TlsDirectory } from '@seed/contracts';
 import { envVar, parseEnv, redisEnv, redisSettings, type TokenFile } from '@seed/service-kit';
@@ -72,6 +72,7 @@ const envSchema = z
     SEED_PUBLISH_TIMEOUT_MS: envVar.positiveInt(30 * 60_000),
     SEED_EVAL_TIMEOUT_MS: envVar.positiveInt(5 * 60_000),
     SEED_BUILD_TIMEOUT_MS: envVar.positiveInt(60 * 60_000),
+    SEED_NIX_OUTPUT_LIMIT_BYTES: envVar.positiveInt(DEFAULT_MAX_OUTPUT_BYTES),
     SEED_APPLY_DEADLINE_MS: envVar.positiveInt(30_000),
     SEED_APPLY_ATTEMPTS: envVar.positiveInt(6),
     SEED_APPLY_BACKOFF_MS: envVar.positiveInt(1_000),
@@ -127,6 +128,8 @@ export interface BuilderConfig {
     store?: string;
     evaluateTimeoutMs: number;
     buildTimeoutMs: number;
+    /** What one nix command may print before it is killed (`output-limit`). */
+    outputLimitBytes: number;
   };
   binaryCache: BinaryCacheConfig;
   reconciler: {
@@ -162,6 +165,7 @@ export function loadBuilderConfig(env: NodeJS.ProcessEnv = process.env): Builder
       store: vars.SEED_NIX_STORE,
       evaluateTimeoutMs: vars.SEED_EVAL_TIMEOUT_MS,
       buildTimeoutMs: vars.SEED_BUILD_TIMEOUT_MS,
+      outputLimitBytes: vars.SEED_NIX_OUTPUT_LIMIT_BYTES,
     },
     reconciler: {
       address: vars.SEED_RECONCILER_ADDRESS,

@@ -1,6 +1,12 @@
+import { registerStoreDiskGauges } from '@seed/service-kit';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 const BUILD_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+
+/** The folder a `--store` option builds into: a chroot store's own folder, else the machine's. */
+export function storeFolder(store: string | undefined): string {
+  return store?.startsWith('/') ? store : '/nix/store';
+}
 
 /** What Grafana reads from the builder. */
 export class BuilderMetrics {
@@ -41,7 +47,9 @@ export class BuilderMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  /** `storeDir`: the folder of the store the builder builds into. */
+  constructor(storeDir: string) {
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_builder_' });
+    registerStoreDiskGauges(this.registry, 'seed_builder_', storeDir);
   }
 }

@@ -1,8 +1,8 @@
 // Images travel from the builder's store to a node's store only through the builder's
 // signed binary cache, and a node trusting only the builder's key takes nothing else.
-// Real nix on both ends: the builder builds into a chroot store of its own (when
-// /bin/busybox is there to be the sandbox's /bin/sh), the "node" is another chroot store
-// that substitutes over the builder's HTTP face, configured by substituterNixConfig.
+// Real nix on both ends: the builder builds through a nix-daemon of its own (sandboxed,
+// a chroot store outside /nix), the "node" is another chroot store that substitutes over
+// the builder's HTTP face, configured by substituterNixConfig.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -13,15 +13,26 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { REDIS_USERS } from '@seed/builds-queue';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { NixClient, substituterNixConfig, type SigningKey } from '@seed/nix-eval';
-import { demoFlakeFiles, FlakeRepo, startRedis, type LocalRedis } from '@seed/testing';
+import {
+  demoFlakeFiles,
+  FlakeRepo,
+  startRedis,
+  type LocalNixDaemon,
+  type LocalRedis,
+} from '@seed/testing';
 import type { BuildRecord } from '@seed/contracts';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
 import { FakeReconciler } from './fake-reconciler';
-import { Pushes, builderCredentialEnv, finished, getBuilds } from './harness';
+import {
+  Pushes,
+  SEED_NIX_CONF,
+  builderCredentialEnv,
+  builderNix,
+  finished,
+  getBuilds,
+} from './harness';
 
-const SEED_NIX_CONF = process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf';
-const SANDBOX_SHELL = '/bin/busybox';
 const RUN = randomBytes(6).toString('hex');
 
 let work: string;
@@ -32,7 +43,7 @@ let url: string;
 let pushes: Pushes;
 let builderKey: SigningKey;
 let otherKey: SigningKey;
-let builderStore: string | undefined;
+let daemon: LocalNixDaemon;
 const repos: FlakeRepo[] = [];
 
 const nix = new NixClient({ confFile: SEED_NIX_CONF });
@@ -49,7 +60,7 @@ async function flakeWithDependency(name: string): Promise<FlakeRepo> {
     image,
     `      image = let
         dep = derivation { name = "seed-${name}-dep"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo ${RUN} > $out" ]; };
-      in derivation { name = "seed-${name}-image"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "/bin/sleep 0; echo \${dep} > $out" ]; };`,
+      in derivation { name = "seed-${name}-image"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "sleep 0; echo \${dep} > $out" ]; };`,
   );
   const repo = await FlakeRepo.create(files);
   repos.push(repo);
@@ -155,21 +166,8 @@ beforeAll(async () => {
   otherKey = await nix.generateSigningKey(`seed-other-${RUN}`);
   await writeFile(path.join(work, 'builder.sec'), builderKey.secretKey, { mode: 0o600 });
 
-  // The builder's own store, outside /nix: a chroot store builds in nix's sandbox, whose
-  // /bin/sh must be a static shell.
-  let nixConf = SEED_NIX_CONF;
-  if (existsSync(SANDBOX_SHELL)) {
-    builderStore = path.join(work, 'builder-store');
-    nixConf = path.join(work, 'builder-nix.conf');
-    await writeFile(
-      nixConf,
-      `${await readFile(SEED_NIX_CONF, 'utf8')}\nsandbox-paths = /bin/sh=${SANDBOX_SHELL}\n`,
-    );
-  } else {
-    process.stdout.write(
-      `binary-cache.test: no ${SANDBOX_SHELL}: the builder builds into the default store\n`,
-    );
-  }
+  const builder = await builderNix();
+  daemon = builder.daemon;
 
   redis = await startRedis();
   reconciler = await FakeReconciler.start();
@@ -178,8 +176,7 @@ beforeAll(async () => {
     ...(await builderCredentialEnv()),
     SEED_RECONCILER_ADDRESS: reconciler.address,
     SEED_BUILDER_CONCURRENCY: '2',
-    SEED_NIX_CONF: nixConf,
-    ...(builderStore === undefined ? {} : { SEED_NIX_STORE: builderStore }),
+    ...builder.env,
     SEED_BINARY_CACHE_DIR: path.join(work, 'cache'),
     SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'builder.sec'),
     SEED_LOG_LEVEL: 'silent',
@@ -196,6 +193,7 @@ afterAll(async () => {
   await pushes?.close();
   await reconciler?.stop();
   await redis?.dispose();
+  await daemon?.dispose();
   await Promise.all(repos.map((repo) => repo.dispose()));
   if (work !== undefined) await rm(work, { recursive: true, force: true });
 });
@@ -222,11 +220,9 @@ describe('publishing', () => {
     for (const file of narinfos(closure)) {
       expect(await readFile(file, 'utf8')).toMatch(new RegExp(`^Sig: ${keyName}:`, 'm'));
     }
-    if (builderStore !== undefined) {
-      // Built in the builder's own store: the host's /nix never saw it.
-      expect(existsSync(image)).toBe(false);
-      expect(existsSync(path.join(builderStore, image))).toBe(true);
-    }
+    // Built in the daemon's store: the host's /nix never saw it.
+    expect(existsSync(image)).toBe(false);
+    expect(existsSync(path.join(daemon.storeRoot, image))).toBe(true);
   });
 
   it('re-signs a closure the cache already held unsigned', async () => {

@@ -11,13 +11,22 @@ import {
   parseSeedMeta,
   type BuildJob,
 } from '@seed/contracts';
-import { startRedis, type FlakeRepo, type LocalRedis } from '@seed/testing';
+import { startRedis, type FlakeRepo, type LocalNixDaemon, type LocalRedis } from '@seed/testing';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
 import { FakeReconciler } from './fake-reconciler';
-import { Pushes, builderCredentialEnv, commit, finished, flake, getBuilds } from './harness';
+import {
+  Pushes,
+  builderCredentialEnv,
+  builderNix,
+  commit,
+  finished,
+  flake,
+  getBuilds,
+} from './harness';
 
 let redis: LocalRedis;
+let daemon: LocalNixDaemon;
 let reconciler: FakeReconciler;
 let app: NestFastifyApplication;
 let url: string;
@@ -33,8 +42,11 @@ async function repo(seeds: Parameters<typeof flake>[0]): Promise<FlakeRepo> {
 beforeAll(async () => {
   redis = await startRedis();
   reconciler = await FakeReconciler.start();
+  const nix = await builderNix();
+  daemon = nix.daemon;
   const config = loadBuilderConfig({
     ...redis.serviceEnv(REDIS_USERS.builder),
+    ...nix.env,
     ...(await builderCredentialEnv()),
     SEED_RECONCILER_ADDRESS: reconciler.address,
     SEED_BUILDER_CONCURRENCY: '2',
@@ -54,6 +66,7 @@ afterAll(async () => {
   await pushes?.close();
   await reconciler?.stop();
   await redis?.dispose();
+  await daemon?.dispose();
   await Promise.all(repos.map((r) => r.dispose()));
 });
 
@@ -118,7 +131,7 @@ describe('a push', () => {
   });
 
   it('builds two flakes in parallel while one of them is slow', async () => {
-    const slow = await repo({ slow: { build: '/bin/sleep 4; echo slow > $out' } });
+    const slow = await repo({ slow: { build: 'sleep 4; echo slow > $out' } });
     const quick = await repo({ quick: {} });
     const slowJob = await pushes.push(slow, await slow.head());
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -225,7 +238,7 @@ describe('failures', () => {
 
 describe('superseding', () => {
   it('builds at most the first and the last of three quick pushes', async () => {
-    const seeds = (text: string) => ({ web: { build: `/bin/sleep 2; echo ${text} > $out` } });
+    const seeds = (text: string) => ({ web: { build: `sleep 2; echo ${text} > $out` } });
     const web = await repo(seeds('one'));
     const ids = [await pushes.push(web, await web.head())];
     ids.push(await pushes.push(web, await commit(web, seeds('two'))));

@@ -15,7 +15,9 @@ import {
   demoFlakeFiles,
   FlakeRepo,
   queueBuild,
+  startNixDaemon,
   type DemoSeed,
+  type LocalNixDaemon,
   type LocalRedis,
   type PlatformCertificates,
 } from '@seed/testing';
@@ -50,6 +52,22 @@ export class Pushes {
     await this.queue.close();
     await this.producer.close();
   }
+}
+
+/** Seed's nix.conf, as the builder's nix calls read it (scripts/setup installs it). */
+export const SEED_NIX_CONF = process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf';
+
+/**
+ * The builder's nix as deployed: a nix-daemon of this test's own (sandboxed builds as
+ * nixbld users, a chroot store outside /nix) and the builder's variables that use it.
+ * `extraSandboxPaths` are host folders builds may also reach (tests' start markers).
+ */
+export async function builderNix(extraSandboxPaths: string[] = []): Promise<{
+  daemon: LocalNixDaemon;
+  env: { SEED_NIX_STORE: string; SEED_NIX_CONF: string };
+}> {
+  const daemon = await startNixDaemon({ extraSandboxPaths });
+  return { daemon, env: { SEED_NIX_STORE: daemon.storeUrl, SEED_NIX_CONF } };
 }
 
 /** A flake repository whose images are unique to this test run (no store path is cached). */

@@ -3,9 +3,13 @@ import { redisAclUsers } from '@seed/builds-queue';
 import {
   freeLoopbackPorts,
   startLocalCluster,
+  startNixDaemon,
+  startPrometheus,
   startRedis,
   startServiceProcess,
   type LocalCluster,
+  type LocalNixDaemon,
+  type LocalPrometheus,
   type LocalRedis,
   type NodeOptions,
   type ServiceProcess,
@@ -81,11 +85,31 @@ export class LocalStack {
     return redis;
   }
 
+  /** The builder's nix-daemon: its own store and socket under `dir`, sandboxed builds. */
+  async startNixDaemon(dir: string): Promise<LocalNixDaemon> {
+    const daemon = await startNixDaemon({ dir });
+    this.#stops.push(() => daemon.dispose());
+    return daemon;
+  }
+
   /** A kube-apiserver with etcd and a real node registered to it. */
   async startCluster(options: NodeOptions): Promise<LocalCluster> {
     const cluster = await startLocalCluster(options);
     this.#stops.push(() => cluster.stop());
     return cluster;
+  }
+
+  /** Debian's Prometheus scraping every service started so far, with Seed's alert rules. */
+  async startPrometheus(ruleFiles: readonly string[]): Promise<LocalPrometheus> {
+    const prometheus = await startPrometheus({
+      targets: [...this.services.values()].map(({ name, url }) => ({
+        job: name,
+        url: `${url}/metrics`,
+      })),
+      ruleFiles,
+    });
+    this.#stops.push(() => prometheus.stop());
+    return prometheus;
   }
 
   /** Spawns the service; `ready()` waits for its `/readyz`. */

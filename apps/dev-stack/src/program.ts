@@ -33,6 +33,7 @@ function stackEnvironment(stack: RunningStack): string {
     `# flake ${stack.flake}: commit in ${stack.flakeDir}; webhook ${stack.webhookUrl}/webhook`,
     `# Redis (the builds queue) ${stack.redisUrl} as ${stack.redisAdmin.username}, password in ${stack.redisAdmin.passwordFile}`,
     `# service logs in ${stack.logDir}`,
+    `# Prometheus (Seed's alert rules loaded; a Grafana data source) ${stack.prometheusUrl}`,
   ].join('\n');
 }
 

@@ -79,3 +79,15 @@ export function formatLogs(logs: UpReport['logs']): string {
     '',
   ].join('\n');
 }
+
+export function formatDashboard(answers: UpReport['dashboard']): string {
+  const panels = new Map<string, number[]>();
+  for (const { panel, series } of answers)
+    panels.set(panel, [...(panels.get(panel) ?? []), series]);
+  return [
+    '',
+    `the Grafana dashboard, asked of Prometheus: ${panels.size} panels, ${answers.length} queries, each with data`,
+    ...[...panels].map(([panel, series]) => `    ${panel}: ${series.join(' + ')} series`),
+    '',
+  ].join('\n');
+}

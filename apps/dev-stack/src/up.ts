@@ -10,6 +10,7 @@ import {
   FlakeRepo,
   freeLoopbackPorts,
   reconcilerNetworkEnv,
+  type LocalPrometheus,
   type PlatformCertificates,
 } from '@seed/local-parts';
 import { removeUnmountedTree } from '@seed/mount-table';
@@ -28,7 +29,14 @@ import { KubeObjects, type ObjectSummary } from './kube-objects';
 import { LocalStack } from './local-stack';
 import { Progress, waitFor } from './progress';
 import { answerOnceReachable, dnsQuery, httpGet, waitUntilAvailable } from './instances';
-import { formatChangeReport, formatLogs, formatPushReport, formatShootReport } from './up-report';
+import { ALERT_RULES_PATH, askDashboard, dashboardQueries, type PanelAnswer } from './dashboard';
+import {
+  formatChangeReport,
+  formatDashboard,
+  formatLogs,
+  formatPushReport,
+  formatShootReport,
+} from './up-report';
 
 export interface UpOptions {
   nix: LocalNix;
@@ -60,6 +68,8 @@ export interface RunningStack {
   /** The shoot pool's status token (`SEED_SHOOT_STATUS_TOKEN_FILE`). */
   shootStatusTokenFile: string;
   shootUrl: string;
+  /** The Prometheus scraping the services, with Seed's alert rules loaded. */
+  prometheusUrl: string;
   /** `<service>.log` of each service. */
   logDir: string;
   /** What a signed push to the webhook names (benches deliver pushes of their own). */
@@ -110,6 +120,8 @@ export interface UpReport {
   };
   /** The last few lines of each instance's log. */
   logs: Record<string, string[]>;
+  /** What Prometheus answered to each panel query of the Grafana dashboard. */
+  dashboard: PanelAnswer[];
 }
 
 export interface ServedReport {
@@ -118,7 +130,7 @@ export interface ServedReport {
   dns: { udp: string; tcp: string };
 }
 
-const STEPS = 11;
+const STEPS = 13;
 const REPOSITORY = 'local/seed-up';
 const BRANCH = 'main';
 const SHOOT_FILE = 'from-a-shoot.txt';
@@ -155,6 +167,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
   await mkdir(logDir);
   const stack = new LocalStack(signal, logDir);
   let reconciler: ReconcilerApi | undefined;
+  let prometheus: LocalPrometheus | undefined;
+  let scrapedSince = 0;
   try {
     const nix = new NixClient(options.nix);
     await progress.step('check the tools Seed runs on', async (note) => {
@@ -170,6 +184,14 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     const redis = await progress.step('start Redis', async (note) => {
       const started = await stack.startRedis();
       note(`redis-server on ${started.url}`);
+      return started;
+    });
+
+    // Every tenant's derivation builds through it, in nix's sandbox as a build user; the
+    // builder only asks (docs/builder.md, "The nix daemon").
+    const daemon = await progress.step("start the builder's nix-daemon", async (note) => {
+      const started = await stack.startNixDaemon(path.join(workDir, 'nix-daemon'));
+      note(`sandboxed builds as nixbld users, store ${started.storeRoot}`);
       return started;
     });
 
@@ -218,8 +240,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     const secret = randomBytes(24).toString('hex');
 
     const builderNix = {
-      store: path.join(workDir, 'builder-store'),
-      confFile: await builderNixConf(workDir, options.nix.confFile),
+      store: daemon.storeUrl,
+      confFile: options.nix.confFile ?? '/etc/seed/nix.conf',
     };
     const { webhook, builder, credentials } = await progress.step(
       'start the webhook, the builder and the reconciler',
@@ -374,6 +396,9 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           `caller: ${caller.instance}'s pod, proven by its projected token and IP; volumes ${caller.volumes.map((v) => v.mountPoint).join(', ')}`,
         );
         note(`shoot pool starting on ${pool.url}; it boots and snapshots a template VM`);
+        prometheus = await stack.startPrometheus([ALERT_RULES_PATH]);
+        scrapedSince = Date.now();
+        note(`prometheus on ${prometheus.url} scrapes the four services every second`);
         return caller;
       },
     );
@@ -488,6 +513,28 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     );
     progress.print(formatLogs(logs));
 
+    const dashboard = await progress.step(
+      'ask Prometheus every panel of the Grafana dashboard (deploy/grafana)',
+      async () => {
+        const scraping = prometheus!;
+        const window = `${Math.ceil((Date.now() - scrapedSince) / 1000) + 5}s`;
+        const answers = await askDashboard(
+          (expr) => scraping.query(expr),
+          await dashboardQueries(),
+          window,
+        );
+        const empty = answers.filter((answer) => answer.problem !== undefined);
+        if (empty.length > 0) {
+          throw new Error(
+            `${empty.length} of ${answers.length} panel queries have no data:\n` +
+              empty.map((a) => `  ${a.panel}: ${a.problem} (${a.expr})`).join('\n'),
+          );
+        }
+        return answers;
+      },
+    );
+    progress.print(formatDashboard(dashboard));
+
     await options.whileRunning?.({
       flake,
       namespace,
@@ -502,13 +549,14 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       builderTokenFile: credentials.builderTokenFile,
       shootStatusTokenFile: credentials.shootStatusTokenFile,
       shootUrl: stack.service('shoot-pool').url,
+      prometheusUrl: prometheus!.url,
       logDir,
       delivery: { repository: REPOSITORY, branch: BRANCH, secret },
       nodeDir: cluster.node.dir,
       apiServerDir: kube.dir,
       builderNix,
     });
-    return { flake, namespace, first, served, change, shoot, logs };
+    return { flake, namespace, first, served, change, shoot, logs, dashboard };
   } finally {
     reconciler?.close();
     options.write('==> stopping the stack\n');
@@ -572,10 +620,6 @@ function changedDeployments(
   };
 }
 
-/**
- * The builder's nix.conf: Seed's, plus what a store of its own needs. Nix builds for a
- * chroot store always in its sandbox, whose /bin/sh Debian's nix does not provide.
- */
 /** The platform's CA and certificates, and a random token per HTTP API, in `dir`. */
 async function platformCredentials(dir: string): Promise<{
   certificates: PlatformCertificates;
@@ -593,13 +637,6 @@ async function platformCredentials(dir: string): Promise<{
     builderTokenFile: await token('builder-api.token'),
     shootStatusTokenFile: await token('shoot-status.token'),
   };
-}
-
-async function builderNixConf(workDir: string, base: string | undefined): Promise<string> {
-  const file = path.join(workDir, 'builder-nix.conf');
-  const seedConf = await readFile(base ?? '/etc/seed/nix.conf', 'utf8');
-  await writeFile(file, `${seedConf}\nsandbox-paths = /bin/sh=/bin/busybox\n`);
-  return file;
 }
 
 function instanceRows(status: FlakeStatus__Output): PushReport['instances'] {

@@ -181,7 +181,7 @@ describe('seed up', () => {
 
     expect(run.err).toBe('');
     expect(run.code).toBe(0);
-    expect(run.out).toMatch(/==> \[10\/11\] run a shoot from inside web's pod/);
+    expect(run.out).toMatch(/==> \[11\/13\] run a shoot from inside web's pod/);
     // Every instance ran on the node and answered over its Service.
     expect(run.out).toMatch(/^api +available +1 /m);
     expect(run.out).toMatch(/^dns +available +1 /m);
@@ -197,6 +197,9 @@ describe('seed up', () => {
     expect(run.out).toContain('Deployments whose spec is unchanged: api, dns\n');
     expect(run.out).toContain('  | hello from a shoot of web\n');
     expect(run.out).toMatch(/from-a-shoot\.txt: written in a shoot$/m);
+    expect(run.out).toMatch(
+      /^the Grafana dashboard, asked of Prometheus: \d+ panels, \d+ queries, each with data$/m,
+    );
     expect(run.out.trimEnd().endsWith('seed up: every step passed')).toBe(true);
 
     // web was resized to m (2 vCPUs); the others kept their size.

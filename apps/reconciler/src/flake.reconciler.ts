@@ -28,6 +28,7 @@ import {
   type DeploymentView,
   type InstanceRollout,
   type PodView,
+  type Rollout,
   type ReplicaSetView,
 } from './instance-rollout';
 import type { ReconcilerMetrics } from './metrics';
@@ -248,6 +249,11 @@ export class FlakeReconciler implements Reconciler {
       const deployment = byName.get(instanceObjectName(name));
       // A Deployment not in the cache yet was just created: nothing to tell about it.
       if (deployment) rollouts.set(name, instanceRollout(deployment, pods, replicaSets));
+    }
+    const counts: Record<Rollout, number> = { available: 0, progressing: 0, failed: 0, unknown: 0 };
+    for (const { rollout } of rollouts.values()) counts[rollout] += 1;
+    for (const [rollout, count] of Object.entries(counts)) {
+      this.metrics.instances.set({ namespace, rollout }, count);
     }
     for (const { instance, rollout } of this.failed.turnedFailed(namespace, rollouts)) {
       const deployment = byName.get(instanceObjectName(instance));

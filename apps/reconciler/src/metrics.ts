@@ -32,6 +32,13 @@ export class ReconcilerMetrics {
     registers: [this.registry],
   });
 
+  readonly instances = new Gauge({
+    name: 'seed_reconciler_instances',
+    help: "Instances by rollout state (available, progressing, failed, unknown), per flake namespace, as of the flake's last reconcile",
+    labelNames: ['namespace', 'rollout'] as const,
+    registers: [this.registry],
+  });
+
   readonly leader = new Gauge({
     name: 'seed_reconciler_leader',
     help: '1 while this replica leads (reconciles), 0 while it only answers calls',

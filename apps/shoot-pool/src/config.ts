@@ -1,8 +1,10 @@
 import path from 'node:path';
+import { SHOOT_LIMITS } from '@seed/contracts';
 import { ConfigError, envVar, parseEnv, type TokenFile } from '@seed/service-kit';
 import { z } from 'zod';
 import { StaticCallerResolver } from './caller/caller';
 import type { HypervisorChoice } from './vm/select-hypervisor';
+import { DEFAULT_VM_UIDS, parseUidRange } from './vm/vm-uids';
 
 const HYPERVISORS = ['qemu', 'cloud-hypervisor'] as const;
 
@@ -23,14 +25,30 @@ const envSchema = z
       .number()
       .int()
       .min(1)
-      .max(32 << 20)
+      .max(SHOOT_LIMITS.maxOutputBytesCeiling)
       .default(1 << 20),
-    SEED_SHOOT_MAX_STDIN_BYTES: envVar.positiveInt(1 << 20),
+    SEED_SHOOT_MAX_STDIN_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(SHOOT_LIMITS.maxStdinBytesCeiling)
+      .default(1 << 20),
     SEED_SHOOT_RUN_ROOT: z.string().startsWith('/').default('/run/seed/shoot-pool'),
     SEED_HYPERVISOR: z
       .enum(HYPERVISORS, { error: `expected ${HYPERVISORS.join(' or ')}` })
       .default('qemu'),
     SEED_SHOOT_ACCEL: z.enum(['auto', 'kvm', 'tcg']).optional(),
+    SEED_SHOOT_VM_UIDS: z
+      .string()
+      .default(`${DEFAULT_VM_UIDS.first}-${DEFAULT_VM_UIDS.first + DEFAULT_VM_UIDS.count - 1}`)
+      .transform((text, context) => {
+        try {
+          return parseUidRange(text);
+        } catch (error) {
+          context.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
     SEED_CLOUD_HYPERVISOR_BINARY: z.string().min(1).default('cloud-hypervisor'),
     SEED_VIRTIOFSD_BINARY: z.string().min(1).default('/usr/libexec/virtiofsd'),
     SEED_SHOOT_STORE_DIR: z.string().startsWith('/').default('/nix/store'),
@@ -77,6 +95,8 @@ export interface ShootPoolConfig {
   };
   limits: { maxOutputBytes: number; maxStdinBytes: number };
   runRoot: string;
+  /** The node's store, where callers' image closures are looked up (SEED_SHOOT_STORE_DIR). */
+  storeDir: string;
   hypervisor: HypervisorChoice;
   /** The guest kernel + initramfs folder; unset: `scripts/guest-image` builds or finds it. */
   guestDir?: string;
@@ -129,14 +149,16 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
       queueTimeoutMs: vars.SEED_SHOOT_QUEUE_TIMEOUT_MS,
       memoryMiB: vars.SEED_SHOOT_MEMORY_MIB,
       vcpus: vars.SEED_SHOOT_VCPUS,
-      // Kubernetes callers all get the node's store; local callers the first one's.
-      store: callers.kind === 'kube' ? callers.storeDir : callers.resolver.firstStore(),
+      // Kubernetes callers each get their image's closure, never the whole store; a local
+      // caller without an image the store folder it names.
+      store: callers.kind === 'kube' ? undefined : callers.resolver.firstStore(),
     },
     limits: {
       maxOutputBytes: vars.SEED_SHOOT_MAX_OUTPUT_BYTES,
       maxStdinBytes: vars.SEED_SHOOT_MAX_STDIN_BYTES,
     },
     runRoot: path.resolve(vars.SEED_SHOOT_RUN_ROOT),
+    storeDir: vars.SEED_SHOOT_STORE_DIR,
     hypervisor,
     guestDir: vars.SEED_GUEST_DIR,
     callers,
@@ -146,7 +168,7 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
 
 function hypervisorOf(vars: z.infer<typeof envSchema>): HypervisorChoice {
   return vars.SEED_HYPERVISOR === 'qemu'
-    ? { kind: 'qemu', accel: vars.SEED_SHOOT_ACCEL ?? 'auto' }
+    ? { kind: 'qemu', accel: vars.SEED_SHOOT_ACCEL ?? 'auto', vmUids: vars.SEED_SHOOT_VM_UIDS }
     : {
         kind: 'cloud-hypervisor',
         binary: vars.SEED_CLOUD_HYPERVISOR_BINARY,

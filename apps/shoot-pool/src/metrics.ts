@@ -1,3 +1,4 @@
+import { registerStoreDiskGauges } from '@seed/service-kit';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** What the pool reports about itself for the gauges, read at scrape time. */
@@ -9,6 +10,20 @@ export interface PoolGaugeSource {
 }
 
 /** Every pool transition and every shoot outcome, as Grafana reads them. */
+/** Why a shoot or a pool operation failed: the `cause` label's values. */
+export const FAILURE_CAUSES = [
+  'invalid',
+  'caller',
+  'pool-full-queue',
+  'pool-full-caller',
+  'unavailable',
+  'vm-failed',
+  'other',
+  'clone-start',
+  'vmm-died-idle',
+] as const;
+export type FailureCause = (typeof FAILURE_CAUSES)[number];
+
 export class ShootMetrics {
   readonly registry = new Registry();
 
@@ -43,7 +58,12 @@ export class ShootMetrics {
   });
 
   constructor(source: () => PoolGaugeSource) {
+    // Every cause is exported from the start at 0: a rate over a cause that never
+    // happened is 0, not "no data", and alerts on it can fire on the first failure.
+    for (const cause of FAILURE_CAUSES) this.failures.inc({ cause }, 0);
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_shoot_' });
+    // The node's store, which every image's closure and every shoot's view come from.
+    registerStoreDiskGauges(this.registry, 'seed_shoot_', '/nix/store');
     new Gauge({
       name: 'seed_shoot_vms',
       help: 'MicroVMs of the pool, by state (idle, busy, starting)',

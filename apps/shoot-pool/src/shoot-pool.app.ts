@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import path from 'node:path';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -23,6 +24,7 @@ import { findGuestImage } from './pool/guest-image';
 import { WarmPool } from './pool/pool';
 import { ShootController } from './shoot.controller';
 import { ShootService } from './shoot.service';
+import { ClosureViews } from './store/closure-views';
 import { selectHypervisor } from './vm/select-hypervisor';
 
 export interface ShootPoolApp {
@@ -110,7 +112,12 @@ export async function createShootPoolApp(
     await pool.drain();
     throw error;
   }
-  const service = new ShootService(pool, callers, config.limits, metrics, logger);
+  // Under the run root: the pool's start reaped what a previous daemon left there.
+  const views = new ClosureViews({
+    root: path.join(config.runRoot, 'closures'),
+    storeDir: config.storeDir,
+  });
+  const service = new ShootService(pool, callers, views, config.limits, metrics, logger);
   let grpc: RunningGrpcServer;
   try {
     // Plaintext: instances reach the pool at their node's IP, which no certificate
@@ -129,6 +136,7 @@ export async function createShootPoolApp(
     );
   } catch (error) {
     await pool.drain();
+    await views.clear();
     throw error;
   }
   const http = await NestFactory.create<NestFastifyApplication>(
@@ -140,6 +148,7 @@ export async function createShootPoolApp(
       stop: async () => {
         await grpc.stop(10_000);
         await pool.drain();
+        await views.clear();
       },
     }),
     new FastifyAdapter({ bodyLimit: config.bodyLimitBytes, logger: false }),

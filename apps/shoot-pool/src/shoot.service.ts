@@ -2,15 +2,16 @@
 // store and volumes, run the command, answer, destroy the clone.
 //
 // How the guest sees the caller's folders. Every clone has its 9p share (its own export
-// folder) mounted at /run/shoot before a caller is known, and the node's store already
-// bound on the host into `export/store` (read-only) and in the guest from
-// /run/shoot/store onto /nix/store (read-only). At request time the host binds volume i
-// into `export/vol<i>` (read-write) and the agent bind-mounts /run/shoot/vol<i> onto the
-// volume's own mount point (as in the caller's pod), so commands see the paths they see
-// in the caller. A caller whose store is not the pre-bound one gets it bound into
-// `export/store1` and onto /nix/store over the pre-bound one.
+// folder) mounted at /run/shoot before a caller is known, and /run/shoot/store bound onto
+// /nix/store (read-only). At request time the host binds the caller's closure view
+// (store/closure-views.ts: its image's closure, nothing else of the node's store) into
+// `export/store`, read-only, and volume i into `export/vol<i>` (read-write); the agent
+// bind-mounts /run/shoot/vol<i> onto the volume's own mount point (as in the caller's
+// pod), so commands see the paths they see in the caller. A local pool that pre-binds a
+// store folder (development) binds a caller's other store into `export/store1` and onto
+// /nix/store over it.
 import type { Logger } from '@seed/service-kit';
-import { shootRequestSchema, type ShootAnswer } from '@seed/contracts';
+import { shootCommandSchema, shootRequestSchema, type ShootAnswer } from '@seed/contracts';
 import type { z } from 'zod';
 import { AgentError } from './agent/agent.errors';
 import {
@@ -19,7 +20,8 @@ import {
   type CallerClaim,
   type CallerResolver,
 } from './caller/caller';
-import type { ShootMetrics } from './metrics';
+import type { FailureCause, ShootMetrics } from './metrics';
+import { ClosureUnavailable, type ClosureViews } from './store/closure-views';
 import {
   CALLER_STORE_POINT,
   GUEST_STORE,
@@ -78,9 +80,6 @@ export interface ShootOutcome {
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-/** The fields gRPC's ShootRequest shares with the HTTP body (its stdin is bytes). */
-const grpcFieldsSchema = shootRequestSchema.pick({ command: true, timeout: true, env: true });
-
 function reasonsOf(error: z.ZodError): string[] {
   return error.issues.map((issue) =>
     issue.path.length === 0 ? issue.message : `${issue.path.join('.')}: ${issue.message}`,
@@ -107,7 +106,7 @@ export function parseGrpcShoot(
   request: { command: string[]; timeoutMs: number; env: Record<string, string>; stdin: Buffer },
   limits: ShootLimits,
 ): ShootCommand {
-  const result = grpcFieldsSchema.safeParse({
+  const result = shootCommandSchema.safeParse({
     command: request.command,
     timeout: request.timeoutMs === 0 ? undefined : request.timeoutMs,
     env: request.env,
@@ -127,7 +126,7 @@ export function parseGrpcShoot(
 function checkSizes(command: ShootCommand, limits: ShootLimits): ShootCommand {
   if (command.stdin !== undefined && command.stdin.length > limits.maxStdinBytes) {
     throw new ShootInvalid([
-      `stdin: ${command.stdin.length} bytes, at most ${limits.maxStdinBytes}`,
+      `stdin: ${command.stdin.length} bytes, at most ${limits.maxStdinBytes} (SEED_SHOOT_MAX_STDIN_BYTES)`,
     ]);
   }
   return command;
@@ -159,6 +158,7 @@ export class ShootService {
   constructor(
     private readonly pool: WarmPool,
     private readonly callers: CallerResolver,
+    private readonly views: ClosureViews,
     readonly limits: ShootLimits,
     private readonly metrics: ShootMetrics,
     private readonly logger: Logger,
@@ -186,10 +186,12 @@ export class ShootService {
   async #run(claim: CallerClaim, command: ShootCommand): Promise<ShootOutcome> {
     const caller = await this.callers.resolve(claim);
     checkVolumes(caller);
+    // Built once per image, before a VM is taken.
+    const store = await this.#storeOf(caller);
     const started = performance.now();
     const lease = await this.pool.acquire(caller.key);
     try {
-      return await this.#inVm(lease, caller, command, started);
+      return await this.#inVm(lease, caller, store, command, started);
     } finally {
       lease
         .release()
@@ -199,9 +201,26 @@ export class ShootService {
     }
   }
 
+  /** The host folder the guest's /nix/store shows: the closure view of the caller's image. */
+  async #storeOf(caller: Caller): Promise<string> {
+    if (caller.image === undefined) return caller.store;
+    try {
+      return await this.views.viewOf(caller.image);
+    } catch (error) {
+      if (error instanceof ClosureUnavailable) {
+        throw new CallerRejected(
+          `cannot share the caller's store: ${error.message}`,
+          'unresolvable',
+        );
+      }
+      throw error;
+    }
+  }
+
   async #inVm(
     lease: Lease,
     caller: Caller,
+    store: string,
     command: ShootCommand,
     started: number,
   ): Promise<ShootOutcome> {
@@ -210,19 +229,22 @@ export class ShootService {
     void vm.exited.then(() => died.abort());
     const options = { signal: died.signal };
     try {
-      // The pool pre-binds the node's store while a clone warms; another store is bound
-      // now, over it.
+      // The guest shows STORE_POINT at /nix/store already. A pool that pre-bound a store
+      // folder there gets another one bound into CALLER_STORE_POINT and over it.
       const storePoint = lease.store === undefined ? STORE_POINT : CALLER_STORE_POINT;
-      const bindStore = lease.store !== caller.store;
+      const bindStore = lease.store !== store;
+      const guestBindsStore = bindStore && lease.store !== undefined;
       await Promise.all([
-        ...(bindStore ? [vm.bindIntoExport(caller.store, storePoint, { readOnly: true })] : []),
+        ...(bindStore
+          ? [vm.bindIntoExport(store, storePoint, { readOnly: true, recursive: true })]
+          : []),
         ...caller.volumes.map((volume, i) =>
           vm.bindIntoExport(volume.hostPath, VOLUME_POINTS[i]!, { readOnly: false }),
         ),
       ]);
       // Made by the agent in the exec's own round trip (~7 ms each under TCG).
       const binds = [
-        ...(bindStore ? [guestBind(storePoint, GUEST_STORE, true)] : []),
+        ...(guestBindsStore ? [guestBind(storePoint, GUEST_STORE, true)] : []),
         ...caller.volumes.map((volume, i) =>
           guestBind(VOLUME_POINTS[i]!, volume.mountPoint, false),
         ),
@@ -294,7 +316,7 @@ function checkVolumes(caller: Caller): void {
 }
 
 /** The failures counter's cause label. */
-function causeOf(error: unknown): string {
+function causeOf(error: unknown): FailureCause {
   if (error instanceof ShootInvalid) return 'invalid';
   if (error instanceof CallerRejected) return 'caller';
   if (error instanceof PoolFull) return `pool-full-${error.scope}`;

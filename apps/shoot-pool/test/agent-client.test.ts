@@ -187,6 +187,47 @@ describe('AgentClient', () => {
     expect(client.connected).toBe(false);
   });
 
+  it('attack: an agent answer beyond the output cap its exec asked for is refused at its length field', async () => {
+    // The guest announces more than the cap (+1 byte) and never sends it: the client stops
+    // at the length field instead of buffering what follows.
+    agent.answer = (request) => {
+      const head = Buffer.alloc(12);
+      Buffer.from('SEED').copy(head);
+      const json = Buffer.from(JSON.stringify({ id: request.id, ok: true }));
+      head.writeUInt32BE(json.length, 4);
+      head.writeUInt32BE(2, 8);
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(1001, 0);
+      request.socket.write(Buffer.concat([head, json, length]));
+    };
+    await agent.listen();
+    const started = Date.now();
+    expect(
+      await failure(client.exec({ argv: ['yes'], timeoutMs: 5_000, maxOutputBytes: 1000 })),
+    ).toBe('protocol');
+    expect(Date.now() - started).toBeLessThan(5_000); // refused, not timed out
+    expect(client.connected).toBe(false);
+
+    // The same answer is read when it fits the cap.
+    agent.answer = (request) =>
+      request.reply(
+        {
+          exitCode: 0,
+          timedOut: false,
+          durationMs: 1,
+          stdoutTruncated: true,
+          stderrTruncated: false,
+        },
+        [Buffer.alloc(1000), Buffer.alloc(0)],
+      );
+    const result = await client.exec({ argv: ['yes'], timeoutMs: 5_000, maxOutputBytes: 1000 });
+    expect(result.stdout.length).toBe(1000);
+
+    // A ping answered with output is no ping answer.
+    agent.answer = (request) => request.reply(PING_FIELDS, [Buffer.from('x')]);
+    expect(await failure(client.ping())).toBe('protocol');
+  });
+
   it('reports an unreachable agent, and waitReady retries until it answers', async () => {
     expect(await failure(client.ping())).toBe('unreachable');
     agent.answer = (request) => request.reply(PING_FIELDS);

@@ -14,6 +14,8 @@ import { KubeCallerResolver } from '../src/caller/caller.repository';
 const NAMESPACE = 'seed-shoot-test';
 const FOREIGN_NAMESPACE = 'not-seed';
 const NODE = 'seed-node';
+/** The instance's image: a store path (the closure itself is the shoot's business). */
+const IMAGE = '/nix/store/0123456789abcdfghijklmnpqrsvwxyz-instance-image';
 let api: KubeApiServer;
 let core: CoreV1Api;
 let resolver: KubeCallerResolver;
@@ -26,6 +28,7 @@ interface PodShape {
   labelled?: boolean;
   shoots?: boolean;
   claim?: string;
+  image?: string;
 }
 
 /** Creates a Running pod and returns a token bound to it (audience seed-shoot unless given). */
@@ -44,7 +47,7 @@ async function runningPod(shape: PodShape): Promise<V1Pod> {
       containers: [
         {
           name: 'instance',
-          image: 'nix:0/nix/store/x-instance',
+          image: shape.image ?? `nix:0${IMAGE}`,
           env:
             shape.shoots === false
               ? []
@@ -185,6 +188,7 @@ beforeAll(async () => {
     { name: 'unbound', ip: '127.0.0.9', claim: 'pending' },
     { name: 'elsewhere', ip: '127.0.0.10', node: 'another-node' },
     { name: 'outsider', ip: '127.0.0.11', namespace: FOREIGN_NAMESPACE },
+    { name: 'registry', ip: '127.0.0.12', image: 'docker.io/library/busybox:latest' },
   ]) {
     pods[shape.name] = await runningPod(shape);
     tokens[shape.name] = await tokenOf(pods[shape.name]!);
@@ -200,6 +204,7 @@ describe('KubeCallerResolver', () => {
     expect(await resolver.resolve({ ip: '::ffff:127.0.0.5', token: tokens.instance })).toEqual({
       key: `${NAMESPACE}/instance`,
       store: '/nix/store',
+      image: IMAGE,
       volumes: [{ hostPath: '/srv/volumes/data', mountPoint: '/var/lib/app' }],
     });
   });
@@ -264,6 +269,14 @@ describe('KubeCallerResolver', () => {
     const error = await rejection({ ip: '127.0.0.8', token: tokens['no-shoots'] });
     expect(error.reason).toBe('forbidden');
     expect(error.message).toMatch(/no-shoots has not enabled shoots/);
+  });
+
+  it('refuses a pod whose image is not a path of the node store: there is no closure to show', async () => {
+    const error = await rejection({ ip: '127.0.0.12', token: tokens.registry });
+    expect(error.reason).toBe('unresolvable');
+    expect(error.message).toMatch(
+      /image docker\.io\/library\/busybox:latest is not a path of the store \/nix\/store/,
+    );
   });
 
   it('refuses a pod whose claim is not bound', async () => {

@@ -37,6 +37,7 @@ describe('Cloud Hypervisor config', () => {
       serial: { mode: 'File', file: 'console.log' },
       console: { mode: 'Off' },
       vsock: { cid: 3, socket: 'vsock.sock' },
+      rng: { src: '/dev/urandom' },
       watchdog: false,
     });
   });

@@ -52,7 +52,9 @@ beforeAll(async () => {
   agent = new FakeAgent(path.join(root, 'unused.sock'), (request) => {
     if (request.op === 'ping') request.reply(PING_FIELDS);
     else if (request.op === 'setClock') request.reply({ previousEpochMs: 0 });
-    else request.reply({});
+    else if (request.op === 'reseed') {
+      request.reply({ entropyBytes: request.blobs[0]?.length, reseeds: 1 });
+    } else request.reply({});
   });
 });
 
@@ -106,11 +108,13 @@ describe('ClhHypervisor against stand-ins for Cloud Hypervisor and virtiofsd', (
       fstype: 'virtiofs',
       hostDir: path.join(clone.runDir, 'export'),
     });
-    // The clone's agent answered through the vsock of the restored config, and got the time.
+    // The clone's agent answered through the vsock of the restored config, got the time,
+    // then fresh entropy.
     expect(agent.requests.filter((request) => request.op === 'ping').length).toBeGreaterThan(
       pingsBefore,
     );
-    expect(agent.requests.at(-1)?.op).toBe('setClock');
+    expect(agent.requests.slice(-2).map((request) => request.op)).toEqual(['setClock', 'reseed']);
+    expect(agent.requests.at(-1)?.blobs[0]?.length).toBe(64);
     const processes = await processesReferencing(`${clone.runDir}/`);
     expect(processes).toContain(clone.pid);
     expect(processes).toHaveLength(2); // CH and the clone's virtiofsd

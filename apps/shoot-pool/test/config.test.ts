@@ -7,6 +7,7 @@ import { ConfigError } from '@seed/service-kit';
 import { loadShootPoolConfig } from '../src/config';
 import { selectHypervisor } from '../src/vm/select-hypervisor';
 import { silentLog } from '../src/vm/vm-log';
+import { DEFAULT_VM_UIDS } from '../src/vm/vm-uids';
 
 const STATUS_TOKEN_FILE = path.join(mkdtempSync(path.join(tmpdir(), 'shoot-config-')), 'token');
 writeFileSync(STATUS_TOKEN_FILE, 'status-token-'.padEnd(32, '0'));
@@ -30,11 +31,21 @@ function problems(env: Record<string, string>): string[] {
 describe('SEED_HYPERVISOR', () => {
   it('is QEMU by default, with its accelerator probed', () => {
     const config = loadShootPoolConfig(NODE);
-    expect(config.hypervisor).toEqual({ kind: 'qemu', accel: 'auto' });
+    expect(config.hypervisor).toEqual({ kind: 'qemu', accel: 'auto', vmUids: DEFAULT_VM_UIDS });
     expect(loadShootPoolConfig({ ...NODE, SEED_SHOOT_ACCEL: 'tcg' }).hypervisor).toEqual({
       kind: 'qemu',
       accel: 'tcg',
+      vmUids: DEFAULT_VM_UIDS,
     });
+  });
+
+  it("takes QEMU's VM uids as a range, refusing system uids", () => {
+    expect(
+      loadShootPoolConfig({ ...NODE, SEED_SHOOT_VM_UIDS: '3000000000-3000000099' }).hypervisor,
+    ).toMatchObject({ vmUids: { first: 3_000_000_000, count: 100 } });
+    expect(problems({ SEED_SHOOT_VM_UIDS: '0-99' })).toEqual([
+      expect.stringMatching(/^SEED_SHOOT_VM_UIDS="0-99": expected FIRST-LAST/),
+    ]);
   });
 
   it('selects Cloud Hypervisor with its binaries', () => {
@@ -76,7 +87,10 @@ describe('SEED_HYPERVISOR', () => {
 
   it('builds the driver it names, without starting anything', () => {
     const runRoot = '/run/seed/shoot-pool-test';
-    expect(selectHypervisor({ kind: 'qemu', accel: 'tcg' }, runRoot, silentLog).kind).toBe('qemu');
+    expect(
+      selectHypervisor({ kind: 'qemu', accel: 'tcg', vmUids: DEFAULT_VM_UIDS }, runRoot, silentLog)
+        .kind,
+    ).toBe('qemu');
     const clh = selectHypervisor(
       { kind: 'cloud-hypervisor', binary: 'cloud-hypervisor', virtiofsdBinary: 'virtiofsd' },
       runRoot,

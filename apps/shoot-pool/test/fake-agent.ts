@@ -81,4 +81,4 @@ export class FakeAgent {
   }
 }
 
-export const PING_FIELDS = { version: 1, uptimeMs: 5, epochMs: 1_700_000_000_000 };
+export const PING_FIELDS = { version: 1, uptimeMs: 5, epochMs: 1_700_000_000_000, reseeds: 0 };

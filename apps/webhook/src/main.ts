@@ -4,8 +4,11 @@ import { createWebhookApp } from './webhook.app';
 import { WebhookMetrics } from './metrics';
 
 async function main(): Promise<void> {
-  if (await listMetricsIfAsked(() => new WebhookMetrics(() => Promise.resolve({})).registry))
-    return;
+  const noQueue = {
+    depth: () => Promise.resolve({}),
+    oldestWaitingSeconds: () => Promise.resolve(0),
+  };
+  if (await listMetricsIfAsked(() => new WebhookMetrics(noQueue).registry)) return;
   const config = loadWebhookConfig();
   const logger = createLogger('webhook', config.logLevel);
   const app = await createWebhookApp(config, logger);

@@ -1,5 +1,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** What the webhook's gauges read from the builds queue on each scrape. */
+export interface QueueGaugeSource {
+  depth(): Promise<Record<string, number>>;
+  oldestWaitingSeconds(): Promise<number>;
+}
+
 /** What Grafana reads from the webhook. */
 export class WebhookMetrics {
   readonly registry = new Registry();
@@ -18,7 +24,7 @@ export class WebhookMetrics {
     registers: [this.registry],
   });
 
-  constructor(depth: () => Promise<Record<string, number>>) {
+  constructor(queue: QueueGaugeSource) {
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_webhook_' });
     new Gauge({
       name: 'seed_webhook_queue_jobs',
@@ -27,9 +33,22 @@ export class WebhookMetrics {
       registers: [this.registry],
       async collect() {
         try {
-          for (const [state, count] of Object.entries(await depth())) this.set({ state }, count);
+          for (const [state, count] of Object.entries(await queue.depth()))
+            this.set({ state }, count);
         } catch {
           this.reset(); // Redis is down: report no depth rather than a stale one
+        }
+      },
+    });
+    new Gauge({
+      name: 'seed_webhook_queue_oldest_waiting_seconds',
+      help: 'How long the oldest build waiting for a builder has waited (0: none waits)',
+      registers: [this.registry],
+      async collect() {
+        try {
+          this.set(await queue.oldestWaitingSeconds());
+        } catch {
+          this.reset();
         }
       },
     });

@@ -56,7 +56,7 @@ export async function createWebhookApp(
     logger: false,
     skipMiddie: true,
   });
-  const metrics = new WebhookMetrics(() => builds.depth());
+  const metrics = new WebhookMetrics(builds);
   const app = await NestFactory.create<NestFastifyApplication>(
     WebhookModule.register(builds, metrics),
     adapter,

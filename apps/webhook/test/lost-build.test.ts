@@ -55,7 +55,7 @@ describe('a failure between recording a delivery and storing its build', () => {
     const service = new WebhookService(
       registry,
       builds,
-      new WebhookMetrics(() => builds.depth()),
+      new WebhookMetrics(builds),
       createLogger('test', 'silent'),
     );
     const commit = 'd'.repeat(40);

@@ -3,12 +3,18 @@
 // VM per request and against restoring a clone from the snapshot per request (the VM
 // layer directly); then shoots/s with pool sizes 1, 2 and 4 under a closed-loop load,
 // and what an idle VM costs (CPU share, RSS/PSS of its QEMU process from /proc).
+// The warm path is measured twice in the same run: with a store folder the pool binds
+// while a clone warms (how every caller got the node's whole store before closure views)
+// and with a caller whose /nix/store is its image's closure (a view of BENCH_CLOSURE_PATHS
+// toy store paths built with nix, bound per shoot): issue 17 allows the view 1.2x.
 // Everything runs in this process on this machine's cores (QEMU under TCG here).
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import {
   QemuHypervisor,
   SHARE_TARGET,
@@ -27,6 +33,7 @@ const WARM_SAMPLES = Number(process.env.BENCH_WARM_SAMPLES ?? 40);
 const RESTORE_SAMPLES = Number(process.env.BENCH_RESTORE_SAMPLES ?? 10);
 const BOOT_SAMPLES = Number(process.env.BENCH_BOOT_SAMPLES ?? 3);
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_S ?? 8);
+const CLOSURE_PATHS = Number(process.env.BENCH_CLOSURE_PATHS ?? 100);
 const MEMORY_MIB = 256;
 
 interface Setup {
@@ -36,6 +43,34 @@ interface Setup {
   image: GuestImage;
   store: string;
   volume: string;
+  /** A store path whose closure is CLOSURE_PATHS + 1 paths of the node's store. */
+  closureImage: { out: string; drv: string };
+}
+
+/** Who the local pool serves: a store folder, or an image's closure in /nix/store. */
+type CallerStore = { store: string } | { store: '/nix/store'; image: string };
+
+/** Root, no daemon, no network (RUNTIME-NOTES.md, "Nix"). */
+const NIX_CONFIG = [
+  'experimental-features = nix-command',
+  'sandbox = false',
+  'build-users-group =',
+  'substituters =',
+  'max-jobs = 4',
+].join('\n');
+
+/** An image-like store path referring to `count` toy paths, and its derivation. */
+async function buildClosure(count: number): Promise<{ out: string; drv: string }> {
+  const toy = (name: string, script: string) =>
+    `derivation { name = ${name}; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" ${script} ]; }`;
+  const expr = `let deps = builtins.genList (i: ${toy('"bench-closure-${toString i}"', '"echo ${toString i} > $out"')}) ${count}; in ${toy('"bench-closure-image"', '"echo ${toString deps} > $out"')}`;
+  const { stdout } = await promisify(execFile)(
+    'nix',
+    ['build', '--impure', '--no-link', '--json', '--expr', expr],
+    { env: { ...process.env, NIX_CONFIG }, maxBuffer: 16 << 20 },
+  );
+  const [built] = JSON.parse(stdout) as { drvPath: string; outputs: { out: string } }[];
+  return { out: built!.outputs.out, drv: built!.drvPath };
 }
 
 function percentile(samples: number[], p: number): number {
@@ -50,7 +85,11 @@ async function timed(run: () => Promise<void>): Promise<number> {
   return performance.now() - started;
 }
 
-async function startApp(setup: Setup, size: number): Promise<{ app: ShootPoolApp; url: string }> {
+async function startApp(
+  setup: Setup,
+  size: number,
+  store: CallerStore = { store: setup.store },
+): Promise<{ app: ShootPoolApp; url: string }> {
   // The status token guards `/status`, which this bench does not read over HTTP.
   const statusToken = path.join(setup.root, 'status.token');
   await writeFile(statusToken, randomBytes(16).toString('hex'));
@@ -69,7 +108,7 @@ async function startApp(setup: Setup, size: number): Promise<{ app: ShootPoolApp
     SEED_LOG_LEVEL: 'warn',
     SEED_SHOOT_LOCAL_CALLER: JSON.stringify({
       '127.0.0.1': {
-        store: setup.store,
+        ...store,
         volumes: [{ hostPath: setup.volume, mountPoint: '/data' }],
       },
     }),
@@ -105,8 +144,11 @@ async function shoot(url: string, command: string[]): Promise<void> {
 }
 
 /** Latency of one shoot with a warm clone waiting (the pool refilled between samples). */
-async function warmLatency(setup: Setup): Promise<{ true: number[]; read: number[] }> {
-  const { app, url } = await startApp(setup, 2);
+async function warmLatency(
+  setup: Setup,
+  store: CallerStore,
+): Promise<{ true: number[]; read: number[] }> {
+  const { app, url } = await startApp(setup, 2, store);
   try {
     for (let i = 0; i < 5; i += 1) {
       await shoot(url, ['true']);
@@ -247,12 +289,14 @@ async function main(): Promise<void> {
     image,
     store: path.join(root, 'store'),
     volume: path.join(root, 'volume'),
+    closureImage: await buildClosure(CLOSURE_PATHS),
   };
   await mkdir(setup.store);
   await mkdir(setup.volume);
   await writeFile(path.join(setup.volume, 'in.txt'), 'x'.repeat(4096));
   try {
-    const warm = await warmLatency(setup);
+    const warm = await warmLatency(setup, { store: setup.store });
+    const view = await warmLatency(setup, { store: '/nix/store', image: setup.closureImage.out });
     const restore = await restoreLatency(setup);
     const boot = await bootLatency(setup);
     const rates: Record<number, number> = {};
@@ -277,6 +321,8 @@ async function main(): Promise<void> {
     for (const [label, samples] of [
       ['warm pool, POST /shoot `true`', warm.true],
       ['warm pool, POST /shoot read from volume', warm.read],
+      [`warm, closure view (${CLOSURE_PATHS + 1} paths), \`true\``, view.true],
+      ['warm, closure view, read from volume', view.read],
       ['restore per request (VM layer), `true`', restore.true],
       ['restore per request (VM layer), read from volume', restore.read],
       ['boot per request (VM layer), `true`', boot],
@@ -284,6 +330,10 @@ async function main(): Promise<void> {
       line(label, `p50 ${ms(p50(samples))}, p99 ${ms(percentile(samples, 99))}`);
     }
     line('warm p50 `true` (aim <= 30 ms)', ms(p50(warm.true)));
+    line(
+      'closure view / pre-bound store, warm p50 `true` (aim <= 1.2x)',
+      `${(p50(view.true) / p50(warm.true)).toFixed(2)}x`,
+    );
     line('boot / warm p50 (aim >= 50x)', `${(p50(boot) / p50(warm.true)).toFixed(1)}x`);
     line(
       'restore / warm p50 `true` (aim >= 10x)',
@@ -305,6 +355,17 @@ async function main(): Promise<void> {
     line('bench wall time', `${((performance.now() - started) / 1000).toFixed(0)} s`);
   } finally {
     await rm(root, { recursive: true, force: true });
+    // The toy closure and its derivations are nobody's (no GC root): leave the store as
+    // it was (nix deletes the outputs before the derivations).
+    const requisites = async (of: string) =>
+      (await promisify(execFile)('nix-store', ['--query', '--requisites', of])).stdout
+        .split('\n')
+        .filter(Boolean);
+    const made = [
+      ...(await requisites(setup.closureImage.out)),
+      ...(await requisites(setup.closureImage.drv)),
+    ];
+    await promisify(execFile)('nix-store', ['--delete', ...new Set(made)]);
   }
 }
 

@@ -36,8 +36,9 @@ const CLIENT_COMMANDS = ['ping', 'info', 'client|setname', 'evalsha', 'eval', 'm
 
 /** Commands each service sends itself, beside the scripts (its own and BullMQ's). */
 const OWN_COMMANDS: Record<BuildsQueueService, string[]> = {
-  // The producer's restore of a lost build reads a job's hash and the flake's latest.
-  webhook: ['exists', 'get'],
+  // The producer's restore of a lost build reads a job's hash and the flake's latest; the
+  // queue-age gauge reads the oldest waiting job's timestamp.
+  webhook: ['exists', 'get', 'hget'],
   // Build records, their indexes and the flake lock; the worker blocks on BullMQ's marker.
   builder: [
     'get',

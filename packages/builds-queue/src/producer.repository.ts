@@ -126,6 +126,14 @@ export class BuildsQueueProducer {
     return this.jobs.getJobCounts('waiting', 'delayed', 'prioritized', 'active', 'failed');
   }
 
+  /** Seconds the oldest waiting build has waited, 0 when none waits: the stuck-queue alert's. */
+  async oldestWaitingSeconds(now = Date.now()): Promise<number> {
+    const [id] = await this.jobs.getRanges(['wait'], 0, 0, true);
+    if (id === undefined) return 0;
+    const timestamp = Number(await this.redis.hget(this.jobs.toKey(id), 'timestamp'));
+    return timestamp > 0 ? Math.max(0, (now - timestamp) / 1000) : 0;
+  }
+
   async close(): Promise<void> {
     await this.jobs.close();
     this.queueConnection.disconnect();

@@ -71,6 +71,15 @@ describe('the builds queue', () => {
     expect(await consumer.latest(first.flake)).toBe(buildJobId(newer.flake, newer.commit));
   });
 
+  it("tells how long the oldest waiting build has waited, as the webhook's user", async () => {
+    // The first test left builds waiting (no worker runs here); the oldest is its first.
+    const now = Date.now();
+    const waited = await producer.oldestWaitingSeconds(now + 60_000);
+    expect(waited).toBeGreaterThanOrEqual(60);
+    expect(waited).toBeLessThan(120);
+    expect(await producer.oldestWaitingSeconds(now + 120_000)).toBeCloseTo(waited + 60, 3);
+  });
+
   it('lets only the owner of a flake lock renew or release it', async () => {
     const flake = 'github:acme/locked';
     expect(await consumer.lockFlake(flake, 'job-1', 10_000)).toBe(true);

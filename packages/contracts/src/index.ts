@@ -91,7 +91,12 @@ export type { ShootRequest, ShootRequest__Output } from './generated/seed/v1/Sho
 export type { ShootResult, ShootResult__Output } from './generated/seed/v1/ShootResult';
 export { buildListSchema, buildRecordSchema, queuedBuildRecord } from './build-record';
 export type { BuildError, BuildList, BuildRecord, BuildState, BuildSummary } from './build-record';
-export { shootAnswerSchema, shootRequestSchema } from './shoot-api';
+export {
+  SHOOT_LIMITS,
+  shootAnswerSchema,
+  shootCommandSchema,
+  shootRequestSchema,
+} from './shoot-api';
 export type { ShootAnswer, ShootPoolStatus, ShootRequestBody } from './shoot-api';
 export {
   DEFAULT_FLAKE_QUOTA,

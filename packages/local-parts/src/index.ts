@@ -1,6 +1,8 @@
 export { FlakeRepo } from './flake-repo';
 export { startRedis } from './redis-server';
 export type { LocalRedis, RedisAclUser, RedisCredentials } from './redis-server';
+export { NIX_DAEMON_CONF, startNixDaemon } from './nix-daemon';
+export type { LocalNixDaemon, NixDaemonOptions } from './nix-daemon';
 export { startServiceProcess } from './service-process';
 export type { LogLine, ServiceProcess } from './service-process';
 export { KUBE_BINARIES_SCRIPT, startKubeApiServer } from './kube-apiserver';
@@ -29,3 +31,5 @@ export { hostSharedCluster, takeClusterTurn, SHARED_CLUSTER_ENV } from './shared
 export type { ClusterTurn, SharedClusterHost } from './shared-cluster';
 export { startQuotaController } from './quota-controller';
 export type { QuotaController } from './quota-controller';
+export { startPrometheus } from './prometheus';
+export type { LocalPrometheus, PromSample, PrometheusOptions, ScrapeTarget } from './prometheus';

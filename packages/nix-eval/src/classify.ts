@@ -65,7 +65,12 @@ export function classifyNixFailure(phase: NixPhase, exitCode: number, stderr: st
       stderr: trimmed,
     });
   }
-  const message = errorMessage(stderr) || `nix exited with code ${exitCode}`;
+  // A nix killed by a signal (by the OOM killer, an operator) printed no error of its own.
+  const message =
+    (stderr.includes('error: ') ? errorMessage(stderr) : '') ||
+    (exitCode > 128
+      ? `nix was killed by signal ${exitCode - 128}`
+      : errorMessage(stderr) || `nix exited with code ${exitCode}`);
   // Copying to or signing a cache: a full disk, an unreadable key, a missing path. Nothing
   // the flake did; another attempt may find it fixed.
   if (phase === 'publish') return new NixError('nix', message, { stderr: trimmed });

@@ -1,4 +1,4 @@
-export { NixClient, publicKeyOf } from './nix.client';
+export { DEFAULT_MAX_OUTPUT_BYTES, NixClient, publicKeyOf } from './nix.client';
 export type {
   BuiltSeed,
   CallOptions,

@@ -24,7 +24,11 @@ export interface NixClientOptions {
   resolveTimeoutMs?: number;
   evaluateTimeoutMs?: number;
   buildTimeoutMs?: number;
-  /** Cap on what one nix command may print to stdout. */
+  /**
+   * Cap on what one nix command may print to stdout (DEFAULT_MAX_OUTPUT_BYTES): past it nix
+   * is killed and the call fails `output-limit`, before anything is parsed. A flake's
+   * metas are the only large output, and parsing them costs this process memory.
+   */
   maxOutputBytes?: number;
   /**
    * The store every nix call uses (`--store`), e.g. a chroot store `/var/lib/seed/store`
@@ -107,13 +111,18 @@ const SEEDS_APPLY =
 
 const MINUTE = 60_000;
 
+/** 4 MiB: hundreds of times the metas of a flake at Seed's instance limit. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 4 * 1024 * 1024;
+
 /** A typed wrapper over the real `nix` CLI for the steps from a pushed flake to its images. */
 export class NixClient {
   private readonly nixBinary: string;
   private readonly env: NodeJS.ProcessEnv;
+  private readonly maxOutputBytes: number;
 
   constructor(private readonly options: NixClientOptions = {}) {
     this.nixBinary = options.nixBinary ?? 'nix';
+    this.maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     this.env = { ...(options.env ?? process.env) };
     if (options.confFile !== undefined) this.env.NIX_USER_CONF_FILES = options.confFile;
   }
@@ -125,6 +134,14 @@ export class NixClient {
       timeoutMs: call.timeoutMs ?? 10_000,
     });
     return stdout.trim();
+  }
+
+  /**
+   * Whether this client's store answers (`nix store ping`): the builder's nix-daemon may
+   * be down while the nix binary runs. Resolves, or throws a NixError naming why.
+   */
+  async pingStore(call: CallOptions = {}): Promise<void> {
+    await this.run('resolve', ['store', 'ping'], { ...call, timeoutMs: call.timeoutMs ?? 10_000 });
   }
 
   /** Locks a flake reference to one revision (`nix flake metadata`). */
@@ -291,7 +308,7 @@ export class NixClient {
         env: this.env,
         timeoutMs: call.timeoutMs,
         signal: call.signal,
-        maxStdoutBytes: this.options.maxOutputBytes,
+        maxStdoutBytes: this.maxOutputBytes,
       });
     } catch (error) {
       throw new NixError('nix', `cannot run ${this.nixBinary}: ${(error as Error).message}`, {
@@ -313,9 +330,11 @@ export class NixClient {
       case 'aborted':
         throw new NixError('aborted', `nix ${args[0]} was cancelled`, { retryable: false });
       case 'output-limit':
-        throw new NixError('output-limit', `nix ${args[0]} printed more than the output cap`, {
-          retryable: false,
-        });
+        throw new NixError(
+          'output-limit',
+          `nix ${args[0]} printed more than ${this.maxOutputBytes} bytes, the limit of what Seed reads from nix: it was killed`,
+          { retryable: false },
+        );
     }
   }
 }

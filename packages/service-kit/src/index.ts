@@ -10,3 +10,4 @@ export { startGrpcServer } from './grpc';
 export type { GrpcService, GrpcTransport, RunningGrpcServer } from './grpc';
 export { BearerTokenGuard, TokenFile, bearerToken } from './bearer-token';
 export { listMetricsIfAsked } from './metrics-listing';
+export { registerStoreDiskGauges } from './store-disk';

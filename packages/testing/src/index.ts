@@ -22,6 +22,7 @@ export {
   startKubeApiServer,
   startLocalCluster,
   startQuotaController,
+  startNixDaemon,
   startServiceProcess,
   takeClusterTurn,
 } from '@seed/local-parts';
@@ -32,6 +33,7 @@ export type {
   KubeApiServerOptions,
   LocalCluster,
   LocalNode,
+  LocalNixDaemon,
   LocalRedis,
   LogLine,
   QuotaController,

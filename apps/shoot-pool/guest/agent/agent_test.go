@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,7 +19,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	for i := range payload {
 		payload[i] = byte(i)
 	}
-	out, err := encodeFrame(map[string]any{"id": 7, "op": "exec"}, payload, nil)
+	out, err := encodeFrame(map[string]any{"id": 7, "op": "exec"}, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,12 +27,34 @@ func TestFrameRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(f.blobs[0], payload) || len(f.blobs[1]) != 0 || len(f.blobs) != 2 {
+	if !bytes.Equal(f.blobs[0], payload) || len(f.blobs) != 1 {
 		t.Fatalf("blobs changed: %v", f.blobs)
 	}
 	var head requestHead
 	if err := json.Unmarshal(f.header, &head); err != nil || head.ID != 7 || head.Op != "exec" {
 		t.Fatalf("header: %s %v", f.header, err)
+	}
+}
+
+// A request frame is refused at its length fields: nothing is allocated for a header,
+// a blob count or a blob length beyond the request limits.
+func TestRefusesOversizedRequestFrames(t *testing.T) {
+	head := func(headerLen, blobs uint32) []byte {
+		out := append([]byte("SEED"), 0, 0, 0, 0, 0, 0, 0, 0)
+		binary.BigEndian.PutUint32(out[4:8], headerLen)
+		binary.BigEndian.PutUint32(out[8:12], blobs)
+		return out
+	}
+	cases := map[string][]byte{
+		"header":     head(maxHeaderBytes+1, 0),
+		"blob count": head(2, 2),
+		"blob":       append(append(head(2, 1), "{}"...), 0x02, 0x00, 0x00, 0x01), // 32 MiB + 1
+	}
+	for name, raw := range cases {
+		_, err := readFrame(bufio.NewReader(bytes.NewReader(raw)))
+		if err == nil || errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("%s: got %v, want a refusal", name, err)
+		}
 	}
 }
 
@@ -124,6 +147,13 @@ func TestExec(t *testing.T) {
 	res, _ = runCommand(rp, execRequest{Argv: []string{"head", "-c", "5000", "/dev/zero"}, MaxOutputBytes: 1000}, nil)
 	if len(res.stdout) != 1000 || !res.stdoutTruncated || res.exitCode != 0 {
 		t.Fatalf("cap: %d %+v", len(res.stdout), res.stdoutTruncated)
+	}
+
+	if _, err := runCommand(rp, execRequest{Argv: []string{"true"}, MaxOutputBytes: ceilingMaxOutputBytes + 1}, nil); err == nil {
+		t.Fatal("an output cap over the ceiling was taken")
+	}
+	if _, err := runCommand(rp, execRequest{Argv: []string{"true"}, Cwd: "/" + strings.Repeat("d", pathMax)}, nil); err == nil {
+		t.Fatal("a cwd longer than PATH_MAX was taken")
 	}
 
 	res, _ = runCommand(rp, execRequest{Argv: []string{"no-such-command-here"}}, nil)

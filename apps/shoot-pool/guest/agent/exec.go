@@ -8,6 +8,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -27,6 +28,8 @@ const (
 	drainGrace = 500 * time.Millisecond
 	// exitTimedOut is what timeout(1) answers, which callers already know.
 	exitTimedOut = 124
+	// pathMax is the kernel's PATH_MAX (with the NUL).
+	pathMax = 4096
 )
 
 // baseEnv is what every command starts from; the request's env overrides it.
@@ -53,6 +56,17 @@ func validateExec(req execRequest) error {
 	if req.TimeoutMs < 0 {
 		return badRequest("timeoutMs must not be negative")
 	}
+	if req.MaxOutputBytes < 0 || req.MaxOutputBytes > ceilingMaxOutputBytes {
+		return badRequest(fmt.Sprintf("maxOutputBytes must be 0 … %d", ceilingMaxOutputBytes))
+	}
+	if len(req.Cwd) >= pathMax {
+		return badRequest(fmt.Sprintf("cwd of %d bytes, at most %d", len(req.Cwd), pathMax-1))
+	}
+	for _, b := range req.Binds {
+		if len(b.Source) >= pathMax || len(b.Target) >= pathMax {
+			return badRequest(fmt.Sprintf("bind paths must be under %d bytes", pathMax))
+		}
+	}
 	return nil
 }
 
@@ -63,9 +77,6 @@ func runCommand(rp *reaper, req execRequest, stdin []byte) (execResult, error) {
 	capBytes := req.MaxOutputBytes
 	if capBytes <= 0 {
 		capBytes = defaultMaxOutputBytes
-	}
-	if capBytes > ceilingMaxOutputBytes {
-		capBytes = ceilingMaxOutputBytes
 	}
 	timeout := ceilingTimeout
 	if req.TimeoutMs > 0 && time.Duration(req.TimeoutMs)*time.Millisecond < ceilingTimeout {

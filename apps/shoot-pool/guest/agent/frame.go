@@ -19,10 +19,16 @@ import (
 
 var frameMagic = [4]byte{'S', 'E', 'E', 'D'}
 
+// What the agent reads in one request (the host's REQUEST_LIMITS in src/agent/protocol.ts):
+// lengths beyond these are refused before anything is allocated for them.
 const (
-	maxHeaderBytes = 1 << 20  // a header is a few hundred bytes; 1 MiB means garbage
-	maxBlobs       = 8        // exec answers carry two
-	maxBlobBytes   = 64 << 20 // stdin and capped output stay far below this
+	// An exec header holds argv and env (at most 1 MiB of UTF-8 by the shoot API, up to
+	// 6 bytes each once JSON-escaped) and its binds.
+	maxHeaderBytes = 8 << 20
+	// A request carries at most one blob: an exec's stdin.
+	maxBlobs = 1
+	// The shoot API's ceiling for stdin (SHOOT_LIMITS.maxStdinBytesCeiling).
+	maxBlobBytes = 32 << 20
 )
 
 // frame is one decoded message.

@@ -1,6 +1,6 @@
 // Command shoot-agent runs inside a Seed shoot microVM as PID 1 (exec'd by the
 // initramfs /init) and serves the host's requests: ping, setClock, mount/bind/remount/
-// unmount and exec. See PROTOCOL.md for the wire format.
+// unmount, reseed and exec. See PROTOCOL.md for the wire format.
 package main
 
 import (

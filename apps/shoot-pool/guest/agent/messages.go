@@ -87,6 +87,8 @@ type pingResponse struct {
 	Version  int   `json:"version"`
 	UptimeMs int64 `json:"uptimeMs"`
 	EpochMs  int64 `json:"epochMs"`
+	// Reseeds counts the host's `reseed` requests since boot (0 in a template).
+	Reseeds int `json:"reseeds"`
 }
 
 type setClockResponse struct {

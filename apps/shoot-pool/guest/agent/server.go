@@ -19,6 +19,8 @@ type agent struct {
 	mu      sync.Mutex
 	reaper  *reaper
 	started time.Time
+	// reseeds counts the host's reseeds since boot: a clone answers 1 once restored.
+	reseeds int
 	logf    func(format string, args ...any)
 }
 
@@ -80,7 +82,23 @@ func (a *agent) dispatch(head requestHead, f frame) (any, [][]byte, error) {
 			Version:    protocolVersion,
 			UptimeMs:   time.Since(a.started).Milliseconds(),
 			EpochMs:    time.Now().UnixMilli(),
+			Reseeds:    a.reseeds,
 		}, nil, nil
+
+	case "reseed":
+		var req reseedRequest
+		if err := decodeStrict(f.header, &req); err != nil {
+			return nil, nil, badRequest(err.Error())
+		}
+		if len(f.blobs) != 1 {
+			return nil, nil, badRequest("reseed takes one blob: the entropy")
+		}
+		if err := reseedKernel(f.blobs[0]); err != nil {
+			return nil, nil, err
+		}
+		a.reseeds++
+		a.logf("kernel RNG reseeded with %d bytes from the host (reseed %d)", len(f.blobs[0]), a.reseeds)
+		return reseedResponse{okResponse: ok, EntropyBytes: len(f.blobs[0]), Reseeds: a.reseeds}, nil, nil
 
 	case "setClock":
 		var req setClockRequest

@@ -4,10 +4,12 @@ import { AgentError } from './agent.errors';
 import {
   FrameDecoder,
   FrameError,
+  answerLimits,
   encodeFrame,
   errorResponseSchema,
   execResultOf,
   pingResultSchema,
+  reseedResultSchema,
   responseHeadSchema,
   setClockResultSchema,
   type AgentOp,
@@ -19,6 +21,7 @@ import {
   type PingResult,
   type RemountRequest,
   type RequestHeader,
+  type ReseedResult,
   type SetClockResult,
   type UnmountRequest,
 } from './protocol';
@@ -108,6 +111,16 @@ export class AgentClient {
   async setClock(epochMs: number = Date.now(), options?: RequestOptions): Promise<SetClockResult> {
     const frame = await this.#request({ op: 'setClock', epochMs }, [], options);
     return this.#parse('setClock', () => setClockResultSchema.parse(frame.header));
+  }
+
+  /**
+   * Credits `entropy` to the guest kernel's input pool and forces its CRNG to reseed from
+   * it. A restored clone shares the snapshot's RNG state with every other clone: reseed it
+   * before running anything that draws random bytes.
+   */
+  async reseed(entropy: Buffer, options?: RequestOptions): Promise<ReseedResult> {
+    const frame = await this.#request({ op: 'reseed' }, [entropy], options);
+    return this.#parse('reseed', () => reseedResultSchema.parse(frame.header));
   }
 
   async mount(request: MountRequest, options?: RequestOptions): Promise<void> {
@@ -202,6 +215,9 @@ export class AgentClient {
       throw new AgentError('protocol', op, (error as Error).message, undefined, { cause: error });
     }
     const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
+    // Requests go one at a time: the next frame read is this one's answer (or a late one,
+    // dropped by its id, which must fit too).
+    this.#decoder.limits = answerLimits(header);
 
     const frame = await new Promise<Frame>((resolve, reject) => {
       const finish = () => {
@@ -277,7 +293,7 @@ export class AgentClient {
       throw new AgentError('closed', op, `connection to ${this.#label} closed`);
     }
     this.#socket = socket;
-    this.#decoder = new FrameDecoder();
+    this.#decoder = new FrameDecoder(answerLimits({ op: 'ping' }));
     socket.on('data', (chunk: Buffer) => this.#onData(socket, chunk));
     socket.on('error', () => undefined); // 'close' follows and does the work
     socket.on('close', () => {

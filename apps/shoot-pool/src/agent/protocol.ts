@@ -6,14 +6,54 @@
 //
 // Byte payloads (stdin, stdout, stderr) travel as blobs beside the JSON header: binary
 // output round-trips exactly and is never base64-inflated on the wire.
+import { SHOOT_LIMITS } from '@seed/contracts';
 import { z } from 'zod';
 
 export const FRAME_MAGIC = Buffer.from('SEED', 'latin1');
 export const PROTOCOL_VERSION = 1;
-/** The agent's limits (guest/agent/frame.go); the host enforces the same ones. */
-export const MAX_HEADER_BYTES = 1 << 20;
+/** The format's outer limits; each direction narrows them (FrameLimits). */
+export const MAX_HEADER_BYTES = 8 << 20;
 export const MAX_BLOBS = 8;
 export const MAX_BLOB_BYTES = 64 << 20;
+
+/** The most a decoder accepts in one frame: it refuses a length before reading its bytes. */
+export interface FrameLimits {
+  maxHeaderBytes: number;
+  maxBlobs: number;
+  maxBlobBytes: number;
+}
+
+/**
+ * What the agent reads in a request (guest/agent/frame.go, the same numbers): an exec
+ * header holds argv and env (1 MiB of UTF-8, up to 6 bytes each once JSON-escaped) and its
+ * binds; the only blob is stdin.
+ */
+export const REQUEST_LIMITS: FrameLimits = {
+  maxHeaderBytes: MAX_HEADER_BYTES,
+  maxBlobs: 1,
+  maxBlobBytes: SHOOT_LIMITS.maxStdinBytesCeiling,
+};
+
+/** The agent's output cap when an exec names none (guest/agent/exec.go). */
+export const DEFAULT_MAX_OUTPUT_BYTES = 1 << 20;
+/** An answer's header is a few hundred bytes; an error message a few more. */
+const MAX_ANSWER_HEADER_BYTES = 64 << 10;
+
+/**
+ * What the host reads in the answer to `request`: only an exec's answer has blobs, stdout
+ * and stderr, each within the cap that exec asked for. A guest that sends more is cut off
+ * at the length field, before a byte of it is buffered.
+ */
+export function answerLimits(request: RequestHeader): FrameLimits {
+  if (request.op !== 'exec') {
+    return { maxHeaderBytes: MAX_ANSWER_HEADER_BYTES, maxBlobs: 0, maxBlobBytes: 0 };
+  }
+  return {
+    maxHeaderBytes: MAX_ANSWER_HEADER_BYTES,
+    maxBlobs: 2,
+    maxBlobBytes: request.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+  };
+}
 
 export interface Frame {
   header: unknown;
@@ -55,9 +95,21 @@ type Step =
  * A stream that breaks the format throws FrameError; the decoder is useless afterwards.
  */
 export class FrameDecoder {
+  /** Applies from the next frame header or blob length read on. */
+  limits: FrameLimits;
   #chunks: Buffer[] = [];
   #buffered = 0;
   #step: Step = { at: 'head' };
+
+  constructor(
+    limits: FrameLimits = {
+      maxHeaderBytes: MAX_HEADER_BYTES,
+      maxBlobs: MAX_BLOBS,
+      maxBlobBytes: MAX_BLOB_BYTES,
+    },
+  ) {
+    this.limits = limits;
+  }
 
   /** Bytes received that are not part of a complete frame yet. */
   get pendingBytes(): number {
@@ -89,10 +141,14 @@ export class FrameDecoder {
           }
           const headerLength = head.readUInt32BE(4);
           const blobCount = head.readUInt32BE(8);
-          if (headerLength === 0 || headerLength > MAX_HEADER_BYTES) {
-            throw new FrameError(`header length ${headerLength} out of range`);
+          if (headerLength === 0 || headerLength > this.limits.maxHeaderBytes) {
+            throw new FrameError(
+              `header length ${headerLength} out of range (at most ${this.limits.maxHeaderBytes})`,
+            );
           }
-          if (blobCount > MAX_BLOBS) throw new FrameError(`${blobCount} blobs`);
+          if (blobCount > this.limits.maxBlobs) {
+            throw new FrameError(`${blobCount} blobs, at most ${this.limits.maxBlobs}`);
+          }
           this.#step = { at: 'header', headerLength, blobCount };
           break;
         }
@@ -116,7 +172,9 @@ export class FrameDecoder {
           const size = this.#take(4);
           if (size === undefined) return undefined;
           const length = size.readUInt32BE(0);
-          if (length > MAX_BLOB_BYTES) throw new FrameError(`blob of ${length} bytes`);
+          if (length > this.limits.maxBlobBytes) {
+            throw new FrameError(`blob of ${length} bytes, at most ${this.limits.maxBlobBytes}`);
+          }
           this.#step = { ...step, at: 'blob', length };
           break;
         }
@@ -214,6 +272,7 @@ export interface ExecRequest {
 export type RequestHeader =
   | { op: 'ping' }
   | { op: 'setClock'; epochMs: number }
+  | { op: 'reseed' }
   | ({ op: 'mount' } & MountRequest)
   | ({ op: 'bind' } & BindRequest)
   | ({ op: 'remount' } & RemountRequest)
@@ -241,11 +300,19 @@ export const pingResultSchema = z.object({
   version: z.number().int(),
   uptimeMs: z.number(),
   epochMs: z.number(),
+  /** The host's reseeds since the guest booted: 0 in a template, 1 in a woken clone. */
+  reseeds: z.number().int().nonnegative(),
 });
 export type PingResult = z.infer<typeof pingResultSchema>;
 
 export const setClockResultSchema = z.object({ previousEpochMs: z.number() });
 export type SetClockResult = z.infer<typeof setClockResultSchema>;
+
+export const reseedResultSchema = z.object({
+  entropyBytes: z.number().int(),
+  reseeds: z.number().int().positive(),
+});
+export type ReseedResult = z.infer<typeof reseedResultSchema>;
 
 export const execHeaderSchema = z.object({
   exitCode: z.number().int(),

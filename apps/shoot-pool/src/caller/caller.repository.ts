@@ -1,4 +1,5 @@
 // The caller by its token, from the Kubernetes API: the only file importing client-node.
+import { imageStorePath } from '../store/closure-views';
 import { createHash } from 'node:crypto';
 import { SHOOT_TOKEN_AUDIENCE } from '@seed/contracts';
 import { loadKubeConfig } from '@seed/kube-config';
@@ -55,7 +56,8 @@ interface TokenIdentity {
  * `spec.local.path` (the local-path provisioner). Anything unresolvable rejects the call
  * (409 with the reason); nothing is silently dropped. Other volume kinds (configMap,
  * projected tokens, emptyDir) are not the instance's storage and are not shared.
- * The store is the node's store (`storeDir`): nix-snapshotter serves pod images from it.
+ * The store is the node's store (`storeDir`): nix-snapshotter serves pod images from it;
+ * the shoot sees the closure of the container's image (`nix:0/nix/store/…`) in it.
  */
 export class KubeCallerResolver implements CallerResolver {
   readonly #core: CoreV1Api;
@@ -145,7 +147,13 @@ export class KubeCallerResolver implements CallerResolver {
         mountPoint: mount.mountPath,
       });
     }
-    return { key: name, store: this.storeDir, volumes };
+    let image: string;
+    try {
+      image = imageStorePath(container.image ?? '', this.storeDir);
+    } catch (error) {
+      throw new CallerRejected(`pod ${name}: ${(error as Error).message}`, 'unresolvable');
+    }
+    return { key: name, store: this.storeDir, image, volumes };
   }
 
   /** The pod the API server says the token was issued to, for shoots; cached briefly. */

@@ -14,6 +14,12 @@ export interface Caller {
   key: string;
   /** The host folder the caller's /nix/store comes from. */
   store: string;
+  /**
+   * The store path of the caller's image: the guest's /nix/store shows its closure and
+   * nothing else (store/closure-views.ts). Unset only for a local caller sharing a plain
+   * folder (development).
+   */
+  image?: string;
   volumes: CallerVolume[];
 }
 
@@ -56,6 +62,7 @@ const staticSchema = z.record(
   z.string().min(1),
   z.object({
     store: z.string().startsWith('/'),
+    image: z.string().startsWith('/').optional(),
     volumes: z
       .array(
         z.object({ hostPath: z.string().startsWith('/'), mountPoint: z.string().startsWith('/') }),
@@ -67,7 +74,8 @@ const staticSchema = z.record(
 /**
  * A development aid for running the pool without Kubernetes: a fixed map of source IP to
  * caller (`SEED_SHOOT_LOCAL_CALLER`, JSON `{"127.0.0.1": {"store": "/nix/store",
- * "volumes": [{"hostPath": "/tmp/vol", "mountPoint": "/data"}]}}`). Not for production:
+ * "image": "/nix/store/<hash>-image", "volumes": [{"hostPath": "/tmp/vol", "mountPoint":
+ * "/data"}]}}`; without `image` the guest sees the whole `store` folder). Not for production:
  * nothing checks that the process behind the IP is a Seed instance.
  */
 export class StaticCallerResolver implements CallerResolver {
@@ -77,7 +85,7 @@ export class StaticCallerResolver implements CallerResolver {
     this.#callers = new Map(
       Object.entries(callers).map(([ip, caller]) => [
         normalizeIp(ip),
-        { key: normalizeIp(ip), store: caller.store, volumes: caller.volumes },
+        { key: normalizeIp(ip), ...caller },
       ]),
     );
   }
@@ -99,9 +107,13 @@ export class StaticCallerResolver implements CallerResolver {
     return new StaticCallerResolver(result.data);
   }
 
-  /** The store of the first configured caller: the one the pool pre-binds. */
+  /**
+   * The store folder of the first configured caller when it shares the whole folder: the
+   * one the pool pre-binds. A caller with an image gets its closure view per shoot.
+   */
   firstStore(): string | undefined {
-    return this.#callers.values().next().value?.store;
+    const first = this.#callers.values().next().value;
+    return first?.image === undefined ? first?.store : undefined;
   }
 
   resolve({ ip }: CallerClaim): Promise<Caller> {

@@ -9,7 +9,11 @@ import type { GuestImage, Hypervisor, MicroVm, VmSnapshot } from '../vm/hypervis
 
 /** Where every clone mounts its share (the export folder), before a caller is known. */
 export const SHARE_TARGET = '/run/shoot';
-/** The export subfolder the node's store is bound into (read-only) while the clone warms. */
+/**
+ * The export subfolder the guest's /nix/store shows (bound in the guest while the clone
+ * warms): a caller's closure view is bound into it on the host at request time, or a
+ * local store folder while the clone warms.
+ */
 export const STORE_POINT = 'store';
 /** The export subfolder a caller's store goes into when it is not the pre-bound one. */
 export const CALLER_STORE_POINT = 'store1';
@@ -53,8 +57,9 @@ export interface PoolOptions {
   memoryMiB: number;
   vcpus: number;
   /**
-   * A host store every caller shares (the node's /nix/store): bound read-only into each
-   * clone and onto the guest's /nix/store while it warms, so a shoot does not pay for it.
+   * A host store folder every caller shares (local development only): bound read-only
+   * into each clone while it warms, so a shoot does not pay for it. Unset, the guest's
+   * /nix/store stays empty until a shoot's store is bound into STORE_POINT.
    */
   store?: string;
 }
@@ -116,8 +121,9 @@ const REFILL_DELAY_MS = 50;
 
 /**
  * Everything a clone can do before its caller is known: mount the share, pre-bind the
- * shared store, and run one command the way a shoot does (with its guest binds in the
- * exec): a restored guest's first fork faults in pages the snapshot shares (~150 ms under
+ * shared store if there is one, bind STORE_POINT onto the guest's /nix/store (the host
+ * binds the caller's store there later; 9p without a cache shows it at once), and run one
+ * command the way a shoot does (with its guest binds in the exec): a restored guest's first fork faults in pages the snapshot shares (~150 ms under
  * TCG, ~10 ms afterwards), and under TCG each code path runs slowly the first time a VMM
  * process meets it.
  */
@@ -132,7 +138,7 @@ async function warm(vm: MicroVm, store: string | undefined): Promise<void> {
   const first = await vm.agent.exec({
     argv: ['true'],
     timeoutMs: 10_000,
-    binds: store === undefined ? undefined : [guestBind(STORE_POINT, GUEST_STORE, true)],
+    binds: [guestBind(STORE_POINT, GUEST_STORE, true)],
   });
   if (first.exitCode !== 0) throw new Error(`warm-up command exited ${first.exitCode}`);
 }

@@ -42,6 +42,8 @@ export function clhTemplateConfig(machine: ClhMachine): VmConfig {
     serial: { mode: 'File', file: CLH_CONSOLE_LOG },
     console: { mode: 'Off' },
     vsock: { cid: CLH_GUEST_CID, socket: CLH_VSOCK_SOCKET },
+    // A hardware RNG fed from the host (see qemu-command.ts).
+    rng: { src: '/dev/urandom' },
     watchdog: false,
   };
 }

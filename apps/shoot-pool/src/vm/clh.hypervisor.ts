@@ -48,7 +48,7 @@ import {
   type VmRole,
   type VmSnapshot,
 } from './hypervisor';
-import { ManagedSnapshot, ManagedVm, VmLaunch } from './managed-vm';
+import { ManagedSnapshot, ManagedVm, VmLaunch, wakeClone } from './managed-vm';
 import { reapOrphans } from './reap-orphans';
 import { MAX_SOCKET_PATH, RunLayout, writeRecord } from './run-dir';
 import { silentLog, type VmLog } from './vm-log';
@@ -177,7 +177,8 @@ export class ClhHypervisor implements Hypervisor {
       await api.resume();
       await api.addFs(clhShareConfig(this.#shareTag, shareSocket));
       await vm.agent.waitReady({ timeoutMs: readyTimeoutMs, signal: vm.launch.vmmExit.signal });
-      await vm.agent.setClock(Date.now(), { signal: vm.launch.vmmExit.signal });
+      // The guest wakes with the snapshot's clock and RNG state.
+      await wakeClone(vm.agent, vm.launch.vmmExit.signal);
     } catch (error) {
       return vm.launch.fail('restore', `restore failed: ${String(error)}`, error);
     }

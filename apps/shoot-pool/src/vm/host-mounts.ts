@@ -16,16 +16,23 @@ async function mountCommand(argv: string[]): Promise<void> {
 }
 
 /**
- * Bind-mounts `source` onto `target`, read-only if asked. The bind is private: mounts made
- * under it never propagate elsewhere, and the host's own mounts do not propagate into it.
- * One `mount` process does all of it (util-linux >= 2.27 applies `--make-private` and
- * `-o ro` after the bind, as a remount): each command is a round trip on a shoot's path.
+ * Bind-mounts `source` onto `target`, read-only if asked; `recursive` takes the mounts
+ * under `source` along (a closure view's per-path binds, each already read-only). The bind
+ * is private: mounts made under it never propagate elsewhere, and the host's own mounts do
+ * not propagate into it. One `mount` process does all of it (util-linux >= 2.27 applies
+ * `--make-private` and `-o ro` after the bind, as a remount): each command is a round trip
+ * on a shoot's path.
  */
-export async function bindMount(source: string, target: string, readOnly: boolean): Promise<void> {
+export async function bindMount(
+  source: string,
+  target: string,
+  readOnly: boolean,
+  recursive = false,
+): Promise<void> {
   await mountCommand([
     'mount',
-    '--make-private',
-    '--bind',
+    recursive ? '--make-rprivate' : '--make-private',
+    recursive ? '--rbind' : '--bind',
     ...(readOnly ? ['-o', 'ro'] : []),
     source,
     target,
@@ -48,7 +55,7 @@ async function mountedReadOnly(point: string): Promise<boolean> {
  * when its last user does). The VMM is killed before this runs, so busy is rare.
  */
 export async function unmount(target: string): Promise<void> {
-  const result = await runHostCommand(['umount', target]);
+  const result = await runHostCommand(['umount', '--recursive', target]);
   if (result.code === 0) return;
   const lazy = await runHostCommand(['umount', '--lazy', target]);
   if (lazy.code !== 0) {
@@ -65,7 +72,8 @@ export async function unmount(target: string): Promise<void> {
  */
 export async function unmountAll(targets: readonly string[]): Promise<void> {
   if (targets.length === 0) return;
-  const result = await runHostCommand(['umount', ...targets]);
+  // --recursive: a closure view's bind carries a mount per store path under it.
+  const result = await runHostCommand(['umount', '--recursive', ...targets]);
   if (result.code === 0) return;
   const left = new Set(await mountsUnder('/'));
   const failed: string[] = [];

@@ -56,6 +56,8 @@ export interface VmShare {
 
 export interface BindOptions {
   readOnly: boolean;
+  /** Take the mounts under the source along (a closure view). */
+  recursive?: boolean;
 }
 
 /** How a VMM process ended. */

@@ -1,5 +1,6 @@
 // What both drivers share about one VM: its run directory and export folder, the binds
 // made into it, its VMM process, and the cleanup stack that undoes all of it once.
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentClient } from '../agent/agent.client';
@@ -19,6 +20,19 @@ import {
 import { writeRecord } from './run-dir';
 import type { VmLog } from './vm-log';
 import { killVmm, type VmmProcess } from './vmm-process';
+
+/** Bytes of host entropy each restored clone gets: two CRNG keys' worth. */
+const CLONE_ENTROPY_BYTES = 64;
+
+/**
+ * What a restored clone needs before anything runs in it, whichever VMM restored it: the
+ * host's time (it wakes with the snapshot's) and fresh randomness (it wakes with the
+ * snapshot's kernel RNG state, the same as every other clone of that snapshot).
+ */
+export async function wakeClone(agent: AgentClient, signal: AbortSignal): Promise<void> {
+  await agent.setClock(Date.now(), { signal });
+  await agent.reseed(randomBytes(CLONE_ENTROPY_BYTES), { signal });
+}
 
 /** A mount point name: one path segment, no dot-files. */
 const MOUNT_POINT = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$/;
@@ -198,7 +212,7 @@ export class ManagedVm implements MicroVm {
       );
     }
     try {
-      await bindMount(source, target, options.readOnly);
+      await bindMount(source, target, options.readOnly, options.recursive);
     } catch (error) {
       throw new VmError('host', this.id, (error as Error).message, { cause: error });
     }

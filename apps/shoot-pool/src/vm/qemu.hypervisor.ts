@@ -6,16 +6,20 @@
 // - guest memory in a file under /dev/shm: the template maps it shared, so with the
 //   `x-ignore-shared` capability a snapshot is only the ~60 KB device state; clones map
 //   the same file private (copy-on-write) and restore in ~0.3 s under TCG;
-// - snapshot = stop + migrate to `exec:cat > FILE` (7.2 has no `file:` URI) with the
+// - snapshot = stop + migrate to a Unix socket the driver writes into the state file (7.2
+//   has no `file:` URI, and `exec:` would need a shell, which the sandbox forbids) with the
 //   bandwidth cap raised; restore = the same command line + `-incoming defer`, then
-//   `migrate-incoming` and `cont`;
+//   `migrate-incoming` on a Unix socket the driver streams the file into, and `cont`;
+// - every QEMU runs as an unprivileged uid of its own (vm-uids.ts) under its seccomp
+//   sandbox: no setuid, no exec, no scheduler or resource changes (qemu-command.ts);
 // - the agent on a virtio-serial port (no vsock without /dev/vhost-vsock), the share over
 //   9p, no network device at all.
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, createWriteStream } from 'node:fs';
 import { access, link, mkdir, readFile, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient } from '../agent/agent.client';
 import { CleanupStack } from './cleanup-stack';
@@ -32,13 +36,14 @@ import {
   type VmSnapshot,
 } from './hypervisor';
 import { removeUnmountedTree } from '@seed/mount-table';
-import { ManagedSnapshot, ManagedVm, VmLaunch } from './managed-vm';
+import { ManagedSnapshot, ManagedVm, VmLaunch, wakeClone } from './managed-vm';
 import { QmpClient } from './qmp.client';
-import { guestCmdline, hostTscKhz, qemuArgs, shellQuote, type Accel } from './qemu-command';
+import { guestCmdline, hostTscKhz, qemuArgs, type Accel } from './qemu-command';
 import { reapOrphans } from './reap-orphans';
 import { MAX_SOCKET_PATH, RunLayout, writeRecord } from './run-dir';
 import { silentLog, type VmLog } from './vm-log';
 import { spawnVmm } from './vmm-process';
+import { DEFAULT_VM_UIDS, VmUids, runAsVmUser, type UidRange } from './vm-uids';
 
 export { reapOrphans } from './reap-orphans';
 
@@ -59,6 +64,8 @@ export interface QemuHypervisorOptions {
   shareTag?: string;
   /** Host TSC frequency for the guest's tsc_early_khz; read from the host by default. */
   tscKhz?: number;
+  /** The uids VMs run as, one each (vm-uids.ts); no other process may use them. */
+  vmUids?: UidRange;
   log?: VmLog;
 }
 
@@ -84,6 +91,7 @@ export class QemuHypervisor implements Hypervisor {
   readonly #kvmProbeTimeoutMs: number;
   readonly #shareTag: string;
   readonly #log: VmLog;
+  readonly #uids: VmUids;
   #tscKhz: number | undefined;
   #resolvedAccel: Promise<Accel> | undefined;
 
@@ -95,6 +103,7 @@ export class QemuHypervisor implements Hypervisor {
     this.#kvmProbeTimeoutMs = options.kvmProbeTimeoutMs ?? 2_500;
     this.#shareTag = options.shareTag ?? 'shoot';
     this.#tscKhz = options.tscKhz;
+    this.#uids = new VmUids(options.vmUids ?? DEFAULT_VM_UIDS);
     this.#log = options.log ?? silentLog;
   }
 
@@ -127,6 +136,7 @@ export class QemuHypervisor implements Hypervisor {
     const dir = this.#layout.snapshotDir(id);
     const stack = new CleanupStack();
     const statePath = path.join(dir, 'state.bin');
+    const migrationSocket = path.join(dir, 'migrate.sock');
     const ramFile = this.#layout.ramFile(id);
     try {
       await mkdirFresh(dir);
@@ -147,8 +157,14 @@ export class QemuHypervisor implements Hypervisor {
       });
       await qmp.execute('migrate-set-parameters', { 'max-bandwidth': MAX_MIGRATION_BANDWIDTH });
       await qmp.execute('stop');
-      await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(statePath)}` });
-      await waitForMigration(qmp, SNAPSHOT_TIMEOUT_MS, source.launch.vmmExit.signal);
+      const received = await receiveMigration(migrationSocket, statePath);
+      try {
+        await qmp.execute('migrate', { uri: `unix:${migrationSocket}` });
+        await waitForMigration(qmp, SNAPSHOT_TIMEOUT_MS, source.launch.vmmExit.signal);
+        await received.written;
+      } finally {
+        await received.close();
+      }
       // The memory file is the rest of the snapshot. A second name keeps it when the
       // template's own name is removed with the template.
       await link(source.ramFile, ramFile);
@@ -185,16 +201,22 @@ export class QemuHypervisor implements Hypervisor {
       await qmp.execute('migrate-set-capabilities', {
         capabilities: [{ capability: 'x-ignore-shared', state: true }],
       });
-      await qmp.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(snapshot.statePath)}` });
+      // QEMU listens once this returns; the driver streams the state file into it.
+      const incoming = path.join(vm.runDir, 'incoming.sock');
+      await qmp.execute('migrate-incoming', { uri: `unix:${incoming}` });
+      const sent = sendMigration(incoming, snapshot.statePath);
       // Accepted while the stream loads: the VM runs as soon as it is in.
       await qmp.execute('cont');
-      await waitUntilRunning(qmp, deadline - Date.now(), vm.launch.vmmExit.signal);
+      await Promise.all([
+        sent,
+        waitUntilRunning(qmp, deadline - Date.now(), vm.launch.vmmExit.signal),
+      ]);
       await vm.agent.waitReady({
         timeoutMs: Math.max(deadline - Date.now(), 1),
         signal: vm.launch.vmmExit.signal,
       });
-      // The guest wakes with the snapshot's wall clock.
-      await vm.agent.setClock(Date.now(), { signal: vm.launch.vmmExit.signal });
+      // The guest wakes with the snapshot's clock and RNG state.
+      await wakeClone(vm.agent, vm.launch.vmmExit.signal);
     } catch (error) {
       return vm.launch.fail('restore', `restore failed: ${explain(error, vm.launch)}`, error);
     }
@@ -248,7 +270,8 @@ export class QemuHypervisor implements Hypervisor {
       consoleLog: path.join(runDir, 'console.log'),
       pidFile: path.join(runDir, 'qemu.pid'),
     };
-    if (files.agentSocket.length > MAX_SOCKET_PATH) {
+    // The longest socket path of the VM (incoming.sock, for a restore).
+    if (path.join(runDir, 'incoming.sock').length > MAX_SOCKET_PATH) {
       throw new VmError('invalid', id, `run directory too long for Unix sockets: ${runDir}`);
     }
     try {
@@ -257,11 +280,15 @@ export class QemuHypervisor implements Hypervisor {
         await launch.stack.push('remove memory file', () => unlinkIfPresent(memory.ramFile));
       }
       const exportDir = await launch.createExport(memory.mountPoints);
+      const uid = this.#uids.take();
+      // Runs after the VMM is killed: the uid is free only when nothing runs as it.
+      await launch.stack.push('release VM uid', () => this.#uids.release(uid));
       // Written before QEMU starts, so a crash right after still leaves it findable.
       await launch.writeRecord({
         vmm: 'qemu',
         id,
         role,
+        uid,
         ramFiles: memory.ownsRam ? [memory.ramFile] : [],
         machine,
       });
@@ -281,7 +308,11 @@ export class QemuHypervisor implements Hypervisor {
       });
       let process;
       try {
-        process = await spawnVmm(this.#qemu, args, path.join(runDir, 'vmm.log'));
+        process = await spawnVmm(
+          'setpriv',
+          runAsVmUser(uid, this.#qemu, args),
+          path.join(runDir, 'vmm.log'),
+        );
       } catch (error) {
         throw new VmError('spawn', id, `cannot start ${this.#qemu}: ${String(error)}`, {
           cause: error,
@@ -451,6 +482,49 @@ async function waitUntilRunning(
       throw new Error(`VM not running after ${timeoutMs} ms (${status.status})`);
     await sleep(POLL_MS);
   }
+}
+
+/**
+ * Listens on `socketPath` for QEMU's outgoing migration and writes the stream to `file`;
+ * `written` settles when QEMU closed the stream and the file is flushed.
+ */
+async function receiveMigration(
+  socketPath: string,
+  file: string,
+): Promise<{ written: Promise<void>; close(): Promise<void> }> {
+  let settle!: { resolve: () => void; reject: (error: Error) => void };
+  const written = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  // Awaited by the snapshot only once QEMU was told to migrate.
+  written.catch(() => undefined);
+  const server = net.createServer((socket) => {
+    server.close(); // one stream only
+    pipeline(socket, createWriteStream(file)).then(settle.resolve, settle.reject);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, resolve);
+  });
+  return {
+    written,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        settle.reject(new Error('migration stream never came'));
+      }).then(() => unlinkIfPresent(socketPath)),
+  };
+}
+
+/**
+ * Sends a saved state file (the ~60 KB device state) into the Unix socket a restoring QEMU
+ * listens on. QEMU closes its end once it has read the stream's end marker, which may come
+ * before this side's end is acknowledged: whether the load worked is for query-migrate to
+ * say (waitUntilRunning), not for this socket.
+ */
+async function sendMigration(socketPath: string, file: string): Promise<void> {
+  const state = await readFile(file);
+  const socket = await connectUnix(socketPath);
+  socket.on('error', () => undefined);
+  socket.end(state);
 }
 
 function connectUnix(socketPath: string): Promise<net.Socket> {

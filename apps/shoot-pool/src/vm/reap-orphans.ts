@@ -10,7 +10,8 @@ import { killOrphan, processesReferencing } from './vmm-process';
  * Cleans up after a daemon that died without destroying its VMs: kills every process
  * whose argv names a path under `runRoot` (VMMs, their helpers, virtiofsd), then — in the
  * order a VM's own cleanup stack uses — unmounts what is mounted under it, removes this
- * run root's memory files from `shmDir`, and empties the run root. Processes are found by
+ * run root's memory files from `shmDir`, and empties the run root (VMs, snapshots and
+ * closure views). Processes are found by
  * their command line rather than by pid files, which a reused pid would make lie.
  * Call it only while this daemon has no VM of its own under `runRoot`.
  */
@@ -33,7 +34,7 @@ export async function reapOrphans(runRoot: string, shmDir = '/dev/shm'): Promise
     await unlink(file).catch(ignoreMissing);
     report.removed.push(file);
   }
-  for (const sub of ['vms', 'snapshots']) {
+  for (const sub of ['vms', 'snapshots', 'closures']) {
     for (const name of await listDir(path.join(root, sub))) {
       const dir = path.join(root, sub, name);
       await removeUnmountedTree(dir);

@@ -2,6 +2,7 @@ import { ClhHypervisor } from './clh.hypervisor';
 import type { Hypervisor } from './hypervisor';
 import { QemuHypervisor } from './qemu.hypervisor';
 import type { VmLog } from './vm-log';
+import type { UidRange } from './vm-uids';
 
 /**
  * The VMM the pool's microVMs run under (SEED_HYPERVISOR). QEMU is the default, the one
@@ -9,7 +10,7 @@ import type { VmLog } from './vm-log';
  * (deploy/) and needs KVM.
  */
 export type HypervisorChoice =
-  | { kind: 'qemu'; accel: 'auto' | 'kvm' | 'tcg' }
+  | { kind: 'qemu'; accel: 'auto' | 'kvm' | 'tcg'; vmUids: UidRange }
   | { kind: 'cloud-hypervisor'; binary: string; virtiofsdBinary: string };
 
 /** The one place that knows both drivers: everything after it sees a Hypervisor. */
@@ -19,7 +20,7 @@ export function selectHypervisor(
   log: VmLog,
 ): Hypervisor {
   return choice.kind === 'qemu'
-    ? new QemuHypervisor({ runRoot, accel: choice.accel, log })
+    ? new QemuHypervisor({ runRoot, accel: choice.accel, vmUids: choice.vmUids, log })
     : new ClhHypervisor({
         runRoot,
         clhBinary: choice.binary,
