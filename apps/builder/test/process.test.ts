@@ -1,10 +1,5 @@
-<<<<<<< HEAD
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-=======
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
->>>>>>> main
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -18,18 +13,15 @@ import {
   type LocalRedis,
 } from '@seed/testing';
 import { FakeReconciler } from './fake-reconciler';
-<<<<<<< HEAD
 import {
   Pushes,
   builderCredentialEnv,
   builderCredentials,
+  builderNix,
   finished,
   flake,
   getBuilds,
 } from './harness';
-=======
-import { Pushes, builderCredentialEnv, builderNix, finished, flake, getBuilds } from './harness';
->>>>>>> main
 
 const MAIN = path.resolve(__dirname, '../dist/main.js');
 
