@@ -168,9 +168,9 @@ describe('failures', () => {
     expect(record.attempts).toBe(1);
     expect(record.error?.kind).toBe(kind);
     expect(record.error?.message).toMatch(message);
-    const job = await pushes.queue.getJob(jobId);
-    expect(job?.attemptsMade).toBe(1);
-    expect(await job?.getState()).toBe('failed');
+    const job = await pushes.settledJob(jobId);
+    expect(job.attemptsMade).toBe(1);
+    expect(await job.getState()).toBe('failed');
   });
 
   it("hands the registry's caps to the reconciler with the generation", async () => {

@@ -21,7 +21,7 @@ import {
   type LocalRedis,
   type PlatformCertificates,
 } from '@seed/testing';
-import { Queue } from 'bullmq';
+import { Queue, type Job } from 'bullmq';
 
 /**
  * Queues builds through the webhook's producer (as the webhook's Redis user), retrying
@@ -46,6 +46,22 @@ export class Pushes {
 
   push(repo: FlakeRepo, commit: string, quota?: FlakeQuota): Promise<string> {
     return queueBuild(this.producer, repo.url(), commit, quota);
+  }
+
+  /**
+   * The job once BullMQ has settled it: the build record turns final inside the
+   * processor, a moment before the worker moves the job to failed or completed.
+   */
+  async settledJob(jobId: string, timeoutMs = 10_000): Promise<Job> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const job = await this.queue.getJob(jobId);
+      const state = await job?.getState();
+      if (job && (state === 'failed' || state === 'completed')) return job;
+      if (Date.now() > deadline)
+        throw new Error(`job ${jobId} still ${state ?? 'missing'} after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   async close(): Promise<void> {

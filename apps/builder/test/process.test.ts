@@ -124,7 +124,7 @@ describe('builder processes', () => {
     const second = await builder();
     const record = await finished(second.url, jobId, 60_000);
     expect(record.state).toBe('succeeded');
-    expect(await (await pushes.queue.getJob(jobId))?.getState()).toBe('completed');
+    expect(await (await pushes.settledJob(jobId)).getState()).toBe('completed');
     expect(reconciler.generationsOf(repo.url())).toEqual([record.generation]);
     second.process.kill('SIGTERM');
     expect((await second.process.exited).code).toBe(0);

@@ -41,6 +41,12 @@ import {
 } from './repositories/kube.repository';
 import { isSubset } from './subset';
 
+/** What the reconcile writes to the API server (KubeRepository). */
+export type ObjectWrites = Pick<KubeRepository, 'apply' | 'mergePatch' | 'delete'>;
+
+/** Each flake's `seed-state` and namespace (FlakeStateRepository). */
+export type FlakeStates = Pick<FlakeStateRepository, 'load' | 'remembered' | 'namespace' | 'save'>;
+
 /** Where live objects are read from: the informers' caches when they have them. */
 export interface LiveObjects {
   get(object: SeedObject): Promise<KubernetesObject | undefined>;
@@ -82,10 +88,10 @@ export class FlakeReconciler implements Reconciler {
   private readonly failed = new FailedInstances();
 
   constructor(
-    private readonly kube: KubeRepository,
-    private readonly states: FlakeStateRepository,
+    private readonly kube: ObjectWrites,
+    private readonly states: FlakeStates,
     private readonly live: LiveObjects,
-    private readonly events: EventRecorder,
+    private readonly events: Pick<EventRecorder, 'record'>,
     private readonly metrics: ReconcilerMetrics,
     private readonly logger: Logger,
     private readonly options: FlakeReconcilerOptions,

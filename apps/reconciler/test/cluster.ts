@@ -14,7 +14,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import {
-  SIZE_TIERS,
   createReconcilerClient,
   deriveNamespace,
   generationHash,
@@ -35,21 +34,7 @@ import {
 import { loadReconcilerConfig } from '../src/config';
 import { createReconcilerApp, type ReconcilerApp } from '../src/reconciler.app';
 
-export function meta(name: string, overrides: Partial<SeedMeta> = {}): SeedMeta {
-  const size = overrides.size ?? 's';
-  return {
-    name,
-    system: 'x86_64-linux',
-    size,
-    resources: { ...SIZE_TIERS[size] },
-    expose: {},
-    storage: {},
-    connect: {},
-    rollout: 'recreate',
-    shoot: { enable: false },
-    ...overrides,
-  };
-}
+export { seedMeta as meta } from '@seed/testing';
 
 /** A generation as the builder sends it; `images` (name → store path) default to made-up paths. */
 export function generation(

@@ -52,3 +52,4 @@ export {
   clhSpecOperation,
 } from './clh-spec';
 export type { JsonSchema } from './clh-spec';
+export { seedMeta } from './seed-meta';

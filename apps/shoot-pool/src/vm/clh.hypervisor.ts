@@ -301,7 +301,9 @@ async function waitForApi(
       await api.ping({ timeoutMs: 1_000 });
       return;
     } catch (error) {
-      const retry = error instanceof ClhError && error.kind === 'unreachable';
+      // A VMM still starting on a loaded host may accept the connection and answer late.
+      const retry =
+        error instanceof ClhError && (error.kind === 'unreachable' || error.kind === 'timeout');
       if (!retry || exit.aborted || Date.now() > deadline) {
         throw new VmError('spawn', id, `Cloud Hypervisor API did not come up: ${String(error)}`, {
           cause: error,

@@ -1,0 +1,88 @@
+// In-memory stand-ins for BuildService's ports, for the fast tier: each records what the
+// service asked of it and answers from a script the test sets. The real parts behind
+// these ports (nix, Redis, the reconciler) are tested in test/*.test.ts.
+import type {
+  ApplyGenerationRequest,
+  ApplyGenerationResponse__Output,
+  BuildRecord,
+  SeedMeta,
+} from '@seed/contracts';
+import type { BuiltSeed, EvaluatedSeed, LockedFlake } from '@seed/nix-eval';
+import type { BinaryCache, BuildRecords, GenerationSink, NixSteps } from '../../src/build.service';
+
+export class InMemoryBuildRecords implements BuildRecords {
+  readonly records = new Map<string, BuildRecord>();
+  /** Every state a record was saved in, in order, by id. */
+  readonly history = new Map<string, string[]>();
+  readonly latestByFlake = new Map<string, string>();
+
+  async get(id: string): Promise<BuildRecord | undefined> {
+    const record = this.records.get(id);
+    return record && structuredClone(record);
+  }
+
+  async save(record: BuildRecord): Promise<void> {
+    this.records.set(record.id, structuredClone(record));
+    this.history.set(record.id, [...(this.history.get(record.id) ?? []), record.state]);
+  }
+
+  async latest(flake: string): Promise<string | undefined> {
+    return this.latestByFlake.get(flake);
+  }
+}
+
+/** Nix as a script: each seed's meta, and a step that fails when told to. */
+export class ScriptedNix implements NixSteps {
+  readonly calls: string[] = [];
+  failWith: Partial<Record<'resolve' | 'evaluate' | 'build', Error>> = {};
+
+  constructor(private readonly seeds: readonly SeedMeta[]) {}
+
+  async resolve(reference: string): Promise<LockedFlake> {
+    this.calls.push(`resolve ${reference}`);
+    if (this.failWith.resolve) throw this.failWith.resolve;
+    return { url: `${reference}&narHash=sha256-fake` };
+  }
+
+  async evaluateSeeds(reference: string): Promise<EvaluatedSeed[]> {
+    this.calls.push(`evaluate ${reference}`);
+    if (this.failWith.evaluate) throw this.failWith.evaluate;
+    return this.seeds.map((meta) => ({
+      name: meta.name,
+      meta,
+      imageDrv: `/nix/store/${'d'.repeat(32)}-${meta.name}.drv`,
+    }));
+  }
+
+  async buildImages(seeds: readonly EvaluatedSeed[]): Promise<BuiltSeed[]> {
+    this.calls.push(`build ${seeds.map((seed) => seed.name).join(',')}`);
+    if (this.failWith.build) throw this.failWith.build;
+    return seeds.map((seed) => ({
+      ...seed,
+      image: `/nix/store/${'i'.repeat(32)}-${seed.name}-image.tar`,
+    }));
+  }
+}
+
+export class RecordingCache implements BinaryCache {
+  readonly published: string[][] = [];
+  failWith: Error | undefined;
+
+  async publish(paths: readonly string[]): Promise<void> {
+    if (this.failWith) throw this.failWith;
+    this.published.push([...paths]);
+  }
+}
+
+/** The reconciler's ApplyGeneration: answers `changed` unless told to fail. */
+export class RecordingSink implements GenerationSink {
+  readonly requests: ApplyGenerationRequest[] = [];
+  failWith: Error | undefined;
+
+  async applyGeneration(request: ApplyGenerationRequest): Promise<ApplyGenerationResponse__Output> {
+    if (this.failWith) throw this.failWith;
+    const changed = this.requests.at(-1)?.generation !== request.generation;
+    this.requests.push(request);
+    return { changed, generation: request.generation ?? '' };
+  }
+}
