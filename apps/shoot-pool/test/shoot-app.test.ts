@@ -228,6 +228,27 @@ describeVm('shoot pool daemon', () => {
     expect(later.body).toMatchObject({ exitCode: 0, stdout: '' });
   });
 
+  it('never hands a used clone to the next shoot: no /tmp, no processes left over', async () => {
+    // Counts the processes whose command line is `sleep 300` (the bracket keeps grep's
+    // own command line from matching).
+    const count = `cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -o '[s]leep 300' | wc -l`;
+    const first = await shoot({
+      command: [
+        'sh',
+        '-c',
+        `echo left > /tmp/left-over; sleep 300 </dev/null >/dev/null 2>&1 & ls /tmp; ${count}`,
+      ],
+    });
+    // The check sees the first shoot's own leftovers, so it can see a reused clone's.
+    expect(first.body).toMatchObject({ exitCode: 0, stdout: 'left-over\n1\n' });
+    // The pool holds 2 clones and hands out the oldest idle one: were the first clone put
+    // back, one of the next two shoots would get it.
+    for (let i = 0; i < 2; i += 1) {
+      const later = await shoot({ command: ['sh', '-c', `ls /tmp; ${count}`] });
+      expect(later.body).toMatchObject({ exitCode: 0, stdout: '0\n' });
+    }
+  });
+
   it('refuses invalid requests with reasons', async () => {
     const cases: unknown[] = [
       {},
