@@ -85,7 +85,8 @@ class MountHelper {
       this.#child.kill('SIGKILL');
       this.#die(`no answer within ${REQUEST_TIMEOUT_MS} ms`);
     }, REQUEST_TIMEOUT_MS);
-    this.#timer.unref();
+    // Not unref'd: while a request waits, the pending answer keeps the process alive (the
+    // helper's own pipes are unref'd so that an idle helper does not).
   }
 
   #die(reason: string): void {
