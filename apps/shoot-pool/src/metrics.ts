@@ -87,6 +87,7 @@ export class ShootMetrics {
     // sees (a series born with its first event has no earlier sample to rise from).
     for (const cause of FAILURE_CAUSES) this.failures.inc({ cause }, 0);
     for (const outcome of ['ok', 'timeout', ...FAILURE_CAUSES]) this.shootSeconds.zero({ outcome });
+    for (const phase of SHOOT_PHASES) this.phaseSeconds.zero({ phase });
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_shoot_' });
     // The node's store, which every image's closure and every shoot's view come from.
     registerStoreDiskGauges(this.registry, 'seed_shoot_', '/nix/store');
