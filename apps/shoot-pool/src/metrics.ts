@@ -24,6 +24,21 @@ export const FAILURE_CAUSES = [
 ] as const;
 export type FailureCause = (typeof FAILURE_CAUSES)[number];
 
+/**
+ * The steps of one shoot, in order, for the phase histogram: `teardown` runs after the
+ * answer (destroying the used clone; its replacement's restore is `restoreSeconds`).
+ */
+export const SHOOT_PHASES = [
+  'parse',
+  'caller',
+  'store-view',
+  'lease',
+  'host-binds',
+  'agent',
+  'teardown',
+] as const;
+export type ShootPhase = (typeof SHOOT_PHASES)[number];
+
 export class ShootMetrics {
   readonly registry = new Registry();
 
@@ -40,6 +55,15 @@ export class ShootMetrics {
     help: 'A shoot end to end (acquire, binds, command, answer), by outcome',
     labelNames: ['outcome'] as const,
     buckets: [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600],
+    registers: [this.registry],
+  });
+
+  /** Where a shoot's time goes (bench/shoot prints it as a profile). */
+  readonly phaseSeconds = new Histogram({
+    name: 'seed_shoot_phase_seconds',
+    help: 'The steps of a shoot (parse, caller, store-view, lease, host-binds, agent) and the teardown after its answer',
+    labelNames: ['phase'] as const,
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 10, 60, 600],
     registers: [this.registry],
   });
 
@@ -63,6 +87,7 @@ export class ShootMetrics {
     // sees (a series born with its first event has no earlier sample to rise from).
     for (const cause of FAILURE_CAUSES) this.failures.inc({ cause }, 0);
     for (const outcome of ['ok', 'timeout', ...FAILURE_CAUSES]) this.shootSeconds.zero({ outcome });
+    for (const phase of SHOOT_PHASES) this.phaseSeconds.zero({ phase });
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_shoot_' });
     // The node's store, which every image's closure and every shoot's view come from.
     registerStoreDiskGauges(this.registry, 'seed_shoot_', '/nix/store');

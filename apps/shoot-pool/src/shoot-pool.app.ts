@@ -31,6 +31,8 @@ export interface ShootPoolApp {
   http: NestFastifyApplication;
   grpc: RunningGrpcServer;
   pool: WarmPool;
+  /** The daemon's metrics (bench/shoot reads the phase histogram in process). */
+  metrics: ShootMetrics;
 }
 
 @Module({})
@@ -155,5 +157,5 @@ export async function createShootPoolApp(
     { logger: new PinoNestLogger(logger) },
   );
   http.useGlobalFilters(new JsonErrorFilter(logger));
-  return { http, grpc, pool };
+  return { http, grpc, pool, metrics };
 }

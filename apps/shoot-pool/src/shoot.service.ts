@@ -20,7 +20,7 @@ import {
   type CallerClaim,
   type CallerResolver,
 } from './caller/caller';
-import type { FailureCause, ShootMetrics } from './metrics';
+import type { FailureCause, ShootMetrics, ShootPhase } from './metrics';
 import { ClosureUnavailable, type ClosureViews } from './store/closure-views';
 import {
   CALLER_STORE_POINT,
@@ -172,7 +172,7 @@ export class ShootService {
   async run(claim: CallerClaim, parse: () => ShootCommand): Promise<ShootOutcome> {
     const stopTimer = this.metrics.shootSeconds.startTimer();
     try {
-      const outcome = await this.#run(claim, parse());
+      const outcome = await this.#run(claim, this.#timed('parse', parse));
       stopTimer({ outcome: outcome.timedOut ? 'timeout' : 'ok' });
       return outcome;
     } catch (error) {
@@ -184,21 +184,36 @@ export class ShootService {
   }
 
   async #run(claim: CallerClaim, command: ShootCommand): Promise<ShootOutcome> {
-    const caller = await this.callers.resolve(claim);
+    const caller = await this.#timed('caller', () => this.callers.resolve(claim));
     checkVolumes(caller);
     // Built once per image, before a VM is taken.
-    const store = await this.#storeOf(caller);
+    const store = await this.#timed('store-view', () => this.#storeOf(caller));
     const started = performance.now();
-    const lease = await this.pool.acquire(caller.key);
+    const lease = await this.#timed('lease', () => this.pool.acquire(caller.key));
     try {
       return await this.#inVm(lease, caller, store, command, started);
     } finally {
-      lease
-        .release()
-        .catch((error: unknown) =>
-          this.logger.error({ err: error, vm: lease.vm.id }, 'destroying a used VM failed'),
-        );
+      this.#timed('teardown', () => lease.release()).catch((error: unknown) =>
+        this.logger.error({ err: error, vm: lease.vm.id }, 'destroying a used VM failed'),
+      );
     }
+  }
+
+  /** Runs one step of a shoot and records how long it took (also when it throws). */
+  #timed<T>(phase: ShootPhase, step: () => T): T {
+    const stop = this.metrics.phaseSeconds.startTimer({ phase });
+    let result: T;
+    try {
+      result = step();
+    } catch (error) {
+      stop();
+      throw error;
+    }
+    if (result instanceof Promise) {
+      return result.finally(() => stop()) as T;
+    }
+    stop();
+    return result;
   }
 
   /** The host folder the guest's /nix/store shows: the closure view of the caller's image. */
@@ -234,14 +249,16 @@ export class ShootService {
       const storePoint = lease.store === undefined ? STORE_POINT : CALLER_STORE_POINT;
       const bindStore = lease.store !== store;
       const guestBindsStore = bindStore && lease.store !== undefined;
-      await Promise.all([
-        ...(bindStore
-          ? [vm.bindIntoExport(store, storePoint, { readOnly: true, recursive: true })]
-          : []),
-        ...caller.volumes.map((volume, i) =>
-          vm.bindIntoExport(volume.hostPath, VOLUME_POINTS[i]!, { readOnly: false }),
-        ),
-      ]);
+      await this.#timed('host-binds', () =>
+        Promise.all([
+          ...(bindStore
+            ? [vm.bindIntoExport(store, storePoint, { readOnly: true, recursive: true })]
+            : []),
+          ...caller.volumes.map((volume, i) =>
+            vm.bindIntoExport(volume.hostPath, VOLUME_POINTS[i]!, { readOnly: false }),
+          ),
+        ]),
+      );
       // Made by the agent in the exec's own round trip (~7 ms each under TCG).
       const binds = [
         ...(guestBindsStore ? [guestBind(storePoint, GUEST_STORE, true)] : []),
@@ -249,16 +266,18 @@ export class ShootService {
           guestBind(VOLUME_POINTS[i]!, volume.mountPoint, false),
         ),
       ];
-      const result = await vm.agent.exec(
-        {
-          argv: command.argv,
-          env: command.env,
-          stdin: command.stdin,
-          timeoutMs: command.timeoutMs,
-          maxOutputBytes: this.limits.maxOutputBytes,
-          binds,
-        },
-        options,
+      const result = await this.#timed('agent', () =>
+        vm.agent.exec(
+          {
+            argv: command.argv,
+            env: command.env,
+            stdin: command.stdin,
+            timeoutMs: command.timeoutMs,
+            maxOutputBytes: this.limits.maxOutputBytes,
+            binds,
+          },
+          options,
+        ),
       );
       return {
         exitCode: result.exitCode,

@@ -31,6 +31,14 @@ class FakeVm implements MicroVm {
 
   defer(): void {}
 
+  /** Whether the pool raised its priority (after the warm-up, before handing it out). */
+  prioritized = false;
+
+  prioritize(): Promise<void> {
+    this.prioritized = true;
+    return Promise.resolve();
+  }
+
   crash(): void {
     this.#exit({ code: null, signal: 'SIGKILL', destroyed: false });
   }
@@ -108,6 +116,8 @@ describe('WarmPool', () => {
     const { hv, pool } = await startedPool(2, 2, 4);
     expect(pool.status()).toMatchObject({ idle: 2, busy: 0, capacity: 2, ready: true });
     const lease = await pool.acquire('a');
+    // Restored at a low priority; handed out at the daemon's.
+    expect((lease.vm as FakeVm).prioritized).toBe(true);
     expect(pool.status().busy).toBe(1);
     await until(() => pool.status().idle === 2);
     await lease.release();

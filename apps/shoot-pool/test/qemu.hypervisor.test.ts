@@ -3,7 +3,7 @@
 // every project machine, so these always run; they skip, saying why, only without it.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AgentError } from '../src/agent/agent.errors';
@@ -97,6 +97,25 @@ describeVm('QEMU microVMs', () => {
       expect(Math.abs(guestSeconds * 1000 - Date.now())).toBeLessThan(5_000);
     }
     expect(new Set(clones.map((vm) => vm.pid)).size).toBe(2);
+  });
+
+  it('restores a clone at a lower priority, every thread, until prioritized', async () => {
+    const [a] = clones as [MicroVm, MicroVm];
+    const niceness = async () => {
+      const tasks = await readdir(`/proc/${a.pid}/task`);
+      const values = await Promise.all(
+        tasks.map(async (tid) => {
+          const stat = await readFile(`/proc/${a.pid}/task/${tid}/stat`, 'utf8');
+          return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+        }),
+      );
+      expect(values.length).toBeGreaterThan(1);
+      return new Set(values);
+    };
+    const own = getPriority();
+    expect(await niceness()).toEqual(new Set([Math.min(19, own + 10)]));
+    await a.prioritize();
+    expect(await niceness()).toEqual(new Set([own]));
   });
 
   it('keeps serving after the host disconnects and reconnects', async () => {

@@ -228,6 +228,27 @@ describeVm('shoot pool daemon', () => {
     expect(later.body).toMatchObject({ exitCode: 0, stdout: '' });
   });
 
+  it('never hands a used clone to the next shoot: no /tmp, no processes left over', async () => {
+    // Lists /tmp and says `sleeping` for each process whose command line is exactly
+    // `sleep 271` (the script's own shell has a longer one).
+    const leftovers = `ls /tmp; for p in /proc/[0-9]*; do [ "$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)" = 'sleep 271 ' ] && echo sleeping; done; true`;
+    const first = await shoot({
+      command: [
+        'sh',
+        '-c',
+        `echo left > /tmp/left-over; sleep 271 </dev/null >/dev/null 2>&1 & ${leftovers}`,
+      ],
+    });
+    // The check sees the first shoot's own leftovers, so it would see a reused clone's.
+    expect(first.body).toMatchObject({ exitCode: 0, stdout: 'left-over\nsleeping\n' });
+    // The pool holds 2 clones and hands out the oldest idle one: were the first clone put
+    // back, one of the next two shoots would get it.
+    for (let i = 0; i < 2; i += 1) {
+      const later = await shoot({ command: ['sh', '-c', leftovers] });
+      expect(later.body).toMatchObject({ exitCode: 0, stdout: '' });
+    }
+  });
+
   it('refuses invalid requests with reasons', async () => {
     const cases: unknown[] = [
       {},

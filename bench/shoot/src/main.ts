@@ -7,10 +7,14 @@
 // while a clone warms (how every caller got the node's whole store before closure views)
 // and with a caller whose /nix/store is its image's closure (a view of BENCH_CLOSURE_PATHS
 // toy store paths built with nix, bound per shoot): issue 17 allows the view 1.2x.
+// Each warm run also prints where a shoot's time goes: the daemon's phase histogram
+// (seed_shoot_phase_seconds, read in process) per shoot, the HTTP round trip around it, and
+// the CPU the daemon and its children (QEMU, mount helpers) spent per shoot, refill
+// included; beside it the floor: an idle pre-restored clone driven directly over the agent.
 // Everything runs in this process on this machine's cores (QEMU under TCG here).
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,6 +30,7 @@ import {
   processesReferencing,
   type GuestImage,
   type ShootPoolApp,
+  type VmSnapshot,
 } from '@seed/shoot-pool';
 import { runBench, rowPrinter } from '@seed/testing';
 
@@ -143,11 +148,83 @@ async function shoot(url: string, command: string[]): Promise<void> {
   }
 }
 
-/** Latency of one shoot with a warm clone waiting (the pool refilled between samples). */
-async function warmLatency(
-  setup: Setup,
-  store: CallerStore,
-): Promise<{ true: number[]; read: number[] }> {
+/** Seconds spent so far in each phase of the daemon's shoots, and the shoots' own total. */
+async function phaseTotals(app: ShootPoolApp): Promise<Map<string, number>> {
+  const totals = new Map<string, number>();
+  const phases = await app.metrics.phaseSeconds.get();
+  for (const value of phases.values) {
+    if (value.metricName === 'seed_shoot_phase_seconds_sum') {
+      totals.set(String(value.labels.phase), value.value);
+    }
+  }
+  const shoots = await app.metrics.shootSeconds.get();
+  totals.set(
+    'shoot',
+    shoots.values
+      .filter((value) => value.metricName === 'seed_shoot_duration_seconds_sum')
+      .reduce((sum, value) => sum + value.value, 0),
+  );
+  return totals;
+}
+
+/** CPU seconds of this process, and of its children (reaped or running) with theirs. */
+async function cpuSeconds(): Promise<{ daemon: number; children: number }> {
+  const fields = async (pid: number | 'self') => {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
+  };
+  const self = await fields('self');
+  // Fields after the name, 0-based: ppid 1, utime 11, stime 12, cutime 13, cstime 14.
+  let children = self[13]! + self[14]!;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await fields(Number(entry)).catch(() => undefined);
+    if (stat?.[1] === process.pid) children += stat[11]! + stat[12]! + stat[13]! + stat[14]!;
+  }
+  const ticksPerSecond = 100;
+  return { daemon: (self[11]! + self[12]!) / ticksPerSecond, children: children / ticksPerSecond };
+}
+
+/** Per shoot: mean ms in each phase, the HTTP round trip's share, and CPU ms. */
+type Profile = Map<string, number>;
+
+class ProfileSum {
+  readonly #sums = new Map<string, number>();
+  #count = 0;
+
+  add(before: Map<string, number>, after: Map<string, number>): void {
+    for (const [key, value] of after) {
+      this.#sums.set(key, (this.#sums.get(key) ?? 0) + value - (before.get(key) ?? 0));
+    }
+    this.#count += 1;
+  }
+
+  /** Means in milliseconds. */
+  means(): Profile {
+    return new Map([...this.#sums].map(([key, sum]) => [key, (1000 * sum) / this.#count]));
+  }
+}
+
+async function measured(app: ShootPoolApp): Promise<Map<string, number>> {
+  const [phases, cpu] = await Promise.all([phaseTotals(app), cpuSeconds()]);
+  return new Map([...phases, ['cpu-daemon', cpu.daemon], ['cpu-children', cpu.children]]);
+}
+
+interface WarmRun {
+  true: number[];
+  read: number[];
+  profile: { true: Profile; read: Profile };
+}
+
+/**
+ * Latency of one shoot with a warm clone waiting (the pool refilled between samples), and
+ * each shoot's profile: taken from before the request to after the pool is warm again, so
+ * the used clone's teardown and its replacement's restore count in its CPU.
+ */
+async function warmLatency(setup: Setup, store: CallerStore): Promise<WarmRun> {
   const { app, url } = await startApp(setup, 2, store);
   try {
     for (let i = 0; i < 5; i += 1) {
@@ -155,16 +232,71 @@ async function warmLatency(
       await warmed(app, 2);
     }
     const samples = { true: [] as number[], read: [] as number[] };
+    const sums = { true: new ProfileSum(), read: new ProfileSum() };
+    const sample = async (kind: 'true' | 'read', command: string[]) => {
+      const before = await measured(app);
+      const ms = await timed(() => shoot(url, command));
+      samples[kind].push(ms);
+      await warmed(app, 2);
+      const after = await measured(app);
+      after.set('http', (before.get('http') ?? 0) + ms / 1000);
+      sums[kind].add(before, after);
+    };
     for (let i = 0; i < WARM_SAMPLES; i += 1) {
-      samples.true.push(await timed(() => shoot(url, ['true'])));
-      await warmed(app, 2);
-      samples.read.push(await timed(() => shoot(url, ['cat', '/data/in.txt'])));
-      await warmed(app, 2);
+      await sample('true', ['true']);
+      await sample('read', ['cat', '/data/in.txt']);
     }
-    return samples;
+    return { ...samples, profile: { true: sums.true.means(), read: sums.read.means() } };
   } finally {
     await app.http.close();
   }
+}
+
+/**
+ * The floor: what the agent takes in a restored, warmed clone left idle (share mounted,
+ * store and volume already bound, the first exec done), driven directly: `true`, and a
+ * read from the volume with the exec's guest bind, as a shoot does.
+ */
+async function floorLatency(
+  hv: QemuHypervisor,
+  snapshot: VmSnapshot,
+  setup: Setup,
+): Promise<{ true: number[]; read: number[] }> {
+  const samples = { true: [] as number[], read: [] as number[] };
+  for (let i = 0; i < RESTORE_SAMPLES; i += 1) {
+    const vm = await hv.startClone(snapshot, { mountPoints: [STORE_POINT, ...VOLUME_POINTS] });
+    try {
+      await vm.agent.mount({
+        fstype: vm.share.fstype,
+        source: vm.share.tag,
+        target: SHARE_TARGET,
+        readOnly: false,
+      });
+      await vm.bindIntoExport(setup.store, STORE_POINT, { readOnly: true });
+      await vm.bindIntoExport(setup.volume, VOLUME_POINTS[0]!, { readOnly: false });
+      await vm.agent.exec({ argv: ['true'], timeoutMs: 10_000 });
+      await sleep(200); // idle, as a warm clone waits
+      samples.true.push(
+        await timed(async () => {
+          await vm.agent.exec({ argv: ['true'], timeoutMs: 10_000 });
+        }),
+      );
+      await sleep(200);
+      const bind = {
+        source: `${SHARE_TARGET}/${VOLUME_POINTS[0]!}`,
+        target: '/data',
+        readOnly: false,
+      };
+      samples.read.push(
+        await timed(async () => {
+          await vm.agent.exec({ argv: ['cat', '/data/in.txt'], timeoutMs: 10_000, binds: [bind] });
+        }),
+      );
+    } finally {
+      await vm.destroy();
+    }
+  }
+  return samples;
 }
 
 /** Per request: boot a VM from the image, run the command, destroy it. */
@@ -186,8 +318,15 @@ async function bootLatency(setup: Setup): Promise<number[]> {
   return samples;
 }
 
-/** Per request: restore a clone from the snapshot, mount the share, bind, run, destroy. */
-async function restoreLatency(setup: Setup): Promise<{ true: number[]; read: number[] }> {
+/**
+ * Per request: restore a clone from the snapshot, mount the share, bind, run, destroy; and
+ * the floor, with the same snapshot.
+ */
+async function restoreLatency(setup: Setup): Promise<{
+  true: number[];
+  read: number[];
+  floor: { true: number[]; read: number[] };
+}> {
   const hv = new QemuHypervisor({ runRoot: path.join(setup.root, 'restore'), accel: 'tcg' });
   const snapshot = await hv.snapshot(
     await hv.startTemplate({ image: setup.image, memoryMiB: MEMORY_MIB, vcpus: 1 }),
@@ -221,7 +360,7 @@ async function restoreLatency(setup: Setup): Promise<{ true: number[]; read: num
       samples.true.push(await timed(() => once(['true'])));
       samples.read.push(await timed(() => once(['cat', '/data/in.txt'])));
     }
-    return samples;
+    return { ...samples, floor: await floorLatency(hv, snapshot, setup) };
   } finally {
     await snapshot.destroy();
   }
@@ -329,7 +468,14 @@ async function main(): Promise<void> {
     ] as const) {
       line(label, `p50 ${ms(p50(samples))}, p99 ${ms(percentile(samples, 99))}`);
     }
-    line('warm p50 `true` (aim <= 30 ms)', ms(p50(warm.true)));
+    line('floor: idle warmed clone, agent exec `true`', `p50 ${ms(p50(restore.floor.true))}`);
+    line('floor: idle warmed clone, volume read', `p50 ${ms(p50(restore.floor.read))}`);
+    line('warm p50 `true` (aim <= 20 ms)', ms(p50(warm.true)));
+    line(
+      'warm / floor p50 `true` (aim <= 1.5x)',
+      `${(p50(warm.true) / p50(restore.floor.true)).toFixed(2)}x`,
+    );
+    printProfile(warm, view);
     line(
       'closure view / pre-bound store, warm p50 `true` (aim <= 1.2x)',
       `${(p50(view.true) / p50(warm.true)).toFixed(2)}x`,
@@ -366,6 +512,46 @@ async function main(): Promise<void> {
       ...(await requisites(setup.closureImage.drv)),
     ];
     await promisify(execFile)('nix-store', ['--delete', ...new Set(made)]);
+  }
+}
+
+const PROFILE_ROWS: [key: string, label: string][] = [
+  ['parse', 'parse the request (zod)'],
+  ['caller', 'caller check'],
+  ['store-view', 'store view (built once per image)'],
+  ['lease', 'lease a warm clone'],
+  ['host-binds', 'host binds (store view + volume)'],
+  ['agent', 'agent round trip (guest binds + exec)'],
+  ['shoot', 'the service, end to end'],
+  ['http', 'client: POST /shoot, end to end'],
+  ['teardown', 'after the answer: teardown (wall)'],
+  ['cpu-daemon', 'CPU per shoot: daemon (and this bench)'],
+  ['cpu-children', 'CPU per shoot: QEMU and helpers (refill too)'],
+];
+
+/** Mean ms per shoot, per phase, for the four warm series side by side. */
+function printProfile(warm: WarmRun, view: WarmRun): void {
+  const columns: [string, Profile][] = [
+    ['`true`', warm.profile.true],
+    ['read', warm.profile.read],
+    ['view `true`', view.profile.true],
+    ['view read', view.profile.read],
+  ];
+  console.log(
+    `per-shoot profile, mean ms (${columns.map(([name]) => name).join(' | ')}); HTTP in+out = client − service:`,
+  );
+  const line = rowPrinter(52);
+  const cell = (profile: Profile, key: string) => (profile.get(key) ?? 0).toFixed(1);
+  for (const [key, label] of PROFILE_ROWS) {
+    line(`  ${label}`, columns.map(([, profile]) => cell(profile, key)).join(' | '));
+    if (key === 'http') {
+      line(
+        '  HTTP in + answer out (client − service)',
+        columns
+          .map(([, p]) => ((p.get('http') ?? 0) - (p.get('shoot') ?? 0)).toFixed(1))
+          .join(' | '),
+      );
+    }
   }
 }
 

@@ -397,6 +397,7 @@ export class WarmPool {
       });
       this.#live.add(vm);
       await warm(vm, this.#options.store);
+      await vm.prioritize();
     } catch (error) {
       this.#starting -= 1;
       this.#observer.transition('start-failed');

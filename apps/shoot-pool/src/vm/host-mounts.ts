@@ -1,27 +1,122 @@
 // Host-side bind mounts for a VM's export folder. Binds let a warm clone receive a
 // caller's folders at request time without touching the VMM: the guest has the share
 // mounted already and sees a bind appear at once (9p with cache=none).
-import { mountsUnder, readMounts } from '@seed/mount-table';
-import { runHostCommand } from './host-command';
+//
+// They are made by seed-mount (src/native/seed-mount.c, built static into dist/ by the
+// package's build): one long-lived process that calls mount(2)/umount2(2) per request
+// (~0.1 ms each), where a mount(8) process per bind cost ~3-8 ms on every shoot's path
+// and spawning from the daemon blocks its event loop. Requests are answered in order.
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { access, constants } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 
 export class MountError extends Error {
   override readonly name = 'MountError';
 }
 
-async function mountCommand(argv: string[]): Promise<void> {
-  const result = await runHostCommand(argv);
-  if (result.code !== 0) {
-    throw new MountError(`${argv.join(' ')} failed (${result.code}): ${result.stderr.trim()}`);
+/** dist/seed-mount, the same depth from src/vm and dist/vm (tests run the sources). */
+export const MOUNT_HELPER = path.resolve(__dirname, '../../dist/seed-mount');
+
+/** A request the helper has not answered within this long kills it (the next starts one). */
+const REQUEST_TIMEOUT_MS = 10_000;
+
+interface Pending {
+  description: string;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+class MountHelper {
+  readonly #child: ChildProcessByStdio<Writable, Readable, null>;
+  readonly #pending: Pending[] = [];
+  #output = '';
+  #timer: NodeJS.Timeout | undefined;
+  #dead = false;
+
+  constructor(binary: string) {
+    this.#child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'ignore'] });
+    // An idle helper must not keep the daemon (or a test run) alive.
+    this.#child.unref();
+    (this.#child.stdout as Readable & { unref(): void }).unref();
+    (this.#child.stdin as Writable & { unref(): void }).unref();
+    this.#child.stdout.setEncoding('utf8');
+    this.#child.stdout.on('data', (chunk: string) => this.#read(chunk));
+    this.#child.once('error', (error) => this.#die(`cannot run ${binary}: ${error.message}`));
+    this.#child.once('exit', (code, signal) => this.#die(`${binary} exited (${signal ?? code})`));
+    this.#child.stdin.on('error', () => undefined); // 'exit' follows and does the work
+  }
+
+  get dead(): boolean {
+    return this.#dead;
+  }
+
+  request(op: 'bind' | 'umount', flags: string, source: string, target: string): Promise<void> {
+    const description = op === 'bind' ? `bind ${source} onto ${target}` : `umount ${target}`;
+    for (const field of [source, target]) {
+      if (field.includes('\0')) return Promise.reject(new TypeError('a path contains NUL'));
+    }
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ description, resolve, reject });
+      this.#arm();
+      this.#child.stdin.write(`${op}\0${flags}\0${source}\0${target}\0`);
+    });
+  }
+
+  #read(chunk: string): void {
+    this.#output += chunk;
+    let newline;
+    while ((newline = this.#output.indexOf('\n')) >= 0) {
+      const line = this.#output.slice(0, newline);
+      this.#output = this.#output.slice(newline + 1);
+      const pending = this.#pending.shift();
+      if (pending === undefined) continue;
+      if (line === '0') pending.resolve();
+      else pending.reject(new MountError(`${pending.description} failed: ${line}`));
+    }
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#arm();
+  }
+
+  #arm(): void {
+    if (this.#timer !== undefined || this.#pending.length === 0) return;
+    this.#timer = setTimeout(() => {
+      this.#child.kill('SIGKILL');
+      this.#die(`no answer within ${REQUEST_TIMEOUT_MS} ms`);
+    }, REQUEST_TIMEOUT_MS);
+    // Not unref'd: while a request waits, the pending answer keeps the process alive (the
+    // helper's own pipes are unref'd so that an idle helper does not).
+  }
+
+  #die(reason: string): void {
+    this.#dead = true;
+    clearTimeout(this.#timer);
+    for (const pending of this.#pending.splice(0)) {
+      pending.reject(new MountError(`${pending.description}: ${reason}`));
+    }
   }
 }
 
+let helper: MountHelper | undefined;
+
+async function mountHelper(): Promise<MountHelper> {
+  if (helper === undefined || helper.dead) {
+    await access(MOUNT_HELPER, constants.X_OK).catch(() => {
+      throw new MountError(
+        `${MOUNT_HELPER} is missing: the shoot pool's build makes it (pnpm build, needs cc and a static libc)`,
+      );
+    });
+    if (helper === undefined || helper.dead) helper = new MountHelper(MOUNT_HELPER);
+  }
+  return helper;
+}
+
 /**
- * Bind-mounts `source` onto `target`, read-only if asked; `recursive` takes the mounts
- * under `source` along (a closure view's per-path binds, each already read-only). The bind
- * is private: mounts made under it never propagate elsewhere, and the host's own mounts do
- * not propagate into it. One `mount` process does all of it (util-linux >= 2.27 applies
- * `--make-private` and `-o ro` after the bind, as a remount): each command is a round trip
- * on a shoot's path.
+ * Bind-mounts `source` onto `target`, read-only if asked (checked: a bind asked to be
+ * read-only is never left writable); `recursive` takes the mounts under `source` along (a
+ * closure view's per-path binds, each already read-only). The bind is private: mounts made
+ * under it never propagate elsewhere, and the host's own mounts do not propagate into it.
  */
 export async function bindMount(
   source: string,
@@ -29,58 +124,28 @@ export async function bindMount(
   readOnly: boolean,
   recursive = false,
 ): Promise<void> {
-  await mountCommand([
-    'mount',
-    recursive ? '--make-rprivate' : '--make-private',
-    recursive ? '--rbind' : '--bind',
-    ...(readOnly ? ['-o', 'ro'] : []),
-    source,
-    target,
-  ]);
-  if (readOnly && !(await mountedReadOnly(target))) {
-    // The bind happened but its read-only remount did not: never leave it writable.
-    await unmount(target).catch(() => undefined);
-    throw new MountError(`mount --bind -o ro ${source} ${target} left it writable`);
-  }
-}
-
-/** Whether the topmost mount at `point` is read-only (its per-mount options say `ro`). */
-async function mountedReadOnly(point: string): Promise<boolean> {
-  const top = (await readMounts()).filter((mount) => mount.point === point).at(-1);
-  return top?.options.includes('ro') ?? false;
+  const flags = `${readOnly ? 'r' : ''}${recursive ? 'R' : ''}`;
+  await (await mountHelper()).request('bind', flags, source, target);
 }
 
 /**
- * Unmounts `target`; a mount that is still busy is detached lazily instead (it goes away
- * when its last user does). The VMM is killed before this runs, so busy is rare.
+ * Unmounts `target` with whatever is mounted under it; a mount that is still busy is
+ * detached lazily instead (it goes away when its last user does). The VMM is killed
+ * before this runs, so busy is rare.
  */
 export async function unmount(target: string): Promise<void> {
-  const result = await runHostCommand(['umount', '--recursive', target]);
-  if (result.code === 0) return;
-  const lazy = await runHostCommand(['umount', '--lazy', target]);
-  if (lazy.code !== 0) {
-    throw new MountError(
-      `umount ${target} failed: ${result.stderr.trim()} / ${lazy.stderr.trim()}`,
-    );
-  }
+  await (await mountHelper()).request('umount', '', '', target);
 }
 
 /**
- * Unmounts `targets` in order with one `umount` command (a VM's teardown runs beside the
- * next shoot); whatever it left mounted is retried one by one,
- * lazily if still busy.
+ * Unmounts `targets` in order (a VM's teardown, innermost first); keeps going past a
+ * failure, so one stuck mount does not keep the others mounted.
  */
 export async function unmountAll(targets: readonly string[]): Promise<void> {
-  if (targets.length === 0) return;
-  // --recursive: a closure view's bind carries a mount per store path under it.
-  const result = await runHostCommand(['umount', '--recursive', ...targets]);
-  if (result.code === 0) return;
-  const left = new Set(await mountsUnder('/'));
-  const failed: string[] = [];
-  for (const target of targets) {
-    // Keep going: one stuck mount must not keep the others mounted.
-    if (left.has(target))
-      await unmount(target).catch((error: unknown) => failed.push(String(error)));
-  }
+  // Sent at once: the helper takes them in order.
+  const results = await Promise.allSettled(targets.map((target) => unmount(target)));
+  const failed = results.flatMap((result) =>
+    result.status === 'rejected' ? [String(result.reason)] : [],
+  );
   if (failed.length > 0) throw new MountError(failed.join('; '));
 }

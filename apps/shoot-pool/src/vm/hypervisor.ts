@@ -90,6 +90,12 @@ export interface MicroVm {
    */
   bindIntoExport(source: string, mountPoint: string, options: BindOptions): Promise<string>;
   /**
+   * Runs the VM at the daemon's own priority: a clone is restored at a lower one, so that
+   * a refill does not slow the shoots running beside it; the pool calls this once the
+   * clone is warm, before a shoot may get it.
+   */
+  prioritize(): Promise<void>;
+  /**
    * Registers an undo of the caller's own on this VM's cleanup stack: it runs at
    * `destroy`, before everything the VM acquired when it started.
    */

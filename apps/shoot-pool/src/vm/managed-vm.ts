@@ -1,6 +1,7 @@
 // What both drivers share about one VM: its run directory and export folder, the binds
 // made into it, its VMM process, and the cleanup stack that undoes all of it once.
 import { randomBytes } from 'node:crypto';
+import { getPriority } from 'node:os';
 import { mkdir, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentClient } from '../agent/agent.client';
@@ -19,7 +20,7 @@ import {
 } from './hypervisor';
 import { writeRecord } from './run-dir';
 import type { VmLog } from './vm-log';
-import { killVmm, type VmmProcess } from './vmm-process';
+import { killVmm, setProcessPriority, type VmmProcess } from './vmm-process';
 
 /** Bytes of host entropy each restored clone gets: two CRNG keys' worth. */
 const CLONE_ENTROPY_BYTES = 64;
@@ -223,6 +224,11 @@ export class ManagedVm implements MicroVm {
     }
     this.launch.binds.push(target);
     return target;
+  }
+
+  /** Every thread of the VMM at the daemon's own priority (a clone restores lower). */
+  async prioritize(): Promise<void> {
+    await setProcessPriority(this.pid, getPriority());
   }
 
   defer(label: string, undo: () => void | Promise<void>): void {

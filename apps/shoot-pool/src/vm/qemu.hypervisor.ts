@@ -42,7 +42,7 @@ import { guestCmdline, hostTscKhz, qemuArgs, type Accel } from './qemu-command';
 import { reapOrphans } from './reap-orphans';
 import { MAX_SOCKET_PATH, RunLayout, writeRecord } from './run-dir';
 import { silentLog, type VmLog } from './vm-log';
-import { spawnVmm } from './vmm-process';
+import { RESTORE_NICENESS, spawnVmm } from './vmm-process';
 import { DEFAULT_VM_UIDS, VmUids, runAsVmUser, type UidRange } from './vm-uids';
 
 export { reapOrphans } from './reap-orphans';
@@ -308,9 +308,13 @@ export class QemuHypervisor implements Hypervisor {
       });
       let process;
       try {
+        // A clone restores at a lower priority than the daemon's (nice, inherited by every
+        // thread QEMU starts): a refill must not slow the shoots running beside it on a
+        // small node. The pool raises it back once the clone is warm (prioritize).
+        const argv = ['setpriv', ...runAsVmUser(uid, this.#qemu, args)];
         process = await spawnVmm(
-          'setpriv',
-          runAsVmUser(uid, this.#qemu, args),
+          role === 'clone' ? 'nice' : argv[0]!,
+          role === 'clone' ? ['-n', String(RESTORE_NICENESS), ...argv] : argv.slice(1),
           path.join(runDir, 'vmm.log'),
         );
       } catch (error) {

@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
+import { setPriority } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface ProcessExit {
@@ -63,6 +64,25 @@ export function spawnVmm(
     });
   } finally {
     closeSync(log); // the child has its own copy
+  }
+}
+
+/** How much lower than the daemon's a restoring clone's priority is (nice increment). */
+export const RESTORE_NICENESS = 10;
+
+/**
+ * Sets the nice value of every thread of `pid` (a priority is per thread on Linux, and
+ * `setpriority` on a pid reaches only its main thread).
+ */
+export async function setProcessPriority(pid: number, niceness: number): Promise<void> {
+  const tasks = await readdir(`/proc/${pid}/task`);
+  for (const tid of tasks) {
+    try {
+      setPriority(Number(tid), niceness);
+    } catch (error) {
+      // A thread that ended meanwhile.
+      if ((error as { info?: { code?: string } }).info?.code !== 'ESRCH') throw error;
+    }
   }
 }
 
