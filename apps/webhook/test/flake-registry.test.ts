@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { DEFAULT_MAX_QUEUED_BUILDS } from '@seed/builds-queue';
 import { deriveNamespace, flakeHookId } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { collidingFlakeUris } from '@seed/testing';
@@ -42,6 +43,7 @@ describe('the flake registry', () => {
         '    repository: gitea.example/acme/site',
         '    branch: release/1',
         `    secretFile: ${path.join(dir, 'secret')}`,
+        '    maxQueuedBuilds: 20',
         '  - flake: git+ssh://git@gitlab.example/group/api.git',
         '    repository: group/api',
         '    secretEnv: API_HOOK_SECRET',
@@ -56,6 +58,7 @@ describe('the flake registry', () => {
         branch: undefined,
         secret: 'inline',
         hookId: flakeHookId('github:acme/app', 'inline'),
+        maxQueuedBuilds: DEFAULT_MAX_QUEUED_BUILDS,
       },
       {
         flake: 'git+https://gitea.example/acme/site.git',
@@ -63,6 +66,7 @@ describe('the flake registry', () => {
         branch: 'release/1',
         secret: 'from-a-file',
         hookId: flakeHookId('git+https://gitea.example/acme/site.git', 'from-a-file'),
+        maxQueuedBuilds: 20,
       },
       {
         flake: 'git+ssh://git@gitlab.example/group/api.git',
@@ -70,6 +74,7 @@ describe('the flake registry', () => {
         branch: undefined,
         secret: 'from-env',
         hookId: flakeHookId('git+ssh://git@gitlab.example/group/api.git', 'from-env'),
+        maxQueuedBuilds: DEFAULT_MAX_QUEUED_BUILDS,
       },
     ]);
     expect(
@@ -96,6 +101,8 @@ describe('the flake registry', () => {
           { flake: 'github:acme/four', repository: 'acme/four', secretEnv: 'UNSET_SECRET' },
           { flake: 'github:acme/four', repository: 'acme/four', secret: 'x' },
           { flake: 'github:acme/five', repository: 'acme/five', secret: 'x', colour: 'blue' },
+          { flake: 'github:acme/six', repository: 'acme/six', secret: 'x', maxQueuedBuilds: 0 },
+          { flake: 'github:acme/seven', repository: 'a/7', secret: 'x', maxQueuedBuilds: 2.5 },
         ]),
         'flakes.json',
         {},
@@ -110,6 +117,8 @@ describe('the flake registry', () => {
       'flakes.json: flakes[3] (github:acme/three).branch: is not a valid git branch name',
       'flakes.json: flakes[4] (github:acme/four).secretEnv: UNSET_SECRET is not set',
       expect.stringContaining('flakes[6] (github:acme/five): Unrecognized key: "colour"'),
+      'flakes.json: flakes[7] (github:acme/six).maxQueuedBuilds: must be at least 1',
+      'flakes.json: flakes[8] (github:acme/seven).maxQueuedBuilds: must be a whole number of builds',
     ]);
   });
 
