@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { DEFAULT_MAX_QUEUED_BUILDS } from '@seed/builds-queue';
-import { deriveNamespace, flakeHookId, parseFlakeRef, redactFlakeRef } from '@seed/contracts';
+import {
+  deriveNamespace,
+  flakeHookId,
+  forgeStatusSchema,
+  parseFlakeRef,
+  redactFlakeRef,
+} from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -46,6 +52,8 @@ const entrySchema = z
       .min(1, { error: 'must be at least 1' })
       .max(1000, { error: 'must be at most 1000' })
       .default(DEFAULT_MAX_QUEUED_BUILDS),
+    // Read by the builder, which sends the statuses; checked here with the rest.
+    forgeStatus: forgeStatusSchema.optional(),
   })
   .refine(
     (entry) => [entry.secret, entry.secretFile, entry.secretEnv].filter(Boolean).length === 1,

@@ -98,3 +98,5 @@ export {
   shootRequestSchema,
 } from './shoot-api';
 export type { ShootAnswer, ShootPoolStatus, ShootRequestBody } from './shoot-api';
+export { commitStatusRequest, forgeStatusSchema } from './forge-status';
+export type { CommitStatus, CommitStatusEvent, ForgeStatusTarget } from './forge-status';
