@@ -39,9 +39,11 @@ class LoopbackForge {
   }
 
   static async start(answer: (index: number) => Answer = () => 201): Promise<LoopbackForge> {
-    let forge: LoopbackForge | undefined;
-    const server = createServer((request, response) => forge!.handle(request, response));
-    forge = new LoopbackForge(server, answer);
+    const server = createServer();
+    const forge = new LoopbackForge(server, answer);
+    server.on('request', (request: IncomingMessage, response: ServerResponse) =>
+      forge.handle(request, response),
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return forge;
   }
@@ -184,6 +186,28 @@ describe(`commit statuses, checked against each forge's API (GitHub's document $
       expect(counts).toEqual(Array(5).fill(`${forgeName}:sent`));
     },
   );
+
+  it('the checks refuse what a forge would not take', () => {
+    const sent = (body: unknown, headers: Record<string, string> = {}) => ({
+      method: 'POST',
+      path: `/repos/acme/app/statuses/${COMMIT}`,
+      headers: { 'content-type': 'application/json', authorization: 'Bearer t', ...headers },
+      body,
+    });
+    expect(commitStatusProblems('github', sent({ state: 'success' }))).toEqual([]);
+    expect(commitStatusProblems('github', sent({ state: 'running' }))).toEqual([
+      'body/state must be equal to one of the allowed values',
+    ]);
+    expect(commitStatusProblems('github', sent({ state: 'success', targetUrl: 'x' }))).toEqual([
+      'body must NOT have additional properties',
+    ]);
+    expect(commitStatusProblems('gitea', sent({ state: 'success' }))).toContain(
+      `path /repos/acme/app/statuses/${COMMIT} is not /api/v1/repos/{owner}/{repo}/statuses/{sha}`,
+    );
+    expect(commitStatusProblems('gitlab', sent({ state: 'success' }))).toContain(
+      'no authentication header of this forge',
+    );
+  });
 
   it("logs a wrong token's 401 once, without the token, and does not retry it", async () => {
     const forge = await LoopbackForge.start(() => 401);
