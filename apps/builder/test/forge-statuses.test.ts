@@ -11,11 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { REDIS_USERS } from '@seed/builds-queue';
 import type { BuildJob, Forge } from '@seed/contracts';
-import { createLogger } from '@seed/service-kit';
+import { ConfigError, createLogger } from '@seed/service-kit';
 import { startRedis, type FlakeRepo, type LocalNixDaemon, type LocalRedis } from '@seed/testing';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
 import { ForgeStatuses, type StatusResult } from '../src/forge-statuses';
+import { statusTargets } from '../src/status-targets';
 import { FakeReconciler } from './fake-reconciler';
 import { commitStatusProblems, githubSpecVersion, type SentRequest } from './forge-specs';
 import { Pushes, builderCredentialEnv, builderNix, finished, flake } from './harness';
@@ -246,6 +247,47 @@ describe(`commit statuses, checked against each forge's API (GitHub's document $
       'github:sent',
     ]);
     expect(lines.join('')).toContain('commit status dropped: no answer after 3 tries');
+  });
+});
+
+describe("the registry's forgeStatus, as the builder reads it", () => {
+  it("takes each flake's target, the repository from the entry unless given", () => {
+    const targets = statusTargets(
+      [
+        'flakes:',
+        '  - { flake: "github:acme/app", repository: "https://github.com/acme/app.git", secret: s,',
+        `      forgeStatus: { api: "https://api.github.com/", tokenFile: "${tokenFile}" } }`,
+        '  - { flake: "git+https://gitlab.example/g/sub/p.git", repository: gitlab.example/g/sub/p,',
+        `      secret: s, forgeStatus: { api: "https://gitlab.example", tokenFile: "${tokenFile}", repository: "42" } }`,
+        '  - { flake: "github:acme/quiet", repository: acme/quiet, secret: s }',
+      ].join('\n'),
+      'flakes.yaml',
+    );
+    expect(Object.fromEntries(targets)).toEqual({
+      'github:acme/app': { api: 'https://api.github.com', repository: 'acme/app', tokenFile },
+      'git+https://gitlab.example/g/sub/p.git': {
+        api: 'https://gitlab.example',
+        repository: '42',
+        tokenFile,
+      },
+    });
+  });
+
+  it('refuses at start a token file it cannot read', () => {
+    const missing = path.join(scratch, 'missing');
+    const load = () =>
+      statusTargets(
+        JSON.stringify([
+          {
+            flake: 'github:acme/app',
+            repository: 'acme/app',
+            forgeStatus: { api: 'https://api.github.com', tokenFile: missing },
+          },
+        ]),
+        'SEED_FLAKES',
+      );
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(`SEED_FLAKES: flakes[0].forgeStatus.tokenFile: cannot use ${missing}`);
   });
 });
 

@@ -103,6 +103,12 @@ describe('the flake registry', () => {
           { flake: 'github:acme/five', repository: 'acme/five', secret: 'x', colour: 'blue' },
           { flake: 'github:acme/six', repository: 'acme/six', secret: 'x', maxQueuedBuilds: 0 },
           { flake: 'github:acme/seven', repository: 'a/7', secret: 'x', maxQueuedBuilds: 2.5 },
+          {
+            flake: 'github:acme/eight',
+            repository: 'a/8',
+            secret: 'x',
+            forgeStatus: { api: 'https://u:p@api.github.com', tokenFile: 'token' },
+          },
         ]),
         'flakes.json',
         {},
@@ -119,6 +125,8 @@ describe('the flake registry', () => {
       expect.stringContaining('flakes[6] (github:acme/five): Unrecognized key: "colour"'),
       'flakes.json: flakes[7] (github:acme/six).maxQueuedBuilds: must be at least 1',
       'flakes.json: flakes[8] (github:acme/seven).maxQueuedBuilds: must be a whole number of builds',
+      'flakes.json: flakes[9] (github:acme/eight).forgeStatus.api: must not carry credentials: give them in tokenFile',
+      'flakes.json: flakes[9] (github:acme/eight).forgeStatus.tokenFile: expected an absolute path',
     ]);
   });
 
