@@ -75,7 +75,7 @@ async function until(condition: () => boolean | Promise<boolean>, what: string):
   }
 }
 
-it("a flake pushing in a loop keeps at most its cap waiting, and another flake's build takes the next slot", async () => {
+it("attack: a flake pushing in a loop keeps at most its cap waiting, and another flake's build takes the next slot", async () => {
   const gate = path.join(scratch, 'open');
   const started = path.join(scratch, 'started');
   const a = await flake({
