@@ -3,9 +3,12 @@ import { DEFAULT_MAX_QUEUED_BUILDS } from '@seed/builds-queue';
 import {
   deriveNamespace,
   flakeHookId,
+  flakeQuotaOverridesSchema,
   forgeStatusSchema,
   parseFlakeRef,
   redactFlakeRef,
+  withQuotaDefaults,
+  type FlakeQuota,
 } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { parse as parseYaml } from 'yaml';
@@ -24,6 +27,8 @@ export interface RegisteredFlake {
   hookId: string;
   /** The most of its builds that may wait for a builder at once. */
   maxQueuedBuilds: number;
+  /** What the flake's instances may take of the cluster: the entry's caps over the defaults. */
+  quota: FlakeQuota;
 }
 
 // git check-ref-format, the parts that matter for a branch name in a config file.
@@ -54,6 +59,7 @@ const entrySchema = z
       .default(DEFAULT_MAX_QUEUED_BUILDS),
     // Read by the builder, which sends the statuses; checked here with the rest.
     forgeStatus: forgeStatusSchema.optional(),
+    quota: flakeQuotaOverridesSchema.optional(),
   })
   .refine(
     (entry) => [entry.secret, entry.secretFile, entry.secretEnv].filter(Boolean).length === 1,
@@ -159,6 +165,7 @@ export function parseFlakeRegistry(
         secret,
         hookId: flakeHookId(entry.data.flake, secret),
         maxQueuedBuilds: entry.data.maxQueuedBuilds,
+        quota: withQuotaDefaults(entry.data.quota),
       });
     } catch (error) {
       problems.push((error as Error).message);

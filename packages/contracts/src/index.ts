@@ -100,3 +100,16 @@ export {
 export type { ShootAnswer, ShootPoolStatus, ShootRequestBody } from './shoot-api';
 export { commitStatusRequest, forgeStatusSchema } from './forge-status';
 export type { CommitStatus, CommitStatusEvent, ForgeStatusTarget } from './forge-status';
+export {
+  DEFAULT_FLAKE_QUOTA,
+  FLAKE_QUOTA_FIELDS,
+  INSTANCE_POD,
+  canonicalFlakeQuota,
+  canonicalQuantity,
+  flakeNeeds,
+  flakeQuotaOverridesSchema,
+  flakeQuotaSchema,
+  quotaExcess,
+  withQuotaDefaults,
+} from './quota';
+export type { FlakeNeeds, FlakeQuota } from './quota';
