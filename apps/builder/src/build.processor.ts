@@ -46,6 +46,7 @@ export class BuildProcessor {
     }
     const build = parsed.data;
     const jobId = job.id!;
+    await this.records.taken(build.flake, jobId);
     if (!(await this.records.lockFlake(build.flake, jobId, this.options.lockMs))) {
       // Another build of this flake runs: wait without spending an attempt.
       await job.moveToDelayed(Date.now() + this.options.flakeBusyDelayMs, token);

@@ -9,6 +9,7 @@ import {
   type BuildJob,
   type BuildRecord,
   type BuildState,
+  type CommitStatusEvent,
 } from '@seed/contracts';
 import {
   NixError,
@@ -55,6 +56,14 @@ export interface BuildRecords {
   latest(flake: string): Promise<string | undefined>;
 }
 
+/**
+ * Where the build's commit statuses go (ForgeStatuses): `report` only queues one, so a
+ * forge that hangs or fails never holds a build up.
+ */
+export interface CommitStatusReporter {
+  report(job: BuildJob, jobId: string, event: CommitStatusEvent, description: string): void;
+}
+
 export interface BuildContext {
   jobId: string;
   /** 1 for the first try. */
@@ -99,6 +108,7 @@ export class BuildService {
     private readonly cache: BinaryCache | undefined,
     private readonly reconciler: GenerationSink,
     private readonly records: BuildRecords,
+    private readonly statuses: CommitStatusReporter,
     private readonly metrics: BuilderMetrics,
     private readonly logger: Logger,
     private readonly options: BuildServiceOptions,
@@ -114,10 +124,12 @@ export class BuildService {
     const log = this.logger.child({ jobId: context.jobId, flake: job.flake, commit: job.commit });
     if (context.attempt === 1) {
       this.metrics.queueWait.observe((this.now().getTime() - Date.parse(job.receivedAt)) / 1000);
+      this.statuses.report(job, context.jobId, 'queued', 'queued: a builder took the build');
     }
     const latest = await this.records.latest(job.flake);
     if (latest !== undefined && latest !== context.jobId) {
       return this.finish(
+        job,
         record,
         'superseded',
         'a newer push of the flake replaced this build',
@@ -132,13 +144,14 @@ export class BuildService {
     } catch (error) {
       if (watch.superseded()) {
         return this.finish(
+          job,
           record,
           'superseded',
           'cancelled: a newer push of the flake was queued',
           log,
         );
       }
-      throw await this.failed(record, error, context, log);
+      throw await this.failed(job, record, error, context, log);
     } finally {
       watch.stop();
       this.metrics.inFlight.dec();
@@ -156,7 +169,7 @@ export class BuildService {
     const message = `the worker running this build stopped ${stalls} times (crashed, killed or lost) before it finished: not tried again`;
     record.error = { kind: 'internal', message, retryable: false };
     appendLog(record, [`internal error: ${message}`], this.options.logBytes, this.now());
-    await this.finish(record, 'failed', 'build failed', this.logger.child({ jobId }));
+    await this.finish(job, record, 'failed', 'build failed', this.logger.child({ jobId }));
   }
 
   private async steps(
@@ -169,6 +182,7 @@ export class BuildService {
     const reference = pinFlakeRef(job.flake, job.commit, branch).url;
 
     await this.enter(record, 'evaluating', `evaluating ${reference}`);
+    this.statuses.report(job, record.id, 'building', 'building: evaluating and building the seeds');
     const evaluated = await this.phase(record, 'evaluate', async () => {
       const locked = await this.nix.resolve(reference, { signal });
       return this.nix.evaluateSeeds(locked.url, { signal });
@@ -245,6 +259,7 @@ export class BuildService {
     );
     record.changed = applied.changed;
     return this.finish(
+      job,
       record,
       'succeeded',
       applied.changed ? 'applied' : 'already applied: nothing changed',
@@ -303,12 +318,14 @@ export class BuildService {
   }
 
   private async finish(
+    job: BuildJob,
     record: BuildRecord,
-    state: BuildState,
+    state: 'succeeded' | 'failed' | 'superseded',
     line: string,
     log: Logger,
   ): Promise<BuildRecord> {
     await this.enter(record, state, line);
+    this.statuses.report(job, record.id, state, statusLine(record, state));
     this.metrics.outcomes.inc({ outcome: state });
     const total = Object.values(record.phases).reduce((sum, ms) => sum + ms, 0) / 1000;
     if (state === 'succeeded') this.metrics.buildSeconds.observe(total);
@@ -318,6 +335,7 @@ export class BuildService {
 
   /** Records why the build failed and decides whether another attempt may help. */
   private async failed(
+    job: BuildJob,
     record: BuildRecord,
     error: unknown,
     context: BuildContext,
@@ -341,12 +359,30 @@ export class BuildService {
       final ? 'build failed' : 'build requeued',
     );
     if (final) this.metrics.outcomes.inc({ outcome: 'failed' });
+    this.statuses.report(
+      job,
+      record.id,
+      final ? 'failed' : 'queued',
+      final ? statusLine(record, 'failed') : `queued: will retry after a ${detail.kind} error`,
+    );
     log.warn(
       { err: error, kind: detail.kind, retryable, final },
       final ? 'build failed' : 'build will be retried',
     );
     return new BuildFailed(detail.message, retryable);
   }
+}
+
+/**
+ * The line a forge shows for a finished build. A failure names its kind only: the record
+ * behind the link has the message, and only people with the builder's token read it.
+ */
+function statusLine(record: BuildRecord, state: 'succeeded' | 'failed' | 'superseded'): string {
+  if (state === 'superseded') return 'superseded by a newer push';
+  if (state === 'failed') return `failed (${record.error?.kind ?? 'internal'})`;
+  return record.changed === false
+    ? `generation ${record.generation} already applied`
+    : `generation ${record.generation} applied`;
 }
 
 /** The flake's instances need more than the registry's caps allow it. */

@@ -28,6 +28,7 @@ import { BuildProcessor, startBuildWorker } from './build.processor';
 import { BuildService } from './build.service';
 import { BuildsController } from './builds.controller';
 import type { BuilderConfig } from './config';
+import { ForgeStatuses } from './forge-statuses';
 import { BuilderMetrics, storeFolder } from './metrics';
 import { FileBinaryCache } from './repositories/binary-cache.repository';
 import { ReconcilerGrpcClient } from './repositories/reconciler.client';
@@ -105,11 +106,27 @@ class BuilderModule {
           }),
         }
       : { cache: undefined, off: config.binaryCache.reason };
-    const service = new BuildService(nix, served.cache, reconciler, records, metrics, logger, {
-      logBytes: config.buildLogBytes,
-      cancelSuperseded: config.worker.cancelSuperseded,
-      supersedePollMs: 500,
-    });
+    const { targets, ...statusOptions } = config.forgeStatuses;
+    const statuses = new ForgeStatuses(
+      targets,
+      statusOptions,
+      (forge, result) => metrics.forgeStatuses.inc({ forge, result }),
+      logger,
+    );
+    const service = new BuildService(
+      nix,
+      served.cache,
+      reconciler,
+      records,
+      statuses,
+      metrics,
+      logger,
+      {
+        logBytes: config.buildLogBytes,
+        cancelSuperseded: config.worker.cancelSuperseded,
+        supersedePollMs: 500,
+      },
+    );
     const abortBuilds = new AbortController();
     const workerOptions = {
       concurrency: config.worker.concurrency,
@@ -135,6 +152,7 @@ class BuilderModule {
       abortBuilds,
       config.worker.shutdownGraceMs,
       async () => {
+        await statuses.close();
         reconciler.close();
         await records.close();
       },

@@ -27,6 +27,13 @@ export class BuilderMetrics {
     registers: [this.registry],
   });
 
+  readonly forgeStatuses = new Counter({
+    name: 'seed_builder_forge_statuses_total',
+    help: 'Commit statuses for the forges: sent, retried (a failed try), rejected (4xx) or dropped',
+    labelNames: ['forge', 'result'] as const,
+    registers: [this.registry],
+  });
+
   readonly queueWait = new Histogram({
     name: 'seed_builder_queue_wait_seconds',
     help: 'Time from the webhook accepting a push to a worker starting its build',

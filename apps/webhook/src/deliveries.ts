@@ -12,7 +12,8 @@ import type { Forge } from '@seed/contracts';
 export type RejectionReason =
   | 'malformed' // 400
   | 'unauthorized' // 401
-  | 'unsupported-media-type'; // 415
+  | 'unsupported-media-type' // 415
+  | 'over-limit'; // 429: the flake has its cap of builds waiting
 
 export class DeliveryRejected extends Error {
   override readonly name = 'DeliveryRejected';

@@ -19,6 +19,7 @@ const STATUS: Record<RejectionReason, number> = {
   malformed: 400,
   unauthorized: 401,
   'unsupported-media-type': 415,
+  'over-limit': 429,
 };
 
 /**

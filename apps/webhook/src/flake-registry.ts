@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { DEFAULT_MAX_QUEUED_BUILDS } from '@seed/builds-queue';
 import {
   deriveNamespace,
   flakeHookId,
   flakeQuotaOverridesSchema,
+  forgeStatusSchema,
   parseFlakeRef,
   redactFlakeRef,
   withQuotaDefaults,
@@ -23,6 +25,8 @@ export interface RegisteredFlake {
   secret: string;
   /** The id of its own delivery URL, `POST /hooks/<hookId>` (`flakeHookId`). */
   hookId: string;
+  /** The most of its builds that may wait for a builder at once. */
+  maxQueuedBuilds: number;
   /** What the flake's instances may take of the cluster: the entry's caps over the defaults. */
   quota: FlakeQuota;
 }
@@ -48,6 +52,13 @@ const entrySchema = z
       .string()
       .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
       .optional(),
+    maxQueuedBuilds: z
+      .int({ error: 'must be a whole number of builds' })
+      .min(1, { error: 'must be at least 1' })
+      .max(1000, { error: 'must be at most 1000' })
+      .default(DEFAULT_MAX_QUEUED_BUILDS),
+    // Read by the builder, which sends the statuses; checked here with the rest.
+    forgeStatus: forgeStatusSchema.optional(),
     quota: flakeQuotaOverridesSchema.optional(),
   })
   .refine(
@@ -66,9 +77,16 @@ const registrySchema = z.union([
 /** The flakes Seed serves, looked up by the repository a delivery names. */
 export class FlakeRegistry {
   private readonly hooks: ReadonlyMap<string, RegisteredFlake>;
+  private readonly byUri: ReadonlyMap<string, RegisteredFlake>;
 
   constructor(readonly flakes: readonly RegisteredFlake[]) {
     this.hooks = new Map(flakes.map((flake) => [flake.hookId, flake]));
+    this.byUri = new Map(flakes.map((flake) => [flake.flake, flake]));
+  }
+
+  /** The flake's cap of builds waiting for a builder. */
+  maxQueuedBuilds(flake: string): number {
+    return this.byUri.get(flake)?.maxQueuedBuilds ?? DEFAULT_MAX_QUEUED_BUILDS;
   }
 
   /** The flake whose own delivery URL has this id. */
@@ -146,6 +164,7 @@ export function parseFlakeRegistry(
         branch: entry.data.branch,
         secret,
         hookId: flakeHookId(entry.data.flake, secret),
+        maxQueuedBuilds: entry.data.maxQueuedBuilds,
         quota: withQuotaDefaults(entry.data.quota),
       });
     } catch (error) {

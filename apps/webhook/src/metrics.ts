@@ -24,6 +24,12 @@ export class WebhookMetrics {
     registers: [this.registry],
   });
 
+  readonly droppedBuilds = new Counter({
+    name: 'seed_webhook_builds_dropped_total',
+    help: 'Superseded builds removed from the queue unbuilt, to keep their flake under its cap of queued builds',
+    registers: [this.registry],
+  });
+
   constructor(queue: QueueGaugeSource) {
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_webhook_' });
     new Gauge({

@@ -41,6 +41,7 @@ export async function createWebhookApp(
     redis: config.redis,
     commandTimeoutMs: config.redis.commandTimeoutMs,
     dedupeTtlSeconds: config.dedupeTtlSeconds,
+    maxQueuedBuilds: (flake) => config.registry.maxQueuedBuilds(flake),
     onConnectionError: (error) => logger.debug({ err: error }, 'redis connection error'),
   });
   // Start even when Redis is away (deliveries get 503 and /readyz says why) but give it

@@ -1,4 +1,4 @@
-import type { DeliveryRecord, RecordedBuild } from '@seed/builds-queue';
+import { QueueLimitReached, type DeliveryRecord, type RecordedBuild } from '@seed/builds-queue';
 import type { BuildJob, Forge } from '@seed/contracts';
 import type { Logger } from '@seed/service-kit';
 import {
@@ -245,7 +245,12 @@ export class WebhookService {
       ...record.builds[index]!,
     }));
     log.info({ jobs: queued }, 'builds queued');
-    return answer('queued', { deliveryId, jobs: queued });
+    if (record.dropped.length === 0) return answer('queued', { deliveryId, jobs: queued });
+    // Superseded and never started: a flake pushing faster than it builds keeps at most its
+    // cap of builds waiting, so it cannot push the other flakes' builds back.
+    this.metrics.droppedBuilds.inc(record.dropped.length);
+    log.info({ dropped: record.dropped }, 'superseded builds dropped from the queue');
+    return answer('queued', { deliveryId, jobs: queued, dropped: record.dropped });
   }
 
   /** Queues the delivery's builds; any Redis failure becomes a 503 the forge will retry. */
@@ -258,6 +263,13 @@ export class WebhookService {
     try {
       return await this.builds.queue(forge, deliveryId, builds);
     } catch (error) {
+      if (error instanceof QueueLimitReached) {
+        log.warn(
+          { limit: error.limit, waiting: error.waiting },
+          'flake at its cap of queued builds',
+        );
+        throw new DeliveryRejected('over-limit', error.message);
+      }
       log.warn({ err: error }, 'Redis did not take the delivery');
       throw new QueueUnavailable(`the build queue is unavailable: ${(error as Error).message}`);
     }

@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { DEFAULT_MAX_QUEUED_BUILDS } from '@seed/builds-queue';
 import { DEFAULT_FLAKE_QUOTA, deriveNamespace, flakeHookId } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { collidingFlakeUris } from '@seed/testing';
@@ -42,6 +43,7 @@ describe('the flake registry', () => {
         '    repository: gitea.example/acme/site',
         '    branch: release/1',
         `    secretFile: ${path.join(dir, 'secret')}`,
+        '    maxQueuedBuilds: 20',
         '  - flake: git+ssh://git@gitlab.example/group/api.git',
         '    repository: group/api',
         '    secretEnv: API_HOOK_SECRET',
@@ -56,6 +58,7 @@ describe('the flake registry', () => {
         branch: undefined,
         secret: 'inline',
         hookId: flakeHookId('github:acme/app', 'inline'),
+        maxQueuedBuilds: DEFAULT_MAX_QUEUED_BUILDS,
         quota: DEFAULT_FLAKE_QUOTA,
       },
       {
@@ -64,6 +67,7 @@ describe('the flake registry', () => {
         branch: 'release/1',
         secret: 'from-a-file',
         hookId: flakeHookId('git+https://gitea.example/acme/site.git', 'from-a-file'),
+        maxQueuedBuilds: 20,
         quota: DEFAULT_FLAKE_QUOTA,
       },
       {
@@ -72,6 +76,7 @@ describe('the flake registry', () => {
         branch: undefined,
         secret: 'from-env',
         hookId: flakeHookId('git+ssh://git@gitlab.example/group/api.git', 'from-env'),
+        maxQueuedBuilds: DEFAULT_MAX_QUEUED_BUILDS,
         quota: DEFAULT_FLAKE_QUOTA,
       },
     ]);
@@ -99,6 +104,14 @@ describe('the flake registry', () => {
           { flake: 'github:acme/four', repository: 'acme/four', secretEnv: 'UNSET_SECRET' },
           { flake: 'github:acme/four', repository: 'acme/four', secret: 'x' },
           { flake: 'github:acme/five', repository: 'acme/five', secret: 'x', colour: 'blue' },
+          { flake: 'github:acme/six', repository: 'acme/six', secret: 'x', maxQueuedBuilds: 0 },
+          { flake: 'github:acme/seven', repository: 'a/7', secret: 'x', maxQueuedBuilds: 2.5 },
+          {
+            flake: 'github:acme/eight',
+            repository: 'a/8',
+            secret: 'x',
+            forgeStatus: { api: 'https://u:p@api.github.com', tokenFile: 'token' },
+          },
         ]),
         'flakes.json',
         {},
@@ -113,6 +126,10 @@ describe('the flake registry', () => {
       'flakes.json: flakes[3] (github:acme/three).branch: is not a valid git branch name',
       'flakes.json: flakes[4] (github:acme/four).secretEnv: UNSET_SECRET is not set',
       expect.stringContaining('flakes[6] (github:acme/five): Unrecognized key: "colour"'),
+      'flakes.json: flakes[7] (github:acme/six).maxQueuedBuilds: must be at least 1',
+      'flakes.json: flakes[8] (github:acme/seven).maxQueuedBuilds: must be a whole number of builds',
+      'flakes.json: flakes[9] (github:acme/eight).forgeStatus.api: must not carry credentials: give them in tokenFile',
+      'flakes.json: flakes[9] (github:acme/eight).forgeStatus.tokenFile: expected an absolute path',
     ]);
   });
 

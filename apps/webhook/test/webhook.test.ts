@@ -37,9 +37,11 @@ flakes:
   - flake: git+https://gitea.example/acme/app.git
     repository: https://gitea.example/acme/app
     secret: gitea-secret
+    maxQueuedBuilds: 2
   - flake: git+https://forgejo.example/acme/app.git
     repository: forgejo.example/acme/app
     secret: forgejo-secret
+    maxQueuedBuilds: 1
   - flake: git+https://gitlab.example/group/app.git
     repository: group/app
     secret: gitlab-token
@@ -359,6 +361,61 @@ describe("a flake's own hook URL", () => {
     expect(elsewhere.status).toBe(400);
     expect(elsewhere.body.error).toContain('this hook deploys github:Codertocat/Hello-World');
     expect(await jobs()).toEqual([]);
+  });
+});
+
+/** A signed Gitea or Forgejo push of `commit` to its acme/app. */
+function giteaLike(forge: 'gitea' | 'forgejo', after: string): Promise<Sent> {
+  const body = JSON.stringify(giteaPush(`${forge}.example`, 'acme/app', after));
+  return post(
+    '/webhook',
+    {
+      'content-type': 'application/json',
+      'x-gitea-event': 'push',
+      [`x-${forge}-event`]: 'push',
+      [`x-${forge}-delivery`]: deliveryId(),
+      [`x-${forge}-signature`]: hmacHex(`${forge}-secret`, body),
+    },
+    body,
+  );
+}
+
+describe("a flake's cap of queued builds (maxQueuedBuilds)", () => {
+  const gitea = 'git+https://gitea.example/acme/app.git';
+
+  it('drops the oldest superseded build waiting once a flake is at its cap', async () => {
+    const pushed = [commit(), commit(), commit(), commit()];
+    for (const after of pushed.slice(0, 2))
+      expect((await giteaLike('gitea', after)).status).toBe(202);
+    const third = await giteaLike('gitea', pushed[2]!);
+    expect(third.status).toBe(202);
+    expect(third.body.dropped).toEqual([buildJobId(gitea, pushed[0]!)]);
+    const fourth = await giteaLike('gitea', pushed[3]!);
+    expect(fourth.body.dropped).toEqual([buildJobId(gitea, pushed[1]!)]);
+    expect((await jobs()).map((job) => job.commit).sort()).toEqual(pushed.slice(2).sort());
+    expect(await builder.latest(gitea)).toBe(buildJobId(gitea, pushed[3]!));
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/^seed_webhook_builds_dropped_total 2$/m);
+  });
+
+  it('answers 429 naming the limit when nothing waiting can be dropped', async () => {
+    const forgejo = 'git+https://forgejo.example/acme/app.git';
+    const [first, second] = [commit(), commit()];
+    expect((await giteaLike('forgejo', first)).status).toBe(202);
+    // Its only waiting build is its latest: the webhook never drops that one.
+    const refused = await giteaLike('forgejo', second);
+    expect(refused.status).toBe(429);
+    expect(refused.body.error).toMatch(/1 build\(s\) waiting.*maxQueuedBuilds: 1/);
+    expect(await builder.latest(forgejo)).toBe(buildJobId(forgejo, first));
+    expect((await jobs()).map((job) => job.commit)).toEqual([first]);
+
+    // Once a worker takes it, the next push is queued.
+    await builder.taken(forgejo, buildJobId(forgejo, first));
+    expect((await giteaLike('forgejo', second)).status).toBe(202);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /seed_webhook_deliveries_total\{forge="forgejo",event="push",outcome="over-limit"\} 1/,
+    );
   });
 });
 

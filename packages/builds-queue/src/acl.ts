@@ -37,8 +37,9 @@ const CLIENT_COMMANDS = ['ping', 'info', 'client|setname', 'evalsha', 'eval', 'm
 /** Commands each service sends itself, beside the scripts (its own and BullMQ's). */
 const OWN_COMMANDS: Record<BuildsQueueService, string[]> = {
   // The producer's restore of a lost build reads a job's hash and the flake's latest; the
-  // queue-age gauge reads the oldest waiting job's timestamp.
-  webhook: ['exists', 'get', 'hget'],
+  // queue-age gauge reads the oldest waiting job's timestamp; the per-flake cap counts,
+  // lists, trims and expires the flake's waiting set.
+  webhook: ['exists', 'expire', 'get', 'hget', 'zcard', 'zrange', 'zrem'],
   // Build records, their indexes and the flake lock; the worker blocks on BullMQ's marker.
   builder: [
     'get',
@@ -47,6 +48,7 @@ const OWN_COMMANDS: Record<BuildsQueueService, string[]> = {
     'zadd',
     'zrevrange',
     'zremrangebyrank',
+    'zrem',
     'expire',
     'hgetall',
     'bzpopmin',

@@ -8,6 +8,7 @@ import {
   flakeLockKey,
   latestBuildKey,
   RECENT_BUILDS_KEY,
+  waitingBuildsKey,
 } from './keys';
 import { RELEASE_LOCK, RENEW_LOCK } from './scripts';
 
@@ -93,6 +94,11 @@ export class BuildsQueueConsumer {
   /** The job id of the flake's newest build, as the webhook recorded it. */
   async latest(flake: string): Promise<string | undefined> {
     return (await this.redis.get(latestBuildKey(flake))) ?? undefined;
+  }
+
+  /** A worker took the build: it no longer counts against its flake's cap of waiting builds. */
+  async taken(flake: string, id: string): Promise<void> {
+    await this.redis.zrem(waitingBuildsKey(flake), id);
   }
 
   /** Takes the flake's build lock for `owner`; false when another build holds it. */

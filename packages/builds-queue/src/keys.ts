@@ -12,6 +12,7 @@ const LATEST = 'seed:builds:latest:';
 const RECORD = 'seed:build:';
 const INDEX = 'seed:builds:index:';
 const LOCK = 'seed:builds:lock:';
+const WAITING = 'seed:builds:waiting:';
 /** BullMQ's keys of the queue: its default prefix `bull`, then the queue's name. */
 const BULLMQ = `bull:${BUILDS_QUEUE}:`;
 
@@ -24,13 +25,14 @@ export const RECENT_BUILDS_KEY = 'seed:builds:recent';
  * webhook recorded but cannot change it, nor the dedupe records.
  */
 export const KEY_ACCESS = {
-  webhook: [`~${BULLMQ}*`, `~${DELIVERY}*`, `~${QUEUED}*`, `~${LATEST}*`],
+  webhook: [`~${BULLMQ}*`, `~${DELIVERY}*`, `~${QUEUED}*`, `~${LATEST}*`, `~${WAITING}*`],
   builder: [
     `~${BULLMQ}*`,
     `~${RECORD}*`,
     `~${INDEX}*`,
     `~${RECENT_BUILDS_KEY}`,
     `~${LOCK}*`,
+    `~${WAITING}*`,
     `%R~${LATEST}*`,
   ],
 } as const;
@@ -63,4 +65,13 @@ export function flakeBuildsKey(flake: string): string {
 /** The id of the job holding the flake's build lock. */
 export function flakeLockKey(flake: string): string {
   return `${LOCK}${flakeKey(flake)}`;
+}
+
+/**
+ * The flake's builds no worker has taken yet, scored by when they were queued: the webhook
+ * adds each build it queues and counts them against the flake's cap; a worker removes a
+ * build when it takes it.
+ */
+export function waitingBuildsKey(flake: string): string {
+  return `${WAITING}${flakeKey(flake)}`;
 }

@@ -4,12 +4,13 @@ import {
   buildJobId,
   buildJobOptions,
   type BuildJob,
+  redactFlakeRef,
   type Forge,
 } from '@seed/contracts';
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import { RedisUser, type RedisConnectionSettings } from './connection';
-import { deliveryKey, latestBuildKey, queuedKey } from './keys';
+import { deliveryKey, latestBuildKey, queuedKey, waitingBuildsKey } from './keys';
 import { RECORD_DELIVERY } from './scripts';
 
 export interface RecordedBuild {
@@ -21,7 +22,42 @@ export interface RecordedBuild {
 }
 
 export type DeliveryRecord =
-  { duplicate: false; builds: RecordedBuild[] } | { duplicate: true; jobIds: string[] };
+  | {
+      duplicate: false;
+      builds: RecordedBuild[];
+      /** Superseded builds removed from the queue unbuilt to keep their flake under its cap. */
+      dropped: string[];
+    }
+  | { duplicate: true; jobIds: string[] };
+
+/** The most builds of one flake waiting for a worker, when the registry sets no cap. */
+export const DEFAULT_MAX_QUEUED_BUILDS = 5;
+
+/**
+ * A build whose flake already has its cap of builds waiting for a worker, none of which
+ * could be dropped: the delivery is refused and nothing of it recorded.
+ */
+export class QueueLimitReached extends Error {
+  override readonly name = 'QueueLimitReached';
+
+  constructor(
+    readonly flake: string,
+    readonly limit: number,
+    readonly waiting: number,
+  ) {
+    super(
+      `flake ${redactFlakeRef(flake)} has ${waiting} build(s) waiting for a builder, its limit (maxQueuedBuilds: ${limit}): push again once one has started`,
+    );
+  }
+}
+
+/** BullMQ states of a job no worker has taken. */
+const UNTAKEN_STATES: ReadonlySet<string> = new Set([
+  'waiting',
+  'prioritized',
+  'delayed',
+  'waiting-children',
+]);
 
 export interface BuildsQueueProducerOptions {
   /** The webhook's Redis user. */
@@ -36,6 +72,11 @@ export interface BuildsQueueProducerOptions {
    * shorten the retry backoff).
    */
   jobOptions?: Pick<JobsOptions, 'backoff'>;
+  /**
+   * The most builds of a flake that may wait for a worker at once (the registry's
+   * `maxQueuedBuilds`); `DEFAULT_MAX_QUEUED_BUILDS` when left out.
+   */
+  maxQueuedBuilds?: (flake: string) => number;
 }
 
 /**
@@ -54,6 +95,7 @@ export class BuildsQueueProducer {
   };
   private readonly dedupeTtlSeconds: number;
   private readonly jobOptions: Pick<JobsOptions, 'backoff'>;
+  private readonly maxQueuedBuilds: (flake: string) => number;
 
   /**
    * Two connections: BullMQ defines dozens of Lua commands on its own, which makes every
@@ -75,6 +117,7 @@ export class BuildsQueueProducer {
     this.jobs = new Queue(BUILDS_QUEUE, { connection: this.queueConnection });
     this.dedupeTtlSeconds = options.dedupeTtlSeconds;
     this.jobOptions = options.jobOptions ?? {};
+    this.maxQueuedBuilds = options.maxQueuedBuilds ?? (() => DEFAULT_MAX_QUEUED_BUILDS);
   }
 
   /**
@@ -106,19 +149,21 @@ export class BuildsQueueProducer {
   /**
    * Queues the builds of one delivery: records the delivery, then stores each build not
    * queued before. A delivery seen before changes nothing and answers the job ids it
-   * queued then.
+   * queued then. A flake at its cap of waiting builds first loses the oldest of those a
+   * newer push superseded; when that is not enough the delivery is refused
+   * (`QueueLimitReached`).
    */
   async queue(
     forge: Forge,
     deliveryId: string,
     builds: readonly BuildJob[],
   ): Promise<DeliveryRecord> {
+    const dropped = await this.makeRoom(builds);
     const record = await this.record(forge, deliveryId, builds);
-    if (!record.duplicate) {
-      const fresh = builds.filter((_, index) => record.builds[index]!.created);
-      await Promise.all(fresh.map((build) => this.add(build)));
-    }
-    return record;
+    if (record.duplicate) return record;
+    const fresh = builds.filter((_, index) => record.builds[index]!.created);
+    await Promise.all(fresh.map((build) => this.add(build)));
+    return { ...record, dropped };
   }
 
   /** Jobs per state, for the queue depth gauge. */
@@ -141,6 +186,50 @@ export class BuildsQueueProducer {
   }
 
   /**
+   * Brings each flake at its cap of waiting builds under it, dropping the oldest builds a
+   * newer push superseded (every waiting build but the flake's latest): unbuilt, a worker
+   * would only end them `superseded`. Only a flake at its cap pays for this; the others'
+   * deliveries cost one ZCARD more. Entries whose job a worker already took, or which is
+   * gone (a worker crashed before clearing it), are cleared on the way.
+   */
+  private async makeRoom(builds: readonly BuildJob[]): Promise<string[]> {
+    const pipeline = this.redis.pipeline();
+    for (const build of builds) pipeline.zcard(waitingBuildsKey(build.flake));
+    const replies = (await pipeline.exec()) ?? [];
+    const failed = replies.find(([error]) => error);
+    if (failed) throw failed[0]!;
+    const dropped: string[] = [];
+    for (const [index, build] of builds.entries()) {
+      const waiting = Number(replies[index]?.[1]);
+      const cap = this.maxQueuedBuilds(build.flake);
+      if (waiting >= cap) dropped.push(...(await this.dropSuperseded(build, waiting, cap)));
+    }
+    return dropped;
+  }
+
+  private async dropSuperseded(build: BuildJob, waiting: number, cap: number): Promise<string[]> {
+    const key = waitingBuildsKey(build.flake);
+    const [ids, latest] = await Promise.all([
+      this.redis.zrange(key, 0, -1),
+      this.redis.get(latestBuildKey(build.flake)),
+    ]);
+    const own = buildJobId(build.flake, build.commit);
+    const dropped: string[] = [];
+    for (const id of ids) {
+      if (waiting < cap) break;
+      if (id === latest || id === own) continue;
+      if (UNTAKEN_STATES.has(await this.jobs.getJobState(id))) {
+        // 0: a worker took it meanwhile, and clears its entry itself.
+        if ((await this.jobs.remove(id)) !== 1) continue;
+        dropped.push(id);
+      }
+      await this.redis.zrem(key, id);
+      waiting -= 1;
+    }
+    return dropped;
+  }
+
+  /**
    * Records a delivery and its builds, or finds it was recorded before. A resend carries
    * the same builds, so those are what a known delivery restores if they were lost.
    */
@@ -148,20 +237,26 @@ export class BuildsQueueProducer {
     forge: Forge,
     deliveryId: string,
     builds: readonly BuildJob[],
-  ): Promise<DeliveryRecord> {
+  ): Promise<
+    { duplicate: false; builds: RecordedBuild[] } | { duplicate: true; jobIds: string[] }
+  > {
     const keys = [deliveryKey(forge, deliveryId)];
-    for (const build of builds) keys.push(queuedKey(build), latestBuildKey(build.flake));
+    const args: (string | number)[] = [this.dedupeTtlSeconds, Date.now()];
+    const caps = builds.map((build) => this.maxQueuedBuilds(build.flake));
     const jobIds = builds.map((build) => buildJobId(build.flake, build.commit));
-    const [known, ...perBuild] = await this.redis.seedRecordDelivery(
-      keys.length,
-      ...keys,
-      this.dedupeTtlSeconds,
-      ...jobIds,
-    );
+    builds.forEach((build, index) => {
+      keys.push(queuedKey(build), latestBuildKey(build.flake), waitingBuildsKey(build.flake));
+      args.push(jobIds[index]!, caps[index]!);
+    });
+    const [known, ...perBuild] = await this.redis.seedRecordDelivery(keys.length, ...keys, ...args);
     if (typeof known === 'string') {
       const recorded = known.split(' ');
       await this.restoreLost(builds.filter((_, index) => recorded.includes(jobIds[index]!)));
       return { duplicate: true, jobIds: recorded };
+    }
+    if (perBuild[0] === '!') {
+      const index = Number(perBuild[1]) - 1;
+      throw new QueueLimitReached(builds[index]!.flake, caps[index]!, Number(perBuild[2]));
     }
     return {
       duplicate: false,

@@ -49,6 +49,7 @@ describe('the builds queue', () => {
     expect(await producer.queue('github', first.deliveryId, [first])).toEqual({
       duplicate: false,
       builds: [{ jobId, created: true, supersedes: undefined }],
+      dropped: [],
     });
     expect(await consumer.latest(first.flake)).toBe(jobId);
     expect(await consumer.get(jobId)).toMatchObject({ id: jobId, state: 'queued' });

@@ -98,6 +98,8 @@ export {
   shootRequestSchema,
 } from './shoot-api';
 export type { ShootAnswer, ShootPoolStatus, ShootRequestBody } from './shoot-api';
+export { commitStatusRequest, forgeStatusSchema } from './forge-status';
+export type { CommitStatus, CommitStatusEvent, ForgeStatusTarget } from './forge-status';
 export {
   DEFAULT_FLAKE_QUOTA,
   FLAKE_QUOTA_FIELDS,
