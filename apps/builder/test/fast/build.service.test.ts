@@ -17,6 +17,7 @@ import {
   InMemoryBuildRecords,
   RecordingCache,
   RecordingSink,
+  RecordingStatuses,
   ScriptedNix,
 } from './in-memory-ports';
 
@@ -47,6 +48,7 @@ function buildService(seeds = [seedMeta('web'), seedMeta('api')]) {
     cache: new RecordingCache(),
     sink: new RecordingSink(),
     records: new InMemoryBuildRecords(),
+    statuses: new RecordingStatuses(),
   };
   parts.records.latestByFlake.set(FLAKE, jobId);
   const service = new BuildService(
@@ -54,6 +56,7 @@ function buildService(seeds = [seedMeta('web'), seedMeta('api')]) {
     parts.cache,
     parts.sink,
     parts.records,
+    parts.statuses,
     new BuilderMetrics('/nix/store'),
     createLogger('builder', 'silent'),
     { logBytes: 64 * 1024, cancelSuperseded: true, supersedePollMs: 60_000 },
@@ -63,7 +66,7 @@ function buildService(seeds = [seedMeta('web'), seedMeta('api')]) {
 
 describe('BuildService (in-memory ports)', () => {
   it('evaluates, builds, publishes, then applies, recording each state', async () => {
-    const { service, nix, cache, sink, records } = buildService();
+    const { service, nix, cache, sink, records, statuses } = buildService();
     const record = await service.run(job, context());
 
     expect(record.state).toBe('succeeded');
@@ -87,6 +90,7 @@ describe('BuildService (in-memory ports)', () => {
       'succeeded',
     ]);
     expect(Object.keys(record.phases)).toEqual(['evaluate', 'build', 'publish', 'apply']);
+    expect(statuses.events).toEqual(['queued', 'building', 'succeeded']);
   });
 
   it('supersedes a build whose flake has a newer push, without running nix', async () => {
@@ -98,7 +102,7 @@ describe('BuildService (in-memory ports)', () => {
   });
 
   it('fails an evaluation error at once, with its kind and location', async () => {
-    const { service, nix, sink, records } = buildService();
+    const { service, nix, sink, records, statuses } = buildService();
     nix.failWith.evaluate = new NixError('evaluation', 'undefined variable foo', {
       location: 'flake.nix:3:5',
     });
@@ -109,6 +113,7 @@ describe('BuildService (in-memory ports)', () => {
     const record = records.records.get(jobId)!;
     expect(record.state).toBe('failed');
     expect(record.error).toMatchObject({ kind: 'evaluation', location: 'flake.nix:3:5' });
+    expect(statuses.events.at(-1)).toBe('failed');
   });
 
   it.each([

@@ -4,11 +4,19 @@
 import type {
   ApplyGenerationRequest,
   ApplyGenerationResponse__Output,
+  BuildJob,
   BuildRecord,
+  CommitStatusEvent,
   SeedMeta,
 } from '@seed/contracts';
 import type { BuiltSeed, EvaluatedSeed, LockedFlake } from '@seed/nix-eval';
-import type { BinaryCache, BuildRecords, GenerationSink, NixSteps } from '../../src/build.service';
+import type {
+  BinaryCache,
+  BuildRecords,
+  CommitStatusReporter,
+  GenerationSink,
+  NixSteps,
+} from '../../src/build.service';
 
 export class InMemoryBuildRecords implements BuildRecords {
   readonly records = new Map<string, BuildRecord>();
@@ -84,5 +92,14 @@ export class RecordingSink implements GenerationSink {
     const changed = this.requests.at(-1)?.generation !== request.generation;
     this.requests.push(request);
     return { changed, generation: request.generation ?? '' };
+  }
+}
+
+/** The forge's commit statuses, as the build reported them. */
+export class RecordingStatuses implements CommitStatusReporter {
+  readonly events: CommitStatusEvent[] = [];
+
+  report(_job: BuildJob, _jobId: string, event: CommitStatusEvent): void {
+    this.events.push(event);
   }
 }
