@@ -17,7 +17,8 @@ export interface TpmPaths {
   ctrl: string;
   /**
    * The host's own data channel, for tpm2-tools (`TPM2TOOLS_TCTI=swtpm:path=<data>`,
-   * which finds the control socket at `<data>.ctrl`). Not used while a VM is attached.
+   * which finds the control socket at `<data>.ctrl`), only with `hostChannel`: swtpm
+   * then refuses the VMM's CMD_SET_DATAFD, so a TPM meant for a VM never has one.
    */
   data: string;
   pidfile: string;
@@ -42,8 +43,13 @@ export class SwtpmError extends Error {
 /**
  * Starts swtpm (TPM 2.0) on `paths`, detached so that it outlives this process: restarting
  * the agent must never reset a TPM. Resolves with its pid once its control channel answers.
+ * `hostChannel` adds the data socket for tpm2-tools on the host (tests, diagnosis).
  */
-export async function startSwtpm(binary: string, paths: TpmPaths): Promise<number> {
+export async function startSwtpm(
+  binary: string,
+  paths: TpmPaths,
+  hostChannel = false,
+): Promise<number> {
   const logFd = openSync(paths.log, 'a', 0o600);
   const child = spawn(
     binary,
@@ -54,8 +60,7 @@ export async function startSwtpm(binary: string, paths: TpmPaths): Promise<numbe
       `dir=${paths.state},mode=0600`,
       '--ctrl',
       `type=unixio,path=${paths.ctrl},mode=0600`,
-      '--server',
-      `type=unixio,path=${paths.data},mode=0600`,
+      ...(hostChannel ? ['--server', `type=unixio,path=${paths.data},mode=0600`] : []),
       '--pid',
       `file=${paths.pidfile}`,
       // The VMM's CMD_INIT and the guest's TPM2_Startup still come; these let the

@@ -24,6 +24,8 @@ export interface VtpmStoreOptions {
   /** How long a TPM outlives its instance's absence, like a volume's retention. */
   graceMs: number;
   now: () => number;
+  /** A data socket for tpm2-tools on the host; a VM cannot attach to such a TPM. */
+  hostChannel?: boolean;
 }
 
 export class InvalidInstance extends Error {
@@ -55,7 +57,7 @@ export class VtpmStore {
     if (running !== undefined) {
       return { instance, ctrlSocket: paths.ctrl, pid: running, how: 'adopted' };
     }
-    const pid = await startSwtpm(this.options.swtpm, paths);
+    const pid = await startSwtpm(this.options.swtpm, paths, this.options.hostChannel);
     return { instance, ctrlSocket: paths.ctrl, pid, how: 'started' };
   }
 

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { InvalidInstance, VtpmStore, runningSwtpm, stopSwtpm, type InstanceKey } from '../src';
 
-// Real swtpm (Debian's), read with real tpm2-tools over its data socket.
+// Real swtpm (Debian's), read with real tpm2-tools over its host data socket
+// (test/secrets-vm.test.ts attaches the TPMs to VMs instead).
 const GRACE_MS = 60_000;
 const web: InstanceKey = { namespace: 's-gaydazldmnsg', name: 'web' };
 const db: InstanceKey = { namespace: 's-gaydazldmnsg', name: 'db' };
@@ -15,7 +16,7 @@ const NV_INDEX = '0x1500016';
 let root: string;
 let clock: number;
 const store = (): VtpmStore =>
-  new VtpmStore({ root, swtpm: 'swtpm', graceMs: GRACE_MS, now: () => clock });
+  new VtpmStore({ root, swtpm: 'swtpm', graceMs: GRACE_MS, now: () => clock, hostChannel: true });
 
 function tpm2(store: VtpmStore, instance: InstanceKey, args: string[], input?: string): string {
   return execFileSync(`tpm2_${args[0]}`, args.slice(1), {
