@@ -45,10 +45,11 @@ function manifest(file: string, mode = '0440'): string {
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'seed-secrets-'));
+  // Cached after the first run, which builds sops (~10 minutes).
   tools = secretsTools();
   await agent().ensure(web);
   await agent().ensure(other);
-});
+}, 1_200_000);
 
 afterAll(async () => {
   for (const instance of [web, other]) {
