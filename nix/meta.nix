@@ -29,8 +29,8 @@
 
 let
   inherit (builtins)
-    attrNames concatMap concatStringsSep elem filter foldl' head isAttrs isBool isInt
-    isList isString mapAttrs match stringLength toJSON typeOf;
+    attrNames concatMap concatStringsSep elem filter foldl' fromJSON head isAttrs isBool isInt
+    isList isString length mapAttrs match stringLength toJSON typeOf;
 
   # ---------------------------------------------------------------------------
   # The platform's vocabulary. Keep in step with ARCHITECTURE.md.
@@ -71,6 +71,15 @@ let
   # a DNS label's 63 characters is plenty.
   labelKeyLimit = { max = 63; why = "names are used as Kubernetes DNS labels"; };
 
+  # What one instance may ask of a shared cluster: META_LIMITS of packages/contracts
+  # (meta.ts), which the services check again; here the user sees the option's name.
+  metaLimits = {
+    exposeEntries = 16;
+    storageEntries = 8;
+    connectEntries = 32;
+    storageBytes = 16 * 1024 * 1024 * 1024 * 1024; # 16Ti
+  };
+
   # Keys of expose/storage/connect end up in Kubernetes names (Service ports, PVCs
   # `seed-<name>-<key>`, volume names) and in `SEED_<KEY>_HOST`: start with a letter,
   # lower-case letters, digits and "-", no trailing "-".
@@ -89,6 +98,16 @@ let
   # Kubernetes resource.Quantity as used for PVC sizes ("1Gi", "500Mi", "10G", "1.5Gi").
   quantityRegex = "[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?";
   zeroQuantityRegex = "0+(\\.0+)?[A-Za-z]*";
+  quantityFactors = {
+    "" = 1; k = 1000; M = 1000000; G = 1000000000; T = 1000000000000;
+    P = 1000000000000000; E = 1000000000000000000;
+    Ki = 1024; Mi = 1048576; Gi = 1073741824; Ti = 1099511627776;
+    Pi = 1125899906842624; Ei = 1152921504606846976;
+  };
+  # Bytes of a quantity that matched quantityRegex (a float when it has a fraction).
+  quantityBytes = v:
+    let parts = match "([0-9]+(\\.[0-9]+)?)([A-Za-z]*)" v; in
+    fromJSON (head parts) * quantityFactors.${builtins.elemAt parts 2};
 
   # ---------------------------------------------------------------------------
   # Error reporting.
@@ -129,10 +148,13 @@ let
     else fail path "unknown ${what} ${show v} (expected one of ${concatStringsSep ", " allowed})";
 
   # Applies `f path key value` to every entry of an attrset option, after checking
-  # the option itself is an attrset and each key is a valid name within `limit`.
-  entries = path: limit: f: v:
+  # the option itself is an attrset of at most `most` entries (named `what` in the
+  # message) and each key is a valid name within `limit`.
+  entries = path: limit: most: what: f: v:
     if !isAttrs v then
       fail path "expected an attribute set of entries, got ${show v}"
+    else if length (attrNames v) > most then
+      fail path "${toString (length (attrNames v))} entries; at most ${toString most} ${what} entries per instance (Seed's limit)"
     else
       mapAttrs (key: value:
         # seq: the key is checked even though the normalised entry never looks at it.
@@ -172,6 +194,8 @@ let
       fail path ''${show v} is not a Kubernetes quantity such as "1Gi"''
     else if match zeroQuantityRegex v != null then
       fail path "${show v} is zero; a volume needs a size such as \"1Gi\""
+    else if quantityBytes v > metaLimits.storageBytes then
+      fail path "${show v} is larger than 16Ti, Seed's limit per volume"
     else v;
 
   # A mount point must be absolute and normalised: the same directory must not be
@@ -229,7 +253,7 @@ let
     else fail path "${show v} is not a port number (1-65535) or { port; protocol; }";
 
   exposePath = seedPath ++ [ "expose" ];
-  expose = entries exposePath exposeKeyLimit normExpose (cfg.expose or { });
+  expose = entries exposePath exposeKeyLimit metaLimits.exposeEntries "expose" normExpose (cfg.expose or { });
 
   # Two entries on the same port and transport cannot both be served; neither can two
   # entries that would produce the same Service port name (a dns entry "x" makes
@@ -271,7 +295,7 @@ let
     else fail path ''expected a size such as "1Gi" or { size; mountPoint; }, got ${show v}'';
 
   storagePath = seedPath ++ [ "storage" ];
-  storage = entries storagePath labelKeyLimit normStorage (cfg.storage or { });
+  storage = entries storagePath labelKeyLimit metaLimits.storageEntries "storage" normStorage (cfg.storage or { });
 
   storageChecks = [
     (firstDuplicate (item: "mount point ${toJSON item.value}") (map (key: {
@@ -295,7 +319,7 @@ let
       }
     else fail path ''expected a service name such as "postgres" or { service; port; }, got ${show v}'';
 
-  connect = entries (seedPath ++ [ "connect" ]) labelKeyLimit normConnect (cfg.connect or { });
+  connect = entries (seedPath ++ [ "connect" ]) labelKeyLimit metaLimits.connectEntries "connect" normConnect (cfg.connect or { });
 
   # seed.rollout, with seed.strategy as an alias (the original Seed's name for it).
   # Through the module system the alias is already folded into rollout; raw input may

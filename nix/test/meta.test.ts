@@ -110,7 +110,7 @@ const accepted: Array<[string, MetaArgs, Meta]> = [
     web({ storage: { data: '1Gi' } }),
     metaOf({ storage: { data: { size: '1Gi', mountPoint: '/seed/storage/data' } } }),
   ],
-  ...['500Mi', '10G', '1.5Ti', '100k', '2048', '1Ei'].map((size): [string, MetaArgs, Meta] => [
+  ...['500Mi', '10G', '1.5Ti', '100k', '2048', '16Ti'].map((size): [string, MetaArgs, Meta] => [
     `quantity ${size}`,
     web({ storage: { vol: size } }),
     metaOf({ storage: { vol: { size, mountPoint: '/seed/storage/vol' } } }),
@@ -375,6 +375,26 @@ const rejected: Array<[string, MetaArgs, string, string?]> = [
     'a storage name of 64 characters',
     web({ storage: { ['a'.repeat(64)]: '1Gi' } }),
     `seed.storage.${'a'.repeat(64)}: name "${'a'.repeat(64)}" is 64 characters long; at most 63`,
+  ],
+  [
+    'more expose entries than Seed allows',
+    web({ expose: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`p${i}`, 1000 + i])) }),
+    "seed.expose: 17 entries; at most 16 expose entries per instance (Seed's limit)",
+  ],
+  [
+    'more storage entries than Seed allows',
+    web({ storage: Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`v${i}`, '1Gi'])) }),
+    "seed.storage: 9 entries; at most 8 storage entries per instance (Seed's limit)",
+  ],
+  [
+    'more connect entries than Seed allows',
+    web({ connect: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`c${i}`, 'db'])) }),
+    "seed.connect: 33 entries; at most 32 connect entries per instance (Seed's limit)",
+  ],
+  [
+    'a volume above 16Ti',
+    web({ storage: { data: '16.5Ti' } }),
+    `seed.storage.data.size: "16.5Ti" is larger than 16Ti, Seed's limit per volume`,
   ],
   [
     'two entries on one TCP port',

@@ -2,6 +2,7 @@ import {
   deriveNamespace,
   generationHash,
   queuedBuildRecord,
+  quotaExcess,
   type ApplyGenerationRequest,
   type ApplyGenerationResponse__Output,
   type BuildError,
@@ -173,6 +174,16 @@ export class BuildService {
       return this.nix.evaluateSeeds(locked.url, { signal });
     });
 
+    // Refused before anything is built: the reconciler would refuse it as well.
+    const excess = job.quota
+      ? quotaExcess(
+          job.quota,
+          evaluated.map((seed) => seed.meta),
+        )
+      : [];
+    if (excess.length > 0)
+      throw new QuotaExceeded(`exceeds the flake's caps: ${excess.join('; ')}`);
+
     await this.enter(
       record,
       'building',
@@ -213,6 +224,7 @@ export class BuildService {
           namespace: record.namespace,
           revision: job.commit,
           generation: record.generation,
+          quota: job.quota,
           instances: built.map((seed) => ({
             name: seed.name,
             metaJson: JSON.stringify(seed.meta),
@@ -337,6 +349,11 @@ export class BuildService {
   }
 }
 
+/** The flake's instances need more than the registry's caps allow it. */
+class QuotaExceeded extends Error {
+  override readonly name = 'QuotaExceeded';
+}
+
 function describe(error: unknown): BuildError {
   if (error instanceof NixError) {
     return {
@@ -352,6 +369,8 @@ function describe(error: unknown): BuildError {
     return { kind: 'publish', message: error.message, retryable: true };
   if (error instanceof ReconcilerUnavailable)
     return { kind: 'reconciler-unavailable', message: error.message, retryable: true };
+  if (error instanceof QuotaExceeded)
+    return { kind: 'quota', message: error.message, retryable: false };
   if (error instanceof GenerationRejected)
     return { kind: 'rejected', message: error.message, retryable: false };
   return { kind: 'internal', message: (error as Error).message ?? String(error), retryable: true };

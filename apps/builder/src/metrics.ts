@@ -51,5 +51,8 @@ export class BuilderMetrics {
   constructor(storeDir: string) {
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_builder_' });
     registerStoreDiskGauges(this.registry, 'seed_builder_', storeDir);
+    // Each phase exported at 0 from the start: its first build is an increase Prometheus sees.
+    for (const phase of ['evaluate', 'build', 'publish', 'apply'])
+      this.phaseSeconds.zero({ phase });
   }
 }

@@ -3,6 +3,7 @@ import { REDIS_USERS } from '@seed/builds-queue';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import {
   BUILD_JOB_NAME,
+  DEFAULT_FLAKE_QUOTA,
   buildJobId,
   buildListSchema,
   buildJobOptions,
@@ -170,6 +171,32 @@ describe('failures', () => {
     const job = await pushes.queue.getJob(jobId);
     expect(job?.attemptsMade).toBe(1);
     expect(await job?.getState()).toBe('failed');
+  });
+
+  it("hands the registry's caps to the reconciler with the generation", async () => {
+    const web = await repo({ web: {} });
+    const quota = { ...DEFAULT_FLAKE_QUOTA, cpu: '4', pods: 3 };
+    const record = await finished(url, await pushes.push(web, await web.head(), quota));
+    expect(record.state).toBe('succeeded');
+    const [request] = reconciler.applied.filter((r) => r.flakeUri === web.url());
+    expect(request?.quota).toEqual(quota);
+  });
+
+  it('refuses a flake beyond its caps before building it, naming the cap', async () => {
+    const web = await repo({ web: { seed: { rollout: 'rolling' } }, db: {} });
+    const quota = { ...DEFAULT_FLAKE_QUOTA, pods: 2 };
+    const record = await finished(url, await pushes.push(web, await web.head(), quota));
+    expect(record.state).toBe('failed');
+    expect(record.attempts).toBe(1);
+    expect(record.error).toMatchObject({
+      kind: 'quota',
+      retryable: false,
+      message: expect.stringContaining(
+        "quota.pods: the instances request 3 at their peak (a rolling instance runs two pods while it rolls), above the flake's cap of 2",
+      ),
+    });
+    expect(record.phases).not.toHaveProperty('build');
+    expect(reconciler.applied.filter((r) => r.flakeUri === web.url())).toEqual([]);
   });
 
   it('keeps location and log tail for the user', async () => {

@@ -8,6 +8,7 @@ import {
   buildRecordSchema,
   readTlsDirectory,
   type BuildRecord,
+  type FlakeQuota,
 } from '@seed/contracts';
 import {
   createPlatformCertificates,
@@ -43,8 +44,8 @@ export class Pushes {
     });
   }
 
-  push(repo: FlakeRepo, commit: string): Promise<string> {
-    return queueBuild(this.producer, repo.url(), commit);
+  push(repo: FlakeRepo, commit: string, quota?: FlakeQuota): Promise<string> {
+    return queueBuild(this.producer, repo.url(), commit, quota);
   }
 
   async close(): Promise<void> {

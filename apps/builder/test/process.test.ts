@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -13,7 +13,15 @@ import {
   type LocalRedis,
 } from '@seed/testing';
 import { FakeReconciler } from './fake-reconciler';
-import { Pushes, builderCredentialEnv, builderNix, finished, flake, getBuilds } from './harness';
+import {
+  Pushes,
+  builderCredentialEnv,
+  builderCredentials,
+  builderNix,
+  finished,
+  flake,
+  getBuilds,
+} from './harness';
 
 const MAIN = path.resolve(__dirname, '../dist/main.js');
 
@@ -302,5 +310,35 @@ describe('builder processes', () => {
     expect(process.stderr()).toContain(
       'SEED_CANCEL_SUPERSEDED="yes": expected true, false, 1 or 0',
     );
+  });
+
+  it('logs none of its secrets: its Redis password, API token and TLS private key', async () => {
+    const { process, url } = await builder();
+    const repo = await flake({ web: {} });
+    repos.push(repo);
+    expect((await finished(url, await pushes.push(repo, await repo.head()))).state).toBe(
+      'succeeded',
+    );
+    expect(
+      (await fetch(`${url}/builds`, { headers: { authorization: 'Bearer wrong' } })).status,
+    ).toBe(401);
+    await process.stop(20_000);
+
+    const { certificates, tokenFile } = await builderCredentials();
+    const key = await readFile(path.join(certificates.builder, 'tls.key'), 'utf8');
+    const secrets = [
+      redis.user(REDIS_USERS.builder).password,
+      (await readFile(tokenFile, 'utf8')).trim(),
+      // Each base64 line of the key: a log showing any of them leaks part of it.
+      ...key.split('\n').filter((line) => !line.startsWith('-----') && line.length >= 32),
+    ];
+    const logged = [...process.logs.map((line) => JSON.stringify(line)), process.stderr()].join(
+      '\n',
+    );
+    expect(logged).toContain('builder listening');
+    for (const secret of secrets) {
+      expect(secret.length).toBeGreaterThan(8);
+      expect(logged.includes(secret)).toBe(false);
+    }
   });
 });

@@ -10,6 +10,7 @@ import {
   type LocalCluster,
   type LocalNixDaemon,
   type LocalPrometheus,
+  type ScrapeTarget,
   type LocalRedis,
   type NodeOptions,
   type ServiceProcess,
@@ -99,15 +100,12 @@ export class LocalStack {
     return cluster;
   }
 
-  /** Debian's Prometheus scraping every service started so far, with Seed's alert rules. */
-  async startPrometheus(ruleFiles: readonly string[]): Promise<LocalPrometheus> {
-    const prometheus = await startPrometheus({
-      targets: [...this.services.values()].map(({ name, url }) => ({
-        job: name,
-        url: `${url}/metrics`,
-      })),
-      ruleFiles,
-    });
+  /** Debian's Prometheus scraping `targets`, with Seed's alert rules. */
+  async startPrometheus(
+    targets: readonly ScrapeTarget[],
+    ruleFiles: readonly string[],
+  ): Promise<LocalPrometheus> {
+    const prometheus = await startPrometheus({ targets, ruleFiles });
     this.#stops.push(() => prometheus.stop());
     return prometheus;
   }

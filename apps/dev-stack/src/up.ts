@@ -291,6 +291,30 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           await stack.ready(service, waitTimeoutMs);
           note(`${service.name} ready on ${service.url}`);
         }
+        // Scraping from here on, so the pushes below are in the dashboard's rates; the
+        // shoot pool's address is fixed (pods are told it), so it is a target already.
+        const started = [reconcilerService, builderService, webhookService];
+        prometheus = await stack.startPrometheus(
+          [
+            ...started.map(({ name, url }) => ({ job: name, url: `${url}/metrics` })),
+            {
+              job: 'shoot-pool',
+              url: `http://${cluster.node.ip}:${DEFAULT_SHOOT_POOL_PORT}/metrics`,
+            },
+          ],
+          [ALERT_RULES_PATH],
+        );
+        const scraping = prometheus;
+        await waitFor(
+          'Prometheus to scrape the services',
+          async () => {
+            const health = await scraping.targetHealth();
+            return started.every(({ name }) => health[name] === 'up') ? true : undefined;
+          },
+          { timeoutMs: waitTimeoutMs, signal, intervalMs: 250 },
+        );
+        scrapedSince = Date.now();
+        note(`prometheus on ${prometheus.url} scrapes them every second`);
         return { webhook: webhookService, builder: builderService, credentials };
       },
     );
@@ -396,9 +420,6 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           `caller: ${caller.instance}'s pod, proven by its projected token and IP; volumes ${caller.volumes.map((v) => v.mountPoint).join(', ')}`,
         );
         note(`shoot pool starting on ${pool.url}; it boots and snapshots a template VM`);
-        prometheus = await stack.startPrometheus([ALERT_RULES_PATH]);
-        scrapedSince = Date.now();
-        note(`prometheus on ${prometheus.url} scrapes the four services every second`);
         return caller;
       },
     );
@@ -459,6 +480,9 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
         const pool = stack.service('shoot-pool');
         note('waiting for the shoot pool to warm up (boot, snapshot and restore under QEMU)');
         await stack.ready(pool, waitTimeoutMs);
+        // The pool listens once warm: let Prometheus see it before the shoot, so the
+        // shoot lands in the dashboard's rates.
+        await scrapedAgain(prometheus!, ['shoot-pool'], { timeoutMs: waitTimeoutMs, signal });
         note('shoot pool warm');
         const mountPoint = shootCaller.volumes[0]?.mountPoint;
         if (mountPoint === undefined) throw new Error(`${shootCaller.instance} mounts no volume`);
@@ -517,6 +541,13 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       'ask Prometheus every panel of the Grafana dashboard (deploy/grafana)',
       async () => {
         const scraping = prometheus!;
+        // The clone used by the shoot is replaced: wait for the pool to be warm again,
+        // then for every service's counters as they are now.
+        await stack.ready(stack.service('shoot-pool'), waitTimeoutMs);
+        await scrapedAgain(scraping, ['webhook', 'builder', 'reconciler', 'shoot-pool'], {
+          timeoutMs: waitTimeoutMs,
+          signal,
+        });
         const window = `${Math.ceil((Date.now() - scrapedSince) / 1000) + 5}s`;
         const answers = await askDashboard(
           (expr) => scraping.query(expr),
@@ -525,9 +556,13 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
         );
         const empty = answers.filter((answer) => answer.problem !== undefined);
         if (empty.length > 0) {
+          const scrapes = Object.entries(await scraping.targetHealth()).map(
+            ([job, health]) => `  ${job}: ${health}`,
+          );
           throw new Error(
             `${empty.length} of ${answers.length} panel queries have no data:\n` +
-              empty.map((a) => `  ${a.panel}: ${a.problem} (${a.expr})`).join('\n'),
+              empty.map((a) => `  ${a.panel}: ${a.problem} (${a.expr})`).join('\n') +
+              `\nthe services' last scrapes:\n${scrapes.join('\n')}`,
           );
         }
         return answers;
@@ -568,6 +603,26 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     );
     for (const problem of problems) options.write(`    while stopping: ${problem}\n`);
   }
+}
+
+/** Waits until Prometheus has scraped each job successfully twice more. */
+async function scrapedAgain(
+  prometheus: LocalPrometheus,
+  jobs: readonly string[],
+  options: { timeoutMs: number; signal: AbortSignal },
+): Promise<void> {
+  // Successful scrapes so far: `up` is 1 for each.
+  const scrapes = async (job: string) =>
+    (await prometheus.query(`sum_over_time(up{job="${job}"}[1h])`))[0]?.value ?? 0;
+  const before = await Promise.all(jobs.map(scrapes));
+  await waitFor(
+    `Prometheus to scrape ${jobs.join(', ')} again`,
+    async () => {
+      const now = await Promise.all(jobs.map(scrapes));
+      return now.every((count, i) => count >= before[i]! + 2) ? true : undefined;
+    },
+    { ...options, intervalMs: 250 },
+  );
 }
 
 /** Polls the builder until the build ends, noting each state it passes through. */

@@ -1,3 +1,4 @@
+import { flakeQuotaSchema } from '@seed/contracts';
 import { ANNOTATION_FLAKE_URI } from '@seed/k8s-model';
 import { z } from 'zod';
 
@@ -8,6 +9,8 @@ export const desiredSchema = z.object({
   revision: z.string(),
   generation: z.string(),
   instances: z.array(z.object({ name: z.string(), metaJson: z.string(), image: z.string() })),
+  /** The flake's caps; absent in states written before caps existed: the defaults. */
+  quota: flakeQuotaSchema.optional(),
 });
 
 export type DesiredGeneration = z.infer<typeof desiredSchema>;

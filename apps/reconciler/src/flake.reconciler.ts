@@ -372,6 +372,7 @@ export function renderInput(desired: DesiredGeneration) {
     commit: desired.revision,
     generation: desired.generation,
     instances,
+    quota: desired.quota,
   };
 }
 

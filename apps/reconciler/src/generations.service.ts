@@ -1,9 +1,15 @@
 import {
+  DEFAULT_FLAKE_QUOTA,
+  canonicalJson,
   deriveNamespace,
+  flakeQuotaSchema,
   parseFlakeRef,
+  quotaExcess,
   redactFlakeRef,
   parseSeedMeta,
   type ApplyGenerationRequest__Output,
+  type FlakeQuota,
+  type SeedMeta,
   type FlakeStatus,
   type InstanceStatus,
 } from '@seed/contracts';
@@ -93,7 +99,7 @@ export class GenerationsService {
   async apply(
     request: ApplyGenerationRequest__Output,
   ): Promise<{ changed: boolean; generation: string }> {
-    validate(request);
+    const quota = validate(request);
     const namespace = request.namespace;
     const unavailable = (error: Error) => {
       throw new GenerationError('unavailable', error.message);
@@ -102,13 +108,14 @@ export class GenerationsService {
     await this.refuseForeign(request, cached);
     const current =
       cached.desired?.generation === request.generation &&
-      cached.applied?.generation === request.generation;
+      cached.applied?.generation === request.generation &&
+      sameQuota(cached.desired.quota, quota);
     if (current && !cached.lastError) {
       this.metrics.generations.inc({ result: 'unchanged' });
       return { changed: false, generation: request.generation };
     }
     try {
-      await this.storeDesired(request);
+      await this.storeDesired(request, quota);
       if (this.controller.isLeading) await this.controller.enqueueAndWait(namespace);
       else await this.leaderOutcome(namespace, request.generation);
     } catch (error) {
@@ -169,7 +176,10 @@ export class GenerationsService {
    * then `seed-state`, written over the version just read so a concurrent write of
    * another replica or of the reconcile is not lost.
    */
-  private async storeDesired(request: ApplyGenerationRequest__Output): Promise<void> {
+  private async storeDesired(
+    request: ApplyGenerationRequest__Output,
+    quota: FlakeQuota | undefined,
+  ): Promise<void> {
     const namespace = request.namespace;
     for (let attempt = 1; ; attempt++) {
       const state = await this.states.load(namespace);
@@ -196,6 +206,7 @@ export class GenerationsService {
               metaJson,
               image,
             })),
+            ...(quota && { quota }),
           },
           // An error about another generation says nothing about this one.
           lastError: state.desired?.generation === request.generation ? state.lastError : '',
@@ -231,7 +242,10 @@ export class GenerationsService {
     } catch (error) {
       throw new GenerationError('invalid', (error as Error).message);
     }
-    const status = await this.statusOf(deriveNamespace(flakeUri));
+    // Read fresh: a caller asking right after its ApplyGeneration must see that
+    // generation, which the watch's cache may not have yet.
+    const namespace = deriveNamespace(flakeUri);
+    const status = await this.statusOf(namespace, () => this.states.load(namespace));
     if (!status)
       throw new GenerationError('not-found', `no generation was ever applied for ${flakeUri}`);
     return status;
@@ -243,13 +257,16 @@ export class GenerationsService {
       throw new GenerationError('unavailable', error.message);
     });
     const statuses = await mapLimited(namespaces, READS_AT_ONCE, (namespace) =>
-      this.statusOf(namespace),
+      this.statusOf(namespace, () => this.states.cached(namespace)),
     );
     return statuses.filter((status) => status !== undefined);
   }
 
-  private async statusOf(namespace: string): Promise<FlakeStatus | undefined> {
-    const state = await this.states.cached(namespace).catch((error: Error) => {
+  private async statusOf(
+    namespace: string,
+    readState: () => Promise<FlakeState>,
+  ): Promise<FlakeStatus | undefined> {
+    const state = await readState().catch((error: Error) => {
       throw new GenerationError('unavailable', error.message);
     });
     if (!state.desired) return undefined;
@@ -305,8 +322,14 @@ export class GenerationsService {
   }
 }
 
-function validate(request: ApplyGenerationRequest__Output): void {
+/**
+ * Checks a request before anything is written, and returns its quota (undefined: the
+ * builder sent none, and the defaults apply). A generation beyond the flake's caps is
+ * refused here, naming each cap, rather than pod by pod by the API server.
+ */
+function validate(request: ApplyGenerationRequest__Output): FlakeQuota | undefined {
   const problems: string[] = [];
+  const metas: SeedMeta[] = [];
   try {
     parseFlakeRef(request.flakeUri);
     if (request.namespace !== deriveNamespace(request.flakeUri)) {
@@ -334,10 +357,23 @@ function validate(request: ApplyGenerationRequest__Output): void {
       continue;
     }
     const parsed = parseSeedMeta(meta, instance.name);
-    if (!parsed.ok)
+    if (parsed.ok) metas.push(parsed.meta);
+    else
       problems.push(
         ...parsed.problems.map((p) => `instance ${instance.name}: meta.${p.path}: ${p.message}`),
       );
   }
+  const quota = request.quota === null ? undefined : flakeQuotaSchema.safeParse(request.quota);
+  if (quota && !quota.success)
+    problems.push(...quota.error.issues.map((i) => `quota.${i.path.join('.')}: ${i.message}`));
   if (problems.length > 0) throw new GenerationError('invalid', problems.join('; '));
+  const excess = quotaExcess(quota?.data ?? DEFAULT_FLAKE_QUOTA, metas);
+  if (excess.length > 0)
+    throw new GenerationError('failed', `exceeds the flake's caps: ${excess.join('; ')}`);
+  return quota?.data;
+}
+
+/** Whether two flakes' caps are the same, an absent one being the defaults. */
+function sameQuota(a: FlakeQuota | undefined, b: FlakeQuota | undefined): boolean {
+  return canonicalJson(a ?? DEFAULT_FLAKE_QUOTA) === canonicalJson(b ?? DEFAULT_FLAKE_QUOTA);
 }

@@ -55,5 +55,7 @@ export class ReconcilerMetrics {
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_reconciler_' });
+    // Both outcomes exported at 0 from the start: the first error is an increase, not a new series.
+    for (const outcome of ['success', 'error']) this.reconcileSeconds.zero({ outcome });
   }
 }

@@ -58,9 +58,11 @@ export class ShootMetrics {
   });
 
   constructor(source: () => PoolGaugeSource) {
-    // Every cause is exported from the start at 0: a rate over a cause that never
-    // happened is 0, not "no data", and alerts on it can fire on the first failure.
+    // Every cause and outcome is exported from the start at 0: a rate over one that never
+    // happened is 0, not "no data", and the first occurrence is an increase Prometheus
+    // sees (a series born with its first event has no earlier sample to rise from).
     for (const cause of FAILURE_CAUSES) this.failures.inc({ cause }, 0);
+    for (const outcome of ['ok', 'timeout', ...FAILURE_CAUSES]) this.shootSeconds.zero({ outcome });
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_shoot_' });
     // The node's store, which every image's closure and every shoot's view come from.
     registerStoreDiskGauges(this.registry, 'seed_shoot_', '/nix/store');

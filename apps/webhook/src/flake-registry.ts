@@ -1,5 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { deriveNamespace, flakeHookId, parseFlakeRef, redactFlakeRef } from '@seed/contracts';
+import {
+  deriveNamespace,
+  flakeHookId,
+  flakeQuotaOverridesSchema,
+  parseFlakeRef,
+  redactFlakeRef,
+  withQuotaDefaults,
+  type FlakeQuota,
+} from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -15,6 +23,8 @@ export interface RegisteredFlake {
   secret: string;
   /** The id of its own delivery URL, `POST /hooks/<hookId>` (`flakeHookId`). */
   hookId: string;
+  /** What the flake's instances may take of the cluster: the entry's caps over the defaults. */
+  quota: FlakeQuota;
 }
 
 // git check-ref-format, the parts that matter for a branch name in a config file.
@@ -38,6 +48,7 @@ const entrySchema = z
       .string()
       .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
       .optional(),
+    quota: flakeQuotaOverridesSchema.optional(),
   })
   .refine(
     (entry) => [entry.secret, entry.secretFile, entry.secretEnv].filter(Boolean).length === 1,
@@ -135,6 +146,7 @@ export function parseFlakeRegistry(
         branch: entry.data.branch,
         secret,
         hookId: flakeHookId(entry.data.flake, secret),
+        quota: withQuotaDefaults(entry.data.quota),
       });
     } catch (error) {
       problems.push((error as Error).message);

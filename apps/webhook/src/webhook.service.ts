@@ -220,8 +220,9 @@ export class WebhookService {
     flakes: RegisteredFlake[],
   ): Promise<DeliveryAnswer> {
     const receivedAt = this.now().toISOString();
-    const builds: BuildJob[] = flakes.map(({ flake }) => ({
+    const builds: BuildJob[] = flakes.map(({ flake, quota }) => ({
       flake,
+      quota,
       commit: push.after!,
       ref: push.ref,
       forge,

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { deriveNamespace, flakeHookId } from '@seed/contracts';
+import { DEFAULT_FLAKE_QUOTA, deriveNamespace, flakeHookId } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { collidingFlakeUris } from '@seed/testing';
 import { loadWebhookConfig } from '../src/config';
@@ -56,6 +56,7 @@ describe('the flake registry', () => {
         branch: undefined,
         secret: 'inline',
         hookId: flakeHookId('github:acme/app', 'inline'),
+        quota: DEFAULT_FLAKE_QUOTA,
       },
       {
         flake: 'git+https://gitea.example/acme/site.git',
@@ -63,6 +64,7 @@ describe('the flake registry', () => {
         branch: 'release/1',
         secret: 'from-a-file',
         hookId: flakeHookId('git+https://gitea.example/acme/site.git', 'from-a-file'),
+        quota: DEFAULT_FLAKE_QUOTA,
       },
       {
         flake: 'git+ssh://git@gitlab.example/group/api.git',
@@ -70,6 +72,7 @@ describe('the flake registry', () => {
         branch: undefined,
         secret: 'from-env',
         hookId: flakeHookId('git+ssh://git@gitlab.example/group/api.git', 'from-env'),
+        quota: DEFAULT_FLAKE_QUOTA,
       },
     ]);
     expect(
@@ -110,6 +113,52 @@ describe('the flake registry', () => {
       'flakes.json: flakes[3] (github:acme/three).branch: is not a valid git branch name',
       'flakes.json: flakes[4] (github:acme/four).secretEnv: UNSET_SECRET is not set',
       expect.stringContaining('flakes[6] (github:acme/five): Unrecognized key: "colour"'),
+    ]);
+  });
+
+  it("takes a flake's caps over the defaults", () => {
+    const registry = parseFlakeRegistry(
+      [
+        'flakes:',
+        '  - flake: github:acme/app',
+        '    repository: acme/app',
+        '    secret: s',
+        '    quota: { cpu: "4", memory: 8Gi, pods: 10 }',
+      ].join('\n'),
+      'flakes.yaml',
+      {},
+    );
+    expect(registry.flakes[0]?.quota).toEqual({
+      ...DEFAULT_FLAKE_QUOTA,
+      cpu: '4',
+      memory: '8Gi',
+      pods: 10,
+    });
+  });
+
+  it('refuses bad caps at start-up, naming the flake and the cap', () => {
+    const found = problems(() =>
+      parseFlakeRegistry(
+        JSON.stringify([
+          {
+            flake: 'github:acme/app',
+            repository: 'acme/app',
+            secret: 'x',
+            quota: { cpu: 'lots', memory: '8 GB', storage: '-1Gi', pods: 0, services: 2.5 },
+          },
+          { flake: 'github:acme/two', repository: 'acme/two', secret: 'x', quota: { gpus: 1 } },
+        ]),
+        'flakes.json',
+        {},
+      ),
+    );
+    expect(found).toEqual([
+      'flakes.json: flakes[0] (github:acme/app).quota.cpu: expected a CPU quantity above zero, such as "8" or "500m"',
+      'flakes.json: flakes[0] (github:acme/app).quota.memory: expected a whole number of bytes above zero, such as "16Gi" or "500M"',
+      'flakes.json: flakes[0] (github:acme/app).quota.storage: expected a whole number of bytes above zero, such as "16Gi" or "500M"',
+      'flakes.json: flakes[0] (github:acme/app).quota.pods: expected at least 1',
+      'flakes.json: flakes[0] (github:acme/app).quota.services: expected a whole number',
+      'flakes.json: flakes[1] (github:acme/two).quota: Unrecognized key: "gpus"',
     ]);
   });
 

@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { BuildsQueueConsumer, REDIS_USERS } from '@seed/builds-queue';
-import { BUILDS_QUEUE, buildJobId, flakeHookId, type BuildJob } from '@seed/contracts';
+import {
+  BUILDS_QUEUE,
+  DEFAULT_FLAKE_QUOTA,
+  buildJobId,
+  flakeHookId,
+  type BuildJob,
+} from '@seed/contracts';
 import { githubPushHeaders, startRedis, type LocalRedis } from '@seed/testing';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -24,6 +30,7 @@ flakes:
   - flake: ${HELLO}
     repository: github.com/Codertocat/Hello-World
     secret: hello-secret
+    quota: { cpu: '4', pods: 6 }
   - flake: github:octo/other
     repository: octo/other
     secret: other-secret
@@ -122,7 +129,7 @@ beforeEach(async () => {
 });
 
 describe('GitHub', () => {
-  it('queues a build of the flake at the pushed commit once the job is stored', async () => {
+  it('queues a build of the flake at the pushed commit, with its caps, once the job is stored', async () => {
     const after = commit();
     const sent = await github(githubPush(after), { id: 'gh-1' });
     expect(sent.status).toBe(202);
@@ -139,6 +146,7 @@ describe('GitHub', () => {
       forge: 'github',
       deliveryId: 'gh-1',
       receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      quota: { ...DEFAULT_FLAKE_QUOTA, cpu: '4', pods: 6 },
     });
   });
 

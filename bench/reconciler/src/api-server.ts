@@ -4,6 +4,7 @@ import {
   AppsV1Api,
   CoreV1Api,
   KubernetesObjectApi,
+  NetworkingV1Api,
   PatchStrategy,
   VersionApi,
   type KubernetesObject,
@@ -24,6 +25,7 @@ export interface RoundTrips {
 export class ApiServer {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
+  private readonly networking: NetworkingV1Api;
   private readonly objects: KubernetesObjectApi;
   private readonly versionApi: VersionApi;
   private writes = 0;
@@ -32,6 +34,7 @@ export class ApiServer {
     const config = loadKubeConfig(kubeconfigPath);
     this.core = config.makeApiClient(CoreV1Api);
     this.apps = config.makeApiClient(AppsV1Api);
+    this.networking = config.makeApiClient(NetworkingV1Api);
     this.objects = KubernetesObjectApi.makeApiClient(config);
     this.versionApi = config.makeApiClient(VersionApi);
   }
@@ -97,18 +100,25 @@ export class ApiServer {
       }
     };
     const labelSelector = MANAGED_BY_SEED;
-    const [spaces, configMaps, claims, deployments, services] = await Promise.all([
-      this.core.listNamespace({ labelSelector }),
-      this.core.listConfigMapForAllNamespaces({ labelSelector }),
-      this.core.listPersistentVolumeClaimForAllNamespaces({ labelSelector }),
-      this.apps.listDeploymentForAllNamespaces({ labelSelector }),
-      this.core.listServiceForAllNamespaces({ labelSelector }),
-    ]);
+    const [spaces, configMaps, claims, deployments, services, policies, quotas, limits] =
+      await Promise.all([
+        this.core.listNamespace({ labelSelector }),
+        this.core.listConfigMapForAllNamespaces({ labelSelector }),
+        this.core.listPersistentVolumeClaimForAllNamespaces({ labelSelector }),
+        this.apps.listDeploymentForAllNamespaces({ labelSelector }),
+        this.core.listServiceForAllNamespaces({ labelSelector }),
+        this.networking.listNetworkPolicyForAllNamespaces({ labelSelector }),
+        this.core.listResourceQuotaForAllNamespaces({ labelSelector }),
+        this.core.listLimitRangeForAllNamespaces({ labelSelector }),
+      ]);
     add('Namespace', spaces.items);
     add('ConfigMap', configMaps.items);
     add('PersistentVolumeClaim', claims.items);
     add('Deployment', deployments.items);
     add('Service', services.items);
+    add('NetworkPolicy', policies.items);
+    add('ResourceQuota', quotas.items);
+    add('LimitRange', limits.items);
     return versions;
   }
 }

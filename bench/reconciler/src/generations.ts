@@ -1,6 +1,8 @@
 // Generations as the builder sends them: every instance exposes one HTTP port and has one
-// volume, so it renders a PersistentVolumeClaim, a Deployment and a Service.
+// volume, so it renders a PersistentVolumeClaim, a Deployment, a Service and a
+// NetworkPolicy (its exposed port).
 import {
+  DEFAULT_FLAKE_QUOTA,
   SIZE_TIERS,
   deriveNamespace,
   generationHash,
@@ -8,10 +10,13 @@ import {
   type SeedMeta,
 } from '@seed/contracts';
 
-/** Objects the reconciler writes per instance (claim, Deployment, Service). */
-export const OBJECTS_PER_INSTANCE = 3;
-/** Objects per flake besides its instances: the Namespace and the state ConfigMap. */
-export const OBJECTS_PER_FLAKE = 2;
+/** Objects the reconciler writes per instance (claim, Deployment, Service, NetworkPolicy). */
+export const OBJECTS_PER_INSTANCE = 4;
+/**
+ * Objects per flake besides its instances: the Namespace, the state ConfigMap, the five
+ * NetworkPolicies of the flake, its ResourceQuota and its LimitRange.
+ */
+export const OBJECTS_PER_FLAKE = 9;
 
 function meta(name: string): SeedMeta {
   return {
@@ -54,6 +59,13 @@ export function generation(
     namespace: deriveNamespace(flakeUri),
     revision: build.toString(16).padStart(40, 'a'),
     generation: generationHash(seeds),
+    // Its operator's caps: the largest flakes here (100 instances) are above Seed's meta
+    // limit of 64 per flake, which the builder, not the reconciler, enforces, and the
+    // default caps (sized by that limit) would refuse them.
+    quota: {
+      ...DEFAULT_FLAKE_QUOTA,
+      services: Math.max(DEFAULT_FLAKE_QUOTA.services, instances),
+    },
     instances: seeds.map((seed) => ({
       name: seed.name,
       metaJson: JSON.stringify(seed.meta),

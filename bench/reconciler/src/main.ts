@@ -230,7 +230,8 @@ function report(figures: Report): void {
   console.log(
     `bench/reconciler: kube-apiserver ${figures.version} + etcd on loopback, the reconciler as a ` +
       `process (${WORKERS} workers), ${availableParallelism()} cores; each instance = claim + ` +
-      `Deployment + Service; medians`,
+      `Deployment + Service + NetworkPolicy, each flake + Namespace, seed-state, 5 ` +
+      `NetworkPolicies, ResourceQuota, LimitRange; medians`,
   );
   line(
     `API server round trip, median of ${RTT_SAMPLES}`,

@@ -41,10 +41,13 @@ const pushExample = (examples as unknown as { name: string; examples: Payload[] 
   .examples.find((payload) => payload.ref === 'refs/heads/master')!;
 
 let sequence = 0;
-/** A fresh push (new delivery id and commit) to one of the registered repositories. */
-function nextDelivery(): { body: string; headers: Record<string, string> } {
+/**
+ * A fresh push (new delivery id and commit) to one of the registered repositories, in
+ * turn, or to the one numbered `index`.
+ */
+function nextDelivery(index?: number): { body: string; headers: Record<string, string> } {
   sequence += 1;
-  const repository = `bench/repo-${sequence % REPOSITORIES}`;
+  const repository = `bench/repo-${index ?? sequence % REPOSITORIES}`;
   const payload = {
     ...pushExample,
     after: sequence.toString(16).padStart(40, '0'),
@@ -227,7 +230,8 @@ async function flood(target: Target): Promise<void> {
     ),
     Promise.all(
       Array.from({ length: FLOOD_PUSHES }, () => {
-        const { body, headers } = nextDelivery();
+        // repo-0's own: a hook URL refuses (400) a delivery naming another repository.
+        const { body, headers } = nextDelivery(0);
         return post(hook, headers, body);
       }),
     ),

@@ -98,3 +98,16 @@ export {
   shootRequestSchema,
 } from './shoot-api';
 export type { ShootAnswer, ShootPoolStatus, ShootRequestBody } from './shoot-api';
+export {
+  DEFAULT_FLAKE_QUOTA,
+  FLAKE_QUOTA_FIELDS,
+  INSTANCE_POD,
+  canonicalFlakeQuota,
+  canonicalQuantity,
+  flakeNeeds,
+  flakeQuotaOverridesSchema,
+  flakeQuotaSchema,
+  quotaExcess,
+  withQuotaDefaults,
+} from './quota';
+export type { FlakeNeeds, FlakeQuota } from './quota';

@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
 import { z } from 'zod';
+import { flakeQuotaSchema } from './quota';
 
 /**
  * The build job catalog: the one definition of what the webhook puts on the builds queue
@@ -24,6 +25,11 @@ export const buildJobSchema = z.strictObject({
   deliveryId: z.string().min(1),
   /** When the webhook accepted the delivery (ISO 8601), for queue-wait metrics. */
   receivedAt: z.iso.datetime(),
+  /**
+   * The flake's caps from the registry, defaults filled in. Absent on jobs queued by a
+   * webhook older than the caps: the reconciler then applies the defaults.
+   */
+  quota: flakeQuotaSchema.optional(),
 });
 
 export type BuildJob = z.infer<typeof buildJobSchema>;

@@ -4,6 +4,7 @@ import {
   SHOOT_TOKEN_DIR,
   SHOOT_TOKEN_EXPIRATION_SECONDS,
   SHOOT_TOKEN_FILE,
+  INSTANCE_POD,
   type SeedMeta,
 } from '@seed/contracts';
 import type { IVolume } from 'kubernetes-models/v1/Volume';
@@ -153,7 +154,7 @@ function withShootToken(
 function resourcesOf(meta: SeedMeta): { requests: Record<string, string> } {
   // In the canonical form the API server stores ("2Gi", not "2048Mi"), so an unchanged
   // instance reads back exactly as rendered and is not written again.
-  const millis = meta.resources.vcpus * CPU_MILLIS_PER_VCPU;
+  const millis = meta.resources.vcpus * INSTANCE_POD.cpuMillisPerVcpu;
   const mebibytes = meta.resources.memory;
   return {
     requests: {
@@ -162,8 +163,6 @@ function resourcesOf(meta: SeedMeta): { requests: Record<string, string> } {
     },
   };
 }
-
-const CPU_MILLIS_PER_VCPU = 250;
 
 /** `nix:0<store path>`: the reference nix-snapshotter resolves to the instance's image. */
 function nixImage(instance: SeedInstance): string {

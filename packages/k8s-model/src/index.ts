@@ -10,6 +10,7 @@ export {
 export { renderService } from './service';
 export { renderPersistentVolumeClaims } from './volume';
 export { renderFlakeNetworkPolicies, renderInstanceNetworkPolicy } from './network-policy';
+export { checkWithinQuota, renderFlakeBounds } from './bounds';
 export { DEFAULT_NETWORK, DEFAULT_SHOOT_POOL_PORT } from './input';
 export type {
   ClusterDns,
@@ -51,7 +52,9 @@ export {
 export { KINDS_IN_APPLY_ORDER } from './objects';
 export type {
   SeedDeployment,
+  SeedLimitRange,
   SeedNamespace,
+  SeedResourceQuota,
   SeedNetworkPolicy,
   SeedObject,
   SeedObjectKind,

@@ -1,4 +1,4 @@
-import type { SeedMeta } from '@seed/contracts';
+import type { FlakeQuota, SeedMeta } from '@seed/contracts';
 
 /** One `seeds.<name>` of a built flake revision: the reconciler's only input per instance. */
 export interface SeedInstance {
@@ -23,6 +23,8 @@ export interface GenerationContext {
 
 export interface GenerationInput extends GenerationContext {
   instances: readonly SeedInstance[];
+  /** The flake's caps from the registry; default `DEFAULT_FLAKE_QUOTA` of `@seed/contracts`. */
+  quota?: FlakeQuota;
 }
 
 /**

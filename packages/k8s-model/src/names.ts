@@ -142,11 +142,12 @@ function generationValue(generation: string): string {
 }
 
 /**
- * `seed.<purpose>`: a NetworkPolicy of the whole flake. The `.` keeps it apart from the
- * instances' own policies, named after them: no instance name can hold one.
+ * `seed.<purpose>`: an object of the whole flake (a NetworkPolicy, its ResourceQuota). The
+ * `.` keeps it apart from the instances' own objects, named after them: no instance name
+ * can hold one.
  */
-export function flakePolicyName(purpose: string): string {
-  return checked(`seed.${purpose}`, 'dns1123Subdomain', 'NetworkPolicy', { field: 'name' });
+export function flakeObjectName(purpose: string, kind: string): string {
+  return checked(`seed.${purpose}`, 'dns1123Subdomain', kind, { field: 'name' });
 }
 
 /** `seed-<instance>-<key>`: the PersistentVolumeClaim of `seed.storage.<key>`. */

@@ -12,7 +12,7 @@ import {
 } from './input';
 import { instanceObjectMeta } from './metadata';
 import {
-  flakePolicyName,
+  flakeObjectName,
   instanceObjectName,
   LABEL_MANAGED_BY,
   MANAGED_BY_SEED,
@@ -50,7 +50,7 @@ export function renderFlakeNetworkPolicies(
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
       metadata: {
-        name: flakePolicyName(name),
+        name: flakeObjectName(name, 'NetworkPolicy'),
         namespace: namespaceName(context.namespace),
         labels: { [LABEL_MANAGED_BY]: MANAGED_BY_SEED },
       },

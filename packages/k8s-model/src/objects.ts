@@ -1,8 +1,10 @@
 // Apps types come through the package root: a `kubernetes-models/apps/...` path would trip
 // the workspace lint rule that keeps apps/* from importing each other.
 import type { apps } from 'kubernetes-models';
+import type { ILimitRange } from 'kubernetes-models/v1/LimitRange';
 import type { INamespace } from 'kubernetes-models/v1/Namespace';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
+import type { IResourceQuota } from 'kubernetes-models/v1/ResourceQuota';
 import type { IService } from 'kubernetes-models/v1/Service';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 
@@ -26,17 +28,28 @@ export type SeedPersistentVolumeClaim = Named<IPersistentVolumeClaim>;
 export type SeedDeployment = Named<IDeployment>;
 export type SeedService = Named<IService>;
 export type SeedNetworkPolicy = Named<INetworkPolicy>;
+export type SeedResourceQuota = Named<IResourceQuota>;
+export type SeedLimitRange = Named<ILimitRange>;
 
 export type SeedObject =
-  SeedNamespace | SeedNetworkPolicy | SeedPersistentVolumeClaim | SeedDeployment | SeedService;
+  | SeedNamespace
+  | SeedResourceQuota
+  | SeedLimitRange
+  | SeedNetworkPolicy
+  | SeedPersistentVolumeClaim
+  | SeedDeployment
+  | SeedService;
 export type SeedObjectKind = SeedObject['kind'];
 
 /**
  * Kinds in the order they are applied: each may depend on the ones before it. The
- * policies come before any pod, so no instance ever runs with its namespace open.
+ * bounds and the policies come before any pod, so no instance ever runs unbounded or
+ * with its namespace open.
  */
 export const KINDS_IN_APPLY_ORDER: readonly SeedObjectKind[] = [
   'Namespace',
+  'ResourceQuota',
+  'LimitRange',
   'NetworkPolicy',
   'PersistentVolumeClaim',
   'Deployment',

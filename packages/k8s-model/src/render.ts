@@ -1,3 +1,5 @@
+import { DEFAULT_FLAKE_QUOTA } from '@seed/contracts';
+import { checkWithinQuota, renderFlakeBounds } from './bounds';
 import { renderDeployment } from './deployment';
 import { ModelError } from './errors';
 import type { GenerationContext, GenerationInput, RenderOptions, SeedInstance } from './input';
@@ -9,12 +11,13 @@ import { renderService } from './service';
 import { renderPersistentVolumeClaims } from './volume';
 
 /**
- * Every object of a generation, in the order they are applied: the Namespace, its
- * NetworkPolicies (before any pod runs), the claims (a pod waits for its claims), the
+ * Every object of a generation, in the order they are applied: the Namespace, its bounds
+ * and NetworkPolicies (before any pod runs), the claims (a pod waits for its claims), the
  * Deployments, the Services. Instances go by
  * name and every object's keys are sorted, so the same input gives the same JSON bytes
  * whatever order it came in. Throws a ModelError, before anything could be applied, when
- * a name would be refused or two things would share one.
+ * a name would be refused, two things would share one, or the instances exceed the
+ * flake's caps.
  */
 export function renderGeneration(
   input: GenerationInput,
@@ -29,10 +32,13 @@ export function renderGeneration(
   const instances = [...input.instances].sort((a, b) => byName(a.name, b.name));
   checkInstanceNames(instances);
   checkClaimsDistinct(instances);
+  const quota = input.quota ?? DEFAULT_FLAKE_QUOTA;
+  checkWithinQuota(instances, quota);
 
   // Each renderer returns its object with sorted keys.
   return [
     renderNamespace(context),
+    ...renderFlakeBounds(context, quota),
     ...renderFlakeNetworkPolicies(context, options),
     ...instances.flatMap(
       (instance) => renderInstanceNetworkPolicy(context, instance, options) ?? [],

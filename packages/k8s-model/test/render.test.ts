@@ -18,6 +18,10 @@ function validateAgainstSchema(object: SeedObject): void {
       return new v1.Service(object).validate();
     case 'NetworkPolicy':
       return new networkingK8sIo.v1.NetworkPolicy(object).validate();
+    case 'ResourceQuota':
+      return new v1.ResourceQuota(object).validate();
+    case 'LimitRange':
+      return new v1.LimitRange(object).validate();
   }
 }
 
@@ -59,9 +63,11 @@ describe('renderGeneration', () => {
   const input = generation(everything);
   const objects = renderGeneration(input);
 
-  it('renders Namespace, NetworkPolicies, claims, Deployments, Services, each by name', () => {
+  it('renders Namespace, bounds, NetworkPolicies, claims, Deployments, Services, each by name', () => {
     expect(objects.map((object) => `${object.kind}/${object.metadata.name}`)).toEqual([
       'Namespace/s-abcdefghijkl',
+      'ResourceQuota/seed.quota',
+      'LimitRange/seed.limits',
       'NetworkPolicy/seed.default-deny',
       'NetworkPolicy/seed.allow-dns',
       'NetworkPolicy/seed.allow-same-flake',
@@ -86,8 +92,9 @@ describe('renderGeneration', () => {
     Deployment: 'apps/v1',
     NetworkPolicy: 'networking.k8s.io/v1',
   };
-  const isFlakePolicy = (object: SeedObject) =>
-    object.kind === 'NetworkPolicy' && object.metadata.name.startsWith('seed.');
+  /** The flake's own policies and bounds, which belong to no instance. */
+  const isFlakeObject = (object: SeedObject) =>
+    object.kind !== 'Namespace' && object.metadata.name.startsWith('seed.');
 
   it.each(objects.map((object) => [`${object.kind}/${object.metadata.name}`, object] as const))(
     '%s is valid for the API server and for server-side apply',
@@ -114,7 +121,7 @@ describe('renderGeneration', () => {
 
   it('stamps every other object with its instance and that instance’s hash alone', () => {
     const hashes = new Map(everything.map((seed) => [seed.name, instanceHash(seed)]));
-    for (const object of objects.filter((o) => o.kind !== 'Namespace' && !isFlakePolicy(o))) {
+    for (const object of objects.filter((o) => o.kind !== 'Namespace' && !isFlakeObject(o))) {
       const instance = object.metadata.labels?.['seed.loom.farm/instance'] ?? '';
       expect(object.metadata.labels).toEqual({
         'seed.loom.farm/managed-by': 'seed',
@@ -148,7 +155,7 @@ describe('renderGeneration', () => {
 
   it('labels every other object with the instance it belongs to', () => {
     const instanceOf = (object: SeedObject) => object.metadata.labels?.['seed.loom.farm/instance'];
-    const instanceObjects = objects.filter((o) => o.kind !== 'Namespace' && !isFlakePolicy(o));
+    const instanceObjects = objects.filter((o) => o.kind !== 'Namespace' && !isFlakeObject(o));
     expect(instanceObjects.map(instanceOf)).toEqual([
       'postgres',
       'resolver',
@@ -178,9 +185,11 @@ describe('renderGeneration', () => {
     expect(JSON.stringify(rendered)).toBe(JSON.stringify(objects));
   });
 
-  it('renders only the Namespace and its policies for a flake without seeds', () => {
+  it('renders only the Namespace, its bounds and its policies for a flake without seeds', () => {
     expect(renderGeneration(generation([])).map((object) => object.kind)).toEqual([
       'Namespace',
+      'ResourceQuota',
+      'LimitRange',
       'NetworkPolicy',
       'NetworkPolicy',
       'NetworkPolicy',
@@ -202,6 +211,8 @@ describe('desiredNames', () => {
   it('lists the names of every kind, sorted', () => {
     expect(desiredNames(renderGeneration(generation(everything)))).toEqual({
       Namespace: ['s-abcdefghijkl'],
+      ResourceQuota: ['seed.quota'],
+      LimitRange: ['seed.limits'],
       NetworkPolicy: ['postgres', 'resolver', ...FLAKE_POLICIES, 'web'],
       PersistentVolumeClaim: ['seed-postgres-data', 'seed-web-data'],
       Deployment: ['postgres', 'resolver', 'web', 'worker'],
@@ -212,6 +223,8 @@ describe('desiredNames', () => {
   it('lists every kind, even without objects of it', () => {
     expect(desiredNames(renderGeneration(generation([instance('worker')])))).toEqual({
       Namespace: ['s-abcdefghijkl'],
+      ResourceQuota: ['seed.quota'],
+      LimitRange: ['seed.limits'],
       NetworkPolicy: FLAKE_POLICIES,
       PersistentVolumeClaim: [],
       Deployment: ['worker'],

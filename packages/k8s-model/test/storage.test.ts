@@ -42,7 +42,9 @@ describe('renderPersistentVolumeClaims', () => {
 
   it('claims of every instance come before any Deployment', () => {
     const objects = renderGeneration(generation([instance('web'), db]));
-    const instanceObjects = objects.filter((object) => object.kind !== 'NetworkPolicy');
+    const instanceObjects = objects.filter(
+      (object) => !['ResourceQuota', 'LimitRange', 'NetworkPolicy'].includes(object.kind),
+    );
     expect(instanceObjects.map((object) => `${object.kind}/${object.metadata.name}`)).toEqual([
       'Namespace/s-abcdefghijkl',
       'PersistentVolumeClaim/seed-db-data',

@@ -29,5 +29,7 @@ export { httpGetOnce } from './http-get';
 export type { HttpAnswer } from './http-get';
 export { hostSharedCluster, takeClusterTurn, SHARED_CLUSTER_ENV } from './shared-cluster';
 export type { ClusterTurn, SharedClusterHost } from './shared-cluster';
+export { startQuotaController } from './quota-controller';
+export type { QuotaController } from './quota-controller';
 export { startPrometheus } from './prometheus';
 export type { LocalPrometheus, PromSample, PrometheusOptions, ScrapeTarget } from './prometheus';

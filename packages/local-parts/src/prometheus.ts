@@ -37,7 +37,7 @@ export interface LocalPrometheus {
   dir: string;
   /** Evaluates `expr` now (an instant query); rejects with Prometheus's error. */
   query(expr: string): Promise<PromSample[]>;
-  /** The state of each target's last scrape, by job. */
+  /** The state of each target's last scrape, by job: `up`, or `down` and why. */
   targetHealth(): Promise<Record<string, string>>;
   stop(): Promise<void>;
 }
@@ -110,10 +110,15 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Local
       );
     },
     targetHealth: async () => {
-      const data = await api<{ activeTargets: { labels: { job: string }; health: string }[] }>(
-        '/api/v1/targets',
+      const data = await api<{
+        activeTargets: { labels: { job: string }; health: string; lastError: string }[];
+      }>('/api/v1/targets');
+      return Object.fromEntries(
+        data.activeTargets.map((t) => [
+          t.labels.job,
+          t.lastError ? `${t.health}: ${t.lastError}` : t.health,
+        ]),
       );
-      return Object.fromEntries(data.activeTargets.map((t) => [t.labels.job, t.health]));
     },
     stop: async () => {
       await prometheus.stop(5_000);

@@ -1,4 +1,4 @@
-import { tlsDirectorySchema } from '@seed/contracts';
+import { redactFlakeRef, tlsDirectorySchema } from '@seed/contracts';
 import { z } from 'zod';
 import { TokenFile } from './bearer-token';
 
@@ -14,7 +14,9 @@ export class ConfigError extends Error {
 /**
  * Parses the environment with a zod schema whose keys are variable names. Every
  * missing or malformed variable is reported by name in one error, so an operator fixes
- * them all in one go instead of one per restart.
+ * them all in one go instead of one per restart. A value is echoed with any credentials
+ * in it as `***` (a URL's user and password, `?token=`…): the message goes to the
+ * service's log.
  */
 export function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
   const result = schema.safeParse(env);
@@ -25,7 +27,7 @@ export function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv)
       const value = issue.path.length === 1 ? env[String(issue.path[0])] : undefined;
       return value === undefined
         ? `${name}: ${issue.message}`
-        : `${name}=${JSON.stringify(value)}: ${issue.message}`;
+        : `${name}=${JSON.stringify(redactFlakeRef(value))}: ${issue.message}`;
     }),
   );
 }

@@ -13,6 +13,7 @@ import {
   JsonErrorFilter,
   ProbesModule,
   TokenFile,
+  redisEnv,
   bearerToken,
   createLogger,
   envVar,
@@ -47,6 +48,22 @@ describe('parseEnv', () => {
         expect.stringMatching(/^SEED_SECRET: /),
       ]);
     }
+  });
+
+  it('attack: a Redis URL carrying a password is refused at start without repeating it', () => {
+    let problems: string[] = [];
+    try {
+      parseEnv(z.object(redisEnv('seed-webhook')), {
+        SEED_REDIS_URL: 'redis://seed-webhook:hunter2-password@redis:6379',
+        SEED_REDIS_PASSWORD_FILE: '/nonexistent',
+      });
+    } catch (error) {
+      problems = (error as ConfigError).problems;
+    }
+    expect(problems[0]).toBe(
+      'SEED_REDIS_URL="redis://***:***@redis:6379": credentials do not belong in the URL: give the user in SEED_REDIS_USERNAME and its password in SEED_REDIS_PASSWORD_FILE',
+    );
+    expect(problems.join('\n')).not.toContain('hunter2');
   });
 });
 

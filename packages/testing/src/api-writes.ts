@@ -15,6 +15,8 @@ const SEED_RESOURCES = new Set([
   'deployments',
   'services',
   'networkpolicies',
+  'resourcequotas',
+  'limitranges',
   'events',
 ]);
 

@@ -21,6 +21,7 @@ export {
   buildNixImage,
   startKubeApiServer,
   startLocalCluster,
+  startQuotaController,
   startNixDaemon,
   startServiceProcess,
   takeClusterTurn,
@@ -35,6 +36,7 @@ export type {
   LocalNixDaemon,
   LocalRedis,
   LogLine,
+  QuotaController,
   ServiceProcess,
 } from '@seed/local-parts';
 export { startRedis } from './redis';

@@ -54,6 +54,8 @@ export type WatchedKind =
   | 'Deployment'
   | 'Service'
   | 'NetworkPolicy'
+  | 'ResourceQuota'
+  | 'LimitRange'
   | 'PersistentVolumeClaim'
   | 'Pod'
   | 'ReplicaSet';
@@ -408,6 +410,20 @@ export class KubeRepository {
           this.config,
           '/apis/networking.k8s.io/v1/networkpolicies',
           () => this.networking.listNetworkPolicyForAllNamespaces({ labelSelector }),
+          labelSelector,
+        );
+      case 'ResourceQuota':
+        return makeInformer(
+          this.config,
+          '/api/v1/resourcequotas',
+          () => this.core.listResourceQuotaForAllNamespaces({ labelSelector }),
+          labelSelector,
+        );
+      case 'LimitRange':
+        return makeInformer(
+          this.config,
+          '/api/v1/limitranges',
+          () => this.core.listLimitRangeForAllNamespaces({ labelSelector }),
           labelSelector,
         );
       case 'PersistentVolumeClaim':

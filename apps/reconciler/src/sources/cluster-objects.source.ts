@@ -13,6 +13,8 @@ const WATCHED: readonly WatchedKind[] = [
   'Deployment',
   'Service',
   'NetworkPolicy',
+  'ResourceQuota',
+  'LimitRange',
   'PersistentVolumeClaim',
   'Pod',
 ];
@@ -29,7 +31,7 @@ const PRUNED = [
 ] as const;
 
 /**
- * Informers on Seed's Deployments, Services, NetworkPolicies and volumes, and on the pods and ReplicaSets
+ * Informers on Seed's Deployments, Services, NetworkPolicies, bounds and volumes, and on the pods and ReplicaSets
  * of its instances. Every change (an edit or delete by hand, a pod's status included)
  * becomes the key of its flake, its namespace; the caches also serve the reconciler's
  * reads, which fall back to the API for anything not cached yet.

@@ -12,6 +12,7 @@ export interface ProtoGrpcType {
     v1: {
       ApplyGenerationRequest: MessageTypeDefinition
       ApplyGenerationResponse: MessageTypeDefinition
+      FlakeQuota: MessageTypeDefinition
       FlakeStatus: MessageTypeDefinition
       GetStatusRequest: MessageTypeDefinition
       Instance: MessageTypeDefinition

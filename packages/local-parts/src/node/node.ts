@@ -83,7 +83,7 @@ type Part =
 
 /** Starts a node registered to `api`, which must have been started with `forNode: true`. */
 export async function startNode(api: KubeApiServer, options: NodeOptions = {}): Promise<LocalNode> {
-  const binDir = options.binDir ?? process.env.SEED_NODE_BIN_DIR ?? (await buildBinaries());
+  const binDir = options.binDir ?? (await nodeBinaries());
   const startTimeoutMs = options.startTimeoutMs ?? 120_000;
   const lock = await acquireNodeLock(options.lockTimeoutMs ?? 30 * 60_000);
 
@@ -297,6 +297,11 @@ export function reconcilerNetworkEnv(
     SEED_NODE_CIDRS: nodeAddress,
     SEED_CLUSTER_DNS_CIDRS: nodeAddress,
   };
+}
+
+/** The node's binaries: $SEED_NODE_BIN_DIR, else built (or found cached) by the script. */
+export async function nodeBinaries(): Promise<string> {
+  return process.env.SEED_NODE_BIN_DIR ?? (await buildBinaries());
 }
 
 async function buildBinaries(): Promise<string> {
