@@ -629,7 +629,7 @@ describe('instance-base.nix under the real module system', () => {
     }
   });
 
-  it('refuses a secret whose name is not a file name', async () => {
+  it('attack: a secret named to write outside /run/secrets is refused at evaluation', async () => {
     await expect(
       evalJson(
         `(${instanceBase('{ seed.secrets."../etc/shadow" = builtins.toFile "x" "x"; }')}).config.system.activationScripts.seed-secrets.text`,

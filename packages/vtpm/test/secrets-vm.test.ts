@@ -191,7 +191,7 @@ describe('secrets in a VM with the agent’s TPM', () => {
   );
 
   it(
-    "another instance's TPM cannot decrypt it",
+    "attack: another instance's TPM cannot decrypt it",
     async () => {
       expect((await boot(other, { mode: 'recipient' })).output.trim()).not.toBe(recipient);
       const refused = await boot(other, { mode: 'install', manifest: MANIFEST });

@@ -87,7 +87,7 @@ describe('seed-secrets on an swtpm', () => {
     expect(seedSecrets(web, ['recipient']).stdout).toBe(recipient);
   });
 
-  it("another instance's TPM cannot decrypt it, and says which file", () => {
+  it("attack: another instance's TPM cannot decrypt a secret, and says which file", () => {
     expect(seedSecrets(other, ['recipient']).stdout).not.toBe(recipient);
     const result = seedSecrets(other, ['install', manifest(encrypted)]);
     expect(result.code).toBe(1);

@@ -112,7 +112,7 @@ describe('a TPM per instance', () => {
     expect(await agent.reconcile([])).toMatchObject({ removed: [] });
   });
 
-  it('refuses an instance whose name would leave the root', () => {
+  it("attack: an instance name that would leave the TPMs' root is refused", () => {
     expect(() => store().paths({ namespace: '..', name: 'web' })).toThrow(InvalidInstance);
     expect(() => store().paths({ namespace: 's-a', name: 'x/../../etc' })).toThrow(
       /instance name "x\/..\/..\/etc" is not a DNS label/,
