@@ -22,7 +22,7 @@ let
   connectFile = c: if c.port == null then c.service else "${c.service}:${toString c.port}";
 in
 {
-  imports = [ ./options.nix ];
+  imports = [ ./options.nix ./secrets.nix ];
 
   # No kernel, initrd, bootloader or hardware scan: Kata boots the VM and starts the
   # image's entrypoint (this system's init) in it.

@@ -578,8 +578,65 @@ describe('instance-base.nix under the real module system', () => {
         variables = config.environment.variables;
         etc = config.environment.etc;
         packages = config.environment.systemPackages;
+        activation = builtins.attrNames config.system.activationScripts;
       }`);
-    expect(settings).toEqual({ tcp: [], udp: [], variables: {}, etc: {}, packages: [] });
+    expect(settings).toEqual({
+      tcp: [],
+      udp: [],
+      variables: {},
+      etc: {},
+      packages: [],
+      activation: ['seed-env'],
+    });
+  });
+
+  it('decrypts seed.secrets at activation from a manifest that holds no plaintext', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'seed-secrets-nix-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'db.yaml'), 'password: ENC[AES256_GCM,data:x]\n');
+      fs.writeFileSync(path.join(dir, 'tls.json'), '{"sops": {}}\n');
+      // Path literals, as a flake writes them (./secrets/db.yaml): copied to the store.
+      const db = path.join(dir, 'db.yaml');
+      const tls = path.join(dir, 'tls.json');
+      // Read-write: the manifest (builtins.toFile) is written to the store to be read back.
+      const { stdout } = await run('nix-instantiate', [
+        '--eval',
+        '--strict',
+        '--json',
+        '--read-write-mode',
+        '--expr',
+        `let inherit (${instanceBase(`{
+          seed.secrets = { db-password = ${db}; tls = { file = ${tls}; owner = "nginx"; mode = "0440"; }; };
+        }`)}) config; in config.system.activationScripts.seed-secrets`,
+      ]);
+      const script = JSON.parse(stdout) as { deps: string[]; text: string };
+      expect(script.deps).toEqual(['users', 'groups']);
+      const [, manifest] = script.text.split(' install ');
+      expect(script.text).toMatch(
+        /^callPackage seed-secrets\.nix\/bin\/seed-secrets install \/nix\/store\//,
+      );
+      // The manifest and the (encrypted) files are in the store; the lines name them.
+      const lines = fs
+        .readFileSync(manifest ?? '', 'utf8')
+        .trim()
+        .split('\n');
+      expect(lines.map((line) => line.replace(/\/nix\/store\/[a-z0-9]{32}-/, '<store>/'))).toEqual([
+        'db-password <store>/db.yaml root root 0400',
+        'tls <store>/tls.json nginx root 0440',
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('attack: a secret named to write outside /run/secrets is refused at evaluation', async () => {
+    await expect(
+      evalJson(
+        `(${instanceBase('{ seed.secrets."../etc/shadow" = builtins.toFile "x" "x"; }')}).config.system.activationScripts.seed-secrets.text`,
+      ),
+    ).rejects.toMatchObject({
+      stderr: expect.stringContaining('seed.secrets: "../etc/shadow" is not a file name'),
+    });
   });
 
   it("yields its defaults to the tenant's module and merges the tenant's ports", async () => {

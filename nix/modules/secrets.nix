@@ -1,0 +1,60 @@
+# `seed.secrets`: sops files in the flake, decrypted at activation with the instance's
+# TPM-sealed age identity into /run/secrets/<name> (docs/secrets.md).
+#
+# Only the encrypted files and a manifest of names, owners and modes reach the nix
+# store; the plaintext exists only in /run (tmpfs) and in the pipe from sops. NixOS runs
+# activation before systemd starts any service, so a unit that reads /run/secrets finds
+# its files; a secret that is missing or does not decrypt fails activation with a
+# message naming it.
+{ config, lib, pkgs, ... }:
+
+let
+  inherit (lib) mkOption types;
+  secrets = config.seed.secrets;
+
+  seed-secrets = pkgs.callPackage ../secrets/seed-secrets.nix { };
+
+  secretEntry = types.submodule {
+    options = {
+      file = mkOption {
+        type = types.path;
+        description = "The sops-encrypted file in the flake (any format sops reads).";
+      };
+      owner = mkOption { type = types.str; default = "root"; };
+      group = mkOption { type = types.str; default = "root"; };
+      mode = mkOption {
+        type = types.strMatching "[0-7]{3,4}";
+        default = "0400";
+      };
+    };
+  };
+
+  # One line per secret; names are attribute names, checked to be file names below.
+  manifest = builtins.toFile "seed-secrets" (lib.concatStrings (lib.mapAttrsToList
+    (name: s: "${name} ${s.file} ${s.owner} ${s.group} ${s.mode}\n")
+    secrets));
+  badNames = lib.filter (name: builtins.match "[A-Za-z0-9_][A-Za-z0-9._-]*" name == null) (lib.attrNames secrets);
+in
+{
+  options.seed.secrets = mkOption {
+    type = types.attrsOf (types.coercedTo types.path (file: { inherit file; }) secretEntry);
+    default = { };
+    example = lib.literalExpression ''{ db-password = ./secrets/db-password.yaml; tls = { file = ./secrets/tls.json; owner = "nginx"; mode = "0440"; }; }'';
+    description = ''
+      Secrets decrypted at activation to `/run/secrets/<name>`: a sops file, or
+      `{ file; owner; group; mode; }` (default root, root, 0400). Encrypt them to the
+      instance's recipient (`seed keys <flake> <instance>`).
+    '';
+  };
+
+  config = lib.mkIf (secrets != { }) {
+    system.activationScripts.seed-secrets = {
+      deps = [ "users" "groups" ];
+      text =
+        if badNames != [ ] then
+          throw "seed.secrets: ${builtins.toJSON (builtins.head badNames)} is not a file name (letters, digits, . _ -)"
+        else
+          "${seed-secrets}/bin/seed-secrets install ${manifest}";
+    };
+  };
+}

@@ -1,0 +1,11 @@
+# seed-secrets, the instance side of Seed's secrets: the script of seed-secrets.sh with
+# nixpkgs' tpm2-tools, age and sops (docs/secrets.md).
+#
+# callPackage-able; writeShellApplication runs shellcheck on the script when it builds.
+{ writeShellApplication, tpm2-tools, age, sops, coreutils, gnugrep }:
+
+writeShellApplication {
+  name = "seed-secrets";
+  runtimeInputs = [ tpm2-tools age sops coreutils gnugrep ];
+  text = builtins.readFile ./seed-secrets.sh;
+}

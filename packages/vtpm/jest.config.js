@@ -1,0 +1,1 @@
+module.exports = require('@seed/jest-config').jestConfig(__dirname);

@@ -1,0 +1,121 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir, userInfo } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { VtpmStore, runningSwtpm, stopSwtpm, type InstanceKey } from '../src';
+import { PLAINTEXT, SEED_SECRETS, encryptTo, secretsTools } from './secrets-kit';
+
+// The activation program against the agent's real swtpm, on the host (tpm2-tools over
+// the TPM's host data socket): the flow of test/secrets-vm.test.ts without the VM.
+const web: InstanceKey = { namespace: 's-gaydazldmnsg', name: 'web' };
+const other: InstanceKey = { namespace: 's-gaydazldmnsg', name: 'other' };
+
+let dir: string;
+let tools: string;
+const agent = (): VtpmStore =>
+  new VtpmStore({
+    root: path.join(dir, 'tpms'),
+    swtpm: 'swtpm',
+    graceMs: 60_000,
+    now: () => 0,
+    hostChannel: true,
+  });
+
+function seedSecrets(instance: InstanceKey, args: string[]) {
+  const result = spawnSync('sh', [SEED_SECRETS, ...args], {
+    encoding: 'utf8',
+    env: {
+      PATH: `${tools}:${process.env.PATH ?? ''}`,
+      HOME: dir,
+      TPM2TOOLS_TCTI: `swtpm:path=${agent().paths(instance).data}`,
+      SEED_SECRETS_DIR: path.join(dir, `secrets-${instance.name}`),
+    },
+  });
+  return { code: result.status, stdout: result.stdout.trim(), stderr: result.stderr };
+}
+
+function manifest(file: string, mode = '0440'): string {
+  const group = execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim();
+  const manifestFile = path.join(dir, 'manifest');
+  writeFileSync(manifestFile, `db-password ${file} ${userInfo().username} ${group} ${mode}\n`);
+  return manifestFile;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'seed-secrets-'));
+  // Cached after the first run, which builds sops (~10 minutes).
+  tools = secretsTools();
+  await agent().ensure(web);
+  await agent().ensure(other);
+}, 1_200_000);
+
+afterAll(async () => {
+  for (const instance of [web, other]) {
+    const pid = await runningSwtpm(agent().paths(instance));
+    if (pid !== undefined) await stopSwtpm(pid);
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('seed-secrets on an swtpm', () => {
+  let recipient: string;
+  let encrypted: string;
+
+  it('creates the identity in the TPM once and prints its recipient', () => {
+    const first = seedSecrets(web, ['recipient']);
+    expect(first).toMatchObject({ code: 0, stdout: expect.stringMatching(/^age1[0-9a-z]{58}$/) });
+    recipient = first.stdout;
+    expect(seedSecrets(web, ['recipient']).stdout).toBe(recipient);
+    encrypted = encryptTo(tools, recipient, dir);
+    expect(readFileSync(encrypted, 'utf8')).not.toContain('correct horse');
+  });
+
+  it('decrypts to the secrets directory with the owner and mode asked', () => {
+    const result = seedSecrets(web, ['install', manifest(encrypted)]);
+    expect(result).toMatchObject({ code: 0, stdout: '' });
+    const target = path.join(dir, 'secrets-web', 'db-password');
+    expect(readFileSync(target, 'utf8')).toBe(PLAINTEXT);
+    expect(statSync(target).mode & 0o777).toBe(0o440);
+    expect(result.stderr).not.toContain('correct horse');
+  });
+
+  it('keeps the identity when the agent restarts', async () => {
+    const adopted = await agent().ensure(web);
+    expect(adopted.how).toBe('adopted');
+    expect(seedSecrets(web, ['recipient']).stdout).toBe(recipient);
+  });
+
+  it("attack: another instance's TPM cannot decrypt a secret, and says which file", () => {
+    expect(seedSecrets(other, ['recipient']).stdout).not.toBe(recipient);
+    const result = seedSecrets(other, ['install', manifest(encrypted)]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      `seed-secrets: secret db-password: cannot decrypt ${encrypted}`,
+    );
+    // Nothing half-written is left behind.
+    expect(readdirSync(path.join(dir, 'secrets-other'))).toEqual([]);
+  });
+
+  it('a missing secret fails, naming the file', () => {
+    const missing = path.join(dir, 'nowhere.yaml');
+    const result = seedSecrets(web, ['install', manifest(missing)]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`seed-secrets: secret db-password: ${missing} does not exist\n`);
+  });
+
+  it('a TPM without an identity refuses to install rather than make a new one', async () => {
+    const fresh: InstanceKey = { namespace: 's-gaydazldmnsg', name: 'fresh' };
+    await agent().ensure(fresh);
+    try {
+      const result = seedSecrets(fresh, ['install', manifest(encrypted)]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('holds no identity');
+      expect(existsSync(path.join(dir, 'secrets-fresh', 'db-password'))).toBe(false);
+    } finally {
+      const pid = await runningSwtpm(agent().paths(fresh));
+      if (pid !== undefined) await stopSwtpm(pid);
+    }
+  });
+});
