@@ -3,10 +3,11 @@
 // dropped instances pruned (volumes kept), and that a refused object fails only its
 // instance. The same against a real kube-apiserver: test/reconciler.test.ts.
 import { describe, expect, it } from '@jest/globals';
+import { deriveNamespace } from '@seed/contracts';
 import { DEFAULT_NETWORK } from '@seed/k8s-model';
 import { createLogger } from '@seed/service-kit';
 import { TerminalError } from '../../src/controller/work-queue';
-import { EventRecorder } from '../../src/event-recorder';
+import type { DesiredGeneration } from '../../src/flake-state';
 import { FlakeReconciler } from '../../src/flake.reconciler';
 import { ReconcilerMetrics } from '../../src/metrics';
 import { generation, meta } from '../cluster';
@@ -27,24 +28,18 @@ function setUp() {
     cluster,
     states,
     cluster,
-    { record: (_object, _type, reason) => void events.push(reason) } as Pick<
-      EventRecorder,
-      'record'
-    >,
+    { record: (_object, _type, reason) => void events.push(reason) },
     new ReconcilerMetrics(() => 0),
     createLogger('reconciler', 'silent'),
     { shootPoolPort: 7070, network: DEFAULT_NETWORK, resyncMs: 60_000 },
   );
   /** Stores `metas` as the flake's desired generation, as ApplyGeneration does. */
   const want = async (metas: ReturnType<typeof meta>[], revision = 'a') => {
-    const request = generation(FLAKE, metas, revision.repeat(40));
-    const { quota: _quota, ...desired } = request;
-    await states.save(request.namespace, {
-      ...(await states.load(request.namespace)),
-      desired,
-      lastError: '',
-    });
-    return request.namespace;
+    const { quota: _quota, ...request } = generation(FLAKE, metas, revision.repeat(40));
+    const namespace = deriveNamespace(FLAKE);
+    const desired = request as DesiredGeneration;
+    await states.save(namespace, { ...(await states.load(namespace)), desired, lastError: '' });
+    return namespace;
   };
   return { cluster, states, events, reconciler, want };
 }
@@ -73,7 +68,7 @@ describe('FlakeReconciler (in-memory API server)', () => {
     const namespace = await want([web, api]);
     await reconciler.reconcile(namespace);
     cluster.edit('Deployment', namespace, 'web', (deployment) => {
-      (deployment as { spec: { replicas: number } }).spec.replicas = 5;
+      (deployment as unknown as { spec: { replicas: number } }).spec.replicas = 5;
     });
     const before = cluster.writes.length;
     await reconciler.reconcile(namespace);

@@ -92,7 +92,7 @@ export class InMemoryStates implements FlakeStates {
       apiVersion: 'v1',
       kind: 'Namespace',
       metadata: { name },
-    } as SeedObject);
+    });
   }
 
   async save(namespace: string, state: FlakeState): Promise<FlakeState> {
