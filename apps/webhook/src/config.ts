@@ -15,6 +15,9 @@ const envSchema = z.object({
   SEED_DELIVERY_TTL_HOURS: envVar.positiveInt(72),
   SEED_FLAKES_FILE: z.string().min(1).optional(),
   SEED_FLAKES: z.string().min(1).optional(),
+  // The safety net under webhooks; a registry entry's pollIntervalSeconds overrides it.
+  SEED_POLL_INTERVAL_SECONDS: envVar.nonNegativeInt(300),
+  SEED_POLL_TIMEOUT_SECONDS: envVar.positiveInt(30),
   SEED_LOG_LEVEL: envVar.logLevel(),
 });
 
@@ -30,6 +33,7 @@ export interface WebhookConfig {
   registry: FlakeRegistry;
   /** How long a delivery id and a queued commit are remembered for deduplication. */
   dedupeTtlSeconds: number;
+  poll: { defaultIntervalSeconds: number; timeoutMs: number };
   logLevel: string;
 }
 
@@ -49,6 +53,10 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): Webhook
     redis: { ...redisSettings(vars), commandTimeoutMs: vars.SEED_REDIS_COMMAND_TIMEOUT_MS },
     registry: loadFlakeRegistry({ file: vars.SEED_FLAKES_FILE, inline: vars.SEED_FLAKES }, env),
     dedupeTtlSeconds: vars.SEED_DELIVERY_TTL_HOURS * 3600,
+    poll: {
+      defaultIntervalSeconds: vars.SEED_POLL_INTERVAL_SECONDS,
+      timeoutMs: vars.SEED_POLL_TIMEOUT_SECONDS * 1000,
+    },
     logLevel: vars.SEED_LOG_LEVEL,
   };
 }

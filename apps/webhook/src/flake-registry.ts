@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { DEFAULT_MAX_QUEUED_BUILDS } from '@seed/builds-queue';
 import {
+  FORGES,
   deriveNamespace,
   flakeHookId,
   flakeQuotaOverridesSchema,
@@ -9,10 +10,13 @@ import {
   redactFlakeRef,
   withQuotaDefaults,
   type FlakeQuota,
+  type Forge,
 } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { gitRemoteOf } from './branch-head';
+import type { PolledFlake } from './branch-poller';
 import { normalizeRepository, type RepositoryIdentity } from './deliveries';
 
 /** A flake the operator has Seed serve, and the repository whose pushes deploy it. */
@@ -29,7 +33,14 @@ export interface RegisteredFlake {
   maxQueuedBuilds: number;
   /** What the flake's instances may take of the cluster: the entry's caps over the defaults. */
   quota: FlakeQuota;
+  /** How often its branch head is polled; the service's default when unset, 0 for never. */
+  pollIntervalSeconds?: number;
+  /** The forge hosting the repository, for the builds a poll queues (deliveries say it). */
+  forge?: Forge;
 }
+
+/** Why a registered flake is not polled, or how it is. */
+export type PollPlan = { polled: PolledFlake } | { skipped: string };
 
 // git check-ref-format, the parts that matter for a branch name in a config file.
 // eslint-disable-next-line no-control-regex -- control characters are what it refuses
@@ -60,6 +71,12 @@ const entrySchema = z
     // Read by the builder, which sends the statuses; checked here with the rest.
     forgeStatus: forgeStatusSchema.optional(),
     quota: flakeQuotaOverridesSchema.optional(),
+    pollIntervalSeconds: z
+      .int({ error: 'must be a whole number of seconds' })
+      .min(0, { error: 'must be 0 (never) or more' })
+      .max(86_400, { error: 'must be at most 86400 (a day)' })
+      .optional(),
+    forge: z.enum(FORGES).optional(),
   })
   .refine(
     (entry) => [entry.secret, entry.secretFile, entry.secretEnv].filter(Boolean).length === 1,
@@ -89,6 +106,16 @@ export class FlakeRegistry {
     return this.byUri.get(flake)?.maxQueuedBuilds ?? DEFAULT_MAX_QUEUED_BUILDS;
   }
 
+  /**
+   * How each flake is polled: every `defaultIntervalSeconds` unless its entry says
+   * otherwise, from the git remote its URI names, as the forge its entry or host says.
+   */
+  pollPlans(defaultIntervalSeconds: number): Map<string, PollPlan> {
+    return new Map(
+      this.flakes.map((flake) => [flake.flake, pollPlan(flake, defaultIntervalSeconds)]),
+    );
+  }
+
   /** The flake whose own delivery URL has this id. */
   byHook(hookId: string): RegisteredFlake | undefined {
     return this.hooks.get(hookId);
@@ -98,6 +125,32 @@ export class FlakeRegistry {
   following(repository: RepositoryIdentity): RegisteredFlake[] {
     return this.flakes.filter((flake) => repository.names.includes(flake.repository));
   }
+}
+
+/** The forges a repository's host names by itself; any other needs the entry's `forge`. */
+const FORGE_HOSTS: Record<string, Forge> = { 'github.com': 'github', 'gitlab.com': 'gitlab' };
+
+function pollPlan(flake: RegisteredFlake, defaultIntervalSeconds: number): PollPlan {
+  const intervalSeconds = flake.pollIntervalSeconds ?? defaultIntervalSeconds;
+  if (intervalSeconds === 0) return { skipped: 'polling is off (interval 0)' };
+  const remote = gitRemoteOf(flake.flake);
+  if (!remote) return { skipped: 'not a git flake: nothing to poll' };
+  const forge =
+    flake.forge ??
+    (flake.flake.startsWith('github:') ? 'github' : FORGE_HOSTS[flake.repository.split('/')[0]!]);
+  if (!forge) {
+    return { skipped: 'set its forge (github, gitea, forgejo or gitlab) to poll it' };
+  }
+  return {
+    polled: {
+      flake: flake.flake,
+      remote: remote.url,
+      branch: flake.branch ?? remote.ref,
+      intervalMs: intervalSeconds * 1000,
+      forge,
+      quota: flake.quota,
+    },
+  };
 }
 
 function readSecret(
@@ -166,6 +219,8 @@ export function parseFlakeRegistry(
         hookId: flakeHookId(entry.data.flake, secret),
         maxQueuedBuilds: entry.data.maxQueuedBuilds,
         quota: withQuotaDefaults(entry.data.quota),
+        pollIntervalSeconds: entry.data.pollIntervalSeconds,
+        forge: entry.data.forge,
       });
     } catch (error) {
       problems.push((error as Error).message);

@@ -30,6 +30,13 @@ export class WebhookMetrics {
     registers: [this.registry],
   });
 
+  readonly polls = new Counter({
+    name: 'seed_webhook_polls_total',
+    help: 'Branch-head polls, by outcome (unchanged, queued, unreachable, over-limit, unavailable)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor(queue: QueueGaugeSource) {
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_webhook_' });
     new Gauge({

@@ -11,6 +11,9 @@ import {
   createLogger,
   type Logger,
 } from '@seed/service-kit';
+import { redactFlakeRef } from '@seed/contracts';
+import { readBranchHead } from './branch-head';
+import { BranchPoller, type PolledFlake } from './branch-poller';
 import type { WebhookConfig } from './config';
 import { registerDeliveryRoutes } from './delivery-routes';
 import { WebhookMetrics } from './metrics';
@@ -18,7 +21,11 @@ import { WebhookService } from './webhook.service';
 
 @Module({})
 class WebhookModule {
-  static register(builds: BuildsQueueProducer, metrics: WebhookMetrics): DynamicModule {
+  static register(
+    builds: BuildsQueueProducer,
+    poller: BranchPoller,
+    metrics: WebhookMetrics,
+  ): DynamicModule {
     return {
       module: WebhookModule,
       imports: [
@@ -27,7 +34,15 @@ class WebhookModule {
           readiness: { redis: () => builds.ping() },
         }),
       ],
-      providers: [{ provide: ShutdownHook, useValue: new ShutdownHook(() => builds.close()) }],
+      providers: [
+        {
+          provide: ShutdownHook,
+          useValue: new ShutdownHook(async () => {
+            await poller.stop();
+            await builds.close();
+          }),
+        },
+      ],
     };
   }
 }
@@ -58,8 +73,9 @@ export async function createWebhookApp(
     skipMiddie: true,
   });
   const metrics = new WebhookMetrics(builds);
+  const poller = branchPoller(config, builds, metrics, logger);
   const app = await NestFactory.create<NestFastifyApplication>(
-    WebhookModule.register(builds, metrics),
+    WebhookModule.register(builds, poller, metrics),
     adapter,
     { bodyParser: false, logger: new PinoNestLogger(logger) },
   );
@@ -76,5 +92,27 @@ export async function createWebhookApp(
     metrics,
     config.http,
   );
+  poller.start();
   return app;
+}
+
+/** Polls every registered flake it can, saying at start-up which it cannot and why. */
+function branchPoller(
+  config: WebhookConfig,
+  builds: BuildsQueueProducer,
+  metrics: WebhookMetrics,
+  logger: Logger,
+): BranchPoller {
+  const polled: PolledFlake[] = [];
+  for (const [flake, plan] of config.registry.pollPlans(config.poll.defaultIntervalSeconds)) {
+    if ('polled' in plan) polled.push(plan.polled);
+    else logger.info({ flake: redactFlakeRef(flake), reason: plan.skipped }, 'flake not polled');
+  }
+  return new BranchPoller(
+    polled,
+    (flake) => readBranchHead(flake.remote, flake.branch, config.poll.timeoutMs),
+    builds,
+    metrics,
+    logger.child({ component: 'poller' }),
+  );
 }

@@ -61,6 +61,7 @@ describe('attacks on the webhook', () => {
     redis = await startRedis();
     webhook = startServiceProcess(MAIN, {
       SEED_FLAKES: FLAKES,
+      SEED_POLL_INTERVAL_SECONDS: '0', // its flakes' remotes are off this machine
       ...redis.serviceEnv(REDIS_USERS.webhook),
       SEED_WEBHOOK_PORT: '0',
     });

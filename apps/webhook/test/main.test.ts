@@ -20,6 +20,7 @@ describe('the webhook process', () => {
   it('logs JSON, serves, and drains on SIGTERM with exit code 0', async () => {
     const service = startServiceProcess(MAIN, {
       SEED_FLAKES: FLAKES,
+      SEED_POLL_INTERVAL_SECONDS: '0', // its flake's remote is off this machine
       ...redis.serviceEnv(REDIS_USERS.webhook),
       SEED_WEBHOOK_PORT: '0',
     });

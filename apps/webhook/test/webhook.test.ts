@@ -101,6 +101,7 @@ beforeAll(async () => {
   redis = await startRedis();
   const config = loadWebhookConfig({
     SEED_FLAKES: REGISTRY,
+    SEED_POLL_INTERVAL_SECONDS: '0', // its flakes' remotes are off this machine
     ...redis.serviceEnv(REDIS_USERS.webhook),
     SEED_LOG_LEVEL: 'silent',
     SEED_REDIS_COMMAND_TIMEOUT_MS: '500',

@@ -132,6 +132,7 @@ async function main(cleanups: BenchCleanups): Promise<void> {
     process.env.BENCH_WEBHOOK_MAIN ?? path.resolve(__dirname, '../../../apps/webhook/dist/main.js'),
     {
       SEED_FLAKES: JSON.stringify({ flakes }),
+      SEED_POLL_INTERVAL_SECONDS: '0', // its flakes' remotes are off this machine
       ...redis.serviceEnv(REDIS_USERS.webhook),
       SEED_WEBHOOK_PORT: String(webhookPort),
       // Log lines would be parsed by this process, on the same cores as the load generator.

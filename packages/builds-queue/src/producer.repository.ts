@@ -166,6 +166,11 @@ export class BuildsQueueProducer {
     return { ...record, dropped };
   }
 
+  /** The job id of the flake's latest recorded push, whether a delivery's or a poll's. */
+  latestJobId(flake: string): Promise<string | null> {
+    return this.redis.get(latestBuildKey(flake));
+  }
+
   /** Jobs per state, for the queue depth gauge. */
   async depth(): Promise<Record<string, number>> {
     return this.jobs.getJobCounts('waiting', 'delayed', 'prioritized', 'active', 'failed');

@@ -37,6 +37,8 @@ export const envVar = {
   /** A TCP port, 0 meaning "any free port" (for tests). */
   port: (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback),
   positiveInt: (fallback: number) => z.coerce.number().int().positive().default(fallback),
+  /** 0 or more: 0 usually turns the thing off. */
+  nonNegativeInt: (fallback: number) => z.coerce.number().int().min(0).default(fallback),
   /** "true"/"false"/"1"/"0" only: a typo must not silently mean false. */
   flag: (fallback: boolean) =>
     z

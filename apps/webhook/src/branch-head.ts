@@ -1,0 +1,68 @@
+import { execFile } from 'node:child_process';
+import { GITHUB_FLAKE_REF, parseFlakeRef } from '@seed/contracts';
+
+/**
+ * The git remote a flake is fetched from, for `git ls-remote`; undefined for the schemes
+ * that are not git (`path:`, `tarball+https://`), which polling cannot follow.
+ */
+export function gitRemoteOf(flake: string): { url: string; ref?: string } | undefined {
+  const { scheme, url } = parseFlakeRef(flake);
+  if (scheme === 'github:') {
+    const [, owner, repo, ref] = GITHUB_FLAKE_REF.exec(url)!;
+    return { url: `https://github.com/${owner}/${repo}.git`, ...(ref && { ref }) };
+  }
+  if (scheme === 'path:' || scheme === 'tarball+https://') return undefined;
+  const parsed = new URL(scheme === 'git://' ? url : url.slice('git+'.length));
+  const ref = parsed.searchParams.get('ref') ?? undefined;
+  parsed.search = '';
+  return { url: parsed.toString(), ...(ref && { ref }) };
+}
+
+export interface BranchHead {
+  /** `refs/heads/<branch>`. */
+  ref: string;
+  commit: string;
+}
+
+/** The remote could not be asked, or has no such branch; the message says which. */
+export class BranchHeadUnknown extends Error {
+  override readonly name = 'BranchHeadUnknown';
+}
+
+/**
+ * The commit a remote's branch points at, by `git ls-remote` (one round trip, no
+ * objects fetched). With no branch, the remote's default branch (its HEAD symref).
+ */
+export async function readBranchHead(
+  remote: string,
+  branch: string | undefined,
+  timeoutMs: number,
+): Promise<BranchHead> {
+  const wanted = branch === undefined ? 'HEAD' : `refs/heads/${branch}`;
+  const output = await new Promise<string>((resolve, reject) => {
+    execFile(
+      'git',
+      ['ls-remote', '--symref', '--', remote, wanted],
+      {
+        timeout: timeoutMs,
+        killSignal: 'SIGKILL',
+        // A poll must never wait on a prompt for credentials nobody will type.
+        env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', SSH_ASKPASS: 'true' },
+      },
+      (error, stdout, stderr) => {
+        if (error) {
+          const reason = error.killed ? `no answer within ${timeoutMs} ms` : stderr.trim();
+          reject(new BranchHeadUnknown(`git ls-remote ${remote}: ${reason || error.message}`));
+        } else resolve(stdout);
+      },
+    );
+  });
+  let ref = wanted;
+  for (const line of output.split('\n')) {
+    const symref = /^ref: (refs\/heads\/\S+)\tHEAD$/.exec(line);
+    if (symref) ref = symref[1]!;
+    const head = /^([0-9a-f]{40})\t(\S+)$/.exec(line);
+    if (head && head[2] === wanted) return { ref, commit: head[1]! };
+  }
+  throw new BranchHeadUnknown(`git ls-remote ${remote}: no ${wanted}`);
+}

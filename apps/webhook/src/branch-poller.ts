@@ -1,0 +1,114 @@
+import { QueueLimitReached } from '@seed/builds-queue';
+import { buildJobId, flakeKey, redactFlakeRef, type BuildJob, type Forge } from '@seed/contracts';
+import type { Logger } from '@seed/service-kit';
+import type { BranchHead } from './branch-head';
+import type { WebhookMetrics } from './metrics';
+import type { BuildsQueue } from './webhook.service';
+
+/** A flake polling follows: where to ask, and how often. */
+export interface PolledFlake {
+  flake: string;
+  remote: string;
+  branch?: string;
+  intervalMs: number;
+  /** The forge its statuses go to (a polled build has no delivery to say). */
+  forge: Forge;
+  quota: BuildJob['quota'];
+}
+
+/** The builds queue as polling uses it: queue a build, and know a flake's latest one. */
+export interface PolledQueue extends BuildsQueue {
+  latestJobId(flake: string): Promise<string | null>;
+}
+
+export type PollOutcome = 'unchanged' | 'queued' | 'unreachable' | 'over-limit' | 'unavailable';
+
+/**
+ * The safety net under webhooks: every interval (jittered, so flakes sharing one do not
+ * poll together) each flake's branch head is read; a head that is not the flake's latest
+ * build is queued exactly as a push delivery would be (same job id, so a webhook and a
+ * poll never build one commit twice). A missed or refused delivery, or one answered 503
+ * while Redis was away, is caught up within one interval with nothing resent by hand.
+ */
+export class BranchPoller {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly running = new Set<Promise<PollOutcome>>();
+  private stopped = false;
+
+  constructor(
+    private readonly flakes: readonly PolledFlake[],
+    private readonly readHead: (flake: PolledFlake) => Promise<BranchHead>,
+    private readonly builds: PolledQueue,
+    private readonly metrics: WebhookMetrics,
+    private readonly logger: Logger,
+    private readonly random: () => number = Math.random,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** The first poll of each flake comes at a random point of its first interval. */
+  start(): void {
+    for (const flake of this.flakes) this.schedule(flake, this.random() * flake.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    await Promise.allSettled(this.running);
+  }
+
+  /** Reads one flake's head and queues it if it is new; never throws. */
+  async poll(flake: PolledFlake): Promise<PollOutcome> {
+    const log = this.logger.child({ flake: redactFlakeRef(flake.flake) });
+    let outcome: PollOutcome;
+    try {
+      outcome = await this.check(flake, log);
+    } catch (error) {
+      outcome = error instanceof QueueLimitReached ? 'over-limit' : 'unavailable';
+      log.warn({ err: error }, 'poll could not queue the branch head; next interval retries');
+    }
+    this.metrics.polls.inc({ outcome });
+    return outcome;
+  }
+
+  private async check(flake: PolledFlake, log: Logger): Promise<PollOutcome> {
+    let head: BranchHead;
+    try {
+      head = await this.readHead(flake);
+    } catch (error) {
+      log.warn({ reason: (error as Error).message }, 'poll could not read the branch head');
+      return 'unreachable';
+    }
+    const jobId = buildJobId(flake.flake, head.commit);
+    if ((await this.builds.latestJobId(flake.flake)) === jobId) return 'unchanged';
+    // One delivery id per flake and commit: polls of an unchanged head dedupe as resends.
+    const deliveryId = `poll-${flakeKey(flake.flake)}-${head.commit}`;
+    const job: BuildJob = {
+      flake: flake.flake,
+      commit: head.commit,
+      ref: head.ref,
+      forge: flake.forge,
+      deliveryId,
+      receivedAt: this.now().toISOString(),
+      ...(flake.quota && { quota: flake.quota }),
+    };
+    const record = await this.builds.queue(flake.forge, deliveryId, [job]);
+    if (record.duplicate) return 'unchanged';
+    log.info({ commit: head.commit, jobId }, 'poll found a new branch head; build queued');
+    return 'queued';
+  }
+
+  private schedule(flake: PolledFlake, delayMs: number): void {
+    if (this.stopped) return;
+    const timer = setTimeout(() => {
+      const polled = this.poll(flake);
+      this.running.add(polled);
+      void polled.finally(() => {
+        this.running.delete(polled);
+        this.schedule(flake, flake.intervalMs * (0.9 + 0.2 * this.random()));
+      });
+    }, delayMs);
+    timer.unref();
+    this.timers.set(flake.flake, timer);
+  }
+}
