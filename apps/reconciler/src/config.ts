@@ -37,11 +37,13 @@ const envSchema = z.object({
 export interface ReconcilerConfig {
   /** A kubeconfig file; unset means in-cluster or $KUBECONFIG / ~/.kube/config. */
   kubeconfig?: string;
-  host: string;
-  grpcPort: number;
-  /** The reconciler's server certificate and the platform CA its callers must come from. */
-  tls: { files: TlsDirectory; reloadMs: number };
-  httpPort: number;
+  /** Probes and metrics. */
+  http: { host: string; port: number };
+  /**
+   * The builder's and the CLI's calls; `tls`: the reconciler's server certificate and the
+   * platform CA its callers must come from.
+   */
+  grpc: { host: string; port: number; tls: { files: TlsDirectory; reloadMs: number } };
   workers: number;
   resyncMs: number;
   shootPoolPort: number;
@@ -59,10 +61,12 @@ export function loadReconcilerConfig(env: NodeJS.ProcessEnv = process.env): Reco
   const vars = parseEnv(envSchema, env);
   return {
     kubeconfig: vars.SEED_KUBECONFIG,
-    host: vars.SEED_RECONCILER_HOST,
-    grpcPort: vars.SEED_RECONCILER_GRPC_PORT,
-    tls: { files: vars.SEED_TLS_DIR, reloadMs: vars.SEED_TLS_RELOAD_SECONDS * 1000 },
-    httpPort: vars.SEED_RECONCILER_HTTP_PORT,
+    http: { host: vars.SEED_RECONCILER_HOST, port: vars.SEED_RECONCILER_HTTP_PORT },
+    grpc: {
+      host: vars.SEED_RECONCILER_HOST,
+      port: vars.SEED_RECONCILER_GRPC_PORT,
+      tls: { files: vars.SEED_TLS_DIR, reloadMs: vars.SEED_TLS_RELOAD_SECONDS * 1000 },
+    },
     workers: vars.SEED_RECONCILER_WORKERS,
     resyncMs: vars.SEED_RESYNC_SECONDS * 1000,
     shootPoolPort: vars.SEED_SHOOT_POOL_PORT,

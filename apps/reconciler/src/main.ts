@@ -9,12 +9,12 @@ async function main(): Promise<void> {
   const logger = createLogger('reconciler', config.logLevel);
   const app = await createReconcilerApp(config, logger);
   closeOnSignals(app.http, logger);
-  await app.http.listen(config.httpPort, config.host);
+  await app.http.listen(config.http.port, config.http.host);
   logger.info(
     {
       url: await app.http.getUrl(),
-      grpc: `${config.host}:${app.grpc.port}`,
-      tls: { identity: config.tls.files.identity, reloadMs: config.tls.reloadMs },
+      grpc: `${config.grpc.host}:${app.grpc.port}`,
+      tls: { identity: config.grpc.tls.files.identity, reloadMs: config.grpc.tls.reloadMs },
     },
     'reconciler listening',
   );

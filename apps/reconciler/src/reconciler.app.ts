@@ -120,8 +120,8 @@ export async function createReconcilerApp(
 
   const generations = new GenerationsService(states, controller, kube, events, metrics, logger);
   const grpc = await startGrpcServer(
-    config.host,
-    config.grpcPort,
+    config.grpc.host,
+    config.grpc.port,
     [
       {
         name: 'seed.v1.Reconciler',
@@ -130,7 +130,7 @@ export async function createReconcilerApp(
         callers: RECONCILER_CALLERS,
       },
     ],
-    { kind: 'mtls', tls: config.tls.files, reloadMs: config.tls.reloadMs },
+    { kind: 'mtls', tls: config.grpc.tls.files, reloadMs: config.grpc.tls.reloadMs },
   );
   const http = await NestFactory.create<NestFastifyApplication>(
     ReconcilerModule.register({

@@ -77,12 +77,12 @@ export type CallerSource =
   | { kind: 'static'; resolver: StaticCallerResolver };
 
 export interface ShootPoolConfig {
-  host: string;
-  httpPort: number;
-  grpcPort: number;
+  /** Shoots, `/status`, probes and metrics. */
+  http: { host: string; port: number; bodyLimitBytes: number };
+  /** Shoots and `Status` over gRPC. */
+  grpc: { host: string; port: number };
   /** Guards the pool's status (HTTP `/status`, gRPC `Status`); shoots carry their caller's token. */
   statusToken: TokenFile;
-  bodyLimitBytes: number;
   pool: {
     size: number;
     queueBound: number;
@@ -137,11 +137,13 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
     };
   }
   return {
-    host: vars.SEED_SHOOT_HOST,
-    httpPort: vars.SEED_SHOOT_PORT,
-    grpcPort: vars.SEED_SHOOT_GRPC_PORT,
+    http: {
+      host: vars.SEED_SHOOT_HOST,
+      port: vars.SEED_SHOOT_PORT,
+      bodyLimitBytes: vars.SEED_SHOOT_BODY_LIMIT_BYTES,
+    },
+    grpc: { host: vars.SEED_SHOOT_HOST, port: vars.SEED_SHOOT_GRPC_PORT },
     statusToken: vars.SEED_SHOOT_STATUS_TOKEN_FILE,
-    bodyLimitBytes: vars.SEED_SHOOT_BODY_LIMIT_BYTES,
     pool: {
       size: vars.SEED_SHOOT_POOL_SIZE,
       queueBound: vars.SEED_SHOOT_QUEUE_BOUND,

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   }
   const app = await createShootPoolApp(config, { logger });
   closeOnSignals(app.http, logger);
-  await app.http.listen(config.httpPort, config.host);
+  await app.http.listen(config.http.port, config.http.host);
   logger.info(
     { url: await app.http.getUrl(), grpcPort: app.grpc.port, size: config.pool.size },
     'shoot pool listening',

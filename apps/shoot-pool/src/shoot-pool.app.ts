@@ -125,8 +125,8 @@ export async function createShootPoolApp(
     // Plaintext: instances reach the pool at their node's IP, which no certificate
     // names; each call proves its caller with a bearer token instead.
     grpc = await startGrpcServer(
-      config.host,
-      config.grpcPort,
+      config.grpc.host,
+      config.grpc.port,
       [
         {
           name: 'seed.v1.Shoot',
@@ -153,7 +153,7 @@ export async function createShootPoolApp(
         await views.clear();
       },
     }),
-    new FastifyAdapter({ bodyLimit: config.bodyLimitBytes, logger: false }),
+    new FastifyAdapter({ bodyLimit: config.http.bodyLimitBytes, logger: false }),
     { logger: new PinoNestLogger(logger) },
   );
   http.useGlobalFilters(new JsonErrorFilter(logger));
