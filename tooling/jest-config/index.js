@@ -9,6 +9,9 @@ function jestConfig(packageDir, overrides = {}) {
     rootDir: packageDir,
     testEnvironment: 'node',
     testMatch: ['<rootDir>/test/**/*.test.ts'],
+    // Tests drive real parts (sockets, processes, VMs) on 2 loaded cores: jest's 5 s is a
+    // scheduling hiccup there, not a hang. Speed is the benches' to judge.
+    testTimeout: 30_000,
     transform: {
       '^.+\\.ts$': [
         '@swc/jest',
