@@ -2,9 +2,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from '@jest/globals';
 import { createLogger } from '@seed/service-kit';
-import type { AgentClient } from '../src/agent/agent.client';
-import { PoolUnavailable, WarmPool, type PoolTransition } from '../src/pool/pool';
-import type { Hypervisor, MicroVm, VmExit, VmSnapshot } from '../src/vm/hypervisor';
+import type { AgentClient } from '../../src/agent/agent.client';
+import { PoolUnavailable, WarmPool, type PoolTransition } from '../../src/pool/pool';
+import type { Hypervisor, MicroVm, VmExit, VmSnapshot } from '../../src/vm/hypervisor';
 
 class FakeVm implements MicroVm {
   readonly role = 'clone' as const;
