@@ -52,6 +52,7 @@ const envSchema = z
     SEED_CLOUD_HYPERVISOR_BINARY: z.string().min(1).default('cloud-hypervisor'),
     SEED_VIRTIOFSD_BINARY: z.string().min(1).default('/usr/libexec/virtiofsd'),
     SEED_SHOOT_STORE_DIR: z.string().startsWith('/').default('/nix/store'),
+    SEED_SHOOT_VIEW_IDLE_SECONDS: envVar.positiveInt(600),
     SEED_GUEST_DIR: z.string().startsWith('/').optional(),
     SEED_SHOOT_LOCAL_CALLER: z.string().min(1).optional(),
     SEED_KUBECONFIG: z.string().min(1).optional(),
@@ -97,6 +98,8 @@ export interface ShootPoolConfig {
   runRoot: string;
   /** The node's store, where callers' image closures are looked up (SEED_SHOOT_STORE_DIR). */
   storeDir: string;
+  /** How long an image's closure view outlives its last shoot. */
+  viewIdleMs: number;
   hypervisor: HypervisorChoice;
   /** The guest kernel + initramfs folder; unset: `scripts/guest-image` builds or finds it. */
   guestDir?: string;
@@ -161,6 +164,7 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
     },
     runRoot: path.resolve(vars.SEED_SHOOT_RUN_ROOT),
     storeDir: vars.SEED_SHOOT_STORE_DIR,
+    viewIdleMs: vars.SEED_SHOOT_VIEW_IDLE_SECONDS * 1000,
     hypervisor,
     guestDir: vars.SEED_GUEST_DIR,
     callers,

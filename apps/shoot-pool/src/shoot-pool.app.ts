@@ -118,7 +118,22 @@ export async function createShootPoolApp(
   const views = new ClosureViews({
     root: path.join(config.runRoot, 'closures'),
     storeDir: config.storeDir,
+    idleMs: config.viewIdleMs,
   });
+  const evictViews = setInterval(
+    () => {
+      views
+        .evictIdle()
+        .then((evicted) => {
+          if (evicted.length > 0) logger.info({ images: evicted }, 'idle closure views removed');
+        })
+        .catch((error: unknown) =>
+          logger.warn({ err: error }, 'removing idle closure views failed'),
+        );
+    },
+    Math.min(config.viewIdleMs, 60_000),
+  );
+  evictViews.unref();
   const service = new ShootService(pool, callers, views, config.limits, metrics, logger);
   let grpc: RunningGrpcServer;
   try {
@@ -137,6 +152,7 @@ export async function createShootPoolApp(
       { kind: 'plaintext' },
     );
   } catch (error) {
+    clearInterval(evictViews);
     await pool.drain();
     await views.clear();
     throw error;
@@ -148,6 +164,7 @@ export async function createShootPoolApp(
       pool,
       statusToken: config.statusToken,
       stop: async () => {
+        clearInterval(evictViews);
         await grpc.stop(10_000);
         await pool.drain();
         await views.clear();

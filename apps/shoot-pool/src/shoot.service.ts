@@ -21,7 +21,7 @@ import {
   type CallerResolver,
 } from './caller/caller';
 import type { FailureCause, ShootMetrics, ShootPhase } from './metrics';
-import { ClosureUnavailable, type ClosureViews } from './store/closure-views';
+import { ClosureUnavailable, type ClosureViews, type HeldView } from './store/closure-views';
 import {
   CALLER_STORE_POINT,
   GUEST_STORE,
@@ -186,16 +186,24 @@ export class ShootService {
   async #run(claim: CallerClaim, command: ShootCommand): Promise<ShootOutcome> {
     const caller = await this.#timed('caller', () => this.callers.resolve(claim));
     checkVolumes(caller);
-    // Built once per image, before a VM is taken.
-    const store = await this.#timed('store-view', () => this.#storeOf(caller));
+    // Built once per image, before a VM is taken; held until the clone that binds it is gone.
+    const view = await this.#timed('store-view', () => this.#storeOf(caller));
+    let lease: Lease;
     const started = performance.now();
-    const lease = await this.#timed('lease', () => this.pool.acquire(caller.key));
     try {
-      return await this.#inVm(lease, caller, store, command, started);
+      lease = await this.#timed('lease', () => this.pool.acquire(caller.key));
+    } catch (error) {
+      view.release();
+      throw error;
+    }
+    try {
+      return await this.#inVm(lease, caller, view.dir, command, started);
     } finally {
-      this.#timed('teardown', () => lease.release()).catch((error: unknown) =>
-        this.logger.error({ err: error, vm: lease.vm.id }, 'destroying a used VM failed'),
-      );
+      this.#timed('teardown', () => lease.release())
+        .catch((error: unknown) =>
+          this.logger.error({ err: error, vm: lease.vm.id }, 'destroying a used VM failed'),
+        )
+        .finally(() => view.release());
     }
   }
 
@@ -217,10 +225,10 @@ export class ShootService {
   }
 
   /** The host folder the guest's /nix/store shows: the closure view of the caller's image. */
-  async #storeOf(caller: Caller): Promise<string> {
-    if (caller.image === undefined) return caller.store;
+  async #storeOf(caller: Caller): Promise<HeldView> {
+    if (caller.image === undefined) return { dir: caller.store, release: () => undefined };
     try {
-      return await this.views.viewOf(caller.image);
+      return await this.views.hold(caller.image);
     } catch (error) {
       if (error instanceof ClosureUnavailable) {
         throw new CallerRejected(

@@ -2,6 +2,7 @@
 // toy derivations in the closure of an image, one outside it) and real microVMs (QEMU,
 // TCG here) through the daemon.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mountsUnder } from '@seed/mount-table';
 import { loadShootPoolConfig } from '../src/config';
 import { createShootPoolApp, type ShootPoolApp } from '../src/shoot-pool.app';
+import { ClosureViews } from '../src/store/closure-views';
 import { GUEST_IMAGE_TIMEOUT_MS, guestImage, qemuMissing } from './guest-image';
 
 const missing = qemuMissing();
@@ -129,5 +131,35 @@ describeVm("a shoot's /nix/store", () => {
     const write = await shoot(['sh', '-c', `echo x > /nix/store/new; echo x > ${paths.dep}`]);
     expect(write.exitCode).not.toBe(0);
     expect(write.stderr).toMatch(/read-only/i);
+  });
+
+  it("removes an image's view once no shoot has held it for the idle time, and builds it again", async () => {
+    const views = new ClosureViews({
+      root: path.join(root, 'views'),
+      storeDir: '/nix/store',
+      idleMs: 60_000,
+    });
+    try {
+      const held = await views.hold(paths.image);
+      expect((await readdir(held.dir)).sort()).toEqual(
+        [paths.dep, paths.image].map((member) => path.basename(member)).sort(),
+      );
+      expect(await mountsUnder(held.dir)).toHaveLength(2);
+      // Held: never removed, however long.
+      expect(await views.evictIdle(Date.now() + 3_600_000)).toEqual([]);
+      held.release();
+      expect(await views.evictIdle(Date.now() + 30_000)).toEqual([]);
+      expect(await views.evictIdle(Date.now() + 61_000)).toEqual([paths.image]);
+      expect(await mountsUnder(held.dir)).toEqual([]);
+      expect(existsSync(held.dir)).toBe(false);
+      expect(views.size).toBe(0);
+
+      const again = await views.hold(paths.image);
+      expect(again.dir).toBe(held.dir);
+      expect(await mountsUnder(again.dir)).toHaveLength(2);
+      again.release();
+    } finally {
+      await views.clear();
+    }
   });
 });

@@ -1,7 +1,9 @@
 // What a shoot sees at /nix/store: the closure of its caller's image, never the node's
 // whole store (which holds every tenant's closures and the host's own system). A view is
 // a folder with one read-only bind per store path of the closure, built once per image and
-// kept: a shoot then costs one recursive bind of the view into its clone's export.
+// kept while shoots use it: a shoot then costs one recursive bind of the view into its
+// clone's export. Each deploy brings new images, so a view no shoot has used for a while is
+// removed (its binds with it); the next shoot of that image builds it again.
 //
 //   <root>/<sha256(image)[:16]>/<store path basename>   read-only bind of the store path
 import { execFile } from 'node:child_process';
@@ -39,36 +41,109 @@ export interface ClosureViewsOptions {
   storeDir: string;
   /** `nix-store` to ask for closures (argv, no shell). */
   nixStore?: string;
+  /** How long a view no shoot holds is kept before `evictIdle` removes it. */
+  idleMs?: number;
+}
+
+/** A view held by one shoot: release it once the shoot's clone is torn down. */
+export interface HeldView {
+  dir: string;
+  release(): void;
+}
+
+interface View {
+  built: Promise<string>;
+  holders: number;
+  lastReleased: number;
 }
 
 export class ClosureViews {
   readonly #options: Required<ClosureViewsOptions>;
-  readonly #views = new Map<string, Promise<string>>();
+  readonly #views = new Map<string, View>();
+  /** Views being removed, by store path: a new view of the same image waits (same folder). */
+  readonly #removing = new Map<string, Promise<void>>();
 
   constructor(options: ClosureViewsOptions) {
-    this.#options = { nixStore: 'nix-store', ...options };
+    this.#options = { nixStore: 'nix-store', idleMs: 10 * 60_000, ...options };
   }
 
   /**
    * The view of `storePath`'s closure, built on first use (concurrent callers wait for the
-   * same build). A failed build is forgotten, so the next shoot tries again.
+   * same build) and kept until released and idle. A failed build is forgotten, so the next
+   * shoot tries again.
    */
-  viewOf(storePath: string): Promise<string> {
+  async hold(storePath: string): Promise<HeldView> {
     let view = this.#views.get(storePath);
     if (view === undefined) {
-      view = this.#build(storePath);
+      const removed = this.#removing.get(storePath) ?? Promise.resolve();
+      view = { built: removed.catch(() => undefined).then(() => this.#build(storePath)), holders: 0, lastReleased: 0 };
       this.#views.set(storePath, view);
-      view.catch(() => this.#views.delete(storePath));
+      const building = view;
+      building.built.catch(() => {
+        if (this.#views.get(storePath) === building) this.#views.delete(storePath);
+      });
     }
-    return view;
+    view.holders += 1;
+    const held = view;
+    try {
+      const dir = await held.built;
+      let released = false;
+      return {
+        dir,
+        release: () => {
+          if (released) return;
+          released = true;
+          held.holders -= 1;
+          held.lastReleased = Date.now();
+        },
+      };
+    } catch (error) {
+      held.holders -= 1;
+      throw error;
+    }
+  }
+
+  /** How many views are built or being built. */
+  get size(): number {
+    return this.#views.size;
+  }
+
+  /**
+   * Removes the views no shoot holds and none has released for `idleMs`; returns the
+   * store paths whose views went.
+   */
+  async evictIdle(now = Date.now()): Promise<string[]> {
+    const evicted: string[] = [];
+    for (const [storePath, view] of [...this.#views]) {
+      if (view.holders > 0 || now - view.lastReleased < this.#options.idleMs) continue;
+      const dir = await view.built.catch(() => undefined);
+      // Held again while its build was awaited, or already replaced.
+      if (view.holders > 0 || this.#views.get(storePath) !== view) continue;
+      this.#views.delete(storePath);
+      if (dir !== undefined) {
+        const removal = this.#remove(dir).finally(() => this.#removing.delete(storePath));
+        this.#removing.set(storePath, removal);
+        await removal;
+      }
+      evicted.push(storePath);
+    }
+    return evicted;
   }
 
   /** Unmounts and removes every view (and any a previous daemon left). */
   async clear(): Promise<void> {
-    await Promise.allSettled(this.#views.values());
+    await Promise.allSettled([
+      ...[...this.#views.values()].map((view) => view.built),
+      ...this.#removing.values(),
+    ]);
     this.#views.clear();
     for (const point of await mountsUnder(this.#options.root)) await unmount(point);
     await removeUnmountedTree(this.#options.root);
+  }
+
+  async #remove(view: string): Promise<void> {
+    for (const point of await mountsUnder(view)) await unmount(point);
+    await removeUnmountedTree(view);
   }
 
   async #build(storePath: string): Promise<string> {
@@ -91,8 +166,7 @@ export class ClosureViews {
         await bindMount(member, entry, true);
       }
     } catch (error) {
-      for (const point of await mountsUnder(view)) await unmount(point).catch(() => undefined);
-      await removeUnmountedTree(view).catch(() => undefined);
+      await this.#remove(view).catch(() => undefined);
       throw error;
     }
     return view;
