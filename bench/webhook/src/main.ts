@@ -126,6 +126,9 @@ async function main(cleanups: BenchCleanups): Promise<void> {
     flake: `github:bench/repo-${i}`,
     repository: `bench/repo-${i}`,
     secret: SECRET,
+    // No builder takes jobs here: at the default cap every push would first drop a
+    // superseded build (fair-builds.test.ts covers that path). This measures a delivery.
+    maxQueuedBuilds: 1000,
   }));
   const [webhookPort, minimalPort] = await freeLoopbackPorts(2);
   const webhook = startServiceProcess(
