@@ -9,7 +9,7 @@ const envSchema = z.object({
   // Pushes are a few KiB to a few hundred; the shared URL parses a body before it knows
   // whose secret signs it, so its size is what an unauthenticated sender costs.
   SEED_WEBHOOK_BODY_LIMIT_BYTES: envVar.positiveInt(1024 * 1024),
-  SEED_WEBHOOK_MAX_UNVERIFIED_BYTES: envVar.positiveInt(2 * 1024 * 1024),
+  SEED_WEBHOOK_MAX_UNVERIFIED_BYTES: envVar.positiveInt(4 * 1024 * 1024),
   ...redisEnv(REDIS_USERS.webhook),
   SEED_REDIS_COMMAND_TIMEOUT_MS: envVar.positiveInt(2_000),
   SEED_DELIVERY_TTL_HOURS: envVar.positiveInt(72),

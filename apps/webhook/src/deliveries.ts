@@ -132,27 +132,115 @@ export function signatureMatches(signature: Signature, body: Buffer, secret: str
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-/** Decodes a JSON or form-encoded (`payload=<json>`) body. */
-export function parseBody(contentType: string | undefined, body: Buffer): unknown {
+/** The JSON text of a JSON or form-encoded (`payload=<json>`) body. */
+function bodyJson(contentType: string | undefined, body: Buffer): string {
   const mediaType = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-  let json: string;
-  if (mediaType === 'application/json') {
-    json = body.toString('utf8');
-  } else if (mediaType === 'application/x-www-form-urlencoded') {
+  if (mediaType === 'application/json') return body.toString('utf8');
+  if (mediaType === 'application/x-www-form-urlencoded') {
     const payload = new URLSearchParams(body.toString('utf8')).get('payload');
     if (payload === null) throw new DeliveryRejected('malformed', 'form body has no payload field');
-    json = payload;
-  } else {
-    throw new DeliveryRejected(
-      'unsupported-media-type',
-      `unsupported content type "${mediaType || '(none)'}": send application/json or application/x-www-form-urlencoded`,
-    );
+    return payload;
   }
+  throw new DeliveryRejected(
+    'unsupported-media-type',
+    `unsupported content type "${mediaType || '(none)'}": send application/json or application/x-www-form-urlencoded`,
+  );
+}
+
+function parseJson(json: string): unknown {
   try {
     return JSON.parse(json) as unknown;
   } catch (error) {
     throw new DeliveryRejected('malformed', `body is not valid JSON: ${(error as Error).message}`);
   }
+}
+
+/** Decodes a JSON or form-encoded (`payload=<json>`) body. */
+export function parseBody(contentType: string | undefined, body: Buffer): unknown {
+  return parseJson(bodyJson(contentType, body));
+}
+
+/**
+ * The repository a delivery names, read before its signature is checked without parsing
+ * the rest of the body: only the top-level `repository` and `project` values are parsed
+ * (a few hundred bytes); everything else is stepped over. Unverified bodies are the
+ * attacker's to shape, and parsing a 1 MiB `[{},{},…]` costs about 19 MiB of heap.
+ * The body is parsed in full once a secret has signed it.
+ */
+export function claimedRepository(
+  forge: Forge,
+  contentType: string | undefined,
+  body: Buffer,
+): RepositoryIdentity | undefined {
+  return repositoryOf(forge, topLevelFields(bodyJson(contentType, body), REPOSITORY_KEYS));
+}
+
+const REPOSITORY_KEYS: ReadonlySet<string> = new Set(['repository', 'project']);
+
+/**
+ * The `wanted` members of a JSON object's text, each parsed on its own (the last of a
+ * repeated key, as JSON.parse keeps). Values are stepped over by their brackets and
+ * strings only: a body that is not valid JSON elsewhere is refused by the full parse.
+ */
+export function topLevelFields(json: string, wanted: ReadonlySet<string>): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  const malformed = (what: string) =>
+    new DeliveryRejected('malformed', `body is not valid JSON: ${what}`);
+  let at = skipSpace(json, 0);
+  if (json[at] !== '{') throw new DeliveryRejected('malformed', 'payload is not a JSON object');
+  at = skipSpace(json, at + 1);
+  if (json[at] === '}') return fields;
+  for (;;) {
+    if (json[at] !== '"') throw malformed(`expected a member name at ${at}`);
+    const keyEnd = stringEnd(json, at);
+    const key = parseJson(json.slice(at, keyEnd)) as string;
+    at = skipSpace(json, keyEnd);
+    if (json[at] !== ':') throw malformed(`expected ':' at ${at}`);
+    const valueStart = skipSpace(json, at + 1);
+    const valueEnd = valueEndOf(json, valueStart);
+    if (wanted.has(key)) fields[key] = parseJson(json.slice(valueStart, valueEnd));
+    at = skipSpace(json, valueEnd);
+    if (json[at] === '}') return fields;
+    if (json[at] !== ',') throw malformed(`expected ',' or '}' at ${at}`);
+    at = skipSpace(json, at + 1);
+  }
+}
+
+function skipSpace(json: string, at: number): number {
+  while (at < json.length && ' \t\n\r'.includes(json[at]!)) at += 1;
+  return at;
+}
+
+/** Past the closing quote of the string opening at `at`. */
+function stringEnd(json: string, at: number): number {
+  for (let i = at + 1; i < json.length; i += 1) {
+    const char = json.charCodeAt(i);
+    if (char === 0x5c)
+      i += 1; // backslash: the next character is escaped
+    else if (char === 0x22) return i + 1;
+  }
+  throw new DeliveryRejected('malformed', 'body is not valid JSON: unterminated string');
+}
+
+/** Past the value starting at `at`: a string, an object or array (to its bracket), or a literal. */
+function valueEndOf(json: string, at: number): number {
+  const first = json[at];
+  if (first === '"') return stringEnd(json, at);
+  if (first === '{' || first === '[') {
+    let depth = 0;
+    for (let i = at; i < json.length; i += 1) {
+      const char = json[i];
+      if (char === '"') i = stringEnd(json, i) - 1;
+      else if (char === '{' || char === '[') depth += 1;
+      else if ((char === '}' || char === ']') && --depth === 0) return i + 1;
+    }
+    throw new DeliveryRejected('malformed', 'body is not valid JSON: unclosed bracket');
+  }
+  let i = at;
+  while (i < json.length && !',}] \t\n\r'.includes(json[i]!)) i += 1;
+  if (i === at)
+    throw new DeliveryRejected('malformed', `body is not valid JSON: no value at ${at}`);
+  return i;
 }
 
 /** The names a payload gives its repository, normalised for matching. */

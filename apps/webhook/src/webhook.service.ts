@@ -3,6 +3,7 @@ import type { BuildJob, Forge } from '@seed/contracts';
 import type { Logger } from '@seed/service-kit';
 import {
   DeliveryRejected,
+  claimedRepository,
   deliveryIdOf,
   detectForge,
   eventName,
@@ -176,23 +177,30 @@ export class WebhookService {
       return { forge, deliveryId, event: normalized, flakes: [hook], log };
     }
 
-    // The shared URL learns which secrets to try from the body, so it must parse first
-    // (the body limit and the routes' cap on unverified deliveries bound that work).
-    const { deliveryId, event: normalized, log } = this.read(delivery, forge, event);
-    const candidates = normalized.repository ? this.registry.following(normalized.repository) : [];
+    // The shared URL learns which secrets to try from the repository the body names: only
+    // that much is parsed before a signature matches (claimedRepository; the body limit
+    // and the routes' cap on unverified deliveries bound the scan).
+    const claimed = claimedRepository(forge, delivery.contentType, delivery.body);
+    const candidates = claimed ? this.registry.following(claimed) : [];
     if (candidates.length === 0) {
       // The same answer, after about the same work, as a wrong signature: which
       // repositories Seed serves is not for an unauthenticated sender to learn.
       signatureMatches(signature, delivery.body, UNREGISTERED);
-      log.info(
-        { repository: normalized.repository?.names[0] },
+      this.logger.info(
+        { forge, event, repository: claimed?.names[0] },
         'delivery for an unregistered repository',
       );
       throw new DeliveryRejected('unauthorized', NO_MATCHING_SECRET);
     }
     // Every candidate's secret is checked, each in constant time.
-    const flakes = candidates.filter((flake) =>
+    const signed = candidates.filter((flake) =>
       signatureMatches(signature, delivery.body, flake.secret),
+    );
+    if (signed.length === 0) throw new DeliveryRejected('unauthorized', NO_MATCHING_SECRET);
+    const { deliveryId, event: normalized, log } = this.read(delivery, forge, event);
+    // The full parse decides: only flakes following the repository it names deploy.
+    const flakes = signed.filter(
+      (flake) => normalized.repository?.names.includes(flake.repository) ?? false,
     );
     if (flakes.length === 0) throw new DeliveryRejected('unauthorized', NO_MATCHING_SECRET);
     return { forge, deliveryId, event: normalized, flakes, log };

@@ -3,9 +3,11 @@ import {
   DeliveryRejected,
   deliveryIdOf,
   detectForge,
+  claimedRepository,
   normalizeEvent,
   normalizeRepository,
   parseBody,
+  topLevelFields,
   signatureMatches,
   signatureOf,
 } from '../src/deliveries';
@@ -123,6 +125,49 @@ describe('parseBody', () => {
   ])('refuses %s %s', (contentType, body, reason, message) => {
     const error = rejection(() => parseBody(contentType, Buffer.from(body)));
     expect(error.reason).toBe(reason);
+    expect(error.message).toContain(message);
+  });
+});
+
+describe('claimedRepository: the repository read before a signature is checked', () => {
+  const keys = new Set(['repository', 'project']);
+
+  it('names the same repository as the full parse, for every forge', () => {
+    const cases = [
+      ['github', githubPush(COMMIT)],
+      ['gitea', giteaPush('gitea.example', 'acme/app', COMMIT)],
+      ['gitlab', gitlabPush('gitlab.example', 'group/app', COMMIT)],
+    ] as const;
+    for (const [forge, payload] of cases) {
+      const body = Buffer.from(JSON.stringify(payload, null, 2));
+      const full = normalizeEvent(forge, forge === 'gitlab' ? 'Push Hook' : 'push', payload);
+      expect(claimedRepository(forge, 'application/json', body)).toEqual(full.repository);
+    }
+    const form = Buffer.from(
+      new URLSearchParams({ payload: JSON.stringify(githubPush(COMMIT)) }).toString(),
+    );
+    expect(claimedRepository('github', 'application/x-www-form-urlencoded', form)?.names).toContain(
+      'codertocat/hello-world',
+    );
+  });
+
+  it('steps over everything but the wanted members, strings and brackets included', () => {
+    const json = `{ "a": [1, {"b": "}]\\"}"}, "x\\"y"], "n": -1.5e3, "t": true, "repository": {"full_name": "o/r"}, "z": null, "repository": {"full_name": "last/wins"} }`;
+    expect(JSON.parse(json)).toMatchObject({ repository: { full_name: 'last/wins' } });
+    expect(topLevelFields(json, keys)).toEqual({ repository: { full_name: 'last/wins' } });
+    expect(topLevelFields(' {} ', keys)).toEqual({});
+  });
+
+  it.each([
+    ['[{},{}]', 'payload is not a JSON object'],
+    ['{"repository": {"full_name": "o/r"', 'unclosed bracket'],
+    ['{"a": "unterminated', 'unterminated string'],
+    ['{"a" 1}', "expected ':'"],
+    ['{"a": 1 "b": 2}', "expected ',' or '}'"],
+    ['{"a": }', 'no value'],
+  ])('refuses %s', (json, message) => {
+    const error = rejection(() => topLevelFields(json, keys));
+    expect(error.reason).toBe('malformed');
     expect(error.message).toContain(message);
   });
 });

@@ -158,8 +158,14 @@ export class BuildsQueueProducer {
     deliveryId: string,
     builds: readonly BuildJob[],
   ): Promise<DeliveryRecord> {
-    const dropped = await this.makeRoom(builds);
-    const record = await this.record(forge, deliveryId, builds);
+    let dropped: string[] = [];
+    let record = await this.record(forge, deliveryId, builds);
+    // Only a flake at its cap pays for making room; the script wrote nothing then.
+    if ('atCap' in record) {
+      dropped = await this.makeRoom(builds);
+      record = await this.record(forge, deliveryId, builds);
+      if ('atCap' in record) throw record.atCap;
+    }
     if (record.duplicate) return record;
     const fresh = builds.filter((_, index) => record.builds[index]!.created);
     await Promise.all(fresh.map((build) => this.add(build)));
@@ -193,8 +199,8 @@ export class BuildsQueueProducer {
   /**
    * Brings each flake at its cap of waiting builds under it, dropping the oldest builds a
    * newer push superseded (every waiting build but the flake's latest): unbuilt, a worker
-   * would only end them `superseded`. Only a flake at its cap pays for this; the others'
-   * deliveries cost one ZCARD more. Entries whose job a worker already took, or which is
+   * would only end them `superseded`. Runs only after the recording script found a flake
+   * at its cap (it counts in the same step). Entries whose job a worker already took, or which is
    * gone (a worker crashed before clearing it), are cleared on the way.
    */
   private async makeRoom(builds: readonly BuildJob[]): Promise<string[]> {
@@ -243,7 +249,9 @@ export class BuildsQueueProducer {
     deliveryId: string,
     builds: readonly BuildJob[],
   ): Promise<
-    { duplicate: false; builds: RecordedBuild[] } | { duplicate: true; jobIds: string[] }
+    | { duplicate: false; builds: RecordedBuild[] }
+    | { duplicate: true; jobIds: string[] }
+    | { atCap: QueueLimitReached }
   > {
     const keys = [deliveryKey(forge, deliveryId)];
     const args: (string | number)[] = [this.dedupeTtlSeconds, Date.now()];
@@ -261,7 +269,9 @@ export class BuildsQueueProducer {
     }
     if (perBuild[0] === '!') {
       const index = Number(perBuild[1]) - 1;
-      throw new QueueLimitReached(builds[index]!.flake, caps[index]!, Number(perBuild[2]));
+      return {
+        atCap: new QueueLimitReached(builds[index]!.flake, caps[index]!, Number(perBuild[2])),
+      };
     }
     return {
       duplicate: false,
