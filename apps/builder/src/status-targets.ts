@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { forgeStatusSchema } from '@seed/contracts';
+import { flakeRegistryEntries, forgeStatusSchema } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { StatusTarget } from './forge-statuses';
 
@@ -14,25 +13,14 @@ const entrySchema = z.object({
   repository: z.string().min(1),
   forgeStatus: forgeStatusSchema.optional(),
 });
-const registrySchema = z.union([
-  z.object({ flakes: z.array(z.unknown()) }),
-  z.array(z.unknown()).transform((flakes) => ({ flakes })),
-]);
 
 /** Each flake's status target, from the registry document (YAML or JSON). */
 export function statusTargets(document: string, origin: string): Map<string, StatusTarget> {
-  let raw: unknown;
-  try {
-    raw = parseYaml(document) as unknown;
-  } catch (error) {
-    throw new ConfigError([`${origin}: not valid YAML or JSON: ${(error as Error).message}`]);
-  }
-  const registry = registrySchema.safeParse(raw);
-  if (!registry.success)
-    throw new ConfigError([`${origin}: expected "flakes: [...]" or a list of flakes`]);
+  const read = flakeRegistryEntries(document, origin);
+  if ('problem' in read) throw new ConfigError([read.problem]);
   const problems: string[] = [];
   const targets = new Map<string, StatusTarget>();
-  registry.data.flakes.forEach((candidate, index) => {
+  read.entries.forEach((candidate, index) => {
     const entry = entrySchema.safeParse(candidate);
     if (!entry.success) {
       for (const issue of entry.error.issues)

@@ -3,6 +3,7 @@ import { DEFAULT_MAX_QUEUED_BUILDS } from '@seed/builds-queue';
 import {
   FORGES,
   deriveNamespace,
+  flakeRegistryEntries,
   flakeHookId,
   flakeQuotaOverridesSchema,
   forgeStatusSchema,
@@ -13,7 +14,6 @@ import {
   type Forge,
 } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { gitRemoteOf } from './branch-head';
 import type { PolledFlake } from './branch-poller';
@@ -85,11 +85,6 @@ const entrySchema = z
         'give exactly one of secret, secretFile or secretEnv (webhook secrets have no default)',
     },
   );
-
-const registrySchema = z.union([
-  z.strictObject({ flakes: z.array(z.unknown()) }),
-  z.array(z.unknown()).transform((flakes) => ({ flakes })),
-]);
 
 /** The flakes Seed serves, looked up by the repository a delivery names. */
 export class FlakeRegistry {
@@ -185,19 +180,11 @@ export function parseFlakeRegistry(
   origin: string,
   env: NodeJS.ProcessEnv,
 ): FlakeRegistry {
-  let raw: unknown;
-  try {
-    raw = parseYaml(document) as unknown;
-  } catch (error) {
-    throw new ConfigError([`${origin}: not valid YAML or JSON: ${(error as Error).message}`]);
-  }
-  const registry = registrySchema.safeParse(raw);
-  if (!registry.success) {
-    throw new ConfigError([`${origin}: expected "flakes: [...]" or a list of flakes`]);
-  }
+  const read = flakeRegistryEntries(document, origin);
+  if ('problem' in read) throw new ConfigError([read.problem]);
   const problems: string[] = [];
   const flakes: RegisteredFlake[] = [];
-  registry.data.flakes.forEach((candidate, index) => {
+  read.entries.forEach((candidate, index) => {
     const label = record(candidate)?.flake;
     const where = `${origin}: flakes[${index}]${typeof label === 'string' ? ` (${redactFlakeRef(label)})` : ''}`;
     const entry = entrySchema.safeParse(candidate);

@@ -113,3 +113,4 @@ export {
   withQuotaDefaults,
 } from './quota';
 export type { FlakeNeeds, FlakeQuota } from './quota';
+export { flakeRegistryEntries } from './flake-registry';
