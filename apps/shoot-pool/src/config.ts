@@ -179,5 +179,6 @@ function hypervisorOf(vars: z.infer<typeof envSchema>): HypervisorChoice {
         kind: 'cloud-hypervisor',
         binary: vars.SEED_CLOUD_HYPERVISOR_BINARY,
         virtiofsdBinary: vars.SEED_VIRTIOFSD_BINARY,
+        vmUids: vars.SEED_SHOOT_VM_UIDS,
       };
 }

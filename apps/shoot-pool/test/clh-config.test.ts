@@ -66,10 +66,12 @@ describe('Cloud Hypervisor config', () => {
     expect(clhRestoreConfig('/run/snapshots/s', 'OnDemand').memory_restore_mode).toBe('OnDemand');
   });
 
-  it('starts CH with only its API socket and virtiofsd without a sandbox', () => {
+  it('starts CH with its API socket and seccomp on, and virtiofsd without a sandbox', () => {
     expect(cloudHypervisorArgs('/run/vms/c/api.sock')).toEqual([
       '--api-socket',
       'path=/run/vms/c/api.sock',
+      '--seccomp',
+      'true',
     ]);
     expect(virtiofsdArgs('/run/vms/c/virtiofs.sock', '/run/vms/c/export')).toEqual([
       '--socket-path=/run/vms/c/virtiofs.sock',

@@ -4,7 +4,7 @@
 // only stay alive. What this cannot show (a real guest, CH's own behaviour beyond the
 // spec) is listed in the README, "Cloud Hypervisor".
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,6 +38,19 @@ async function served(id: string): Promise<FakeClhApi> {
   const api = await FakeClhApi.serve(runDir, agent);
   apis.push(api);
   return api;
+}
+
+/** Who a process runs as, from /proc. */
+async function credentialsOf(pid: number) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) =>
+    new RegExp(`^${name}:[ \\t]*(.*?)[ \\t]*$`, 'm').exec(status)?.[1] ?? '';
+  return {
+    uid: Number(field('Uid').split(/\s+/)[0]),
+    groups: field('Groups'),
+    capEff: field('CapEff'),
+    noNewPrivs: field('NoNewPrivs'),
+  };
 }
 
 /** The calls that changed the VM: the driver's pings while CH starts are left out. */
@@ -118,6 +131,13 @@ describe('ClhHypervisor against stand-ins for Cloud Hypervisor and virtiofsd', (
     const processes = await processesReferencing(`${clone.runDir}/`);
     expect(processes).toContain(clone.pid);
     expect(processes).toHaveLength(2); // CH and the clone's virtiofsd
+    // Both run as the clone's own unprivileged uid, as QEMU does (qemu-isolation.test.ts).
+    const credentials = await Promise.all(processes.map(credentialsOf));
+    expect(new Set(credentials.map((seen) => seen.uid)).size).toBe(1);
+    for (const seen of credentials) {
+      expect(seen.uid).toBeGreaterThanOrEqual(2_100_000_000);
+      expect(seen).toMatchObject({ groups: '', capEff: '0000000000000002', noNewPrivs: '1' });
+    }
 
     await clone.destroy();
     expect(calls(cloneApi).at(-1)).toBe('vmm.shutdown');

@@ -58,6 +58,7 @@ describe('SEED_HYPERVISOR', () => {
       kind: 'cloud-hypervisor',
       binary: '/opt/ch/bin/cloud-hypervisor',
       virtiofsdBinary: '/usr/libexec/virtiofsd',
+      vmUids: DEFAULT_VM_UIDS,
     });
   });
 
@@ -92,7 +93,12 @@ describe('SEED_HYPERVISOR', () => {
         .kind,
     ).toBe('qemu');
     const clh = selectHypervisor(
-      { kind: 'cloud-hypervisor', binary: 'cloud-hypervisor', virtiofsdBinary: 'virtiofsd' },
+      {
+        kind: 'cloud-hypervisor',
+        binary: 'cloud-hypervisor',
+        virtiofsdBinary: 'virtiofsd',
+        vmUids: DEFAULT_VM_UIDS,
+      },
       runRoot,
       silentLog,
     );

@@ -76,7 +76,11 @@ export class ClosureViews {
     let view = this.#views.get(storePath);
     if (view === undefined) {
       const removed = this.#removing.get(storePath) ?? Promise.resolve();
-      view = { built: removed.catch(() => undefined).then(() => this.#build(storePath)), holders: 0, lastReleased: 0 };
+      view = {
+        built: removed.catch(() => undefined).then(() => this.#build(storePath)),
+        holders: 0,
+        lastReleased: 0,
+      };
       this.#views.set(storePath, view);
       const building = view;
       building.built.catch(() => {

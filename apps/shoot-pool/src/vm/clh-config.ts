@@ -78,7 +78,8 @@ export function clhRestoreConfig(
 
 /** CH with only its API socket; the VM comes from `vm.create` or `vm.restore`. */
 export function cloudHypervisorArgs(apiSocket: string): string[] {
-  return ['--api-socket', `path=${apiSocket}`];
+  // CH's seccomp filters are on by default; said here so no build or wrapper turns them off.
+  return ['--api-socket', `path=${apiSocket}`, '--seccomp', 'true'];
 }
 
 /**

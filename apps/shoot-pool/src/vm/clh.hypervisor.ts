@@ -53,6 +53,7 @@ import { reapOrphans } from './reap-orphans';
 import { MAX_SOCKET_PATH, RunLayout, writeRecord } from './run-dir';
 import { silentLog, type VmLog } from './vm-log';
 import { spawnVmm } from './vmm-process';
+import { DEFAULT_VM_UIDS, VmUids, runAsVmUser, type UidRange } from './vm-uids';
 
 export interface ClhHypervisorOptions {
   runRoot: string;
@@ -61,6 +62,8 @@ export interface ClhHypervisorOptions {
   clhBinary?: string;
   /** The Rust virtiofsd; Debian-style path by default. */
   virtiofsdBinary?: string;
+  /** The uids VMs run as, one each (vm-uids.ts): CH and the clone's virtiofsd share it. */
+  vmUids?: UidRange;
   /** The guest agent's vsock port (guest/agent: -vsock-port, 1024 by default). */
   vsockPort?: number;
   shareTag?: string;
@@ -84,6 +87,7 @@ export class ClhHypervisor implements Hypervisor {
   readonly #restoreMode: MemoryRestoreMode | undefined;
   readonly #apiTimeoutMs: number;
   readonly #log: VmLog;
+  readonly #uids: VmUids;
 
   constructor(options: ClhHypervisorOptions) {
     this.runRoot = path.resolve(options.runRoot);
@@ -95,6 +99,7 @@ export class ClhHypervisor implements Hypervisor {
     this.#restoreMode = options.memoryRestoreMode;
     this.#apiTimeoutMs = options.apiTimeoutMs ?? 10_000;
     this.#log = options.log ?? silentLog;
+    this.#uids = new VmUids(options.vmUids ?? DEFAULT_VM_UIDS);
   }
 
   async startTemplate(spec: TemplateSpec): Promise<MicroVm> {
@@ -210,26 +215,29 @@ export class ClhHypervisor implements Hypervisor {
     try {
       await launch.createRunDir();
       const exportDir = await launch.createExport(mountPoints);
+      const uid = this.#uids.take();
+      // Runs after CH and virtiofsd are killed: the uid is free only when nothing runs as it.
+      await launch.stack.push('release VM uid', () => this.#uids.release(uid));
       await launch.writeRecord({
         vmm: 'cloud-hypervisor',
         id,
         role,
+        uid,
         ramFiles: [],
         machine,
       });
       if (role === 'clone') {
         const virtiofsd = await this.#spawn(
           id,
+          uid,
           this.#virtiofsd,
           virtiofsdArgs(shareSocket, exportDir),
-          {
-            log: path.join(runDir, 'virtiofsd.log'),
-          },
+          { log: path.join(runDir, 'virtiofsd.log') },
         );
         await launch.trackHelper('virtiofsd', virtiofsd);
         await waitForFile(shareSocket, 5_000, id);
       }
-      const clh = await this.#spawn(id, this.#clh, cloudHypervisorArgs(apiSocket), {
+      const clh = await this.#spawn(id, uid, this.#clh, cloudHypervisorArgs(apiSocket), {
         log: path.join(runDir, 'vmm.log'),
         cwd: runDir,
       });
@@ -260,9 +268,22 @@ export class ClhHypervisor implements Hypervisor {
     }
   }
 
-  async #spawn(id: string, binary: string, args: string[], options: { log: string; cwd?: string }) {
+  /**
+   * Starts CH or virtiofsd as the VM's uid, as QEMU is (vm-uids.ts): a guest that breaks
+   * out of either lands in an unprivileged process with no_new_privs, and what it writes
+   * through the share is that uid's, never root's.
+   */
+  async #spawn(
+    id: string,
+    uid: number,
+    binary: string,
+    args: string[],
+    options: { log: string; cwd?: string },
+  ) {
     try {
-      return await spawnVmm(binary, args, options.log, { cwd: options.cwd });
+      return await spawnVmm('setpriv', runAsVmUser(uid, binary, args), options.log, {
+        cwd: options.cwd,
+      });
     } catch (error) {
       throw new VmError('spawn', id, `cannot start ${binary}: ${String(error)}`, {
         cause: error,

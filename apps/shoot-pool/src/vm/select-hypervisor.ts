@@ -11,7 +11,7 @@ import type { UidRange } from './vm-uids';
  */
 export type HypervisorChoice =
   | { kind: 'qemu'; accel: 'auto' | 'kvm' | 'tcg'; vmUids: UidRange }
-  | { kind: 'cloud-hypervisor'; binary: string; virtiofsdBinary: string };
+  | { kind: 'cloud-hypervisor'; binary: string; virtiofsdBinary: string; vmUids: UidRange };
 
 /** The one place that knows both drivers: everything after it sees a Hypervisor. */
 export function selectHypervisor(
@@ -25,6 +25,7 @@ export function selectHypervisor(
         runRoot,
         clhBinary: choice.binary,
         virtiofsdBinary: choice.virtiofsdBinary,
+        vmUids: choice.vmUids,
         log,
       });
 }
