@@ -252,6 +252,25 @@ async function warmLatency(setup: Setup, store: CallerStore): Promise<WarmRun> {
   }
 }
 
+/** A clone restored from `snapshot` with its share mounted and the store and volume bound. */
+async function preparedClone(hv: QemuHypervisor, snapshot: VmSnapshot, setup: Setup) {
+  const vm = await hv.startClone(snapshot, { mountPoints: [STORE_POINT, ...VOLUME_POINTS] });
+  try {
+    await vm.agent.mount({
+      fstype: vm.share.fstype,
+      source: vm.share.tag,
+      target: SHARE_TARGET,
+      readOnly: false,
+    });
+    await vm.bindIntoExport(setup.store, STORE_POINT, { readOnly: true });
+    await vm.bindIntoExport(setup.volume, VOLUME_POINTS[0]!, { readOnly: false });
+    return vm;
+  } catch (error) {
+    await vm.destroy();
+    throw error;
+  }
+}
+
 /**
  * The floor: what the agent takes in a restored, warmed clone left idle (share mounted,
  * store and volume already bound, the first exec done), driven directly: `true`, and a
@@ -264,16 +283,8 @@ async function floorLatency(
 ): Promise<{ true: number[]; read: number[] }> {
   const samples = { true: [] as number[], read: [] as number[] };
   for (let i = 0; i < RESTORE_SAMPLES; i += 1) {
-    const vm = await hv.startClone(snapshot, { mountPoints: [STORE_POINT, ...VOLUME_POINTS] });
+    const vm = await preparedClone(hv, snapshot, setup);
     try {
-      await vm.agent.mount({
-        fstype: vm.share.fstype,
-        source: vm.share.tag,
-        target: SHARE_TARGET,
-        readOnly: false,
-      });
-      await vm.bindIntoExport(setup.store, STORE_POINT, { readOnly: true });
-      await vm.bindIntoExport(setup.volume, VOLUME_POINTS[0]!, { readOnly: false });
       await vm.agent.exec({ argv: ['true'], timeoutMs: 10_000 });
       await sleep(200); // idle, as a warm clone waits
       samples.true.push(
@@ -332,16 +343,8 @@ async function restoreLatency(setup: Setup): Promise<{
     await hv.startTemplate({ image: setup.image, memoryMiB: MEMORY_MIB, vcpus: 1 }),
   );
   const once = async (argv: string[]) => {
-    const vm = await hv.startClone(snapshot, { mountPoints: [STORE_POINT, ...VOLUME_POINTS] });
+    const vm = await preparedClone(hv, snapshot, setup);
     try {
-      await vm.agent.mount({
-        fstype: vm.share.fstype,
-        source: vm.share.tag,
-        target: SHARE_TARGET,
-        readOnly: false,
-      });
-      await vm.bindIntoExport(setup.store, STORE_POINT, { readOnly: true });
-      await vm.bindIntoExport(setup.volume, VOLUME_POINTS[0]!, { readOnly: false });
       await vm.agent.bind({
         source: `${SHARE_TARGET}/${VOLUME_POINTS[0]!}`,
         target: '/data',
