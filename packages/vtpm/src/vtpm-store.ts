@@ -66,10 +66,24 @@ export class VtpmStore {
    * its TPM; a TPM whose instance is absent is kept for the grace period from the first
    * time it was missed, then stopped and its state removed (the identity with it).
    */
-  async reconcile(wanted: InstanceKey[]): Promise<{ ready: VtpmStatus[]; removed: InstanceKey[] }> {
-    const wantedDirs = new Set(wanted.map((instance) => this.paths(instance).dir));
+  async reconcile(wanted: InstanceKey[]): Promise<{
+    ready: VtpmStatus[];
+    /** Instances whose TPM could not be had (a bad name, an swtpm that cannot start). */
+    failed: { instance: InstanceKey; error: string }[];
+    removed: InstanceKey[];
+  }> {
+    const wantedDirs = new Set<string>();
     const ready: VtpmStatus[] = [];
-    for (const instance of wanted) ready.push(await this.ensure(instance));
+    const failed: { instance: InstanceKey; error: string }[] = [];
+    // One instance's failure is that instance's: the others still get their TPMs.
+    for (const instance of wanted) {
+      try {
+        wantedDirs.add(this.paths(instance).dir);
+        ready.push(await this.ensure(instance));
+      } catch (error) {
+        failed.push({ instance, error: (error as Error).message });
+      }
+    }
     const removed: InstanceKey[] = [];
     for (const instance of await this.list()) {
       const paths = this.paths(instance);
@@ -79,7 +93,7 @@ export class VtpmStore {
         removed.push(instance);
       }
     }
-    return { ready, removed };
+    return { ready, failed, removed };
   }
 
   /** The instances that have a TPM on this node. */
