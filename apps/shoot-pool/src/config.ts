@@ -60,6 +60,7 @@ const envSchema = z
     SEED_TPM_SWTPM: z.string().min(1).default('swtpm'),
     SEED_TPM_GRACE_SECONDS: envVar.positiveInt(7 * 24 * 3600),
     SEED_TPM_SYNC_SECONDS: envVar.positiveInt(5),
+    SEED_TPM_IDENTITY_PROGRAM: z.string().startsWith('/').optional(),
     SEED_LOG_LEVEL: envVar.logLevel(),
   })
   // SEED_SHOOT_ACCEL picks QEMU's accelerator; Cloud Hypervisor has only KVM.
@@ -119,6 +120,11 @@ export interface TpmAgentConfig {
   graceMs: number;
   /** How often every request is looked at again. */
   syncMs: number;
+  /**
+   * `seed-secrets` (nix/secrets/seed-secrets.sh): creates each new TPM's identity before
+   * any VM has it and records its recipient (`seed keys`); unset: none is recorded.
+   */
+  identityProgram?: string;
   nodeName: string;
   kubeconfig?: string;
 }
@@ -167,6 +173,7 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
       swtpm: vars.SEED_TPM_SWTPM,
       graceMs: vars.SEED_TPM_GRACE_SECONDS * 1000,
       syncMs: vars.SEED_TPM_SYNC_SECONDS * 1000,
+      identityProgram: vars.SEED_TPM_IDENTITY_PROGRAM,
       nodeName: callers.nodeName,
       kubeconfig: callers.kubeconfig,
     };

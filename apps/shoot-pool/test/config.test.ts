@@ -130,6 +130,7 @@ describe('SEED_TPM_ROOT', () => {
       swtpm: 'swtpm',
       graceMs: 7 * 24 * 3600 * 1000,
       syncMs: 5000,
+      identityProgram: undefined,
       nodeName: 'node-1',
       kubeconfig: undefined,
     });

@@ -23,3 +23,4 @@ export {
   type TpmRequests,
 } from './node-tpm.agent';
 export { KubeTpmRequests } from './tpm-requests.repository';
+export { IdentityError, seedSecretsIdentity } from './identity';

@@ -102,6 +102,7 @@ export class NodeTpmAgent {
           ctrlSocket: ready.ctrlSocket,
           reason: '',
           message: '',
+          ...(ready.recipient !== undefined && { recipient: ready.recipient }),
         });
       } else if (failed) {
         result.failed.push(failed);

@@ -7,15 +7,19 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import { execFileSync } from 'node:child_process';
 import {
   KubeTpmRequests,
   NodeTpmAgent,
   VtpmStore,
   controlCapabilities,
   runningSwtpm,
+  seedSecretsIdentity,
+  startSwtpm,
   stopSwtpm,
   type AgentLogger,
 } from '../src';
+import { SEED_SECRETS, secretsTools } from './secrets-kit';
 
 const TENANT = 's-gaydazldmnsg';
 const VICTIM = 's-victimvictim';
@@ -28,8 +32,12 @@ let work: string;
 let clock = 1_000_000;
 const stores: VtpmStore[] = [];
 
-function store(root: string, swtpm = 'swtpm'): VtpmStore {
-  const made = new VtpmStore({ root, swtpm, graceMs: GRACE_MS, now: () => clock });
+function store(
+  root: string,
+  swtpm = 'swtpm',
+  createIdentity?: (dataSocket: string) => Promise<string>,
+): VtpmStore {
+  const made = new VtpmStore({ root, swtpm, graceMs: GRACE_MS, now: () => clock, createIdentity });
   stores.push(made);
   return made;
 }
@@ -189,5 +197,40 @@ describe('the node agent', () => {
     const result = await agent('node-e', store(path.join(work, 'e')), false).sync();
     expect(result.claimed).toEqual([]);
     expect((await data(VICTIM, 'seed-tpm-late')).node).toBeUndefined();
+  });
+
+  it("records the instance's recipient: the identity created before any VM has the TPM", async () => {
+    const tools = secretsTools();
+    const PATH = `${tools}:${process.env.PATH ?? '/usr/bin:/bin'}`;
+    const root = path.join(work, 'identity');
+    const vtpms = store(root, 'swtpm', seedSecretsIdentity(SEED_SECRETS, PATH));
+    await request(TENANT, 'vault');
+    const result = await agent('node-f', vtpms).sync();
+    // (it also claims the request the previous test's agent left alone)
+    expect(result.ready).toContainEqual({ namespace: TENANT, name: 'vault' });
+    const reported = await data(TENANT, 'seed-tpm-vault');
+    expect(reported.recipient).toMatch(/^age1[02-9ac-hj-np-z]{58}$/);
+    expect(reported.ready).toBe('true');
+    // The TPM the VM gets has only its control socket, and answers on it.
+    const vault = { namespace: TENANT, name: 'vault' };
+    await expect(controlCapabilities(vtpms.paths(vault).ctrl)).resolves.toBeGreaterThan(0);
+
+    // What the instance's first activation will print: the same recipient, from the same
+    // sealed identity (the TPM opened again with a host channel, as a VM would open it).
+    await stopSwtpm((await runningSwtpm(vtpms.paths(vault)))!);
+    const host = await startSwtpm('swtpm', vtpms.paths(vault), true);
+    try {
+      const printed = execFileSync(SEED_SECRETS, ['recipient'], {
+        env: { PATH, TPM2TOOLS_TCTI: `swtpm:path=${vtpms.paths(vault).data}` },
+        encoding: 'utf8',
+      }).trim();
+      expect(printed).toBe(reported.recipient);
+    } finally {
+      await stopSwtpm(host);
+    }
+    // Started again (its VM shut it down): the recorded recipient, no new identity.
+    const again = await agent('node-f', vtpms).sync();
+    expect(again.ready).toContainEqual(vault);
+    expect((await data(TENANT, 'seed-tpm-vault')).recipient).toBe(reported.recipient);
   });
 });

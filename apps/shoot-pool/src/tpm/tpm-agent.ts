@@ -1,4 +1,4 @@
-import { KubeTpmRequests, NodeTpmAgent, VtpmStore } from '@seed/vtpm';
+import { KubeTpmRequests, NodeTpmAgent, VtpmStore, seedSecretsIdentity } from '@seed/vtpm';
 import type { Logger } from '@seed/service-kit';
 import type { TpmAgentConfig } from '../config';
 
@@ -13,6 +13,10 @@ export function startTpmAgent(config: TpmAgentConfig, logger: Logger): { stop():
     swtpm: config.swtpm,
     graceMs: config.graceMs,
     now: Date.now,
+    // tpm2-tools and age-keygen from the daemon's PATH.
+    createIdentity: config.identityProgram
+      ? seedSecretsIdentity(config.identityProgram, process.env.PATH ?? '/usr/bin:/bin')
+      : undefined,
   });
   const agent = new NodeTpmAgent(
     KubeTpmRequests.fromKubeconfig(config.kubeconfig),
