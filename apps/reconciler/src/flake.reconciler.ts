@@ -155,6 +155,8 @@ export class FlakeReconciler implements Reconciler {
         if (object.kind === 'Deployment' && request) {
           const placement = tpmPlacement(
             (await this.live.get(request)) as TpmRequestView | undefined,
+            namespace,
+            instance,
           );
           if (!placement) {
             waitingForTpm.add(instance);

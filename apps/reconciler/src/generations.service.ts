@@ -287,7 +287,7 @@ export class GenerationsService {
         readyReplicas: 0,
       };
     }
-    return tpmRollout(request, deploymentExists);
+    return tpmRollout(request, deploymentExists, namespace, name);
   }
 
   private async statusOf(

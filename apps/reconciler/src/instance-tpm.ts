@@ -13,10 +13,37 @@ export interface TpmRequestView {
  * A pod that stopped its VM stops swtpm too (QEMU's CMD_SHUTDOWN); the agent restarts it,
  * and the placement stays the same, so a Deployment once placed is always applied.
  */
-export function tpmPlacement(request: TpmRequestView | undefined): TpmPlacement | undefined {
+export function tpmPlacement(
+  request: TpmRequestView | undefined,
+  namespace: string,
+  instance: string,
+): TpmPlacement | undefined {
   const report = readTpmReport(request?.data);
   if (report.node === undefined || report.ctrlSocket === undefined) return undefined;
+  if (placementProblem(report, namespace, instance) !== undefined) return undefined;
   return { node: report.node, ctrlSocket: report.ctrlSocket };
+}
+
+/** A node name (a DNS subdomain), as the node affinity takes it. */
+const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * Why a report cannot place the pod: the socket Kata attaches must be this instance's
+ * own (VtpmStore's `<root>/<namespace>_<instance>/tpm.sock.ctrl`), so a report edited to
+ * name another instance's TPM never reaches a pod.
+ */
+function placementProblem(
+  report: TpmReport,
+  namespace: string,
+  instance: string,
+): string | undefined {
+  if (!NODE_NAME.test(report.node ?? '') || (report.node ?? '').length > 253)
+    return `node ${JSON.stringify(report.node)} is not a node name`;
+  const socket = report.ctrlSocket ?? '';
+  const own = `/${namespace}_${instance}/tpm.sock.ctrl`;
+  if (!socket.startsWith('/') || !socket.endsWith(own) || socket.includes('/../'))
+    return `socket ${JSON.stringify(socket)} is not this instance's TPM (…${own})`;
+  return undefined;
 }
 
 /**
@@ -27,8 +54,20 @@ export function tpmPlacement(request: TpmRequestView | undefined): TpmPlacement 
 export function tpmRollout(
   request: TpmRequestView | undefined,
   deploymentExists: boolean,
+  namespace: string,
+  instance: string,
 ): InstanceRollout | undefined {
   const report: TpmReport = readTpmReport(request?.data);
+  if (report.node !== undefined && report.ctrlSocket !== undefined) {
+    const problem = placementProblem(report, namespace, instance);
+    if (problem !== undefined)
+      return {
+        rollout: 'failed',
+        reason: 'InvalidTpmReport',
+        message: `the TPM request's report cannot place the pod: ${problem}`,
+        readyReplicas: 0,
+      };
+  }
   if (report.reason !== undefined && !report.ready) {
     return {
       rollout: 'failed',

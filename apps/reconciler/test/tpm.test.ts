@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { deriveNamespace } from '@seed/contracts';
 import {
   KubeTpmRequests,
@@ -145,6 +146,32 @@ describe('an instance with a TPM', () => {
     expect(await cluster.deployment(NS, 'kms')).toBeUndefined();
     // The other instance with a TPM is unaffected.
     expect(await cluster.deployment(NS, 'vault')).toBeDefined();
+  });
+
+  it("attack: a report edited to name another instance's TPM never reaches a pod", async () => {
+    await builder.apply(
+      generation(FLAKE, [
+        meta('vault', { tpm: true }),
+        meta('web'),
+        meta('kms', { tpm: true }),
+        meta('forged', { tpm: true }),
+      ]),
+    );
+    const vaultSocket = path.join(work, 'node-a', `${NS}_vault`, 'tpm.sock.ctrl');
+    await cluster.core.patchNamespacedConfigMap(
+      {
+        namespace: NS,
+        name: 'seed-tpm-forged',
+        body: { data: { node: 'node-a', ready: 'true', ctrlSocket: vaultSocket } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await cluster.until(
+      async () => (await instanceStatus('forged'))?.reason === 'InvalidTpmReport',
+      'forged reported InvalidTpmReport',
+    );
+    expect((await instanceStatus('forged'))?.message).toContain("is not this instance's TPM");
+    expect(await cluster.deployment(NS, 'forged')).toBeUndefined();
   });
 
   it('an instance that leaves the flake loses its TPM request', async () => {
