@@ -127,6 +127,30 @@ describe('an instance with a TPM', () => {
     expect(await builder.apply(request)).toMatchObject({ changed: false });
   });
 
+  it('a lost node: the request deleted by the operator comes back unclaimed and the pod moves', async () => {
+    await cluster.core.deleteNamespacedConfigMap({ namespace: NS, name: 'seed-tpm-vault' });
+    await cluster.until(async () => {
+      const names = await cluster.names(NS);
+      return names.includes('ConfigMap/seed-tpm-vault');
+    }, 'the request written again');
+    await nodeAgent('node-c').sync();
+    await cluster.until(async () => {
+      const terms = (await cluster.deployment(NS, 'vault'))?.spec?.template.spec?.affinity
+        ?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
+      return terms?.[0]?.matchFields?.[0]?.values?.[0] === 'node-c';
+    }, 'vault pinned to node-c');
+    expect(
+      (await cluster.deployment(NS, 'vault'))!.spec!.template.metadata!.annotations,
+    ).toMatchObject({
+      'io.katacontainers.config.hypervisor.tpm_socket': path.join(
+        work,
+        'node-c',
+        `${NS}_vault`,
+        'tpm.sock.ctrl',
+      ),
+    });
+  });
+
   it("a node that cannot provide a TPM: the instance fails with the node's reason", async () => {
     const request = generation(FLAKE, [
       meta('vault', { tpm: true }),
