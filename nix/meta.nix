@@ -6,7 +6,10 @@
 #
 #   { name; system; size; resources = { vcpus; memory; };
 #     expose.<k> = { port; protocol; }; storage.<k> = { size; mountPoint; };
-#     connect.<k> = { service; port; }; rollout; shoot = { enable; }; }
+#     connect.<k> = { service; port; }; rollout; shoot = { enable; }; tpm; }
+#
+# `tpm` (bool) is not a user option: modules/options.nix sets it from `seed.secrets`
+# (an instance with secrets needs its TPM; docs/secrets.md).
 #
 # Why a plain function over builtins instead of NixOS module types:
 #   * the builder, the tests and `lib.seedMeta` evaluate it offline, without nixpkgs;
@@ -230,7 +233,7 @@ let
   # Options. Each `norm*` takes the raw or coerced value and returns the meta form.
 
   seedPath = [ "seed" ];
-  seedOptions = [ "size" "expose" "storage" "connect" "rollout" "strategy" "shoot" ];
+  seedOptions = [ "size" "expose" "storage" "connect" "rollout" "strategy" "shoot" "tpm" ];
 
   cfg =
     if isAttrs seed then onlyKnown seedPath seedOptions seed
@@ -348,12 +351,18 @@ let
     else if !isBool enable then fail (path ++ [ "enable" ]) "expected true or false, got ${show enable}"
     else { inherit enable; };
 
+  # seed.tpm = true when the instance has secrets: the platform gives it a TPM.
+  tpm =
+    let v = cfg.tpm or false; in
+    if isBool v then v
+    else fail (seedPath ++ [ "tpm" ]) "expected true or false, got ${show v}";
+
   meta = {
     name = checkName name;
     system = checkSystem system;
     inherit size;
     resources = tiers.${size};
-    inherit expose storage connect rollout shoot;
+    inherit expose storage connect rollout shoot tpm;
   };
 
   checks = exposeChecks ++ storageChecks;

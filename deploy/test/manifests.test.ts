@@ -560,7 +560,7 @@ describe('deploy/manifests', () => {
     expect(find('ClusterRole', 'seed-reconciler').rules).toEqual(documented.rules);
   });
 
-  it('gives the webhook and builder no API access, the shoot pool token reviews and reads', () => {
+  it('gives the webhook and builder no API access, the shoot pool token reviews, reads and TPM requests', () => {
     const bound = manifests
       .filter((m) => m.kind === 'ClusterRoleBinding' || m.kind === 'RoleBinding')
       .flatMap((m) => (m as unknown as { subjects: { name: string }[] }).subjects)
@@ -577,10 +577,15 @@ describe('deploy/manifests', () => {
       resources: string[];
       verbs: string[];
     }[];
-    // It creates TokenReviews (answered, never stored) and gets single objects: no list,
-    // no watch, no write.
+    // It creates TokenReviews (answered, never stored) and gets single objects: no watch,
+    // and no write but its TPM agent's list and patch of ConfigMaps (TPM requests only:
+    // admission.yaml's seed-node-agent-writes-only-tpm-requests).
     for (const rule of rules) {
-      const expected = rule.resources.includes('tokenreviews') ? ['create'] : ['get'];
+      const expected = rule.resources.includes('tokenreviews')
+        ? ['create']
+        : rule.resources.includes('configmaps')
+          ? ['list', 'patch']
+          : ['get'];
       expect({ resources: rule.resources, verbs: rule.verbs }).toEqual({
         resources: rule.resources,
         verbs: expected,

@@ -152,7 +152,7 @@ in
         import ./meta.nix {
           name = config.networking.hostName;
           system = pkgs.stdenv.hostPlatform.system;
-          seed = { inherit (config.seed) size expose storage connect rollout shoot; };
+          seed = { inherit (config.seed) size expose storage connect rollout shoot; tpm = config.seed.secrets != { }; };
         }
       '';
       default = import ../meta.nix {
@@ -164,6 +164,8 @@ in
           storage = entriesOf cfg.storage;
           connect = entriesOf cfg.connect;
           shoot = { inherit (cfg.shoot) enable; };
+          # An instance with secrets gets a TPM (modules/secrets.nix declares the option).
+          tpm = cfg ? secrets && cfg.secrets != { };
         };
       };
     };

@@ -91,6 +91,7 @@ describe('the root flake offline (inputs locked, not fetched)', () => {
       connect: {},
       rollout: 'recreate',
       shoot: { enable: false },
+      tpm: false,
     });
     expect(stderr).not.toMatch(/warning|lock/i);
     expect(fs.readFileSync(path.join(tmp, 'seed', 'flake.lock'), 'utf8')).toBe(lockBefore);
@@ -227,6 +228,7 @@ describe('the instance template', () => {
       connect: {},
       rollout: 'recreate',
       shoot: { enable: false },
+      tpm: false,
     });
   });
 
@@ -627,6 +629,14 @@ describe('instance-base.nix under the real module system', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('asks for a TPM in the meta exactly when seed.secrets is not empty', async () => {
+    const tpm = await evalJson(`{
+      secrets = (${instanceBase('{ seed.secrets.db = builtins.toFile "db.yaml" "x"; }')}).config.seed.meta.tpm;
+      none = (${instanceBase('{ }')}).config.seed.meta.tpm;
+    }`);
+    expect(tpm).toEqual({ secrets: true, none: false });
   });
 
   it('attack: a secret named to write outside /run/secrets is refused at evaluation', async () => {

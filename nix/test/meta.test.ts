@@ -29,7 +29,7 @@ async function evalCases(cases: MetaArgs[]): Promise<CaseResult[]> {
       meta = import ${JSON.stringify(META_NIX)};
       again = m: meta {
         inherit (m) name system;
-        seed = { inherit (m) size expose storage connect rollout shoot; };
+        seed = { inherit (m) size expose storage connect rollout shoot tpm; };
       };
       run = args:
         let r = builtins.tryEval (meta args); in
@@ -155,6 +155,7 @@ const accepted: Array<[string, MetaArgs, Meta]> = [
   ],
   ['shoot enabled', web({ shoot: { enable: true } }), metaOf({ shoot: { enable: true } })],
   ['shoot = {}', web({ shoot: {} }), metaOf()],
+  ['a TPM (set from seed.secrets)', web({ tpm: true }), metaOf({ tpm: true })],
   [
     'module-system forms (coerced, with _module)',
     web({
@@ -223,6 +224,7 @@ const accepted: Array<[string, MetaArgs, Meta]> = [
       },
       rollout: 'rolling',
       shoot: { enable: true },
+      tpm: false,
     },
   ],
 ];
@@ -464,6 +466,7 @@ const rejected: Array<[string, MetaArgs, string, string?]> = [
     web({ shoot: { enable: 'yes' } }),
     'seed.shoot.enable: expected true or false, got "yes"',
   ],
+  ['tpm = "yes"', web({ tpm: 'yes' }), 'seed.tpm: expected true or false, got "yes"'],
   ['an empty service', web({ connect: { db: '' } }), 'seed.connect.db.service: must not be empty'],
   [
     'a service that is no DNS name',

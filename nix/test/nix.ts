@@ -97,6 +97,7 @@ export interface Meta {
   connect: Record<string, { service: string; port: number | null }>;
   rollout: string;
   shoot: { enable: boolean };
+  tpm: boolean;
 }
 
 export const TIERS: Record<string, { vcpus: number; memory: number }> = {
@@ -120,6 +121,7 @@ export function metaOf(changes: Partial<Meta> = {}): Meta {
     connect: {},
     rollout: 'recreate',
     shoot: { enable: false },
+    tpm: false,
     ...changes,
   };
 }

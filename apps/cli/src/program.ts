@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { NixClient, NixError } from '@seed/nix-eval';
 import { loadConfig, resolveKubeAccess, type CliConfig } from './config';
 import { formatInspection, formatNixError } from './inspect';
+import { instanceRecipient } from './keys/instance-keys';
 import { streamInstanceLogs } from './logs/instance-logs';
 import { KubeLogsRepository } from './logs/kube-logs.repository';
 import {
@@ -182,6 +183,24 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
         if (options.follow && signal?.aborted) throw new ExitCode(130);
       },
     );
+
+  program
+    .command('keys')
+    .description(
+      "an instance's age recipient: encrypt its seed.secrets to it (sops --encrypt --age <recipient>)",
+    )
+    .argument('<flake>', 'the flake URI as registered')
+    .argument('<instance>', 'the instance (seeds.<name>)')
+    .option(
+      '--kubeconfig <file>',
+      'kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)',
+    )
+    .action(async (flake: string, instance: string, options: { kubeconfig?: string }) => {
+      const kube = KubeLogsRepository.connect(
+        resolveKubeAccess(options.kubeconfig, context.env ?? process.env),
+      );
+      output.out(`${await instanceRecipient(kube, flake, instance)}\n`);
+    });
 
   program
     .command('builds')

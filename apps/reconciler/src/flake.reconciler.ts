@@ -7,6 +7,7 @@ import {
   MANAGED_BY_SEED,
   ModelError,
   instanceObjectName,
+  pinToTpm,
   renderGeneration,
   type ClusterNetwork,
   type SeedInstance,
@@ -31,6 +32,7 @@ import {
   type Rollout,
   type ReplicaSetView,
 } from './instance-rollout';
+import { tpmPlacement, type TpmRequestView } from './instance-tpm';
 import type { ReconcilerMetrics } from './metrics';
 import { largerQuantity } from './quantity';
 import type { FlakeStateRepository } from './repositories/flake-state.repository';
@@ -75,6 +77,8 @@ export interface FlakeReconcilerOptions {
 
 /** How often to look at a namespace being deleted, to re-create it once it is gone. */
 const TERMINATING_RETRY_MS = 1000;
+/** How often to look again at an instance whose Deployment waits for its TPM. */
+const TPM_WAIT_RETRY_MS = 5000;
 
 /**
  * Level-based reconcile of one flake, keyed by its namespace: read its desired generation
@@ -135,10 +139,31 @@ export class FlakeReconciler implements Reconciler {
     }
 
     const failures = new Map<string, string>();
-    for (const object of objects) {
+    // Instances whose TPM is not placed yet: their Deployment waits (instance-tpm.ts).
+    const waitingForTpm = new Set<string>();
+    const tpmRequests = new Map(
+      objects
+        .filter((object) => object.kind === 'ConfigMap')
+        .map((object) => [object.metadata.labels?.[LABEL_INSTANCE] ?? '', object]),
+    );
+    for (const rendered of objects) {
+      let object = rendered;
       const instance = object.metadata.labels?.[LABEL_INSTANCE] ?? '';
       if (failures.has(instance)) continue; // one rejected object fails its instance
       try {
+        const request = tpmRequests.get(instance);
+        if (object.kind === 'Deployment' && request) {
+          const placement = tpmPlacement(
+            (await this.live.get(request)) as TpmRequestView | undefined,
+            namespace,
+            instance,
+          );
+          if (!placement) {
+            waitingForTpm.add(instance);
+            continue;
+          }
+          object = pinToTpm(object, placement);
+        }
         const written = await this.converge(object, object.kind === 'Namespace' ? live : null);
         // The Namespace, cluster-scoped, has no place for Events of its own to be found
         // by `kubectl describe`; `GenerationApplied` on seed-state tells about the flake.
@@ -178,6 +203,11 @@ export class FlakeReconciler implements Reconciler {
           'GenerationApplied',
           `generation ${desired.generation} (commit ${desired.revision.slice(0, 12)}) applied`,
         );
+    }
+    if (waitingForTpm.size > 0) {
+      // The request's watch queues the flake when an agent reports; this is the fallback.
+      log.info({ instances: [...waitingForTpm] }, 'waiting for TPMs');
+      return { requeueAfterMs: Math.min(this.options.resyncMs, TPM_WAIT_RETRY_MS) };
     }
     return { requeueAfterMs: this.options.resyncMs };
   }

@@ -7,6 +7,7 @@ import {
   quotaExcess,
   redactFlakeRef,
   parseSeedMeta,
+  tpmRequestName,
   type ApplyGenerationRequest__Output,
   type FlakeQuota,
   type SeedMeta,
@@ -22,9 +23,11 @@ import { OWNED_SELECTOR } from './flake.reconciler';
 import {
   instanceRollout,
   type DeploymentView,
+  type InstanceRollout,
   type PodView,
   type ReplicaSetView,
 } from './instance-rollout';
+import { tpmRollout, type TpmRequestView } from './instance-tpm';
 import { TerminalError } from './controller/work-queue';
 import type { ReconcilerMetrics } from './metrics';
 import type { FlakeStateRepository } from './repositories/flake-state.repository';
@@ -262,6 +265,31 @@ export class GenerationsService {
     return statuses.filter((status) => status !== undefined);
   }
 
+  /** What the instance's TPM request says, when it holds the instance back. */
+  private async tpmRolloutOf(
+    namespace: string,
+    name: string,
+    deploymentExists: boolean,
+  ): Promise<InstanceRollout | undefined> {
+    let request: (TpmRequestView & KubernetesObject) | undefined;
+    try {
+      request = await this.kube.read<TpmRequestView & KubernetesObject>(
+        'v1',
+        'ConfigMap',
+        namespace,
+        tpmRequestName(name),
+      );
+    } catch (error) {
+      return {
+        rollout: 'unknown',
+        reason: 'TpmUnreadable',
+        message: `cannot read the TPM request: ${(error as Error).message}`,
+        readyReplicas: 0,
+      };
+    }
+    return tpmRollout(request, deploymentExists, namespace, name);
+  }
+
   private async statusOf(
     namespace: string,
     readState: () => Promise<FlakeState>,
@@ -288,7 +316,7 @@ export class GenerationsService {
     const instances: InstanceStatus[] = await mapLimited(
       state.desired.instances,
       READS_AT_ONCE,
-      async ({ name }) => {
+      async ({ name, metaJson }) => {
         let deployment: DeploymentView | undefined;
         try {
           deployment = await this.kube.read<DeploymentView & KubernetesObject>(
@@ -305,6 +333,10 @@ export class GenerationsService {
             readyReplicas: 0,
             message: `cannot read the Deployment: ${(error as Error).message}`,
           };
+        }
+        if (wantsTpm(metaJson)) {
+          const held = await this.tpmRolloutOf(namespace, name, deployment !== undefined);
+          if (held) return { name, ...held };
         }
         const [pods, replicaSets] = (await workloads) ?? [];
         return { name, ...instanceRollout(deployment, pods, replicaSets) };
@@ -376,4 +408,13 @@ function validate(request: ApplyGenerationRequest__Output): FlakeQuota | undefin
 /** Whether two flakes' caps are the same, an absent one being the defaults. */
 function sameQuota(a: FlakeQuota | undefined, b: FlakeQuota | undefined): boolean {
   return canonicalJson(a ?? DEFAULT_FLAKE_QUOTA) === canonicalJson(b ?? DEFAULT_FLAKE_QUOTA);
+}
+
+/** Whether an instance's meta asks for a TPM (a meta that does not parse asks for none). */
+function wantsTpm(metaJson: string): boolean {
+  try {
+    return (JSON.parse(metaJson) as { tpm?: unknown }).tpm === true;
+  } catch {
+    return false;
+  }
 }

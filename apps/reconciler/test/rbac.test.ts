@@ -93,11 +93,20 @@ afterAll(async () => {
 describe('the reconciler under its ClusterRole', () => {
   it('applies, prunes, reports rollouts and records Events', async () => {
     const reconciler = await startReconcilerAs();
-    await reconciler.apply(generation(FLAKE, [meta('web'), meta('old')]));
+    // `old` has a TPM: its request is written, its status read, and it is pruned too.
+    await reconciler.apply(generation(FLAKE, [meta('web'), meta('old', { tpm: true })]));
+    expect(await cluster.names(NS)).toContain('ConfigMap/seed-tpm-old');
+    expect((await reconciler.status(FLAKE)).instances).toContainEqual(
+      expect.objectContaining({ name: 'old', reason: 'TpmPending' }),
+    );
     await reconciler.apply(generation(FLAKE, [meta('web')]));
     await cluster.until(
       async () => (await cluster.events(NS)).some((e) => e.reason === 'Pruned'),
       'the Pruned Event',
+    );
+    await cluster.until(
+      async () => !(await cluster.names(NS)).includes('ConfigMap/seed-tpm-old'),
+      'the TPM request pruned',
     );
 
     await cluster.setDeploymentStatus(NS, 'web', { replicas: 1, updatedReplicas: 1 });

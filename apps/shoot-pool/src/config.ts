@@ -57,6 +57,11 @@ const envSchema = z
     SEED_SHOOT_LOCAL_CALLER: z.string().min(1).optional(),
     SEED_KUBECONFIG: z.string().min(1).optional(),
     SEED_NODE_NAME: z.string().min(1).optional(),
+    SEED_TPM_ROOT: z.string().startsWith('/').optional(),
+    SEED_TPM_SWTPM: z.string().min(1).default('swtpm'),
+    SEED_TPM_GRACE_SECONDS: envVar.positiveInt(7 * 24 * 3600),
+    SEED_TPM_SYNC_SECONDS: envVar.positiveInt(5),
+    SEED_TPM_IDENTITY_PROGRAM: z.string().startsWith('/').optional(),
     SEED_LOG_LEVEL: envVar.logLevel(),
   })
   // SEED_SHOOT_ACCEL picks QEMU's accelerator; Cloud Hypervisor has only KVM.
@@ -104,7 +109,27 @@ export interface ShootPoolConfig {
   /** The guest kernel + initramfs folder; unset: `scripts/guest-image` builds or finds it. */
   guestDir?: string;
   callers: CallerSource;
+  /** The node's TPM agent (docs/secrets.md); unset: this node serves no TPMs. */
+  tpm?: TpmAgentConfig;
   logLevel: string;
+}
+
+/** One swtpm per instance that wants a TPM and runs on this node (@seed/vtpm). */
+export interface TpmAgentConfig {
+  /** Holds each instance's TPM state and control socket; a hostPath Kata's QEMU reaches. */
+  root: string;
+  swtpm: string;
+  /** How long a TPM outlives its request (its instance left the flake). */
+  graceMs: number;
+  /** How often every request is looked at again. */
+  syncMs: number;
+  /**
+   * `seed-secrets` (nix/secrets/seed-secrets.sh): creates each new TPM's identity before
+   * any VM has it and records its recipient (`seed keys`); unset: none is recorded.
+   */
+  identityProgram?: string;
+  nodeName: string;
+  kubeconfig?: string;
 }
 
 /** Reads and checks the whole configuration before anything starts. */
@@ -139,6 +164,23 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
       nodeName: vars.SEED_NODE_NAME,
     };
   }
+  let tpm: TpmAgentConfig | undefined;
+  if (vars.SEED_TPM_ROOT !== undefined) {
+    if (callers.kind !== 'kube') {
+      throw new ConfigError([
+        'SEED_TPM_ROOT: the TPM agent takes its requests from Kubernetes; unset it with SEED_SHOOT_LOCAL_CALLER',
+      ]);
+    }
+    tpm = {
+      root: path.resolve(vars.SEED_TPM_ROOT),
+      swtpm: vars.SEED_TPM_SWTPM,
+      graceMs: vars.SEED_TPM_GRACE_SECONDS * 1000,
+      syncMs: vars.SEED_TPM_SYNC_SECONDS * 1000,
+      identityProgram: vars.SEED_TPM_IDENTITY_PROGRAM,
+      nodeName: callers.nodeName,
+      kubeconfig: callers.kubeconfig,
+    };
+  }
   return {
     http: {
       host: vars.SEED_SHOOT_HOST,
@@ -168,6 +210,7 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
     hypervisor,
     guestDir: vars.SEED_GUEST_DIR,
     callers,
+    tpm,
     logLevel: vars.SEED_LOG_LEVEL,
   };
 }

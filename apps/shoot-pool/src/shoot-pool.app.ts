@@ -25,6 +25,7 @@ import { WarmPool } from './pool/pool';
 import { ShootController } from './shoot.controller';
 import { ShootService } from './shoot.service';
 import { ClosureViews } from './store/closure-views';
+import { startTpmAgent } from './tpm/tpm-agent';
 import { selectHypervisor } from './vm/select-hypervisor';
 
 export interface ShootPoolApp {
@@ -95,7 +96,16 @@ export async function createShootPoolApp(
           config.callers.nodeName,
           config.callers.kubeconfig,
         ));
-  const image = await findGuestImage(config.guestDir);
+  // First: instances waiting for their TPM need not wait for the pool to warm. swtpm runs
+  // detached, so stopping the loop never stops a TPM.
+  const tpm = config.tpm ? startTpmAgent(config.tpm, logger) : undefined;
+  let image: Awaited<ReturnType<typeof findGuestImage>>;
+  try {
+    image = await findGuestImage(config.guestDir);
+  } catch (error) {
+    await tpm?.stop();
+    throw error;
+  }
   const hv = selectHypervisor(config.hypervisor, config.runRoot, logger);
   const metrics: ShootMetrics = new ShootMetrics(() => pool.status());
   const pool: WarmPool = new WarmPool(
@@ -112,6 +122,7 @@ export async function createShootPoolApp(
     await pool.start();
   } catch (error) {
     await pool.drain();
+    await tpm?.stop();
     throw error;
   }
   // Under the run root: the pool's start reaped what a previous daemon left there.
@@ -155,6 +166,7 @@ export async function createShootPoolApp(
     clearInterval(evictViews);
     await pool.drain();
     await views.clear();
+    await tpm?.stop();
     throw error;
   }
   const http = await NestFactory.create<NestFastifyApplication>(
@@ -168,6 +180,7 @@ export async function createShootPoolApp(
         await grpc.stop(10_000);
         await pool.drain();
         await views.clear();
+        await tpm?.stop();
       },
     }),
     new FastifyAdapter({ bodyLimit: config.http.bodyLimitBytes, logger: false }),

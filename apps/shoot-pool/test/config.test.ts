@@ -124,3 +124,38 @@ describe('SEED_SHOOT_STATUS_TOKEN_FILE', () => {
     ]);
   });
 });
+
+describe('SEED_TPM_ROOT', () => {
+  it('is unset by default: the node serves no TPMs', () => {
+    expect(loadShootPoolConfig(NODE).tpm).toBeUndefined();
+  });
+
+  it('runs the TPM agent for this node, with its defaults', () => {
+    expect(loadShootPoolConfig({ ...NODE, SEED_TPM_ROOT: '/var/lib/seed/tpm/' }).tpm).toEqual({
+      root: '/var/lib/seed/tpm',
+      swtpm: 'swtpm',
+      graceMs: 7 * 24 * 3600 * 1000,
+      syncMs: 5000,
+      identityProgram: undefined,
+      nodeName: 'node-1',
+      kubeconfig: undefined,
+    });
+  });
+
+  it('refuses a relative root, a bad interval, and a local caller map', () => {
+    expect(problems({ SEED_TPM_ROOT: 'tpm', SEED_TPM_SYNC_SECONDS: '0' })).toEqual([
+      expect.stringMatching(/^SEED_TPM_ROOT="tpm": /),
+      expect.stringMatching(/^SEED_TPM_SYNC_SECONDS="0": /),
+    ]);
+    expect(
+      problems({
+        SEED_TPM_ROOT: '/var/lib/seed/tpm',
+        SEED_SHOOT_LOCAL_CALLER: JSON.stringify({
+          '127.0.0.1': { namespace: 's-x', store: '/tmp' },
+        }),
+      }),
+    ).toEqual([
+      expect.stringMatching(/^SEED_TPM_ROOT: the TPM agent takes its requests from Kubernetes/),
+    ]);
+  });
+});

@@ -114,3 +114,14 @@ export {
 } from './quota';
 export type { FlakeNeeds, FlakeQuota } from './quota';
 export { flakeRegistryEntries } from './flake-registry';
+export {
+  AGE_RECIPIENT,
+  KATA_TPM_SOCKET_ANNOTATION,
+  LABEL_TPM,
+  NODE_AGENT_FIELD_MANAGER,
+  TPM_KEYS,
+  TPM_REQUEST,
+  readTpmReport,
+  tpmRequestName,
+} from './tpm-request';
+export type { TpmReport } from './tpm-request';

@@ -136,6 +136,9 @@ export const seedMetaSchema = z
     }),
     rollout: z.enum(['recreate', 'rolling']),
     shoot: z.strictObject({ enable: z.boolean() }),
+    // Whether the instance has a TPM (and so a node agent's swtpm): set by nix when
+    // `seed.secrets` is not empty. Optional so that metas built before it still parse.
+    tpm: z.boolean().optional(),
   })
   .superRefine((meta, ctx) => {
     const tier = SIZE_TIERS[meta.size];

@@ -21,6 +21,8 @@ export type {
   SeedInstance,
 } from './input';
 export { ModelError } from './errors';
+export { pinToTpm, renderTpmRequest } from './tpm';
+export type { TpmPlacement } from './tpm';
 export {
   ANNOTATION_COMMIT,
   ANNOTATION_FLAKE_SHA256,
@@ -51,6 +53,7 @@ export {
 } from './names';
 export { KINDS_IN_APPLY_ORDER } from './objects';
 export type {
+  SeedConfigMap,
   SeedDeployment,
   SeedLimitRange,
   SeedNamespace,

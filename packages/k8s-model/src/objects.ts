@@ -1,6 +1,7 @@
 // Apps types come through the package root: a `kubernetes-models/apps/...` path would trip
 // the workspace lint rule that keeps apps/* from importing each other.
 import type { apps } from 'kubernetes-models';
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { ILimitRange } from 'kubernetes-models/v1/LimitRange';
 import type { INamespace } from 'kubernetes-models/v1/Namespace';
 import type { IPersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
@@ -30,12 +31,14 @@ export type SeedService = Named<IService>;
 export type SeedNetworkPolicy = Named<INetworkPolicy>;
 export type SeedResourceQuota = Named<IResourceQuota>;
 export type SeedLimitRange = Named<ILimitRange>;
+export type SeedConfigMap = Named<IConfigMap>;
 
 export type SeedObject =
   | SeedNamespace
   | SeedResourceQuota
   | SeedLimitRange
   | SeedNetworkPolicy
+  | SeedConfigMap
   | SeedPersistentVolumeClaim
   | SeedDeployment
   | SeedService;
@@ -51,6 +54,8 @@ export const KINDS_IN_APPLY_ORDER: readonly SeedObjectKind[] = [
   'ResourceQuota',
   'LimitRange',
   'NetworkPolicy',
+  // A TPM request before its Deployment: the Deployment waits for the TPM it asks for.
+  'ConfigMap',
   'PersistentVolumeClaim',
   'Deployment',
   'Service',

@@ -6,6 +6,7 @@ import type { GenerationContext, GenerationInput, RenderOptions, SeedInstance } 
 import { renderNamespace } from './namespace';
 import { instanceObjectName, pvcName } from './names';
 import { renderFlakeNetworkPolicies, renderInstanceNetworkPolicy } from './network-policy';
+import { renderTpmRequest } from './tpm';
 import { byName, KINDS_IN_APPLY_ORDER, type SeedObject, type SeedObjectKind } from './objects';
 import { renderService } from './service';
 import { renderPersistentVolumeClaims } from './volume';
@@ -43,6 +44,7 @@ export function renderGeneration(
     ...instances.flatMap(
       (instance) => renderInstanceNetworkPolicy(context, instance, options) ?? [],
     ),
+    ...instances.flatMap((instance) => renderTpmRequest(context, instance) ?? []),
     ...instances.flatMap((instance) => renderPersistentVolumeClaims(context, instance)),
     ...instances.map((instance) => renderDeployment(context, instance, options)),
     ...instances.flatMap((instance) => renderService(context, instance) ?? []),

@@ -78,6 +78,7 @@ describe('a flake with several seeds', () => {
       connect: {},
       rollout: 'recreate',
       shoot: { enable: false },
+      tpm: false,
     });
     expect(dns!.meta.resources).toEqual({ vcpus: 1, memory: 512 });
     expect(dns!.meta.expose.dns).toEqual({ port: 53, protocol: 'dns' });

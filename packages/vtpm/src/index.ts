@@ -14,3 +14,13 @@ export {
   tpmPaths,
   type TpmPaths,
 } from './swtpm';
+export {
+  NodeTpmAgent,
+  type AgentLogger,
+  type NodeTpmAgentOptions,
+  type SyncResult,
+  type TpmRequest,
+  type TpmRequests,
+} from './node-tpm.agent';
+export { KubeTpmRequests } from './tpm-requests.repository';
+export { IdentityError, seedSecretsIdentity } from './identity';

@@ -15,6 +15,8 @@ export interface VtpmStatus {
   pid: number;
   /** `started` for a new or stopped TPM, `adopted` for one already running. */
   how: 'started' | 'adopted';
+  /** The instance's age recipient, when this store created its identity (`createIdentity`). */
+  recipient?: string;
 }
 
 export interface VtpmStoreOptions {
@@ -26,6 +28,12 @@ export interface VtpmStoreOptions {
   now: () => number;
   /** A data socket for tpm2-tools on the host; a VM cannot attach to such a TPM. */
   hostChannel?: boolean;
+  /**
+   * Creates the instance's identity in a TPM no VM has had yet, over a host data channel
+   * (`dataSocket`, for `TPM2TOOLS_TCTI=swtpm:path=<dataSocket>`), and returns its public
+   * age recipient, which the store keeps in `<dir>/recipient` (identity.ts).
+   */
+  createIdentity?: (dataSocket: string) => Promise<string>;
 }
 
 export class InvalidInstance extends Error {
@@ -35,6 +43,8 @@ export class InvalidInstance extends Error {
 const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** Marks an instance seen missing, with the time it was first missed. */
 const GONE_SINCE = 'gone-since';
+/** The instance's age recipient (public), once the store created its identity. */
+const RECIPIENT = 'recipient';
 
 /**
  * The node's TPMs, one per instance, kept in step with the instances that should run
@@ -54,11 +64,28 @@ export class VtpmStore {
     await chmod(paths.dir, 0o700);
     await rm(path.join(paths.dir, GONE_SINCE), { force: true });
     const running = await runningSwtpm(paths);
+    const recipientFile = path.join(paths.dir, RECIPIENT);
+    let recipient = await readFile(recipientFile, 'utf8').then(
+      (text) => text.trim(),
+      () => undefined,
+    );
     if (running !== undefined) {
-      return { instance, ctrlSocket: paths.ctrl, pid: running, how: 'adopted' };
+      return { instance, ctrlSocket: paths.ctrl, pid: running, how: 'adopted', recipient };
+    }
+    if (recipient === undefined && this.options.createIdentity) {
+      // A TPM no VM has had yet (or one whose identity was never recorded): create the
+      // identity over a host channel, then serve the VMM without one (swtpm refuses the
+      // VMM's data channel while it serves a host one).
+      const host = await startSwtpm(this.options.swtpm, paths, true);
+      try {
+        recipient = await this.options.createIdentity(paths.data);
+      } finally {
+        await stopSwtpm(host);
+      }
+      await writeFile(recipientFile, `${recipient}\n`, { mode: 0o600 });
     }
     const pid = await startSwtpm(this.options.swtpm, paths, this.options.hostChannel);
-    return { instance, ctrlSocket: paths.ctrl, pid, how: 'started' };
+    return { instance, ctrlSocket: paths.ctrl, pid, how: 'started', recipient };
   }
 
   /**
@@ -66,10 +93,24 @@ export class VtpmStore {
    * its TPM; a TPM whose instance is absent is kept for the grace period from the first
    * time it was missed, then stopped and its state removed (the identity with it).
    */
-  async reconcile(wanted: InstanceKey[]): Promise<{ ready: VtpmStatus[]; removed: InstanceKey[] }> {
-    const wantedDirs = new Set(wanted.map((instance) => this.paths(instance).dir));
+  async reconcile(wanted: InstanceKey[]): Promise<{
+    ready: VtpmStatus[];
+    /** Instances whose TPM could not be had (a bad name, an swtpm that cannot start). */
+    failed: { instance: InstanceKey; error: string }[];
+    removed: InstanceKey[];
+  }> {
+    const wantedDirs = new Set<string>();
     const ready: VtpmStatus[] = [];
-    for (const instance of wanted) ready.push(await this.ensure(instance));
+    const failed: { instance: InstanceKey; error: string }[] = [];
+    // One instance's failure is that instance's: the others still get their TPMs.
+    for (const instance of wanted) {
+      try {
+        wantedDirs.add(this.paths(instance).dir);
+        ready.push(await this.ensure(instance));
+      } catch (error) {
+        failed.push({ instance, error: (error as Error).message });
+      }
+    }
     const removed: InstanceKey[] = [];
     for (const instance of await this.list()) {
       const paths = this.paths(instance);
@@ -79,7 +120,7 @@ export class VtpmStore {
         removed.push(instance);
       }
     }
-    return { ready, removed };
+    return { ready, failed, removed };
   }
 
   /** The instances that have a TPM on this node. */

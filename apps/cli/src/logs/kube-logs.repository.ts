@@ -8,6 +8,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { KubeAccess } from '../config';
+import type { InstanceKeysPort } from '../keys/instance-keys';
 import {
   KubeCallError,
   type InstanceLogsPort,
@@ -21,7 +22,7 @@ import {
  * client-node's TLS and credentials: client-node's own `Log` drops the API server's
  * error message (why there is no log), which is what the operator needs to see.
  */
-export class KubeLogsRepository implements InstanceLogsPort {
+export class KubeLogsRepository implements InstanceLogsPort, InstanceKeysPort {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
 
@@ -61,6 +62,16 @@ export class KubeLogsRepository implements InstanceLogsPort {
     try {
       const namespace = await call(() => this.core.readNamespace({ name }));
       return { annotations: namespace.metadata?.annotations ?? {} };
+    } catch (error) {
+      if (error instanceof KubeCallError && error.status === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async configMap(namespace: string, name: string): Promise<Record<string, string> | undefined> {
+    try {
+      const configMap = await call(() => this.core.readNamespacedConfigMap({ namespace, name }));
+      return configMap.data ?? {};
     } catch (error) {
       if (error instanceof KubeCallError && error.status === 404) return undefined;
       throw error;

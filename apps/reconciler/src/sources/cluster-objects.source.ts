@@ -1,3 +1,4 @@
+import { LABEL_TPM, TPM_REQUEST } from '@seed/contracts';
 import type { SeedObject } from '@seed/k8s-model';
 import type { Logger } from '@seed/service-kit';
 import { OWNED_SELECTOR, type LiveObjects, type Workloads } from '../flake.reconciler';
@@ -16,6 +17,8 @@ const WATCHED: readonly WatchedKind[] = [
   'ResourceQuota',
   'LimitRange',
   'PersistentVolumeClaim',
+  // Only TPM requests (SELECTORS): a node agent's report queues the instance's flake.
+  'ConfigMap',
   'Pod',
 ];
 /**
@@ -28,7 +31,13 @@ const PRUNED = [
   ['Deployment', 'apps/v1'],
   ['Service', 'v1'],
   ['NetworkPolicy', 'networking.k8s.io/v1'],
+  // The watch holds TPM requests only, never `seed-state`.
+  ['ConfigMap', 'v1'],
 ] as const;
+/** A narrower selector than OWNED_SELECTOR for some kinds. */
+const SELECTORS: Partial<Record<WatchedKind, string>> = {
+  ConfigMap: `${OWNED_SELECTOR},${LABEL_TPM}=${TPM_REQUEST}`,
+};
 
 /**
  * Informers on Seed's Deployments, Services, NetworkPolicies, bounds and volumes, and on the pods and ReplicaSets
@@ -51,7 +60,7 @@ export class ClusterObjects implements LiveObjects {
         kind,
         this.kube.watch(
           kind,
-          OWNED_SELECTOR,
+          SELECTORS[kind] ?? OWNED_SELECTOR,
           (_event, object) => {
             if (queues && object.metadata?.namespace) onChange(object.metadata.namespace);
           },
