@@ -5,6 +5,7 @@ import path from 'node:path';
 import { BuildsQueueProducer, REDIS_USERS } from '@seed/builds-queue';
 import {
   BUILDS_QUEUE,
+  FINAL_BUILD_STATES,
   buildRecordSchema,
   readTlsDirectory,
   type BuildRecord,
@@ -157,7 +158,7 @@ export async function finished(
     const response = await getBuilds(`${builderUrl}/builds/${jobId}`);
     if (response.ok) {
       const record = buildRecordSchema.parse(await response.json());
-      if (['succeeded', 'failed', 'superseded'].includes(record.state)) return record;
+      if (FINAL_BUILD_STATES.has(record.state)) return record;
     }
     if (Date.now() > deadline)
       throw new Error(`build ${jobId} did not finish within ${timeoutMs} ms`);

@@ -89,7 +89,12 @@ export type { PoolStatus, PoolStatus__Output } from './generated/seed/v1/PoolSta
 export type { ShootClient, ShootDefinition, ShootHandlers } from './generated/seed/v1/Shoot';
 export type { ShootRequest, ShootRequest__Output } from './generated/seed/v1/ShootRequest';
 export type { ShootResult, ShootResult__Output } from './generated/seed/v1/ShootResult';
-export { buildListSchema, buildRecordSchema, queuedBuildRecord } from './build-record';
+export {
+  FINAL_BUILD_STATES,
+  buildListSchema,
+  buildRecordSchema,
+  queuedBuildRecord,
+} from './build-record';
 export type { BuildError, BuildList, BuildRecord, BuildState, BuildSummary } from './build-record';
 export {
   SHOOT_LIMITS,
