@@ -1,0 +1,166 @@
+import { execFile } from 'node:child_process';
+import { access, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { flakeKey, GITHUB_FLAKE_REF } from '@seed/contracts';
+
+/**
+ * The flake's git history could not be read: the remote did not answer (retryable), or it
+ * does not hold the pushed commit (not: nix would not find it either).
+ */
+export class HistoryUnavailable extends Error {
+  override readonly name = 'HistoryUnavailable';
+
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+export interface GitHistoryOptions {
+  /** Where the bare mirrors live, one per flake; a cache: losing it costs one full fetch. */
+  dir: string;
+  /** Limit of each git command (a fetch above all). */
+  timeoutMs: number;
+  gitBinary?: string;
+}
+
+/**
+ * Answers "does this commit descend from that one?" from a bare mirror of the flake's
+ * repository that the builder keeps under its own folder and fetches before each check.
+ *
+ * Why a mirror of our own rather than what nix fetched: `github:` flakes come as tarballs,
+ * with no history at all, and nix 2.8's git cache (`~/.cache/nix/gitv3`) belongs to the
+ * nix client's user, fetches only what one lock needs and has no stable layout to rely
+ * on. A bare mirror fetched incrementally (only the objects pushed since the last build)
+ * is the cheapest means that works the same for every git scheme Seed accepts, and
+ * `git merge-base --is-ancestor` gives the answer from the commit graph, locally.
+ *
+ * Credentials: git's own (a credential helper, ssh keys, a netrc file), like nix's git
+ * fetcher; none are in the flake URI (parseFlakeRef refuses them).
+ */
+export class GitHistory {
+  private readonly git: string;
+
+  constructor(private readonly options: GitHistoryOptions) {
+    this.git = options.gitBinary ?? 'git';
+  }
+
+  /**
+   * Whether `commit` descends from `ancestor` (or is it); undefined when the flake is not
+   * a git repository (path:, tarball), whose history cannot be asked.
+   */
+  async descends(
+    flake: string,
+    branch: string,
+    ancestor: string,
+    commit: string,
+    signal?: AbortSignal,
+  ): Promise<boolean | undefined> {
+    const remote = gitRemote(flake);
+    if (remote === undefined) return undefined;
+    const mirror = await this.mirror(flake, signal);
+    try {
+      // `+`: a force-pushed branch moves backwards in the mirror as well.
+      await this.run(
+        mirror,
+        ['fetch', '--quiet', '--no-tags', remote, `+refs/heads/${branch}:refs/heads/${branch}`],
+        signal,
+      );
+    } catch (error) {
+      signal?.throwIfAborted();
+      throw new HistoryUnavailable(
+        `could not fetch branch ${branch} of ${remote}: ${gitMessage(error)}`,
+        true,
+      );
+    }
+    if (!(await this.has(mirror, commit, signal))) {
+      // A replayed delivery's commit may have left the branch (force-pushed away): ask for
+      // it by id, which GitHub and git's own servers allow for any commit they hold.
+      await this.run(mirror, ['fetch', '--quiet', '--no-tags', remote, commit], signal).catch(
+        () => undefined,
+      );
+      if (!(await this.has(mirror, commit, signal)))
+        throw new HistoryUnavailable(`commit ${commit} is not in ${remote}`, false);
+    }
+    // Fetching a commit fetches all its history: an ancestor missing now is none of it.
+    if (!(await this.has(mirror, ancestor, signal))) return false;
+    try {
+      await this.run(mirror, ['merge-base', '--is-ancestor', ancestor, commit], signal);
+      return true;
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 1) return false;
+      throw new HistoryUnavailable(
+        `git merge-base --is-ancestor failed: ${gitMessage(error)}`,
+        true,
+      );
+    }
+  }
+
+  /** The flake's bare mirror, made on first use. */
+  private async mirror(flake: string, signal?: AbortSignal): Promise<string> {
+    const mirror = path.join(this.options.dir, `${flakeKey(flake)}.git`);
+    const made = await access(path.join(mirror, 'HEAD')).then(
+      () => true,
+      () => false,
+    );
+    if (!made) {
+      await mkdir(mirror, { recursive: true });
+      await this.run(mirror, ['init', '--quiet', '--bare'], signal);
+    }
+    return mirror;
+  }
+
+  private has(mirror: string, commit: string, signal?: AbortSignal): Promise<boolean> {
+    return this.run(mirror, ['cat-file', '-e', `${commit}^{commit}`], signal).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  private run(mirror: string, args: string[], signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      execFile(
+        this.git,
+        ['-C', mirror, ...args],
+        {
+          timeout: this.options.timeoutMs,
+          signal,
+          maxBuffer: 1024 * 1024,
+          // Never wait for a password on a terminal nobody watches.
+          env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
+        },
+        (error, _stdout, stderr) => {
+          if (!error) return resolve();
+          // What git said is the useful part of a failure; the exit code tells no from broken.
+          const failure: Error & { stderr?: string } = error;
+          failure.stderr = String(stderr);
+          reject(failure);
+        },
+      );
+    });
+  }
+}
+
+/**
+ * The git remote a flake reference fetches from, or undefined for flakes that are not
+ * git repositories (path:, tarball+https://). The query (ref, rev, dir) is nix's, not git's.
+ */
+export function gitRemote(flake: string): string | undefined {
+  const github = GITHUB_FLAKE_REF.exec(flake);
+  if (github) {
+    const host = new URLSearchParams(github[4]?.slice(1) ?? '').get('host') ?? 'github.com';
+    return `https://${host}/${github[1]}/${github[2]}.git`;
+  }
+  const base = flake.split('?')[0]!;
+  if (base.startsWith('git+')) return base.slice('git+'.length);
+  if (base.startsWith('git://')) return base;
+  return undefined;
+}
+
+function gitMessage(error: unknown): string {
+  const stderr = (error as { stderr?: unknown }).stderr;
+  const text = typeof stderr === 'string' && stderr.trim() !== '' ? stderr : String(error);
+  return text.trim().split('\n').slice(-3).join(' ');
+}
