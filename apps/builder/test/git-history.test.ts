@@ -7,11 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { FlakeRepo } from '@seed/testing';
-import {
-  GitHistory,
-  HistoryUnavailable,
-  gitRemote,
-} from '../src/repositories/git-history.repository';
+import { GitHistory, HistoryUnavailable } from '../src/repositories/git-history.repository';
 
 let dir: string;
 let history: GitHistory;
@@ -77,21 +73,5 @@ describe('GitHistory', () => {
     expect(
       await history.descends('path:/srv/flake', 'main', 'a'.repeat(40), 'b'.repeat(40)),
     ).toBeUndefined();
-  });
-});
-
-describe('gitRemote', () => {
-  it.each([
-    ['github:acme/app', 'https://github.com/acme/app.git'],
-    ['github:acme/app/main?dir=sub', 'https://github.com/acme/app.git'],
-    ['github:acme/app?host=git.corp.example', 'https://git.corp.example/acme/app.git'],
-    ['git+https://git.example/acme/app?ref=main&dir=x', 'https://git.example/acme/app'],
-    ['git+ssh://git@git.example/acme/app', 'ssh://git@git.example/acme/app'],
-    ['git+file:///srv/app', 'file:///srv/app'],
-    ['git://git.example/app', 'git://git.example/app'],
-    ['path:/srv/app', undefined],
-    ['tarball+https://example.com/app.tar.gz', undefined],
-  ])('%s fetches from %s', (flake, remote) => {
-    expect(gitRemote(flake)).toBe(remote);
   });
 });

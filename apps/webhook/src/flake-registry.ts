@@ -7,6 +7,7 @@ import {
   flakeQuotaOverridesSchema,
   forgeStatusSchema,
   parseFlakeRef,
+  gitRemoteOf,
   redactFlakeRef,
   withQuotaDefaults,
   type FlakeQuota,
@@ -15,7 +16,6 @@ import {
 import { ConfigError } from '@seed/service-kit';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { gitRemoteOf } from './branch-head';
 import type { PolledFlake } from './branch-poller';
 import { normalizeRepository, type RepositoryIdentity } from './deliveries';
 

@@ -22,6 +22,7 @@ export {
   FLAKE_SCHEMES,
   GITHUB_FLAKE_REF,
   InvalidFlakeRef,
+  gitRemoteOf,
   parseFlakeRef,
   redactFlakeRef,
 } from './flake-ref';

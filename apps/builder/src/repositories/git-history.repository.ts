@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { flakeKey, GITHUB_FLAKE_REF } from '@seed/contracts';
+import { flakeKey, gitRemoteOf } from '@seed/contracts';
 
 /**
  * The flake's git history could not be read: the remote did not answer (retryable), or it
@@ -58,7 +58,7 @@ export class GitHistory {
     commit: string,
     signal?: AbortSignal,
   ): Promise<boolean | undefined> {
-    const remote = gitRemote(flake);
+    const remote = gitRemoteOf(flake)?.url;
     if (remote === undefined) return undefined;
     const mirror = await this.mirror(flake, signal);
     try {
@@ -141,22 +141,6 @@ export class GitHistory {
       );
     });
   }
-}
-
-/**
- * The git remote a flake reference fetches from, or undefined for flakes that are not
- * git repositories (path:, tarball+https://). The query (ref, rev, dir) is nix's, not git's.
- */
-export function gitRemote(flake: string): string | undefined {
-  const github = GITHUB_FLAKE_REF.exec(flake);
-  if (github) {
-    const host = new URLSearchParams(github[4]?.slice(1) ?? '').get('host') ?? 'github.com';
-    return `https://${host}/${github[1]}/${github[2]}.git`;
-  }
-  const base = flake.split('?')[0]!;
-  if (base.startsWith('git+')) return base.slice('git+'.length);
-  if (base.startsWith('git://')) return base;
-  return undefined;
 }
 
 function gitMessage(error: unknown): string {
