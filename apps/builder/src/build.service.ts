@@ -24,7 +24,7 @@ import type { Logger } from '@seed/service-kit';
 import { appendLog } from './build-record';
 import type { BuilderMetrics } from './metrics';
 import { PublishFailed } from './repositories/binary-cache.repository';
-import { HistoryUnavailable } from './repositories/git-history.repository';
+import { HistoryUnavailable, type Ancestry } from './repositories/git-history.repository';
 import { GenerationRejected, ReconcilerUnavailable } from './repositories/reconciler.client';
 
 /** The nix steps of a build (NixClient). */
@@ -62,16 +62,17 @@ export interface GenerationSink {
 /** The flake's git history (GitHistory). */
 export interface CommitHistory {
   /**
-   * Whether `commit` descends from `ancestor` (or is it) on the flake's repository;
-   * undefined when the flake is no git repository and ancestry cannot be asked.
+   * Where `commit` stands against `applied` on the branch: `descends` from it, on a
+   * `rewritten` branch that no longer holds it, or `behind`; undefined when the flake is
+   * no git repository and its history cannot be asked.
    */
-  descends(
+  ancestry(
     flake: string,
     branch: string,
-    ancestor: string,
+    applied: string,
     commit: string,
     signal?: AbortSignal,
-  ): Promise<boolean | undefined>;
+  ): Promise<Ancestry | undefined>;
 }
 
 /** Build records and each flake's latest build (BuildsQueueConsumer). */
@@ -312,8 +313,9 @@ export class BuildService {
   /**
    * Only forward, unless asked: why deploying the job's commit would take the flake back
    * in history, or undefined when it may be deployed — it descends from the revision the
-   * flake runs (or is it), the flake runs none yet, the push was forced, an operator asked
-   * for it, or the flake is no git repository (its history cannot be asked). The latest-
+   * flake runs (or is it), the branch was rewritten so that it no longer holds that
+   * revision and the commit is on it, the flake runs none yet, the push was forced, an
+   * operator asked for it, or the flake is no git repository (its history cannot be asked). The latest-
    * push check cannot catch this: a replayed old delivery, or a late one whose child was
    * already applied, is its flake's latest push when it arrives.
    */
@@ -336,16 +338,20 @@ export class BuildService {
       note(`reconciler unavailable (attempt ${attempt}): ${error.message}`);
     });
     if (applied === undefined || applied === job.commit) return undefined;
-    const descends = await this.history.descends(job.flake, branch, applied, job.commit, signal);
-    if (descends === undefined) {
-      note(`not a git flake: whether it descends from the applied ${applied} is not checked`);
-      return undefined;
+    const ancestry = await this.history.ancestry(job.flake, branch, applied, job.commit, signal);
+    switch (ancestry) {
+      case undefined:
+        note(`not a git flake: whether it descends from the applied ${applied} is not checked`);
+        return undefined;
+      case 'descends':
+        note(`descends from the applied revision ${applied}`);
+        return undefined;
+      case 'rewritten':
+        note(`branch ${branch} was rewritten: the applied ${applied} is on it no more`);
+        return undefined;
+      case 'behind':
+        return `commit ${job.commit} does not descend from ${applied}, the revision the flake runs, which is still on branch ${branch}: deploying it would go back in history (a replayed or late delivery); a forced push, or an operator, may deploy it`;
     }
-    if (descends) {
-      note(`descends from the applied revision ${applied}`);
-      return undefined;
-    }
-    return `commit ${job.commit} does not descend from ${applied}, the revision the flake runs: deploying it would go back in history (a replayed or late delivery); a forced push, or an operator, may deploy it`;
   }
 
   /**

@@ -346,23 +346,44 @@ describe('only forward, unless asked', () => {
     expect(reconciler.revisionsOf(web.url())).toEqual([b]);
   });
 
-  it('deploys a forced push that rewrote the branch, and only a forced one', async () => {
+  it('follows a branch rewritten without a forced flag (GitLab, a poll), then goes forward', async () => {
     const web = await repo(seeds('one'));
     const a = await web.head();
     await finished(url, await pushes.push(web, a));
     const b = await commit(web, seeds('two'));
     await finished(url, await pushes.push(web, b));
-    // The branch rewritten: C and D sit on A, beside B.
+    // The branch rewritten: C sits on A, and B is on it no more.
     await rewind(web, a);
     const c = await commit(web, seeds('three'));
-    expect((await finished(url, await pushes.push(web, c))).state).toBe('superseded-by-history');
+    const rewritten = await finished(url, await pushes.push(web, c));
+    expect(rewritten.state).toBe('succeeded');
+    expect(rewritten.log.join('\n')).toContain(`branch main was rewritten: the applied ${b}`);
     const d = await commit(web, seeds('four'));
-    const forced = await finished(url, await pushes.pushJob(web, d, { forced: true }));
-    expect(forced.state).toBe('succeeded');
-    expect(forced.log.join('\n')).toContain('forced push');
-    expect(reconciler.revisionsOf(web.url())).toEqual([a, b, d]);
-    // And forward from there, as before.
-    const e = await commit(web, seeds('five'));
-    expect((await finished(url, await pushes.push(web, e))).state).toBe('succeeded');
+    expect((await finished(url, await pushes.push(web, d))).state).toBe('succeeded');
+    expect(reconciler.revisionsOf(web.url())).toEqual([a, b, c, d]);
+  });
+
+  it('deploys a forced push of a commit that does not descend from the applied one', async () => {
+    const replays = new Pushes(redis, 1);
+    try {
+      const web = await repo(seeds('one'));
+      const a = await web.head();
+      const first = await finished(url, await replays.push(web, a));
+      const b = await commit(web, seeds('two'));
+      expect((await finished(url, await replays.push(web, b))).state).toBe('succeeded');
+      // A again, and this time the forge says the push was forced.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      await (await replays.queue.getJob(first.id))!.remove();
+      const jobId = await replays.pushJob(web, a, { forced: true });
+      await replays.settledJob(jobId, 60_000);
+      const record = buildRecordSchema.parse(
+        await (await getBuilds(`${url}/builds/${jobId}`)).json(),
+      );
+      expect(record.state).toBe('succeeded');
+      expect(record.log.join('\n')).toContain('forced push');
+      expect(reconciler.revisionsOf(web.url())).toEqual([a, b, a]);
+    } finally {
+      await replays.close();
+    }
   });
 });

@@ -30,39 +30,43 @@ async function repo(): Promise<FlakeRepo> {
 }
 
 describe('GitHistory', () => {
-  it('tells a descendant from a commit on another line, after a rewrite as well', async () => {
+  it('tells a descendant from a commit behind, and follows a rewritten branch', async () => {
     const flake = await repo();
     const a = await flake.head();
     const b = await flake.commit({ 'b.txt': 'b\n' });
-    expect(await history.descends(flake.url(), 'main', a, b)).toBe(true);
-    expect(await history.descends(flake.url(), 'main', b, a)).toBe(false);
-    expect(await history.descends(flake.url(), 'main', b, b)).toBe(true);
+    expect(await history.ancestry(flake.url(), 'main', a, b)).toBe('descends');
+    expect(await history.ancestry(flake.url(), 'main', b, b)).toBe('descends');
+    // A replayed or late A: B, which the flake runs, is still on the branch.
+    expect(await history.ancestry(flake.url(), 'main', b, a)).toBe('behind');
 
-    // Rewritten: C on A, B no longer on the branch (but still in the mirror).
+    // Rewritten: C on A, B on the branch no more (but still in the mirror).
     await promisify(execFile)('git', ['-C', flake.dir, 'reset', '--quiet', '--hard', a]);
     const c = await flake.commit({ 'c.txt': 'c\n' });
-    expect(await history.descends(flake.url(), 'main', b, c)).toBe(false);
-    expect(await history.descends(flake.url(), 'main', a, c)).toBe(true);
+    expect(await history.ancestry(flake.url(), 'main', b, c)).toBe('rewritten');
+    expect(await history.ancestry(flake.url(), 'main', a, c)).toBe('descends');
+    // Once C runs, A (on the branch, under C) and B (off it) are behind.
+    expect(await history.ancestry(flake.url(), 'main', c, a)).toBe('behind');
+    expect(await history.ancestry(flake.url(), 'main', c, b)).toBe('behind');
   });
 
-  it('answers false for an applied commit the repository never had', async () => {
+  it('follows the branch when the applied commit was never in the repository', async () => {
     const flake = await repo();
     const head = await flake.head();
-    expect(await history.descends(flake.url(), 'main', 'f'.repeat(40), head)).toBe(false);
+    expect(await history.ancestry(flake.url(), 'main', 'f'.repeat(40), head)).toBe('rewritten');
   });
 
   it('fails a pushed commit the repository lacks at once, an unreachable one for a retry', async () => {
     const flake = await repo();
     const head = await flake.head();
     const missing = await history
-      .descends(flake.url(), 'main', head, 'e'.repeat(40))
+      .ancestry(flake.url(), 'main', head, 'e'.repeat(40))
       .catch((error: unknown) => error);
     expect(missing).toBeInstanceOf(HistoryUnavailable);
     expect(missing).toMatchObject({ retryable: false });
     expect((missing as Error).message).toContain(`commit ${'e'.repeat(40)} is not in`);
 
     const gone = await history
-      .descends(`git+file://${dir}/no-such-repo`, 'main', head, head)
+      .ancestry(`git+file://${dir}/no-such-repo`, 'main', head, head)
       .catch((error: unknown) => error);
     expect(gone).toBeInstanceOf(HistoryUnavailable);
     expect(gone).toMatchObject({ retryable: true });
@@ -71,7 +75,7 @@ describe('GitHistory', () => {
 
   it('cannot ask a flake that is no git repository', async () => {
     expect(
-      await history.descends('path:/srv/flake', 'main', 'a'.repeat(40), 'b'.repeat(40)),
+      await history.ancestry('path:/srv/flake', 'main', 'a'.repeat(40), 'b'.repeat(40)),
     ).toBeUndefined();
   });
 });

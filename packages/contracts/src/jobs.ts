@@ -32,8 +32,9 @@ export const buildJobSchema = z.strictObject({
   quota: flakeQuotaSchema.optional(),
   /**
    * The forge said the push rewrote the branch (GitHub, Gitea, Forgejo `forced`; GitLab
-   * says nothing, so its pushes are never forced). The builder then deploys the commit
-   * even when it does not descend from the flake's applied revision.
+   * says nothing, so its pushes are never marked). The builder then deploys the commit
+   * even when it does not descend from the flake's applied revision (without it, only
+   * when the branch no longer holds that revision).
    */
   forced: z.boolean().optional(),
   /**

@@ -18,6 +18,9 @@ export class HistoryUnavailable extends Error {
   }
 }
 
+/** Where a pushed commit stands against the one the flake runs (GitHistory.ancestry). */
+export type Ancestry = 'descends' | 'rewritten' | 'behind';
+
 export interface GitHistoryOptions {
   /** Where the bare mirrors live, one per flake; a cache: losing it costs one full fetch. */
   dir: string;
@@ -27,7 +30,7 @@ export interface GitHistoryOptions {
 }
 
 /**
- * Answers "does this commit descend from that one?" from a bare mirror of the flake's
+ * Answers "does this commit go forward from that one?" from a bare mirror of the flake's
  * repository that the builder keeps under its own folder and fetches before each check.
  *
  * Why a mirror of our own rather than what nix fetched: `github:` flakes come as tarballs,
@@ -48,26 +51,26 @@ export class GitHistory {
   }
 
   /**
-   * Whether `commit` descends from `ancestor` (or is it); undefined when the flake is not
-   * a git repository (path:, tarball), whose history cannot be asked.
+   * Where `commit` stands against `applied`, the commit the flake runs, on `branch` as
+   * the remote has it now: `descends` (from it, or is it); `rewritten` when the branch was
+   * rewritten since (the applied commit is on it no more) and the commit is on it;
+   * `behind` otherwise. Undefined when the flake is not a git repository (path:, tarball),
+   * whose history cannot be asked.
    */
-  async descends(
+  async ancestry(
     flake: string,
     branch: string,
-    ancestor: string,
+    applied: string,
     commit: string,
     signal?: AbortSignal,
-  ): Promise<boolean | undefined> {
+  ): Promise<Ancestry | undefined> {
     const remote = gitRemoteOf(flake)?.url;
     if (remote === undefined) return undefined;
     const mirror = await this.mirror(flake, signal);
+    const head = `refs/heads/${branch}`;
     try {
       // `+`: a force-pushed branch moves backwards in the mirror as well.
-      await this.run(
-        mirror,
-        ['fetch', '--quiet', '--no-tags', remote, `+refs/heads/${branch}:refs/heads/${branch}`],
-        signal,
-      );
+      await this.run(mirror, ['fetch', '--quiet', '--no-tags', remote, `+${head}:${head}`], signal);
     } catch (error) {
       signal?.throwIfAborted();
       throw new HistoryUnavailable(
@@ -84,13 +87,35 @@ export class GitHistory {
       if (!(await this.has(mirror, commit, signal)))
         throw new HistoryUnavailable(`commit ${commit} is not in ${remote}`, false);
     }
-    // Fetching a commit fetches all its history: an ancestor missing now is none of it.
+    if (await this.isAncestor(mirror, applied, commit, signal)) return 'descends';
+    // The branch is the forge's word on where the flake goes: once it no longer holds the
+    // applied commit it was rewritten (a forced push, whether or not the delivery said so
+    // — GitLab's never does, a poll cannot), and a commit on it goes forward.
+    if (
+      !(await this.isAncestor(mirror, applied, head, signal)) &&
+      (await this.isAncestor(mirror, commit, head, signal))
+    )
+      return 'rewritten';
+    return 'behind';
+  }
+
+  /**
+   * `git merge-base --is-ancestor`. Fetching a commit fetches all its history, so an
+   * ancestor the mirror lacks is no ancestor.
+   */
+  private async isAncestor(
+    mirror: string,
+    ancestor: string,
+    descendant: string,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
     if (!(await this.has(mirror, ancestor, signal))) return false;
     try {
-      await this.run(mirror, ['merge-base', '--is-ancestor', ancestor, commit], signal);
+      await this.run(mirror, ['merge-base', '--is-ancestor', ancestor, descendant], signal);
       return true;
     } catch (error) {
       if ((error as { code?: unknown }).code === 1) return false;
+      signal?.throwIfAborted();
       throw new HistoryUnavailable(
         `git merge-base --is-ancestor failed: ${gitMessage(error)}`,
         true,

@@ -172,10 +172,12 @@ describe('BuildService (in-memory ports)', () => {
 describe('only forward, unless asked (in-memory ports)', () => {
   const [a, b, c] = ['a', 'b', 'c'].map((digit) => digit.repeat(40)) as [string, string, string];
   const at = (commit: string): BuildJob => ({ ...job, commit });
-  // A ← B; C is on another line (a rewritten branch).
+  // A ← B, the branch at B; C on A, beside B.
   function withHistory() {
     const parts = buildService();
     parts.history.parents.set(b, a);
+    parts.history.parents.set(c, a);
+    parts.history.head = b;
     return parts;
   }
   const runAt = (parts: ReturnType<typeof buildService>, commit: string, extra = {}) => {
@@ -206,6 +208,15 @@ describe('only forward, unless asked (in-memory ports)', () => {
     expect(parts.statuses.events).toEqual(['queued', 'superseded']);
   });
 
+  it('follows a branch rewritten so that it no longer holds the applied revision', async () => {
+    const parts = withHistory();
+    parts.sink.runs = b;
+    parts.history.head = c; // a forced push whose delivery did not say so (GitLab, a poll)
+    const record = await runAt(parts, c);
+    expect(record.state).toBe('succeeded');
+    expect(record.log.join('\n')).toContain(`branch main was rewritten: the applied ${b}`);
+  });
+
   it('deploys a non-descendant when the push was forced or an operator asked', async () => {
     for (const extra of [{ forced: true }, { allowBackward: true }]) {
       const parts = withHistory();
@@ -229,7 +240,7 @@ describe('only forward, unless asked (in-memory ports)', () => {
   it('retries a history it cannot read, and fails a commit the repository lacks at once', async () => {
     const parts = withHistory();
     parts.sink.runs = b;
-    parts.history.descends = () =>
+    parts.history.ancestry = () =>
       Promise.reject(new HistoryUnavailable('could not fetch branch main', true));
     const early = await runAt(parts, c).catch((error: unknown) => error);
     expect((early as BuildFailed).retryable).toBe(true);
@@ -237,7 +248,7 @@ describe('only forward, unless asked (in-memory ports)', () => {
       state: 'queued',
       error: { kind: 'history' },
     });
-    parts.history.descends = () =>
+    parts.history.ancestry = () =>
       Promise.reject(new HistoryUnavailable(`commit ${c} is not in the repository`, false));
     const missing = await runAt(parts, c).catch((error: unknown) => error);
     expect((missing as BuildFailed).retryable).toBe(false);

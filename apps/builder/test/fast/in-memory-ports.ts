@@ -10,6 +10,7 @@ import type {
   SeedMeta,
 } from '@seed/contracts';
 import type { BuiltSeed, EvaluatedSeed, LockedFlake } from '@seed/nix-eval';
+import type { Ancestry } from '../../src/repositories/git-history.repository';
 import type {
   BinaryCache,
   BuildRecords,
@@ -114,22 +115,30 @@ export class RecordingStatuses implements CommitStatusReporter {
 }
 
 /**
- * A repository's commit graph as child → parent; `git: false` stands for a flake that is no
- * git repository.
+ * A repository's commit graph as child → parent, and its branch head; `git: false` stands
+ * for a flake that is no git repository.
  */
 export class InMemoryHistory implements CommitHistory {
   readonly parents = new Map<string, string | undefined>();
   readonly asked: string[] = [];
+  head: string | undefined;
   git = true;
 
-  async descends(
+  async ancestry(
     _flake: string,
     _branch: string,
-    ancestor: string,
+    applied: string,
     commit: string,
-  ): Promise<boolean | undefined> {
-    this.asked.push(`${ancestor}..${commit}`);
+  ): Promise<Ancestry | undefined> {
+    this.asked.push(`${applied}..${commit}`);
     if (!this.git) return undefined;
+    if (this.isAncestor(applied, commit)) return 'descends';
+    const head = this.head ?? commit;
+    if (!this.isAncestor(applied, head) && this.isAncestor(commit, head)) return 'rewritten';
+    return 'behind';
+  }
+
+  private isAncestor(ancestor: string, commit: string): boolean {
     for (let at: string | undefined = commit; at !== undefined; at = this.parents.get(at)) {
       if (at === ancestor) return true;
     }
