@@ -315,9 +315,9 @@ export class BuildService {
    * in history, or undefined when it may be deployed — it descends from the revision the
    * flake runs (or is it), the branch was rewritten so that it no longer holds that
    * revision and the commit is on it, the flake runs none yet, the push was forced, an
-   * operator asked for it, or the flake is no git repository (its history cannot be asked). The latest-
-   * push check cannot catch this: a replayed old delivery, or a late one whose child was
-   * already applied, is its flake's latest push when it arrives.
+   * operator asked for it, or the flake is no git repository (its history cannot be
+   * asked). The latest-push check cannot catch this: a replayed old delivery, or a late
+   * one whose child was already applied, is its flake's latest push when it arrives.
    */
   private async backwards(
     job: BuildJob,
@@ -329,7 +329,7 @@ export class BuildService {
     const note = (line: string) => appendLog(record, [line], this.options.logBytes, this.now());
     if (job.forced || job.allowBackward) {
       note(
-        `${job.forced ? 'forced push' : 'an operator asked for it'}: deployed whether or not it descends from the applied revision`,
+        `${job.forced ? 'forced push' : 'an operator asked for it'}: deploys whether or not it descends from the applied revision`,
       );
       return undefined;
     }
