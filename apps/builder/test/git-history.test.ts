@@ -1,11 +1,12 @@
 // GitHistory against real git repositories (FlakeRepo): the ancestry the builder's
 // "only forward" check asks, through a bare mirror of each flake.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { flakeKey } from '@seed/contracts';
 import { FlakeRepo } from '@seed/testing';
 import { GitHistory, HistoryUnavailable } from '../src/repositories/git-history.repository';
 
@@ -71,6 +72,31 @@ describe('GitHistory', () => {
     expect(gone).toBeInstanceOf(HistoryUnavailable);
     expect(gone).toMatchObject({ retryable: true });
     expect((gone as Error).message).toContain('could not fetch branch main');
+  });
+
+  it('starts a mirror afresh when a killed fetch left a lock behind', async () => {
+    const flake = await repo();
+    const a = await flake.head();
+    const b = await flake.commit({ 'b.txt': 'b\n' });
+    expect(await history.ancestry(flake.url(), 'main', a, b)).toBe('descends');
+    const mirror = path.join(dir, `${flakeKey(flake.url())}.git`);
+    await writeFile(path.join(mirror, 'refs', 'heads', 'main.lock'), '');
+    const c = await flake.commit({ 'c.txt': 'c\n' });
+    const locked = await history
+      .ancestry(flake.url(), 'main', b, c)
+      .catch((error: unknown) => error);
+    expect(locked).toMatchObject({ retryable: true });
+    expect(await history.ancestry(flake.url(), 'main', b, c)).toBe('descends');
+  });
+
+  it('stops at once when its build is cancelled', async () => {
+    const flake = await repo();
+    const head = await flake.head();
+    const controller = new AbortController();
+    controller.abort(new Error('superseded'));
+    await expect(
+      history.ancestry(flake.url(), 'main', head, head, controller.signal),
+    ).rejects.toThrow('superseded');
   });
 
   it('cannot ask a flake that is no git repository', async () => {

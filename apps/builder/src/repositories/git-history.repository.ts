@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { flakeKey, gitRemoteOf } from '@seed/contracts';
 
@@ -70,9 +70,17 @@ export class GitHistory {
     const head = `refs/heads/${branch}`;
     try {
       // `+`: a force-pushed branch moves backwards in the mirror as well.
-      await this.run(mirror, ['fetch', '--quiet', '--no-tags', remote, `+${head}:${head}`], signal);
+      await this.run(
+        mirror,
+        ['fetch', '--quiet', '--no-tags', '--', remote, `+${head}:${head}`],
+        signal,
+      );
     } catch (error) {
       signal?.throwIfAborted();
+      // A git killed mid-fetch (a crash) may leave a ref lock that would fail every later
+      // fetch: the mirror is a cache, so the next attempt starts it afresh.
+      if (String((error as { stderr?: unknown }).stderr).includes('.lock'))
+        await rm(mirror, { recursive: true, force: true });
       throw new HistoryUnavailable(
         `could not fetch branch ${branch} of ${remote}: ${gitMessage(error)}`,
         true,
@@ -81,8 +89,8 @@ export class GitHistory {
     if (!(await this.has(mirror, commit, signal))) {
       // A replayed delivery's commit may have left the branch (force-pushed away): ask for
       // it by id, which GitHub and git's own servers allow for any commit they hold.
-      await this.run(mirror, ['fetch', '--quiet', '--no-tags', remote, commit], signal).catch(
-        () => undefined,
+      await this.run(mirror, ['fetch', '--quiet', '--no-tags', '--', remote, commit], signal).catch(
+        () => signal?.throwIfAborted(),
       );
       if (!(await this.has(mirror, commit, signal)))
         throw new HistoryUnavailable(`commit ${commit} is not in ${remote}`, false);
@@ -140,7 +148,10 @@ export class GitHistory {
   private has(mirror: string, commit: string, signal?: AbortSignal): Promise<boolean> {
     return this.run(mirror, ['cat-file', '-e', `${commit}^{commit}`], signal).then(
       () => true,
-      () => false,
+      () => {
+        signal?.throwIfAborted();
+        return false;
+      },
     );
   }
 
@@ -158,6 +169,8 @@ export class GitHistory {
         },
         (error, _stdout, stderr) => {
           if (!error) return resolve();
+          // A cancelled build ends with its own reason, not git's "operation was aborted".
+          if (signal?.aborted) return reject(signal.reason as Error);
           // What git said is the useful part of a failure; the exit code tells no from broken.
           const failure: Error & { stderr?: string } = error;
           failure.stderr = String(stderr);
