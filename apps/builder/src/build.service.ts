@@ -1,4 +1,5 @@
 import {
+  FINAL_BUILD_STATES,
   deriveNamespace,
   generationHash,
   queuedBuildRecord,
@@ -23,6 +24,7 @@ import type { Logger } from '@seed/service-kit';
 import { appendLog } from './build-record';
 import type { BuilderMetrics } from './metrics';
 import { PublishFailed } from './repositories/binary-cache.repository';
+import { HistoryUnavailable, type Ancestry } from './repositories/git-history.repository';
 import { GenerationRejected, ReconcilerUnavailable } from './repositories/reconciler.client';
 
 /** The nix steps of a build (NixClient). */
@@ -40,13 +42,37 @@ export interface BinaryCache {
   publish(paths: readonly string[], signal?: AbortSignal): Promise<void>;
 }
 
-/** Where finished generations go (the reconciler's ApplyGeneration). */
+/**
+ * The reconciler: where finished generations go (ApplyGeneration), and which revision a
+ * flake runs now (GetStatus; undefined when none was ever applied).
+ */
 export interface GenerationSink {
   applyGeneration(
     request: ApplyGenerationRequest,
     signal?: AbortSignal,
     onRetry?: (attempt: number, error: Error) => void,
   ): Promise<ApplyGenerationResponse__Output>;
+  appliedRevision(
+    flakeUri: string,
+    signal?: AbortSignal,
+    onRetry?: (attempt: number, error: Error) => void,
+  ): Promise<string | undefined>;
+}
+
+/** The flake's git history (GitHistory). */
+export interface CommitHistory {
+  /**
+   * Where `commit` stands against `applied` on the branch: `descends` from it, on a
+   * `rewritten` branch that no longer holds it, or `behind`; undefined when the flake is
+   * no git repository and its history cannot be asked.
+   */
+  ancestry(
+    flake: string,
+    branch: string,
+    applied: string,
+    commit: string,
+    signal?: AbortSignal,
+  ): Promise<Ancestry | undefined>;
 }
 
 /** Build records and each flake's latest build (BuildsQueueConsumer). */
@@ -82,7 +108,7 @@ export interface BuildServiceOptions {
   supersedePollMs: number;
 }
 
-const FINAL_STATES: ReadonlySet<BuildState> = new Set(['succeeded', 'failed', 'superseded']);
+type FinalState = 'succeeded' | 'failed' | 'superseded' | 'superseded-by-history';
 
 /** A build that did not succeed; `retryable` tells the worker whether to try again. */
 export class BuildFailed extends Error {
@@ -107,6 +133,7 @@ export class BuildService {
     /** Undefined when publishing is off: nodes must then share the builder's store. */
     private readonly cache: BinaryCache | undefined,
     private readonly reconciler: GenerationSink,
+    private readonly history: CommitHistory,
     private readonly records: BuildRecords,
     private readonly statuses: CommitStatusReporter,
     private readonly metrics: BuilderMetrics,
@@ -120,7 +147,17 @@ export class BuildService {
       (await this.records.get(context.jobId)) ?? queuedBuildRecord(context.jobId, job, this.now());
     record.attempts = context.attempt;
     record.phases = {};
-    delete record.error;
+    // A record of an earlier run of this job (a retry, a replayed delivery) says nothing
+    // about this one.
+    for (const field of [
+      'error',
+      'reason',
+      'generation',
+      'namespace',
+      'instances',
+      'changed',
+    ] as const)
+      delete record[field];
     const log = this.logger.child({ jobId: context.jobId, flake: job.flake, commit: job.commit });
     if (context.attempt === 1) {
       this.metrics.queueWait.observe((this.now().getTime() - Date.parse(job.receivedAt)) / 1000);
@@ -165,7 +202,7 @@ export class BuildService {
    */
   async abandon(jobId: string, job: BuildJob, stalls: number): Promise<void> {
     const record = (await this.records.get(jobId)) ?? queuedBuildRecord(jobId, job, this.now());
-    if (FINAL_STATES.has(record.state)) return;
+    if (FINAL_BUILD_STATES.has(record.state)) return;
     const message = `the worker running this build stopped ${stalls} times (crashed, killed or lost) before it finished: not tried again`;
     record.error = { kind: 'internal', message, retryable: false };
     appendLog(record, [`internal error: ${message}`], this.options.logBytes, this.now());
@@ -180,6 +217,12 @@ export class BuildService {
   ): Promise<BuildRecord> {
     const branch = job.ref.slice('refs/heads/'.length);
     const reference = pinFlakeRef(job.flake, job.commit, branch).url;
+
+    const backwards = await this.backwards(job, branch, record, signal, log);
+    if (backwards !== undefined) {
+      record.reason = backwards;
+      return this.finish(job, record, 'superseded-by-history', backwards, log);
+    }
 
     await this.enter(record, 'evaluating', `evaluating ${reference}`);
     this.statuses.report(job, record.id, 'building', 'building: evaluating and building the seeds');
@@ -268,6 +311,50 @@ export class BuildService {
   }
 
   /**
+   * Only forward, unless asked: why deploying the job's commit would take the flake back
+   * in history, or undefined when it may be deployed — it descends from the revision the
+   * flake runs (or is it), the branch was rewritten so that it no longer holds that
+   * revision and the commit is on it, the flake runs none yet, the push was forced, an
+   * operator asked for it, or the flake is no git repository (its history cannot be
+   * asked). The latest-push check cannot catch this: a replayed old delivery, or a late
+   * one whose child was already applied, is its flake's latest push when it arrives.
+   */
+  private async backwards(
+    job: BuildJob,
+    branch: string,
+    record: BuildRecord,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<string | undefined> {
+    const note = (line: string) => appendLog(record, [line], this.options.logBytes, this.now());
+    if (job.forced || job.allowBackward) {
+      note(
+        `${job.forced ? 'forced push' : 'an operator asked for it'}: deploys whether or not it descends from the applied revision`,
+      );
+      return undefined;
+    }
+    const applied = await this.reconciler.appliedRevision(job.flake, signal, (attempt, error) => {
+      log.warn({ attempt, err: error }, 'reconciler unavailable, retrying');
+      note(`reconciler unavailable (attempt ${attempt}): ${error.message}`);
+    });
+    if (applied === undefined || applied === job.commit) return undefined;
+    const ancestry = await this.history.ancestry(job.flake, branch, applied, job.commit, signal);
+    switch (ancestry) {
+      case undefined:
+        note(`not a git flake: whether it descends from the applied ${applied} is not checked`);
+        return undefined;
+      case 'descends':
+        note(`descends from the applied revision ${applied}`);
+        return undefined;
+      case 'rewritten':
+        note(`branch ${branch} was rewritten: the applied ${applied} is on it no more`);
+        return undefined;
+      case 'behind':
+        return `commit ${job.commit} does not descend from ${applied}, the revision the flake runs, which is still on branch ${branch}: deploying it would go back in history (a replayed or late delivery); a forced push, or an operator, may deploy it`;
+    }
+  }
+
+  /**
    * Polls the flake's latest build while this one runs; when a newer push is queued the
    * build is aborted (when configured) and its nix processes are killed.
    */
@@ -320,12 +407,14 @@ export class BuildService {
   private async finish(
     job: BuildJob,
     record: BuildRecord,
-    state: 'succeeded' | 'failed' | 'superseded',
+    state: FinalState,
     line: string,
     log: Logger,
   ): Promise<BuildRecord> {
     await this.enter(record, state, line);
-    this.statuses.report(job, record.id, state, statusLine(record, state));
+    // Forges know one "did not deploy, nothing failed" state: superseded.
+    const event: CommitStatusEvent = state === 'superseded-by-history' ? 'superseded' : state;
+    this.statuses.report(job, record.id, event, statusLine(record, state));
     this.metrics.outcomes.inc({ outcome: state });
     const total = Object.values(record.phases).reduce((sum, ms) => sum + ms, 0) / 1000;
     if (state === 'succeeded') this.metrics.buildSeconds.observe(total);
@@ -377,8 +466,10 @@ export class BuildService {
  * The line a forge shows for a finished build. A failure names its kind only: the record
  * behind the link has the message, and only people with the builder's token read it.
  */
-function statusLine(record: BuildRecord, state: 'succeeded' | 'failed' | 'superseded'): string {
+function statusLine(record: BuildRecord, state: FinalState): string {
   if (state === 'superseded') return 'superseded by a newer push';
+  if (state === 'superseded-by-history')
+    return 'not deployed: does not descend from the commit the flake runs';
   if (state === 'failed') return `failed (${record.error?.kind ?? 'internal'})`;
   return record.changed === false
     ? `generation ${record.generation} already applied`
@@ -403,6 +494,8 @@ function describe(error: unknown): BuildError {
   }
   if (error instanceof PublishFailed)
     return { kind: 'publish', message: error.message, retryable: true };
+  if (error instanceof HistoryUnavailable)
+    return { kind: 'history', message: error.message, retryable: error.retryable };
   if (error instanceof ReconcilerUnavailable)
     return { kind: 'reconciler-unavailable', message: error.message, retryable: true };
   if (error instanceof QuotaExceeded)

@@ -31,6 +31,7 @@ import type { BuilderConfig } from './config';
 import { ForgeStatuses } from './forge-statuses';
 import { BuilderMetrics, storeFolder } from './metrics';
 import { FileBinaryCache } from './repositories/binary-cache.repository';
+import { GitHistory } from './repositories/git-history.repository';
 import { ReconcilerGrpcClient } from './repositories/reconciler.client';
 
 /**
@@ -117,6 +118,7 @@ class BuilderModule {
       nix,
       served.cache,
       reconciler,
+      new GitHistory(config.history),
       records,
       statuses,
       metrics,

@@ -1,5 +1,5 @@
 import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { DEFAULT_MAX_OUTPUT_BYTES, publicKeyOf } from '@seed/nix-eval';
 import { REDIS_USERS, type RedisConnectionSettings } from '@seed/builds-queue';
@@ -76,6 +76,8 @@ const envSchema = z
       })
       .optional(),
     SEED_BINARY_CACHE_DIR: writableDir.optional(),
+    // A cache: a lost mirror costs one full fetch (the builder pod's /tmp is an emptyDir).
+    SEED_HISTORY_DIR: writableDir.default(path.join(tmpdir(), 'seed-history')),
     SEED_BINARY_CACHE_SECRET_KEY_FILE: secretKeyFile.optional(),
     SEED_BINARY_CACHE_COMPRESSION: z.enum(['zstd', 'xz', 'none']).default('zstd'),
     SEED_PUBLISH_TIMEOUT_MS: envVar.positiveInt(30 * 60_000),
@@ -161,6 +163,8 @@ export interface BuilderConfig {
   };
   /** Commit statuses: each flake's target (none without a registry) and how to send them. */
   forgeStatuses: ForgeStatusOptions & { targets: Map<string, StatusTarget> };
+  /** The bare git mirrors of flakes, for the ancestry check (GitHistory). */
+  history: { dir: string; timeoutMs: number };
   buildLogBytes: number;
   logLevel: string;
 }
@@ -234,6 +238,7 @@ export function loadBuilderConfig(env: NodeJS.ProcessEnv = process.env): Builder
       timeoutMs: vars.SEED_FORGE_STATUS_TIMEOUT_MS,
       capacity: vars.SEED_FORGE_STATUS_QUEUE,
     },
+    history: { dir: vars.SEED_HISTORY_DIR, timeoutMs: vars.SEED_EVAL_TIMEOUT_MS },
     buildLogBytes: vars.SEED_BUILD_LOG_BYTES,
     logLevel: vars.SEED_LOG_LEVEL,
   };

@@ -43,7 +43,7 @@ export class BuilderMetrics {
 
   readonly outcomes = new Counter({
     name: 'seed_builder_builds_total',
-    help: 'Finished builds by outcome (succeeded, failed, superseded)',
+    help: 'Finished builds by outcome (succeeded, failed, superseded, superseded-by-history)',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

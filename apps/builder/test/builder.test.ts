@@ -1,3 +1,8 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { REDIS_USERS } from '@seed/builds-queue';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -7,6 +12,7 @@ import {
   buildJobId,
   buildListSchema,
   buildJobOptions,
+  buildRecordSchema,
   deriveNamespace,
   parseSeedMeta,
   type BuildJob,
@@ -49,6 +55,7 @@ beforeAll(async () => {
     ...nix.env,
     ...(await builderCredentialEnv()),
     SEED_RECONCILER_ADDRESS: reconciler.address,
+    SEED_HISTORY_DIR: await mkdtemp(path.join(tmpdir(), 'seed-history-')),
     SEED_BUILDER_CONCURRENCY: '2',
     SEED_APPLY_ATTEMPTS: '8',
     SEED_APPLY_BACKOFF_MS: '100',
@@ -281,5 +288,102 @@ describe('superseding', () => {
     expect(await missing.json()).toEqual({ error: 'no build nope' });
     const bad = await getBuilds(`${url}/builds?flake=nixpkgs`);
     expect(bad.status).toBe(400);
+  });
+});
+
+describe('only forward, unless asked', () => {
+  const seeds = (text: string) => ({ web: { build: `echo ${text} > $out` } });
+  const rewind = (flakeRepo: FlakeRepo, to: string) =>
+    promisify(execFile)('git', ['-C', flakeRepo.dir, 'reset', '--quiet', '--hard', to]);
+
+  it('deploys a descendant of the applied commit, as before', async () => {
+    const web = await repo(seeds('one'));
+    const a = await web.head();
+    expect((await finished(url, await pushes.push(web, a))).state).toBe('succeeded');
+    const b = await commit(web, seeds('two'));
+    const record = await finished(url, await pushes.push(web, b));
+    expect(record.state).toBe('succeeded');
+    expect(record.log.join('\n')).toContain(`descends from the applied revision ${a}`);
+    expect(reconciler.revisionsOf(web.url())).toEqual([a, b]);
+  });
+
+  it('ends a replayed old delivery superseded-by-history, and applies nothing', async () => {
+    // A webhook that remembers a queued commit for 1 s, so that A can be delivered again.
+    const replays = new Pushes(redis, 1);
+    try {
+      const web = await repo(seeds('one'));
+      const a = await web.head();
+      const first = await finished(url, await replays.push(web, a));
+      const b = await commit(web, seeds('two'));
+      expect((await finished(url, await replays.push(web, b))).state).toBe('succeeded');
+
+      // A's delivery again, once the webhook's dedupe and BullMQ's finished job are gone.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      await (await replays.queue.getJob(first.id))!.remove();
+      const jobId = await replays.push(web, a);
+      await replays.settledJob(jobId, 60_000);
+      const record = buildRecordSchema.parse(
+        await (await getBuilds(`${url}/builds/${jobId}`)).json(),
+      );
+      expect(record.state).toBe('superseded-by-history');
+      expect(record.reason).toContain(`commit ${a} does not descend from ${b}`);
+      expect(record.generation).toBeUndefined();
+      expect(reconciler.revisionsOf(web.url())).toEqual([a, b]);
+    } finally {
+      await replays.close();
+    }
+  });
+
+  it('ends a parent that arrives after its child was applied superseded-by-history', async () => {
+    const web = await repo(seeds('one'));
+    const a = await web.head();
+    const b = await commit(web, seeds('two'));
+    expect((await finished(url, await pushes.push(web, b))).state).toBe('succeeded');
+    const parent = await finished(url, await pushes.push(web, a));
+    expect(parent.state).toBe('superseded-by-history');
+    expect(parent.reason).toContain(`commit ${a} does not descend from ${b}`);
+    expect(parent.phases).toEqual({}); // nothing was evaluated or built
+    expect(reconciler.revisionsOf(web.url())).toEqual([b]);
+  });
+
+  it('follows a branch rewritten without a forced flag (GitLab, a poll), then goes forward', async () => {
+    const web = await repo(seeds('one'));
+    const a = await web.head();
+    await finished(url, await pushes.push(web, a));
+    const b = await commit(web, seeds('two'));
+    await finished(url, await pushes.push(web, b));
+    // The branch rewritten: C sits on A, and B is on it no more.
+    await rewind(web, a);
+    const c = await commit(web, seeds('three'));
+    const rewritten = await finished(url, await pushes.push(web, c));
+    expect(rewritten.state).toBe('succeeded');
+    expect(rewritten.log.join('\n')).toContain(`branch main was rewritten: the applied ${b}`);
+    const d = await commit(web, seeds('four'));
+    expect((await finished(url, await pushes.push(web, d))).state).toBe('succeeded');
+    expect(reconciler.revisionsOf(web.url())).toEqual([a, b, c, d]);
+  });
+
+  it('deploys a forced push of a commit that does not descend from the applied one', async () => {
+    const replays = new Pushes(redis, 1);
+    try {
+      const web = await repo(seeds('one'));
+      const a = await web.head();
+      const first = await finished(url, await replays.push(web, a));
+      const b = await commit(web, seeds('two'));
+      expect((await finished(url, await replays.push(web, b))).state).toBe('succeeded');
+      // A again, and this time the forge says the push was forced.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      await (await replays.queue.getJob(first.id))!.remove();
+      const jobId = await replays.pushJob(web, a, { forced: true });
+      await replays.settledJob(jobId, 60_000);
+      const record = buildRecordSchema.parse(
+        await (await getBuilds(`${url}/builds/${jobId}`)).json(),
+      );
+      expect(record.state).toBe('succeeded');
+      expect(record.log.join('\n')).toContain('forced push');
+      expect(reconciler.revisionsOf(web.url())).toEqual([a, b, a]);
+    } finally {
+      await replays.close();
+    }
   });
 });

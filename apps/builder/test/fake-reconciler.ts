@@ -18,6 +18,8 @@ export class FakeReconciler {
   hang = false;
   private server: RunningGrpcServer | undefined;
   private current = new Map<string, string>();
+  /** The revision applied last, by flake: what GetStatus answers. */
+  private revisions = new Map<string, string>();
 
   private constructor(public port: number) {}
 
@@ -29,6 +31,13 @@ export class FakeReconciler {
 
   get address(): string {
     return `127.0.0.1:${this.port}`;
+  }
+
+  /** Revisions applied for a flake, in order. */
+  revisionsOf(flake: string): string[] {
+    return this.applied
+      .filter((request) => request.flakeUri === flake)
+      .map((request) => request.revision);
   }
 
   /** Generations applied for a flake, in order. */
@@ -45,10 +54,25 @@ export class FakeReconciler {
         this.applied.push(call.request);
         const changed = this.current.get(call.request.flakeUri) !== call.request.generation;
         this.current.set(call.request.flakeUri, call.request.generation);
+        this.revisions.set(call.request.flakeUri, call.request.revision);
         callback(null, { changed, generation: call.request.generation });
       },
-      GetStatus: (_call, callback) =>
-        callback({ code: grpc.status.UNIMPLEMENTED, details: 'fake' }),
+      // As the real one answers it, reduced to what the builder reads: the revision.
+      GetStatus: (call, callback) => {
+        const { flakeUri } = call.request;
+        const revision = this.revisions.get(flakeUri);
+        if (revision === undefined)
+          return callback({ code: grpc.status.NOT_FOUND, details: `never applied: ${flakeUri}` });
+        callback(null, {
+          flakeUri,
+          namespace: '',
+          generation: this.current.get(flakeUri) ?? '',
+          revision,
+          instances: [],
+          lastError: '',
+          appliedAt: '',
+        });
+      },
       ListStatus: (_call, callback) =>
         callback({ code: grpc.status.UNIMPLEMENTED, details: 'fake' }),
     };

@@ -5,7 +5,10 @@ import path from 'node:path';
 import { BuildsQueueProducer, REDIS_USERS } from '@seed/builds-queue';
 import {
   BUILDS_QUEUE,
+  FINAL_BUILD_STATES,
+  buildJobId,
   buildRecordSchema,
+  type BuildJob,
   readTlsDirectory,
   type BuildRecord,
   type FlakeQuota,
@@ -31,11 +34,12 @@ export class Pushes {
   readonly queue: Queue;
   private readonly producer: BuildsQueueProducer;
 
-  constructor(redis: LocalRedis) {
+  /** `dedupeTtlSeconds`: how long a queued commit is remembered (short, to replay one). */
+  constructor(redis: LocalRedis, dedupeTtlSeconds = 3600) {
     this.producer = new BuildsQueueProducer({
       redis: { url: redis.url, ...redis.user(REDIS_USERS.webhook) },
       commandTimeoutMs: 5_000,
-      dedupeTtlSeconds: 3600,
+      dedupeTtlSeconds,
       onConnectionError: () => undefined,
       jobOptions: { backoff: { type: 'fixed', delay: 200 } },
     });
@@ -46,6 +50,21 @@ export class Pushes {
 
   push(repo: FlakeRepo, commit: string, quota?: FlakeQuota): Promise<string> {
     return queueBuild(this.producer, repo.url(), commit, quota);
+  }
+
+  /** A push whose job carries more than `push` sets (`forced`, `allowBackward`). */
+  async pushJob(repo: FlakeRepo, commit: string, extra: Partial<BuildJob>): Promise<string> {
+    const job: BuildJob = {
+      flake: repo.url(),
+      commit,
+      ref: 'refs/heads/main',
+      forge: 'github',
+      deliveryId: `test-${randomBytes(4).toString('hex')}`,
+      receivedAt: new Date().toISOString(),
+      ...extra,
+    };
+    await this.producer.queue(job.forge, job.deliveryId, [job]);
+    return buildJobId(job.flake, job.commit);
   }
 
   /**
@@ -157,7 +176,7 @@ export async function finished(
     const response = await getBuilds(`${builderUrl}/builds/${jobId}`);
     if (response.ok) {
       const record = buildRecordSchema.parse(await response.json());
-      if (['succeeded', 'failed', 'superseded'].includes(record.state)) return record;
+      if (FINAL_BUILD_STATES.has(record.state)) return record;
     }
     if (Date.now() > deadline)
       throw new Error(`build ${jobId} did not finish within ${timeoutMs} ms`);

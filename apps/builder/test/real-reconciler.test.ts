@@ -20,7 +20,14 @@ import {
 } from '@seed/testing';
 import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
-import { Pushes, builderCredentialEnv, builderCredentials, finished, flake } from './harness';
+import {
+  Pushes,
+  builderCredentialEnv,
+  builderCredentials,
+  commit,
+  finished,
+  flake,
+} from './harness';
 
 const RECONCILER = path.resolve(__dirname, '../../reconciler/dist/main.js');
 
@@ -91,5 +98,15 @@ describe('a build handed to the real reconciler', () => {
     });
     expect(status.instances.map((instance) => instance.name).sort()).toEqual(['web', 'worker']);
     expect(status.instances.every((instance) => instance.rollout === 'progressing')).toBe(true);
+  });
+
+  it('goes only forward from the revision the reconciler reports (GetStatus as the builder)', async () => {
+    const files = { web: { seed: { expose: { http: 8080 }, storage: { data: '1Gi' } } } };
+    const parent = await commit(repo, files);
+    const child = await commit(repo, { ...files, worker: {} });
+    expect((await finished(url, await pushes.push(repo, child))).state).toBe('succeeded');
+    const late = await finished(url, await pushes.push(repo, parent));
+    expect(late.state).toBe('superseded-by-history');
+    expect(late.reason).toContain(`commit ${parent} does not descend from ${child}`);
   });
 });

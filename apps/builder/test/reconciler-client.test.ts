@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ReconcilerGrpcClient } from '../src/repositories/reconciler.client';
+import { ReconcilerGrpcClient, ReconcilerUnavailable } from '../src/repositories/reconciler.client';
 import { FakeReconciler } from './fake-reconciler';
 import { builderTls } from './harness';
 
@@ -41,4 +41,39 @@ describe('ReconcilerGrpcClient', () => {
       client.close();
     }
   }, 10_000);
+
+  it("reads a flake's applied revision over GetStatus, as the builder's identity", async () => {
+    const client = new ReconcilerGrpcClient(reconciler.address, {
+      tls: await builderTls(),
+      deadlineMs: 5_000,
+      attempts: 2,
+      backoffMs: 10,
+    });
+    try {
+      // Never applied: NOT_FOUND is an answer, not a failure.
+      expect(await client.appliedRevision('github:acme/never')).toBeUndefined();
+      await client.applyGeneration(request);
+      expect(await client.appliedRevision(request.flakeUri)).toBe(request.revision);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('counts a reconciler that does not answer GetStatus as unavailable, after its retries', async () => {
+    const client = new ReconcilerGrpcClient('127.0.0.1:1', {
+      tls: await builderTls(),
+      deadlineMs: 500,
+      attempts: 2,
+      backoffMs: 10,
+    });
+    const retries: number[] = [];
+    try {
+      await expect(
+        client.appliedRevision(request.flakeUri, undefined, (attempt) => retries.push(attempt)),
+      ).rejects.toThrow(ReconcilerUnavailable);
+      expect(retries).toEqual([1]);
+    } finally {
+      client.close();
+    }
+  });
 });

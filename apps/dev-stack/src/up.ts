@@ -16,6 +16,7 @@ import {
 import { removeUnmountedTree } from '@seed/mount-table';
 import { NixClient, substituterNixConfig, type LocalNix } from '@seed/nix-eval';
 import {
+  FINAL_BUILD_STATES,
   deriveNamespace,
   readTlsDirectory,
   type BuildRecord,
@@ -650,7 +651,7 @@ async function followBuild(
         lastNote = Date.now();
         note(`build still ${current.state} (${elapsed})`);
       }
-      return ['succeeded', 'failed', 'superseded'].includes(current.state) ? current : undefined;
+      return FINAL_BUILD_STATES.has(current.state) ? current : undefined;
     },
     { ...options, intervalMs: 100 },
   );

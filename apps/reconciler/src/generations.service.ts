@@ -114,6 +114,11 @@ export class GenerationsService {
       cached.applied?.generation === request.generation &&
       sameQuota(cached.desired.quota, quota);
     if (current && !cached.lastError) {
+      // Nothing to write to the cluster, but the flake now runs this commit: the builder
+      // reads it (GetStatus) to deploy only commits that descend from it, and an older
+      // commit between the two must not pass for new.
+      if (cached.applied?.revision !== request.revision)
+        await this.recordRevision(namespace, request).catch(unavailable);
       this.metrics.generations.inc({ result: 'unchanged' });
       return { changed: false, generation: request.generation };
     }
@@ -213,6 +218,32 @@ export class GenerationsService {
           },
           // An error about another generation says nothing about this one.
           lastError: state.desired?.generation === request.generation ? state.lastError : '',
+        });
+        return;
+      } catch (error) {
+        if (!(error instanceof KubeConflict) || attempt >= STATE_WRITE_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  /**
+   * Records a new commit of the generation the flake already runs, in its desired and
+   * applied state, unless a newer generation took its place meanwhile.
+   */
+  private async recordRevision(
+    namespace: string,
+    request: ApplyGenerationRequest__Output,
+  ): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const state = await this.states.load(namespace);
+      const { desired, applied } = state;
+      if (desired?.generation !== request.generation || applied?.generation !== request.generation)
+        return;
+      try {
+        await this.states.save(namespace, {
+          ...state,
+          desired: { ...desired, revision: request.revision },
+          applied: { ...applied, revision: request.revision },
         });
         return;
       } catch (error) {

@@ -99,6 +99,24 @@ describe('applying generations', () => {
     expect(await cluster.versions(NS)).toEqual(before);
   });
 
+  it('records the commit of a push that changed nothing, and writes nothing else', async () => {
+    const workloads = async () =>
+      Object.fromEntries(
+        Object.entries(await cluster.versions(NS)).filter(([name]) => !name.includes('seed-state')),
+      );
+    const before = await workloads();
+    const docsOnly = 'b'.repeat(40);
+    expect(await builder.apply(generation(FLAKE, [web(), db, dns], docsOnly))).toMatchObject({
+      changed: false,
+    });
+    // What the builder reads to deploy only commits that descend from this one.
+    expect((await builder.status(FLAKE)).revision).toBe(docsOnly);
+    expect(await workloads()).toEqual(before);
+    // Back to the first commit for the tests below, which send it.
+    await builder.apply(generation(FLAKE, [web(), db, dns]));
+    expect((await builder.status(FLAKE)).revision).toBe('a'.repeat(40));
+  });
+
   it('updates only the resized instance on a meta-only change', async () => {
     const specGeneration = async (name: string) =>
       (await cluster.deployment(NS, name))?.metadata?.generation;

@@ -1,22 +1,4 @@
 import { execFile } from 'node:child_process';
-import { GITHUB_FLAKE_REF, parseFlakeRef } from '@seed/contracts';
-
-/**
- * The git remote a flake is fetched from, for `git ls-remote`; undefined for the schemes
- * that are not git (`path:`, `tarball+https://`), which polling cannot follow.
- */
-export function gitRemoteOf(flake: string): { url: string; ref?: string } | undefined {
-  const { scheme, url } = parseFlakeRef(flake);
-  if (scheme === 'github:') {
-    const [, owner, repo, ref] = GITHUB_FLAKE_REF.exec(url)!;
-    return { url: `https://github.com/${owner}/${repo}.git`, ...(ref && { ref }) };
-  }
-  if (scheme === 'path:' || scheme === 'tarball+https://') return undefined;
-  const parsed = new URL(scheme === 'git://' ? url : url.slice('git+'.length));
-  const ref = parsed.searchParams.get('ref') ?? undefined;
-  parsed.search = '';
-  return { url: parsed.toString(), ...(ref && { ref }) };
-}
 
 export interface BranchHead {
   /** `refs/heads/<branch>`. */

@@ -258,6 +258,12 @@ export type NormalizedEvent =
       ref: string;
       /** The pushed commit; undefined when the push deleted the ref. */
       after?: string;
+      /**
+       * The push rewrote the branch (`forced` of GitHub, Gitea and Forgejo). GitLab's
+       * payload has no such field, so its pushes read as not forced: the builder then
+       * deploys only commits that descend from the applied one.
+       */
+      forced: boolean;
     }
   | { kind: 'other'; name: string; repository?: RepositoryIdentity };
 
@@ -353,5 +359,6 @@ export function normalizeEvent(forge: Forge, event: string, payload: unknown): N
     throw new DeliveryRejected('malformed', 'push payload has no "after" commit (40 hex digits)');
   }
   const deleted = body.deleted === true || ZERO_COMMIT.test(after);
-  return { kind: 'push', repository, ref, after: deleted ? undefined : after };
+  const forced = forge !== 'gitlab' && body.forced === true;
+  return { kind: 'push', repository, ref, after: deleted ? undefined : after, forced };
 }

@@ -8,6 +8,7 @@ import {
   flakeQuotaOverridesSchema,
   forgeStatusSchema,
   parseFlakeRef,
+  gitRemoteOf,
   redactFlakeRef,
   withQuotaDefaults,
   type FlakeQuota,
@@ -15,7 +16,6 @@ import {
 } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { z } from 'zod';
-import { gitRemoteOf } from './branch-head';
 import type { PolledFlake } from './branch-poller';
 import { normalizeRepository, type RepositoryIdentity } from './deliveries';
 

@@ -236,6 +236,8 @@ export class WebhookService {
       forge,
       deliveryId,
       receivedAt,
+      // Only when true: the payload of an ordinary push stays as it was.
+      ...(push.forced && { forced: true }),
     }));
 
     const stopTimer = this.metrics.enqueueSeconds.startTimer();

@@ -192,6 +192,7 @@ describe('normalizeEvent', () => {
       kind: 'push',
       ref: 'refs/heads/master',
       after: COMMIT,
+      forced: false,
       repository: {
         names: expect.arrayContaining([
           'codertocat/hello-world',
@@ -240,6 +241,28 @@ describe('normalizeEvent', () => {
         gitlabPush('gitlab.example', 'group/app', COMMIT, { tag: true }),
       ).kind,
     ).toBe('other');
+  });
+
+  it('reads a forced push from GitHub and Gitea, and none from GitLab', () => {
+    expect(normalizeEvent('github', 'push', { ...githubPush(COMMIT), forced: true })).toMatchObject(
+      { kind: 'push', forced: true },
+    );
+    expect(
+      normalizeEvent('gitea', 'push', {
+        ...giteaPush('gitea.example', 'acme/app', COMMIT),
+        forced: true,
+      }),
+    ).toMatchObject({ kind: 'push', forced: true });
+    // Only a JSON true counts: a string from a careless sender is not a force-push.
+    expect(
+      normalizeEvent('github', 'push', { ...githubPush(COMMIT), forced: 'true' }),
+    ).toMatchObject({ forced: false });
+    expect(
+      normalizeEvent('gitlab', 'Push Hook', {
+        ...gitlabPush('gitlab.example', 'group/app', COMMIT),
+        forced: true,
+      }),
+    ).toMatchObject({ forced: false });
   });
 
   it('refuses pushes it cannot act on', () => {

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { REDIS_USERS } from '@seed/builds-queue';
-import { BUILDS_QUEUE, buildJobId, type BuildJob } from '@seed/contracts';
+import { BUILDS_QUEUE, buildJobId, gitRemoteOf, type BuildJob } from '@seed/contracts';
 import { FlakeRepo, startRedis, type LocalRedis } from '@seed/testing';
 import { Queue } from 'bullmq';
-import { BranchHeadUnknown, gitRemoteOf, readBranchHead } from '../src/branch-head';
+import { BranchHeadUnknown, readBranchHead } from '../src/branch-head';
 import { loadWebhookConfig } from '../src/config';
 import { parseFlakeRegistry } from '../src/flake-registry';
 import { createWebhookApp } from '../src/webhook.app';

@@ -153,6 +153,14 @@ describe('GitHub', () => {
     });
   });
 
+  it('marks the build of a forced push forced, so the builder may deploy it backwards', async () => {
+    const after = commit();
+    const sent = await github({ ...githubPush(after), forced: true }, { id: 'gh-forced' });
+    expect(sent.status).toBe(202);
+    const [job] = await jobs();
+    expect(job).toMatchObject({ commit: after, deliveryId: 'gh-forced', forced: true });
+  });
+
   it('accepts the form-encoded body, signed over its raw bytes', async () => {
     const after = commit();
     const body = new URLSearchParams({ payload: JSON.stringify(githubPush(after)) }).toString();

@@ -8,7 +8,11 @@ import type { BuildJob } from './jobs';
  * not break an older CLI.
  */
 
-/** Where a build is; `superseded` means a newer push of the flake replaced it. */
+/**
+ * Where a build is; `superseded` means a newer push of the flake replaced it,
+ * `superseded-by-history` that the commit does not descend from the revision the flake
+ * already runs (a replayed or late delivery), so deploying it would go backwards.
+ */
 const BUILD_STATES = [
   'queued',
   'evaluating',
@@ -18,8 +22,17 @@ const BUILD_STATES = [
   'succeeded',
   'failed',
   'superseded',
+  'superseded-by-history',
 ] as const;
 export type BuildState = (typeof BUILD_STATES)[number];
+
+/** The states a build ends in: nothing more happens to it. */
+export const FINAL_BUILD_STATES: ReadonlySet<BuildState> = new Set([
+  'succeeded',
+  'failed',
+  'superseded',
+  'superseded-by-history',
+]);
 
 const buildErrorSchema = z.object({
   kind: z.string(),
@@ -50,6 +63,11 @@ export const buildRecordSchema = z.object({
   /** Whether the reconciler wrote anything for this generation. */
   changed: z.boolean().optional(),
   error: buildErrorSchema.optional(),
+  /**
+   * Why a `superseded-by-history` build was not deployed, naming the flake's applied
+   * commit and the pushed one.
+   */
+  reason: z.string().optional(),
   log: z.array(z.string()),
 });
 export type BuildRecord = z.infer<typeof buildRecordSchema>;

@@ -20,6 +20,8 @@ const { builder, operator, reader } = PLATFORM_IDENTITIES;
  */
 export const RECONCILER_CALLERS: Record<string, readonly PlatformIdentity[]> = {
   ApplyGeneration: [builder],
-  GetStatus: [operator, reader],
+  // The builder reads the flake's applied revision before a build, so that it deploys
+  // only commits that descend from it (docs/builder.md, "Only forward").
+  GetStatus: [builder, operator, reader],
   ListStatus: [operator, reader],
 };

@@ -135,3 +135,22 @@ export function parseFlakeRef(reference: string): FlakeRef {
   }
   return { scheme, url: reference };
 }
+
+/**
+ * The git remote a flake is fetched from, and the branch its URI names, if any: for the
+ * webhook's polls (`git ls-remote`) and the builder's history mirror. Undefined for the
+ * schemes that are not git (`path:`, `tarball+https://`). nix's query (ref, rev, dir) is
+ * not git's and is dropped from the URL.
+ */
+export function gitRemoteOf(flake: string): { url: string; ref?: string } | undefined {
+  const { scheme, url } = parseFlakeRef(flake);
+  if (scheme === 'github:') {
+    const [, owner, repo, ref] = GITHUB_FLAKE_REF.exec(url)!;
+    return { url: `https://github.com/${owner}/${repo}.git`, ...(ref && { ref }) };
+  }
+  if (scheme === 'path:' || scheme === 'tarball+https://') return undefined;
+  const parsed = new URL(scheme === 'git://' ? url : url.slice('git+'.length));
+  const ref = parsed.searchParams.get('ref') ?? undefined;
+  parsed.search = '';
+  return { url: parsed.toString(), ...(ref && { ref }) };
+}

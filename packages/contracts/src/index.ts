@@ -22,6 +22,7 @@ export {
   FLAKE_SCHEMES,
   GITHUB_FLAKE_REF,
   InvalidFlakeRef,
+  gitRemoteOf,
   parseFlakeRef,
   redactFlakeRef,
 } from './flake-ref';
@@ -89,7 +90,12 @@ export type { PoolStatus, PoolStatus__Output } from './generated/seed/v1/PoolSta
 export type { ShootClient, ShootDefinition, ShootHandlers } from './generated/seed/v1/Shoot';
 export type { ShootRequest, ShootRequest__Output } from './generated/seed/v1/ShootRequest';
 export type { ShootResult, ShootResult__Output } from './generated/seed/v1/ShootResult';
-export { buildListSchema, buildRecordSchema, queuedBuildRecord } from './build-record';
+export {
+  FINAL_BUILD_STATES,
+  buildListSchema,
+  buildRecordSchema,
+  queuedBuildRecord,
+} from './build-record';
 export type { BuildError, BuildList, BuildRecord, BuildState, BuildSummary } from './build-record';
 export {
   SHOOT_LIMITS,

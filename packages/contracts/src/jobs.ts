@@ -30,6 +30,18 @@ export const buildJobSchema = z.strictObject({
    * webhook older than the caps: the reconciler then applies the defaults.
    */
   quota: flakeQuotaSchema.optional(),
+  /**
+   * The forge said the push rewrote the branch (GitHub, Gitea, Forgejo `forced`; GitLab
+   * says nothing, so its pushes are never marked). The builder then deploys the commit
+   * even when it does not descend from the flake's applied revision (without it, only
+   * when the branch no longer holds that revision).
+   */
+  forced: z.boolean().optional(),
+  /**
+   * An operator asked for this commit to be deployed whatever the applied revision: a
+   * rollback to an older commit. Never set from a forge's payload.
+   */
+  allowBackward: z.boolean().optional(),
 });
 
 export type BuildJob = z.infer<typeof buildJobSchema>;

@@ -26,4 +26,21 @@ describe('build jobs', () => {
     const paths = bad.error!.issues.map((issue) => issue.path.join('.') || issue.code);
     expect(paths).toEqual(expect.arrayContaining(['commit', 'ref']));
   });
+
+  it('take forced and allowBackward as booleans only', () => {
+    const job = {
+      flake: 'github:acme/app',
+      commit: COMMIT,
+      ref: 'refs/heads/main',
+      forge: 'github',
+      deliveryId: 'd-1',
+      receivedAt: '2026-11-28T12:00:00.000Z',
+    };
+    expect(buildJobSchema.parse({ ...job, forced: true, allowBackward: false })).toMatchObject({
+      forced: true,
+      allowBackward: false,
+    });
+    const bad = buildJobSchema.safeParse({ ...job, forced: 'true' });
+    expect(bad.error?.issues.map((issue) => issue.path.join('.'))).toEqual(['forced']);
+  });
 });

@@ -4,6 +4,7 @@ import {
   platformChannelCredentials,
   type ApplyGenerationRequest,
   type ApplyGenerationResponse__Output,
+  type FlakeStatus__Output,
   type ReconcilerClient,
   type TlsDirectory,
 } from '@seed/contracts';
@@ -83,6 +84,38 @@ export class ReconcilerGrpcClient {
     );
   }
 
+  /**
+   * The revision the reconciler last applied for the flake (GetStatus), or undefined when
+   * it never applied one. Any failure but NOT_FOUND counts as unavailable, retried as
+   * ApplyGeneration is: the build waits for the answer rather than deploying blind.
+   */
+  async appliedRevision(
+    flakeUri: string,
+    signal?: AbortSignal,
+    onRetry?: (attempt: number, error: grpc.ServiceError) => void,
+  ): Promise<string | undefined> {
+    let lastError: grpc.ServiceError | undefined;
+    for (let attempt = 1; attempt <= this.options.attempts; attempt += 1) {
+      signal?.throwIfAborted();
+      try {
+        const status = await this.getStatus(flakeUri, signal);
+        return status.revision === '' ? undefined : status.revision;
+      } catch (error) {
+        const serviceError = error as grpc.ServiceError;
+        if (serviceError.code === grpc.status.NOT_FOUND) return undefined;
+        lastError = serviceError;
+        signal?.throwIfAborted();
+        if (attempt < this.options.attempts) {
+          onRetry?.(attempt, serviceError);
+          await pause(this.options.backoffMs * 2 ** (attempt - 1), signal);
+        }
+      }
+    }
+    throw new ReconcilerUnavailable(
+      `the reconciler did not tell the flake's applied revision after ${this.options.attempts} attempts: ${lastError?.details || lastError?.message}`,
+    );
+  }
+
   close(): void {
     this.client.close();
   }
@@ -96,6 +129,22 @@ export class ReconcilerGrpcClient {
       const cancel = () => call.cancel();
       const call = this.client.applyGeneration(
         request,
+        { deadline: Date.now() + this.options.deadlineMs },
+        (error, response) => {
+          signal?.removeEventListener('abort', cancel);
+          if (error) reject(error);
+          else resolve(response!);
+        },
+      );
+      signal?.addEventListener('abort', cancel, { once: true });
+    });
+  }
+
+  private getStatus(flakeUri: string, signal?: AbortSignal): Promise<FlakeStatus__Output> {
+    return new Promise((resolve, reject) => {
+      const cancel = () => call.cancel();
+      const call = this.client.getStatus(
+        { flakeUri },
         { deadline: Date.now() + this.options.deadlineMs },
         (error, response) => {
           signal?.removeEventListener('abort', cancel);

@@ -13,8 +13,10 @@ import {
   GenerationRejected,
   ReconcilerUnavailable,
 } from '../../src/repositories/reconciler.client';
+import { HistoryUnavailable } from '../../src/repositories/git-history.repository';
 import {
   InMemoryBuildRecords,
+  InMemoryHistory,
   RecordingCache,
   RecordingSink,
   RecordingStatuses,
@@ -47,6 +49,7 @@ function buildService(seeds = [seedMeta('web'), seedMeta('api')]) {
     nix: new ScriptedNix(seeds),
     cache: new RecordingCache(),
     sink: new RecordingSink(),
+    history: new InMemoryHistory(),
     records: new InMemoryBuildRecords(),
     statuses: new RecordingStatuses(),
   };
@@ -55,6 +58,7 @@ function buildService(seeds = [seedMeta('web'), seedMeta('api')]) {
     parts.nix,
     parts.cache,
     parts.sink,
+    parts.history,
     parts.records,
     parts.statuses,
     new BuilderMetrics('/nix/store'),
@@ -162,5 +166,92 @@ describe('BuildService (in-memory ports)', () => {
     expect((failure as BuildFailed).retryable).toBe(false);
     expect((failure as Error).message).toMatch(/pods/);
     expect(nix.calls.some((call) => call.startsWith('build'))).toBe(false);
+  });
+});
+
+describe('only forward, unless asked (in-memory ports)', () => {
+  const [a, b, c] = ['a', 'b', 'c'].map((digit) => digit.repeat(40)) as [string, string, string];
+  const at = (commit: string): BuildJob => ({ ...job, commit });
+  // A ← B, the branch at B; C on A, beside B.
+  function withHistory() {
+    const parts = buildService();
+    parts.history.parents.set(b, a);
+    parts.history.parents.set(c, a);
+    parts.history.head = b;
+    return parts;
+  }
+  const runAt = (parts: ReturnType<typeof buildService>, commit: string, extra = {}) => {
+    const id = buildJobId(FLAKE, commit);
+    parts.records.latestByFlake.set(FLAKE, id);
+    return parts.service.run({ ...at(commit), ...extra }, context({ jobId: id }));
+  };
+
+  it('deploys a descendant of the applied revision, and the first revision of a flake', async () => {
+    const parts = withHistory();
+    expect((await runAt(parts, a)).state).toBe('succeeded');
+    expect(parts.history.asked).toEqual([]); // nothing applied yet: nothing to ask
+    const record = await runAt(parts, b);
+    expect(record.state).toBe('succeeded');
+    expect(parts.history.asked).toEqual([`${a}..${b}`]);
+    expect(record.log.join('\n')).toContain(`descends from the applied revision ${a}`);
+  });
+
+  it('ends an older commit superseded-by-history, naming both, without running nix', async () => {
+    const parts = withHistory();
+    parts.sink.runs = b;
+    const record = await runAt(parts, a);
+    expect(record.state).toBe('superseded-by-history');
+    expect(record.reason).toContain(`commit ${a} does not descend from ${b}`);
+    expect(record.error).toBeUndefined();
+    expect(parts.nix.calls).toEqual([]);
+    expect(parts.sink.requests).toEqual([]);
+    expect(parts.statuses.events).toEqual(['queued', 'superseded']);
+  });
+
+  it('follows a branch rewritten so that it no longer holds the applied revision', async () => {
+    const parts = withHistory();
+    parts.sink.runs = b;
+    parts.history.head = c; // a forced push whose delivery did not say so (GitLab, a poll)
+    const record = await runAt(parts, c);
+    expect(record.state).toBe('succeeded');
+    expect(record.log.join('\n')).toContain(`branch main was rewritten: the applied ${b}`);
+  });
+
+  it('deploys a non-descendant when the push was forced or an operator asked', async () => {
+    for (const extra of [{ forced: true }, { allowBackward: true }]) {
+      const parts = withHistory();
+      parts.sink.runs = b;
+      const record = await runAt(parts, c, extra);
+      expect(record.state).toBe('succeeded');
+      expect(parts.history.asked).toEqual([]);
+      expect(parts.sink.requests.map((request) => request.revision)).toEqual([c]);
+    }
+  });
+
+  it('deploys as before when the flake is no git repository, and says so', async () => {
+    const parts = withHistory();
+    parts.history.git = false;
+    parts.sink.runs = b;
+    const record = await runAt(parts, c);
+    expect(record.state).toBe('succeeded');
+    expect(record.log.join('\n')).toContain('not a git flake');
+  });
+
+  it('retries a history it cannot read, and fails a commit the repository lacks at once', async () => {
+    const parts = withHistory();
+    parts.sink.runs = b;
+    parts.history.ancestry = () =>
+      Promise.reject(new HistoryUnavailable('could not fetch branch main', true));
+    const early = await runAt(parts, c).catch((error: unknown) => error);
+    expect((early as BuildFailed).retryable).toBe(true);
+    expect(parts.records.records.get(buildJobId(FLAKE, c))).toMatchObject({
+      state: 'queued',
+      error: { kind: 'history' },
+    });
+    parts.history.ancestry = () =>
+      Promise.reject(new HistoryUnavailable(`commit ${c} is not in the repository`, false));
+    const missing = await runAt(parts, c).catch((error: unknown) => error);
+    expect((missing as BuildFailed).retryable).toBe(false);
+    expect(parts.sink.requests).toEqual([]);
   });
 });

@@ -10,9 +10,11 @@ import type {
   SeedMeta,
 } from '@seed/contracts';
 import type { BuiltSeed, EvaluatedSeed, LockedFlake } from '@seed/nix-eval';
+import type { Ancestry } from '../../src/repositories/git-history.repository';
 import type {
   BinaryCache,
   BuildRecords,
+  CommitHistory,
   CommitStatusReporter,
   GenerationSink,
   NixSteps,
@@ -82,10 +84,18 @@ export class RecordingCache implements BinaryCache {
   }
 }
 
-/** The reconciler's ApplyGeneration: answers `changed` unless told to fail. */
+/**
+ * The reconciler's ApplyGeneration: answers `changed` unless told to fail; its applied
+ * revision is the last one it took (or `runs`, set by the test).
+ */
 export class RecordingSink implements GenerationSink {
   readonly requests: ApplyGenerationRequest[] = [];
   failWith: Error | undefined;
+  runs: string | undefined;
+
+  async appliedRevision(): Promise<string | undefined> {
+    return this.requests.at(-1)?.revision ?? this.runs;
+  }
 
   async applyGeneration(request: ApplyGenerationRequest): Promise<ApplyGenerationResponse__Output> {
     if (this.failWith) throw this.failWith;
@@ -101,5 +111,37 @@ export class RecordingStatuses implements CommitStatusReporter {
 
   report(_job: BuildJob, _jobId: string, event: CommitStatusEvent): void {
     this.events.push(event);
+  }
+}
+
+/**
+ * A repository's commit graph as child → parent, and its branch head; `git: false` stands
+ * for a flake that is no git repository.
+ */
+export class InMemoryHistory implements CommitHistory {
+  readonly parents = new Map<string, string | undefined>();
+  readonly asked: string[] = [];
+  head: string | undefined;
+  git = true;
+
+  async ancestry(
+    _flake: string,
+    _branch: string,
+    applied: string,
+    commit: string,
+  ): Promise<Ancestry | undefined> {
+    this.asked.push(`${applied}..${commit}`);
+    if (!this.git) return undefined;
+    if (this.isAncestor(applied, commit)) return 'descends';
+    const head = this.head ?? commit;
+    if (!this.isAncestor(applied, head) && this.isAncestor(commit, head)) return 'rewritten';
+    return 'behind';
+  }
+
+  private isAncestor(ancestor: string, commit: string): boolean {
+    for (let at: string | undefined = commit; at !== undefined; at = this.parents.get(at)) {
+      if (at === ancestor) return true;
+    }
+    return false;
   }
 }
