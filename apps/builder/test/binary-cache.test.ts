@@ -11,34 +11,20 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { REDIS_USERS } from '@seed/builds-queue';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { NixClient, substituterNixConfig, type SigningKey } from '@seed/nix-eval';
-import {
-  demoFlakeFiles,
-  FlakeRepo,
-  startRedis,
-  type LocalNixDaemon,
-  type LocalRedis,
-} from '@seed/testing';
+import { demoFlakeFiles, FlakeRepo, type LocalNixDaemon, type LocalRedis } from '@seed/testing';
 import type { BuildRecord } from '@seed/contracts';
-import { createBuilderApp } from '../src/builder.app';
 import { loadBuilderConfig } from '../src/config';
-import { FakeReconciler } from './fake-reconciler';
-import {
-  Pushes,
-  SEED_NIX_CONF,
-  builderCredentialEnv,
-  builderNix,
-  finished,
-  getBuilds,
-} from './harness';
+import { startBuilderStack, type BuilderStack } from './builder-stack';
+import type { FakeReconciler } from './fake-reconciler';
+import { SEED_NIX_CONF, builderCredentialEnv, finished, getBuilds, type Pushes } from './harness';
 
 const RUN = randomBytes(6).toString('hex');
 
 let work: string;
+let stack: BuilderStack;
 let redis: LocalRedis;
 let reconciler: FakeReconciler;
-let app: NestFastifyApplication;
 let url: string;
 let pushes: Pushes;
 let builderKey: SigningKey;
@@ -166,34 +152,20 @@ beforeAll(async () => {
   otherKey = await nix.generateSigningKey(`seed-other-${RUN}`);
   await writeFile(path.join(work, 'builder.sec'), builderKey.secretKey, { mode: 0o600 });
 
-  const builder = await builderNix();
-  daemon = builder.daemon;
-
-  redis = await startRedis();
-  reconciler = await FakeReconciler.start();
-  const config = loadBuilderConfig({
-    ...redis.serviceEnv(REDIS_USERS.builder),
-    ...(await builderCredentialEnv()),
-    SEED_RECONCILER_ADDRESS: reconciler.address,
+  stack = await startBuilderStack({
     SEED_BUILDER_CONCURRENCY: '2',
-    ...builder.env,
     SEED_BINARY_CACHE_DIR: path.join(work, 'cache'),
     SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(work, 'builder.sec'),
-    SEED_LOG_LEVEL: 'silent',
   });
-  expect(config.binaryCache).toMatchObject({ enabled: true, publicKey: builderKey.publicKey });
-  app = await createBuilderApp(config);
-  await app.listen(0, '127.0.0.1');
-  url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-  pushes = new Pushes(redis);
+  ({ redis, reconciler, daemon, url, pushes } = stack);
+  expect(stack.config.binaryCache).toMatchObject({
+    enabled: true,
+    publicKey: builderKey.publicKey,
+  });
 }, 60_000);
 
 afterAll(async () => {
-  await app?.close();
-  await pushes?.close();
-  await reconciler?.stop();
-  await redis?.dispose();
-  await daemon?.dispose();
+  await stack?.stop();
   await Promise.all(repos.map((repo) => repo.dispose()));
   if (work !== undefined) await rm(work, { recursive: true, force: true });
 });

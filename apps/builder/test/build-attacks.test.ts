@@ -11,22 +11,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { REDIS_USERS } from '@seed/builds-queue';
 import type { BuildRecord } from '@seed/contracts';
 import { DEFAULT_MAX_OUTPUT_BYTES } from '@seed/nix-eval';
 import {
   demoFlakeFiles,
   FlakeRepo,
-  startRedis,
   type DemoSeed,
   type LocalNixDaemon,
   type LocalRedis,
 } from '@seed/testing';
-import { createBuilderApp } from '../src/builder.app';
-import { loadBuilderConfig } from '../src/config';
-import { FakeReconciler } from './fake-reconciler';
-import { Pushes, SEED_NIX_CONF, builderCredentialEnv, builderNix, finished } from './harness';
+import { startBuilderStack, type BuilderStack } from './builder-stack';
+import { SEED_NIX_CONF, finished, type Pushes } from './harness';
 
 const run = promisify(execFile);
 const RUN = randomBytes(6).toString('hex');
@@ -34,10 +29,9 @@ const RUN = randomBytes(6).toString('hex');
 // program is its /bin/sh (busybox, whose applets need none).
 const TOOLS = 'export PATH=/usr/bin:/bin;';
 
+let stack: BuilderStack;
 let redis: LocalRedis;
 let daemon: LocalNixDaemon;
-let reconciler: FakeReconciler;
-let app: NestFastifyApplication;
 let url: string;
 let pushes: Pushes;
 let scratch: string;
@@ -78,30 +72,12 @@ async function sourcePath(repo: FlakeRepo): Promise<string> {
 beforeAll(async () => {
   scratch = await mkdtemp(path.join(tmpdir(), 'seed-build-attacks-'));
   await chmod(scratch, 0o777);
-  redis = await startRedis();
-  reconciler = await FakeReconciler.start();
-  const nix = await builderNix();
-  daemon = nix.daemon;
-  const config = loadBuilderConfig({
-    ...redis.serviceEnv(REDIS_USERS.builder),
-    ...(await builderCredentialEnv()),
-    ...nix.env,
-    SEED_RECONCILER_ADDRESS: reconciler.address,
-    SEED_BUILDER_CONCURRENCY: '2',
-    SEED_LOG_LEVEL: 'silent',
-  });
-  app = await createBuilderApp(config);
-  await app.listen(0, '127.0.0.1');
-  url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-  pushes = new Pushes(redis);
+  stack = await startBuilderStack({ SEED_BUILDER_CONCURRENCY: '2' });
+  ({ redis, daemon, url, pushes } = stack);
 }, 60_000);
 
 afterAll(async () => {
-  await app?.close();
-  await pushes?.close();
-  await reconciler?.stop();
-  await redis?.dispose();
-  await daemon?.dispose();
+  await stack?.stop();
   await Promise.all(repos.map((repo) => repo.dispose()));
   await rm(scratch, { recursive: true, force: true });
 });

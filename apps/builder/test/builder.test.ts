@@ -4,8 +4,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { REDIS_USERS } from '@seed/builds-queue';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import {
   BUILD_JOB_NAME,
   DEFAULT_FLAKE_QUOTA,
@@ -17,24 +15,14 @@ import {
   parseSeedMeta,
   type BuildJob,
 } from '@seed/contracts';
-import { startRedis, type FlakeRepo, type LocalNixDaemon, type LocalRedis } from '@seed/testing';
-import { createBuilderApp } from '../src/builder.app';
-import { loadBuilderConfig } from '../src/config';
-import { FakeReconciler } from './fake-reconciler';
-import {
-  Pushes,
-  builderCredentialEnv,
-  builderNix,
-  commit,
-  finished,
-  flake,
-  getBuilds,
-} from './harness';
+import type { FlakeRepo, LocalRedis } from '@seed/testing';
+import { startBuilderStack, type BuilderStack } from './builder-stack';
+import type { FakeReconciler } from './fake-reconciler';
+import { Pushes, commit, finished, flake, getBuilds } from './harness';
 
+let stack: BuilderStack;
 let redis: LocalRedis;
-let daemon: LocalNixDaemon;
 let reconciler: FakeReconciler;
-let app: NestFastifyApplication;
 let url: string;
 let pushes: Pushes;
 const repos: FlakeRepo[] = [];
@@ -46,34 +34,18 @@ async function repo(seeds: Parameters<typeof flake>[0]): Promise<FlakeRepo> {
 }
 
 beforeAll(async () => {
-  redis = await startRedis();
-  reconciler = await FakeReconciler.start();
-  const nix = await builderNix();
-  daemon = nix.daemon;
-  const config = loadBuilderConfig({
-    ...redis.serviceEnv(REDIS_USERS.builder),
-    ...nix.env,
-    ...(await builderCredentialEnv()),
-    SEED_RECONCILER_ADDRESS: reconciler.address,
+  stack = await startBuilderStack({
     SEED_HISTORY_DIR: await mkdtemp(path.join(tmpdir(), 'seed-history-')),
     SEED_BUILDER_CONCURRENCY: '2',
     SEED_APPLY_ATTEMPTS: '8',
     SEED_APPLY_BACKOFF_MS: '100',
     SEED_APPLY_DEADLINE_MS: '2000',
-    SEED_LOG_LEVEL: 'silent',
   });
-  app = await createBuilderApp(config);
-  await app.listen(0, '127.0.0.1');
-  url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-  pushes = new Pushes(redis);
+  ({ redis, reconciler, url, pushes } = stack);
 });
 
 afterAll(async () => {
-  await app?.close();
-  await pushes?.close();
-  await reconciler?.stop();
-  await redis?.dispose();
-  await daemon?.dispose();
+  await stack?.stop();
   await Promise.all(repos.map((r) => r.dispose()));
 });
 

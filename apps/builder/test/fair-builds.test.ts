@@ -6,64 +6,39 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { DEFAULT_MAX_QUEUED_BUILDS, REDIS_USERS } from '@seed/builds-queue';
-import { startRedis, type FlakeRepo, type LocalNixDaemon, type LocalRedis } from '@seed/testing';
-import { createBuilderApp } from '../src/builder.app';
-import { loadBuilderConfig } from '../src/config';
-import { FakeReconciler } from './fake-reconciler';
-import {
-  Pushes,
-  builderCredentialEnv,
-  builderNix,
-  commit,
-  finished,
-  flake,
-  getBuilds,
-} from './harness';
+import { DEFAULT_MAX_QUEUED_BUILDS } from '@seed/builds-queue';
+import type { FlakeRepo } from '@seed/testing';
+import { startBuilderStack, type BuilderStack } from './builder-stack';
+import type { FakeReconciler } from './fake-reconciler';
+import { Pushes, commit, finished, flake, getBuilds } from './harness';
 
-let redis: LocalRedis;
-let daemon: LocalNixDaemon;
+let stack: BuilderStack;
 let reconciler: FakeReconciler;
-let app: NestFastifyApplication;
 let url: string;
 let pushes: Pushes;
 let scratch: string;
 const repos: FlakeRepo[] = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
-  reconciler = await FakeReconciler.start();
   scratch = await mkdtemp(path.join(tmpdir(), 'seed-fair-'));
   // Sandboxed builds see only this host folder: the gate the first build waits on.
   await chmod(scratch, 0o777);
-  const nix = await builderNix([scratch]);
-  daemon = nix.daemon;
-  const config = loadBuilderConfig({
-    ...redis.serviceEnv(REDIS_USERS.builder),
-    ...nix.env,
-    ...(await builderCredentialEnv()),
-    SEED_RECONCILER_ADDRESS: reconciler.address,
-    // One build slot, and the running build is not cancelled by newer pushes: the worker
-    // stays busy for the whole loop, so what waits in the queue is what the test sees.
-    SEED_BUILDER_CONCURRENCY: '1',
-    SEED_CANCEL_SUPERSEDED: 'false',
-    SEED_LOG_LEVEL: 'silent',
-  });
-  app = await createBuilderApp(config);
-  await app.listen(0, '127.0.0.1');
-  url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-  pushes = new Pushes(redis);
+  stack = await startBuilderStack(
+    {
+      // One build slot, and the running build is not cancelled by newer pushes: the worker
+      // stays busy for the whole loop, so what waits in the queue is what the test sees.
+      SEED_BUILDER_CONCURRENCY: '1',
+      SEED_CANCEL_SUPERSEDED: 'false',
+    },
+    [scratch],
+  );
+  ({ reconciler, url, pushes } = stack);
 });
 
 afterAll(async () => {
   // A failed assertion may leave the first build waiting on its gate.
   if (scratch) await writeFile(path.join(scratch, 'open'), '');
-  await app?.close();
-  await pushes?.close();
-  await reconciler?.stop();
-  await redis?.dispose();
-  await daemon?.dispose();
+  await stack?.stop();
   await Promise.all(repos.map((repo) => repo.dispose()));
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });

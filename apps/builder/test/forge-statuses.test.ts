@@ -8,18 +8,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { REDIS_USERS } from '@seed/builds-queue';
 import type { BuildJob, Forge } from '@seed/contracts';
 import { ConfigError, createLogger } from '@seed/service-kit';
-import { startRedis, type FlakeRepo, type LocalNixDaemon, type LocalRedis } from '@seed/testing';
-import { createBuilderApp } from '../src/builder.app';
-import { loadBuilderConfig } from '../src/config';
+import type { FlakeRepo } from '@seed/testing';
 import { ForgeStatuses, type StatusResult } from '../src/forge-statuses';
 import { statusTargets } from '../src/status-targets';
-import { FakeReconciler } from './fake-reconciler';
+import { startBuilderStack, type BuilderStack } from './builder-stack';
 import { commitStatusProblems, githubSpecVersion, type SentRequest } from './forge-specs';
-import { Pushes, builderCredentialEnv, builderNix, finished, flake } from './harness';
+import { finished, flake, type Pushes } from './harness';
 
 type Answer = number | 'hang';
 
@@ -292,22 +288,15 @@ describe("the registry's forgeStatus, as the builder reads it", () => {
 });
 
 describe('a real builder with a forge that does not answer', () => {
-  let redis: LocalRedis;
-  let daemon: LocalNixDaemon;
-  let reconciler: FakeReconciler;
-  let app: NestFastifyApplication;
+  let stack: BuilderStack;
   let url: string;
   let pushes: Pushes;
   let forge: LoopbackForge;
   let repo: FlakeRepo;
 
   beforeAll(async () => {
-    redis = await startRedis();
-    reconciler = await FakeReconciler.start();
     forge = await LoopbackForge.start(() => 'hang');
     repo = await flake({ web: {} });
-    const nix = await builderNix();
-    daemon = nix.daemon;
     const registry = [
       {
         flake: repo.url(),
@@ -316,31 +305,19 @@ describe('a real builder with a forge that does not answer', () => {
         forgeStatus: { api: forge.url, tokenFile },
       },
     ];
-    const config = loadBuilderConfig({
-      ...redis.serviceEnv(REDIS_USERS.builder),
-      ...nix.env,
-      ...(await builderCredentialEnv()),
-      SEED_RECONCILER_ADDRESS: reconciler.address,
+    stack = await startBuilderStack({
       SEED_FLAKES: JSON.stringify(registry),
       SEED_BUILDS_URL: 'http://builder.test/builds/',
       // Long enough that the whole build runs while the first status hangs.
       SEED_FORGE_STATUS_TIMEOUT_MS: '120000',
-      SEED_LOG_LEVEL: 'silent',
     });
-    app = await createBuilderApp(config);
-    await app.listen(0, '127.0.0.1');
-    url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-    pushes = new Pushes(redis);
+    ({ url, pushes } = stack);
   });
 
   afterAll(async () => {
     forge?.release(500);
-    await app?.close();
-    await pushes?.close();
+    await stack?.stop();
     await forge?.stop();
-    await reconciler?.stop();
-    await redis?.dispose();
-    await daemon?.dispose();
     await repo?.dispose();
   });
 
