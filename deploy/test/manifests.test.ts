@@ -307,6 +307,7 @@ describe('deploy/manifests', () => {
       kind: 'cloud-hypervisor',
       binary: 'cloud-hypervisor',
       virtiofsdBinary: '/usr/libexec/virtiofsd',
+      vmUids: { first: 2_100_000_000, count: 65_536 },
     });
   });
 

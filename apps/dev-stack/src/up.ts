@@ -272,6 +272,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
             SEED_SHUTDOWN_GRACE_MS: String(STOP_GRACE_MS / 2),
             SEED_BINARY_CACHE_DIR: path.join(workDir, 'binary-cache'),
             SEED_BINARY_CACHE_SECRET_KEY_FILE: cacheKeyFile,
+            SEED_HISTORY_DIR: path.join(workDir, 'history'),
             SEED_NIX_STORE: builderNix.store,
             SEED_NIX_CONF: builderNix.confFile,
           },
