@@ -279,7 +279,11 @@ describe('only forward, unless asked', () => {
     expect(reconciler.revisionsOf(web.url())).toEqual([a, b]);
   });
 
-  it('ends a replayed old delivery superseded-by-history, and applies nothing', async () => {
+  /**
+   * Applies A then B, then delivers A again (`extra` on its job) once the webhook's dedupe
+   * and BullMQ's finished job are gone: the record of that last build.
+   */
+  async function replayOlder(extra: Partial<BuildJob> = {}) {
     // A webhook that remembers a queued commit for 1 s, so that A can be delivered again.
     const replays = new Pushes(redis, 1);
     try {
@@ -288,22 +292,25 @@ describe('only forward, unless asked', () => {
       const first = await finished(url, await replays.push(web, a));
       const b = await commit(web, seeds('two'));
       expect((await finished(url, await replays.push(web, b))).state).toBe('succeeded');
-
-      // A's delivery again, once the webhook's dedupe and BullMQ's finished job are gone.
       await new Promise((resolve) => setTimeout(resolve, 1_100));
       await (await replays.queue.getJob(first.id))!.remove();
-      const jobId = await replays.push(web, a);
+      const jobId = await replays.pushJob(web, a, extra);
       await replays.settledJob(jobId, 60_000);
       const record = buildRecordSchema.parse(
         await (await getBuilds(`${url}/builds/${jobId}`)).json(),
       );
-      expect(record.state).toBe('superseded-by-history');
-      expect(record.reason).toContain(`commit ${a} does not descend from ${b}`);
-      expect(record.generation).toBeUndefined();
-      expect(reconciler.revisionsOf(web.url())).toEqual([a, b]);
+      return { web, a, b, record };
     } finally {
       await replays.close();
     }
+  }
+
+  it('ends a replayed old delivery superseded-by-history, and applies nothing', async () => {
+    const { web, a, b, record } = await replayOlder();
+    expect(record.state).toBe('superseded-by-history');
+    expect(record.reason).toContain(`commit ${a} does not descend from ${b}`);
+    expect(record.generation).toBeUndefined();
+    expect(reconciler.revisionsOf(web.url())).toEqual([a, b]);
   });
 
   it('ends a parent that arrives after its child was applied superseded-by-history', async () => {
@@ -336,26 +343,9 @@ describe('only forward, unless asked', () => {
   });
 
   it('deploys a forced push of a commit that does not descend from the applied one', async () => {
-    const replays = new Pushes(redis, 1);
-    try {
-      const web = await repo(seeds('one'));
-      const a = await web.head();
-      const first = await finished(url, await replays.push(web, a));
-      const b = await commit(web, seeds('two'));
-      expect((await finished(url, await replays.push(web, b))).state).toBe('succeeded');
-      // A again, and this time the forge says the push was forced.
-      await new Promise((resolve) => setTimeout(resolve, 1_100));
-      await (await replays.queue.getJob(first.id))!.remove();
-      const jobId = await replays.pushJob(web, a, { forced: true });
-      await replays.settledJob(jobId, 60_000);
-      const record = buildRecordSchema.parse(
-        await (await getBuilds(`${url}/builds/${jobId}`)).json(),
-      );
-      expect(record.state).toBe('succeeded');
-      expect(record.log.join('\n')).toContain('forced push');
-      expect(reconciler.revisionsOf(web.url())).toEqual([a, b, a]);
-    } finally {
-      await replays.close();
-    }
+    const { web, a, b, record } = await replayOlder({ forced: true });
+    expect(record.state).toBe('succeeded');
+    expect(record.log.join('\n')).toContain('forced push');
+    expect(reconciler.revisionsOf(web.url())).toEqual([a, b, a]);
   });
 });

@@ -1,7 +1,7 @@
 // The reconciler run as its ServiceAccount, bound to the ClusterRole that
 // deploy/manifests/rbac.yaml installs (and docs/reconciler.md documents): every request
 // it makes, status and Events included, must be allowed by that role and nothing more.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
@@ -11,7 +11,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { deriveNamespace } from '@seed/contracts';
-import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import { serviceAccountKubeconfig, startKubeApiServer, type KubeApiServer } from '@seed/testing';
 import { LeaderElector } from '../src/controller/leader-election';
 import { KubeRepository } from '../src/repositories/kube.repository';
 import {
@@ -58,31 +58,7 @@ beforeAll(async () => {
     for (const object of loadAllYaml(readFileSync(file, 'utf8')) as KubernetesObject[])
       await objects.create(object);
   }
-  const { status } = await cluster.core.createNamespacedServiceAccountToken({
-    namespace: 'seed-system',
-    name: 'seed-reconciler',
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  kubeconfig = path.join(api.dir, 'reconciler.kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'test',
-          cluster: {
-            server: api.url,
-            'certificate-authority-data': Buffer.from(api.caCert).toString('base64'),
-          },
-        },
-      ],
-      users: [{ name: 'seed-reconciler', user: { token: status!.token } }],
-      contexts: [{ name: 'test', context: { cluster: 'test', user: 'seed-reconciler' } }],
-      'current-context': 'test',
-    }),
-  );
+  kubeconfig = await serviceAccountKubeconfig(api, 'seed-system', 'seed-reconciler');
 }, 20 * 60_000);
 
 afterAll(async () => {

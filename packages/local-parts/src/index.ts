@@ -5,7 +5,11 @@ export { NIX_DAEMON_CONF, startNixDaemon } from './nix-daemon';
 export type { LocalNixDaemon, NixDaemonOptions } from './nix-daemon';
 export { startServiceProcess } from './service-process';
 export type { LogLine, ServiceProcess } from './service-process';
-export { KUBE_BINARIES_SCRIPT, startKubeApiServer } from './kube-apiserver';
+export {
+  KUBE_BINARIES_SCRIPT,
+  serviceAccountKubeconfig,
+  startKubeApiServer,
+} from './kube-apiserver';
 export type { KubeApiServer, KubeApiServerOptions } from './kube-apiserver';
 export { freeLoopbackPort, freeLoopbackPorts } from './ports';
 export { FLAKE_TOOLS_SCRIPT, flakeToolsDir } from './flake-tools';

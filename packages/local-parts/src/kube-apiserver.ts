@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { CertificateAuthority, type IssuedCertificate } from './certificates';
 import { ManagedProcess, waitFor } from './managed-process';
 import { freeLoopbackPorts } from './ports';
+import { kubeRequest } from './node/kube-requests';
 
 const run = promisify(execFile);
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -361,7 +362,33 @@ function get(url: string, requestPath: string, token: string, ca: string): Promi
   });
 }
 
-function kubeconfig(url: string, caCert: string, token: string): string {
+/**
+ * A kubeconfig file that signs in as a ServiceAccount (a token the API server issues for
+ * an hour), for tests that check what a service's RBAC lets it do.
+ */
+export async function serviceAccountKubeconfig(
+  api: Pick<KubeApiServer, 'url' | 'token' | 'caCert' | 'dir'>,
+  namespace: string,
+  name: string,
+): Promise<string> {
+  const { status, body } = await kubeRequest(
+    api,
+    'POST',
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    { spec: { audiences: [], expirationSeconds: 3600 } },
+  );
+  const token = (body as { status?: { token?: string } }).status?.token;
+  if (status !== 201 || token === undefined) {
+    throw new Error(
+      `no token for ServiceAccount ${namespace}/${name}: ${status} ${JSON.stringify(body)}`,
+    );
+  }
+  const file = path.join(api.dir, `${name}.kubeconfig`);
+  await writeFile(file, kubeconfig(api.url, api.caCert, token, name), { mode: 0o600 });
+  return file;
+}
+
+function kubeconfig(url: string, caCert: string, token: string, user = 'seed-admin'): string {
   const caData = Buffer.from(caCert).toString('base64');
   return `apiVersion: v1
 kind: Config
@@ -371,14 +398,14 @@ clusters:
     server: ${url}
     certificate-authority-data: ${caData}
 users:
-- name: seed-admin
+- name: ${user}
   user:
     token: ${token}
 contexts:
 - name: seed-test
   context:
     cluster: seed-test
-    user: seed-admin
+    user: ${user}
 current-context: seed-test
 `;
 }

@@ -18,6 +18,7 @@ export {
   NODE_BINARIES_SCRIPT,
   addToStore,
   reconcilerNetworkEnv,
+  serviceAccountKubeconfig,
   buildNixImage,
   startKubeApiServer,
   startLocalCluster,

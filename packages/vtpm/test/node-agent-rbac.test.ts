@@ -1,7 +1,7 @@
 // The node agent as the shoot pool's ServiceAccount, under deploy/manifests/rbac.yaml and
 // admission.yaml against a real API server: what it needs is allowed, and its ConfigMap
 // rights reach nothing but the agent's keys of TPM requests.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,7 +15,7 @@ import {
   setHeaderOptions,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import { serviceAccountKubeconfig, startKubeApiServer, type KubeApiServer } from '@seed/testing';
 import { KubeTpmRequests, NodeTpmAgent, VtpmStore, runningSwtpm, stopSwtpm } from '../src';
 
 const MANIFESTS = path.resolve(__dirname, '../../../deploy/manifests');
@@ -62,31 +62,7 @@ beforeAll(async () => {
       readFileSync(path.join(MANIFESTS, file), 'utf8'),
     ) as KubernetesObject[])
       await objects.create(object);
-  const { status } = await admin.createNamespacedServiceAccountToken({
-    namespace: 'seed-system',
-    name: 'seed-shoot-pool',
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  kubeconfig = path.join(api.dir, 'shoot-pool.kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'test',
-          cluster: {
-            server: api.url,
-            'certificate-authority-data': Buffer.from(api.caCert).toString('base64'),
-          },
-        },
-      ],
-      users: [{ name: 'seed-shoot-pool', user: { token: status!.token } }],
-      contexts: [{ name: 'test', context: { cluster: 'test', user: 'seed-shoot-pool' } }],
-      'current-context': 'test',
-    }),
-  );
+  kubeconfig = await serviceAccountKubeconfig(api, 'seed-system', 'seed-shoot-pool');
   const agentConfig = new KubeConfig();
   agentConfig.loadFromFile(kubeconfig);
   asAgent = agentConfig.makeApiClient(CoreV1Api);

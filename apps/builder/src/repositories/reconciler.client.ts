@@ -59,28 +59,17 @@ export class ReconcilerGrpcClient {
     signal?: AbortSignal,
     onRetry?: (attempt: number, error: grpc.ServiceError) => void,
   ): Promise<ApplyGenerationResponse__Output> {
-    let lastError: grpc.ServiceError | undefined;
-    for (let attempt = 1; attempt <= this.options.attempts; attempt += 1) {
-      signal?.throwIfAborted();
-      try {
-        return await this.call(request, signal);
-      } catch (error) {
-        const serviceError = error as grpc.ServiceError;
-        if (!TRANSIENT.has(serviceError.code)) {
-          throw new GenerationRejected(
-            `the reconciler refused the generation: ${serviceError.details || serviceError.message}`,
-          );
-        }
-        lastError = serviceError;
-        signal?.throwIfAborted();
-        if (attempt < this.options.attempts) {
-          onRetry?.(attempt, serviceError);
-          await pause(this.options.backoffMs * 2 ** (attempt - 1), signal);
-        }
-      }
-    }
-    throw new ReconcilerUnavailable(
-      `the reconciler did not take the generation after ${this.options.attempts} attempts: ${lastError?.details || lastError?.message}`,
+    return this.retried(
+      () => this.call(request, signal),
+      (error) => {
+        if (TRANSIENT.has(error.code)) return undefined;
+        throw new GenerationRejected(
+          `the reconciler refused the generation: ${error.details || error.message}`,
+        );
+      },
+      'take the generation',
+      signal,
+      onRetry,
     );
   }
 
@@ -94,15 +83,38 @@ export class ReconcilerGrpcClient {
     signal?: AbortSignal,
     onRetry?: (attempt: number, error: grpc.ServiceError) => void,
   ): Promise<string | undefined> {
+    return this.retried<string | undefined>(
+      async () => {
+        const status = await this.getStatus(flakeUri, signal);
+        return status.revision === '' ? undefined : status.revision;
+      },
+      (error) => (error.code === grpc.status.NOT_FOUND ? { answer: undefined } : undefined),
+      "tell the flake's applied revision",
+      signal,
+      onRetry,
+    );
+  }
+
+  /**
+   * Calls until it answers, backing off between tries; `settle` makes an answer of a
+   * failure, throws it, or returns undefined to try again. After the last try: unavailable.
+   */
+  private async retried<T>(
+    call: () => Promise<T>,
+    settle: (error: grpc.ServiceError) => { answer: T } | undefined,
+    what: string,
+    signal: AbortSignal | undefined,
+    onRetry: ((attempt: number, error: grpc.ServiceError) => void) | undefined,
+  ): Promise<T> {
     let lastError: grpc.ServiceError | undefined;
     for (let attempt = 1; attempt <= this.options.attempts; attempt += 1) {
       signal?.throwIfAborted();
       try {
-        const status = await this.getStatus(flakeUri, signal);
-        return status.revision === '' ? undefined : status.revision;
+        return await call();
       } catch (error) {
         const serviceError = error as grpc.ServiceError;
-        if (serviceError.code === grpc.status.NOT_FOUND) return undefined;
+        const settled = settle(serviceError);
+        if (settled) return settled.answer;
         lastError = serviceError;
         signal?.throwIfAborted();
         if (attempt < this.options.attempts) {
@@ -112,7 +124,7 @@ export class ReconcilerGrpcClient {
       }
     }
     throw new ReconcilerUnavailable(
-      `the reconciler did not tell the flake's applied revision after ${this.options.attempts} attempts: ${lastError?.details || lastError?.message}`,
+      `the reconciler did not ${what} after ${this.options.attempts} attempts: ${lastError?.details || lastError?.message}`,
     );
   }
 

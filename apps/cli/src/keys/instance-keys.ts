@@ -1,11 +1,6 @@
-import { ANNOTATION_FLAKE_URI, instanceObjectName } from '@seed/k8s-model';
-import {
-  AGE_RECIPIENT,
-  deriveNamespace,
-  parseFlakeRef,
-  readTpmReport,
-  tpmRequestName,
-} from '@seed/contracts';
+import { instanceObjectName } from '@seed/k8s-model';
+import { AGE_RECIPIENT, readTpmReport, tpmRequestName } from '@seed/contracts';
+import { appliedFlakeNamespace, type NamespaceLookup } from '../flake-namespace';
 import { KubeCallError } from '../logs/instance-logs';
 
 /**
@@ -33,9 +28,7 @@ export class KeysError extends Error {
   }
 }
 
-export interface InstanceKeysPort {
-  /** The namespace's annotations, or undefined when it does not exist. */
-  namespace(name: string): Promise<{ annotations: Record<string, string> } | undefined>;
+export interface InstanceKeysPort extends NamespaceLookup {
   /** A ConfigMap's data, or undefined when it does not exist. */
   configMap(namespace: string, name: string): Promise<Record<string, string> | undefined>;
 }
@@ -45,30 +38,18 @@ export async function instanceRecipient(
   flake: string,
   instance: string,
 ): Promise<string> {
-  try {
-    parseFlakeRef(flake);
-  } catch (error) {
-    throw new KeysError('invalid-flake', (error as Error).message);
-  }
+  const namespace = await appliedFlakeNamespace(
+    kube,
+    flake,
+    (kind, message) => new KeysError(kind, message),
+    ask,
+  );
   let name: string;
   try {
     name = instanceObjectName(instance);
   } catch (error) {
     throw new KeysError('no-tpm', `no instance ${instance}: ${(error as Error).message}`);
   }
-  const namespace = deriveNamespace(flake);
-  const found = await ask(() => kube.namespace(namespace));
-  if (!found)
-    throw new KeysError(
-      'unknown-flake',
-      `flake ${flake} has never been applied: there is no namespace ${namespace} (is the URI spelled as registered? see seed status)`,
-    );
-  const owner = found.annotations[ANNOTATION_FLAKE_URI];
-  if (owner !== flake)
-    throw new KeysError(
-      'unknown-flake',
-      `namespace ${namespace} is not flake ${flake}'s: it belongs to ${owner ?? 'no Seed flake'}`,
-    );
   const data = await ask(() => kube.configMap(namespace, tpmRequestName(name)));
   if (!data)
     throw new KeysError(

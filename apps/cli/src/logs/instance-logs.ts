@@ -1,11 +1,10 @@
 import {
-  ANNOTATION_FLAKE_URI,
   LABEL_INSTANCE,
   LABEL_MANAGED_BY,
   MANAGED_BY_SEED,
   instanceObjectName,
 } from '@seed/k8s-model';
-import { deriveNamespace, parseFlakeRef } from '@seed/contracts';
+import { appliedFlakeNamespace, type NamespaceLookup } from '../flake-namespace';
 
 /**
  * `seed logs <flake> <instance>`: find the instance's pod in the flake's namespace and
@@ -60,9 +59,7 @@ export interface LogOptions {
 }
 
 /** What reading an instance's log needs from the API server; errors are KubeCallErrors. */
-export interface InstanceLogsPort {
-  /** The namespace's annotations, or undefined when it does not exist. */
-  namespace(name: string): Promise<{ annotations: Record<string, string> } | undefined>;
+export interface InstanceLogsPort extends NamespaceLookup {
   /** Names of the Deployments in `namespace` matching `labelSelector`. */
   deployments(namespace: string, labelSelector: string): Promise<string[]>;
   pods(namespace: string, labelSelector: string): Promise<PodSummary[]>;
@@ -98,24 +95,12 @@ export async function findLogsTarget(
   flake: string,
   instance: string,
 ): Promise<LogsTarget> {
-  try {
-    parseFlakeRef(flake);
-  } catch (error) {
-    throw new LogsError('invalid-flake', (error as Error).message);
-  }
-  const namespace = deriveNamespace(flake);
-  const found = await ask(() => kube.namespace(namespace));
-  if (!found)
-    throw new LogsError(
-      'unknown-flake',
-      `flake ${flake} has never been applied: there is no namespace ${namespace} (is the URI spelled as registered? see seed status)`,
-    );
-  const owner = found.annotations[ANNOTATION_FLAKE_URI];
-  if (owner !== flake)
-    throw new LogsError(
-      'unknown-flake',
-      `namespace ${namespace} is not flake ${flake}'s: it belongs to ${owner ?? 'no Seed flake'}`,
-    );
+  const namespace = await appliedFlakeNamespace(
+    kube,
+    flake,
+    (kind, message) => new LogsError(kind, message),
+    ask,
+  );
 
   let name: string;
   try {
