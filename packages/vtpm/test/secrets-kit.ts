@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { runningSwtpm, stopSwtpm, type InstanceKey, type VtpmStore } from '../src';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -33,4 +34,12 @@ export function encryptTo(tools: string, recipient: string, dir: string): string
   const file = path.join(dir, 'db-password.enc.yaml');
   writeFileSync(file, encrypted);
   return file;
+}
+
+/** Stops the swtpms a test's store started (they run detached, past the test). */
+export async function stopSwtpms(store: VtpmStore, instances: InstanceKey[]): Promise<void> {
+  for (const instance of instances) {
+    const pid = await runningSwtpm(store.paths(instance));
+    if (pid !== undefined) await stopSwtpm(pid);
+  }
 }

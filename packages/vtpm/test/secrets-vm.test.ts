@@ -12,8 +12,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { VtpmStore, runningSwtpm, stopSwtpm, type InstanceKey } from '../src';
-import { PLAINTEXT, SEED_SECRETS, encryptTo, scriptOutput, secretsTools } from './secrets-kit';
+import { VtpmStore, type InstanceKey } from '../src';
+import {
+  PLAINTEXT,
+  SEED_SECRETS,
+  encryptTo,
+  scriptOutput,
+  secretsTools,
+  stopSwtpms,
+} from './secrets-kit';
 
 // End to end: the agent's swtpm attached to a real QEMU VM (the shoot guest's kernel,
 // q35 with a TIS TPM, under TCG), the activation program run inside it.
@@ -146,10 +153,7 @@ beforeAll(async () => {
 }, 1_200_000);
 
 afterAll(async () => {
-  for (const instance of [web, other]) {
-    const pid = await runningSwtpm(agent().paths(instance));
-    if (pid !== undefined) await stopSwtpm(pid);
-  }
+  await stopSwtpms(agent(), [web, other]);
   await rm(dir, { recursive: true, force: true });
 });
 

@@ -4,8 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { VtpmStore, runningSwtpm, stopSwtpm, type InstanceKey } from '../src';
-import { PLAINTEXT, SEED_SECRETS, encryptTo, secretsTools } from './secrets-kit';
+import { VtpmStore, type InstanceKey } from '../src';
+import { PLAINTEXT, SEED_SECRETS, encryptTo, secretsTools, stopSwtpms } from './secrets-kit';
 
 // The activation program against the agent's real swtpm, on the host (tpm2-tools over
 // the TPM's host data socket): the flow of test/secrets-vm.test.ts without the VM.
@@ -52,10 +52,7 @@ beforeAll(async () => {
 }, 1_200_000);
 
 afterAll(async () => {
-  for (const instance of [web, other]) {
-    const pid = await runningSwtpm(agent().paths(instance));
-    if (pid !== undefined) await stopSwtpm(pid);
-  }
+  await stopSwtpms(agent(), [web, other]);
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -114,8 +111,7 @@ describe('seed-secrets on an swtpm', () => {
       expect(result.stderr).toContain('holds no identity');
       expect(existsSync(path.join(dir, 'secrets-fresh', 'db-password'))).toBe(false);
     } finally {
-      const pid = await runningSwtpm(agent().paths(fresh));
-      if (pid !== undefined) await stopSwtpm(pid);
+      await stopSwtpms(agent(), [fresh]);
     }
   });
 });

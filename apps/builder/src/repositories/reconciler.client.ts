@@ -60,7 +60,11 @@ export class ReconcilerGrpcClient {
     onRetry?: (attempt: number, error: grpc.ServiceError) => void,
   ): Promise<ApplyGenerationResponse__Output> {
     return this.retried(
-      () => this.call(request, signal),
+      () =>
+        this.unary<ApplyGenerationResponse__Output>(
+          (options, done) => this.client.applyGeneration(request, options, done),
+          signal,
+        ),
       (error) => {
         if (TRANSIENT.has(error.code)) return undefined;
         throw new GenerationRejected(
@@ -85,7 +89,10 @@ export class ReconcilerGrpcClient {
   ): Promise<string | undefined> {
     return this.retried<string | undefined>(
       async () => {
-        const status = await this.getStatus(flakeUri, signal);
+        const status = await this.unary<FlakeStatus__Output>(
+          (options, done) => this.client.getStatus({ flakeUri }, options, done),
+          signal,
+        );
         return status.revision === '' ? undefined : status.revision;
       },
       (error) => (error.code === grpc.status.NOT_FOUND ? { answer: undefined } : undefined),
@@ -133,37 +140,17 @@ export class ReconcilerGrpcClient {
   }
 
   /** One call; an abort cancels it, so a worker handing its jobs back never waits on it. */
-  private call(
-    request: ApplyGenerationRequest,
+  private unary<T>(
+    start: (options: grpc.CallOptions, done: grpc.requestCallback<T>) => grpc.ClientUnaryCall,
     signal?: AbortSignal,
-  ): Promise<ApplyGenerationResponse__Output> {
+  ): Promise<T> {
     return new Promise((resolve, reject) => {
       const cancel = () => call.cancel();
-      const call = this.client.applyGeneration(
-        request,
-        { deadline: Date.now() + this.options.deadlineMs },
-        (error, response) => {
-          signal?.removeEventListener('abort', cancel);
-          if (error) reject(error);
-          else resolve(response!);
-        },
-      );
-      signal?.addEventListener('abort', cancel, { once: true });
-    });
-  }
-
-  private getStatus(flakeUri: string, signal?: AbortSignal): Promise<FlakeStatus__Output> {
-    return new Promise((resolve, reject) => {
-      const cancel = () => call.cancel();
-      const call = this.client.getStatus(
-        { flakeUri },
-        { deadline: Date.now() + this.options.deadlineMs },
-        (error, response) => {
-          signal?.removeEventListener('abort', cancel);
-          if (error) reject(error);
-          else resolve(response!);
-        },
-      );
+      const call = start({ deadline: Date.now() + this.options.deadlineMs }, (error, response) => {
+        signal?.removeEventListener('abort', cancel);
+        if (error) reject(error);
+        else resolve(response!);
+      });
       signal?.addEventListener('abort', cancel, { once: true });
     });
   }
