@@ -2,6 +2,14 @@ import { describe, expect, it } from '@jest/globals';
 import { buildJobId, buildJobSchema, flakeKey } from '../src';
 
 const COMMIT = '0123456789abcdef0123456789abcdef01234567';
+const job = {
+  flake: 'github:acme/app',
+  commit: COMMIT,
+  ref: 'refs/heads/main',
+  forge: 'github',
+  deliveryId: 'd-1',
+  receivedAt: '2026-11-28T12:00:00.000Z',
+};
 
 describe('build jobs', () => {
   it('derive one job id per flake and commit, without the characters BullMQ refuses', () => {
@@ -12,14 +20,6 @@ describe('build jobs', () => {
   });
 
   it('validate the payload and name what is wrong', () => {
-    const job = {
-      flake: 'github:acme/app',
-      commit: COMMIT,
-      ref: 'refs/heads/main',
-      forge: 'github',
-      deliveryId: 'd-1',
-      receivedAt: '2026-11-28T12:00:00.000Z',
-    };
     expect(buildJobSchema.parse(job)).toEqual(job);
     const bad = buildJobSchema.safeParse({ ...job, commit: 'HEAD', ref: 'refs/tags/v1', extra: 1 });
     expect(bad.success).toBe(false);
@@ -28,14 +28,6 @@ describe('build jobs', () => {
   });
 
   it('take forced and allowBackward as booleans only', () => {
-    const job = {
-      flake: 'github:acme/app',
-      commit: COMMIT,
-      ref: 'refs/heads/main',
-      forge: 'github',
-      deliveryId: 'd-1',
-      receivedAt: '2026-11-28T12:00:00.000Z',
-    };
     expect(buildJobSchema.parse({ ...job, forced: true, allowBackward: false })).toMatchObject({
       forced: true,
       allowBackward: false,

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { AGE_RECIPIENT } from './tpm-request-names';
+import { AGE_RECIPIENT } from '@seed/contracts';
 
 export class IdentityError extends Error {
   override readonly name = 'IdentityError';

@@ -1,4 +1,5 @@
-import { LABEL_INSTANCE, TPM_KEYS, readTpmReport, tpmRequestName } from './tpm-request-names';
+import { TPM_KEYS, readTpmReport, tpmRequestName } from '@seed/contracts';
+import { LABEL_INSTANCE } from '@seed/k8s-model';
 import type { InstanceKey, VtpmStore } from './vtpm-store';
 
 /** A TPM request as the agent reads it: a ConfigMap's identity, labels and data. */

@@ -1,11 +1,7 @@
 // The TPM requests in the cluster, from the Kubernetes API: the only file of this package
 // importing client-node.
-import {
-  LABEL_MANAGED_BY_SEED,
-  LABEL_TPM,
-  NODE_AGENT_FIELD_MANAGER,
-  TPM_REQUEST,
-} from './tpm-request-names';
+import { LABEL_TPM, NODE_AGENT_FIELD_MANAGER, TPM_REQUEST } from '@seed/contracts';
+import { LABEL_MANAGED_BY, MANAGED_BY_SEED } from '@seed/k8s-model';
 import { loadKubeConfig } from '@seed/kube-config';
 import {
   ApiException,
@@ -16,7 +12,7 @@ import {
 } from '@kubernetes/client-node';
 import type { TpmRequest, TpmRequests } from './node-tpm.agent';
 
-const SELECTOR = `${LABEL_MANAGED_BY_SEED},${LABEL_TPM}=${TPM_REQUEST}`;
+const SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_SEED},${LABEL_TPM}=${TPM_REQUEST}`;
 
 /**
  * Lists every TPM request (ConfigMaps labelled `seed.loom.farm/tpm=request` in all
