@@ -107,10 +107,8 @@ class BuilderModule {
           }),
         }
       : { cache: undefined, off: config.binaryCache.reason };
-    const { targets, ...statusOptions } = config.forgeStatuses;
     const statuses = new ForgeStatuses(
-      targets,
-      statusOptions,
+      config.forgeStatuses,
       (forge, result) => metrics.forgeStatuses.inc({ forge, result }),
       logger,
     );

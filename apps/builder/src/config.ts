@@ -4,17 +4,9 @@ import path from 'node:path';
 import { DEFAULT_MAX_OUTPUT_BYTES, publicKeyOf } from '@seed/nix-eval';
 import { REDIS_USERS, type RedisConnectionSettings } from '@seed/builds-queue';
 import type { TlsDirectory } from '@seed/contracts';
-import {
-  ConfigError,
-  envVar,
-  parseEnv,
-  redisEnv,
-  redisSettings,
-  type TokenFile,
-} from '@seed/service-kit';
+import { envVar, parseEnv, redisEnv, redisSettings, type TokenFile } from '@seed/service-kit';
 import { z } from 'zod';
-import type { ForgeStatusOptions, StatusTarget } from './forge-statuses';
-import { statusTargets } from './status-targets';
+import type { ForgeStatusOptions } from './forge-statuses';
 
 // Nix reads both paths out of a store URL (`file://DIR?secret-key=FILE&…`): keep them plain.
 const STORE_URL_SAFE = /^\/[^\s?&#%]*$/;
@@ -90,8 +82,6 @@ const envSchema = z
     SEED_JOB_LOCK_MS: envVar.positiveInt(30_000),
     SEED_BUILD_LOG_BYTES: envVar.positiveInt(64 * 1024),
     SEED_SHUTDOWN_GRACE_MS: envVar.positiveInt(60_000),
-    SEED_FLAKES_FILE: z.string().min(1).optional(),
-    SEED_FLAKES: z.string().min(1).optional(),
     SEED_BUILDS_URL: z
       .url({ protocol: /^https?$/, error: 'expected the http(s) URL build records are read at' })
       .transform((url) => url.replace(/\/+$/, ''))
@@ -161,27 +151,12 @@ export interface BuilderConfig {
     attempts: number;
     backoffMs: number;
   };
-  /** Commit statuses: each flake's target (none without a registry) and how to send them. */
-  forgeStatuses: ForgeStatusOptions & { targets: Map<string, StatusTarget> };
+  /** How commit statuses are sent (each build's job says where). */
+  forgeStatuses: ForgeStatusOptions;
   /** The bare git mirrors of flakes, for the ancestry check (GitHistory). */
   history: { dir: string; timeoutMs: number };
   buildLogBytes: number;
   logLevel: string;
-}
-
-/** The registry's status targets, from `SEED_FLAKES` or `SEED_FLAKES_FILE`; none without either. */
-function loadStatusTargets(vars: { SEED_FLAKES?: string; SEED_FLAKES_FILE?: string }) {
-  if (vars.SEED_FLAKES !== undefined) return statusTargets(vars.SEED_FLAKES, 'SEED_FLAKES');
-  if (vars.SEED_FLAKES_FILE === undefined) return new Map<string, StatusTarget>();
-  let document: string;
-  try {
-    document = readFileSync(vars.SEED_FLAKES_FILE, 'utf8');
-  } catch (error) {
-    throw new ConfigError([
-      `SEED_FLAKES_FILE: cannot read ${vars.SEED_FLAKES_FILE}: ${(error as Error).message}`,
-    ]);
-  }
-  return statusTargets(document, vars.SEED_FLAKES_FILE);
 }
 
 export function loadBuilderConfig(env: NodeJS.ProcessEnv = process.env): BuilderConfig {
@@ -231,7 +206,6 @@ export function loadBuilderConfig(env: NodeJS.ProcessEnv = process.env): Builder
             publishTimeoutMs: vars.SEED_PUBLISH_TIMEOUT_MS,
           },
     forgeStatuses: {
-      targets: loadStatusTargets(vars),
       buildsUrl: vars.SEED_BUILDS_URL,
       attempts: vars.SEED_FORGE_STATUS_ATTEMPTS,
       backoffMs: vars.SEED_FORGE_STATUS_BACKOFF_MS,

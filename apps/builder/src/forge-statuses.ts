@@ -6,16 +6,9 @@ import {
   type BuildJob,
   type CommitStatusEvent,
   type Forge,
+  type StatusTarget,
 } from '@seed/contracts';
 import type { Logger } from '@seed/service-kit';
-
-/** Where a flake's commit statuses go (the registry's `forgeStatus`, repository resolved). */
-export interface StatusTarget {
-  api: string;
-  /** `owner/repo`, or a GitLab project path or id. */
-  repository: string;
-  tokenFile: string;
-}
 
 export interface ForgeStatusOptions {
   /** The build's record as people open it: `<buildsUrl>/<job id>`. */
@@ -58,15 +51,14 @@ export class ForgeStatuses {
   private held = 0;
 
   constructor(
-    private readonly targets: ReadonlyMap<string, StatusTarget>,
     private readonly options: ForgeStatusOptions,
     private readonly count: (forge: Forge, result: StatusResult) => void,
     private readonly logger: Logger,
   ) {}
 
-  /** Queues a status of the build's commit, when its flake has a forge to tell. */
+  /** Queues a status of the build's commit, when its flake has a forge to tell (the job says). */
   report(job: BuildJob, jobId: string, event: CommitStatusEvent, description: string): void {
-    if (this.stopping.signal.aborted || !this.targets.has(job.flake)) return;
+    if (this.stopping.signal.aborted || job.forgeStatus === undefined) return;
     const queue = this.queues.get(job.flake) ?? [];
     this.queues.set(job.flake, queue);
     if (this.held >= this.options.capacity) {
@@ -102,10 +94,9 @@ export class ForgeStatuses {
   }
 
   private async drain(flake: string, queue: Pending[]): Promise<void> {
-    const target = this.targets.get(flake)!;
     while (queue.length > 0 && !this.stopping.signal.aborted) {
       const pending = queue[0]!;
-      const attempt = await this.send(pending, target);
+      const attempt = await this.send(pending, pending.job.forgeStatus!);
       if (attempt === 'retry' && pending.tries < this.options.attempts) {
         this.count(pending.job.forge, 'retried');
         await this.pause(this.options.backoffMs * 2 ** (pending.tries - 1));

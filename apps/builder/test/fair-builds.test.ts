@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
-import { DEFAULT_MAX_QUEUED_BUILDS } from '@seed/builds-queue';
+import { DEFAULT_MAX_QUEUED_BUILDS } from '@seed/contracts';
 import type { FlakeRepo } from '@seed/testing';
 import { startBuilderStack, type BuilderStack } from './builder-stack';
 import type { FakeReconciler } from './fake-reconciler';

@@ -9,10 +9,9 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { BuildJob, Forge } from '@seed/contracts';
-import { ConfigError, createLogger } from '@seed/service-kit';
+import { createLogger } from '@seed/service-kit';
 import type { FlakeRepo } from '@seed/testing';
 import { ForgeStatuses, type StatusResult } from '../src/forge-statuses';
-import { statusTargets } from '../src/status-targets';
 import { startBuilderStack, type BuilderStack } from './builder-stack';
 import { commitStatusProblems, githubSpecVersion, type SentRequest } from './forge-specs';
 import { finished, flake, type Pushes } from './harness';
@@ -100,7 +99,8 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-function job(forge: Forge, commit = COMMIT): BuildJob {
+/** A build of `forge`'s repository whose statuses go to the loopback `api`. */
+function job(api: LoopbackForge, forge: Forge, commit = COMMIT): BuildJob {
   return {
     flake: 'github:acme/app',
     commit,
@@ -108,6 +108,7 @@ function job(forge: Forge, commit = COMMIT): BuildJob {
     forge,
     deliveryId: 'd-1',
     receivedAt: new Date().toISOString(),
+    forgeStatus: { api: api.url, repository: 'acme/app', tokenFile },
   };
 }
 
@@ -126,7 +127,6 @@ function statuses(forge: LoopbackForge, options: { attempts?: number; timeoutMs?
     }),
   );
   const sender = new ForgeStatuses(
-    new Map([['github:acme/app', { api: forge.url, repository: 'acme/app', tokenFile }]]),
     {
       buildsUrl: 'http://builder.test/builds',
       attempts: options.attempts ?? 3,
@@ -148,11 +148,11 @@ describe(`commit statuses, checked against each forge's API (GitHub's document $
     async (forgeName) => {
       const forge = await LoopbackForge.start();
       const { sender, counts } = statuses(forge);
-      const build = job(forgeName);
+      const build = job(forge, forgeName);
       sender.report(build, 'build-1', 'queued', 'queued: a builder took the build');
       sender.report(build, 'build-1', 'building', 'building');
       sender.report(build, 'build-1', 'succeeded', 'generation 0123456789ab applied');
-      const other = job(forgeName, 'beef'.padEnd(40, '1'));
+      const other = job(forge, forgeName, 'beef'.padEnd(40, '1'));
       sender.report(other, 'build-2', 'failed', 'failed (nix)');
       sender.report(other, 'build-3', 'superseded', 'superseded by a newer push');
       await forge.until(5);
@@ -209,7 +209,7 @@ describe(`commit statuses, checked against each forge's API (GitHub's document $
   it("logs a wrong token's 401 once, without the token, and does not retry it", async () => {
     const forge = await LoopbackForge.start(() => 401);
     const { sender, lines, counts } = statuses(forge);
-    sender.report(job('github'), 'build-1', 'queued', 'queued');
+    sender.report(job(forge, 'github'), 'build-1', 'queued', 'queued');
     await forge.until(1);
     for (const deadline = Date.now() + 10_000; counts.length === 0 && Date.now() < deadline;)
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -226,7 +226,7 @@ describe(`commit statuses, checked against each forge's API (GitHub's document $
   it('tries a failing forge a bounded number of times, drops the status, and sends the next in order', async () => {
     const forge = await LoopbackForge.start((index) => (index < 3 ? 500 : 201));
     const { sender, lines, counts } = statuses(forge, { attempts: 3 });
-    const build = job('github');
+    const build = job(forge, 'github');
     sender.report(build, 'build-1', 'queued', 'queued');
     sender.report(build, 'build-1', 'building', 'building');
     sender.report(build, 'build-1', 'succeeded', 'applied');
@@ -246,47 +246,6 @@ describe(`commit statuses, checked against each forge's API (GitHub's document $
   });
 });
 
-describe("the registry's forgeStatus, as the builder reads it", () => {
-  it("takes each flake's target, the repository from the entry unless given", () => {
-    const targets = statusTargets(
-      [
-        'flakes:',
-        '  - { flake: "github:acme/app", repository: "https://github.com/acme/app.git", secret: s,',
-        `      forgeStatus: { api: "https://api.github.com/", tokenFile: "${tokenFile}" } }`,
-        '  - { flake: "git+https://gitlab.example/g/sub/p.git", repository: gitlab.example/g/sub/p,',
-        `      secret: s, forgeStatus: { api: "https://gitlab.example", tokenFile: "${tokenFile}", repository: "42" } }`,
-        '  - { flake: "github:acme/quiet", repository: acme/quiet, secret: s }',
-      ].join('\n'),
-      'flakes.yaml',
-    );
-    expect(Object.fromEntries(targets)).toEqual({
-      'github:acme/app': { api: 'https://api.github.com', repository: 'acme/app', tokenFile },
-      'git+https://gitlab.example/g/sub/p.git': {
-        api: 'https://gitlab.example',
-        repository: '42',
-        tokenFile,
-      },
-    });
-  });
-
-  it('refuses at start a token file it cannot read', () => {
-    const missing = path.join(scratch, 'missing');
-    const load = () =>
-      statusTargets(
-        JSON.stringify([
-          {
-            flake: 'github:acme/app',
-            repository: 'acme/app',
-            forgeStatus: { api: 'https://api.github.com', tokenFile: missing },
-          },
-        ]),
-        'SEED_FLAKES',
-      );
-    expect(load).toThrow(ConfigError);
-    expect(load).toThrow(`SEED_FLAKES: flakes[0].forgeStatus.tokenFile: cannot use ${missing}`);
-  });
-});
-
 describe('a real builder with a forge that does not answer', () => {
   let stack: BuilderStack;
   let url: string;
@@ -297,16 +256,7 @@ describe('a real builder with a forge that does not answer', () => {
   beforeAll(async () => {
     forge = await LoopbackForge.start(() => 'hang');
     repo = await flake({ web: {} });
-    const registry = [
-      {
-        flake: repo.url(),
-        repository: 'github.com/acme/web',
-        secret: 'unused-here',
-        forgeStatus: { api: forge.url, tokenFile },
-      },
-    ];
     stack = await startBuilderStack({
-      SEED_FLAKES: JSON.stringify(registry),
       SEED_BUILDS_URL: 'http://builder.test/builds/',
       // Long enough that the whole build runs while the first status hangs.
       SEED_FORGE_STATUS_TIMEOUT_MS: '120000',
@@ -322,7 +272,9 @@ describe('a real builder with a forge that does not answer', () => {
   });
 
   it('finishes the build while the forge hangs, then sends its statuses in order', async () => {
-    const jobId = await pushes.push(repo, await repo.head());
+    const jobId = await pushes.pushJob(repo, await repo.head(), {
+      forgeStatus: { api: forge.url, repository: 'acme/web', tokenFile },
+    });
     const record = await finished(url, jobId);
     expect(record.state).toBe('succeeded');
     // The build is done; the forge has had one request (queued) and answered nothing.

@@ -1,5 +1,12 @@
 import { QueueLimitReached } from '@seed/builds-queue';
-import { buildJobId, flakeKey, redactFlakeRef, type BuildJob, type Forge } from '@seed/contracts';
+import {
+  buildJobId,
+  flakeKey,
+  redactFlakeRef,
+  type BuildJob,
+  type Forge,
+  type StatusTarget,
+} from '@seed/contracts';
 import type { Logger } from '@seed/service-kit';
 import type { BranchHead } from './branch-head';
 import type { WebhookMetrics } from './metrics';
@@ -14,6 +21,7 @@ export interface PolledFlake {
   /** The forge its statuses go to (a polled build has no delivery to say). */
   forge: Forge;
   quota: BuildJob['quota'];
+  forgeStatus?: StatusTarget;
 }
 
 /** The builds queue as polling uses it: queue a build, and know a flake's latest one. */
@@ -33,21 +41,47 @@ export type PollOutcome = 'unchanged' | 'queued' | 'unreachable' | 'over-limit' 
 export class BranchPoller {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly running = new Set<Promise<PollOutcome>>();
+  private flakes = new Map<string, PolledFlake>();
+  private started = false;
   private stopped = false;
 
   constructor(
-    private readonly flakes: readonly PolledFlake[],
+    flakes: readonly PolledFlake[],
     private readonly readHead: (flake: PolledFlake) => Promise<BranchHead>,
     private readonly builds: PolledQueue,
     private readonly metrics: WebhookMetrics,
     private readonly logger: Logger,
     private readonly random: () => number = Math.random,
     private readonly now: () => Date = () => new Date(),
-  ) {}
+  ) {
+    this.flakes = new Map(flakes.map((flake) => [flake.flake, flake]));
+  }
 
   /** The first poll of each flake comes at a random point of its first interval. */
   start(): void {
-    for (const flake of this.flakes) this.schedule(flake, this.random() * flake.intervalMs);
+    this.started = true;
+    for (const flake of this.flakes.values()) this.firstPoll(flake);
+  }
+
+  /**
+   * Follows the registry as it changes: a new or changed flake is polled from a random
+   * point of its interval, an unchanged one keeps its rhythm, a removed one stops.
+   */
+  replan(flakes: readonly PolledFlake[]): void {
+    const next = new Map(flakes.map((flake) => [flake.flake, flake]));
+    const previous = this.flakes;
+    this.flakes = next;
+    if (!this.started) return;
+    for (const [key, flake] of next) {
+      if (JSON.stringify(previous.get(key)) === JSON.stringify(flake)) continue;
+      clearTimeout(this.timers.get(key));
+      this.firstPoll(flake);
+    }
+    for (const key of previous.keys()) {
+      if (next.has(key)) continue;
+      clearTimeout(this.timers.get(key));
+      this.timers.delete(key);
+    }
   }
 
   async stop(): Promise<void> {
@@ -91,11 +125,16 @@ export class BranchPoller {
       deliveryId,
       receivedAt: this.now().toISOString(),
       ...(flake.quota && { quota: flake.quota }),
+      ...(flake.forgeStatus && { forgeStatus: flake.forgeStatus }),
     };
     const record = await this.builds.queue(flake.forge, deliveryId, [job]);
     if (record.duplicate) return 'unchanged';
     log.info({ commit: head.commit, jobId }, 'poll found a new branch head; build queued');
     return 'queued';
+  }
+
+  private firstPoll(flake: PolledFlake): void {
+    this.schedule(flake, this.random() * flake.intervalMs);
   }
 
   private schedule(flake: PolledFlake, delayMs: number): void {
@@ -105,6 +144,8 @@ export class BranchPoller {
       this.running.add(polled);
       void polled.finally(() => {
         this.running.delete(polled);
+        // Replanned meanwhile: the new plan has scheduled its own poll, or none.
+        if (this.flakes.get(flake.flake) !== flake) return;
         this.schedule(flake, flake.intervalMs * (0.9 + 0.2 * this.random()));
       });
     }, delayMs);

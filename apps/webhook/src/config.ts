@@ -1,7 +1,8 @@
 import { REDIS_USERS, type RedisConnectionSettings } from '@seed/builds-queue';
 import { ConfigError, envVar, parseEnv, redisEnv, redisSettings } from '@seed/service-kit';
 import { z } from 'zod';
-import { loadFlakeRegistry, type FlakeRegistry } from './flake-registry';
+import { loadFlakeRegistry } from './flake-registry';
+import type { FlakesSource } from './served-flakes';
 
 const envSchema = z.object({
   SEED_WEBHOOK_HOST: z.string().min(1).default('127.0.0.1'),
@@ -13,8 +14,12 @@ const envSchema = z.object({
   ...redisEnv(REDIS_USERS.webhook),
   SEED_REDIS_COMMAND_TIMEOUT_MS: envVar.positiveInt(2_000),
   SEED_DELIVERY_TTL_HOURS: envVar.positiveInt(72),
+  // A registry document (tests, a cluster-less run); without one, the SeedFlakes.
   SEED_FLAKES_FILE: z.string().min(1).optional(),
   SEED_FLAKES: z.string().min(1).optional(),
+  SEED_KUBECONFIG: z.string().min(1).optional(),
+  SEED_WEBHOOK_SECRETS_DIR: z.string().startsWith('/').default('/etc/seed/webhook-secrets'),
+  SEED_WEBHOOK_SECRETS_RESYNC_SECONDS: envVar.positiveInt(30),
   // The safety net under webhooks; a registry entry's pollIntervalSeconds overrides it.
   SEED_POLL_INTERVAL_SECONDS: envVar.nonNegativeInt(300),
   SEED_POLL_TIMEOUT_SECONDS: envVar.positiveInt(30),
@@ -30,7 +35,7 @@ export interface WebhookConfig {
     maxUnverifiedBytes: number;
   };
   redis: RedisConnectionSettings & { commandTimeoutMs: number };
-  registry: FlakeRegistry;
+  flakes: FlakesSource;
   /** How long a delivery id and a queued commit are remembered for deduplication. */
   dedupeTtlSeconds: number;
   poll: { defaultIntervalSeconds: number; timeoutMs: number };
@@ -51,7 +56,18 @@ export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): Webhook
       maxUnverifiedBytes: vars.SEED_WEBHOOK_MAX_UNVERIFIED_BYTES,
     },
     redis: { ...redisSettings(vars), commandTimeoutMs: vars.SEED_REDIS_COMMAND_TIMEOUT_MS },
-    registry: loadFlakeRegistry({ file: vars.SEED_FLAKES_FILE, inline: vars.SEED_FLAKES }, env),
+    flakes:
+      vars.SEED_FLAKES !== undefined
+        ? { document: loadFlakeRegistry({ inline: vars.SEED_FLAKES }, env) }
+        : vars.SEED_FLAKES_FILE !== undefined
+          ? { document: loadFlakeRegistry({ file: vars.SEED_FLAKES_FILE }, env) }
+          : {
+              seedFlakes: {
+                kubeconfig: vars.SEED_KUBECONFIG,
+                secretsDir: vars.SEED_WEBHOOK_SECRETS_DIR,
+                resyncMs: vars.SEED_WEBHOOK_SECRETS_RESYNC_SECONDS * 1000,
+              },
+            },
     dedupeTtlSeconds: vars.SEED_DELIVERY_TTL_HOURS * 3600,
     poll: {
       defaultIntervalSeconds: vars.SEED_POLL_INTERVAL_SECONDS,

@@ -1,18 +1,21 @@
 import { readFileSync } from 'node:fs';
-import { DEFAULT_MAX_QUEUED_BUILDS } from '@seed/builds-queue';
+import path from 'node:path';
 import {
-  FORGES,
+  DEFAULT_MAX_QUEUED_BUILDS,
   deriveNamespace,
   flakeRegistryEntries,
   flakeHookId,
-  flakeQuotaOverridesSchema,
-  forgeStatusSchema,
-  parseFlakeRef,
   gitRemoteOf,
+  namespaceHolders,
   redactFlakeRef,
+  seedFlakeSettingsSchema,
+  seedFlakeSpecSchema,
+  statusTargetOf,
   withQuotaDefaults,
   type FlakeQuota,
   type Forge,
+  type ForgeStatusTarget,
+  type SeedFlakeResource,
 } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { z } from 'zod';
@@ -37,46 +40,25 @@ export interface RegisteredFlake {
   pollIntervalSeconds?: number;
   /** The forge hosting the repository, for the builds a poll queues (deliveries say it). */
   forge?: Forge;
+  /** Its pushes and polls queue nothing (`seed rollback` set it; `seed resume` lifts it). */
+  suspended: boolean;
+  /** Where the builder sets the flake's commit statuses; travels with each build. */
+  forgeStatus?: ForgeStatusTarget;
+  /** The SeedFlake that registers it; none for a registry document's entry. */
+  resource?: string;
 }
 
 /** Why a registered flake is not polled, or how it is. */
 export type PollPlan = { polled: PolledFlake } | { skipped: string };
 
-// git check-ref-format, the parts that matter for a branch name in a config file.
-// eslint-disable-next-line no-control-regex -- control characters are what it refuses
-const BRANCH = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)[^\s~^:?*[\\\x00-\x1f\x7f]+(?<![./])$/;
-
-const entrySchema = z
-  .strictObject({
-    flake: z.string().superRefine((flake, ctx) => {
-      try {
-        parseFlakeRef(flake);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-      }
-    }),
-    repository: z.string().min(1, { error: 'names the repository whose pushes deploy the flake' }),
-    branch: z.string().regex(BRANCH, { error: 'is not a valid git branch name' }).optional(),
+const entrySchema = seedFlakeSettingsSchema
+  .extend({
     secret: z.string().min(1).optional(),
     secretFile: z.string().min(1).optional(),
     secretEnv: z
       .string()
       .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
       .optional(),
-    maxQueuedBuilds: z
-      .int({ error: 'must be a whole number of builds' })
-      .min(1, { error: 'must be at least 1' })
-      .max(1000, { error: 'must be at most 1000' })
-      .default(DEFAULT_MAX_QUEUED_BUILDS),
-    // Read by the builder, which sends the statuses; checked here with the rest.
-    forgeStatus: forgeStatusSchema.optional(),
-    quota: flakeQuotaOverridesSchema.optional(),
-    pollIntervalSeconds: z
-      .int({ error: 'must be a whole number of seconds' })
-      .min(0, { error: 'must be 0 (never) or more' })
-      .max(86_400, { error: 'must be at most 86400 (a day)' })
-      .optional(),
-    forge: z.enum(FORGES).optional(),
   })
   .refine(
     (entry) => [entry.secret, entry.secretFile, entry.secretEnv].filter(Boolean).length === 1,
@@ -126,6 +108,7 @@ export class FlakeRegistry {
 const FORGE_HOSTS: Record<string, Forge> = { 'github.com': 'github', 'gitlab.com': 'gitlab' };
 
 function pollPlan(flake: RegisteredFlake, defaultIntervalSeconds: number): PollPlan {
+  if (flake.suspended) return { skipped: 'suspended (seed resume lifts it)' };
   const intervalSeconds = flake.pollIntervalSeconds ?? defaultIntervalSeconds;
   if (intervalSeconds === 0) return { skipped: 'polling is off (interval 0)' };
   const remote = gitRemoteOf(flake.flake);
@@ -144,6 +127,9 @@ function pollPlan(flake: RegisteredFlake, defaultIntervalSeconds: number): PollP
       intervalMs: intervalSeconds * 1000,
       forge,
       quota: flake.quota,
+      ...(flake.forgeStatus && {
+        forgeStatus: statusTargetOf(flake.forgeStatus, flake.repository),
+      }),
     },
   };
 }
@@ -197,18 +183,7 @@ export function parseFlakeRegistry(
       return;
     }
     try {
-      const secret = readSecret(entry.data, env, where);
-      flakes.push({
-        flake: entry.data.flake,
-        repository: normalizeRepository(entry.data.repository),
-        branch: entry.data.branch,
-        secret,
-        hookId: flakeHookId(entry.data.flake, secret),
-        maxQueuedBuilds: entry.data.maxQueuedBuilds,
-        quota: withQuotaDefaults(entry.data.quota),
-        pollIntervalSeconds: entry.data.pollIntervalSeconds,
-        forge: entry.data.forge,
-      });
+      flakes.push(registeredFlake(entry.data, readSecret(entry.data, env, where)));
     } catch (error) {
       problems.push((error as Error).message);
     }
@@ -232,15 +207,89 @@ export function parseFlakeRegistry(
   return new FlakeRegistry(flakes);
 }
 
+function registeredFlake(
+  settings: z.output<typeof seedFlakeSettingsSchema>,
+  secret: string,
+  resource?: string,
+): RegisteredFlake {
+  return {
+    flake: settings.flake,
+    repository: normalizeRepository(settings.repository),
+    branch: settings.branch,
+    secret,
+    hookId: flakeHookId(settings.flake, secret),
+    maxQueuedBuilds: settings.maxQueuedBuilds,
+    quota: withQuotaDefaults(settings.quota),
+    pollIntervalSeconds: settings.pollIntervalSeconds,
+    forge: settings.forge,
+    suspended: settings.suspend,
+    forgeStatus: settings.forgeStatus,
+    ...(resource !== undefined && { resource }),
+  };
+}
+
+/** A SeedFlake the webhook does not serve, and why. */
+export interface RefusedSeedFlake {
+  resource: string;
+  reason: string;
+}
+
+/**
+ * The registry the SeedFlakes make: each with its webhook secret read from
+ * `secretsDir/<secretKey>` (the mounted Secret, which the kubelet keeps current). A
+ * SeedFlake whose namespace another holds, whose secret cannot be read, or whose spec
+ * the API server let through but Seed cannot use is left out and named.
+ */
+export function registryFromSeedFlakes(
+  resources: readonly SeedFlakeResource[],
+  secretsDir: string,
+): { registry: FlakeRegistry; refused: RefusedSeedFlake[] } {
+  const live = resources.filter((resource) => resource.metadata.deletionTimestamp === undefined);
+  const taken = namespaceHolders(live, deriveNamespace);
+  const flakes: RegisteredFlake[] = [];
+  const refused: RefusedSeedFlake[] = [];
+  for (const resource of live) {
+    const name = resource.metadata.name;
+    const holder = taken.get(name);
+    if (holder) {
+      refused.push({
+        resource: name,
+        reason: `its namespace ${holder.namespace} belongs to SeedFlake ${holder.holder}`,
+      });
+      continue;
+    }
+    const spec = seedFlakeSpecSchema.safeParse(resource.spec);
+    if (!spec.success) {
+      const [issue] = spec.error.issues;
+      refused.push({ resource: name, reason: `spec.${issue!.path.join('.')}: ${issue!.message}` });
+      continue;
+    }
+    const file = path.join(secretsDir, spec.data.secretKey);
+    let secret: string;
+    try {
+      secret = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      refused.push({
+        resource: name,
+        reason: `its webhook secret ${file} cannot be read: ${(error as Error).message}`,
+      });
+      continue;
+    }
+    if (secret === '') {
+      refused.push({ resource: name, reason: `its webhook secret ${file} is empty` });
+      continue;
+    }
+    flakes.push(registeredFlake(spec.data, secret, name));
+  }
+  return { registry: new FlakeRegistry(flakes), refused };
+}
+
 /** Reads the registry from a file or an inline document, whichever the operator gave. */
 export function loadFlakeRegistry(
-  source: { file?: string; inline?: string },
+  source: { inline: string } | { file: string },
   env: NodeJS.ProcessEnv,
 ): FlakeRegistry {
-  if (source.inline !== undefined) return parseFlakeRegistry(source.inline, 'SEED_FLAKES', env);
-  if (source.file === undefined) {
-    throw new ConfigError(['SEED_FLAKES_FILE or SEED_FLAKES: name the flakes Seed serves']);
-  }
+  if ('inline' in source) return parseFlakeRegistry(source.inline, 'SEED_FLAKES', env);
   let document: string;
   try {
     document = readFileSync(source.file, 'utf8');

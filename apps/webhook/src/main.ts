@@ -15,7 +15,10 @@ async function main(): Promise<void> {
   closeOnSignals(app, logger);
   await app.listen(config.http.port, config.http.host);
   logger.info(
-    { url: await app.getUrl(), flakes: config.registry.flakes.length },
+    {
+      url: await app.getUrl(),
+      flakes: 'document' in config.flakes ? config.flakes.document.flakes.length : 'SeedFlakes',
+    },
     'webhook listening',
   );
 }

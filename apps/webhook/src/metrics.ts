@@ -37,6 +37,13 @@ export class WebhookMetrics {
     registers: [this.registry],
   });
 
+  readonly flakes = new Gauge({
+    name: 'seed_webhook_flakes',
+    help: 'Registered flakes, by state (served, suspended, refused: a SeedFlake the webhook cannot serve)',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+
   constructor(queue: QueueGaugeSource) {
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_webhook_' });
     new Gauge({

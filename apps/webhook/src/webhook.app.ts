@@ -15,14 +15,17 @@ import { redactFlakeRef } from '@seed/contracts';
 import { readBranchHead } from './branch-head';
 import { BranchPoller, type PolledFlake } from './branch-poller';
 import type { WebhookConfig } from './config';
+import { FlakeRegistry } from './flake-registry';
 import { registerDeliveryRoutes } from './delivery-routes';
 import { WebhookMetrics } from './metrics';
+import { ServedFlakes } from './served-flakes';
 import { WebhookService } from './webhook.service';
 
 @Module({})
 class WebhookModule {
   static register(
     builds: BuildsQueueProducer,
+    served: ServedFlakes,
     poller: BranchPoller,
     metrics: WebhookMetrics,
   ): DynamicModule {
@@ -31,13 +34,14 @@ class WebhookModule {
       imports: [
         ProbesModule.register({
           registry: metrics.registry,
-          readiness: { redis: () => builds.ping() },
+          readiness: { redis: () => builds.ping(), flakes: () => served.ready() },
         }),
       ],
       providers: [
         {
           provide: ShutdownHook,
           useValue: new ShutdownHook(async () => {
+            await served.stop();
             await poller.stop();
             await builds.close();
           }),
@@ -52,11 +56,18 @@ export async function createWebhookApp(
   config: WebhookConfig,
   logger: Logger = createLogger('webhook', config.logLevel),
 ): Promise<NestFastifyApplication> {
-  const builds = new BuildsQueueProducer({
+  // The queue's cap of each flake's builds reads the registry, whose counts are metrics,
+  // whose gauges read the queue: each is given the others as they will be.
+  const metrics: WebhookMetrics = new WebhookMetrics({
+    depth: () => builds.depth(),
+    oldestWaitingSeconds: () => builds.oldestWaitingSeconds(),
+  });
+  const served = new ServedFlakes(config.flakes, metrics, logger, new FlakeRegistry([]));
+  const builds: BuildsQueueProducer = new BuildsQueueProducer({
     redis: config.redis,
     commandTimeoutMs: config.redis.commandTimeoutMs,
     dedupeTtlSeconds: config.dedupeTtlSeconds,
-    maxQueuedBuilds: (flake) => config.registry.maxQueuedBuilds(flake),
+    maxQueuedBuilds: (flake) => served.registry.maxQueuedBuilds(flake),
     onConnectionError: (error) => logger.debug({ err: error }, 'redis connection error'),
   });
   // Start even when Redis is away (deliveries get 503 and /readyz says why) but give it
@@ -72,10 +83,18 @@ export async function createWebhookApp(
     logger: false,
     skipMiddie: true,
   });
-  const metrics = new WebhookMetrics(builds);
-  const poller = branchPoller(config, builds, metrics, logger);
+  const poller = new BranchPoller(
+    [],
+    (flake) => readBranchHead(flake.remote, flake.branch, config.poll.timeoutMs),
+    builds,
+    metrics,
+    logger.child({ component: 'poller' }),
+  );
+  const replan = pollPlanner(config.poll.defaultIntervalSeconds, logger);
+  poller.replan(replan(served.registry));
+  served.onChange((registry: FlakeRegistry) => poller.replan(replan(registry)));
   const app = await NestFactory.create<NestFastifyApplication>(
-    WebhookModule.register(builds, poller, metrics),
+    WebhookModule.register(builds, served, poller, metrics),
     adapter,
     { bodyParser: false, logger: new PinoNestLogger(logger) },
   );
@@ -88,31 +107,35 @@ export async function createWebhookApp(
   app.useGlobalFilters(new JsonErrorFilter(logger));
   registerDeliveryRoutes(
     fastify,
-    new WebhookService(config.registry, builds, metrics, logger),
+    new WebhookService(() => served.registry, builds, metrics, logger),
     metrics,
     config.http,
   );
+  served.start();
   poller.start();
   return app;
 }
 
-/** Polls every registered flake it can, saying at start-up which it cannot and why. */
-function branchPoller(
-  config: WebhookConfig,
-  builds: BuildsQueueProducer,
-  metrics: WebhookMetrics,
+/**
+ * The flakes to poll in a registry, saying (once per flake and reason) which cannot be
+ * polled and why.
+ */
+function pollPlanner(
+  defaultIntervalSeconds: number,
   logger: Logger,
-): BranchPoller {
-  const polled: PolledFlake[] = [];
-  for (const [flake, plan] of config.registry.pollPlans(config.poll.defaultIntervalSeconds)) {
-    if ('polled' in plan) polled.push(plan.polled);
-    else logger.info({ flake: redactFlakeRef(flake), reason: plan.skipped }, 'flake not polled');
-  }
-  return new BranchPoller(
-    polled,
-    (flake) => readBranchHead(flake.remote, flake.branch, config.poll.timeoutMs),
-    builds,
-    metrics,
-    logger.child({ component: 'poller' }),
-  );
+): (registry: FlakeRegistry) => PolledFlake[] {
+  const said = new Map<string, string>();
+  return (registry) => {
+    const polled: PolledFlake[] = [];
+    for (const [flake, plan] of registry.pollPlans(defaultIntervalSeconds)) {
+      if ('polled' in plan) {
+        polled.push(plan.polled);
+        said.delete(flake);
+      } else if (said.get(flake) !== plan.skipped) {
+        said.set(flake, plan.skipped);
+        logger.info({ flake: redactFlakeRef(flake), reason: plan.skipped }, 'flake not polled');
+      }
+    }
+    return polled;
+  };
 }

@@ -1,5 +1,5 @@
 import { QueueLimitReached, type DeliveryRecord, type RecordedBuild } from '@seed/builds-queue';
-import type { BuildJob, Forge } from '@seed/contracts';
+import { statusTargetOf, type BuildJob, type Forge } from '@seed/contracts';
 import type { Logger } from '@seed/service-kit';
 import {
   DeliveryRejected,
@@ -73,7 +73,8 @@ interface VerifiedDelivery {
  */
 export class WebhookService {
   constructor(
-    private readonly registry: FlakeRegistry,
+    /** The registry as it is now: SeedFlakes come, change and go while the service runs. */
+    private readonly registry: () => FlakeRegistry,
     private readonly builds: BuildsQueue,
     private readonly metrics: WebhookMetrics,
     private readonly logger: Logger,
@@ -82,7 +83,7 @@ export class WebhookService {
 
   /** The flake whose own delivery URL has this id. */
   hook(hookId: string): RegisteredFlake | undefined {
-    return this.registry.byHook(hookId);
+    return this.registry().byHook(hookId);
   }
 
   async receive(delivery: IncomingDelivery): Promise<DeliveryAnswer> {
@@ -131,7 +132,18 @@ export class WebhookService {
       const reason = `no flake deploys branch "${branch}"`;
       return answer('ignored', { reason, deliveryId, jobs: [] });
     }
-    return this.enqueue(verified, push, deploying);
+    const suspended = deploying.filter((flake) => flake.suspended).map((flake) => flake.flake);
+    if (suspended.length === deploying.length) {
+      log.info({ suspended }, 'push to suspended flakes');
+      const reason = 'every flake this push deploys is suspended (seed resume lifts it)';
+      return answer('ignored', { reason, deliveryId, jobs: [], suspended });
+    }
+    return this.enqueue(
+      verified,
+      push,
+      deploying.filter((flake) => !flake.suspended),
+      suspended,
+    );
   }
 
   /**
@@ -181,7 +193,7 @@ export class WebhookService {
     // that much is parsed before a signature matches (claimedRepository; the body limit
     // and the routes' cap on unverified deliveries bound the scan).
     const claimed = claimedRepository(forge, delivery.contentType, delivery.body);
-    const candidates = claimed ? this.registry.following(claimed) : [];
+    const candidates = claimed ? this.registry().following(claimed) : [];
     if (candidates.length === 0) {
       // The same answer, after about the same work, as a wrong signature: which
       // repositories Seed serves is not for an unauthenticated sender to learn.
@@ -226,11 +238,15 @@ export class WebhookService {
     { forge, deliveryId, log }: VerifiedDelivery,
     push: Push,
     flakes: RegisteredFlake[],
+    suspended: string[],
   ): Promise<DeliveryAnswer> {
     const receivedAt = this.now().toISOString();
-    const builds: BuildJob[] = flakes.map(({ flake, quota }) => ({
-      flake,
-      quota,
+    const builds: BuildJob[] = flakes.map((flake) => ({
+      flake: flake.flake,
+      quota: flake.quota,
+      ...(flake.forgeStatus && {
+        forgeStatus: statusTargetOf(flake.forgeStatus, flake.repository),
+      }),
       commit: push.after!,
       ref: push.ref,
       forge,
@@ -255,12 +271,14 @@ export class WebhookService {
       ...record.builds[index]!,
     }));
     log.info({ jobs: queued }, 'builds queued');
-    if (record.dropped.length === 0) return answer('queued', { deliveryId, jobs: queued });
+    const skipped = suspended.length > 0 ? { suspended } : {};
+    if (record.dropped.length === 0)
+      return answer('queued', { deliveryId, jobs: queued, ...skipped });
     // Superseded and never started: a flake pushing faster than it builds keeps at most its
     // cap of builds waiting, so it cannot push the other flakes' builds back.
     this.metrics.droppedBuilds.inc(record.dropped.length);
     log.info({ dropped: record.dropped }, 'superseded builds dropped from the queue');
-    return answer('queued', { deliveryId, jobs: queued, dropped: record.dropped });
+    return answer('queued', { deliveryId, jobs: queued, dropped: record.dropped, ...skipped });
   }
 
   /** Queues the delivery's builds; any Redis failure becomes a 503 the forge will retry. */

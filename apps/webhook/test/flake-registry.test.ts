@@ -2,8 +2,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { DEFAULT_MAX_QUEUED_BUILDS } from '@seed/builds-queue';
-import { DEFAULT_FLAKE_QUOTA, deriveNamespace, flakeHookId } from '@seed/contracts';
+import {
+  DEFAULT_FLAKE_QUOTA,
+  DEFAULT_MAX_QUEUED_BUILDS,
+  deriveNamespace,
+  flakeHookId,
+} from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
 import { collidingFlakeUris } from '@seed/testing';
 import { loadWebhookConfig } from '../src/config';

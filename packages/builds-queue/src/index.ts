@@ -5,9 +5,5 @@ export { REDIS_USERS, redisAclRules, redisAclUsers } from './acl';
 export type { BuildsQueueService } from './acl';
 export type { RedisConnectionSettings } from './connection';
 export { BuildsQueueConsumer } from './consumer.repository';
-export {
-  BuildsQueueProducer,
-  DEFAULT_MAX_QUEUED_BUILDS,
-  QueueLimitReached,
-} from './producer.repository';
+export { BuildsQueueProducer, QueueLimitReached } from './producer.repository';
 export type { DeliveryRecord, RecordedBuild } from './producer.repository';

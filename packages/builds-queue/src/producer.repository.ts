@@ -1,4 +1,5 @@
 import {
+  DEFAULT_MAX_QUEUED_BUILDS,
   BUILD_JOB_NAME,
   BUILDS_QUEUE,
   buildJobId,
@@ -29,9 +30,6 @@ export type DeliveryRecord =
       dropped: string[];
     }
   | { duplicate: true; jobIds: string[] };
-
-/** The most builds of one flake waiting for a worker, when the registry sets no cap. */
-export const DEFAULT_MAX_QUEUED_BUILDS = 5;
 
 /**
  * A build whose flake already has its cap of builds waiting for a worker, none of which

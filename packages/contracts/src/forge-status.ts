@@ -33,6 +33,37 @@ export const forgeStatusSchema = z.strictObject({
 });
 export type ForgeStatusTarget = z.infer<typeof forgeStatusSchema>;
 
+/**
+ * Where one flake's statuses go, resolved: the build job carries it from the webhook,
+ * which reads the flake's `forgeStatus`, to the builder, which sends them.
+ */
+export const statusTargetSchema = z.strictObject({
+  api: z.url({ protocol: /^https?$/ }),
+  /** `owner/repo`, or a GitLab project path or id. */
+  repository: z.string().min(1),
+  tokenFile: z.string().startsWith('/'),
+});
+export type StatusTarget = z.infer<typeof statusTargetSchema>;
+
+/** The status target of a flake whose repository is `repository` (as its spec names it). */
+export function statusTargetOf(forgeStatus: ForgeStatusTarget, repository: string): StatusTarget {
+  return {
+    api: forgeStatus.api,
+    repository: forgeStatus.repository ?? repositoryPath(repository),
+    tokenFile: forgeStatus.tokenFile,
+  };
+}
+
+/** `owner/repo` of a spec's repository: a URL, `host/owner/repo` or `owner/repo`. */
+export function repositoryPath(repository: string): string {
+  const path = repository
+    .replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]+\//i, '')
+    .replace(/\/+$/, '')
+    .replace(/\.git$/, '');
+  const parts = path.split('/');
+  return parts.length > 2 && parts[0]!.includes('.') ? parts.slice(1).join('/') : path;
+}
+
 /** What Seed reports of a build. */
 export const COMMIT_STATUS_EVENTS = [
   'queued',

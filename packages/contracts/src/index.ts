@@ -104,8 +104,18 @@ export {
   shootRequestSchema,
 } from './shoot-api';
 export type { ShootAnswer, ShootPoolStatus, ShootRequestBody } from './shoot-api';
-export { commitStatusRequest, forgeStatusSchema } from './forge-status';
-export type { CommitStatus, CommitStatusEvent, ForgeStatusTarget } from './forge-status';
+export {
+  commitStatusRequest,
+  forgeStatusSchema,
+  statusTargetOf,
+  statusTargetSchema,
+} from './forge-status';
+export type {
+  CommitStatus,
+  CommitStatusEvent,
+  ForgeStatusTarget,
+  StatusTarget,
+} from './forge-status';
 export {
   DEFAULT_FLAKE_QUOTA,
   FLAKE_QUOTA_FIELDS,
@@ -131,3 +141,20 @@ export {
   tpmRequestName,
 } from './tpm-request';
 export type { TpmReport } from './tpm-request';
+export {
+  DEFAULT_MAX_QUEUED_BUILDS,
+  SEED_FLAKE_API,
+  SEED_FLAKE_CONDITIONS,
+  namespaceHolders,
+  seedFlakeSettingsSchema,
+  seedFlakeSpecSchema,
+} from './seed-flake';
+export type {
+  NamespaceTaken,
+  SeedFlakeCondition,
+  SeedFlakeConditionType,
+  SeedFlakeInstanceStatus,
+  SeedFlakeResource,
+  SeedFlakeSpec,
+  SeedFlakeStatus,
+} from './seed-flake';

@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
 import { z } from 'zod';
+import { statusTargetSchema } from './forge-status';
 import { flakeQuotaSchema } from './quota';
 
 /**
@@ -30,6 +31,8 @@ export const buildJobSchema = z.strictObject({
    * webhook older than the caps: the reconciler then applies the defaults.
    */
   quota: flakeQuotaSchema.optional(),
+  /** Where the builder sets the commit's statuses: the flake's `forgeStatus`, when it has one. */
+  forgeStatus: statusTargetSchema.optional(),
   /**
    * The forge said the push rewrote the branch (GitHub, Gitea, Forgejo `forced`; GitLab
    * says nothing, so its pushes are never marked). The builder then deploys the commit

@@ -1,5 +1,10 @@
 import https from 'node:https';
-import { KubeConfig, type RequestContext } from '@kubernetes/client-node';
+import {
+  KubeConfig,
+  type Informer,
+  type KubernetesObject,
+  type RequestContext,
+} from '@kubernetes/client-node';
 
 /**
  * A KubeConfig whose API calls share one keep-alive TLS agent. client-node 1.x builds a
@@ -39,4 +44,47 @@ export function loadKubeConfig(path?: string): KeepAliveKubeConfig {
   if (path) config.loadFromFile(path);
   else config.loadFromDefault();
   return config;
+}
+
+/** An informer kept running until `stop`. */
+export interface RunningInformer {
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts an informer and starts it again after every error (an API server restart ends
+ * its watch), with a growing pause so an outage does not become a hot loop. `onError`
+ * hears each error before the retry.
+ */
+export function keepInformerRunning(
+  informer: Pick<Informer<KubernetesObject>, 'start' | 'stop' | 'on'>,
+  onError: (error: unknown) => void,
+): RunningInformer {
+  let stopped = false;
+  let pauseMs = 500;
+  let timer: NodeJS.Timeout | undefined;
+  const start = () => {
+    informer.start().then(
+      () => {
+        pauseMs = 500;
+      },
+      (error: unknown) => restart(error),
+    );
+  };
+  const restart = (error: unknown) => {
+    if (stopped) return;
+    onError(error);
+    clearTimeout(timer);
+    timer = setTimeout(start, pauseMs);
+    pauseMs = Math.min(pauseMs * 2, 30_000);
+  };
+  informer.on('error', restart);
+  start();
+  return {
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await informer.stop();
+    },
+  };
 }

@@ -37,3 +37,4 @@ export { startQuotaController } from './quota-controller';
 export type { QuotaController } from './quota-controller';
 export { startPrometheus } from './prometheus';
 export type { LocalPrometheus, PromSample, PrometheusOptions, ScrapeTarget } from './prometheus';
+export { SEED_FLAKE_CRD, installSeedFlakeCrd } from './seed-flake-crd';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import { loadKubeConfig } from '@seed/kube-config';
+import { keepInformerRunning, loadKubeConfig } from '@seed/kube-config';
 import {
   ApiException,
   AppsV1Api,
@@ -338,37 +338,14 @@ export class KubeRepository {
     for (const event of ['add', 'update', 'delete'] as const) {
       informer.on(event, (object) => onChange(event, wireForm(object)));
     }
-    let stopped = false;
-    let pauseMs = 500;
-    let timer: NodeJS.Timeout | undefined;
-    const start = () => {
-      informer.start().then(
-        () => {
-          pauseMs = 500;
-        },
-        (error: unknown) => restart(error),
-      );
-    };
-    const restart = (error: unknown) => {
-      if (stopped) return;
-      onError(error);
-      clearTimeout(timer);
-      timer = setTimeout(start, pauseMs);
-      pauseMs = Math.min(pauseMs * 2, 30_000);
-    };
-    informer.on('error', restart);
-    start();
+    const running = keepInformerRunning(informer, onError);
     return {
       cached: (namespace, name) => {
         const object = kind === 'Namespace' ? informer.get(name) : informer.get(name, namespace);
         return object && wireForm(object);
       },
       list: (namespace) => informer.list(namespace).map(wireForm),
-      stop: async () => {
-        stopped = true;
-        clearTimeout(timer);
-        await informer.stop();
-      },
+      stop: () => running.stop(),
     };
   }
 

@@ -1,0 +1,96 @@
+import { loadKubeConfig } from '@seed/kube-config';
+import { watchSeedFlakes, type SeedFlakeWatch } from '@seed/seed-flakes';
+import type { Logger } from '@seed/service-kit';
+import { registryFromSeedFlakes, type FlakeRegistry } from './flake-registry';
+import type { WebhookMetrics } from './metrics';
+
+/** Where the webhook's flakes come from: a registry document, or the cluster's SeedFlakes. */
+export type FlakesSource =
+  | { document: FlakeRegistry }
+  | {
+      seedFlakes: {
+        /** A kubeconfig file; unset means in-cluster or $KUBECONFIG / ~/.kube/config. */
+        kubeconfig?: string;
+        /** The mounted webhook Secret: one file per `secretKey`. */
+        secretsDir: string;
+        /** How often the secrets are read again (the kubelet updates a mounted Secret in place). */
+        resyncMs: number;
+      };
+    };
+
+/**
+ * The flakes the webhook serves now. From a document they are fixed at start-up; from
+ * SeedFlakes they follow the cluster: every change rebuilds the registry, and the
+ * listeners (the poller) hear of it. A SeedFlake the webhook cannot serve is logged once
+ * per reason and counted.
+ */
+export class ServedFlakes {
+  private current: FlakeRegistry;
+  private readonly listeners: ((registry: FlakeRegistry) => void)[] = [];
+  private watch: SeedFlakeWatch | undefined;
+  private resync: NodeJS.Timeout | undefined;
+  private refused = new Map<string, string>();
+
+  constructor(
+    private readonly source: FlakesSource,
+    private readonly metrics: WebhookMetrics,
+    private readonly logger: Logger,
+    empty: FlakeRegistry,
+  ) {
+    this.current = 'document' in source ? source.document : empty;
+    this.count(0);
+  }
+
+  get registry(): FlakeRegistry {
+    return this.current;
+  }
+
+  onChange(listener: (registry: FlakeRegistry) => void): void {
+    this.listeners.push(listener);
+  }
+
+  start(): void {
+    if ('document' in this.source) return;
+    const { kubeconfig, secretsDir, resyncMs } = this.source.seedFlakes;
+    const log = this.logger.child({ component: 'seedflakes' });
+    this.watch = watchSeedFlakes(
+      loadKubeConfig(kubeconfig),
+      (resources) => this.replace(registryFromSeedFlakes(resources, secretsDir), log),
+      (error) => log.warn({ err: error }, 'SeedFlake watch failed; retrying'),
+    );
+    this.resync = setInterval(() => {
+      if (this.watch?.synced())
+        this.replace(registryFromSeedFlakes(this.watch.list(), secretsDir), log);
+    }, resyncMs);
+    this.resync.unref();
+  }
+
+  /** For /readyz: a webhook that has not listed the SeedFlakes yet would refuse every push. */
+  ready(): Promise<true | string> {
+    if ('document' in this.source || this.watch?.synced()) return Promise.resolve(true);
+    return Promise.resolve('the SeedFlakes are not listed yet');
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.resync);
+    await this.watch?.stop();
+  }
+
+  private replace(next: ReturnType<typeof registryFromSeedFlakes>, log: Logger): void {
+    const refused = new Map(next.refused.map(({ resource, reason }) => [resource, reason]));
+    for (const [resource, reason] of refused)
+      if (this.refused.get(resource) !== reason)
+        log.warn({ seedFlake: resource, reason }, 'SeedFlake not served');
+    this.refused = refused;
+    this.current = next.registry;
+    this.count(refused.size);
+    for (const listener of this.listeners) listener(next.registry);
+  }
+
+  private count(refused: number): void {
+    const suspended = this.current.flakes.filter((flake) => flake.suspended).length;
+    this.metrics.flakes.set({ state: 'served' }, this.current.flakes.length - suspended);
+    this.metrics.flakes.set({ state: 'suspended' }, suspended);
+    this.metrics.flakes.set({ state: 'refused' }, refused);
+  }
+}

@@ -1,0 +1,3 @@
+module.exports = require('@seed/jest-config').jestConfigWithKubernetesClient(__dirname, {
+  testTimeout: 60_000,
+});

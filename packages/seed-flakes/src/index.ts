@@ -1,0 +1,2 @@
+export { SeedFlakeClient, watchSeedFlakes } from './seed-flakes';
+export type { SeedFlakeWatch } from './seed-flakes';
