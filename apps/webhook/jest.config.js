@@ -1,1 +1,1 @@
-module.exports = require('@seed/jest-config').jestConfig(__dirname);
+module.exports = require('@seed/jest-config').jestConfigWithKubernetesClient(__dirname);

@@ -55,7 +55,7 @@ describe('the flake registry', () => {
       'flakes.yaml',
       { API_HOOK_SECRET: 'from-env' },
     );
-    expect(registry.flakes).toEqual([
+    expect(registry.flakes).toMatchObject([
       {
         flake: 'github:acme/app',
         repository: 'github.com/acme/app',
@@ -64,6 +64,7 @@ describe('the flake registry', () => {
         hookId: flakeHookId('github:acme/app', 'inline'),
         maxQueuedBuilds: DEFAULT_MAX_QUEUED_BUILDS,
         quota: DEFAULT_FLAKE_QUOTA,
+        suspended: false,
       },
       {
         flake: 'git+https://gitea.example/acme/site.git',
@@ -73,6 +74,7 @@ describe('the flake registry', () => {
         hookId: flakeHookId('git+https://gitea.example/acme/site.git', 'from-a-file'),
         maxQueuedBuilds: 20,
         quota: DEFAULT_FLAKE_QUOTA,
+        suspended: false,
       },
       {
         flake: 'git+ssh://git@gitlab.example/group/api.git',
@@ -82,6 +84,7 @@ describe('the flake registry', () => {
         hookId: flakeHookId('git+ssh://git@gitlab.example/group/api.git', 'from-env'),
         maxQueuedBuilds: DEFAULT_MAX_QUEUED_BUILDS,
         quota: DEFAULT_FLAKE_QUOTA,
+        suspended: false,
       },
     ]);
     expect(
@@ -226,11 +229,11 @@ describe('the flake registry', () => {
     ]);
   });
 
-  it('is required, and checked with the rest of the environment', () => {
+  it('comes from the SeedFlakes unless a document is given, checked with the rest of the environment', () => {
     const redisPassword = { SEED_REDIS_PASSWORD_FILE: path.join(dir, 'redis-password') };
-    expect(problems(() => loadWebhookConfig(redisPassword))).toEqual([
-      'SEED_FLAKES_FILE or SEED_FLAKES: name the flakes Seed serves',
-    ]);
+    expect(loadWebhookConfig(redisPassword).flakes).toEqual({
+      seedFlakes: { secretsDir: '/etc/seed/webhook-secrets', resyncMs: 30_000 },
+    });
     expect(
       problems(() =>
         loadWebhookConfig({ ...redisPassword, SEED_FLAKES_FILE: '/nonexistent/flakes.yaml' }),

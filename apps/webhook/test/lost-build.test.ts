@@ -53,7 +53,7 @@ describe('a failure between recording a delivery and storing its build', () => {
       {},
     );
     const service = new WebhookService(
-      registry,
+      () => registry,
       builds,
       new WebhookMetrics(builds),
       createLogger('test', 'silent'),

@@ -510,7 +510,7 @@ describe('operations', () => {
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${url}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', checks: { redis: 'ok' } });
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { redis: 'ok', flakes: 'ok' } });
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(
       /seed_webhook_deliveries_total\{forge="github",event="push",outcome="queued"\} \d+/,

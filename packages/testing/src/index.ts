@@ -14,6 +14,7 @@ export {
   freeLoopbackPort,
   freeLoopbackPorts,
   githubPushHeaders,
+  installSeedFlakeCrd,
   kubeRequest,
   NODE_BINARIES_SCRIPT,
   addToStore,
