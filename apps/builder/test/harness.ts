@@ -54,6 +54,7 @@ export class Pushes {
 
   /** A push whose job carries more than `push` sets (`forced`, `allowBackward`). */
   async pushJob(repo: FlakeRepo, commit: string, extra: Partial<BuildJob>): Promise<string> {
+    if (!(await this.producer.connected(10_000))) throw new Error('Redis is not reachable');
     const job: BuildJob = {
       flake: repo.url(),
       commit,
