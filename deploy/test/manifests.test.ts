@@ -16,7 +16,7 @@ import {
 } from '@kubernetes/client-node';
 import { REDIS_USERS, redisAclRules } from '@seed/builds-queue';
 import { loadShootPoolConfig } from '@seed/shoot-pool';
-import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import { installSeedFlakeCrd, startKubeApiServer, type KubeApiServer } from '@seed/testing';
 import { parse } from 'yaml';
 import { MANIFESTS_DIR, REPO_ROOT, loadManifests, manifestFiles, type Manifest } from './manifests';
 
@@ -29,6 +29,8 @@ const CLUSTER_SCOPED = new Set([
   'PersistentVolume',
   'ValidatingAdmissionPolicy',
   'ValidatingAdmissionPolicyBinding',
+  'CustomResourceDefinition',
+  'SeedFlake',
 ]);
 const WORKLOAD_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet']);
 const SERVICES = ['webhook', 'builder', 'reconciler', 'shoot-pool'] as const;
@@ -561,19 +563,25 @@ describe('deploy/manifests', () => {
     expect(find('ClusterRole', 'seed-reconciler').rules).toEqual(documented.rules);
   });
 
-  it('gives the webhook and builder no API access, the shoot pool token reviews, reads and TPM requests', () => {
+  it('gives the builder no API access, the webhook SeedFlake reads, the shoot pool token reviews, reads and TPM requests', () => {
     const bound = manifests
       .filter((m) => m.kind === 'ClusterRoleBinding' || m.kind === 'RoleBinding')
       .flatMap((m) => (m as unknown as { subjects: { name: string }[] }).subjects)
       .map((s) => s.name)
       .sort();
     // The reconciler twice: its ClusterRole, and its leader-election Role in seed-system.
-    expect(bound).toEqual(['seed-reconciler', 'seed-reconciler', 'seed-shoot-pool']);
+    expect(bound).toEqual([
+      'seed-reconciler',
+      'seed-reconciler',
+      'seed-shoot-pool',
+      'seed-webhook',
+    ]);
     const leaseRole = find('Role', 'seed-reconciler-leader-election');
     expect(leaseRole.metadata.namespace).toBe(NAMESPACE);
-    for (const name of ['seed-webhook', 'seed-builder']) {
-      expect(find('ServiceAccount', name).automountServiceAccountToken).toBe(false);
-    }
+    expect(find('ServiceAccount', 'seed-builder').automountServiceAccountToken).toBe(false);
+    expect(find('ClusterRole', 'seed-webhook').rules).toEqual([
+      { apiGroups: ['seed.loom.farm'], resources: ['seedflakes'], verbs: ['get', 'list', 'watch'] },
+    ]);
     const rules = find('ClusterRole', 'seed-shoot-pool').rules as {
       resources: string[];
       verbs: string[];
@@ -594,23 +602,18 @@ describe('deploy/manifests', () => {
     }
   });
 
-  it('mounts each flake secret the registry names from the webhook Secret', () => {
-    const registry = parse(
-      (find('ConfigMap', 'seed-flakes').data as Record<string, string>)['flakes.yaml']!,
-    ) as { flakes: { secretFile?: string }[] };
-    const spec = podSpec('webhook');
-    const container = spec.containers[0]!;
+  it("reads each SeedFlake's webhook secret from the mounted webhook Secret", () => {
+    const seedFlakes = manifests.filter((m) => m.kind === 'SeedFlake') as (Manifest & {
+      spec: { secretKey: string };
+    })[];
+    const container = podSpec('webhook').containers[0]!;
     const secret = find('Secret', 'seed-webhook-secrets');
     const keys = Object.keys(secret.stringData as Record<string, string>);
     const mount = container.volumeMounts!.find((m) => m.name === 'secrets')!;
-    expect(env(container).get('SEED_FLAKES_FILE')).toBe(
-      `${container.volumeMounts!.find((m) => m.name === 'flakes')!.mountPath}/flakes.yaml`,
-    );
-    for (const flake of registry.flakes) {
-      expect(flake.secretFile).toBeDefined();
-      expect(path.dirname(flake.secretFile!)).toBe(mount.mountPath);
-      expect(keys).toContain(path.basename(flake.secretFile!));
-    }
+    expect(env(container).get('SEED_WEBHOOK_SECRETS_DIR')).toBe(mount.mountPath);
+    expect(env(container).has('SEED_FLAKES_FILE')).toBe(false);
+    expect(seedFlakes.length).toBeGreaterThan(0);
+    for (const flake of seedFlakes) expect(keys).toContain(flake.spec.secretKey);
     for (const value of Object.values(secret.stringData as Record<string, string>)) {
       expect(value).toMatch(/^REPLACE-ME/);
     }
@@ -664,8 +667,10 @@ describe('deploy/manifests against a real API server', () => {
         ],
       }),
     );
-    // Dry-run objects of a namespace need the namespace: this is the only real write.
+    // Dry-run objects of a namespace need the namespace, and a SeedFlake its CRD: these
+    // are the only real writes.
     await client.create(find('Namespace', NAMESPACE));
+    await installSeedFlakeCrd(api);
   });
 
   afterAll(async () => {
@@ -693,7 +698,7 @@ describe('deploy/manifests against a real API server', () => {
     await expect(dryRunApply(broken)).rejects.toThrow(/replicaz/);
   });
 
-  it('stored nothing but the Namespace', async () => {
+  it('stored nothing but the Namespace and the CRD', async () => {
     const list = await client.list('apps/v1', 'Deployment', NAMESPACE);
     expect(list.items).toEqual([]);
     await expect(
