@@ -22,6 +22,9 @@ const envSchema = z.object({
   SEED_TLS_RELOAD_SECONDS: envVar.tlsReloadSeconds(),
   SEED_RECONCILER_WORKERS: envVar.positiveInt(4),
   SEED_RESYNC_SECONDS: envVar.positiveInt(300),
+  // How often SeedFlake statuses are brought up to date (rollouts move between pushes);
+  // 0 leaves SeedFlakes alone (a cluster without the CRD).
+  SEED_SEEDFLAKE_STATUS_SECONDS: envVar.nonNegativeInt(10),
   SEED_SHOOT_POOL_PORT: envVar.port(DEFAULT_SHOOT_POOL_PORT),
   SEED_LEASE_NAMESPACE: z.string().min(1).optional(),
   SEED_LEASE_NAME: z.string().min(1).default('seed-reconciler'),
@@ -46,6 +49,8 @@ export interface ReconcilerConfig {
   grpc: { host: string; port: number; tls: { files: TlsDirectory; reloadMs: number } };
   workers: number;
   resyncMs: number;
+  /** How often SeedFlake statuses are refreshed; 0: never. */
+  seedFlakeStatusMs: number;
   shootPoolPort: number;
   /**
    * Leader election on a Lease, for running several replicas; unset: this replica always
@@ -69,6 +74,7 @@ export function loadReconcilerConfig(env: NodeJS.ProcessEnv = process.env): Reco
     },
     workers: vars.SEED_RECONCILER_WORKERS,
     resyncMs: vars.SEED_RESYNC_SECONDS * 1000,
+    seedFlakeStatusMs: vars.SEED_SEEDFLAKE_STATUS_SECONDS * 1000,
     shootPoolPort: vars.SEED_SHOOT_POOL_PORT,
     lease: vars.SEED_LEASE_NAMESPACE
       ? {

@@ -5,6 +5,8 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { RECONCILER_CALLERS, reconcilerService } from '@seed/contracts';
+import { loadKubeConfig } from '@seed/kube-config';
+import { SeedFlakeClient } from '@seed/seed-flakes';
 import {
   JsonErrorFilter,
   ShutdownHook,
@@ -21,11 +23,12 @@ import { LeaderElector } from './controller/leader-election';
 import { ExponentialRateLimiter } from './controller/rate-limiter';
 import { EventRecorder } from './event-recorder';
 import { FlakeReconciler } from './flake.reconciler';
-import { GenerationsService } from './generations.service';
+import { GenerationError, GenerationsService } from './generations.service';
 import { generationsHandlers } from './grpc/generations.grpc';
 import { ReconcilerMetrics } from './metrics';
 import { FlakeStateRepository } from './repositories/flake-state.repository';
 import { KubeRepository } from './repositories/kube.repository';
+import { SeedFlakeStatusWriter } from './seed-flake-status';
 import { ClusterObjects } from './sources/cluster-objects.source';
 
 export interface ReconcilerApp {
@@ -67,7 +70,8 @@ export async function createReconcilerApp(
   // mid-reconcile, so it exits and starts afresh as a follower.
   onLostLeadership: () => void = () => process.exit(1),
 ): Promise<ReconcilerApp> {
-  const kube = KubeRepository.fromKubeconfig(config.kubeconfig);
+  const kubeConfig = loadKubeConfig(config.kubeconfig);
+  const kube = new KubeRepository(kubeConfig);
   const metrics: ReconcilerMetrics = new ReconcilerMetrics(() => controller.depth);
   const states = new FlakeStateRepository(kube, logger);
   const cluster = new ClusterObjects(kube, logger);
@@ -89,10 +93,27 @@ export async function createReconcilerApp(
   // them warm; only the leader's controller acts on the events.
   cluster.start((namespace) => controller.enqueue(namespace));
   states.start((namespace) => controller.enqueue(namespace));
+  const generations = new GenerationsService(states, controller, kube, events, metrics, logger);
+  const seedFlakeStatuses =
+    config.seedFlakeStatusMs > 0
+      ? new SeedFlakeStatusWriter(
+          kubeConfig,
+          new SeedFlakeClient(kubeConfig, 'seed-reconciler'),
+          (flakeUri) =>
+            generations.status(flakeUri).catch((error: unknown) => {
+              if (error instanceof GenerationError && error.kind === 'not-found') return undefined;
+              throw error;
+            }),
+          config.seedFlakeStatusMs,
+          logger.child({ component: 'seedflake-status' }),
+        )
+      : undefined;
+  seedFlakeStatuses?.start();
   const leading = () => {
     metrics.leader.set(1);
     logger.info('leading: reconciling every flake');
     controller.startLeading();
+    seedFlakeStatuses?.startLeading();
   };
   const elector = config.lease
     ? new LeaderElector(
@@ -118,7 +139,6 @@ export async function createReconcilerApp(
   if (elector) elector.start();
   else leading();
 
-  const generations = new GenerationsService(states, controller, kube, events, metrics, logger);
   const grpc = await startGrpcServer(
     config.grpc.host,
     config.grpc.port,
@@ -142,7 +162,7 @@ export async function createReconcilerApp(
         await controller.shutdown();
         // After the last reconcile, so a follower takes over at once and nothing overlaps.
         await elector?.stop();
-        await Promise.all([cluster.stop(), states.stop()]);
+        await Promise.all([cluster.stop(), states.stop(), seedFlakeStatuses?.stop()]);
         await events.flush();
       },
     }),

@@ -11,7 +11,13 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { deriveNamespace } from '@seed/contracts';
-import { serviceAccountKubeconfig, startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import { SeedFlakeClient } from '@seed/seed-flakes';
+import {
+  installSeedFlakeCrd,
+  serviceAccountKubeconfig,
+  startKubeApiServer,
+  type KubeApiServer,
+} from '@seed/testing';
 import { LeaderElector } from '../src/controller/leader-election';
 import { KubeRepository } from '../src/repositories/kube.repository';
 import {
@@ -36,7 +42,7 @@ let running: RunningReconciler | undefined;
 let builder: Builder | undefined;
 
 async function startReconcilerAs(): Promise<Builder> {
-  running = await startReconciler(kubeconfig);
+  running = await startReconciler(kubeconfig, { SEED_SEEDFLAKE_STATUS_SECONDS: '1' });
   builder = running.builder;
   return builder;
 }
@@ -54,6 +60,7 @@ beforeAll(async () => {
   admin.loadFromFile(api.kubeconfigPath);
   const objects = KubernetesObjectApi.makeApiClient(admin);
   await cluster.core.createNamespace({ body: { metadata: { name: 'seed-system' } } });
+  await installSeedFlakeCrd(api);
   for (const file of [RBAC, ADMISSION]) {
     for (const object of loadAllYaml(readFileSync(file, 'utf8')) as KubernetesObject[])
       await objects.create(object);
@@ -67,6 +74,25 @@ afterAll(async () => {
 });
 
 describe('the reconciler under its ClusterRole', () => {
+  it("writes SeedFlakes' statuses, and only their statuses", async () => {
+    const admin = new KubeConfig();
+    admin.loadFromFile(api.kubeconfigPath);
+    const flakes = new SeedFlakeClient(admin, 'seed-test');
+    await flakes.apply('rbac', { flake: FLAKE, repository: 'acme/rbac', secretKey: 'rbac' });
+    await startReconcilerAs();
+    await cluster.until(
+      async () => (await flakes.get('rbac'))?.status?.namespace === NS,
+      'the SeedFlake status',
+    );
+    const own = new KubeConfig();
+    own.loadFromFile(kubeconfig);
+    await expect(
+      new SeedFlakeClient(own, 'seed-reconciler').patch('rbac', { spec: { suspend: true } }),
+    ).rejects.toThrow(/forbidden/i);
+    await flakes.delete('rbac');
+    await stopReconciler();
+  });
+
   it('applies, prunes, reports rollouts and records Events', async () => {
     const reconciler = await startReconcilerAs();
     // `old` has a TPM: its request is written, its status read, and it is pruned too.

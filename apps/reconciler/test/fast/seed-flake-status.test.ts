@@ -1,0 +1,81 @@
+// The SeedFlake status as a pure function of what the reconciler knows: the cases the
+// API-server test does not reach (a failed generation, a failed instance).
+import { describe, expect, it } from '@jest/globals';
+import type { SeedFlakeResource } from '@seed/contracts';
+import { seedFlakeStatus } from '../../src/seed-flake-status';
+
+const resource: SeedFlakeResource = {
+  apiVersion: 'seed.loom.farm/v1alpha1',
+  kind: 'SeedFlake',
+  metadata: { name: 'app', generation: 3 },
+  spec: {
+    flake: 'github:acme/app',
+    repository: 'acme/app',
+    secretKey: 'app',
+    suspend: false,
+    maxQueuedBuilds: 5,
+  },
+};
+const NOW = new Date('2026-12-03T06:00:00.123Z');
+const verdicts = (status: ReturnType<typeof seedFlakeStatus>) =>
+  Object.fromEntries(status.conditions!.map((c) => [c.type, `${c.status} ${c.reason}`]));
+
+describe('seedFlakeStatus', () => {
+  it('is Stalled by a failed generation, with its error as the reason', () => {
+    const status = seedFlakeStatus(
+      {
+        resource,
+        namespace: 's-app',
+        flake: {
+          generation: 'g1',
+          revision: 'a'.repeat(40),
+          lastError: 'image build failed',
+          instances: [],
+        },
+      },
+      undefined,
+      NOW,
+    );
+    expect(verdicts(status)).toEqual({
+      Ready: 'False GenerationFailed',
+      Reconciling: 'False GenerationFailed',
+      Stalled: 'True GenerationFailed',
+    });
+    expect(status.lastError).toBe('image build failed');
+    expect(status.conditions![0]!.lastTransitionTime).toBe('2026-12-03T06:00:00Z');
+    expect(status.observedGeneration).toBe(3);
+  });
+
+  it('is Stalled by a failed instance, naming it and why', () => {
+    const status = seedFlakeStatus(
+      {
+        resource,
+        namespace: 's-app',
+        flake: {
+          generation: 'g1',
+          revision: 'a'.repeat(40),
+          lastError: '',
+          instances: [
+            { name: 'web', rollout: 'available', readyReplicas: 1 },
+            {
+              name: 'db',
+              rollout: 'failed',
+              readyReplicas: 0,
+              message: 'back-off pulling the image',
+            },
+          ],
+        },
+      },
+      undefined,
+      NOW,
+    );
+    expect(verdicts(status).Stalled).toBe('True InstanceFailed');
+    expect(status.conditions!.find((c) => c.type === 'Stalled')!.message).toBe(
+      'db: back-off pulling the image',
+    );
+    expect(status.instances).toEqual([
+      { name: 'web', state: 'Available', readyReplicas: 1 },
+      { name: 'db', state: 'Failed', readyReplicas: 0, message: 'back-off pulling the image' },
+    ]);
+  });
+});
