@@ -56,3 +56,21 @@ export async function deliverGithubPush(
   }
   return { deliveryId, jobIds: accepted.data.jobs.map((job) => job.jobId) };
 }
+
+/** Sends GitHub's ping to one flake's own delivery URL; the HTTP status it gets. */
+export async function pingHook(
+  webhookUrl: string,
+  hookId: string,
+  secret: string,
+  signal: AbortSignal,
+): Promise<number> {
+  const body = JSON.stringify({ zen: 'Keep it logically awesome.', hook_id: 1 });
+  const response = await fetch(`${webhookUrl}/hooks/${hookId}`, {
+    method: 'POST',
+    headers: { ...githubPushHeaders(body, secret, randomUUID()), 'x-github-event': 'ping' },
+    body,
+    signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]),
+  });
+  await response.body?.cancel();
+  return response.status;
+}

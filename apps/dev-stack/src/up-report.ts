@@ -1,5 +1,6 @@
 // What `seed up` prints after its steps: the objects, the generations and the shoot.
 import { formatInstances, formatTable, short } from '@seed/platform-client';
+import type { SeedFlakeResource } from '@seed/contracts';
 import type { ObjectSummary } from './kube-objects';
 import type { PushReport, ServedReport, UpReport } from './up';
 
@@ -38,6 +39,28 @@ export function formatPushReport(
     'api, over its Service (GET /):',
     ...quoted(served.api),
     `dns, over its Service: UDP ${served.dns.udp}; TCP ${served.dns.tcp}`,
+    '',
+  ].join('\n');
+}
+
+/** SeedFlakes as `kubectl get seedflakes` prints them (its printer columns). */
+export function formatSeedFlakes(flakes: readonly SeedFlakeResource[]): string {
+  const ready = (flake: SeedFlakeResource) =>
+    flake.status?.conditions?.find((condition) => condition.type === 'Ready');
+  return [
+    '',
+    formatTable(
+      ['NAME', 'READY', 'STATUS', 'NAMESPACE', 'APPLIED', 'GENERATION', 'SUSPENDED'],
+      flakes.map((flake) => [
+        flake.metadata.name,
+        ready(flake)?.status ?? '',
+        ready(flake)?.reason ?? '',
+        flake.status?.namespace ?? '',
+        short(flake.status?.lastAppliedRevision ?? ''),
+        flake.status?.generation ?? '',
+        String(flake.spec.suspend),
+      ]),
+    ),
     '',
   ].join('\n');
 }

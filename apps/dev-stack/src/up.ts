@@ -9,6 +9,7 @@ import {
   exampleFlakeFiles,
   FlakeRepo,
   freeLoopbackPorts,
+  installSeedFlakeCrd,
   reconcilerNetworkEnv,
   type LocalPrometheus,
   type PlatformCertificates,
@@ -18,13 +19,18 @@ import { NixClient, substituterNixConfig, type LocalNix } from '@seed/nix-eval';
 import {
   FINAL_BUILD_STATES,
   deriveNamespace,
+  flakeHookId,
+  readFlakeRegistry,
   readTlsDirectory,
   type BuildRecord,
   type FlakeStatus__Output,
+  type SeedFlakeResource,
 } from '@seed/contracts';
+import { loadKubeConfig } from '@seed/kube-config';
+import { SeedFlakeClient, applyFlakeRegistry } from '@seed/seed-flakes';
 import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
 import { BuilderApi, formatPhases, ReconcilerApi, seconds } from '@seed/platform-client';
-import { deliverGithubPush } from './delivery';
+import { deliverGithubPush, pingHook } from './delivery';
 import { CHANGED_INSTANCE, resizeWeb } from './example-flake';
 import { KubeObjects, type ObjectSummary } from './kube-objects';
 import { LocalStack } from './local-stack';
@@ -36,6 +42,7 @@ import {
   formatDashboard,
   formatLogs,
   formatPushReport,
+  formatSeedFlakes,
   formatShootReport,
 } from './up-report';
 
@@ -98,6 +105,10 @@ export interface UpReport {
   first: PushReport;
   /** What each instance served over its Service after the first push. */
   served: ServedReport;
+  /** The example's SeedFlake once Ready, as `kubectl get seedflakes` shows it. */
+  seedFlakes: SeedFlakeResource[];
+  /** A second flake added and removed through its SeedFlake while the services ran. */
+  registration: { servedMs: number; droppedMs: number; status: string };
   change: PushReport & {
     instance: string;
     changed: string[];
@@ -131,8 +142,10 @@ export interface ServedReport {
   dns: { udp: string; tcp: string };
 }
 
-const STEPS = 13;
+const STEPS = 16;
 const REPOSITORY = 'local/seed-up';
+/** The SeedFlake `seed up` registers its example flake as. */
+const EXAMPLE_SEEDFLAKE = 'example';
 const BRANCH = 'main';
 const SHOOT_FILE = 'from-a-shoot.txt';
 /** A long wait says it is still waiting this often. */
@@ -218,6 +231,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           }),
         });
         note(`${started.api.url}, kubeconfig ${started.api.kubeconfigPath}`);
+        await installSeedFlakeCrd(started.api);
+        note('the SeedFlake CRD (deploy/manifests/seedflake-crd.yaml) is served');
         note(`node ${started.node.name} at ${started.node.ip}, pods in ${started.node.podCidr}`);
         // Said plainly: the one part of an instance's isolation this machine cannot show.
         note('no usable KVM here: the `kata` RuntimeClass runs pods with runc on this node');
@@ -240,6 +255,26 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     const namespace = deriveNamespace(flake);
     const secret = randomBytes(24).toString('hex');
 
+    const seedFlakes = new SeedFlakeClient(loadKubeConfig(kube.kubeconfigPath), 'seed-up');
+    const webhookSecrets = path.join(workDir, 'webhook-secrets');
+    const seedFlake = await progress.step(
+      'register the flake: a SeedFlake seeded from a registry document',
+      async (note) => {
+        const registryFile = path.join(workDir, 'flakes.yaml');
+        const secretFile = path.join(workDir, 'example.secret');
+        await writeFile(secretFile, secret, { mode: 0o600 });
+        await writeFile(
+          registryFile,
+          `flakes:\n  - { name: ${EXAMPLE_SEEDFLAKE}, flake: "${flake}", repository: ${REPOSITORY}, branch: ${BRANCH}, secretFile: ${secretFile} }\n`,
+        );
+        const read = readFlakeRegistry(await readFile(registryFile, 'utf8'), registryFile, {});
+        if ('problems' in read) throw new Error(read.problems.join('\n'));
+        const [name] = await applyFlakeRegistry(seedFlakes, read.entries, webhookSecrets);
+        note(`${registryFile} → SeedFlake ${name}; its webhook secret in ${webhookSecrets}`);
+        return name!;
+      },
+    );
+
     const builderNix = {
       store: daemon.storeUrl,
       confFile: options.nix.confFile ?? '/etc/seed/nix.conf',
@@ -257,6 +292,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           {
             SEED_KUBECONFIG: kube.kubeconfigPath,
             SEED_TLS_DIR: credentials.certificates.reconciler,
+            SEED_SEEDFLAKE_STATUS_SECONDS: '1',
             ...reconcilerNetworkEnv(cluster.node),
           },
           { stopGraceMs: STOP_GRACE_MS },
@@ -282,10 +318,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           'webhook',
           {
             ...redis.serviceEnv(REDIS_USERS.webhook),
-            SEED_FLAKES: JSON.stringify([
-              { flake, repository: REPOSITORY, branch: BRANCH, secretEnv: 'SEED_UP_SECRET' },
-            ]),
-            SEED_UP_SECRET: secret,
+            SEED_KUBECONFIG: kube.kubeconfigPath,
+            SEED_WEBHOOK_SECRETS_DIR: webhookSecrets,
           },
           { stopGraceMs: STOP_GRACE_MS },
         );
@@ -396,6 +430,73 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       },
     );
     progress.print(formatPushReport(flake, namespace, first, served));
+
+    const flakeRows = await progress.step(
+      'kubectl get seedflakes: what runs where, from which commit',
+      (note) => {
+        note('the reconciler writes each SeedFlake status (Ready, Reconciling, Stalled)');
+        return waitFor(
+          `for SeedFlake ${seedFlake} to be Ready with generation ${first.generation}`,
+          async () => {
+            const resource = await seedFlakes.get(seedFlake);
+            const ready = resource?.status?.conditions?.find((c) => c.type === 'Ready');
+            return ready?.status === 'True' && resource?.status?.generation === first.generation
+              ? [resource]
+              : undefined;
+          },
+          { timeoutMs: waitTimeoutMs, signal, intervalMs: 250 },
+        );
+      },
+    );
+    progress.print(formatSeedFlakes(flakeRows));
+
+    const registration = await progress.step(
+      'add a flake through a SeedFlake, then remove it, restarting no service',
+      async (note) => {
+        const processes = () =>
+          (['webhook', 'builder', 'reconciler'] as const).map(
+            (name) => stack.service(name).process.child.pid,
+          );
+        const before = processes();
+        const extraSecret = randomBytes(16).toString('hex');
+        const read = readFlakeRegistry(
+          `[{ name: extra, flake: "github:seed-up/extra", repository: seed-up/extra, secret: "${extraSecret}" }]`,
+          'the extra flake',
+          {},
+        );
+        if ('problems' in read) throw new Error(read.problems.join('\n'));
+        const added = Date.now();
+        const [name] = await applyFlakeRegistry(seedFlakes, read.entries, webhookSecrets);
+        const hook = flakeHookId('github:seed-up/extra', extraSecret);
+        const hookAnswers = (status: number) => async () =>
+          (await pingHook(webhook.url, hook, extraSecret, signal)) === status ? true : undefined;
+        const waiting = { timeoutMs: waitTimeoutMs, signal, intervalMs: 100 };
+        await waitFor('for the webhook to serve the new SeedFlake', hookAnswers(200), waiting);
+        const servedMs = Date.now() - added;
+        note(`SeedFlake ${name} created: its hook answered a ping after ${servedMs} ms`);
+        const awaiting = await waitFor(
+          'for the reconciler to write its status',
+          async () => {
+            const ready = (await seedFlakes.get(name!))?.status?.conditions?.find(
+              (c) => c.type === 'Ready',
+            );
+            return ready?.reason === 'AwaitingGeneration' ? ready.message : undefined;
+          },
+          waiting,
+        );
+        note(`its status: ${awaiting}`);
+        const removed = Date.now();
+        await seedFlakes.delete(name!);
+        await waitFor('for the webhook to drop the deleted SeedFlake', hookAnswers(404), waiting);
+        const droppedMs = Date.now() - removed;
+        note(`SeedFlake ${name} deleted: its hook answered 404 after ${droppedMs} ms`);
+        const after = processes();
+        if (after.join() !== before.join())
+          throw new Error(`a service restarted: pids ${before.join(',')} → ${after.join(',')}`);
+        note(`webhook, builder and reconciler kept their processes (${after.join(', ')})`);
+        return { servedMs, droppedMs, status: awaiting };
+      },
+    );
 
     const shootCaller = await progress.step(
       'start the shoot pool on the node for the instance with shoots enabled',
@@ -593,7 +694,18 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       apiServerDir: kube.dir,
       builderNix,
     });
-    return { flake, namespace, first, served, change, shoot, logs, dashboard };
+    return {
+      flake,
+      namespace,
+      first,
+      served,
+      seedFlakes: flakeRows,
+      registration,
+      change,
+      shoot,
+      logs,
+      dashboard,
+    };
   } finally {
     reconciler?.close();
     options.write('==> stopping the stack\n');

@@ -181,7 +181,7 @@ describe('seed up', () => {
 
     expect(run.err).toBe('');
     expect(run.code).toBe(0);
-    expect(run.out).toMatch(/==> \[11\/13\] run a shoot from inside web's pod/);
+    expect(run.out).toMatch(/==> \[14\/16\] run a shoot from inside web's pod/);
     // Every instance ran on the node and answered over its Service.
     expect(run.out).toMatch(/^api +available +1 /m);
     expect(run.out).toMatch(/^dns +available +1 /m);
@@ -193,6 +193,12 @@ describe('seed up', () => {
     );
     expect(run.out).toMatch(/^web rolled out: pod web-[a-z0-9-]+ → web-[a-z0-9-]+$/m);
     expect(run.out).toMatch(/^seed-shoot in pod web-[a-z0-9-]+ \(web\): exit 0/m);
+    // The flake is a SeedFlake: Ready once its generation runs, a second one added and
+    // removed while the services ran on.
+    expect(run.out).toMatch(/^example +True +Applied +s-[a-z2-7]{12} +[0-9a-f]{12} +\S+ +false$/m);
+    expect(run.out).toMatch(/SeedFlake extra created: its hook answered a ping after \d+ ms/);
+    expect(run.out).toMatch(/SeedFlake extra deleted: its hook answered 404 after \d+ ms/);
+    expect(run.out).toContain('webhook, builder and reconciler kept their processes');
     expect(run.out).toContain('Deployments whose spec changed: web\n');
     expect(run.out).toContain('Deployments whose spec is unchanged: api, dns\n');
     expect(run.out).toContain('  | hello from a shoot of web\n');
@@ -288,7 +294,7 @@ describe('seed up', () => {
   it('stops everything when interrupted, and exits 130', async () => {
     const interrupt = new AbortController();
     const run = await seedUp([], { signal: interrupt.signal }, (text) => {
-      if (text.includes('[7/13]')) interrupt.abort();
+      if (text.includes('[8/16]')) interrupt.abort();
     });
     expect(run.code).toBe(130);
     expect(run.err).toBe(

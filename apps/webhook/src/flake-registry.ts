@@ -3,12 +3,11 @@ import path from 'node:path';
 import {
   DEFAULT_MAX_QUEUED_BUILDS,
   deriveNamespace,
-  flakeRegistryEntries,
+  readFlakeRegistry,
   flakeHookId,
   gitRemoteOf,
   namespaceHolders,
   redactFlakeRef,
-  seedFlakeSettingsSchema,
   seedFlakeSpecSchema,
   statusTargetOf,
   withQuotaDefaults,
@@ -16,9 +15,9 @@ import {
   type Forge,
   type ForgeStatusTarget,
   type SeedFlakeResource,
+  type SeedFlakeSettings,
 } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
-import { z } from 'zod';
 import type { PolledFlake } from './branch-poller';
 import { normalizeRepository, type RepositoryIdentity } from './deliveries';
 
@@ -50,23 +49,6 @@ export interface RegisteredFlake {
 
 /** Why a registered flake is not polled, or how it is. */
 export type PollPlan = { polled: PolledFlake } | { skipped: string };
-
-const entrySchema = seedFlakeSettingsSchema
-  .extend({
-    secret: z.string().min(1).optional(),
-    secretFile: z.string().min(1).optional(),
-    secretEnv: z
-      .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
-      .optional(),
-  })
-  .refine(
-    (entry) => [entry.secret, entry.secretFile, entry.secretEnv].filter(Boolean).length === 1,
-    {
-      error:
-        'give exactly one of secret, secretFile or secretEnv (webhook secrets have no default)',
-    },
-  );
 
 /** The flakes Seed serves, looked up by the repository a delivery names. */
 export class FlakeRegistry {
@@ -134,29 +116,6 @@ function pollPlan(flake: RegisteredFlake, defaultIntervalSeconds: number): PollP
   };
 }
 
-function readSecret(
-  entry: z.infer<typeof entrySchema>,
-  env: NodeJS.ProcessEnv,
-  where: string,
-): string {
-  if (entry.secret !== undefined) return entry.secret;
-  if (entry.secretEnv !== undefined) {
-    const secret = env[entry.secretEnv];
-    if (!secret) throw new Error(`${where}.secretEnv: ${entry.secretEnv} is not set`);
-    return secret;
-  }
-  try {
-    const secret = readFileSync(entry.secretFile!, 'utf8').trim();
-    if (!secret) throw new Error('the file is empty');
-    return secret;
-  } catch (error) {
-    throw new Error(
-      `${where}.secretFile: cannot read ${entry.secretFile}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-}
-
 /**
  * Parses a registry document (YAML or JSON: `flakes: [...]` or a bare list). Every bad
  * entry is reported, by index and flake, before the service opens its port.
@@ -166,28 +125,10 @@ export function parseFlakeRegistry(
   origin: string,
   env: NodeJS.ProcessEnv,
 ): FlakeRegistry {
-  const read = flakeRegistryEntries(document, origin);
-  if ('problem' in read) throw new ConfigError([read.problem]);
+  const read = readFlakeRegistry(document, origin, env);
+  if ('problems' in read) throw new ConfigError(read.problems);
   const problems: string[] = [];
-  const flakes: RegisteredFlake[] = [];
-  read.entries.forEach((candidate, index) => {
-    const label = record(candidate)?.flake;
-    const where = `${origin}: flakes[${index}]${typeof label === 'string' ? ` (${redactFlakeRef(label)})` : ''}`;
-    const entry = entrySchema.safeParse(candidate);
-    if (!entry.success) {
-      for (const issue of entry.error.issues) {
-        problems.push(
-          `${where}${issue.path.length ? `.${issue.path.join('.')}` : ''}: ${issue.message}`,
-        );
-      }
-      return;
-    }
-    try {
-      flakes.push(registeredFlake(entry.data, readSecret(entry.data, env, where)));
-    } catch (error) {
-      problems.push((error as Error).message);
-    }
-  });
+  const flakes = read.entries.map(({ settings, secret }) => registeredFlake(settings, secret));
   const seen = new Set<string>();
   // The namespace name keeps only about 30 bits of the URI's hash: two flakes can share
   // one, and the reconciler would refuse the second's generations forever.
@@ -208,7 +149,7 @@ export function parseFlakeRegistry(
 }
 
 function registeredFlake(
-  settings: z.output<typeof seedFlakeSettingsSchema>,
+  settings: SeedFlakeSettings,
   secret: string,
   resource?: string,
 ): RegisteredFlake {
@@ -299,10 +240,4 @@ export function loadFlakeRegistry(
     ]);
   }
   return parseFlakeRegistry(document, source.file, env);
-}
-
-function record(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null
-    ? (value as Record<string, unknown>)
-    : undefined;
 }

@@ -129,7 +129,8 @@ export {
   withQuotaDefaults,
 } from './quota';
 export type { FlakeNeeds, FlakeQuota } from './quota';
-export { flakeRegistryEntries } from './flake-registry';
+export { readFlakeRegistry } from './flake-registry';
+export type { FlakeRegistryEntry } from './flake-registry';
 export {
   AGE_RECIPIENT,
   KATA_TPM_SOCKET_ANNOTATION,
@@ -155,6 +156,7 @@ export type {
   SeedFlakeConditionType,
   SeedFlakeInstanceStatus,
   SeedFlakeResource,
+  SeedFlakeSettings,
   SeedFlakeSpec,
   SeedFlakeStatus,
 } from './seed-flake';

@@ -53,6 +53,8 @@ export const seedFlakeSettingsSchema = z.strictObject({
   forge: z.enum(FORGES).optional(),
 });
 
+export type SeedFlakeSettings = z.output<typeof seedFlakeSettingsSchema>;
+
 /** A SeedFlake's spec: its settings, and the key of the webhook's Secret holding its secret. */
 export const seedFlakeSpecSchema = seedFlakeSettingsSchema.extend({
   secretKey: z.string().regex(/^[-._a-zA-Z0-9]+$/, { error: 'expected a Secret key' }),

@@ -1,2 +1,3 @@
+export { applyFlakeRegistry, seedFlakeName } from './registry-seed';
 export { SeedFlakeClient, watchSeedFlakes } from './seed-flakes';
 export type { SeedFlakeWatch } from './seed-flakes';
