@@ -183,7 +183,7 @@ describe('a webhook following SeedFlakes', () => {
     await writeFile(path.join(secrets, 'hello'), 'hello-secret\n');
   });
 
-  it('serves only the older of two SeedFlakes whose URIs map to one namespace', async () => {
+  it('attack: a SeedFlake whose URI maps to a served flake’s namespace is not served', async () => {
     const [first, second] = collidingFlakeUris();
     expect(deriveNamespace(first)).toBe(deriveNamespace(second));
     await flakes.apply('older', { flake: first, repository: 'acme/older', secretKey: 'hello' });

@@ -75,7 +75,7 @@ describe('the SeedFlake CRD', () => {
     ['a password', 'git+https://user:secret@example.org/acme/app.git', 'carries a password'],
     ['a token as user', 'git+https://ghp_token@github.com/acme/app.git', 'carries credentials'],
     ['a token parameter', 'git+https://example.org/acme/app.git?access_token=x', 'token parameter'],
-  ])('refuses a flake URI with %s at admission', async (_what, flake, message) => {
+  ])('attack: a flake URI carrying %s is refused at admission', async (_what, flake, message) => {
     expect(await refusal('leaky', spec({ flake }))).toContain(message);
   });
 
