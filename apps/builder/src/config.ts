@@ -81,6 +81,15 @@ const envSchema = z
     SEED_BINARY_CACHE_SECRET_KEY_FILE: secretKeyFile.optional(),
     SEED_BINARY_CACHE_COMPRESSION: z.enum(['zstd', 'xz', 'none']).default('zstd'),
     SEED_PUBLISH_TIMEOUT_MS: envVar.positiveInt(30 * 60_000),
+    SEED_KEEP_GENERATIONS: envVar.positiveInt(5),
+    SEED_GC_ROOTS_DIR: writableDir.optional(),
+    SEED_GC_INTERVAL_MS: envVar.positiveInt(60 * 60_000),
+    SEED_GC_MIN_FREE_PERCENT: z.coerce
+      .number()
+      .min(0, { error: 'expected a percentage, 0 to 100' })
+      .max(100, { error: 'expected a percentage, 0 to 100' })
+      .default(15),
+    SEED_GC_CHECK_MS: envVar.positiveInt(60_000),
     SEED_EVAL_TIMEOUT_MS: envVar.positiveInt(5 * 60_000),
     SEED_BUILD_TIMEOUT_MS: envVar.positiveInt(60 * 60_000),
     SEED_NIX_OUTPUT_LIMIT_BYTES: envVar.positiveInt(DEFAULT_MAX_OUTPUT_BYTES),
@@ -163,6 +172,17 @@ export interface BuilderConfig {
   };
   /** Commit statuses: each flake's target (none without a registry) and how to send them. */
   forgeStatuses: ForgeStatusOptions & { targets: Map<string, StatusTarget> };
+  /** What garbage collection keeps, and when it runs (StoreKeeper, StoreGcSchedule). */
+  gc: {
+    /** The out-links of each flake's last generations: indirect roots of the store. */
+    rootsDir: string;
+    keepGenerations: number;
+    /** Longer than a build can take: unsealed roots this old are a dead process's. */
+    unsealedMaxAgeMs: number;
+    intervalMs: number;
+    minFreePercent: number;
+    checkMs: number;
+  };
   /** The bare git mirrors of flakes, for the ancestry check (GitHistory). */
   history: { dir: string; timeoutMs: number };
   buildLogBytes: number;
@@ -237,6 +257,21 @@ export function loadBuilderConfig(env: NodeJS.ProcessEnv = process.env): Builder
       backoffMs: vars.SEED_FORGE_STATUS_BACKOFF_MS,
       timeoutMs: vars.SEED_FORGE_STATUS_TIMEOUT_MS,
       capacity: vars.SEED_FORGE_STATUS_QUEUE,
+    },
+    gc: {
+      // Beside the cache by default: the roots say what the cache keeps, and a cache that
+      // outlived its roots would otherwise be emptied at the next collection.
+      rootsDir:
+        vars.SEED_GC_ROOTS_DIR ??
+        path.join(vars.SEED_BINARY_CACHE_DIR ?? path.join(tmpdir(), 'seed'), 'gc-roots'),
+      keepGenerations: vars.SEED_KEEP_GENERATIONS,
+      unsealedMaxAgeMs:
+        2 * vars.SEED_EVAL_TIMEOUT_MS +
+        vars.SEED_BUILD_TIMEOUT_MS +
+        2 * vars.SEED_PUBLISH_TIMEOUT_MS,
+      intervalMs: vars.SEED_GC_INTERVAL_MS,
+      minFreePercent: vars.SEED_GC_MIN_FREE_PERCENT,
+      checkMs: vars.SEED_GC_CHECK_MS,
     },
     history: { dir: vars.SEED_HISTORY_DIR, timeoutMs: vars.SEED_EVAL_TIMEOUT_MS },
     buildLogBytes: vars.SEED_BUILD_LOG_BYTES,
