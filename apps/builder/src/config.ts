@@ -10,6 +10,9 @@ import {
   parseEnv,
   redisEnv,
   redisSettings,
+  storeGcEnv,
+  storeGcTiming,
+  type StoreGcTiming,
   type TokenFile,
 } from '@seed/service-kit';
 import { z } from 'zod';
@@ -83,13 +86,7 @@ const envSchema = z
     SEED_PUBLISH_TIMEOUT_MS: envVar.positiveInt(30 * 60_000),
     SEED_KEEP_GENERATIONS: envVar.positiveInt(5),
     SEED_GC_ROOTS_DIR: writableDir.optional(),
-    SEED_GC_INTERVAL_MS: envVar.positiveInt(60 * 60_000),
-    SEED_GC_MIN_FREE_PERCENT: z.coerce
-      .number()
-      .min(0, { error: 'expected a percentage, 0 to 100' })
-      .max(100, { error: 'expected a percentage, 0 to 100' })
-      .default(15),
-    SEED_GC_CHECK_MS: envVar.positiveInt(60_000),
+    ...storeGcEnv(),
     SEED_EVAL_TIMEOUT_MS: envVar.positiveInt(5 * 60_000),
     SEED_BUILD_TIMEOUT_MS: envVar.positiveInt(60 * 60_000),
     SEED_NIX_OUTPUT_LIMIT_BYTES: envVar.positiveInt(DEFAULT_MAX_OUTPUT_BYTES),
@@ -173,15 +170,12 @@ export interface BuilderConfig {
   /** Commit statuses: each flake's target (none without a registry) and how to send them. */
   forgeStatuses: ForgeStatusOptions & { targets: Map<string, StatusTarget> };
   /** What garbage collection keeps, and when it runs (StoreKeeper, StoreGcSchedule). */
-  gc: {
+  gc: StoreGcTiming & {
     /** The out-links of each flake's last generations: indirect roots of the store. */
     rootsDir: string;
     keepGenerations: number;
     /** Longer than a build can take: unsealed roots this old are a dead process's. */
     unsealedMaxAgeMs: number;
-    intervalMs: number;
-    minFreePercent: number;
-    checkMs: number;
   };
   /** The bare git mirrors of flakes, for the ancestry check (GitHistory). */
   history: { dir: string; timeoutMs: number };
@@ -269,9 +263,7 @@ export function loadBuilderConfig(env: NodeJS.ProcessEnv = process.env): Builder
         2 * vars.SEED_EVAL_TIMEOUT_MS +
         vars.SEED_BUILD_TIMEOUT_MS +
         2 * vars.SEED_PUBLISH_TIMEOUT_MS,
-      intervalMs: vars.SEED_GC_INTERVAL_MS,
-      minFreePercent: vars.SEED_GC_MIN_FREE_PERCENT,
-      checkMs: vars.SEED_GC_CHECK_MS,
+      ...storeGcTiming(vars),
     },
     history: { dir: vars.SEED_HISTORY_DIR, timeoutMs: vars.SEED_EVAL_TIMEOUT_MS },
     buildLogBytes: vars.SEED_BUILD_LOG_BYTES,

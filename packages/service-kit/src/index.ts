@@ -12,5 +12,12 @@ export { BearerTokenGuard, TokenFile, bearerToken } from './bearer-token';
 export { listMetricsIfAsked } from './metrics-listing';
 export { diskUsage, registerStoreDiskGauges } from './store-disk';
 export type { DiskUsage } from './store-disk';
-export { GC_TRIGGERS, StoreGcMetrics, StoreGcSchedule, underDiskPressure } from './store-gc';
-export type { GcOutcome, GcTrigger, StoreGcScheduleOptions } from './store-gc';
+export {
+  GC_TRIGGERS,
+  StoreGcMetrics,
+  StoreGcSchedule,
+  storeGcEnv,
+  storeGcTiming,
+  underDiskPressure,
+} from './store-gc';
+export type { GcOutcome, GcTrigger, StoreGcScheduleOptions, StoreGcTiming } from './store-gc';

@@ -1,5 +1,7 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
+import { z } from 'zod';
+import { envVar } from './env';
 import { diskUsage, type DiskUsage } from './store-disk';
 
 /** Why a collection ran: its interval came round, or a store's filesystem ran short. */
@@ -14,9 +16,35 @@ export interface GcOutcome {
   freedBytes: number;
 }
 
-export interface StoreGcScheduleOptions {
+/** When a service collects: its part of the environment, shared by every service that does. */
+export function storeGcEnv() {
+  const percent = { error: 'expected a percentage, 0 to 100' };
+  return {
+    SEED_GC_INTERVAL_MS: envVar.positiveInt(60 * 60_000),
+    // Above the 10 % of the disk-nearly-full alert: collecting comes first.
+    SEED_GC_MIN_FREE_PERCENT: z.coerce.number().min(0, percent).max(100, percent).default(15),
+    SEED_GC_CHECK_MS: envVar.positiveInt(60_000),
+  };
+}
+
+export function storeGcTiming(vars: {
+  SEED_GC_INTERVAL_MS: number;
+  SEED_GC_MIN_FREE_PERCENT: number;
+  SEED_GC_CHECK_MS: number;
+}): StoreGcTiming {
+  return {
+    intervalMs: vars.SEED_GC_INTERVAL_MS,
+    minFreePercent: vars.SEED_GC_MIN_FREE_PERCENT,
+    checkMs: vars.SEED_GC_CHECK_MS,
+  };
+}
+
+export interface StoreGcScheduleOptions extends StoreGcTiming {
   /** The folders whose filesystems are watched: one under `minFreePercent` collects now. */
   folders: readonly string[];
+}
+
+export interface StoreGcTiming {
   /** A collection runs at least this often. */
   intervalMs: number;
   /** Free space (of the size) under which a collection runs at the next check. */
