@@ -22,10 +22,11 @@ function schedule(minFreePercent: number, now: () => number, fail = false) {
   const metrics = new StoreGcMetrics(registry, 'seed_test_', [folder]);
   const runs: GcTrigger[] = [];
   const gc = new StoreGcSchedule(
-    async (trigger) => {
+    (trigger) => {
       runs.push(trigger);
-      if (fail) throw new Error('store busy');
-      return [{ store: folder, deletedPaths: 3, freedBytes: 4096 }];
+      return fail
+        ? Promise.reject(new Error('store busy'))
+        : Promise.resolve([{ store: folder, deletedPaths: 3, freedBytes: 4096 }]);
     },
     metrics,
     { folders: [folder], intervalMs: 1_000, minFreePercent, checkMs: 60_000 },
