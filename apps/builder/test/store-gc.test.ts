@@ -25,7 +25,8 @@ import {
   RecordingSink,
   RecordingStatuses,
 } from './fast/in-memory-ports';
-import { SEED_NIX_CONF, builderNix, dependencyFlakeFiles } from './harness';
+import { startBuilderStack } from './builder-stack';
+import { SEED_NIX_CONF, builderNix, dependencyFlakeFiles, finished } from './harness';
 
 const RUN = randomBytes(6).toString('hex');
 const KEEP = 2;
@@ -234,4 +235,46 @@ describe('store garbage collection (real nix, a store of its own)', () => {
       );
     }
   }, 120_000);
+});
+
+describe('the builder as its environment configures it', () => {
+  it("collects its store and cache under disk pressure, keeping each flake's last generation", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'seed-store-gc-app-'));
+    const signing = await nix.generateSigningKey(`seed-gc-app-${RUN}`);
+    await writeFile(path.join(dir, 'cache.sec'), signing.secretKey, { mode: 0o600 });
+    const stack = await startBuilderStack({
+      SEED_BINARY_CACHE_DIR: path.join(dir, 'cache'),
+      SEED_BINARY_CACHE_SECRET_KEY_FILE: path.join(dir, 'cache.sec'),
+      SEED_KEEP_GENERATIONS: '1',
+      // Every filesystem is short of 100 % free: a collection at every check.
+      SEED_GC_MIN_FREE_PERCENT: '100',
+      SEED_GC_CHECK_MS: '200',
+    });
+    try {
+      const storeFile = (storePath: string) => path.join(stack.daemon.storeRoot, storePath);
+      const narinfo = (storePath: string) =>
+        path.join(dir, 'cache', `${path.basename(storePath).slice(0, 32)}.narinfo`);
+      const repo = await newRepo();
+      const images: string[] = [];
+      for (const tag of ['app-one', 'app-two']) {
+        const commit = await repo.commit(await dependencyFlakeFiles('web', `${RUN}-${tag}`));
+        const record = await finished(stack.url, await stack.pushes.push(repo, commit));
+        expect(record.state).toBe('succeeded');
+        images.push(record.instances![0]!.image);
+      }
+      const [older, newer] = images as [string, string];
+      const deadline = Date.now() + 30_000;
+      while ((existsSync(storeFile(older)) || existsSync(narinfo(older))) && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      expect([existsSync(storeFile(older)), existsSync(narinfo(older))]).toEqual([false, false]);
+      expect([existsSync(storeFile(newer)), existsSync(narinfo(newer))]).toEqual([true, true]);
+      const metrics = await (await fetch(`${stack.url}/metrics`)).text();
+      expect(metrics).toMatch(
+        /seed_builder_store_gc_runs_total\{trigger="disk-pressure",result="ok"\} [1-9]/,
+      );
+    } finally {
+      await stack.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
