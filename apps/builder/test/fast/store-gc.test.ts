@@ -75,8 +75,9 @@ describe('StoreGate', () => {
       await new Promise<void>((resolve) => (finishBuild = resolve));
       order.push('build ends');
     });
-    const collection = gate.exclusive(async () => void order.push('collection'));
-    const later = gate.use(async () => void order.push('later build'));
+    const step = (name: string) => () => Promise.resolve(void order.push(name));
+    const collection = gate.exclusive(step('collection'));
+    const later = gate.use(step('later build'));
     await new Promise((resolve) => setImmediate(resolve));
     expect(order).toEqual(['build starts']);
     finishBuild();
