@@ -26,7 +26,14 @@ import {
   RecordingStatuses,
 } from './fast/in-memory-ports';
 import { startBuilderStack } from './builder-stack';
-import { SEED_NIX_CONF, builderNix, dependencyFlakeFiles, finished } from './harness';
+import { loadBuilderConfig } from '../src/config';
+import {
+  SEED_NIX_CONF,
+  builderCredentialEnv,
+  builderNix,
+  dependencyFlakeFiles,
+  finished,
+} from './harness';
 
 const RUN = randomBytes(6).toString('hex');
 const KEEP = 2;
@@ -277,4 +284,40 @@ describe('the builder as its environment configures it', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 300_000);
+});
+
+describe('configuration', () => {
+  it('names every bad garbage-collection setting at start, and roots beside the cache', async () => {
+    const passwordFile = path.join(work, 'redis-password');
+    await writeFile(passwordFile, 'a-password-for-the-config-only');
+    const env = { ...(await builderCredentialEnv()), SEED_REDIS_PASSWORD_FILE: passwordFile };
+    let message = '';
+    try {
+      loadBuilderConfig({
+        ...env,
+        SEED_KEEP_GENERATIONS: '0',
+        SEED_GC_INTERVAL_MS: 'hourly',
+        SEED_GC_MIN_FREE_PERCENT: '150',
+        SEED_GC_ROOTS_DIR: 'relative/roots',
+      });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    for (const name of [
+      'SEED_KEEP_GENERATIONS',
+      'SEED_GC_INTERVAL_MS',
+      'SEED_GC_MIN_FREE_PERCENT="150": expected a percentage',
+      'SEED_GC_ROOTS_DIR',
+    ])
+      expect(message).toContain(name);
+
+    const config = loadBuilderConfig({ ...env, SEED_BINARY_CACHE_DIR: path.join(work, 'c') });
+    expect(config.gc).toMatchObject({
+      rootsDir: path.join(work, 'c', 'gc-roots'),
+      keepGenerations: 5,
+      intervalMs: 3_600_000,
+      minFreePercent: 15,
+      checkMs: 60_000,
+    });
+  });
 });
