@@ -15,6 +15,7 @@ import {
 import {
   NixError,
   pinFlakeRef,
+  type BuildOptions,
   type BuiltSeed,
   type CallOptions,
   type EvaluatedSeed,
@@ -22,6 +23,7 @@ import {
 } from '@seed/nix-eval';
 import type { Logger } from '@seed/service-kit';
 import { appendLog } from './build-record';
+import type { BuildRoots } from './generation-roots';
 import type { BuilderMetrics } from './metrics';
 import { PublishFailed } from './repositories/binary-cache.repository';
 import { HistoryUnavailable, type Ancestry } from './repositories/git-history.repository';
@@ -31,7 +33,17 @@ import { GenerationRejected, ReconcilerUnavailable } from './repositories/reconc
 export interface NixSteps {
   resolve(reference: string, call?: CallOptions): Promise<LockedFlake>;
   evaluateSeeds(reference: string, call?: CallOptions): Promise<EvaluatedSeed[]>;
-  buildImages(seeds: readonly EvaluatedSeed[], call?: CallOptions): Promise<BuiltSeed[]>;
+  buildImages(seeds: readonly EvaluatedSeed[], call?: BuildOptions): Promise<BuiltSeed[]>;
+}
+
+/**
+ * What keeps a build's paths through garbage collection (StoreKeeper): the store is used
+ * from evaluation to publishing while no collection runs, and the images are rooted as
+ * nix builds them, among the flake's last generations once the build seals them.
+ */
+export interface BuildKeeper {
+  use<T>(step: () => Promise<T>): Promise<T>;
+  open(flake: string): Promise<BuildRoots>;
 }
 
 /**
@@ -132,6 +144,7 @@ export class BuildService {
     private readonly nix: NixSteps,
     /** Undefined when publishing is off: nodes must then share the builder's store. */
     private readonly cache: BinaryCache | undefined,
+    private readonly keeper: BuildKeeper,
     private readonly reconciler: GenerationSink,
     private readonly history: CommitHistory,
     private readonly records: BuildRecords,
@@ -224,50 +237,50 @@ export class BuildService {
       return this.finish(job, record, 'superseded-by-history', backwards, log);
     }
 
-    await this.enter(record, 'evaluating', `evaluating ${reference}`);
-    this.statuses.report(job, record.id, 'building', 'building: evaluating and building the seeds');
-    const evaluated = await this.phase(record, 'evaluate', async () => {
-      const locked = await this.nix.resolve(reference, { signal });
-      return this.nix.evaluateSeeds(locked.url, { signal });
-    });
+    const built = await this.keeper.use(async () => {
+      await this.enter(record, 'evaluating', `evaluating ${reference}`);
+      this.statuses.report(
+        job,
+        record.id,
+        'building',
+        'building: evaluating and building the seeds',
+      );
+      const evaluated = await this.phase(record, 'evaluate', async () => {
+        const locked = await this.nix.resolve(reference, { signal });
+        return this.nix.evaluateSeeds(locked.url, { signal });
+      });
 
-    // Refused before anything is built: the reconciler would refuse it as well.
-    const excess = job.quota
-      ? quotaExcess(
-          job.quota,
-          evaluated.map((seed) => seed.meta),
-        )
-      : [];
-    if (excess.length > 0)
-      throw new QuotaExceeded(`exceeds the flake's caps: ${excess.join('; ')}`);
+      // Refused before anything is built: the reconciler would refuse it as well.
+      const excess = job.quota
+        ? quotaExcess(
+            job.quota,
+            evaluated.map((seed) => seed.meta),
+          )
+        : [];
+      if (excess.length > 0)
+        throw new QuotaExceeded(`exceeds the flake's caps: ${excess.join('; ')}`);
 
-    await this.enter(
-      record,
-      'building',
-      `building ${evaluated.length} image(s): ${evaluated.map((s) => s.name).join(', ') || '(none)'}`,
-    );
-    const built = await this.phase(record, 'build', () =>
-      this.nix.buildImages(evaluated, { signal }),
-    );
-    record.namespace = deriveNamespace(job.flake);
-    record.generation = generationHash(built);
-    record.instances = built.map(({ name, image }) => ({ name, image }));
-
-    const cache = this.cache;
-    if (cache !== undefined && built.length > 0) {
-      // Before the reconciler hears of an image, every node can fetch it.
       await this.enter(
         record,
-        'publishing',
-        `publishing ${built.length} image closure(s) to the binary cache`,
+        'building',
+        `building ${evaluated.length} image(s): ${evaluated.map((s) => s.name).join(', ') || '(none)'}`,
       );
-      await this.phase(record, 'publish', () =>
-        cache.publish(
-          built.map((seed) => seed.image),
-          signal,
-        ),
-      );
-    }
+      const roots = await this.keeper.open(job.flake);
+      try {
+        const images = await this.phase(record, 'build', () =>
+          this.nix.buildImages(evaluated, { signal, outLink: roots.outLink }),
+        );
+        record.namespace = deriveNamespace(job.flake);
+        record.generation = generationHash(images);
+        record.instances = images.map(({ name, image }) => ({ name, image }));
+        await this.publish(record, images, signal);
+        await roots.seal(record.generation);
+        return images;
+      } catch (error) {
+        await roots.discard();
+        throw error;
+      }
+    });
 
     await this.enter(
       record,
@@ -307,6 +320,23 @@ export class BuildService {
       'succeeded',
       applied.changed ? 'applied' : 'already applied: nothing changed',
       log,
+    );
+  }
+
+  /** Before the reconciler hears of an image, every node can fetch it. */
+  private async publish(record: BuildRecord, built: BuiltSeed[], signal: AbortSignal) {
+    const cache = this.cache;
+    if (cache === undefined || built.length === 0) return;
+    await this.enter(
+      record,
+      'publishing',
+      `publishing ${built.length} image closure(s) to the binary cache`,
+    );
+    await this.phase(record, 'publish', () =>
+      cache.publish(
+        built.map((seed) => seed.image),
+        signal,
+      ),
     );
   }
 

@@ -14,6 +14,7 @@ import {
   JsonErrorFilter,
   PinoNestLogger,
   ProbesModule,
+  StoreGcSchedule,
   TokenFile,
   createLogger,
   type Logger,
@@ -33,6 +34,8 @@ import { BuilderMetrics, storeFolder } from './metrics';
 import { FileBinaryCache } from './repositories/binary-cache.repository';
 import { GitHistory } from './repositories/git-history.repository';
 import { ReconcilerGrpcClient } from './repositories/reconciler.client';
+import { GenerationRoots } from './generation-roots';
+import { StoreKeeper } from './store-keeper';
 
 /**
  * Stops the worker taking jobs and lets running builds finish within the grace period;
@@ -96,7 +99,6 @@ class BuilderModule {
       maxOutputBytes: config.nix.outputLimitBytes,
     });
     const reconciler = new ReconcilerGrpcClient(config.reconciler.address, config.reconciler);
-    const metrics = new BuilderMetrics(storeFolder(config.nix.store));
     const served: ServedBinaryCache = config.binaryCache.enabled
       ? {
           cache: new FileBinaryCache(nix, {
@@ -107,6 +109,30 @@ class BuilderModule {
           }),
         }
       : { cache: undefined, off: config.binaryCache.reason };
+    // The machine's own store (no SEED_NIX_STORE) is shared with whatever else runs there:
+    // the builder roots its generations in it but never collects it.
+    const ownStore =
+      config.nix.store === undefined ? undefined : { nix, dir: storeFolder(config.nix.store) };
+    const keeper = new StoreKeeper(
+      new GenerationRoots({
+        dir: config.gc.rootsDir,
+        keep: config.gc.keepGenerations,
+        unsealedMaxAgeMs: config.gc.unsealedMaxAgeMs,
+      }),
+      ownStore,
+      served.cache,
+      logger,
+    );
+    const metrics = new BuilderMetrics([
+      storeFolder(config.nix.store),
+      ...(served.cache ? [served.cache.dir] : []),
+    ]);
+    const collections = new StoreGcSchedule(
+      keeper.collect,
+      metrics.gc,
+      { ...config.gc, folders: keeper.folders },
+      logger,
+    );
     const statuses = new ForgeStatuses(
       config.forgeStatuses,
       (forge, result) => metrics.forgeStatuses.inc({ forge, result }),
@@ -115,6 +141,7 @@ class BuilderModule {
     const service = new BuildService(
       nix,
       served.cache,
+      keeper,
       reconciler,
       new GitHistory(config.history),
       records,
@@ -147,11 +174,13 @@ class BuilderModule {
       workerOptions,
       logger,
     );
+    if (keeper.folders.length > 0) collections.start();
     const drain = new WorkerDrain(
       worker,
       abortBuilds,
       config.worker.shutdownGraceMs,
       async () => {
+        await collections.stop();
         await statuses.close();
         reconciler.close();
         await records.close();

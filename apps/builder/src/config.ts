@@ -4,7 +4,16 @@ import path from 'node:path';
 import { DEFAULT_MAX_OUTPUT_BYTES, publicKeyOf } from '@seed/nix-eval';
 import { REDIS_USERS, type RedisConnectionSettings } from '@seed/builds-queue';
 import type { TlsDirectory } from '@seed/contracts';
-import { envVar, parseEnv, redisEnv, redisSettings, type TokenFile } from '@seed/service-kit';
+import {
+  envVar,
+  parseEnv,
+  redisEnv,
+  redisSettings,
+  storeGcEnv,
+  storeGcTiming,
+  type StoreGcTiming,
+  type TokenFile,
+} from '@seed/service-kit';
 import { z } from 'zod';
 import type { ForgeStatusOptions } from './forge-statuses';
 
@@ -73,6 +82,9 @@ const envSchema = z
     SEED_BINARY_CACHE_SECRET_KEY_FILE: secretKeyFile.optional(),
     SEED_BINARY_CACHE_COMPRESSION: z.enum(['zstd', 'xz', 'none']).default('zstd'),
     SEED_PUBLISH_TIMEOUT_MS: envVar.positiveInt(30 * 60_000),
+    SEED_KEEP_GENERATIONS: envVar.positiveInt(5),
+    SEED_GC_ROOTS_DIR: writableDir.optional(),
+    ...storeGcEnv(),
     SEED_EVAL_TIMEOUT_MS: envVar.positiveInt(5 * 60_000),
     SEED_BUILD_TIMEOUT_MS: envVar.positiveInt(60 * 60_000),
     SEED_NIX_OUTPUT_LIMIT_BYTES: envVar.positiveInt(DEFAULT_MAX_OUTPUT_BYTES),
@@ -153,6 +165,14 @@ export interface BuilderConfig {
   };
   /** How commit statuses are sent (each build's job says where). */
   forgeStatuses: ForgeStatusOptions;
+  /** What garbage collection keeps, and when it runs (StoreKeeper, StoreGcSchedule). */
+  gc: StoreGcTiming & {
+    /** The out-links of each flake's last generations: indirect roots of the store. */
+    rootsDir: string;
+    keepGenerations: number;
+    /** Longer than a build can take: unsealed roots this old are a dead process's. */
+    unsealedMaxAgeMs: number;
+  };
   /** The bare git mirrors of flakes, for the ancestry check (GitHistory). */
   history: { dir: string; timeoutMs: number };
   buildLogBytes: number;
@@ -211,6 +231,19 @@ export function loadBuilderConfig(env: NodeJS.ProcessEnv = process.env): Builder
       backoffMs: vars.SEED_FORGE_STATUS_BACKOFF_MS,
       timeoutMs: vars.SEED_FORGE_STATUS_TIMEOUT_MS,
       capacity: vars.SEED_FORGE_STATUS_QUEUE,
+    },
+    gc: {
+      // Beside the cache by default: the roots say what the cache keeps, and a cache that
+      // outlived its roots would otherwise be emptied at the next collection.
+      rootsDir:
+        vars.SEED_GC_ROOTS_DIR ??
+        path.join(vars.SEED_BINARY_CACHE_DIR ?? path.join(tmpdir(), 'seed'), 'gc-roots'),
+      keepGenerations: vars.SEED_KEEP_GENERATIONS,
+      unsealedMaxAgeMs:
+        2 * vars.SEED_EVAL_TIMEOUT_MS +
+        vars.SEED_BUILD_TIMEOUT_MS +
+        2 * vars.SEED_PUBLISH_TIMEOUT_MS,
+      ...storeGcTiming(vars),
     },
     history: { dir: vars.SEED_HISTORY_DIR, timeoutMs: vars.SEED_EVAL_TIMEOUT_MS },
     buildLogBytes: vars.SEED_BUILD_LOG_BYTES,

@@ -4,7 +4,7 @@ import { loadBuilderConfig } from './config';
 import { BuilderMetrics } from './metrics';
 
 async function main(): Promise<void> {
-  if (await listMetricsIfAsked(() => new BuilderMetrics('/nix/store').registry)) return;
+  if (await listMetricsIfAsked(() => new BuilderMetrics(['/nix/store']).registry)) return;
   const config = loadBuilderConfig();
   const logger = createLogger('builder', config.logLevel);
   const app = await createBuilderApp(config, logger);

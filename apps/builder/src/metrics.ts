@@ -1,11 +1,16 @@
-import { registerStoreDiskGauges } from '@seed/service-kit';
+import { StoreGcMetrics, registerStoreDiskGauges } from '@seed/service-kit';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 const BUILD_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
-/** The folder a `--store` option builds into: a chroot store's own folder, else the machine's. */
+/**
+ * The folder a `--store` option builds into: a chroot store's own folder (given as a
+ * folder, or as the `root` of a daemon's `unix://…?root=` URL), else the machine's.
+ */
 export function storeFolder(store: string | undefined): string {
-  return store?.startsWith('/') ? store : '/nix/store';
+  if (store?.startsWith('/')) return store;
+  const root = store === undefined ? null : /[?&]root=([^&]+)/.exec(store);
+  return root ? decodeURIComponent(root[1]!) : '/nix/store';
 }
 
 /** What Grafana reads from the builder. */
@@ -54,10 +59,13 @@ export class BuilderMetrics {
     registers: [this.registry],
   });
 
-  /** `storeDir`: the folder of the store the builder builds into. */
-  constructor(storeDir: string) {
+  readonly gc: StoreGcMetrics;
+
+  /** `stores`: the folder of the store the builder builds into, and its binary cache's. */
+  constructor(stores: readonly string[]) {
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_builder_' });
-    registerStoreDiskGauges(this.registry, 'seed_builder_', storeDir);
+    registerStoreDiskGauges(this.registry, 'seed_builder_', stores);
+    this.gc = new StoreGcMetrics(this.registry, 'seed_builder_', stores);
     // Each phase exported at 0 from the start: its first build is an increase Prometheus sees.
     for (const phase of ['evaluate', 'build', 'publish', 'apply'])
       this.phaseSeconds.zero({ phase });

@@ -12,12 +12,19 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { REDIS_USERS } from '@seed/builds-queue';
 import { NixClient, substituterNixConfig, type SigningKey } from '@seed/nix-eval';
-import { demoFlakeFiles, FlakeRepo, type LocalNixDaemon, type LocalRedis } from '@seed/testing';
+import { FlakeRepo, type LocalNixDaemon, type LocalRedis } from '@seed/testing';
 import type { BuildRecord } from '@seed/contracts';
 import { loadBuilderConfig } from '../src/config';
 import { startBuilderStack, type BuilderStack } from './builder-stack';
 import type { FakeReconciler } from './fake-reconciler';
-import { SEED_NIX_CONF, builderCredentialEnv, finished, getBuilds, type Pushes } from './harness';
+import {
+  SEED_NIX_CONF,
+  builderCredentialEnv,
+  dependencyFlakeFiles,
+  finished,
+  getBuilds,
+  type Pushes,
+} from './harness';
 
 const RUN = randomBytes(6).toString('hex');
 
@@ -34,21 +41,8 @@ const repos: FlakeRepo[] = [];
 
 const nix = new NixClient({ confFile: SEED_NIX_CONF });
 
-/**
- * A flake whose one seed's image refers to a second store path, so its closure is two
- * paths; both must travel.
- */
 async function flakeWithDependency(name: string): Promise<FlakeRepo> {
-  const files = await demoFlakeFiles({ [name]: {} });
-  const image = /^ {6}image = derivation \{.*\};$/m;
-  if (!image.test(files['flake.nix']!)) throw new Error('demoFlakeFiles changed its image line');
-  files['flake.nix'] = files['flake.nix']!.replace(
-    image,
-    `      image = let
-        dep = derivation { name = "seed-${name}-dep"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo ${RUN} > $out" ]; };
-      in derivation { name = "seed-${name}-image"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "sleep 0; echo \${dep} > $out" ]; };`,
-  );
-  const repo = await FlakeRepo.create(files);
+  const repo = await FlakeRepo.create(await dependencyFlakeFiles(name, RUN));
   repos.push(repo);
   return repo;
 }

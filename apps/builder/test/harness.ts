@@ -184,3 +184,23 @@ export async function finished(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/**
+ * A flake whose one seed's image refers to a second store path printing `tag`, so its
+ * closure is two paths, both of which must travel (and stay, or go, together).
+ */
+export async function dependencyFlakeFiles(
+  name: string,
+  tag: string,
+): Promise<Record<string, string>> {
+  const files = await demoFlakeFiles({ [name]: {} });
+  const image = /^ {6}image = derivation \{.*\};$/m;
+  if (!image.test(files['flake.nix']!)) throw new Error('demoFlakeFiles changed its image line');
+  files['flake.nix'] = files['flake.nix']!.replace(
+    image,
+    `      image = let
+        dep = derivation { name = "seed-${name}-dep"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo ${tag} > $out" ]; };
+      in derivation { name = "seed-${name}-image"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "sleep 0; echo \${dep} > $out" ]; };`,
+  );
+  return files;
+}

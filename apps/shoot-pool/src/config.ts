@@ -1,6 +1,14 @@
 import path from 'node:path';
 import { SHOOT_LIMITS } from '@seed/contracts';
-import { ConfigError, envVar, parseEnv, type TokenFile } from '@seed/service-kit';
+import {
+  ConfigError,
+  envVar,
+  parseEnv,
+  storeGcEnv,
+  storeGcTiming,
+  type StoreGcTiming,
+  type TokenFile,
+} from '@seed/service-kit';
 import { z } from 'zod';
 import { StaticCallerResolver } from './caller/caller';
 import type { HypervisorChoice } from './vm/select-hypervisor';
@@ -52,6 +60,16 @@ const envSchema = z
     SEED_CLOUD_HYPERVISOR_BINARY: z.string().min(1).default('cloud-hypervisor'),
     SEED_VIRTIOFSD_BINARY: z.string().min(1).default('/usr/libexec/virtiofsd'),
     SEED_SHOOT_STORE_DIR: z.string().startsWith('/').default('/nix/store'),
+    // The node's nix-daemon, which collects the node's store with its own view of every
+    // root; unset: this pool never collects (a development machine's store is its own).
+    SEED_GC_NIX_STORE: z
+      .string()
+      .regex(/^(unix:\/\/\/\S+|daemon)$/, {
+        error: "expected the node's nix-daemon: unix:///<socket> or daemon",
+      })
+      .optional(),
+    SEED_NIX_BIN: z.string().min(1).default('nix'),
+    ...storeGcEnv(),
     SEED_SHOOT_VIEW_IDLE_SECONDS: envVar.positiveInt(600),
     SEED_GUEST_DIR: z.string().startsWith('/').optional(),
     SEED_SHOOT_LOCAL_CALLER: z.string().min(1).optional(),
@@ -105,6 +123,8 @@ export interface ShootPoolConfig {
   storeDir: string;
   /** How long an image's closure view outlives its last shoot. */
   viewIdleMs: number;
+  /** Garbage collection of the node's store (NodeStoreGc); unset: never. */
+  gc?: StoreGcTiming & { nixStore: string; nixBinary: string };
   hypervisor: HypervisorChoice;
   /** The guest kernel + initramfs folder; unset: `scripts/guest-image` builds or finds it. */
   guestDir?: string;
@@ -188,6 +208,14 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
       bodyLimitBytes: vars.SEED_SHOOT_BODY_LIMIT_BYTES,
     },
     grpc: { host: vars.SEED_SHOOT_HOST, port: vars.SEED_SHOOT_GRPC_PORT },
+    gc:
+      vars.SEED_GC_NIX_STORE === undefined
+        ? undefined
+        : {
+            nixStore: vars.SEED_GC_NIX_STORE,
+            nixBinary: vars.SEED_NIX_BIN,
+            ...storeGcTiming(vars),
+          },
     statusToken: vars.SEED_SHOOT_STATUS_TOKEN_FILE,
     pool: {
       size: vars.SEED_SHOOT_POOL_SIZE,

@@ -1,4 +1,4 @@
-import { registerStoreDiskGauges } from '@seed/service-kit';
+import { StoreGcMetrics, registerStoreDiskGauges } from '@seed/service-kit';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** What the pool reports about itself for the gauges, read at scrape time. */
@@ -81,7 +81,10 @@ export class ShootMetrics {
     registers: [this.registry],
   });
 
-  constructor(source: () => PoolGaugeSource) {
+  readonly gc: StoreGcMetrics;
+
+  /** `storeDir`: the node's store (SEED_SHOOT_STORE_DIR). */
+  constructor(source: () => PoolGaugeSource, storeDir = '/nix/store') {
     // Every cause and outcome is exported from the start at 0: a rate over one that never
     // happened is 0, not "no data", and the first occurrence is an increase Prometheus
     // sees (a series born with its first event has no earlier sample to rise from).
@@ -90,7 +93,8 @@ export class ShootMetrics {
     for (const phase of SHOOT_PHASES) this.phaseSeconds.zero({ phase });
     collectDefaultMetrics({ register: this.registry, prefix: 'seed_shoot_' });
     // The node's store, which every image's closure and every shoot's view come from.
-    registerStoreDiskGauges(this.registry, 'seed_shoot_', '/nix/store');
+    registerStoreDiskGauges(this.registry, 'seed_shoot_', [storeDir]);
+    this.gc = new StoreGcMetrics(this.registry, 'seed_shoot_', [storeDir]);
     new Gauge({
       name: 'seed_shoot_vms',
       help: 'MicroVMs of the pool, by state (idle, busy, starting)',

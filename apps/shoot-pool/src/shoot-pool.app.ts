@@ -20,6 +20,7 @@ import { KubeCallerResolver } from './caller/caller.repository';
 import type { ShootPoolConfig } from './config';
 import { shootHandlers } from './grpc/shoot.grpc';
 import { ShootMetrics } from './metrics';
+import { nodeStoreGc } from './store/node-store-gc';
 import { findGuestImage } from './pool/guest-image';
 import { WarmPool } from './pool/pool';
 import { ShootController } from './shoot.controller';
@@ -107,7 +108,7 @@ export async function createShootPoolApp(
     throw error;
   }
   const hv = selectHypervisor(config.hypervisor, config.runRoot, logger);
-  const metrics: ShootMetrics = new ShootMetrics(() => pool.status());
+  const metrics: ShootMetrics = new ShootMetrics(() => pool.status(), config.storeDir);
   const pool: WarmPool = new WarmPool(
     hv,
     { ...config.pool, image },
@@ -145,6 +146,8 @@ export async function createShootPoolApp(
     Math.min(config.viewIdleMs, 60_000),
   );
   evictViews.unref();
+  const storeGc = config.gc && nodeStoreGc(config.gc, config.storeDir, metrics.gc, logger);
+  storeGc?.start();
   const service = new ShootService(pool, callers, views, config.limits, metrics, logger);
   let grpc: RunningGrpcServer;
   try {
@@ -164,6 +167,7 @@ export async function createShootPoolApp(
     );
   } catch (error) {
     clearInterval(evictViews);
+    await storeGc?.stop();
     await pool.drain();
     await views.clear();
     await tpm?.stop();
@@ -177,6 +181,7 @@ export async function createShootPoolApp(
       statusToken: config.statusToken,
       stop: async () => {
         clearInterval(evictViews);
+        await storeGc?.stop();
         await grpc.stop(10_000);
         await pool.drain();
         await views.clear();

@@ -1,7 +1,7 @@
 import { NixError } from './errors';
 
 /** What nix was doing when it failed: the same words mean different things per phase. */
-export type NixPhase = 'resolve' | 'evaluate' | 'build' | 'publish';
+export type NixPhase = 'resolve' | 'evaluate' | 'build' | 'publish' | 'collect';
 
 const STORE_SOURCE_PREFIX = /\/nix\/store\/[0-9a-z]{32}-[^/:]+\//g;
 const LOCATION = /^\s*at (\S+):(\d+):(\d+):\s*$/m;
@@ -71,9 +71,10 @@ export function classifyNixFailure(phase: NixPhase, exitCode: number, stderr: st
     (exitCode > 128
       ? `nix was killed by signal ${exitCode - 128}`
       : errorMessage(stderr) || `nix exited with code ${exitCode}`);
-  // Copying to or signing a cache: a full disk, an unreadable key, a missing path. Nothing
-  // the flake did; another attempt may find it fixed.
-  if (phase === 'publish') return new NixError('nix', message, { stderr: trimmed });
+  // Copying to or signing a cache, collecting garbage: a full disk, an unreadable key, a
+  // missing path. Nothing the flake did; another attempt may find it fixed.
+  if (phase === 'publish' || phase === 'collect')
+    return new NixError('nix', message, { stderr: trimmed });
   if (UNKNOWN_REVISION.test(stderr)) {
     return new NixError('fetch', message, { retryable: false, stderr: trimmed });
   }

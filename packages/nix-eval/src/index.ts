@@ -1,7 +1,9 @@
 export { DEFAULT_MAX_OUTPUT_BYTES, NixClient, publicKeyOf } from './nix.client';
 export type {
+  BuildOptions,
   BuiltSeed,
   CallOptions,
+  CollectedGarbage,
   EvaluatedSeed,
   FlakeInspection,
   InspectOptions,

@@ -53,6 +53,22 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+export interface BuildOptions extends CallOptions {
+  /**
+   * Roots what is built (`--out-link`): `<outLink>` for the first image, `<outLink>-1`, … for
+   * the next, each an indirect GC root of the store, from the moment the build ends, so
+   * no garbage collection can take the images before their caller roots them otherwise.
+   */
+  outLink?: string;
+}
+
+/** What one garbage collection took (`nix store gc`). */
+export interface CollectedGarbage {
+  deletedPaths: number;
+  /** As nix reports it: to the hundredth of a MiB. */
+  freedBytes: number;
+}
+
 export interface InspectOptions extends CallOptions {
   /** Inspect this git commit instead of the reference's head. */
   revision?: string;
@@ -190,11 +206,16 @@ export class NixClient {
   }
 
   /** Builds every evaluated seed's image in one `nix build` and returns their store paths. */
-  async buildImages(seeds: readonly EvaluatedSeed[], call: CallOptions = {}): Promise<BuiltSeed[]> {
+  async buildImages(
+    seeds: readonly EvaluatedSeed[],
+    call: BuildOptions = {},
+  ): Promise<BuiltSeed[]> {
     if (seeds.length === 0) return [];
     const drvs = [...new Set(seeds.map((seed) => seed.imageDrv))];
-    const stdout = await this.run('build', ['build', '--no-link', '--json', ...drvs], {
-      ...call,
+    const { outLink, ...rest } = call;
+    const link = outLink === undefined ? ['--no-link'] : ['--out-link', outLink];
+    const stdout = await this.run('build', ['build', ...link, '--json', ...drvs], {
+      ...rest,
       timeoutMs: call.timeoutMs ?? this.options.buildTimeoutMs ?? 60 * MINUTE,
     });
     const outputs = new Map(
@@ -267,6 +288,24 @@ export class NixClient {
       { ...call, timeoutMs: call.timeoutMs ?? this.options.publishTimeoutMs ?? 30 * MINUTE },
       store,
     );
+  }
+
+  /**
+   * Deletes every path of this client's store that no GC root reaches (`nix store gc`): its
+   * roots folders, indirect roots whose links still exist, and what running processes
+   * use. Through a nix-daemon the daemon collects, with its own view of the roots.
+   */
+  async collectGarbage(call: CallOptions = {}): Promise<CollectedGarbage> {
+    const stdout = await this.run('collect', ['store', 'gc'], {
+      ...call,
+      timeoutMs: call.timeoutMs ?? 30 * MINUTE,
+    });
+    const summary = /(\d+) store paths deleted, ([\d.]+) MiB freed/.exec(stdout);
+    if (!summary) throw new NixError('nix', `nix store gc printed no summary: ${stdout.trim()}`);
+    return {
+      deletedPaths: Number(summary[1]),
+      freedBytes: Math.round(Number(summary[2]) * 1024 * 1024),
+    };
   }
 
   /** A new ed25519 key pair for signing a binary cache (`nix key generate-secret`). */

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -370,7 +370,7 @@ describe('stores and signing keys', () => {
     expect(() => publicKeyOf('seed-test-key:AAAA')).toThrow(NixError);
   });
 
-  it('runs every step in the store it is given', async () => {
+  it('runs every step in the store it is given, garbage collection included', async () => {
     if (!existsSync('/bin/busybox')) {
       process.stdout.write(
         'skipped: a chroot store builds in the sandbox, which needs /bin/busybox\n',
@@ -402,6 +402,19 @@ describe('stores and signing keys', () => {
         chroot.copyClosures([seed!.image], `file://${cache}?secret-key=${scratch}/none`),
       );
       expect(failed).toMatchObject({ kind: 'nix', retryable: true });
+
+      // An out-link roots what a build made; collecting takes what nothing roots.
+      await repo.commit(await demoFlakeFiles({ web: { build: `echo kept ${scratch} > $out` } }));
+      const outLink = path.join(scratch, 'roots', 'image');
+      const [kept] = await chroot.buildImages(
+        await chroot.evaluateSeeds((await chroot.resolve(repo.url())).url),
+        { outLink },
+      );
+      expect(readlinkSync(outLink)).toBe(kept!.image);
+      const collected = await chroot.collectGarbage();
+      expect(collected.deletedPaths).toBeGreaterThanOrEqual(1);
+      expect(existsSync(path.join(store, seed!.image))).toBe(false);
+      expect(existsSync(path.join(store, kept!.image))).toBe(true);
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }

@@ -10,4 +10,14 @@ export { startGrpcServer } from './grpc';
 export type { GrpcService, GrpcTransport, RunningGrpcServer } from './grpc';
 export { BearerTokenGuard, TokenFile, bearerToken } from './bearer-token';
 export { listMetricsIfAsked } from './metrics-listing';
-export { registerStoreDiskGauges } from './store-disk';
+export { diskUsage, registerStoreDiskGauges } from './store-disk';
+export type { DiskUsage } from './store-disk';
+export {
+  GC_TRIGGERS,
+  StoreGcMetrics,
+  StoreGcSchedule,
+  storeGcEnv,
+  storeGcTiming,
+  underDiskPressure,
+} from './store-gc';
+export type { GcOutcome, GcTrigger, StoreGcScheduleOptions, StoreGcTiming } from './store-gc';

@@ -1,8 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { access, constants, lstat } from 'node:fs/promises';
+import { access, constants, lstat, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { NixError, type CallOptions } from '@seed/nix-eval';
+import type { GcOutcome } from '@seed/service-kit';
+import { cacheGarbage, parseNarInfo, type NarInfo } from '../binary-cache-gc';
 
 /** What publishing needs from nix (NixClient): the builder's store is the source. */
 export interface ClosureCopier {
@@ -59,6 +61,11 @@ export class FileBinaryCache {
     this.storeUrl = `file://${options.dir}`;
   }
 
+  /** The cache folder. */
+  get dir(): string {
+    return this.options.dir;
+  }
+
   /** nix's description of the cache, served as `/nix-cache-info`. */
   readonly info = ['StoreDir: /nix/store', 'WantMassQuery: 1', 'Priority: 30', ''].join('\n');
 
@@ -86,6 +93,33 @@ export class FileBinaryCache {
         { cause: error },
       );
     }
+  }
+
+  /**
+   * Deletes what the cache holds beyond the closures of `liveImages` (cacheGarbage): each
+   * narinfo before its NAR, so a node never finds a narinfo whose NAR is gone. Run while
+   * nothing publishes (StoreGate): a path published meanwhile could lose its NAR.
+   */
+  async collectGarbage(liveImages: readonly string[]): Promise<GcOutcome> {
+    const narinfos: NarInfo[] = [];
+    for (const file of await readdir(this.options.dir)) {
+      if (!NARINFO.test(file)) continue;
+      const text = await readFile(path.join(this.options.dir, file), 'utf8').catch(() => '');
+      const info = parseNarInfo(file, text);
+      if (info) narinfos.push(info);
+    }
+    const garbage = cacheGarbage(narinfos, liveImages);
+    let freedBytes = 0;
+    const remove = async (name: string) => {
+      const file = path.join(this.options.dir, name);
+      const stat = await lstat(file).catch(() => undefined);
+      if (!stat?.isFile()) return;
+      await rm(file, { force: true });
+      freedBytes += stat.size;
+    };
+    for (const info of garbage.narinfos) await remove(info.file);
+    for (const nar of garbage.nars) if (/^nar\/[^/]+$/.test(nar)) await remove(nar);
+    return { store: this.dir, deletedPaths: garbage.narinfos.length, freedBytes };
   }
 
   /** A readiness check: the cache folder can be written (a full or read-only volume cannot). */

@@ -18,6 +18,7 @@ import {
   InMemoryBuildRecords,
   InMemoryHistory,
   RecordingCache,
+  RecordingKeeper,
   RecordingSink,
   RecordingStatuses,
   ScriptedNix,
@@ -48,6 +49,7 @@ function buildService(seeds = [seedMeta('web'), seedMeta('api')]) {
   const parts = {
     nix: new ScriptedNix(seeds),
     cache: new RecordingCache(),
+    keeper: new RecordingKeeper(),
     sink: new RecordingSink(),
     history: new InMemoryHistory(),
     records: new InMemoryBuildRecords(),
@@ -57,11 +59,12 @@ function buildService(seeds = [seedMeta('web'), seedMeta('api')]) {
   const service = new BuildService(
     parts.nix,
     parts.cache,
+    parts.keeper,
     parts.sink,
     parts.history,
     parts.records,
     parts.statuses,
-    new BuilderMetrics('/nix/store'),
+    new BuilderMetrics(['/nix/store']),
     createLogger('builder', 'silent'),
     { logBytes: 64 * 1024, cancelSuperseded: true, supersedePollMs: 60_000 },
   );
@@ -70,10 +73,12 @@ function buildService(seeds = [seedMeta('web'), seedMeta('api')]) {
 
 describe('BuildService (in-memory ports)', () => {
   it('evaluates, builds, publishes, then applies, recording each state', async () => {
-    const { service, nix, cache, sink, records, statuses } = buildService();
+    const { service, nix, cache, keeper, sink, records, statuses } = buildService();
     const record = await service.run(job, context());
 
     expect(record.state).toBe('succeeded');
+    // Rooted as built, kept among the flake's generations once published.
+    expect(keeper.events).toEqual([`open ${FLAKE}`, `seal ${record.generation}`]);
     expect(nix.calls.map((call) => call.split(' ')[0])).toEqual(['resolve', 'evaluate', 'build']);
     // Published before the reconciler hears of the images: every node can fetch them.
     expect(cache.published).toEqual([
@@ -139,6 +144,11 @@ describe('BuildService (in-memory ports)', () => {
       breakIt(parts);
       const early = await parts.service.run(job, context()).catch((error: unknown) => error);
       expect((early as BuildFailed).retryable).toBe(true);
+      // A generation that was never published is no generation to keep; one that was
+      // stays kept while the reconciler is away.
+      expect(parts.keeper.events.at(-1)).toEqual(
+        kind === 'publish' ? 'discard' : expect.stringMatching(/^seal /),
+      );
       expect(parts.records.records.get(jobId)).toMatchObject({ state: 'queued', error: { kind } });
 
       const last = await parts.service

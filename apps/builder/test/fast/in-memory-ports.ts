@@ -11,8 +11,10 @@ import type {
 } from '@seed/contracts';
 import type { BuiltSeed, EvaluatedSeed, LockedFlake } from '@seed/nix-eval';
 import type { Ancestry } from '../../src/repositories/git-history.repository';
+import type { BuildRoots } from '../../src/generation-roots';
 import type {
   BinaryCache,
+  BuildKeeper,
   BuildRecords,
   CommitHistory,
   CommitStatusReporter,
@@ -143,5 +145,23 @@ export class InMemoryHistory implements CommitHistory {
       if (at === ancestor) return true;
     }
     return false;
+  }
+}
+
+/** The roots of each build as a log: `open <flake>`, `seal <generation>`, `discard`. */
+export class RecordingKeeper implements BuildKeeper {
+  readonly events: string[] = [];
+
+  use<T>(step: () => Promise<T>): Promise<T> {
+    return step();
+  }
+
+  async open(flake: string): Promise<BuildRoots> {
+    this.events.push(`open ${flake}`);
+    return {
+      outLink: '/roots/image',
+      seal: async (generation) => void this.events.push(`seal ${generation}`),
+      discard: async () => void this.events.push('discard'),
+    };
   }
 }
