@@ -57,6 +57,8 @@ export type FlakeStates = Pick<
 /** Where live objects are read from: the informers' caches when they have them. */
 export interface LiveObjects {
   get(object: SeedObject): Promise<KubernetesObject | undefined>;
+  /** Tells the reader of a write the reconcile made (`deleted`: a delete), as the API server answered it. */
+  wrote(object: KubernetesObject, deleted?: boolean): void;
   /** Seed's Deployments, Services and NetworkPolicies in a namespace, for pruning. */
   owned(namespace: string): Promise<KubernetesObject[]>;
   /** Seed's Deployments in a namespace with their ReplicaSets and pods, for rollouts. */
@@ -264,6 +266,7 @@ export class FlakeReconciler implements Reconciler {
     try {
       this.metrics.writes.inc({ kind: object.kind, verb: 'apply' });
       const applied = await this.kube.apply(desired);
+      this.live.wrote(applied);
       if (isSubset(desired, applied)) return { verb, uid: applied.metadata?.uid };
     } catch (error) {
       if (!(error instanceof KubeRejected) || !live) throw error;
@@ -274,6 +277,7 @@ export class FlakeReconciler implements Reconciler {
     this.metrics.writes.inc({ kind: object.kind, verb: 'patch' });
     await this.kube.mergePatch(desired);
     const applied = await this.kube.apply(desired);
+    this.live.wrote(applied);
     return { verb: verb === 'Created' ? 'Updated' : verb, uid: applied.metadata?.uid };
   }
 
@@ -290,6 +294,7 @@ export class FlakeReconciler implements Reconciler {
       )
         continue;
       await this.kube.delete(live);
+      this.live.wrote(live, true);
       this.metrics.writes.inc({ kind: live.kind ?? 'unknown', verb: 'delete' });
       this.logger.info({ namespace, kind: live.kind, name: live.metadata?.name }, 'pruned');
       const instance = live.metadata?.labels?.[LABEL_INSTANCE] ?? live.metadata?.name ?? '';

@@ -50,6 +50,9 @@ export class InMemoryCluster implements ObjectWrites, LiveObjects {
     return found && structuredClone(found);
   }
 
+  /** Reads are never behind a write here. */
+  wrote(): void {}
+
   async owned(namespace: string): Promise<KubernetesObject[]> {
     return [...this.objects.values()].filter(
       (object) => object.metadata.namespace === namespace && object.kind !== 'Namespace',
