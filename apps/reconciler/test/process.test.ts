@@ -79,6 +79,9 @@ describe('the reconciler process', () => {
   });
 
   it('keeps a running flake on its stored generation when killed mid-push, until the push is retried', async () => {
+    // No lease here, so every reconciler leads: the test before's would reconcile this
+    // flake as well, from the stored generation.
+    for (const running of processes) running.kill('SIGKILL');
     const [port] = await freeLoopbackPorts(1);
     const first = await reconciler(port!);
     const flake = 'github:acme/pushed';
