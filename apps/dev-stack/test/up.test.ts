@@ -156,8 +156,11 @@ describe('seed up', () => {
           namespace: running.namespace,
         });
         seen.claims = claims.items.map((c) => c.metadata!.name);
-        const namespace = await core.readNamespace({ name: running.namespace });
-        seen.namespaceGeneration = namespace.metadata!.annotations!['seed.loom.farm/generation'];
+        const state = await core.readNamespacedConfigMap({
+          namespace: running.namespace,
+          name: 'seed-state',
+        });
+        seen.stateGeneration = state.metadata!.annotations!['seed.loom.farm/generation'];
 
         seen.statusAll = await seed(['status'], { env });
         seen.status = await seed(['status', running.flake, '--json'], { env });
@@ -219,7 +222,7 @@ describe('seed up', () => {
       instances: { name: string; rollout: string }[];
       lastError: string;
     };
-    expect(flakeStatus.generation).toBe(seen.namespaceGeneration);
+    expect(flakeStatus.generation).toBe(seen.stateGeneration);
     expect(flakeStatus.instances.map((i) => i.name).sort()).toEqual(['api', 'dns', 'web']);
     expect(flakeStatus.lastError).toBe('');
     const [, row] = (seen.statusAll as { out: string }).out.split('\n');

@@ -1,5 +1,6 @@
-import { parseSeedMeta } from '@seed/contracts';
+import { canonicalJson, parseSeedMeta } from '@seed/contracts';
 import {
+  ANNOTATION_COMMIT,
   ANNOTATION_GENERATION,
   ANNOTATION_INSTANCE_HASH,
   LABEL_INSTANCE,
@@ -37,6 +38,7 @@ import type { ReconcilerMetrics } from './metrics';
 import { largerQuantity } from './quantity';
 import type { FlakeStateRepository } from './repositories/flake-state.repository';
 import {
+  FIELD_MANAGER,
   KubeRejected,
   type KubeRepository,
   type KubernetesObject,
@@ -47,11 +49,16 @@ import { isSubset } from './subset';
 export type ObjectWrites = Pick<KubeRepository, 'apply' | 'mergePatch' | 'delete'>;
 
 /** Each flake's `seed-state` and namespace (FlakeStateRepository). */
-export type FlakeStates = Pick<FlakeStateRepository, 'load' | 'remembered' | 'namespace' | 'save'>;
+export type FlakeStates = Pick<
+  FlakeStateRepository,
+  'load' | 'remembered' | 'namespace' | 'save' | 'proposal' | 'settle'
+>;
 
 /** Where live objects are read from: the informers' caches when they have them. */
 export interface LiveObjects {
   get(object: SeedObject): Promise<KubernetesObject | undefined>;
+  /** Tells the reader of a write the reconcile made (`deleted`: a delete), as the API server answered it. */
+  wrote(object: KubernetesObject, deleted?: boolean): void;
   /** Seed's Deployments, Services and NetworkPolicies in a namespace, for pruning. */
   owned(namespace: string): Promise<KubernetesObject[]>;
   /** Seed's Deployments in a namespace with their ReplicaSets and pods, for rollouts. */
@@ -62,6 +69,19 @@ export interface Workloads {
   deployments: DeploymentView[];
   replicaSets: ReplicaSetView[];
   pods: PodView[];
+}
+
+/**
+ * The state a reconcile starts from, and whether it must be written whatever else the
+ * reconcile writes: its desired generation is not (or no longer) in the cluster.
+ */
+interface Basis {
+  state: FlakeState & { desired: DesiredGeneration };
+  /** `seed-state` as the API server has it. */
+  stored: FlakeState;
+  unsaved: boolean;
+  /** The proposal (FlakeStateRepository.propose) it applies, settled once recorded. */
+  proposal?: DesiredGeneration;
 }
 
 /** What converging an object did, for its Event. */
@@ -103,15 +123,10 @@ export class FlakeReconciler implements Reconciler {
   ) {}
 
   async reconcile(namespace: string): Promise<ProcessResult> {
-    let state = await this.states.load(namespace);
-    // Written again from memory: the state is no longer in the cluster.
-    const restoring = !state.desired;
-    if (restoring) {
-      const remembered = this.states.remembered(namespace);
-      if (!remembered?.desired) return {};
-      state = { ...remembered, resourceVersion: undefined };
-    }
-    const desired = state.desired!;
+    const basis = await this.basis(namespace);
+    if (!basis) return {};
+    const { state, proposal } = basis;
+    const desired = state.desired;
     const log = this.logger.child({
       namespace,
       flake: desired.flakeUri,
@@ -121,8 +136,11 @@ export class FlakeReconciler implements Reconciler {
     // Nothing can be created in a namespace being deleted; once it is gone, its
     // deletion's event or this requeue re-creates it.
     if (live?.metadata?.deletionTimestamp) return { requeueAfterMs: TERMINATING_RETRY_MS };
-    const owner = foreignOwner(desired.flakeUri, live, undefined);
-    if (owner) throw new TerminalError(`namespace ${namespace} belongs to ${owner}`);
+    const owner = foreignOwner(desired.flakeUri, live, basis.stored);
+    if (owner) {
+      if (proposal) this.states.settle(namespace, proposal);
+      throw new TerminalError(`namespace ${namespace} belongs to ${owner}`);
+    }
 
     let objects: SeedObject[];
     try {
@@ -132,7 +150,7 @@ export class FlakeReconciler implements Reconciler {
       });
     } catch (error) {
       if (error instanceof ModelError || error instanceof InvalidInstance) {
-        await this.recordFailure(namespace, state, error.message, log);
+        await this.recordFailure(namespace, basis, error.message, log);
         throw new TerminalError(error.message);
       }
       throw error;
@@ -172,7 +190,7 @@ export class FlakeReconciler implements Reconciler {
         if (!(error instanceof KubeRejected)) throw error;
         const why = `${object.kind} ${object.metadata.name}: ${error.message}`;
         if (!instance) {
-          await this.recordFailure(namespace, state, why, log);
+          await this.recordFailure(namespace, basis, why, log);
           throw new TerminalError(why);
         }
         failures.set(instance, why);
@@ -185,10 +203,10 @@ export class FlakeReconciler implements Reconciler {
       const message = [...failures.entries()]
         .map(([name, why]) => `instance ${name}: ${why}`)
         .join('; ');
-      await this.recordFailure(namespace, state, message, log);
+      await this.recordFailure(namespace, basis, message, log);
       throw new TerminalError(message);
     }
-    if (restoring || state.applied?.generation !== desired.generation || state.lastError) {
+    if (basis.unsaved || state.applied?.generation !== desired.generation || state.lastError) {
       const applied = {
         generation: desired.generation,
         revision: desired.revision,
@@ -204,12 +222,32 @@ export class FlakeReconciler implements Reconciler {
           `generation ${desired.generation} (commit ${desired.revision.slice(0, 12)}) applied`,
         );
     }
+    if (proposal) this.states.settle(namespace, proposal);
     if (waitingForTpm.size > 0) {
       // The request's watch queues the flake when an agent reports; this is the fallback.
       log.info({ instances: [...waitingForTpm] }, 'waiting for TPMs');
       return { requeueAfterMs: Math.min(this.options.resyncMs, TPM_WAIT_RETRY_MS) };
     }
     return { requeueAfterMs: this.options.resyncMs };
+  }
+
+  /**
+   * The flake's desired generation: one this replica's ApplyGeneration proposed and has
+   * not recorded yet, else the stored one, else (the state was deleted, by hand or with
+   * its namespace) the last copy the watch saw. Undefined: not a flake, or one forgotten.
+   */
+  private async basis(namespace: string): Promise<Basis | undefined> {
+    const stored = await this.states.load(namespace);
+    const proposal = this.states.proposal(namespace);
+    let state = stored;
+    if (!stored.desired) {
+      const remembered = this.states.remembered(namespace);
+      if (remembered) state = { ...remembered, resourceVersion: undefined };
+    }
+    const desired = proposal ?? state.desired;
+    if (!desired) return undefined;
+    const unsaved = !stored.desired || canonicalJson(stored.desired) !== canonicalJson(desired);
+    return { state: { ...state, desired }, stored, unsaved, proposal };
   }
 
   /**
@@ -222,12 +260,13 @@ export class FlakeReconciler implements Reconciler {
   ): Promise<Written> {
     const live = known === null ? await this.live.get(object) : known;
     const desired = object.kind === 'PersistentVolumeClaim' ? neverShrink(object, live) : object;
-    if (live && isSubset(desired, live)) return undefined;
+    if (live && isSubset(desired, live) && !ownsRetiredStamp(live)) return undefined;
     // The same stamp on both: nothing Seed changed, so someone else did (a hand edit).
     const verb = !live ? 'Created' : stampOf(live) === stampOf(desired) ? 'Restored' : 'Updated';
     try {
       this.metrics.writes.inc({ kind: object.kind, verb: 'apply' });
       const applied = await this.kube.apply(desired);
+      this.live.wrote(applied);
       if (isSubset(desired, applied)) return { verb, uid: applied.metadata?.uid };
     } catch (error) {
       if (!(error instanceof KubeRejected) || !live) throw error;
@@ -238,6 +277,7 @@ export class FlakeReconciler implements Reconciler {
     this.metrics.writes.inc({ kind: object.kind, verb: 'patch' });
     await this.kube.mergePatch(desired);
     const applied = await this.kube.apply(desired);
+    this.live.wrote(applied);
     return { verb: verb === 'Created' ? 'Updated' : verb, uid: applied.metadata?.uid };
   }
 
@@ -254,6 +294,7 @@ export class FlakeReconciler implements Reconciler {
       )
         continue;
       await this.kube.delete(live);
+      this.live.wrote(live, true);
       this.metrics.writes.inc({ kind: live.kind ?? 'unknown', verb: 'delete' });
       this.logger.info({ namespace, kind: live.kind, name: live.metadata?.name }, 'pruned');
       const instance = live.metadata?.labels?.[LABEL_INSTANCE] ?? live.metadata?.name ?? '';
@@ -339,13 +380,14 @@ export class FlakeReconciler implements Reconciler {
   /** Keeps the error in the flake's state and tells `kubectl describe` once per new error. */
   private async recordFailure(
     namespace: string,
-    state: FlakeState,
+    { state, unsaved, proposal }: Basis,
     message: string,
     log: Logger,
   ): Promise<void> {
     log.warn({ error: message }, 'generation not applied');
-    if (state.lastError === message && state.resourceVersion) return;
+    if (state.lastError === message && !unsaved) return;
     await this.states.save(namespace, { ...state, lastError: message });
+    if (proposal) this.states.settle(namespace, proposal);
     this.events.record(
       { apiVersion: 'v1', kind: 'ConfigMap', namespace, name: STATE_CONFIG_MAP },
       'Warning',
@@ -355,13 +397,33 @@ export class FlakeReconciler implements Reconciler {
   }
 }
 
-/**
- * What says which version of Seed's an object is: its instance's hash, or for the
- * Namespace, the flake's generation.
- */
+/** What says which version of Seed's an object is: its instance's hash. */
 function stampOf(object: { metadata?: { annotations?: Record<string, string> } }) {
-  const annotations = object.metadata?.annotations;
-  return annotations?.[ANNOTATION_INSTANCE_HASH] ?? annotations?.[ANNOTATION_GENERATION];
+  return object.metadata?.annotations?.[ANNOTATION_INSTANCE_HASH];
+}
+
+/** Annotations an older Seed set on the Namespace and this one does not (docs/contracts.md). */
+const RETIRED_NAMESPACE_ANNOTATIONS = [ANNOTATION_GENERATION, ANNOTATION_COMMIT].map(
+  (annotation) => `f:${annotation}`,
+);
+
+/**
+ * Whether Seed's field manager still owns an annotation it no longer sets: the Namespace
+ * of a flake stamped with its generation and commit by an older Seed. Applying it once
+ * more removes them, rather than leaving a generation that is never updated again; an
+ * annotation someone else owns is theirs, and applying would not remove it.
+ */
+function ownsRetiredStamp(live: KubernetesObject): boolean {
+  if (live.kind !== 'Namespace') return false;
+  return (live.metadata?.managedFields ?? []).some((entry) => {
+    const fields = entry.fieldsV1 as
+      { 'f:metadata'?: { 'f:annotations'?: Record<string, unknown> } } | undefined;
+    const annotations = fields?.['f:metadata']?.['f:annotations'] ?? {};
+    return (
+      entry.manager === FIELD_MANAGER &&
+      RETIRED_NAMESPACE_ANNOTATIONS.some((annotation) => annotation in annotations)
+    );
+  });
 }
 
 /** A volume never shrinks: keep the live size when it is larger than the desired one. */

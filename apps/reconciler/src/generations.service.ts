@@ -18,7 +18,12 @@ import { instanceObjectName, renderNamespace } from '@seed/k8s-model';
 import type { Logger } from '@seed/service-kit';
 import type { Controller } from './controller/controller';
 import type { EventRecorder } from './event-recorder';
-import { STATE_CONFIG_MAP, foreignOwner, type FlakeState } from './flake-state';
+import {
+  STATE_CONFIG_MAP,
+  foreignOwner,
+  type DesiredGeneration,
+  type FlakeState,
+} from './flake-state';
 import { OWNED_SELECTOR } from './flake.reconciler';
 import {
   instanceRollout,
@@ -110,6 +115,7 @@ export class GenerationsService {
     const cached = await this.states.cached(namespace).catch(unavailable);
     await this.refuseForeign(request, cached);
     const current =
+      !this.states.proposal(namespace) &&
       cached.desired?.generation === request.generation &&
       cached.applied?.generation === request.generation &&
       sameQuota(cached.desired.quota, quota);
@@ -122,10 +128,20 @@ export class GenerationsService {
       this.metrics.generations.inc({ result: 'unchanged' });
       return { changed: false, generation: request.generation };
     }
+    const desired = desiredOf(request, quota);
     try {
-      await this.storeDesired(request, quota);
-      if (this.controller.isLeading) await this.controller.enqueueAndWait(namespace);
-      else await this.leaderOutcome(namespace, request.generation);
+      if (this.controller.isLeading && cached.desired) {
+        // A flake with a stored state: the reconcile records this generation with its
+        // outcome, so the push writes the state once. Should this replica die first, the
+        // call fails, the builder retries it, and the next leader meanwhile keeps the
+        // flake on the generation stored before.
+        this.states.propose(namespace, desired);
+        await this.controller.enqueueAndWait(namespace);
+      } else {
+        await this.storeDesired(request, desired);
+        if (this.controller.isLeading) await this.controller.enqueueAndWait(namespace);
+        else await this.leaderOutcome(namespace, request.generation);
+      }
     } catch (error) {
       if (error instanceof GenerationError && error.kind === 'foreign') throw error;
       // A spec the API server refuses (or a missing permission) will not heal by retrying.
@@ -179,14 +195,16 @@ export class GenerationsService {
   }
 
   /**
-   * Records the request as the flake's desired generation: the Namespace first when it
-   * does not exist (the state lives in it; the reconcile keeps it as the generation says),
-   * then `seed-state`, written over the version just read so a concurrent write of
-   * another replica or of the reconcile is not lost.
+   * Records the request as the flake's desired generation before it is applied: for a new
+   * flake (a reconciler killed mid-apply must not leave objects no state accounts for) and
+   * on a replica that does not lead (the leader takes it from there). The Namespace first
+   * when it does not exist (the state lives in it; the reconcile keeps it as the
+   * generation says), then `seed-state`, written over the version just read so a
+   * concurrent write of another replica or of the reconcile is not lost.
    */
   private async storeDesired(
     request: ApplyGenerationRequest__Output,
-    quota: FlakeQuota | undefined,
+    desired: DesiredGeneration,
   ): Promise<void> {
     const namespace = request.namespace;
     for (let attempt = 1; ; attempt++) {
@@ -204,18 +222,7 @@ export class GenerationsService {
       try {
         await this.states.save(namespace, {
           ...state,
-          desired: {
-            flakeUri: request.flakeUri,
-            namespace,
-            revision: request.revision,
-            generation: request.generation,
-            instances: request.instances.map(({ name, metaJson, image }) => ({
-              name,
-              metaJson,
-              image,
-            })),
-            ...(quota && { quota }),
-          },
+          desired,
           // An error about another generation says nothing about this one.
           lastError: state.desired?.generation === request.generation ? state.lastError : '',
         });
@@ -434,6 +441,21 @@ function validate(request: ApplyGenerationRequest__Output): FlakeQuota | undefin
   if (excess.length > 0)
     throw new GenerationError('failed', `exceeds the flake's caps: ${excess.join('; ')}`);
   return quota?.data;
+}
+
+/** The request as the flake's desired generation: what `seed-state` keeps of it. */
+function desiredOf(
+  request: ApplyGenerationRequest__Output,
+  quota: FlakeQuota | undefined,
+): DesiredGeneration {
+  return {
+    flakeUri: request.flakeUri,
+    namespace: request.namespace,
+    revision: request.revision,
+    generation: request.generation,
+    instances: request.instances.map(({ name, metaJson, image }) => ({ name, metaJson, image })),
+    ...(quota && { quota }),
+  };
 }
 
 /** Whether two flakes' caps are the same, an absent one being the defaults. */

@@ -78,6 +78,55 @@ describe('the reconciler process', () => {
     again.close();
   });
 
+  it('keeps a running flake on its stored generation when killed mid-push, until the push is retried', async () => {
+    // No lease here, so every reconciler leads: the test before's would reconcile this
+    // flake as well, from the stored generation.
+    for (const running of processes) running.kill('SIGKILL');
+    const [port] = await freeLoopbackPorts(1);
+    const first = await reconciler(port!);
+    const flake = 'github:acme/pushed';
+    const namespace = deriveNamespace(flake);
+    const metas = Array.from({ length: 60 }, (_, i) => meta(`app-${i}`, {}));
+    const builder = new Builder(`127.0.0.1:${port}`, await testCertificates());
+    const stored = generation(flake, metas);
+    await builder.apply(stored);
+    const newImage = '1'.repeat(32);
+    const push = generation(
+      flake,
+      metas,
+      'b'.repeat(40),
+      Object.fromEntries(metas.map(({ name }) => [name, `/nix/store/${newImage}-seed-${name}`])),
+    );
+    const pushed = async () =>
+      (await cluster.apps.listNamespacedDeployment({ namespace })).items.filter((deployment) =>
+        deployment.spec?.template.spec?.containers[0]?.image?.includes(newImage),
+      ).length;
+
+    // The push is only proposed (not stored) while it is applied, so the state write comes
+    // after the objects: a kill in between leaves the stored generation in charge.
+    const call = builder.apply(push).catch((error: grpc.ServiceError) => error);
+    await cluster.until(async () => (await pushed()) > 0, 'the push to start', 30_000);
+    first.kill('SIGKILL');
+    await first.exited;
+    expect(await call).toMatchObject({ code: grpc.status.UNAVAILABLE });
+    builder.close();
+
+    await reconciler(port!);
+    await cluster.until(
+      async () => (await pushed()) === 0,
+      'the restarted reconciler to bring back the stored generation',
+      60_000,
+    );
+    // The builder's retry of the cut call.
+    const retry = new Builder(`127.0.0.1:${port}`, await testCertificates());
+    expect(await retry.apply(push)).toMatchObject({ changed: true });
+    // Applied when answered, although the informers' caches may still be behind the
+    // writes that brought the stored generation back (ClusterObjects reads past them).
+    expect(await pushed()).toBe(60);
+    expect(await retry.status(flake)).toMatchObject({ generation: push.generation, lastError: '' });
+    retry.close();
+  });
+
   it('serves the gRPC health-checking protocol and stops cleanly on SIGTERM', async () => {
     const [port] = await freeLoopbackPorts(1);
     const process = await reconciler(port!);

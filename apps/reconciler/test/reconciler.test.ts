@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
+import { KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import { loadKubeConfig } from '@seed/kube-config';
 import { deriveNamespace, flakeUriDigest, instanceHash } from '@seed/contracts';
-import { apiWrites, collidingFlakeUris, writesBetween, type KubeApiServer } from '@seed/testing';
+import {
+  apiWrites,
+  collidingFlakeUris,
+  splitEvents,
+  writesBetween,
+  type KubeApiServer,
+} from '@seed/testing';
 import {
   Builder,
   Cluster,
@@ -58,15 +66,16 @@ describe('applying generations', () => {
       'Service/web',
     ]);
     const request = generation(FLAKE, [web(), db, dns]);
-    const flakeStamp = {
+    const namespace = await cluster.core.readNamespace({ name: NS });
+    expect(namespace.metadata?.annotations).toMatchObject({ 'seed.loom.farm/flake-uri': FLAKE });
+    // What a push changes is on the state only, so a push does not write the Namespace.
+    expect(namespace.metadata?.annotations).not.toHaveProperty('seed.loom.farm/generation');
+    const state = await cluster.core.readNamespacedConfigMap({ namespace: NS, name: 'seed-state' });
+    expect(state.metadata?.annotations).toMatchObject({
       'seed.loom.farm/flake-uri': FLAKE,
       'seed.loom.farm/commit': request.revision,
       'seed.loom.farm/generation': request.generation,
-    };
-    const namespace = await cluster.core.readNamespace({ name: NS });
-    expect(namespace.metadata?.annotations).toMatchObject(flakeStamp);
-    const state = await cluster.core.readNamespacedConfigMap({ namespace: NS, name: 'seed-state' });
-    expect(state.metadata?.annotations).toMatchObject(flakeStamp);
+    });
     const deployment = await cluster.deployment(NS, 'web');
     expect(deployment?.metadata?.labels).toEqual({
       'seed.loom.farm/managed-by': 'seed',
@@ -196,21 +205,18 @@ describe('writes follow changes', () => {
       'PVC/seed-app-07-data',
       'Service/app-07',
     ]);
-    expect(
-      (await cluster.core.readNamespace({ name: namespace })).metadata?.resourceVersion,
-    ).not.toBe(namespaceVersion);
-    // Counted by the API server: one write per rewritten object, the Namespace's
-    // generation, and the state twice (desired before the reconcile, applied after).
-    const sent = writesBetween(writes, await apiWrites(api));
-    const events = sent.get('events') ?? 0;
-    sent.delete('events');
-    expect(Object.fromEntries(sent)).toEqual({
-      namespaces: 1,
-      configmaps: 2,
-      persistentvolumeclaims: 1,
-      deployments: 1,
-      services: 1,
-      networkpolicies: 1,
+    expect((await cluster.core.readNamespace({ name: namespace })).metadata?.resourceVersion).toBe(
+      namespaceVersion,
+    );
+    // Counted by the API server: one write per rewritten object and one of the state
+    // (the generation and its outcome together).
+    const { objects, events } = splitEvents(writesBetween(writes, await apiWrites(api)));
+    expect(Object.fromEntries(objects)).toEqual({
+      'APPLY configmaps': 1,
+      'APPLY persistentvolumeclaims': 1,
+      'APPLY deployments': 1,
+      'APPLY services': 1,
+      'APPLY networkpolicies': 1,
     });
     // An Event per write (4 Updated, GenerationApplied), none about the other instances.
     expect(events).toBeLessThanOrEqual(5);
@@ -285,15 +291,46 @@ describe('drift of the state and the namespace', () => {
   it('restores a Namespace edited by hand', async () => {
     await cluster.core.patchNamespace({
       name: namespace,
-      body: [{ op: 'remove', path: '/metadata/annotations/seed.loom.farm~1generation' }],
+      body: [{ op: 'remove', path: '/metadata/annotations/seed.loom.farm~1flake-sha256' }],
     });
     await cluster.until(
       async () =>
         (await cluster.core.readNamespace({ name: namespace })).metadata?.annotations?.[
-          'seed.loom.farm/generation'
-        ] === request.generation,
+          'seed.loom.farm/flake-sha256'
+        ] === flakeUriDigest(flake),
       'the Namespace annotation to be put back',
     );
+  });
+
+  it('drops the generation and commit an older Seed stamped on the Namespace', async () => {
+    const objects = KubernetesObjectApi.makeApiClient(loadKubeConfig(api.kubeconfigPath));
+    const stamp = { 'seed.loom.farm/generation': '0123456789ab', 'seed.loom.farm/commit': 'c' };
+    const namespaceAsOlderSeed = {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: namespace,
+        labels: { 'seed.loom.farm/managed-by': 'seed' },
+        annotations: {
+          'seed.loom.farm/flake-uri': flake,
+          'seed.loom.farm/flake-sha256': flakeUriDigest(flake),
+          ...stamp,
+        },
+      },
+    };
+    await objects.patch(
+      namespaceAsOlderSeed,
+      undefined,
+      undefined,
+      'seed',
+      true,
+      PatchStrategy.ServerSideApply,
+    );
+    await cluster.until(async () => {
+      const annotations = (await cluster.core.readNamespace({ name: namespace })).metadata
+        ?.annotations;
+      return !Object.keys(stamp).some((key) => key in (annotations ?? {}));
+    }, 'the retired annotations to be dropped');
   });
 
   it('restores a claim deleted by hand', async () => {

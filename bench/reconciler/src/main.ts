@@ -18,6 +18,7 @@ import {
   writesBetween,
   runBench,
   rowPrinter,
+  splitEvents,
   median,
   type BenchCleanups,
   type WriteCounts,
@@ -265,25 +266,29 @@ function report(figures: Report): void {
   // The case writes must follow: of 100 instances, one changed.
   const oneOf100 = figures.oneChanged.get(100) ?? [];
   if (oneOf100.length > 0) {
+    const split = (run: Applied) => splitEvents(run.sent);
     const objectWrites = (run: Applied) =>
-      [...run.sent].reduce((total, [resource, n]) => total + (resource === 'events' ? 0 : n), 0);
+      [...split(run).objects.values()].reduce((total, n) => total + n, 0);
     const ms = medianOf(oneOf100, (run) => run.ms);
-    const last = oneOf100[oneOf100.length - 1]!;
-    const byResource = [...last.sent]
-      .filter(([resource]) => resource !== 'events')
-      .map(([resource, n]) => `${resource} ${n}`)
-      .join(', ');
     console.log(
       `one of 100 instances changed (${oneOf100.length} flakes; writes counted by the API server)`,
     );
     line(
       '  write requests, Events aside',
-      `${medianOf(oneOf100, objectWrites)} (aim: the instance's ${OBJECTS_PER_INSTANCE} objects + 1; ` +
-        `last run: ${byResource})`,
+      `${medianOf(oneOf100, objectWrites)} (aim: the instance's ${OBJECTS_PER_INSTANCE} objects + 1)`,
+    );
+    oneOf100.forEach((run, index) =>
+      line(
+        `    flake ${index}, by verb and resource`,
+        [...split(run).objects]
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([key, n]) => `${key} ${n}`)
+          .join(', '),
+      ),
     );
     line(
       '  Event writes (sent in the background)',
-      String(medianOf(oneOf100, (run) => run.sent.get('events') ?? 0)),
+      String(medianOf(oneOf100, (run) => split(run).events)),
     );
     line('  ApplyGeneration until it answered', `${time(ms)} = ${inRtt(ms)}`);
   }

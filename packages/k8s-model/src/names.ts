@@ -128,7 +128,7 @@ export function instanceObjectName(instance: string): string {
 }
 
 /** The generation, checked: 12 hex digits, as `generationHash` makes it. */
-function generationValue(generation: string): string {
+export function checkGeneration(generation: string): string {
   if (generation === '') {
     throw new ModelError({ field: 'generation', reason: 'the generation is empty' });
   }
@@ -230,20 +230,37 @@ export function instanceStamp(instance: SeedInstance): {
 }
 
 /**
- * The metadata of the flake's own objects (its Namespace, its `seed-state`): Seed's label
- * and, once per flake, where the generation came from. Annotation values are free text.
+ * The metadata of the flake's Namespace: Seed's label and whose the namespace is. Nothing
+ * here changes from one push to the next, so a push never writes the Namespace.
  */
-export function flakeStamp(context: GenerationContext): {
+export function flakeOwnerStamp(flakeUri: string): {
   labels: Record<string, string>;
   annotations: Record<string, string>;
 } {
   return {
     labels: { [LABEL_MANAGED_BY]: MANAGED_BY_SEED },
     annotations: {
-      [ANNOTATION_FLAKE_URI]: context.flakeUri,
-      [ANNOTATION_FLAKE_SHA256]: flakeUriDigest(context.flakeUri),
+      [ANNOTATION_FLAKE_URI]: flakeUri,
+      [ANNOTATION_FLAKE_SHA256]: flakeUriDigest(flakeUri),
+    },
+  };
+}
+
+/**
+ * The metadata of the flake's state (`seed-state`): the Namespace's, and where the
+ * generation came from, recorded once per flake. Annotation values are free text.
+ */
+export function flakeStamp(context: GenerationContext): {
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+} {
+  const owner = flakeOwnerStamp(context.flakeUri);
+  return {
+    labels: owner.labels,
+    annotations: {
+      ...owner.annotations,
       [ANNOTATION_COMMIT]: context.commit,
-      [ANNOTATION_GENERATION]: generationValue(context.generation),
+      [ANNOTATION_GENERATION]: checkGeneration(context.generation),
     },
   };
 }

@@ -4,7 +4,7 @@ import { renderDeployment } from './deployment';
 import { ModelError } from './errors';
 import type { GenerationContext, GenerationInput, RenderOptions, SeedInstance } from './input';
 import { renderNamespace } from './namespace';
-import { instanceObjectName, pvcName } from './names';
+import { checkGeneration, instanceObjectName, pvcName } from './names';
 import { renderFlakeNetworkPolicies, renderInstanceNetworkPolicy } from './network-policy';
 import { renderTpmRequest } from './tpm';
 import { byName, KINDS_IN_APPLY_ORDER, type SeedObject, type SeedObjectKind } from './objects';
@@ -30,6 +30,9 @@ export function renderGeneration(
     commit: input.commit,
     generation: input.generation,
   };
+  // No object carries the generation any more (seed-state records it, through
+  // flakeStamp), but a malformed one must still fail before anything is applied.
+  checkGeneration(input.generation);
   const instances = [...input.instances].sort((a, b) => byName(a.name, b.name));
   checkInstanceNames(instances);
   checkClaimsDistinct(instances);

@@ -1,7 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
 import { flakeUriDigest, instanceHash } from '@seed/contracts';
 import { apps, networkingK8sIo, v1 } from 'kubernetes-models';
-import { desiredNames, renderGeneration, type GenerationInput, type SeedObject } from '../src';
+import {
+  desiredNames,
+  flakeStamp,
+  renderGeneration,
+  type GenerationInput,
+  type SeedObject,
+} from '../src';
 import { everything, generation, instance, webMeta } from './fixtures';
 import { modelErrorOf, objectOf } from './helpers';
 
@@ -108,10 +114,24 @@ describe('renderGeneration', () => {
     },
   );
 
-  it('stamps the Namespace, and only it, with the flake’s generation and source', () => {
+  it('stamps the Namespace with the flake it holds, and nothing a push changes', () => {
     const namespace = objectOf(objects, 'Namespace', 's-abcdefghijkl');
     expect(namespace.metadata.labels).toEqual({ 'seed.loom.farm/managed-by': 'seed' });
     expect(namespace.metadata.annotations).toEqual({
+      'seed.loom.farm/flake-uri': 'github:example/flake',
+      'seed.loom.farm/flake-sha256': flakeUriDigest('github:example/flake'),
+    });
+  });
+
+  it('stamps the state with the flake’s generation and source', () => {
+    expect(
+      flakeStamp({
+        flakeUri: 'github:example/flake',
+        namespace: 's-abcdefghijkl',
+        commit: '0123456789abcdef0123456789abcdef01234567',
+        generation: '0123456789ab',
+      }).annotations,
+    ).toEqual({
       'seed.loom.farm/flake-uri': 'github:example/flake',
       'seed.loom.farm/flake-sha256': flakeUriDigest('github:example/flake'),
       'seed.loom.farm/commit': '0123456789abcdef0123456789abcdef01234567',
@@ -133,7 +153,7 @@ describe('renderGeneration', () => {
     }
   });
 
-  it('changes only the changed instance’s objects (and the Namespace) in a new generation', () => {
+  it('changes only the changed instance’s objects in a new generation', () => {
     const [first, ...others] = everything;
     const changed = { ...first!, image: '/nix/store/ffff-nixos-image-changed.tar' };
     const next = renderGeneration(
@@ -145,12 +165,11 @@ describe('renderGeneration', () => {
         (o) => JSON.stringify(o) !== JSON.stringify(before.get(`${o.kind}/${o.metadata.name}`)),
       )
       .map((o) => `${o.kind}/${o.metadata.name}`);
-    expect(differing).toEqual([
-      'Namespace/s-abcdefghijkl',
-      ...objects
+    expect(differing).toEqual(
+      objects
         .filter((o) => o.metadata.labels?.['seed.loom.farm/instance'] === first!.name)
         .map((o) => `${o.kind}/${o.metadata.name}`),
-    ]);
+    );
   });
 
   it('labels every other object with the instance it belongs to', () => {

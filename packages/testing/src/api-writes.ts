@@ -20,7 +20,10 @@ const SEED_RESOURCES = new Set([
   'events',
 ]);
 
-/** Write requests the API server has served, by resource, as its own /metrics counts them. */
+/**
+ * Write requests the API server has served, by verb and resource (`APPLY configmaps`,
+ * `POST events`), as its own /metrics counts them.
+ */
 export type WriteCounts = Map<string, number>;
 
 /**
@@ -39,15 +42,16 @@ export async function apiWrites(
     const labels = new Map<string, string>(
       [...line.matchAll(/(\w+)="([^"]*)"/g)].map((match) => [match[1] ?? '', match[2] ?? '']),
     );
-    const resource = labels.get('resource') ?? '';
-    if (!WRITE_VERBS.has(labels.get('verb') ?? '') || !SEED_RESOURCES.has(resource)) continue;
+    const [verb, resource] = [labels.get('verb') ?? '', labels.get('resource') ?? ''];
+    if (!WRITE_VERBS.has(verb) || !SEED_RESOURCES.has(resource)) continue;
     const value = Number(line.slice(line.lastIndexOf(' ') + 1));
-    counts.set(resource, (counts.get(resource) ?? 0) + value);
+    const key = `${verb} ${resource}`;
+    counts.set(key, (counts.get(key) ?? 0) + value);
   }
   return counts;
 }
 
-/** Writes per resource from one count to a later one, resources without any left out. */
+/** Writes per verb and resource from one count to a later one, those without any left out. */
 export function writesBetween(before: WriteCounts, after: WriteCounts): WriteCounts {
   const between: WriteCounts = new Map();
   for (const [resource, count] of after) {
@@ -55,4 +59,15 @@ export function writesBetween(before: WriteCounts, after: WriteCounts): WriteCou
     if (written > 0) between.set(resource, written);
   }
   return between;
+}
+
+/** The Event writes of a count apart from the others (Events are sent in the background). */
+export function splitEvents(counts: WriteCounts): { objects: WriteCounts; events: number } {
+  const objects: WriteCounts = new Map();
+  let events = 0;
+  for (const [key, count] of counts) {
+    if (key.endsWith(' events')) events += count;
+    else objects.set(key, count);
+  }
+  return { objects, events };
 }

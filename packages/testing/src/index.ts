@@ -42,7 +42,7 @@ export type {
   ServiceProcess,
 } from '@seed/local-parts';
 export { startRedis } from './redis';
-export { apiWrites, writesBetween } from './api-writes';
+export { apiWrites, splitEvents, writesBetween } from './api-writes';
 export { collidingFlakeUris } from './namespace-collision';
 export type { WriteCounts } from './api-writes';
 export { queueBuild } from './queue-build';

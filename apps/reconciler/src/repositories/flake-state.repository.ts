@@ -1,6 +1,12 @@
 import { LABEL_MANAGED_BY, MANAGED_BY_SEED, flakeStamp } from '@seed/k8s-model';
 import type { Logger } from '@seed/service-kit';
-import { STATE_CONFIG_MAP, appliedSchema, desiredSchema, type FlakeState } from '../flake-state';
+import {
+  STATE_CONFIG_MAP,
+  appliedSchema,
+  desiredSchema,
+  type DesiredGeneration,
+  type FlakeState,
+} from '../flake-state';
 import type {
   AppliedObject,
   KubeRepository,
@@ -32,6 +38,12 @@ export class FlakeStateRepository {
    * with its namespace): the only copy of the desired generation left to restore it from.
    */
   private readonly lastSeen = new Map<string, FlakeState>();
+  /**
+   * Generations this replica took (ApplyGeneration, while leading) for flakes whose state
+   * is stored already, and has not written yet: the reconcile applies one and records it
+   * with its outcome in one write, so a push writes the state once, not twice.
+   */
+  private readonly proposals = new Map<string, DesiredGeneration>();
   private readonly listeners = new Set<(namespace: string) => void>();
 
   constructor(
@@ -89,6 +101,24 @@ export class FlakeStateRepository {
   /** The last state seen before its ConfigMap was deleted, to restore it from. */
   remembered(namespace: string): FlakeState | undefined {
     return this.lastSeen.get(namespace);
+  }
+
+  /** Takes `desired` as the flake's desired generation before it is stored; the latest wins. */
+  propose(namespace: string, desired: DesiredGeneration): void {
+    this.proposals.set(namespace, desired);
+  }
+
+  /** The generation proposed for the flake and not yet recorded by a reconcile. */
+  proposal(namespace: string): DesiredGeneration | undefined {
+    return this.proposals.get(namespace);
+  }
+
+  /**
+   * Forgets a proposal its reconcile has recorded (applied or failed), unless a newer one
+   * took its place meanwhile: that one still needs a reconcile.
+   */
+  settle(namespace: string, desired: DesiredGeneration): void {
+    if (this.proposals.get(namespace) === desired) this.proposals.delete(namespace);
   }
 
   /** The flake namespace as the watch last saw it, or fresh. */

@@ -62,7 +62,8 @@ export type WatchedKind =
 
 export type WatchEvent = 'add' | 'update' | 'delete';
 
-const FIELD_MANAGER = 'seed';
+/** Who Seed's writes are from, in `managedFields`. */
+export const FIELD_MANAGER = 'seed';
 /** `source.component` and `reportingComponent` of the reconciler's Events. */
 export const EVENT_SOURCE = 'seed-reconciler';
 

@@ -34,6 +34,9 @@ const PRUNED = [
   // The watch holds TPM requests only, never `seed-state`.
   ['ConfigMap', 'v1'],
 ] as const;
+const keyOf = (object: { kind?: string; metadata?: { namespace?: string; name?: string } }) =>
+  `${object.kind}/${object.metadata?.namespace ?? ''}/${object.metadata?.name}`;
+
 /** A narrower selector than OWNED_SELECTOR for some kinds. */
 const SELECTORS: Partial<Record<WatchedKind, string>> = {
   ConfigMap: `${OWNED_SELECTOR},${LABEL_TPM}=${TPM_REQUEST}`,
@@ -47,6 +50,14 @@ const SELECTORS: Partial<Record<WatchedKind, string>> = {
  */
 export class ClusterObjects implements LiveObjects {
   private readonly watches = new Map<WatchedKind, WatchHandle>();
+  /**
+   * The resourceVersion of each object the reconciler wrote, until the cache shows that
+   * write: a cache behind it holds the object as it was before, and a reconcile right
+   * after (the next generation puts back what the last one changed, or a restart's
+   * reconcile is followed by the retried push) would take that for the live object and
+   * skip a write the object needs.
+   */
+  private readonly written = new Map<string, string>();
 
   constructor(
     private readonly kube: KubeRepository,
@@ -72,16 +83,28 @@ export class ClusterObjects implements LiveObjects {
 
   async get(object: SeedObject): Promise<KubernetesObject | undefined> {
     const namespace = object.metadata.namespace ?? '';
+    const key = keyOf(object);
     const cached = this.watches.get(object.kind)?.cached(namespace, object.metadata.name);
-    return (
-      cached ??
-      this.kube.read(
-        object.apiVersion,
-        object.kind,
-        object.metadata.namespace,
-        object.metadata.name,
-      )
+    const expected = this.written.get(key);
+    if (cached && (expected === undefined || cached.metadata?.resourceVersion === expected)) {
+      this.written.delete(key);
+      return cached;
+    }
+    const fresh = await this.kube.read(
+      object.apiVersion,
+      object.kind,
+      object.metadata.namespace,
+      object.metadata.name,
     );
+    // Written again (or deleted) by someone since: this read is newer than the write.
+    if (fresh?.metadata?.resourceVersion !== expected) this.written.delete(key);
+    return fresh;
+  }
+
+  wrote(object: KubernetesObject, deleted = false): void {
+    const version = object.metadata?.resourceVersion;
+    if (deleted || !version) this.written.delete(keyOf(object));
+    else this.written.set(keyOf(object), version);
   }
 
   owned(namespace: string): Promise<KubernetesObject[]> {

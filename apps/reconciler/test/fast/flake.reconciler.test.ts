@@ -19,6 +19,7 @@ const web = meta('web', {
   storage: { data: { mountPoint: '/var/lib/web', size: '1Gi' } },
 });
 const api = meta('api', { expose: { grpc: { port: 9000, protocol: 'grpc' } } });
+const movedApi = meta('api', { expose: { grpc: { port: 9001, protocol: 'grpc' } } });
 
 function setUp() {
   const cluster = new InMemoryCluster();
@@ -41,7 +42,14 @@ function setUp() {
     await states.save(namespace, { ...(await states.load(namespace)), desired, lastError: '' });
     return namespace;
   };
-  return { cluster, states, events, reconciler, want };
+  /** Proposes `metas` as the flake's next generation, as ApplyGeneration does while leading. */
+  const propose = (metas: ReturnType<typeof meta>[], revision: string) => {
+    const { quota: _quota, ...request } = generation(FLAKE, metas, revision.repeat(40));
+    const desired = request as DesiredGeneration;
+    states.proposals.set(deriveNamespace(FLAKE), desired);
+    return desired;
+  };
+  return { cluster, states, events, reconciler, want, propose };
 }
 
 describe('FlakeReconciler (in-memory API server)', () => {
@@ -98,6 +106,71 @@ describe('FlakeReconciler (in-memory API server)', () => {
     expect(cluster.names('Deployment').sort()).toEqual(['api', 'web']);
     expect(cluster.names('Service')).toEqual(['web']);
     expect((await states.load(namespace)).lastError).toMatch(/instance api/);
+  });
+
+  it('records a proposed generation with its outcome in one write of the state', async () => {
+    const { cluster, states, reconciler, want, propose } = setUp();
+    const namespace = await want([web, api]);
+    await reconciler.reconcile(namespace);
+    const [writes, saves] = [cluster.writes.length, states.saves.length];
+
+    const desired = propose([web, movedApi], 'b');
+    await reconciler.reconcile(namespace);
+    expect(cluster.writes.slice(writes)).toEqual([
+      'apply NetworkPolicy/api',
+      'apply Deployment/api',
+      'apply Service/api',
+    ]);
+    expect(states.saves.slice(saves)).toEqual([
+      expect.objectContaining({
+        desired,
+        applied: expect.objectContaining({ generation: desired.generation }),
+        lastError: '',
+      }),
+    ]);
+    expect(states.proposal(namespace)).toBeUndefined();
+  });
+
+  it('records a refused proposal with its error in one write, keeping the applied one', async () => {
+    const { cluster, states, reconciler, want, propose } = setUp();
+    const namespace = await want([web, api]);
+    await reconciler.reconcile(namespace);
+    const applied = (await states.load(namespace)).applied;
+    const saves = states.saves.length;
+
+    cluster.rejects.set('Service/api', 'spec.ports[0].port: Invalid value');
+    const desired = propose([web, movedApi], 'b');
+    await expect(reconciler.reconcile(namespace)).rejects.toThrow(TerminalError);
+    expect(states.saves.slice(saves)).toEqual([
+      expect.objectContaining({ desired, applied, lastError: expect.stringMatching(/api/) }),
+    ]);
+    expect(states.proposal(namespace)).toBeUndefined();
+  });
+
+  it('applies a Namespace once more to drop the generation an older Seed stamped on it', async () => {
+    const { cluster, reconciler, want } = setUp();
+    const namespace = await want([web]);
+    await reconciler.reconcile(namespace);
+    const stamped = (manager: string) =>
+      cluster.edit('Namespace', '', namespace, (object) => {
+        object.metadata.managedFields = [
+          {
+            manager,
+            operation: 'Apply',
+            fieldsV1: { 'f:metadata': { 'f:annotations': { 'f:seed.loom.farm/generation': {} } } },
+          },
+        ];
+      });
+    // Someone else's annotation: applying would not remove it, so nothing is sent.
+    stamped('kubectl');
+    let before = cluster.writes.length;
+    await reconciler.reconcile(namespace);
+    expect(cluster.writes.slice(before)).toEqual([]);
+
+    stamped('seed');
+    before = cluster.writes.length;
+    await reconciler.reconcile(namespace);
+    expect(cluster.writes.slice(before)).toEqual([`apply Namespace/${namespace}`]);
   });
 
   it('refuses a namespace recorded as another flake’s, writing nothing', async () => {

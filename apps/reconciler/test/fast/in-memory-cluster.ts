@@ -2,7 +2,7 @@
 // namespace and name; every write is counted; an object can be made to be rejected. The
 // same reconcile against a real kube-apiserver is in test/reconciler.test.ts.
 import type { SeedObject } from '@seed/k8s-model';
-import type { FlakeState } from '../../src/flake-state';
+import type { DesiredGeneration, FlakeState } from '../../src/flake-state';
 import type { FlakeStates, LiveObjects, ObjectWrites, Workloads } from '../../src/flake.reconciler';
 import {
   KubeRejected,
@@ -50,6 +50,9 @@ export class InMemoryCluster implements ObjectWrites, LiveObjects {
     return found && structuredClone(found);
   }
 
+  /** Reads are never behind a write here. */
+  wrote(): void {}
+
   async owned(namespace: string): Promise<KubernetesObject[]> {
     return [...this.objects.values()].filter(
       (object) => object.metadata.namespace === namespace && object.kind !== 'Namespace',
@@ -76,6 +79,7 @@ export class InMemoryCluster implements ObjectWrites, LiveObjects {
 export class InMemoryStates implements FlakeStates {
   readonly states = new Map<string, FlakeState>();
   readonly saves: FlakeState[] = [];
+  readonly proposals = new Map<string, DesiredGeneration>();
 
   constructor(private readonly cluster: InMemoryCluster) {}
 
@@ -93,6 +97,14 @@ export class InMemoryStates implements FlakeStates {
       kind: 'Namespace',
       metadata: { name },
     });
+  }
+
+  proposal(namespace: string): DesiredGeneration | undefined {
+    return this.proposals.get(namespace);
+  }
+
+  settle(namespace: string, desired: DesiredGeneration): void {
+    if (this.proposals.get(namespace) === desired) this.proposals.delete(namespace);
   }
 
   async save(namespace: string, state: FlakeState): Promise<FlakeState> {
