@@ -5,7 +5,7 @@
 # store; the plaintext exists only in /run (tmpfs) and in the pipe from sops. NixOS runs
 # activation before systemd starts any service, so a unit that reads /run/secrets finds
 # its files; a secret that is missing or does not decrypt fails activation with a
-# message naming it.
+# message naming it, and the instance stops before any service starts (below).
 { config, lib, pkgs, ... }:
 
 let
@@ -13,6 +13,9 @@ let
   secrets = config.seed.secrets;
 
   seed-secrets = pkgs.callPackage ../secrets/seed-secrets.nix { };
+
+  # Where a failed install leaves its message (SEED_SECRETS_FAILURE).
+  failureFile = "/run/seed/secrets-failed";
 
   secretEntry = types.submodule {
     options = {
@@ -54,7 +57,29 @@ in
         if badNames != [ ] then
           throw "seed.secrets: ${builtins.toJSON (builtins.head badNames)} is not a file name (letters, digits, . _ -)"
         else
-          "${seed-secrets}/bin/seed-secrets install ${manifest}";
+          "SEED_SECRETS_FAILURE=${failureFile} ${seed-secrets}/bin/seed-secrets install ${manifest}";
+    };
+
+    # NixOS boots on after a failed activation script. An instance without its secrets
+    # must not: before any service starts, this hands the message to Kubernetes (the
+    # kubelet keeps /dev/termination-log as the container's termination message, which
+    # the reconciler reports in `seed status`) and stops the instance with status 1
+    # (systemd, the container's PID 1, exits: FailureAction). The pod never turns ready,
+    # so a rolling update keeps the old pod serving.
+    systemd.services.seed-secrets-failed = {
+      description = "Stop the instance: a secret was not installed";
+      wantedBy = [ "sysinit.target" ];
+      before = [ "sysinit.target" ];
+      unitConfig = {
+        DefaultDependencies = false;
+        ConditionPathExists = failureFile;
+        FailureAction = "exit";
+      };
+      serviceConfig.Type = "oneshot";
+      script = ''
+        cat ${failureFile} > /dev/termination-log || true
+        exit 1
+      '';
     };
   };
 }

@@ -37,3 +37,5 @@ export { startQuotaController } from './quota-controller';
 export type { QuotaController } from './quota-controller';
 export { startPrometheus } from './prometheus';
 export type { LocalPrometheus, PromSample, PrometheusOptions, ScrapeTarget } from './prometheus';
+export { SecretsVm, SEED_SECRETS_PROGRAM, secretsToolsDir, sopsEncrypt } from './secrets-vm';
+export type { GuestJob, GuestResult } from './secrets-vm';

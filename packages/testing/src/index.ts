@@ -26,6 +26,10 @@ export {
   startNixDaemon,
   startServiceProcess,
   takeClusterTurn,
+  SecretsVm,
+  SEED_SECRETS_PROGRAM,
+  secretsToolsDir,
+  sopsEncrypt,
 } from '@seed/local-parts';
 export type {
   ClusterTurn,
@@ -39,6 +43,7 @@ export type {
   LogLine,
   QuotaController,
   ServiceProcess,
+  GuestResult,
 } from '@seed/local-parts';
 export { startRedis } from './redis';
 export { apiWrites, writesBetween } from './api-writes';
