@@ -311,9 +311,7 @@ function exitOf(terminated: NonNullable<ContainerStateView['terminated']>): stri
   const code = terminated.exitCode ?? terminated.signal ?? '?';
   const said = (terminated.message ?? '').replace(/\s+/g, ' ').trim();
   const quoted =
-    said.length > TERMINATION_MESSAGE_CHARS
-      ? `${said.slice(0, TERMINATION_MESSAGE_CHARS)}…`
-      : said;
+    said.length > TERMINATION_MESSAGE_CHARS ? `${said.slice(0, TERMINATION_MESSAGE_CHARS)}…` : said;
   return `exit code ${code}${terminated.reason ? ` (${terminated.reason})` : ''}${quoted ? `: ${quoted}` : ''}`;
 }
 
