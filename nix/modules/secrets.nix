@@ -9,28 +9,12 @@
 { config, lib, pkgs, ... }:
 
 let
-  inherit (lib) mkOption types;
   secrets = config.seed.secrets;
 
   seed-secrets = pkgs.callPackage ../secrets/seed-secrets.nix { };
 
   # Where a failed install leaves its message (SEED_SECRETS_FAILURE).
   failureFile = "/run/seed/secrets-failed";
-
-  secretEntry = types.submodule {
-    options = {
-      file = mkOption {
-        type = types.path;
-        description = "The sops-encrypted file in the flake (any format sops reads).";
-      };
-      owner = mkOption { type = types.str; default = "root"; };
-      group = mkOption { type = types.str; default = "root"; };
-      mode = mkOption {
-        type = types.strMatching "[0-7]{3,4}";
-        default = "0400";
-      };
-    };
-  };
 
   # One line per secret; names are attribute names, checked to be file names below.
   manifest = builtins.toFile "seed-secrets" (lib.concatStrings (lib.mapAttrsToList
@@ -39,16 +23,7 @@ let
   badNames = lib.filter (name: builtins.match "[A-Za-z0-9_][A-Za-z0-9._-]*" name == null) (lib.attrNames secrets);
 in
 {
-  options.seed.secrets = mkOption {
-    type = types.attrsOf (types.coercedTo types.path (file: { inherit file; }) secretEntry);
-    default = { };
-    example = lib.literalExpression ''{ db-password = ./secrets/db-password.yaml; tls = { file = ./secrets/tls.json; owner = "nginx"; mode = "0440"; }; }'';
-    description = ''
-      Secrets decrypted at activation to `/run/secrets/<name>`: a sops file, or
-      `{ file; owner; group; mode; }` (default root, root, 0400). Encrypt them to the
-      instance's recipient (`seed keys <flake> <instance>`).
-    '';
-  };
+  imports = [ ./secrets-option.nix ];
 
   config = lib.mkIf (secrets != { }) {
     system.activationScripts.seed-secrets = {
