@@ -422,6 +422,9 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           note,
         });
         first.instances = instanceRows(status);
+        // Read again: an instance with secrets gets its Deployment only once its TPM is
+        // placed, after the apply the push followed.
+        first.objects = await kubeObjects.list(namespace);
         return answerOnceReachable(
           'for every instance to answer over its Service',
           () => serveReport(kubeObjects, namespace),
