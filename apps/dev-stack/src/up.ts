@@ -394,6 +394,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           SEED_NODE_NAME: cluster.node.name,
           SEED_SHOOT_STATUS_TOKEN_FILE: credentials.shootStatusTokenFile,
           SEED_TPM_ROOT: tpmRoot,
+          // An instance with secrets rolls out once its TPM is placed: look every second.
+          SEED_TPM_SYNC_SECONDS: '1',
           // Creates each new TPM's identity with tpm2-tools and age-keygen from PATH.
           SEED_TPM_IDENTITY_PROGRAM: SEED_SECRETS_PROGRAM,
           PATH: `${tools}:${process.env.PATH ?? '/usr/bin:/bin'}`,
