@@ -20,6 +20,8 @@ rec {
     lib.evalModules {
       modules = [
         ./modules/options.nix
+        # Declared, not acted on: offline there is no activation, only the meta's `tpm`.
+        ./modules/secrets-option.nix
         {
           # seed.meta reads the hostname and the platform; mkSeed sets them from the
           # same `name` and `system`. networking.hostName belongs to NixOS (which also

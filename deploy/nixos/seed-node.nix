@@ -23,11 +23,13 @@ let
   snapshotterSocket = "/run/nix-snapshotter/nix-snapshotter.sock";
 
   # The only pod annotations Kata receives from Kubernetes, and the only ones it acts on:
-  # the VM size packages/k8s-model renders from each seed's `resources`.
-  sizingAnnotations = [
+  # the VM size packages/k8s-model renders from each seed's `resources`, and with
+  # `kata.tpm` the instance's swtpm socket (docs/secrets.md, "Kata and the pod").
+  vmAnnotations = [
     "default_vcpus"
     "default_memory"
-  ];
+  ]
+  ++ lib.optional cfg.kata.tpm.enable "tpm_socket";
 
   kataConfigDir = "kata-containers";
   kataBaseConfig = "${cfg.kata.package}/share/defaults/kata-containers/configuration-${cfg.kata.hypervisor}.toml";
@@ -104,6 +106,34 @@ in
         default = "clh";
         description = "Kata's hypervisor: Cloud Hypervisor, or QEMU.";
       };
+
+      tpm = {
+        enable = lib.mkOption {
+          type = lib.types.bool;
+          default = false;
+          description = ''
+            Give instances their TPMs: Kata attaches the swtpm named by the pod annotation
+            `io.katacontainers.config.hypervisor.tpm_socket` (rendered for instances with
+            `seed.secrets`) to the VM. Upstream Kata ignores that annotation:
+            `kata.package` must be a Kata build whose Go runtime carries the change
+            proposed upstream in kata-containers pull request 12641 ("runtime: add TPM
+            socket annotation for Cloud Hypervisor vTPM support", open), which hands the
+            socket to Cloud Hypervisor's TPM (a TPM 2.0 CRB device), as the original
+            Seed's patched Kata did. Without it such an instance boots with no TPM and its
+            activation fails (docs/secrets.md).
+          '';
+        };
+        kernel = lib.mkOption {
+          type = lib.types.nullOr lib.types.path;
+          default = null;
+          description = ''
+            The guest kernel Kata boots, built with TPM drivers (`CONFIG_TCG_TPM`,
+            `CONFIG_TCG_CRB`; the same pull request's kernel build flag `-T`, installed
+            with a `-tpm` suffix). Kata's default guest kernel has none, so the VM would
+            see no TPM. Required with `kata.tpm.enable`.
+          '';
+        };
+      };
     };
 
     nixSnapshotter = {
@@ -168,6 +198,11 @@ in
         assertion = cfg.role == "server" || cfg.serverAddr != "";
         message = "services.seed-node: an agent needs serverAddr.";
       }
+      {
+        # The patch wires the annotation into Kata's Cloud Hypervisor driver only.
+        assertion = !cfg.kata.tpm.enable || (cfg.kata.hypervisor == "clh" && cfg.kata.tpm.kernel != null);
+        message = "services.seed-node.kata.tpm: needs kata.hypervisor = \"clh\" and a guest kernel with TPM drivers (kata.tpm.kernel)";
+      }
     ];
 
     # Kata: the hypervisor needs KVM and vhost; the agent talks over vsock.
@@ -187,14 +222,16 @@ in
       KERNEL=="vhost-vsock", GROUP="kvm", MODE="0660"
     '';
 
-    # Kata's upstream configuration for the chosen hypervisor, plus a drop-in allowing the
-    # sizing annotations and nothing else (Kata reads config.d/ next to its configuration).
+    # Kata's upstream configuration for the chosen hypervisor, plus a drop-in allowing
+    # Seed's annotations and nothing else (Kata reads config.d/ next to its configuration).
     environment.etc."${kataConfigDir}/configuration.toml".source = kataBaseConfig;
     environment.etc."${kataConfigDir}/config.d/50-seed-annotations.toml".text = ''
       # Seed sizes each instance's VM with pod annotations
-      # io.katacontainers.config.hypervisor.{default_vcpus,default_memory}.
+      # io.katacontainers.config.hypervisor.{default_vcpus,default_memory}
+      # (and attaches its TPM with ...tpm_socket when kata.tpm is enabled).
       [hypervisor.${cfg.kata.hypervisor}]
-      enable_annotations = [${lib.concatMapStringsSep ", " (a: ''"${a}"'') sizingAnnotations}]
+      enable_annotations = [${lib.concatMapStringsSep ", " (a: ''"${a}"'') vmAnnotations}]
+      ${lib.optionalString (cfg.kata.tpm.kernel != null) ''kernel = "${cfg.kata.tpm.kernel}"''}
     '';
 
     virtualisation.containerd = {
@@ -210,9 +247,9 @@ in
             runtimes.kata = {
               runtime_type = "io.containerd.kata.v2";
               privileged_without_host_devices = true;
-              # Pass only the sizing annotations through to Kata (containerd drops
-              # every other pod annotation on the way to the shim).
-              pod_annotations = map (a: "io.katacontainers.config.hypervisor.${a}") sizingAnnotations;
+              # Pass only Seed's annotations through to Kata (containerd drops every
+              # other pod annotation on the way to the shim).
+              pod_annotations = map (a: "io.katacontainers.config.hypervisor.${a}") vmAnnotations;
               container_annotations = [ ];
               options.ConfigPath = "/etc/${kataConfigDir}/configuration.toml";
             };

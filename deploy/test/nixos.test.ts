@@ -38,9 +38,18 @@ describe('deploy/nixos/seed-node.nix', () => {
     expect(source).toContain('"default_vcpus"');
     expect(source).toContain('"default_memory"');
     expect(source).toContain(
-      'pod_annotations = map (a: "io.katacontainers.config.hypervisor.${a}")',
+      'pod_annotations = map (a: "io.katacontainers.config.hypervisor.${a}") vmAnnotations',
     );
     expect(source).toContain('enable_annotations');
+  });
+
+  it('lets the TPM socket annotation through only for a Kata build that takes it', () => {
+    // The reconciler renders this annotation on instances with secrets (k8s-model, tpm.ts).
+    expect(source).toContain('lib.optional cfg.kata.tpm.enable "tpm_socket"');
+    expect(source).toContain('kata-containers pull request 12641');
+    expect(source).toMatch(
+      /assertion = !cfg\.kata\.tpm\.enable \|\| \(cfg\.kata\.hypervisor == "clh" && cfg\.kata\.tpm\.kernel != null\)/,
+    );
   });
 
   it('opens the shoot pool port the DaemonSet listens on to the pod network', () => {

@@ -52,6 +52,11 @@
           size = "m";
           expose.http = 9000;
           rollout = "rolling";
+          # A TPM of its own, whose age identity decrypts this sops file at activation.
+          # The file is encrypted to api's recipient once that exists (`seed keys <flake>
+          # api`, after the first push; docs/secrets.md): `seed up` does so on the host and
+          # decrypts it in a VM with api's TPM. The offline stand-in reads only the meta.
+          secrets.greeting = ./secrets/greeting.enc.yaml;
         };
 
         dns = seed "dns" {

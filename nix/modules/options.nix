@@ -164,7 +164,7 @@ in
           storage = entriesOf cfg.storage;
           connect = entriesOf cfg.connect;
           shoot = { inherit (cfg.shoot) enable; };
-          # An instance with secrets gets a TPM (modules/secrets.nix declares the option).
+          # An instance with secrets gets a TPM (modules/secrets-option.nix declares the option).
           tpm = cfg ? secrets && cfg.secrets != { };
         };
       };

@@ -5,29 +5,16 @@
 # store; the plaintext exists only in /run (tmpfs) and in the pipe from sops. NixOS runs
 # activation before systemd starts any service, so a unit that reads /run/secrets finds
 # its files; a secret that is missing or does not decrypt fails activation with a
-# message naming it.
+# message naming it, and the instance stops before any service starts (below).
 { config, lib, pkgs, ... }:
 
 let
-  inherit (lib) mkOption types;
   secrets = config.seed.secrets;
 
   seed-secrets = pkgs.callPackage ../secrets/seed-secrets.nix { };
 
-  secretEntry = types.submodule {
-    options = {
-      file = mkOption {
-        type = types.path;
-        description = "The sops-encrypted file in the flake (any format sops reads).";
-      };
-      owner = mkOption { type = types.str; default = "root"; };
-      group = mkOption { type = types.str; default = "root"; };
-      mode = mkOption {
-        type = types.strMatching "[0-7]{3,4}";
-        default = "0400";
-      };
-    };
-  };
+  # Where a failed install leaves its message (SEED_SECRETS_FAILURE).
+  failureFile = "/run/seed/secrets-failed";
 
   # One line per secret; names are attribute names, checked to be file names below.
   manifest = builtins.toFile "seed-secrets" (lib.concatStrings (lib.mapAttrsToList
@@ -36,16 +23,7 @@ let
   badNames = lib.filter (name: builtins.match "[A-Za-z0-9_][A-Za-z0-9._-]*" name == null) (lib.attrNames secrets);
 in
 {
-  options.seed.secrets = mkOption {
-    type = types.attrsOf (types.coercedTo types.path (file: { inherit file; }) secretEntry);
-    default = { };
-    example = lib.literalExpression ''{ db-password = ./secrets/db-password.yaml; tls = { file = ./secrets/tls.json; owner = "nginx"; mode = "0440"; }; }'';
-    description = ''
-      Secrets decrypted at activation to `/run/secrets/<name>`: a sops file, or
-      `{ file; owner; group; mode; }` (default root, root, 0400). Encrypt them to the
-      instance's recipient (`seed keys <flake> <instance>`).
-    '';
-  };
+  imports = [ ./secrets-option.nix ];
 
   config = lib.mkIf (secrets != { }) {
     system.activationScripts.seed-secrets = {
@@ -54,7 +32,29 @@ in
         if badNames != [ ] then
           throw "seed.secrets: ${builtins.toJSON (builtins.head badNames)} is not a file name (letters, digits, . _ -)"
         else
-          "${seed-secrets}/bin/seed-secrets install ${manifest}";
+          "SEED_SECRETS_FAILURE=${failureFile} ${seed-secrets}/bin/seed-secrets install ${manifest}";
+    };
+
+    # NixOS boots on after a failed activation script. An instance without its secrets
+    # must not: before any service starts, this hands the message to Kubernetes (the
+    # kubelet keeps /dev/termination-log as the container's termination message, which
+    # the reconciler reports in `seed status`) and stops the instance with status 1
+    # (systemd, the container's PID 1, exits: FailureAction). The pod never turns ready,
+    # so a rolling update keeps the old pod serving.
+    systemd.services.seed-secrets-failed = {
+      description = "Stop the instance: a secret was not installed";
+      wantedBy = [ "sysinit.target" ];
+      before = [ "sysinit.target" ];
+      unitConfig = {
+        DefaultDependencies = false;
+        ConditionPathExists = failureFile;
+        FailureAction = "exit";
+      };
+      serviceConfig.Type = "oneshot";
+      script = ''
+        cat ${failureFile} > /dev/termination-log || true
+        exit 1
+      '';
     };
   };
 }

@@ -9,6 +9,11 @@
 #
 # MANIFEST has one secret per line: `<name> <sops file> <owner> <group> <mode>`.
 #
+# With SEED_SECRETS_FAILURE set, a failure's message is also written to that file (and an
+# `install` that succeeds removes it), for the platform to report: nix/modules/secrets.nix
+# hands it to Kubernetes as the container's termination message. Like every message here
+# it names files and says why, never what a secret holds.
+#
 # The identity is an age X25519 key sealed in the instance's TPM (a keyed-hash object
 # under the owner hierarchy's primary key, made persistent at $SEED_SECRETS_HANDLE): it
 # exists in clear only inside the TPM and, for the moment sops decrypts, in the memory
@@ -19,9 +24,13 @@ set -eu
 
 handle=${SEED_SECRETS_HANDLE:-0x81005eed}
 secrets_dir=${SEED_SECRETS_DIR:-/run/secrets}
+failure_file=${SEED_SECRETS_FAILURE:-}
 
 die() {
   echo "seed-secrets: $*" >&2
+  if [ -n "$failure_file" ]; then
+    { mkdir -p "$(dirname "$failure_file")" && echo "seed-secrets: $*" >"$failure_file"; } || true
+  fi
   exit 1
 }
 
@@ -63,6 +72,7 @@ recipient() {
 
 install_secrets() {
   manifest=$1
+  [ -z "$failure_file" ] || rm -f "$failure_file"
   [ -r "$manifest" ] || die "no manifest $manifest"
   have_identity || die "this instance's TPM holds no identity at $handle (a new TPM: run 'seed keys' and re-encrypt)"
   mkdir -p "$secrets_dir"

@@ -520,6 +520,7 @@ const NIXOS_OPTIONS = `{ lib, ... }:
       environment.variables = option (types.attrsOf types.str) { };
       environment.etc = option (types.attrsOf textFile) { };
       environment.systemPackages = option (types.listOf types.raw) [ ];
+      systemd.services = option (types.attrsOf types.anything) { };
     };
     # The one package instance-base.nix adds (seed-shoot) comes from nixpkgs' callPackage:
     # in its place, the name of the file it would be built from.
@@ -581,6 +582,7 @@ describe('instance-base.nix under the real module system', () => {
         etc = config.environment.etc;
         packages = config.environment.systemPackages;
         activation = builtins.attrNames config.system.activationScripts;
+        units = builtins.attrNames config.systemd.services;
       }`);
     expect(settings).toEqual({
       tcp: [],
@@ -589,6 +591,7 @@ describe('instance-base.nix under the real module system', () => {
       etc: {},
       packages: [],
       activation: ['seed-env'],
+      units: [],
     });
   });
 
@@ -615,7 +618,7 @@ describe('instance-base.nix under the real module system', () => {
       expect(script.deps).toEqual(['users', 'groups']);
       const [, manifest] = script.text.split(' install ');
       expect(script.text).toMatch(
-        /^callPackage seed-secrets\.nix\/bin\/seed-secrets install \/nix\/store\//,
+        /^SEED_SECRETS_FAILURE=\/run\/seed\/secrets-failed callPackage seed-secrets\.nix\/bin\/seed-secrets install \/nix\/store\//,
       );
       // The manifest and the (encrypted) files are in the store; the lines name them.
       const lines = fs
@@ -629,6 +632,25 @@ describe('instance-base.nix under the real module system', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('stops the instance before any service when a secret was not installed, telling Kubernetes why', async () => {
+    const unit = await evalJson(
+      `(${instanceBase('{ seed.secrets.db = builtins.toFile "db.yaml" "x"; }')}).config.systemd.services.seed-secrets-failed`,
+    );
+    expect(unit).toEqual({
+      description: 'Stop the instance: a secret was not installed',
+      wantedBy: ['sysinit.target'],
+      before: ['sysinit.target'],
+      unitConfig: {
+        DefaultDependencies: false,
+        // The file seed-secrets writes its message to (SEED_SECRETS_FAILURE above).
+        ConditionPathExists: '/run/seed/secrets-failed',
+        FailureAction: 'exit',
+      },
+      serviceConfig: { Type: 'oneshot' },
+      script: 'cat /run/seed/secrets-failed > /dev/termination-log || true\nexit 1\n',
+    });
   });
 
   it('asks for a TPM in the meta exactly when seed.secrets is not empty', async () => {

@@ -571,3 +571,13 @@ describe('the declared types and defaults', () => {
     });
   });
 });
+
+describe('seed.secrets offline (modules/secrets-option.nix)', () => {
+  it('evaluates an instance with secrets to a meta that asks for a TPM', async () => {
+    // The file need not exist yet: it is encrypted to the recipient the TPM yields.
+    const meta = await evalJson(
+      `let ${PRELUDE} in offline.seedMetaOf { inherit lib; name = "web"; module = { seed.secrets.db = /nowhere/db.enc.yaml; seed.secrets.tls = { file = /nowhere/tls.enc.json; mode = "0440"; }; }; }`,
+    );
+    expect(meta).toEqual(metaOf({ tpm: true }));
+  });
+});

@@ -16,6 +16,7 @@ import {
   LABEL_MANAGED_BY,
   MANAGED_BY_SEED,
 } from '@seed/k8s-model';
+import { LABEL_TPM, TPM_KEYS, TPM_REQUEST, readTpmReport, type TpmReport } from '@seed/contracts';
 
 /** One object Seed created, as `seed up` prints it. */
 export interface ObjectSummary {
@@ -200,6 +201,23 @@ export class KubeObjects {
       })),
     ];
     return objects.sort((a, b) => a.kind.localeCompare(b.kind) || a.name.localeCompare(b.name));
+  }
+
+  /**
+   * The TPM requests of the flake's instances with secrets, with what their node's agent
+   * reported in them (`seed keys` reads the same report).
+   */
+  async tpmReports(namespace: string): Promise<{ instance: string; report: TpmReport }[]> {
+    const requests = await this.core.listNamespacedConfigMap({
+      namespace,
+      labelSelector: `${SELECTOR},${LABEL_TPM}=${TPM_REQUEST}`,
+    });
+    return requests.items
+      .map((request) => ({
+        instance: request.data?.[TPM_KEYS.instance] ?? '',
+        report: readTpmReport(request.data),
+      }))
+      .sort((a, b) => a.instance.localeCompare(b.instance));
   }
 
   /**

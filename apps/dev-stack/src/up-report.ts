@@ -80,6 +80,19 @@ export function formatChangeReport(first: PushReport, change: UpReport['change']
   ].join('\n');
 }
 
+export function formatSecretsReport(secrets: UpReport['secrets']): string {
+  const { ms } = secrets;
+  return [
+    '',
+    `${secrets.instance}'s age recipient (seed keys): ${secrets.recipient}`,
+    `  its TPM: swtpm on node ${secrets.node}, control socket ${secrets.ctrlSocket}`,
+    `secret ${secrets.secret}: sops --encrypt --age <recipient> on the host (${secrets.encryptedBytes} bytes, ${ms.encrypt} ms)`,
+    `decrypted in a QEMU VM with ${secrets.instance}'s swtpm by seed-secrets install: /run/secrets/${secrets.secret}, sha256 ${secrets.sha256.slice(0, 16)}… as encrypted`,
+    `  ${ms.prepare + ms.vm} ms (guest root ${ms.prepare} ms, boot and decrypt ${ms.vm} ms)`,
+    '',
+  ].join('\n');
+}
+
 export function formatShootReport(shoot: UpReport['shoot']): string {
   return [
     '',

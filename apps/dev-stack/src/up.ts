@@ -11,6 +11,8 @@ import {
   freeLoopbackPorts,
   installSeedFlakeCrd,
   reconcilerNetworkEnv,
+  SEED_SECRETS_PROGRAM,
+  secretsToolsDir,
   type LocalPrometheus,
   type PlatformCertificates,
 } from '@seed/local-parts';
@@ -30,7 +32,9 @@ import { loadKubeConfig } from '@seed/kube-config';
 import { SeedFlakeClient, applyFlakeRegistry } from '@seed/seed-flakes';
 import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
 import { BuilderApi, formatPhases, ReconcilerApi, seconds } from '@seed/platform-client';
+import { VtpmStore } from '@seed/vtpm';
 import { deliverGithubPush, pingHook } from './delivery';
+import { decryptInVm, placedTpm, type SecretsReport } from './instance-secrets';
 import { CHANGED_INSTANCE, resizeWeb } from './example-flake';
 import { KubeObjects, type ObjectSummary } from './kube-objects';
 import { LocalStack } from './local-stack';
@@ -42,6 +46,7 @@ import {
   formatDashboard,
   formatLogs,
   formatPushReport,
+  formatSecretsReport,
   formatSeedFlakes,
   formatShootReport,
 } from './up-report';
@@ -118,6 +123,8 @@ export interface UpReport {
     podsAfter: string[];
     servedAfter: string;
   };
+  /** The example instance's recipient, and a secret encrypted to it, decrypted in a VM. */
+  secrets: SecretsReport;
   /** What seed-shoot, run in the caller's pod, printed and exited with. */
   shoot: {
     exitCode: number;
@@ -142,7 +149,7 @@ export interface ServedReport {
   dns: { udp: string; tcp: string };
 }
 
-const STEPS = 16;
+const STEPS = 17;
 const REPOSITORY = 'local/seed-up';
 /** The SeedFlake `seed up` registers its example flake as. */
 const EXAMPLE_SEEDFLAKE = 'example';
@@ -180,6 +187,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
   const logDir = path.join(workDir, 'logs');
   await mkdir(logDir);
   const stack = new LocalStack(signal, logDir);
+  const tpmRoot = path.join(workDir, 'tpm');
   let reconciler: ReconcilerApi | undefined;
   let prometheus: LocalPrometheus | undefined;
   let scrapedSince = 0;
@@ -187,7 +195,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     const nix = new NixClient(options.nix);
     await progress.step('check the tools Seed runs on', async (note) => {
       note(await nix.version());
-      for (const binary of ['git', 'redis-server', 'qemu-system-x86_64']) await onPath(binary);
+      for (const binary of ['git', 'redis-server', 'qemu-system-x86_64', 'swtpm', 'tpm2'])
+        await onPath(binary);
       if (process.getuid?.() !== 0) {
         throw new Error(
           "the shoot pool bind-mounts volumes into its VMs' shares, which needs root: run `sudo -E pnpm seed up`",
@@ -404,6 +413,37 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       };
     };
 
+    // Before the first push: the daemon's TPM agent places the TPM of the example's
+    // instance with secrets, and the reconciler applies that instance's Deployment only
+    // once it is placed (docs/secrets.md, "Kata and the pod").
+    await progress.step('start the shoot pool and its TPM agent on the node', async (note) => {
+      const tools = await secretsToolsDir();
+      // The shoot pool listens where SEED_SHOOT_URL points pods: the node's IP.
+      const pool = await stack.startService(
+        'shoot-pool',
+        {
+          SEED_SHOOT_POOL_SIZE: '1',
+          SEED_SHOOT_RUN_ROOT: path.join(workDir, 'shoot-pool'),
+          SEED_KUBECONFIG: kube.kubeconfigPath,
+          SEED_NODE_NAME: cluster.node.name,
+          SEED_SHOOT_STATUS_TOKEN_FILE: credentials.shootStatusTokenFile,
+          SEED_TPM_ROOT: tpmRoot,
+          // An instance with secrets rolls out once its TPM is placed: look every second.
+          SEED_TPM_SYNC_SECONDS: '1',
+          // Creates each new TPM's identity with tpm2-tools and age-keygen from PATH.
+          SEED_TPM_IDENTITY_PROGRAM: SEED_SECRETS_PROGRAM,
+          PATH: `${tools}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+        },
+        {
+          stopGraceMs: STOP_GRACE_MS,
+          host: cluster.node.ip,
+          ports: [DEFAULT_SHOOT_POOL_PORT, (await freeLoopbackPorts(1))[0]!],
+        },
+      );
+      note(`shoot pool starting on ${pool.url}; it boots and snapshots a template VM`);
+      note(`TPM agent: one swtpm per instance with secrets, under ${tpmRoot}`);
+    });
+
     const firstCommit = await repo.head();
     const first = await progress.step('push, deliver a signed webhook, build and apply', (note) =>
       pushAndFollow('0'.repeat(40), firstCommit, note),
@@ -418,6 +458,9 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
           note,
         });
         first.instances = instanceRows(status);
+        // Read again: an instance with secrets gets its Deployment only once its TPM is
+        // placed, after the apply the push followed.
+        first.objects = await kubeObjects.list(namespace);
         return answerOnceReachable(
           'for every instance to answer over its Service',
           () => serveReport(kubeObjects, namespace),
@@ -498,34 +541,25 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       },
     );
 
-    const shootCaller = await progress.step(
-      'start the shoot pool on the node for the instance with shoots enabled',
+    const secrets = await progress.step(
+      "print the example's age recipient and decrypt a secret with its TPM in a VM",
       async (note) => {
-        const caller = await kubeObjects.shootCaller(namespace);
-        if (!caller) throw new Error('no instance of the example enables shoots');
-        // The shoot pool listens where SEED_SHOOT_URL points pods: the node's IP.
-        const pool = await stack.startService(
-          'shoot-pool',
-          {
-            SEED_SHOOT_POOL_SIZE: '1',
-            SEED_SHOOT_RUN_ROOT: path.join(workDir, 'shoot-pool'),
-            SEED_KUBECONFIG: kube.kubeconfigPath,
-            SEED_NODE_NAME: cluster.node.name,
-            SEED_SHOOT_STATUS_TOKEN_FILE: credentials.shootStatusTokenFile,
-          },
-          {
-            stopGraceMs: STOP_GRACE_MS,
-            host: cluster.node.ip,
-            ports: [DEFAULT_SHOOT_POOL_PORT, (await freeLoopbackPorts(1))[0]!],
-          },
-        );
-        note(
-          `caller: ${caller.instance}'s pod, proven by its projected token and IP; volumes ${caller.volumes.map((v) => v.mountPoint).join(', ')}`,
-        );
-        note(`shoot pool starting on ${pool.url}; it boots and snapshots a template VM`);
-        return caller;
+        const [request] = await kubeObjects.tpmReports(namespace);
+        if (!request) throw new Error('no instance of the example has seed.secrets');
+        // The agent records the recipient before it places the TPM, so a Deployment that
+        // rolled out has it.
+        const tpm = placedTpm(request.report);
+        if (!tpm)
+          throw new Error(
+            `the TPM of ${request.instance} is not placed: ${JSON.stringify(request.report)}`,
+          );
+        note(`${request.instance}'s TPM: swtpm on node ${tpm.node}, ${tpm.ctrlSocket}`);
+        note(`seed keys ${flake} ${request.instance}: ${tpm.recipient}`);
+        note('sops --encrypt on the host; seed-secrets install in QEMU with that swtpm');
+        return decryptInVm(request.instance, tpm, path.join(workDir, 'secrets'));
       },
     );
+    progress.print(formatSecretsReport(secrets));
 
     const change = await progress.step(
       `change one instance (${CHANGED_INSTANCE}: size s → m), push again and watch it roll out`,
@@ -578,8 +612,13 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     progress.print(formatChangeReport(first, change));
 
     const shoot = await progress.step(
-      `run a shoot from inside ${shootCaller.instance}'s pod`,
+      'run a shoot from inside the pod of the instance with shoots enabled',
       async (note) => {
+        const shootCaller = await kubeObjects.shootCaller(namespace);
+        if (!shootCaller) throw new Error('no instance of the example enables shoots');
+        note(
+          `caller: ${shootCaller.instance}'s pod, proven by its projected token and IP; volumes ${shootCaller.volumes.map((v) => v.mountPoint).join(', ')}`,
+        );
         const pool = stack.service('shoot-pool');
         note('waiting for the shoot pool to warm up (boot, snapshot and restore under QEMU)');
         await stack.ready(pool, waitTimeoutMs);
@@ -699,6 +738,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       namespace,
       first,
       served,
+      secrets,
       seedFlakes: flakeRows,
       registration,
       change,
@@ -710,6 +750,10 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     reconciler?.close();
     options.write('==> stopping the stack\n');
     const problems = await stack.stop();
+    // swtpm runs detached from the TPM agent, past the shoot pool's stop.
+    await new VtpmStore({ root: tpmRoot, swtpm: 'swtpm', graceMs: 0, now: Date.now })
+      .stopAll()
+      .catch((error: Error) => problems.push(`swtpm under ${tpmRoot}: ${error.message}`));
     // Never rm -rf through a mount a crashed shoot pool may have left: that could reach
     // the volume's or the store's real folder.
     await removeUnmountedTree(workDir).catch((error: Error) =>

@@ -171,6 +171,9 @@ describe('seed up', () => {
           env: { ...env, KUBECONFIG: running.kubeconfigPath },
         });
         seen.unknownBuild = await seed(['builds', 'build-nope'], { env });
+        seen.keys = await seed(['keys', running.flake, 'api'], {
+          env: { ...env, KUBECONFIG: running.kubeconfigPath },
+        });
 
         // The secrets the stack set, and everything its services logged (gone once it stops).
         seen.secrets = await stackSecrets(running, core);
@@ -184,7 +187,9 @@ describe('seed up', () => {
 
     expect(run.err).toBe('');
     expect(run.code).toBe(0);
-    expect(run.out).toMatch(/==> \[14\/16\] run a shoot from inside web's pod/);
+    expect(run.out).toMatch(
+      /==> \[15\/17\] run a shoot from inside the pod of the instance with shoots enabled/,
+    );
     // Every instance ran on the node and answered over its Service.
     expect(run.out).toMatch(/^api +available +1 /m);
     expect(run.out).toMatch(/^dns +available +1 /m);
@@ -202,6 +207,15 @@ describe('seed up', () => {
     expect(run.out).toMatch(/SeedFlake extra created: its hook answered a ping after \d+ ms/);
     expect(run.out).toMatch(/SeedFlake extra deleted: its hook answered 404 after \d+ ms/);
     expect(run.out).toContain('webhook, builder and reconciler kept their processes');
+    // api's recipient, what `seed keys` prints, and a secret encrypted to it and
+    // decrypted in a VM with api's own swtpm.
+    const keys = seen.keys as { code: number; out: string };
+    expect(keys.code).toBe(0);
+    expect(keys.out).toMatch(/^age1[0-9a-z]{58}\n$/);
+    expect(run.out).toContain(`api's age recipient (seed keys): ${keys.out}`);
+    expect(run.out).toMatch(
+      /^decrypted in a QEMU VM with api's swtpm by seed-secrets install: \/run\/secrets\/greeting, sha256 [0-9a-f]{16}… as encrypted$/m,
+    );
     expect(run.out).toContain('Deployments whose spec changed: web\n');
     expect(run.out).toContain('Deployments whose spec is unchanged: api, dns\n');
     expect(run.out).toContain('  | hello from a shoot of web\n');
@@ -297,7 +311,7 @@ describe('seed up', () => {
   it('stops everything when interrupted, and exits 130', async () => {
     const interrupt = new AbortController();
     const run = await seedUp([], { signal: interrupt.signal }, (text) => {
-      if (text.includes('[8/16]')) interrupt.abort();
+      if (text.includes('[9/17]')) interrupt.abort();
     });
     expect(run.code).toBe(130);
     expect(run.err).toBe(

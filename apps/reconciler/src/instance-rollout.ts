@@ -298,9 +298,21 @@ function restarts(container: ContainerStatusView): string {
   return last ? `${times}, last ${exitOf(last)}` : times;
 }
 
+/** Longest termination message quoted in a status: a line of `seed status`, not a log. */
+const TERMINATION_MESSAGE_CHARS = 500;
+
+/**
+ * How the container ended, with its termination message when it left one: what the
+ * program said of its own failure (the kubelet keeps the container's
+ * /dev/termination-log, e.g. an instance's `seed-secrets` naming the secret it could not
+ * install; docs/secrets.md).
+ */
 function exitOf(terminated: NonNullable<ContainerStateView['terminated']>): string {
   const code = terminated.exitCode ?? terminated.signal ?? '?';
-  return `exit code ${code}${terminated.reason ? ` (${terminated.reason})` : ''}`;
+  const said = (terminated.message ?? '').replace(/\s+/g, ' ').trim();
+  const quoted =
+    said.length > TERMINATION_MESSAGE_CHARS ? `${said.slice(0, TERMINATION_MESSAGE_CHARS)}…` : said;
+  return `exit code ${code}${terminated.reason ? ` (${terminated.reason})` : ''}${quoted ? `: ${quoted}` : ''}`;
 }
 
 function created(pod: PodView): number {

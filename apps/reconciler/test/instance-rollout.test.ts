@@ -188,6 +188,24 @@ describe('instanceRollout', () => {
       /^crash loop: container web restarted 3 times, last exit code 1 \(Error\) \(pod web-7d9f-x2x5q\)$/,
     ],
     [
+      // What nix/modules/secrets.nix leaves in /dev/termination-log before it stops the
+      // instance: the kubelet carries it into the container's last state.
+      'an instance stopped by a secret it could not install',
+      waitingPod('CrashLoopBackOff', 'back-off 10s restarting failed container=web', {
+        restartCount: 1,
+        lastState: {
+          terminated: {
+            exitCode: 1,
+            reason: 'Error',
+            message:
+              'seed-secrets: secret db-password: cannot decrypt /nix/store/0abc-db.enc.yaml: Failed to get the data key required to decrypt the SOPS file.\n',
+          },
+        },
+      }),
+      'CrashLoopBackOff',
+      /^crash loop: container web restarted 1 time, last exit code 1 \(Error\): seed-secrets: secret db-password: cannot decrypt \/nix\/store\/0abc-db\.enc\.yaml: Failed to get the data key required to decrypt the SOPS file\. \(pod web-7d9f-x2x5q\)$/,
+    ],
+    [
       'a pod no node can take',
       pod(
         {
@@ -302,6 +320,30 @@ describe('instanceRollout', () => {
       ],
       'ContainerExited',
       /exited \(exit code 2 \(Error\)\); restarting$/,
+    ],
+    [
+      'a container that just exited saying why, at length',
+      [
+        pod({
+          phase: 'Running',
+          containerStatuses: [
+            {
+              name: 'web',
+              ready: false,
+              state: {
+                terminated: {
+                  exitCode: 1,
+                  reason: 'Error',
+                  message: `seed-secrets: secret tls: ${'x'.repeat(4000)}`,
+                },
+              },
+            },
+          ],
+        }),
+      ],
+      'ContainerExited',
+      // The kubelet keeps up to 4096 bytes; a status line quotes the start of it.
+      /exited \(exit code 1 \(Error\): seed-secrets: secret tls: x{474}…\); restarting$/,
     ],
   ];
 

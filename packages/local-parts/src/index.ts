@@ -38,3 +38,5 @@ export type { QuotaController } from './quota-controller';
 export { startPrometheus } from './prometheus';
 export type { LocalPrometheus, PromSample, PrometheusOptions, ScrapeTarget } from './prometheus';
 export { SEED_FLAKE_CRD, installSeedFlakeCrd } from './seed-flake-crd';
+export { SecretsVm, SEED_SECRETS_PROGRAM, secretsToolsDir, sopsEncrypt } from './secrets-vm';
+export type { GuestJob, GuestResult } from './secrets-vm';

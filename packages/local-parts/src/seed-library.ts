@@ -20,7 +20,12 @@ const NIXPKGS_LIB_NAR_HASH = 'sha256-2LHgHa0CAYjMN1PQ3Y3JSPGyKkpMA2dKFT7agAnZK7U
 
 // nix/offline.nix and what it imports, by their paths under nix/ (kept as they are
 // under the flake's seed/, so the relative imports hold).
-const OFFLINE_LIBRARY = ['offline.nix', 'meta.nix', 'modules/options.nix'];
+const OFFLINE_LIBRARY = [
+  'offline.nix',
+  'meta.nix',
+  'modules/options.nix',
+  'modules/secrets-option.nix',
+];
 
 /**
  * What an offline flake (the example `seed up` pushes, the test fixtures) carries beside

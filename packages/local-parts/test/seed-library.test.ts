@@ -53,6 +53,7 @@ describe('offlineSeedFiles', () => {
       'flake.lock',
       'seed/meta.nix',
       'seed/modules/options.nix',
+      'seed/modules/secrets-option.nix',
       'seed/offline.nix',
     ]);
   });

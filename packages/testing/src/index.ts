@@ -27,6 +27,10 @@ export {
   startNixDaemon,
   startServiceProcess,
   takeClusterTurn,
+  SecretsVm,
+  SEED_SECRETS_PROGRAM,
+  secretsToolsDir,
+  sopsEncrypt,
 } from '@seed/local-parts';
 export type {
   ClusterTurn,
@@ -40,6 +44,7 @@ export type {
   LogLine,
   QuotaController,
   ServiceProcess,
+  GuestResult,
 } from '@seed/local-parts';
 export { startRedis } from './redis';
 export { apiWrites, splitEvents, writesBetween } from './api-writes';

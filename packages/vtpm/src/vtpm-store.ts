@@ -123,6 +123,17 @@ export class VtpmStore {
     return { ready, failed, removed };
   }
 
+  /**
+   * Stops every swtpm under the root and keeps their state, as a node's shutdown would:
+   * for a host that ran the agent only for a while (`seed up`), since swtpm outlives it.
+   */
+  async stopAll(): Promise<void> {
+    for (const instance of await this.list()) {
+      const pid = await runningSwtpm(this.paths(instance));
+      if (pid !== undefined) await stopSwtpm(pid);
+    }
+  }
+
   /** The instances that have a TPM on this node. */
   async list(): Promise<InstanceKey[]> {
     let entries: string[];

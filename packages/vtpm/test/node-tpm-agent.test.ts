@@ -6,7 +6,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { startKubeApiServer, type KubeApiServer } from '@seed/testing';
+import {
+  SEED_SECRETS_PROGRAM,
+  secretsToolsDir,
+  startKubeApiServer,
+  type KubeApiServer,
+} from '@seed/testing';
 import { execFileSync } from 'node:child_process';
 import {
   KubeTpmRequests,
@@ -19,7 +24,6 @@ import {
   stopSwtpm,
   type AgentLogger,
 } from '../src';
-import { SEED_SECRETS, secretsTools } from './secrets-kit';
 
 const TENANT = 's-gaydazldmnsg';
 const VICTIM = 's-victimvictim';
@@ -200,10 +204,10 @@ describe('the node agent', () => {
   });
 
   it("records the instance's recipient: the identity created before any VM has the TPM", async () => {
-    const tools = secretsTools();
+    const tools = await secretsToolsDir();
     const PATH = `${tools}:${process.env.PATH ?? '/usr/bin:/bin'}`;
     const root = path.join(work, 'identity');
-    const vtpms = store(root, 'swtpm', seedSecretsIdentity(SEED_SECRETS, PATH));
+    const vtpms = store(root, 'swtpm', seedSecretsIdentity(SEED_SECRETS_PROGRAM, PATH));
     await request(TENANT, 'vault');
     const result = await agent('node-f', vtpms).sync();
     // (it also claims the request the previous test's agent left alone)
@@ -220,7 +224,7 @@ describe('the node agent', () => {
     await stopSwtpm((await runningSwtpm(vtpms.paths(vault)))!);
     const host = await startSwtpm('swtpm', vtpms.paths(vault), true);
     try {
-      const printed = execFileSync(SEED_SECRETS, ['recipient'], {
+      const printed = execFileSync(SEED_SECRETS_PROGRAM, ['recipient'], {
         env: { PATH, TPM2TOOLS_TCTI: `swtpm:path=${vtpms.paths(vault).data}` },
         encoding: 'utf8',
       }).trim();

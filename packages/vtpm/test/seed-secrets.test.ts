@@ -4,8 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { SEED_SECRETS_PROGRAM, secretsToolsDir } from '@seed/testing';
 import { VtpmStore, type InstanceKey } from '../src';
-import { PLAINTEXT, SEED_SECRETS, encryptTo, secretsTools, stopSwtpms } from './secrets-kit';
+import { PLAINTEXT, encryptTo, stopSwtpms } from './secrets-kit';
 
 // The activation program against the agent's real swtpm, on the host (tpm2-tools over
 // the TPM's host data socket): the flow of test/secrets-vm.test.ts without the VM.
@@ -24,17 +25,24 @@ const agent = (): VtpmStore =>
   });
 
 function seedSecrets(instance: InstanceKey, args: string[]) {
-  const result = spawnSync('sh', [SEED_SECRETS, ...args], {
+  const result = spawnSync('sh', [SEED_SECRETS_PROGRAM, ...args], {
     encoding: 'utf8',
     env: {
       PATH: `${tools}:${process.env.PATH ?? ''}`,
       HOME: dir,
       TPM2TOOLS_TCTI: `swtpm:path=${agent().paths(instance).data}`,
       SEED_SECRETS_DIR: path.join(dir, `secrets-${instance.name}`),
+      SEED_SECRETS_FAILURE: failureFile(instance),
     },
   });
   return { code: result.status, stdout: result.stdout.trim(), stderr: result.stderr };
 }
+
+/** Where the activation leaves a failure's message for Kubernetes (secrets.nix). */
+const failureFile = (instance: InstanceKey): string =>
+  path.join(dir, 'run-seed', `${instance.name}-secrets-failed`);
+const failure = (instance: InstanceKey): string | undefined =>
+  existsSync(failureFile(instance)) ? readFileSync(failureFile(instance), 'utf8') : undefined;
 
 function manifest(file: string, mode = '0440'): string {
   const group = execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim();
@@ -46,7 +54,7 @@ function manifest(file: string, mode = '0440'): string {
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'seed-secrets-'));
   // Cached after the first run, which builds sops (~10 minutes).
-  tools = secretsTools();
+  tools = await secretsToolsDir();
   await agent().ensure(web);
   await agent().ensure(other);
 }, 1_200_000);
@@ -60,12 +68,12 @@ describe('seed-secrets on an swtpm', () => {
   let recipient: string;
   let encrypted: string;
 
-  it('creates the identity in the TPM once and prints its recipient', () => {
+  it('creates the identity in the TPM once and prints its recipient', async () => {
     const first = seedSecrets(web, ['recipient']);
     expect(first).toMatchObject({ code: 0, stdout: expect.stringMatching(/^age1[0-9a-z]{58}$/) });
     recipient = first.stdout;
     expect(seedSecrets(web, ['recipient']).stdout).toBe(recipient);
-    encrypted = encryptTo(tools, recipient, dir);
+    encrypted = await encryptTo(tools, recipient, dir);
     expect(readFileSync(encrypted, 'utf8')).not.toContain('correct horse');
   });
 
@@ -93,13 +101,19 @@ describe('seed-secrets on an swtpm', () => {
     );
     // Nothing half-written is left behind.
     expect(readdirSync(path.join(dir, 'secrets-other'))).toEqual([]);
+    // The same message for Kubernetes, and no plaintext in it.
+    expect(failure(other)).toBe(result.stderr);
+    expect(failure(other)).not.toContain('correct horse');
   });
 
-  it('a missing secret fails, naming the file', () => {
+  it('a missing secret fails, naming the file; an install that succeeds clears the failure', () => {
     const missing = path.join(dir, 'nowhere.yaml');
     const result = seedSecrets(web, ['install', manifest(missing)]);
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(`seed-secrets: secret db-password: ${missing} does not exist\n`);
+    expect(failure(web)).toBe(result.stderr);
+    expect(seedSecrets(web, ['install', manifest(encrypted)]).code).toBe(0);
+    expect(failure(web)).toBeUndefined();
   });
 
   it('a TPM without an identity refuses to install rather than make a new one', async () => {

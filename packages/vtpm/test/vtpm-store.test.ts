@@ -32,11 +32,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  const stores = store();
-  for (const instance of await stores.list()) {
-    const pid = await runningSwtpm(stores.paths(instance));
-    if (pid !== undefined) await stopSwtpm(pid);
-  }
+  await store().stopAll();
   await rm(root, { recursive: true, force: true });
 });
 
@@ -110,6 +106,18 @@ describe('a TPM per instance', () => {
     expect(await agent.reconcile([])).toMatchObject({ removed: [] });
     clock += GRACE_MS - 1;
     expect(await agent.reconcile([])).toMatchObject({ removed: [] });
+  });
+
+  it('stops every TPM with its state kept, as when the host stops the agent for good', async () => {
+    const agent = store();
+    await agent.ensure(web);
+    await agent.ensure(db);
+    tpm2(agent, web, ['nvdefine', NV_INDEX, '-C', 'o', '-s', '32', '-a', 'ownerread|ownerwrite']);
+    await agent.stopAll();
+    expect(await runningSwtpm(agent.paths(web))).toBeUndefined();
+    expect(await runningSwtpm(agent.paths(db))).toBeUndefined();
+    expect((await agent.ensure(web)).how).toBe('started');
+    expect(tpm2(agent, web, ['nvreadpublic', NV_INDEX])).toContain(NV_INDEX);
   });
 
   it("attack: an instance name that would leave the TPMs' root is refused", () => {

@@ -9,9 +9,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeConfig, Watch, type V1Pod } from '@kubernetes/client-node';
 import { deriveNamespace, type InstanceStatus__Output, type SeedMeta } from '@seed/contracts';
+import { readFileSync } from 'node:fs';
 import {
   kubeRequest,
   reconcilerNetworkEnv,
+  SEED_SECRETS_PROGRAM,
   takeClusterTurn,
   type ClusterTurn,
 } from '@seed/testing';
@@ -38,7 +40,30 @@ let builder: Builder;
 let kube: Cluster;
 let kubeconfig: KubeConfig;
 /** Store paths of the images (the generation's `image`; the pod runs `nix:0<path>`). */
-const images = {} as Record<'v1' | 'v2' | 'silent' | 'crash', string>;
+const images = {} as Record<'v1' | 'v2' | 'silent' | 'crash' | 'secretMissing', string>;
+
+/** A secret's encrypted file that is not there (its store path never was). */
+const MISSING_SECRET = `/nix/store/${'1'.repeat(32)}-db-password.enc.yaml`;
+
+/**
+ * What an instance whose secret is missing does as it boots, in busybox: the real
+ * activation program (nix/secrets/seed-secrets.sh) with SEED_SECRETS_FAILURE as
+ * nix/modules/secrets.nix sets it, then the script of that module's seed-secrets-failed
+ * unit. This node runs the `kata` RuntimeClass with runc, so the pod has no TPM: a
+ * stand-in tpm2_readpublic says the identity exists, and the program goes on to the
+ * secret's file.
+ */
+const secretMissingScript = [
+  'mkdir -p /seed-bin /tmp',
+  'for applet in $($BB --list); do $BB ln -s $BB /seed-bin/$applet; done',
+  "printf '#!/seed-bin/sh\\nexit 0\\n' > /seed-bin/tpm2_readpublic",
+  'chmod +x /seed-bin/tpm2_readpublic',
+  'export PATH=/seed-bin',
+  `echo "db-password ${MISSING_SECRET} root root 0400" > /tmp/manifest`,
+  'SEED_SECRETS_FAILURE=/run/seed/secrets-failed sh $WWW/seed-secrets install /tmp/manifest',
+  'cat /run/seed/secrets-failed > /dev/termination-log || true',
+  'exit 1',
+].join('\n');
 
 /**
  * httpd serving "version N" on PORT. The shell stays PID 1 with a TERM trap, so a pod
@@ -69,6 +94,9 @@ beforeAll(async () => {
     `echo "not listening"\ntrap 'exit 0' TERM\n$BB sleep 3600 & wait`,
   );
   images.crash = await shellImage(nix2container, 'crash', 'echo "crashing on purpose"; exit 1');
+  images.secretMissing = await shellImage(nix2container, 'secret-missing', secretMissingScript, {
+    'seed-secrets': readFileSync(SEED_SECRETS_PROGRAM, 'utf8'),
+  });
 
   cluster = await takeClusterTurn();
   reconciler = await startReconciler(
@@ -413,6 +441,27 @@ describe('the reconciler on a real node', () => {
       console.log(`crash loop: ${JSON.stringify(crash)}`);
       expect(crash.message).toMatch(
         /^crash loop: container crash restarted \d+ times?, last exit code 1 \(Error\) \(pod crash-/,
+      );
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "status from a real pod: a secret the activation could not install is named in the instance's failure",
+    async () => {
+      const flake = 'github:acme/real-secrets';
+      await apply(flake, [[meta('vault'), images.secretMissing]], 'a');
+      const failed = await untilRollout(
+        flake,
+        'vault',
+        (s) => s.rollout === 'failed' && s.reason === 'CrashLoopBackOff',
+      );
+      console.log(`secret not installed: ${JSON.stringify(failed)}`);
+      // What `seed status` prints in the instance's MESSAGE column (GetStatus).
+      expect(failed.message).toMatch(
+        new RegExp(
+          `^crash loop: container vault restarted \\d+ times?, last exit code 1 \\(Error\\): seed-secrets: secret db-password: ${MISSING_SECRET} does not exist \\(pod vault-`,
+        ),
       );
     },
     TEST_TIMEOUT_MS,
