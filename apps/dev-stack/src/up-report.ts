@@ -2,6 +2,7 @@
 import { formatInstances, formatTable, short } from '@seed/platform-client';
 import type { SeedFlakeResource } from '@seed/contracts';
 import type { ObjectSummary } from './kube-objects';
+import type { ReceivedStatus } from './loopback-forge';
 import type { PushReport, ServedReport, UpReport } from './up';
 
 function formatObjects(objects: readonly ObjectSummary[]): string {
@@ -39,6 +40,24 @@ export function formatPushReport(
     'api, over its Service (GET /):',
     ...quoted(served.api),
     `dns, over its Service: UDP ${served.dns.udp}; TCP ${served.dns.tcp}`,
+    '',
+  ].join('\n');
+}
+
+/** The commit statuses a forge received, in the order it received them. */
+export function formatForgeStatuses(statuses: readonly ReceivedStatus[]): string {
+  return [
+    '',
+    "commit statuses the builder sent (GitHub's API on loopback, each with the flake's token):",
+    formatTable(
+      ['COMMIT', 'STATE', 'TOKEN', 'DESCRIPTION'],
+      statuses.map((status) => [
+        short(status.commit),
+        status.state,
+        status.authorized ? 'ok' : 'WRONG',
+        status.description,
+      ]),
+    ),
     '',
   ].join('\n');
 }

@@ -34,6 +34,7 @@ import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
 import { BuilderApi, formatPhases, ReconcilerApi, seconds } from '@seed/platform-client';
 import { VtpmStore } from '@seed/vtpm';
 import { deliverGithubPush, pingHook } from './delivery';
+import { LoopbackForge, type ReceivedStatus } from './loopback-forge';
 import { decryptInVm, placedTpm, type SecretsReport } from './instance-secrets';
 import { CHANGED_INSTANCE, resizeWeb } from './example-flake';
 import { KubeObjects, type ObjectSummary } from './kube-objects';
@@ -44,6 +45,7 @@ import { ALERT_RULES_PATH, askDashboard, dashboardQueries, type PanelAnswer } fr
 import {
   formatChangeReport,
   formatDashboard,
+  formatForgeStatuses,
   formatLogs,
   formatPushReport,
   formatSecretsReport,
@@ -112,6 +114,8 @@ export interface UpReport {
   served: ServedReport;
   /** The example's SeedFlake once Ready, as `kubectl get seedflakes` shows it. */
   seedFlakes: SeedFlakeResource[];
+  /** The commit statuses the builder sent to the (loopback) forge, in order. */
+  statuses: ReceivedStatus[];
   /** A second flake added and removed through its SeedFlake while the services ran. */
   registration: { servedMs: number; droppedMs: number; status: string };
   change: PushReport & {
@@ -149,7 +153,7 @@ export interface ServedReport {
   dns: { udp: string; tcp: string };
 }
 
-const STEPS = 17;
+const STEPS = 18;
 const REPOSITORY = 'local/seed-up';
 /** The SeedFlake `seed up` registers its example flake as. */
 const EXAMPLE_SEEDFLAKE = 'example';
@@ -190,6 +194,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
   const tpmRoot = path.join(workDir, 'tpm');
   let reconciler: ReconcilerApi | undefined;
   let prometheus: LocalPrometheus | undefined;
+  let forge: LoopbackForge | undefined;
   let scrapedSince = 0;
   try {
     const nix = new NixClient(options.nix);
@@ -266,16 +271,22 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
 
     const seedFlakes = new SeedFlakeClient(loadKubeConfig(kube.kubeconfigPath), 'seed-up');
     const webhookSecrets = path.join(workDir, 'webhook-secrets');
+    const forgeTokenValue = randomBytes(16).toString('hex');
+    const statusForge = await LoopbackForge.start(forgeTokenValue);
+    forge = statusForge;
     const seedFlake = await progress.step(
       'register the flake: a SeedFlake seeded from a registry document',
       async (note) => {
         const registryFile = path.join(workDir, 'flakes.yaml');
         const secretFile = path.join(workDir, 'example.secret');
         await writeFile(secretFile, secret, { mode: 0o600 });
+        const forgeToken = path.join(workDir, 'forge.token');
+        await writeFile(forgeToken, forgeTokenValue, { mode: 0o600 });
         await writeFile(
           registryFile,
-          `flakes:\n  - { name: ${EXAMPLE_SEEDFLAKE}, flake: "${flake}", repository: ${REPOSITORY}, branch: ${BRANCH}, secretFile: ${secretFile} }\n`,
+          `flakes:\n  - { name: ${EXAMPLE_SEEDFLAKE}, flake: "${flake}", repository: ${REPOSITORY}, branch: ${BRANCH}, secretFile: ${secretFile},\n      forgeStatus: { api: "${statusForge.url}", tokenFile: ${forgeToken} } }\n`,
         );
+        note(`commit statuses go to GitHub's status API on loopback, ${statusForge.url}`);
         const read = readFlakeRegistry(await readFile(registryFile, 'utf8'), registryFile, {});
         if ('problems' in read) throw new Error(read.problems.join('\n'));
         const [name] = await applyFlakeRegistry(seedFlakes, read.entries, webhookSecrets);
@@ -611,6 +622,27 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     );
     progress.print(formatChangeReport(first, change));
 
+    const statuses = await progress.step(
+      'read the commit statuses the builder sent to the forge',
+      (note) => {
+        note('queued and building as a worker takes each build, success once it is applied');
+        const sent = statusForge;
+        return waitFor(
+          "for the forge to have each push's final status",
+          () =>
+            Promise.resolve(
+              [firstCommit, change.commit].every((commit) =>
+                sent.received.some((s) => s.commit === commit && s.state === 'success'),
+              )
+                ? sent.received
+                : undefined,
+            ),
+          { timeoutMs: waitTimeoutMs, signal, intervalMs: 100 },
+        );
+      },
+    );
+    progress.print(formatForgeStatuses(statuses));
+
     const shoot = await progress.step(
       'run a shoot from inside the pod of the instance with shoots enabled',
       async (note) => {
@@ -742,12 +774,14 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       seedFlakes: flakeRows,
       registration,
       change,
+      statuses,
       shoot,
       logs,
       dashboard,
     };
   } finally {
     reconciler?.close();
+    await forge?.stop();
     options.write('==> stopping the stack\n');
     const problems = await stack.stop();
     // swtpm runs detached from the TPM agent, past the shoot pool's stop.

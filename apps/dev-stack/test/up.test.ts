@@ -207,6 +207,10 @@ describe('seed up', () => {
     expect(run.out).toMatch(/SeedFlake extra created: its hook answered a ping after \d+ ms/);
     expect(run.out).toMatch(/SeedFlake extra deleted: its hook answered 404 after \d+ ms/);
     expect(run.out).toContain('webhook, builder and reconciler kept their processes');
+    // Both pushes' commit statuses reached the forge, in order, with the flake's token.
+    expect(run.out).toMatch(/^[0-9a-f]{12} +pending +ok +queued: a builder took the build$/m);
+    expect(run.out).toMatch(/^[0-9a-f]{12} +success +ok +generation \S+ applied$/m);
+    expect(run.out).not.toMatch(/ WRONG /);
     // api's recipient, what `seed keys` prints, and a secret encrypted to it and
     // decrypted in a VM with api's own swtpm.
     const keys = seen.keys as { code: number; out: string };
@@ -311,7 +315,7 @@ describe('seed up', () => {
   it('stops everything when interrupted, and exits 130', async () => {
     const interrupt = new AbortController();
     const run = await seedUp([], { signal: interrupt.signal }, (text) => {
-      if (text.includes('[9/17]')) interrupt.abort();
+      if (text.includes('[9/18]')) interrupt.abort();
     });
     expect(run.code).toBe(130);
     expect(run.err).toBe(
