@@ -1,9 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import { tlsDirectorySchema, type TlsDirectory } from '@seed/contracts';
 import { localNix, type LocalNix } from '@seed/nix-eval';
 import { z } from 'zod';
+import { KubeCallError } from './logs/instance-logs';
 
 const httpUrl = (fallback: string) =>
   z
@@ -101,4 +103,31 @@ export function resolveKubeAccess(
   throw new Error(
     'no Kubernetes access: pass --kubeconfig FILE or set KUBECONFIG (seed up --keep prints one)',
   );
+}
+
+/** The kubeconfig files (merged, the first one's context current), or in-cluster. */
+export function loadKubeAccess(access: KubeAccess): KubeConfig {
+  const config = new KubeConfig();
+  if (access.kind === 'in-cluster') {
+    config.loadFromCluster();
+    return config;
+  }
+  const [first, ...rest] = access.files;
+  try {
+    config.loadFromFile(first!);
+    for (const file of rest) {
+      const more = new KubeConfig();
+      more.loadFromFile(file);
+      config.mergeConfig(more, true);
+    }
+  } catch (error) {
+    throw new KubeCallError(
+      `cannot load the kubeconfig ${access.files.join(', ')}: ${(error as Error).message}`,
+    );
+  }
+  if (!config.getCurrentCluster())
+    throw new KubeCallError(
+      `the kubeconfig ${access.files.join(', ')} has no current context with a cluster`,
+    );
+  return config;
 }

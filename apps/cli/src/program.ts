@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { NixClient, NixError } from '@seed/nix-eval';
-import { loadConfig, resolveKubeAccess, type CliConfig } from './config';
+import { loadConfig, loadKubeAccess, resolveKubeAccess, type CliConfig } from './config';
+import { setSuspended } from './flakes/suspension';
 import { formatInspection, formatNixError } from './inspect';
 import { instanceRecipient } from './keys/instance-keys';
 import { streamInstanceLogs } from './logs/instance-logs';
@@ -201,6 +202,39 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
       );
       output.out(`${await instanceRecipient(kube, flake, instance)}\n`);
     });
+
+  const suspension =
+    (suspend: boolean) =>
+    async (target: string, options: { reason?: string; kubeconfig?: string }) => {
+      const config = loadKubeAccess(
+        resolveKubeAccess(options.kubeconfig, context.env ?? process.env),
+      );
+      const change = await setSuspended(config, target, suspend, options.reason);
+      const state = suspend ? 'suspended' : 'resumed';
+      output.out(
+        change.changed
+          ? `${change.seedFlake} (${change.flake}) ${state} by ${change.by}\n`
+          : `${change.seedFlake} (${change.flake}) was already ${state}: nothing changed\n`,
+      );
+    };
+  for (const [name, suspend, description] of [
+    [
+      'suspend',
+      true,
+      'stop deploying a flake: pushes and polls queue nothing, what runs stays (an Event names who asked)',
+    ],
+    ['resume', false, 'deploy a suspended flake again from its next push or poll'],
+  ] as const)
+    program
+      .command(name)
+      .description(description)
+      .argument('<seedflake>', "the SeedFlake's name, or the flake URI it serves")
+      .option('--reason <text>', 'why, for the Event')
+      .option(
+        '--kubeconfig <file>',
+        'kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)',
+      )
+      .action(suspension(suspend));
 
   program
     .command('builds')

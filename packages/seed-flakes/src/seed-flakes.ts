@@ -79,6 +79,13 @@ export class SeedFlakeClient {
     }
   }
 
+  async list(): Promise<SeedFlakeResource[]> {
+    const list = (await this.api.listClusterCustomObject({ group, version, plural })) as {
+      items: SeedFlakeResource[];
+    };
+    return list.items;
+  }
+
   /**
    * Server-side apply of a SeedFlake's spec (the fields this manager sets, others kept);
    * the API server's refusal (schema, validation rules) throws with its message.

@@ -7,7 +7,7 @@ import {
   KubeConfig,
   type V1Pod,
 } from '@kubernetes/client-node';
-import type { KubeAccess } from '../config';
+import { loadKubeAccess, type KubeAccess } from '../config';
 import type { InstanceKeysPort } from '../keys/instance-keys';
 import {
   KubeCallError,
@@ -31,31 +31,8 @@ export class KubeLogsRepository implements InstanceLogsPort, InstanceKeysPort {
     this.apps = config.makeApiClient(AppsV1Api);
   }
 
-  /** Loads the kubeconfig files (merged, the first one's context current), or in-cluster. */
   static connect(access: KubeAccess): KubeLogsRepository {
-    const config = new KubeConfig();
-    if (access.kind === 'in-cluster') {
-      config.loadFromCluster();
-    } else {
-      const [first, ...rest] = access.files;
-      try {
-        config.loadFromFile(first!);
-        for (const file of rest) {
-          const more = new KubeConfig();
-          more.loadFromFile(file);
-          config.mergeConfig(more, true);
-        }
-      } catch (error) {
-        throw new KubeCallError(
-          `cannot load the kubeconfig ${access.files.join(', ')}: ${(error as Error).message}`,
-        );
-      }
-      if (!config.getCurrentCluster())
-        throw new KubeCallError(
-          `the kubeconfig ${access.files.join(', ')} has no current context with a cluster`,
-        );
-    }
-    return new KubeLogsRepository(config);
+    return new KubeLogsRepository(loadKubeAccess(access));
   }
 
   async namespace(name: string): Promise<{ annotations: Record<string, string> } | undefined> {
