@@ -581,6 +581,7 @@ describe('deploy/manifests', () => {
     expect(find('ServiceAccount', 'seed-builder').automountServiceAccountToken).toBe(false);
     expect(find('ClusterRole', 'seed-webhook').rules).toEqual([
       { apiGroups: ['seed.loom.farm'], resources: ['seedflakes'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['seed.loom.farm'], resources: ['seedflakes/status'], verbs: ['patch'] },
     ]);
     const rules = find('ClusterRole', 'seed-shoot-pool').rules as {
       resources: string[];

@@ -53,6 +53,7 @@ export class BranchPoller {
     private readonly logger: Logger,
     private readonly random: () => number = Math.random,
     private readonly now: () => Date = () => new Date(),
+    private readonly onQueued: (flake: string, commit: string) => void = () => undefined,
   ) {
     this.flakes = new Map(flakes.map((flake) => [flake.flake, flake]));
   }
@@ -130,6 +131,7 @@ export class BranchPoller {
     const record = await this.builds.queue(flake.forge, deliveryId, [job]);
     if (record.duplicate) return 'unchanged';
     log.info({ commit: head.commit, jobId }, 'poll found a new branch head; build queued');
+    this.onQueued(flake.flake, head.commit);
     return 'queued';
   }
 

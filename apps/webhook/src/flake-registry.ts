@@ -65,6 +65,11 @@ export class FlakeRegistry {
     return this.byUri.get(flake)?.maxQueuedBuilds ?? DEFAULT_MAX_QUEUED_BUILDS;
   }
 
+  /** The registered flake of a flake URI. */
+  byFlake(flake: string): RegisteredFlake | undefined {
+    return this.byUri.get(flake);
+  }
+
   /**
    * How each flake is polled: every `defaultIntervalSeconds` unless its entry says
    * otherwise, from the git remote its URI names, as the forge its entry or host says.

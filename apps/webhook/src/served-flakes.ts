@@ -1,5 +1,5 @@
 import { loadKubeConfig } from '@seed/kube-config';
-import { watchSeedFlakes, type SeedFlakeWatch } from '@seed/seed-flakes';
+import { SeedFlakeClient, watchSeedFlakes, type SeedFlakeWatch } from '@seed/seed-flakes';
 import type { Logger } from '@seed/service-kit';
 import { registryFromSeedFlakes, type FlakeRegistry } from './flake-registry';
 import type { WebhookMetrics } from './metrics';
@@ -28,6 +28,7 @@ export class ServedFlakes {
   private current: FlakeRegistry;
   private readonly listeners: ((registry: FlakeRegistry) => void)[] = [];
   private watch: SeedFlakeWatch | undefined;
+  private statuses: SeedFlakeClient | undefined;
   private resync: NodeJS.Timeout | undefined;
   private refused = new Map<string, string>();
 
@@ -53,8 +54,10 @@ export class ServedFlakes {
     if ('document' in this.source) return;
     const { kubeconfig, secretsDir, resyncMs } = this.source.seedFlakes;
     const log = this.logger.child({ component: 'seedflakes' });
+    const config = loadKubeConfig(kubeconfig);
+    this.statuses = new SeedFlakeClient(config, 'seed-webhook');
     this.watch = watchSeedFlakes(
-      loadKubeConfig(kubeconfig),
+      config,
       (resources) => this.replace(registryFromSeedFlakes(resources, secretsDir), log),
       (error) => log.warn({ err: error }, 'SeedFlake watch failed; retrying'),
     );
@@ -63,6 +66,21 @@ export class ServedFlakes {
         this.replace(registryFromSeedFlakes(this.watch.list(), secretsDir), log);
     }, resyncMs);
     this.resync.unref();
+  }
+
+  /**
+   * Records a commit queued for a flake (a push or a poll) as its SeedFlake's
+   * `lastFetchedRevision`, off the delivery's path: a failed write is logged, never the
+   * delivery's failure.
+   */
+  queued(flake: string, commit: string): void {
+    const resource = this.current.byFlake(flake)?.resource;
+    if (!this.statuses || resource === undefined) return;
+    this.statuses
+      .patchStatus(resource, { lastFetchedRevision: commit })
+      .catch((error: unknown) =>
+        this.logger.warn({ err: error, seedFlake: resource }, 'lastFetchedRevision not written'),
+      );
   }
 
   /** For /readyz: a webhook that has not listed the SeedFlakes yet would refuse every push. */

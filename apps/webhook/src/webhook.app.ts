@@ -89,6 +89,9 @@ export async function createWebhookApp(
     builds,
     metrics,
     logger.child({ component: 'poller' }),
+    Math.random,
+    () => new Date(),
+    (flake, commit) => served.queued(flake, commit),
   );
   const replan = pollPlanner(config.poll.defaultIntervalSeconds, logger);
   poller.replan(replan(served.registry));
@@ -107,7 +110,14 @@ export async function createWebhookApp(
   app.useGlobalFilters(new JsonErrorFilter(logger));
   registerDeliveryRoutes(
     fastify,
-    new WebhookService(() => served.registry, builds, metrics, logger),
+    new WebhookService(
+      () => served.registry,
+      builds,
+      metrics,
+      logger,
+      () => new Date(),
+      (flake, commit) => served.queued(flake, commit),
+    ),
     metrics,
     config.http,
   );

@@ -79,6 +79,8 @@ export class WebhookService {
     private readonly metrics: WebhookMetrics,
     private readonly logger: Logger,
     private readonly now: () => Date = () => new Date(),
+    /** Hears of each build queued (the SeedFlake's last fetched revision). */
+    private readonly onQueued: (flake: string, commit: string) => void = () => undefined,
   ) {}
 
   /** The flake whose own delivery URL has this id. */
@@ -271,6 +273,7 @@ export class WebhookService {
       ...record.builds[index]!,
     }));
     log.info({ jobs: queued }, 'builds queued');
+    for (const build of queued) this.onQueued(build.flake, build.commit);
     const skipped = suspended.length > 0 ? { suspended } : {};
     if (record.dropped.length === 0)
       return answer('queued', { deliveryId, jobs: queued, ...skipped });

@@ -141,6 +141,12 @@ describe('a webhook following SeedFlakes', () => {
     });
     expect(own.status).toBe(202);
     expect(await flakeCounts()).toMatchObject({ served: 1, suspended: 0, refused: 0 });
+    // The last commit queued is the SeedFlake's lastFetchedRevision.
+    const fetched = await eventually(
+      async () => (await flakes.get('hello'))?.status?.lastFetchedRevision,
+      (revision) => revision === 'f'.repeat(40),
+    );
+    expect(fetched).toBe('f'.repeat(40));
   });
 
   it('queues nothing for a suspended flake, and says so', async () => {
