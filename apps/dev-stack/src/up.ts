@@ -313,6 +313,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
             SEED_KUBECONFIG: kube.kubeconfigPath,
             SEED_TLS_DIR: credentials.certificates.reconciler,
             SEED_SEEDFLAKE_STATUS_SECONDS: '1',
+            // A deleted SeedFlake's flake goes at once here (300 s in a cluster).
+            SEED_REMOVAL_GRACE_SECONDS: '0',
             ...reconcilerNetworkEnv(cluster.node),
           },
           { stopGraceMs: STOP_GRACE_MS },
@@ -544,6 +546,14 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
         await waitFor('for the webhook to drop the deleted SeedFlake', hookAnswers(404), waiting);
         const droppedMs = Date.now() - removed;
         note(`SeedFlake ${name} deleted: its hook answered 404 after ${droppedMs} ms`);
+        await waitFor(
+          'for the reconciler to release the SeedFlake (its removal finalizer)',
+          async () => ((await seedFlakes.get(name!)) === undefined ? true : undefined),
+          waiting,
+        );
+        note(
+          `the reconciler removed its flake and released the SeedFlake after ${Date.now() - removed} ms`,
+        );
         const after = processes();
         if (after.join() !== before.join())
           throw new Error(`a service restarted: pids ${before.join(',')} → ${after.join(',')}`);

@@ -206,6 +206,9 @@ describe('seed up', () => {
     expect(run.out).toMatch(/^example +True +Applied +s-[a-z2-7]{12} +[0-9a-f]{12} +\S+ +false$/m);
     expect(run.out).toMatch(/SeedFlake extra created: its hook answered a ping after \d+ ms/);
     expect(run.out).toMatch(/SeedFlake extra deleted: its hook answered 404 after \d+ ms/);
+    expect(run.out).toMatch(
+      /the reconciler removed its flake and released the SeedFlake after \d+ ms/,
+    );
     expect(run.out).toContain('webhook, builder and reconciler kept their processes');
     // Both pushes' commit statuses reached the forge, in order, with the flake's token.
     expect(run.out).toMatch(/^[0-9a-f]{12} +pending +ok +queued: a builder took the build$/m);

@@ -25,6 +25,8 @@ const envSchema = z.object({
   // How often SeedFlake statuses are brought up to date (rollouts move between pushes);
   // 0 leaves SeedFlakes alone (a cluster without the CRD).
   SEED_SEEDFLAKE_STATUS_SECONDS: envVar.nonNegativeInt(10),
+  // A deleted SeedFlake's instances run on this long (a deletion by mistake is cheap).
+  SEED_REMOVAL_GRACE_SECONDS: envVar.nonNegativeInt(300),
   SEED_SHOOT_POOL_PORT: envVar.port(DEFAULT_SHOOT_POOL_PORT),
   SEED_LEASE_NAMESPACE: z.string().min(1).optional(),
   SEED_LEASE_NAME: z.string().min(1).default('seed-reconciler'),
@@ -49,8 +51,10 @@ export interface ReconcilerConfig {
   grpc: { host: string; port: number; tls: { files: TlsDirectory; reloadMs: number } };
   workers: number;
   resyncMs: number;
-  /** How often SeedFlake statuses are refreshed; 0: never. */
+  /** How often SeedFlake statuses are refreshed; 0: never (nor removals). */
   seedFlakeStatusMs: number;
+  /** How long a deleted SeedFlake's flake runs on before it is removed. */
+  removalGraceMs: number;
   shootPoolPort: number;
   /**
    * Leader election on a Lease, for running several replicas; unset: this replica always
@@ -75,6 +79,7 @@ export function loadReconcilerConfig(env: NodeJS.ProcessEnv = process.env): Reco
     workers: vars.SEED_RECONCILER_WORKERS,
     resyncMs: vars.SEED_RESYNC_SECONDS * 1000,
     seedFlakeStatusMs: vars.SEED_SEEDFLAKE_STATUS_SECONDS * 1000,
+    removalGraceMs: vars.SEED_REMOVAL_GRACE_SECONDS * 1000,
     shootPoolPort: vars.SEED_SHOOT_POOL_PORT,
     lease: vars.SEED_LEASE_NAMESPACE
       ? {

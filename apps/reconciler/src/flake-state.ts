@@ -24,6 +24,19 @@ export const appliedSchema = z.object({
 export type AppliedGeneration = z.infer<typeof appliedSchema>;
 
 /**
+ * The flake was removed (its SeedFlake deleted): its instances go, its volumes stay.
+ * Recorded in the state so a restarted or new leader finishes the removal, and so the
+ * flake is not brought back from a copy of its state.
+ */
+export const removalSchema = z.object({
+  requestedAt: z.string(),
+  /** Who asked, as far as Seed knows. */
+  by: z.string(),
+});
+
+export type FlakeRemoval = z.infer<typeof removalSchema>;
+
+/**
  * What the reconciler knows of one flake. It lives in the cluster (a ConfigMap in the
  * flake's namespace), so a restarted reconciler picks up where it stopped.
  */
@@ -34,6 +47,8 @@ export interface FlakeState {
   applied?: AppliedGeneration;
   /** Empty when the last reconcile succeeded. */
   lastError: string;
+  /** Set once the flake is removed; a new generation clears it. */
+  removal?: FlakeRemoval;
 }
 
 export const STATE_CONFIG_MAP = 'seed-state';

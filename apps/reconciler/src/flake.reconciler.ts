@@ -23,6 +23,7 @@ import {
   STATE_CONFIG_MAP,
   foreignOwner,
   type DesiredGeneration,
+  type FlakeRemoval,
   type FlakeState,
 } from './flake-state';
 import {
@@ -61,6 +62,8 @@ export interface LiveObjects {
   wrote(object: KubernetesObject, deleted?: boolean): void;
   /** Seed's Deployments, Services and NetworkPolicies in a namespace, for pruning. */
   owned(namespace: string): Promise<KubernetesObject[]>;
+  /** The claims in a namespace: what a removed flake leaves. */
+  claims(namespace: string): KubernetesObject[];
   /** Seed's Deployments in a namespace with their ReplicaSets and pods, for rollouts. */
   workloads(namespace: string): Workloads;
 }
@@ -136,6 +139,7 @@ export class FlakeReconciler implements Reconciler {
     // Nothing can be created in a namespace being deleted; once it is gone, its
     // deletion's event or this requeue re-creates it.
     if (live?.metadata?.deletionTimestamp) return { requeueAfterMs: TERMINATING_RETRY_MS };
+    if (state.removal) return this.remove(namespace, live !== undefined, state.removal, log);
     const owner = foreignOwner(desired.flakeUri, live, basis.stored);
     if (owner) {
       if (proposal) this.states.settle(namespace, proposal);
@@ -196,7 +200,11 @@ export class FlakeReconciler implements Reconciler {
         failures.set(instance, why);
       }
     }
-    await this.prune(namespace, objects, desired);
+    await this.prune(
+      namespace,
+      objects,
+      (instance) => `generation ${desired.generation} has no instance ${instance}`,
+    );
     this.reportRollouts(namespace, desired, log);
 
     if (failures.size > 0) {
@@ -246,7 +254,12 @@ export class FlakeReconciler implements Reconciler {
     }
     const desired = proposal ?? state.desired;
     if (!desired) return undefined;
-    const unsaved = !stored.desired || canonicalJson(stored.desired) !== canonicalJson(desired);
+    // A new generation brings a removed flake back.
+    if (proposal) state = { ...state, removal: undefined };
+    const unsaved =
+      !stored.desired ||
+      canonicalJson(stored.desired) !== canonicalJson(desired) ||
+      (stored.removal !== undefined && state.removal === undefined);
     return { state: { ...state, desired }, stored, unsaved, proposal };
   }
 
@@ -281,10 +294,34 @@ export class FlakeReconciler implements Reconciler {
     return { verb: verb === 'Created' ? 'Updated' : verb, uid: applied.metadata?.uid };
   }
 
+  /**
+   * A removed flake: its Deployments, Services, NetworkPolicies and TPM requests go, its
+   * claims stay (Seed never deletes volumes), and the namespace goes with the last of
+   * them: until then it is looked at again every resync.
+   */
+  private async remove(
+    namespace: string,
+    exists: boolean,
+    removal: FlakeRemoval,
+    log: Logger,
+  ): Promise<ProcessResult> {
+    if (!exists) return {};
+    await this.prune(namespace, [], () => `the flake was removed (${removal.by})`);
+    const claims = this.live.claims(namespace).map((claim) => claim.metadata?.name ?? '');
+    if (claims.length > 0) {
+      log.info({ claims }, 'flake removed; its claims are kept');
+      return { requeueAfterMs: this.options.resyncMs };
+    }
+    await this.kube.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+    this.metrics.writes.inc({ kind: 'Namespace', verb: 'delete' });
+    log.info('flake removed with its namespace: it had no claims left');
+    return {};
+  }
+
   private async prune(
     namespace: string,
     objects: SeedObject[],
-    desired: DesiredGeneration,
+    why: (instance: string) => string,
   ): Promise<void> {
     const wanted = new Set(objects.map((object) => `${object.kind}/${object.metadata.name}`));
     for (const live of await this.live.owned(namespace)) {
@@ -308,7 +345,7 @@ export class FlakeReconciler implements Reconciler {
         },
         'Normal',
         'Pruned',
-        `generation ${desired.generation} has no instance ${instance}: deleted (its volumes are kept)`,
+        `${why(instance)}: deleted (its volumes are kept)`,
       );
     }
   }

@@ -116,6 +116,7 @@ export class GenerationsService {
     await this.refuseForeign(request, cached);
     const current =
       !this.states.proposal(namespace) &&
+      !cached.removal &&
       cached.desired?.generation === request.generation &&
       cached.applied?.generation === request.generation &&
       sameQuota(cached.desired.quota, quota);
@@ -225,6 +226,8 @@ export class GenerationsService {
           desired,
           // An error about another generation says nothing about this one.
           lastError: state.desired?.generation === request.generation ? state.lastError : '',
+          // A new generation brings a removed flake back.
+          removal: undefined,
         });
         return;
       } catch (error) {
@@ -275,6 +278,36 @@ export class GenerationsService {
         `the leading reconciler did not apply generation ${generation} within ${FOLLOWER_WAIT_MS / 1000} s`,
       );
     if (outcome instanceof Error) throw outcome;
+  }
+
+  /**
+   * Removes a flake (its SeedFlake was deleted): records the removal in its state, which
+   * the reconcile then carries out and a new leader finishes; nothing to do for a flake
+   * that never had a generation. Resolves once the removal is stored.
+   */
+  async remove(flakeUri: string, by: string): Promise<'removing' | 'never-applied'> {
+    const namespace = deriveNamespace(flakeUri);
+    for (let attempt = 1; ; attempt++) {
+      const state = await this.states.load(namespace);
+      if (!state.desired || state.desired.flakeUri !== flakeUri) return 'never-applied';
+      if (state.removal) return 'removing';
+      try {
+        await this.states.save(namespace, {
+          ...state,
+          removal: { requestedAt: new Date().toISOString(), by },
+        });
+        this.events.record(
+          { apiVersion: 'v1', kind: 'ConfigMap', namespace, name: STATE_CONFIG_MAP },
+          'Normal',
+          'FlakeRemoved',
+          `${flakeUri} removed (${by}): its instances are deleted, its volume claims kept`,
+        );
+        this.controller.enqueue(namespace);
+        return 'removing';
+      } catch (error) {
+        if (!(error instanceof KubeConflict) || attempt >= STATE_WRITE_ATTEMPTS) throw error;
+      }
+    }
   }
 
   async status(flakeUri: string): Promise<FlakeStatus> {
@@ -336,6 +369,24 @@ export class GenerationsService {
       throw new GenerationError('unavailable', error.message);
     });
     if (!state.desired) return undefined;
+    if (state.removal) {
+      const claims = await this.kube
+        .list<KubernetesObject>('v1', 'PersistentVolumeClaim', namespace, OWNED_SELECTOR)
+        .catch((error: Error) => {
+          throw new GenerationError('unavailable', error.message);
+        });
+      return {
+        flakeUri: state.desired.flakeUri,
+        namespace,
+        generation: '',
+        revision: '',
+        instances: [],
+        lastError: '',
+        appliedAt: '',
+        removedAt: state.removal.requestedAt,
+        keptClaims: claims.map((claim) => claim.metadata?.name ?? '').sort(),
+      };
+    }
     // One list of the flake's pods and one of its ReplicaSets; pods that cannot be read
     // leave the Deployments to answer alone.
     const workloads = Promise.all([

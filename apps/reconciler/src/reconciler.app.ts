@@ -28,7 +28,7 @@ import { generationsHandlers } from './grpc/generations.grpc';
 import { ReconcilerMetrics } from './metrics';
 import { FlakeStateRepository } from './repositories/flake-state.repository';
 import { KubeRepository } from './repositories/kube.repository';
-import { SeedFlakeStatusWriter } from './seed-flake-status';
+import { SeedFlakeController } from './seed-flake-status';
 import { ClusterObjects } from './sources/cluster-objects.source';
 
 export interface ReconcilerApp {
@@ -94,26 +94,30 @@ export async function createReconcilerApp(
   cluster.start((namespace) => controller.enqueue(namespace));
   states.start((namespace) => controller.enqueue(namespace));
   const generations = new GenerationsService(states, controller, kube, events, metrics, logger);
-  const seedFlakeStatuses =
+  const seedFlakes =
     config.seedFlakeStatusMs > 0
-      ? new SeedFlakeStatusWriter(
+      ? new SeedFlakeController(
           kubeConfig,
           new SeedFlakeClient(kubeConfig, 'seed-reconciler'),
-          (flakeUri) =>
-            generations.status(flakeUri).catch((error: unknown) => {
-              if (error instanceof GenerationError && error.kind === 'not-found') return undefined;
-              throw error;
-            }),
-          config.seedFlakeStatusMs,
-          logger.child({ component: 'seedflake-status' }),
+          {
+            flakeStatus: (flakeUri) =>
+              generations.status(flakeUri).catch((error: unknown) => {
+                if (error instanceof GenerationError && error.kind === 'not-found')
+                  return undefined;
+                throw error;
+              }),
+            removeFlake: (flakeUri, by) => generations.remove(flakeUri, by),
+          },
+          { intervalMs: config.seedFlakeStatusMs, removalGraceMs: config.removalGraceMs },
+          logger.child({ component: 'seedflakes' }),
         )
       : undefined;
-  seedFlakeStatuses?.start();
+  seedFlakes?.start();
   const leading = () => {
     metrics.leader.set(1);
     logger.info('leading: reconciling every flake');
     controller.startLeading();
-    seedFlakeStatuses?.startLeading();
+    seedFlakes?.startLeading();
   };
   const elector = config.lease
     ? new LeaderElector(
@@ -162,7 +166,7 @@ export async function createReconcilerApp(
         await controller.shutdown();
         // After the last reconcile, so a follower takes over at once and nothing overlaps.
         await elector?.stop();
-        await Promise.all([cluster.stop(), states.stop(), seedFlakeStatuses?.stop()]);
+        await Promise.all([cluster.stop(), states.stop(), seedFlakes?.stop()]);
         await events.flush();
       },
     }),

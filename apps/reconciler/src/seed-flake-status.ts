@@ -135,12 +135,27 @@ function judge(facts: SeedFlakeFacts, instances: SeedFlakeInstanceStatus[]): Ver
   };
 }
 
+/** The finalizer by which a deleted SeedFlake's flake is removed before it goes. */
+export const REMOVAL_FINALIZER = 'seed.loom.farm/flake-removal';
+/** Who deleted a SeedFlake, when the deleter said (`seed` sets it; kubectl cannot). */
+export const DELETED_BY_ANNOTATION = 'seed.loom.farm/deleted-by';
+
+/** What the SeedFlake controller asks of the rest of the reconciler. */
+export interface SeedFlakePorts {
+  /** The flake's status as GetStatus reads it; undefined before its first generation. */
+  flakeStatus(flakeUri: string): Promise<FlakeStatus | undefined>;
+  /** Records the flake's removal, which the reconcile carries out (GenerationsService.remove). */
+  removeFlake(flakeUri: string, by: string): Promise<unknown>;
+}
+
 /**
- * Keeps every SeedFlake's status true to the cluster: on each change to the SeedFlakes
- * and every `intervalMs` (rollouts move without touching them), while this replica
- * leads. A status is written only when it changed, so a quiet cluster costs reads only.
+ * The SeedFlakes' side of the reconciler, while this replica leads: each SeedFlake's
+ * status kept true to the cluster (on each change to the SeedFlakes and every
+ * `intervalMs`, as rollouts move without touching them; written only when it changed),
+ * and a finalizer on each, so a deleted SeedFlake's flake is removed (after
+ * `removalGraceMs`) before the SeedFlake goes, across restarts.
  */
-export class SeedFlakeStatusWriter {
+export class SeedFlakeController {
   private watch: SeedFlakeWatch | undefined;
   private timer: NodeJS.Timeout | undefined;
   private leading = false;
@@ -150,8 +165,8 @@ export class SeedFlakeStatusWriter {
   constructor(
     private readonly config: KubeConfig,
     private readonly flakes: SeedFlakeClient,
-    private readonly flakeStatus: (flakeUri: string) => Promise<FlakeStatus | undefined>,
-    private readonly intervalMs: number,
+    private readonly ports: SeedFlakePorts,
+    private readonly options: { intervalMs: number; removalGraceMs: number },
     private readonly logger: Logger,
     private readonly now: () => Date = () => new Date(),
   ) {}
@@ -162,7 +177,7 @@ export class SeedFlakeStatusWriter {
       () => this.refresh(),
       (error) => this.logger.debug({ err: error }, 'SeedFlake watch failed; retrying'),
     );
-    this.timer = setInterval(() => this.refresh(), this.intervalMs);
+    this.timer = setInterval(() => this.refresh(), this.options.intervalMs);
     this.timer.unref();
   }
 
@@ -177,15 +192,15 @@ export class SeedFlakeStatusWriter {
     await this.running;
   }
 
-  /** Writes every status now, or once more after the pass under way. */
+  /** Goes over every SeedFlake now, or once more after the pass under way. */
   refresh(): void {
     if (!this.leading || !this.watch?.synced()) return;
     if (this.running) {
       this.again = true;
       return;
     }
-    this.running = this.writeAll()
-      .catch((error: unknown) => this.logger.warn({ err: error }, 'SeedFlake statuses not written'))
+    this.running = this.syncAll()
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'SeedFlakes not synced'))
       .finally(() => {
         this.running = undefined;
         if (this.again) {
@@ -195,24 +210,76 @@ export class SeedFlakeStatusWriter {
       });
   }
 
-  private async writeAll(): Promise<void> {
-    const resources = this.watch!.list().filter((resource) => !resource.metadata.deletionTimestamp);
-    const taken = namespaceHolders(resources, deriveNamespace);
-    for (const resource of resources) {
+  private async syncAll(): Promise<void> {
+    const all = this.watch!.list();
+    const live = all.filter((resource) => !resource.metadata.deletionTimestamp);
+    const taken = namespaceHolders(live, deriveNamespace);
+    // Which SeedFlake holds each namespace, counting those being deleted: only a holder's
+    // deletion removes the flake in it.
+    const heldBefore = namespaceHolders(all, deriveNamespace);
+    for (const resource of all) {
       const name = resource.metadata.name;
       try {
+        if (resource.metadata.deletionTimestamp) {
+          await this.finishRemoval(resource, heldBefore.get(name) === undefined);
+          continue;
+        }
+        const finalizers = resource.metadata.finalizers ?? [];
+        if (!finalizers.includes(REMOVAL_FINALIZER))
+          await this.flakes.patch(name, {
+            metadata: { finalizers: [...finalizers, REMOVAL_FINALIZER] },
+          });
         const facts = {
           resource,
           namespace: deriveNamespace(resource.spec.flake),
           taken: taken.get(name),
-          flake: taken.get(name) ? undefined : await this.flakeStatus(resource.spec.flake),
+          flake: taken.get(name) ? undefined : await this.ports.flakeStatus(resource.spec.flake),
         };
         const next = seedFlakeStatus(facts, resource.status, this.now());
         if (isDeepStrictEqual(resource.status, next)) continue;
         await this.flakes.patchStatus(name, next);
       } catch (error) {
-        this.logger.warn({ err: error, seedFlake: name }, 'SeedFlake status not written');
+        this.logger.warn({ err: error, seedFlake: name }, 'SeedFlake not synced');
       }
     }
+  }
+
+  /**
+   * A deleted SeedFlake: its flake runs on for the grace period (a deletion by mistake
+   * is undone by re-creating nothing: apply the SeedFlake again once it is gone, and
+   * push), then its removal is recorded and the finalizer let go.
+   */
+  private async finishRemoval(resource: SeedFlakeResource, holdsNamespace: boolean): Promise<void> {
+    const { name, finalizers = [], deletionTimestamp, annotations } = resource.metadata;
+    if (!finalizers.includes(REMOVAL_FINALIZER)) return;
+    const due = Date.parse(deletionTimestamp!) + this.options.removalGraceMs;
+    if (holdsNamespace && this.now().getTime() < due) {
+      const message = `deleted: its instances are removed at ${new Date(due).toISOString()}, its volume claims kept`;
+      const removing = resource.status?.conditions?.find((c) => c.type === 'Reconciling');
+      if (removing?.reason !== 'Removing')
+        await this.flakes.patchStatus(name, {
+          conditions: [
+            ...(resource.status?.conditions ?? []).filter((c) => c.type !== 'Reconciling'),
+            {
+              type: 'Reconciling',
+              status: 'True',
+              reason: 'Removing',
+              message,
+              lastTransitionTime: this.now()
+                .toISOString()
+                .replace(/\.\d+Z$/, 'Z'),
+            },
+          ],
+        });
+      return;
+    }
+    if (holdsNamespace) {
+      const by = annotations?.[DELETED_BY_ANNOTATION] ?? `SeedFlake ${name} deleted`;
+      await this.ports.removeFlake(resource.spec.flake, by);
+      this.logger.info({ seedFlake: name, flake: resource.spec.flake, by }, 'flake removed');
+    }
+    await this.flakes.patch(name, {
+      metadata: { finalizers: finalizers.filter((finalizer) => finalizer !== REMOVAL_FINALIZER) },
+    });
   }
 }

@@ -74,7 +74,7 @@ afterAll(async () => {
 });
 
 describe('the reconciler under its ClusterRole', () => {
-  it("writes SeedFlakes' statuses, and only their statuses", async () => {
+  it("writes SeedFlakes' statuses and finalizers, and cannot delete them", async () => {
     const admin = new KubeConfig();
     admin.loadFromFile(api.kubeconfigPath);
     const flakes = new SeedFlakeClient(admin, 'seed-test');
@@ -86,9 +86,13 @@ describe('the reconciler under its ClusterRole', () => {
     );
     const own = new KubeConfig();
     own.loadFromFile(kubeconfig);
-    await expect(
-      new SeedFlakeClient(own, 'seed-reconciler').patch('rbac', { spec: { suspend: true } }),
-    ).rejects.toThrow(/forbidden/i);
+    await cluster.until(
+      async () => (await flakes.get('rbac'))?.metadata.finalizers?.length === 1,
+      'the removal finalizer',
+    );
+    await expect(new SeedFlakeClient(own, 'seed-reconciler').delete('rbac')).rejects.toThrow(
+      /forbidden/i,
+    );
     await flakes.delete('rbac');
     await stopReconciler();
   });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import { deriveNamespace, type SeedFlakeResource } from '@seed/contracts';
 import { instanceObjectName } from '@seed/k8s-model';
+import { REMOVAL_FINALIZER } from '../src/seed-flake-status';
 import { SeedFlakeClient } from '@seed/seed-flakes';
 import {
   collidingFlakeUris,
@@ -25,7 +26,10 @@ let flakes: SeedFlakeClient;
 beforeAll(async () => {
   api = await startKubeApiServer();
   await installSeedFlakeCrd(api);
-  reconciler = await startReconciler(api.kubeconfigPath, { SEED_SEEDFLAKE_STATUS_SECONDS: '1' });
+  reconciler = await startReconciler(api.kubeconfigPath, {
+    SEED_SEEDFLAKE_STATUS_SECONDS: '1',
+    SEED_REMOVAL_GRACE_SECONDS: '2',
+  });
   cluster = new Cluster(api.kubeconfigPath);
   const config = new KubeConfig();
   config.loadFromFile(api.kubeconfigPath);
@@ -130,5 +134,70 @@ describe('SeedFlake statuses', () => {
     await flakes.delete('older');
     await once('younger', (f) => reason(f) === 'AwaitingGeneration');
     await flakes.delete('younger');
+  });
+
+  it('removes a deleted SeedFlake’s flake after its grace, keeping its claims and namespace', async () => {
+    const flake = 'github:acme/removed';
+    const ns = deriveNamespace(flake);
+    await flakes.apply('removed', { flake, repository: 'acme/removed', secretKey: 'removed' });
+    const held = await once(
+      'removed',
+      (f) => f.metadata.finalizers?.includes(REMOVAL_FINALIZER) ?? false,
+    );
+    expect(held.metadata.finalizers).toEqual([REMOVAL_FINALIZER]);
+    await reconciler.builder.apply(
+      generation(flake, [
+        meta('db', { storage: { data: { size: '1Gi', mountPoint: '/seed/storage/data' } } }),
+        meta('web'),
+      ]),
+    );
+    expect(await cluster.names(ns)).toEqual(
+      expect.arrayContaining(['Deployment/db', 'Deployment/web', 'PVC/seed-db-data']),
+    );
+
+    await flakes.delete('removed');
+    // The grace: it is still served, and says when it goes.
+    const removing = await once(
+      'removed',
+      (f) => condition(f, 'Reconciling')?.reason === 'Removing',
+    );
+    expect(condition(removing, 'Reconciling')?.message).toMatch(
+      /^deleted: its instances are removed at \S+, its volume claims kept$/,
+    );
+    expect(await cluster.names(ns)).toContain('Deployment/web');
+
+    await cluster.until(
+      async () => (await flakes.get('removed')) === undefined,
+      'the SeedFlake to go',
+    );
+    await cluster.until(
+      async () => !(await cluster.names(ns)).some((n) => n.startsWith('Deployment/')),
+      'its Deployments to go',
+    );
+    const left = await cluster.names(ns);
+    expect(left).toContain('PVC/seed-db-data');
+    expect(left.filter((n) => n.startsWith('Service/') || n.startsWith('Deployment/'))).toEqual([]);
+    expect((await cluster.events(ns)).map((e) => e.reason)).toContain('FlakeRemoved');
+    // seed status lists the flake as removed, with its claims and the command to delete them.
+    const listed = (await reconciler.builder.list()).find((f) => f.flakeUri === flake)!;
+    expect(listed).toMatchObject({ instances: [], keptClaims: ['seed-db-data'] });
+    expect(listed.removedAt).not.toBe('');
+
+    // The last claim deleted, the namespace goes (at the next resync or claim event).
+    await cluster.core.deleteNamespacedPersistentVolumeClaim({
+      namespace: ns,
+      name: 'seed-db-data',
+    });
+    await cluster.core
+      .patchNamespacedPersistentVolumeClaim({
+        namespace: ns,
+        name: 'seed-db-data',
+        body: [{ op: 'remove', path: '/metadata/finalizers' }],
+      })
+      .catch(() => undefined);
+    await cluster.until(async () => {
+      const namespace = await cluster.core.readNamespace({ name: ns }).catch(() => undefined);
+      return namespace === undefined || namespace.metadata?.deletionTimestamp !== undefined;
+    }, 'the namespace to be deleted');
   });
 });

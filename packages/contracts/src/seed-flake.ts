@@ -106,6 +106,7 @@ export interface SeedFlakeResource {
     deletionTimestamp?: string;
     finalizers?: string[];
     labels?: Record<string, string>;
+    annotations?: Record<string, string>;
   };
   spec: SeedFlakeSpec;
   status?: SeedFlakeStatus;

@@ -19,6 +19,7 @@ export function formatPhases(phases: Record<string, number>): string {
 
 /** `seed status <flake>`: the flake's generation, then one row per instance. */
 export function formatFlakeStatus(status: FlakeStatus__Output): string {
+  if (status.removedAt) return `${formatRemoved([status])}`;
   const summary = formatFields([
     ['flake', status.flakeUri],
     ['namespace', status.namespace],
@@ -55,7 +56,9 @@ export function formatInstances(
 /** `seed status`: one row per flake. */
 export function formatStatusList(statuses: readonly FlakeStatus__Output[]): string {
   if (statuses.length === 0) return 'no flake has a generation yet\n';
-  const rows = statuses.map((status) => {
+  const removed = statuses.filter((status) => status.removedAt);
+  const served = statuses.filter((status) => !status.removedAt);
+  const rows = served.map((status) => {
     const available = status.instances.filter((i) => i.rollout === 'available').length;
     const failed = status.instances
       .filter((i) => i.rollout === 'failed')
@@ -70,7 +73,25 @@ export function formatStatusList(statuses: readonly FlakeStatus__Output[]): stri
     ];
   });
   const header = ['FLAKE', 'NAMESPACE', 'GENERATION', 'AVAILABLE', 'FAILED', 'LAST ERROR'];
-  return `${formatTable(header, rows)}\n`;
+  const table = served.length > 0 ? `${formatTable(header, rows)}\n` : '';
+  return `${table}${removed.length > 0 ? `${table ? '\n' : ''}${formatRemoved(removed)}` : ''}`;
+}
+
+/**
+ * Removed flakes and the claims they left: Seed never deletes a volume, so each comes
+ * with the command that does (the namespace goes with its last claim).
+ */
+function formatRemoved(statuses: readonly FlakeStatus__Output[]): string {
+  const lines = ['removed flakes (their instances are gone; Seed keeps their volume claims):'];
+  for (const status of statuses) {
+    lines.push(`  ${status.flakeUri} (namespace ${status.namespace}), removed ${status.removedAt}`);
+    lines.push(
+      status.keptClaims.length > 0
+        ? `    claims: ${status.keptClaims.join(', ')}; to delete them: kubectl -n ${status.namespace} delete pvc ${status.keptClaims.join(' ')}`
+        : '    no claims left: the namespace is being deleted',
+    );
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /** `seed builds`: one row per build, newest first. */

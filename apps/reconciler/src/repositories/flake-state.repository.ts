@@ -4,6 +4,7 @@ import {
   STATE_CONFIG_MAP,
   appliedSchema,
   desiredSchema,
+  removalSchema,
   type DesiredGeneration,
   type FlakeState,
 } from '../flake-state';
@@ -139,6 +140,7 @@ export class FlakeStateRepository {
       data.desired = JSON.stringify(state.desired);
     }
     if (state.applied) data.applied = JSON.stringify(state.applied);
+    if (state.removal) data.removal = JSON.stringify(state.removal);
     // The flake's generation, commit and URI, as on its Namespace: for `kubectl get -o
     // yaml`, and so the state alone tells which flake the namespace holds.
     const stamp = state.desired
@@ -213,10 +215,12 @@ function parseState(configMap: ConfigMap): FlakeState {
   };
   const desired = desiredSchema.safeParse(json(data.desired));
   const applied = appliedSchema.safeParse(json(data.applied));
+  const removal = removalSchema.safeParse(json(data.removal));
   return {
     resourceVersion: configMap.metadata?.resourceVersion,
     desired: desired.success ? desired.data : undefined,
     applied: applied.success ? applied.data : undefined,
     lastError: data.lastError ?? '',
+    ...(removal.success && { removal: removal.data }),
   };
 }

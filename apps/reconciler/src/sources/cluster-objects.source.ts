@@ -121,6 +121,10 @@ export class ClusterObjects implements LiveObjects {
     return Promise.resolve(owned);
   }
 
+  claims(namespace: string): KubernetesObject[] {
+    return this.watches.get('PersistentVolumeClaim')?.list(namespace) ?? [];
+  }
+
   workloads(namespace: string): Workloads {
     const cached = (kind: WatchedKind) => this.watches.get(kind)?.list(namespace) ?? [];
     return {

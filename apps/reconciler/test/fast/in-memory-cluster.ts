@@ -59,6 +59,13 @@ export class InMemoryCluster implements ObjectWrites, LiveObjects {
     );
   }
 
+  claims(namespace: string): KubernetesObject[] {
+    return [...this.objects.values()].filter(
+      (object) =>
+        object.metadata.namespace === namespace && object.kind === 'PersistentVolumeClaim',
+    );
+  }
+
   workloads(): Workloads {
     return { deployments: [], replicaSets: [], pods: [] };
   }

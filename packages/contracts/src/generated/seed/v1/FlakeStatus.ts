@@ -10,6 +10,8 @@ export interface FlakeStatus {
   'instances'?: (_seed_v1_InstanceStatus)[];
   'lastError'?: (string);
   'appliedAt'?: (string);
+  'removedAt'?: (string);
+  'keptClaims'?: (string)[];
 }
 
 export interface FlakeStatus__Output {
@@ -20,4 +22,6 @@ export interface FlakeStatus__Output {
   'instances': (_seed_v1_InstanceStatus__Output)[];
   'lastError': (string);
   'appliedAt': (string);
+  'removedAt': (string);
+  'keptClaims': (string)[];
 }
