@@ -1,14 +1,10 @@
 import { hostname } from 'node:os';
-import {
-  ApiException,
-  AuthenticationV1Api,
-  CoreV1Api,
-  type KubeConfig,
-} from '@kubernetes/client-node';
+import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { SEED_FLAKE_API, type SeedFlakeResource } from '@seed/contracts';
 import { SeedFlakeClient } from '@seed/seed-flakes';
+import { kubeCall } from '../kube-call';
 
-/** A SeedFlake that cannot be found or changed, said for the operator. */
+/** A SeedFlake that cannot be found, said for the operator. */
 export class SuspensionError extends Error {
   override readonly name = 'SuspensionError';
 }
@@ -43,10 +39,10 @@ export async function setSuspended(
   const name = resource.metadata.name;
   if ((resource.spec.suspend ?? false) === suspend)
     return { seedFlake: name, flake: resource.spec.flake, changed: false, by };
-  const updated = await call(() => flakes.patch(name, { spec: { suspend } }));
+  const updated = await kubeCall(() => flakes.patch(name, { spec: { suspend } }));
   const verb = suspend ? 'suspended' : 'resumed';
   const now = new Date();
-  await call(() =>
+  await kubeCall(() =>
     config.makeApiClient(CoreV1Api).createNamespacedEvent({
       namespace: EVENTS_NAMESPACE,
       body: {
@@ -75,11 +71,11 @@ export async function setSuspended(
 
 async function find(flakes: SeedFlakeClient, target: string): Promise<SeedFlakeResource> {
   if (!target.includes(':')) {
-    const resource = await call(() => flakes.get(target));
+    const resource = await kubeCall(() => flakes.get(target));
     if (resource) return resource;
     throw new SuspensionError(`no SeedFlake named ${target} (kubectl get seedflakes)`);
   }
-  const matching = (await call(() => flakes.list())).filter((f) => f.spec.flake === target);
+  const matching = (await kubeCall(() => flakes.list())).filter((f) => f.spec.flake === target);
   if (matching.length === 1) return matching[0]!;
   throw new SuspensionError(
     matching.length === 0
@@ -97,18 +93,5 @@ async function caller(config: KubeConfig): Promise<string> {
     return review.status?.userInfo?.username ?? 'an unnamed user';
   } catch {
     return `kubeconfig user ${config.getCurrentUser()?.name ?? 'unknown'}`;
-  }
-}
-
-async function call<T>(action: () => Promise<T>): Promise<T> {
-  try {
-    return await action();
-  } catch (error) {
-    if (error instanceof ApiException) {
-      const body = typeof error.body === 'string' ? error.body : JSON.stringify(error.body);
-      const message = /"message":"([^"]*)"/.exec(body)?.[1] ?? body;
-      throw new SuspensionError(`the API server answered ${error.code}: ${message}`);
-    }
-    throw error;
   }
 }

@@ -1,13 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
-import {
-  ApiException,
-  AppsV1Api,
-  CoreV1Api,
-  KubeConfig,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { loadKubeAccess, type KubeAccess } from '../config';
+import { kubeCall, statusMessage } from '../kube-call';
 import type { InstanceKeysPort } from '../keys/instance-keys';
 import {
   KubeCallError,
@@ -37,7 +32,7 @@ export class KubeLogsRepository implements InstanceLogsPort, InstanceKeysPort {
 
   async namespace(name: string): Promise<{ annotations: Record<string, string> } | undefined> {
     try {
-      const namespace = await call(() => this.core.readNamespace({ name }));
+      const namespace = await kubeCall(() => this.core.readNamespace({ name }));
       return { annotations: namespace.metadata?.annotations ?? {} };
     } catch (error) {
       if (error instanceof KubeCallError && error.status === 404) return undefined;
@@ -47,7 +42,9 @@ export class KubeLogsRepository implements InstanceLogsPort, InstanceKeysPort {
 
   async configMap(namespace: string, name: string): Promise<Record<string, string> | undefined> {
     try {
-      const configMap = await call(() => this.core.readNamespacedConfigMap({ namespace, name }));
+      const configMap = await kubeCall(() =>
+        this.core.readNamespacedConfigMap({ namespace, name }),
+      );
       return configMap.data ?? {};
     } catch (error) {
       if (error instanceof KubeCallError && error.status === 404) return undefined;
@@ -56,12 +53,14 @@ export class KubeLogsRepository implements InstanceLogsPort, InstanceKeysPort {
   }
 
   async deployments(namespace: string, labelSelector: string): Promise<string[]> {
-    const list = await call(() => this.apps.listNamespacedDeployment({ namespace, labelSelector }));
+    const list = await kubeCall(() =>
+      this.apps.listNamespacedDeployment({ namespace, labelSelector }),
+    );
     return list.items.map((deployment) => deployment.metadata?.name ?? '');
   }
 
   async pods(namespace: string, labelSelector: string): Promise<PodSummary[]> {
-    const list = await call(() => this.core.listNamespacedPod({ namespace, labelSelector }));
+    const list = await kubeCall(() => this.core.listNamespacedPod({ namespace, labelSelector }));
     return list.items.map(summary);
   }
 
@@ -130,27 +129,4 @@ function summary(pod: V1Pod): PodSummary {
     terminating: pod.metadata?.deletionTimestamp !== undefined,
     nodeName: pod.spec?.nodeName,
   };
-}
-
-/** The `message` of a Kubernetes Status body, else the body itself. */
-function statusMessage(body: string): string {
-  try {
-    const parsed = JSON.parse(body) as { message?: unknown };
-    if (typeof parsed.message === 'string') return parsed.message;
-  } catch {
-    // not JSON: the text is the message
-  }
-  return body.trim().slice(0, 500) || 'no message';
-}
-
-async function call<T>(request: () => Promise<T>): Promise<T> {
-  try {
-    return await request();
-  } catch (error) {
-    if (error instanceof ApiException) {
-      const body = typeof error.body === 'string' ? error.body : JSON.stringify(error.body);
-      throw new KubeCallError(statusMessage(body ?? ''), error.code);
-    }
-    throw new KubeCallError((error as Error).message);
-  }
 }
