@@ -188,7 +188,7 @@ describe('seed up', () => {
     expect(run.err).toBe('');
     expect(run.code).toBe(0);
     expect(run.out).toMatch(
-      /==> \[15\/17\] run a shoot from inside the pod of the instance with shoots enabled/,
+      /==> \[16\/18\] run a shoot from inside the pod of the instance with shoots enabled/,
     );
     // Every instance ran on the node and answered over its Service.
     expect(run.out).toMatch(/^api +available +1 /m);
