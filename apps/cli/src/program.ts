@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { NixClient, NixError } from '@seed/nix-eval';
 import { loadConfig, loadKubeAccess, resolveKubeAccess, type CliConfig } from './config';
-import { setSuspended } from './flakes/suspension';
+import { rollBack, setSuspended } from '@seed/seed-flakes';
 import { formatInspection, formatNixError } from './inspect';
 import { instanceRecipient } from './keys/instance-keys';
 import { streamInstanceLogs } from './logs/instance-logs';
@@ -235,6 +235,36 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
         'kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)',
       )
       .action(suspension(suspend));
+
+  program
+    .command('rollback')
+    .description(
+      "apply one of a flake's last generations again, without a build, and suspend it so the next push does not undo it",
+    )
+    .argument('<seedflake>', "the SeedFlake's name, or the flake URI it serves")
+    .option(
+      '--to <generation|commit>',
+      'a kept generation or a commit prefix (default: the previous)',
+    )
+    .option(
+      '--kubeconfig <file>',
+      'kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)',
+    )
+    .action(async (target: string, options: { to?: string; kubeconfig?: string }) => {
+      const config = loadKubeAccess(
+        resolveKubeAccess(options.kubeconfig, context.env ?? process.env),
+      );
+      const reconciler = new ReconcilerApi(settings().reconcilerAddress, settings().operatorTls);
+      let done;
+      try {
+        done = await rollBack(config, reconciler, target, options.to ?? '');
+      } finally {
+        reconciler.close();
+      }
+      output.out(
+        `${done.seedFlake} (${done.flake}) ${done.changed ? 'rolled back to' : 'already runs'} generation ${done.generation}; suspended by ${done.by} until seed resume\n`,
+      );
+    });
 
   program
     .command('builds')

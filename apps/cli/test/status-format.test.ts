@@ -14,6 +14,7 @@ const served: FlakeStatus__Output = {
   appliedAt: '2026-12-03T06:00:00Z',
   removedAt: '',
   keptClaims: [],
+  keptGenerations: [],
 };
 const removed: FlakeStatus__Output = {
   ...served,

@@ -29,7 +29,7 @@ import {
   type SeedFlakeResource,
 } from '@seed/contracts';
 import { loadKubeConfig } from '@seed/kube-config';
-import { SeedFlakeClient, applyFlakeRegistry } from '@seed/seed-flakes';
+import { SeedFlakeClient, applyFlakeRegistry, rollBack, setSuspended } from '@seed/seed-flakes';
 import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
 import { BuilderApi, formatPhases, ReconcilerApi, seconds } from '@seed/platform-client';
 import { VtpmStore } from '@seed/vtpm';
@@ -114,6 +114,8 @@ export interface UpReport {
   served: ServedReport;
   /** The example's SeedFlake once Ready, as `kubectl get seedflakes` shows it. */
   seedFlakes: SeedFlakeResource[];
+  /** The rollback to the first generation, and who did it. */
+  rollback: { generation: string; by: string };
   /** The commit statuses the builder sent to the (loopback) forge, in order. */
   statuses: ReceivedStatus[];
   /** A second flake added and removed through its SeedFlake while the services ran. */
@@ -153,7 +155,7 @@ export interface ServedReport {
   dns: { udp: string; tcp: string };
 }
 
-const STEPS = 18;
+const STEPS = 19;
 const REPOSITORY = 'local/seed-up';
 /** The SeedFlake `seed up` registers its example flake as. */
 const EXAMPLE_SEEDFLAKE = 'example';
@@ -269,7 +271,8 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     const namespace = deriveNamespace(flake);
     const secret = randomBytes(24).toString('hex');
 
-    const seedFlakes = new SeedFlakeClient(loadKubeConfig(kube.kubeconfigPath), 'seed-up');
+    const kubeConfig = loadKubeConfig(kube.kubeconfigPath);
+    const seedFlakes = new SeedFlakeClient(kubeConfig, 'seed-up');
     const webhookSecrets = path.join(workDir, 'webhook-secrets');
     const forgeTokenValue = randomBytes(16).toString('hex');
     const statusForge = await LoopbackForge.start(forgeTokenValue);
@@ -632,6 +635,32 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     );
     progress.print(formatChangeReport(first, change));
 
+    const rollback = await progress.step(
+      `roll the flake back to its first generation (seed rollback), then resume it`,
+      async (note) => {
+        const done = await rollBack(kubeConfig, reconciler!, EXAMPLE_SEEDFLAKE, '');
+        if (done.generation !== first.generation)
+          throw new Error(`rolled back to ${done.generation}, not to ${first.generation}`);
+        note(`generation ${change.generation} → ${done.generation}, applied without a build`);
+        await waitUntilAvailable(() => reconciler!.status(flake), { ...rollout, note });
+        const suspended = await waitFor(
+          `for SeedFlake ${EXAMPLE_SEEDFLAKE} to say it runs ${done.generation}, suspended`,
+          async () => {
+            const resource = await seedFlakes.get(EXAMPLE_SEEDFLAKE);
+            const ready = resource?.status?.conditions?.find((c) => c.type === 'Ready');
+            return ready?.reason === 'Suspended' && resource?.status?.generation === done.generation
+              ? ready.message
+              : undefined;
+          },
+          { timeoutMs: waitTimeoutMs, signal, intervalMs: 250 },
+        );
+        note(`suspended by ${done.by} (an Event RolledBack says so): ${suspended}`);
+        const resumed = await setSuspended(kubeConfig, EXAMPLE_SEEDFLAKE, false, 'seed up');
+        note(`seed resume: resumed by ${resumed.by}; the next push deploys again`);
+        return { generation: done.generation, by: done.by };
+      },
+    );
+
     const statuses = await progress.step(
       'read the commit statuses the builder sent to the forge',
       (note) => {
@@ -784,6 +813,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
       seedFlakes: flakeRows,
       registration,
       change,
+      rollback,
       statuses,
       shoot,
       logs,

@@ -188,7 +188,7 @@ describe('seed up', () => {
     expect(run.err).toBe('');
     expect(run.code).toBe(0);
     expect(run.out).toMatch(
-      /==> \[16\/18\] run a shoot from inside the pod of the instance with shoots enabled/,
+      /==> \[17\/19\] run a shoot from inside the pod of the instance with shoots enabled/,
     );
     // Every instance ran on the node and answered over its Service.
     expect(run.out).toMatch(/^api +available +1 /m);
@@ -210,6 +210,9 @@ describe('seed up', () => {
       /the reconciler removed its flake and released the SeedFlake after \d+ ms/,
     );
     expect(run.out).toContain('webhook, builder and reconciler kept their processes');
+    // Rolled back to the first generation without a build, then resumed.
+    expect(run.out).toMatch(/applied without a build/);
+    expect(run.out).toMatch(/seed resume: resumed by \S+; the next push deploys again/);
     // Both pushes' commit statuses reached the forge, in order, with the flake's token.
     expect(run.out).toMatch(/^[0-9a-f]{12} +pending +ok +queued: a builder took the build$/m);
     expect(run.out).toMatch(/^[0-9a-f]{12} +success +ok +generation \S+ applied$/m);
@@ -232,8 +235,9 @@ describe('seed up', () => {
     );
     expect(run.out.trimEnd().endsWith('seed up: every step passed')).toBe(true);
 
-    // web was resized to m (2 vCPUs); the others kept their size.
-    expect(seen.deployments).toEqual({ api: '2', dns: '1', web: '2' });
+    // web was resized to m (2 vCPUs), then the flake rolled back to its first generation
+    // (web at s, 1 vCPU); the others kept their size throughout.
+    expect(seen.deployments).toEqual({ api: '2', dns: '1', web: '1' });
     expect(seen.claims).toEqual(['seed-web-data']);
 
     const status = seen.status as { code: number; out: string };
@@ -261,7 +265,8 @@ describe('seed up', () => {
       generation: string;
     }[];
     expect(builds.map((b) => b.state)).toEqual(['succeeded', 'succeeded']);
-    expect(builds[0]!.generation).toBe(flakeStatus.generation);
+    // Newest first: the rollback applied the older build's generation, built no third.
+    expect(builds[1]!.generation).toBe(flakeStatus.generation);
 
     const shoot = seen.shoot as { code: number; out: string; err: string };
     expect(shoot.code).toBe(1);
@@ -318,7 +323,7 @@ describe('seed up', () => {
   it('stops everything when interrupted, and exits 130', async () => {
     const interrupt = new AbortController();
     const run = await seedUp([], { signal: interrupt.signal }, (text) => {
-      if (text.includes('[9/18]')) interrupt.abort();
+      if (text.includes('[9/19]')) interrupt.abort();
     });
     expect(run.code).toBe(130);
     expect(run.err).toBe(

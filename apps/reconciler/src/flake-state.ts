@@ -23,6 +23,16 @@ export const appliedSchema = z.object({
 
 export type AppliedGeneration = z.infer<typeof appliedSchema>;
 
+/** How many applied generations a flake keeps for rollbacks (the builder keeps as many). */
+export const KEPT_GENERATIONS = 5;
+
+/** An applied generation kept for a rollback: what it takes to apply it again. */
+export const keptSchema = desiredSchema
+  .pick({ revision: true, generation: true, instances: true, quota: true })
+  .extend({ appliedAt: z.string() });
+
+export type KeptGenerationState = z.infer<typeof keptSchema>;
+
 /**
  * The flake was removed (its SeedFlake deleted): its instances go, its volumes stay.
  * Recorded in the state so a restarted or new leader finishes the removal, and so the
@@ -49,6 +59,21 @@ export interface FlakeState {
   lastError: string;
   /** Set once the flake is removed; a new generation clears it. */
   removal?: FlakeRemoval;
+  /** The last applied generations, newest first (the applied one included). */
+  kept?: KeptGenerationState[];
+}
+
+/** `kept` with `desired` as just applied at `appliedAt` at its head, cut to KEPT_GENERATIONS. */
+export function keepApplied(
+  kept: readonly KeptGenerationState[],
+  desired: DesiredGeneration,
+  appliedAt: string,
+): KeptGenerationState[] {
+  const { revision, generation, instances, quota } = desired;
+  return [
+    { revision, generation, instances, ...(quota && { quota }), appliedAt },
+    ...kept.filter((entry) => entry.generation !== generation),
+  ].slice(0, KEPT_GENERATIONS);
 }
 
 export const STATE_CONFIG_MAP = 'seed-state';

@@ -22,6 +22,7 @@ import { FailedInstances } from './failed-instances';
 import {
   STATE_CONFIG_MAP,
   foreignOwner,
+  keepApplied,
   type DesiredGeneration,
   type FlakeRemoval,
   type FlakeState,
@@ -220,7 +221,8 @@ export class FlakeReconciler implements Reconciler {
         revision: desired.revision,
         appliedAt: this.now().toISOString(),
       };
-      await this.states.save(namespace, { ...state, applied, lastError: '' });
+      const kept = keepApplied(state.kept ?? [], desired, applied.appliedAt);
+      await this.states.save(namespace, { ...state, applied, kept, lastError: '' });
       log.info({ objects: objects.length }, 'generation applied');
       if (state.applied?.generation !== desired.generation)
         this.events.record(

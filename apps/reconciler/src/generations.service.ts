@@ -310,6 +310,42 @@ export class GenerationsService {
     }
   }
 
+  /**
+   * Applies one of the flake's kept generations again, without a build: `to` names it by
+   * generation hash or commit prefix; empty, the one applied before the current one. It
+   * goes the way a builder's generation goes (`apply`), so it answers once applied.
+   */
+  async rollback(flakeUri: string, to: string): Promise<{ changed: boolean; generation: string }> {
+    const namespace = deriveNamespace(flakeUri);
+    const state = await this.states.load(namespace).catch((error: Error) => {
+      throw new GenerationError('unavailable', error.message);
+    });
+    if (!state.desired || state.desired.flakeUri !== flakeUri || state.removal)
+      throw new GenerationError('not-found', `${flakeUri} has no generation applied`);
+    const kept = state.kept ?? [];
+    const target = to
+      ? kept.find(
+          (entry) => entry.generation === to || (to.length >= 7 && entry.revision.startsWith(to)),
+        )
+      : kept.find((entry) => entry.generation !== state.applied?.generation);
+    if (!target) {
+      const listed = kept.map((e) => `${e.generation} (${e.revision.slice(0, 12)})`).join(', ');
+      throw new GenerationError(
+        'not-found',
+        `${to ? `no kept generation of ${flakeUri} is ${to}` : `${flakeUri} has no earlier generation kept`}; kept: ${listed || 'none'}`,
+      );
+    }
+    this.logger.info({ flake: flakeUri, generation: target.generation }, 'rolling back');
+    return this.apply({
+      flakeUri,
+      namespace,
+      revision: target.revision,
+      generation: target.generation,
+      instances: target.instances,
+      quota: target.quota ?? null,
+    });
+  }
+
   async status(flakeUri: string): Promise<FlakeStatus> {
     try {
       parseFlakeRef(flakeUri);
@@ -439,6 +475,11 @@ export class GenerationsService {
       instances,
       lastError: state.lastError,
       appliedAt: state.applied?.appliedAt ?? '',
+      keptGenerations: (state.kept ?? []).map(({ generation, revision, appliedAt }) => ({
+        generation,
+        revision,
+        appliedAt,
+      })),
     };
   }
 }

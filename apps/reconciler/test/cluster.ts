@@ -114,6 +114,19 @@ export class Builder {
     );
   }
 
+  /** An operator's rollback; `client` to call it as another identity. */
+  rollback(
+    flakeUri: string,
+    to = '',
+    client: ReconcilerClient = this.operator,
+  ): Promise<ApplyGenerationResponse__Output> {
+    return new Promise((resolve, reject) =>
+      client.rollback({ flakeUri, to }, { deadline: Date.now() + 30_000 }, (error, reply) =>
+        error ? reject(error) : resolve(reply!),
+      ),
+    );
+  }
+
   list(): Promise<FlakeStatus__Output[]> {
     return new Promise((resolve, reject) =>
       this.operator.listStatus({}, (error, reply) =>

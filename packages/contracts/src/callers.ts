@@ -5,7 +5,7 @@
 export const PLATFORM_IDENTITIES = {
   /** The builders: hand generations to the reconciler. */
   builder: 'builder',
-  /** People and tools that run the platform: read status (later rollback, rebuild, resume). */
+  /** People and tools that run the platform: read status, roll flakes back. */
   operator: 'operator',
   /** Dashboards and audits: read only. */
   reader: 'reader',
@@ -24,4 +24,5 @@ export const RECONCILER_CALLERS: Record<string, readonly PlatformIdentity[]> = {
   // only commits that descend from it (docs/builder.md, "Only forward").
   GetStatus: [builder, operator, reader],
   ListStatus: [operator, reader],
+  Rollback: [operator],
 };

@@ -7,6 +7,7 @@ import {
   shootAnswerSchema,
   type BuildRecord,
   type BuildSummary,
+  type ApplyGenerationResponse__Output,
   type FlakeStatus__Output,
   type ShootAnswer,
   type ShootRequestBody,
@@ -145,6 +146,15 @@ export class ReconcilerApi {
   status(flakeUri: string): Promise<FlakeStatus__Output> {
     return new Promise((resolve, reject) =>
       this.client.getStatus({ flakeUri }, this.callOptions(), (error, reply) =>
+        error ? reject(this.failure(error)) : resolve(reply!),
+      ),
+    );
+  }
+
+  /** Applies a kept generation again (`to`: its hash or commit prefix; empty: the previous). */
+  rollback(flakeUri: string, to: string): Promise<ApplyGenerationResponse__Output> {
+    return new Promise((resolve, reject) =>
+      this.client.rollback({ flakeUri, to }, this.callOptions(), (error, reply) =>
         error ? reject(this.failure(error)) : resolve(reply!),
       ),
     );

@@ -1,3 +1,5 @@
+export { SeedFlakeOperationError, rollBack, setSuspended } from './operations';
+export type { Rollback, RollbackPort, SuspensionChange } from './operations';
 export { applyFlakeRegistry, seedFlakeName } from './registry-seed';
 export { SeedFlakeClient, watchSeedFlakes } from './seed-flakes';
 export type { SeedFlakeWatch } from './seed-flakes';

@@ -36,6 +36,12 @@ export function generationsHandlers(service: GenerationsService): ReconcilerHand
         (error: unknown) => callback(toStatus(error)),
       );
     },
+    Rollback: (call, callback) => {
+      service.rollback(call.request.flakeUri, call.request.to).then(
+        (result) => callback(null, result),
+        (error: unknown) => callback(toStatus(error)),
+      );
+    },
     ListStatus: (_call, callback) => {
       service.list().then(
         (flakes) => callback(null, { flakes }),

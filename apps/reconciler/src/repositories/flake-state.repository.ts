@@ -4,6 +4,7 @@ import {
   STATE_CONFIG_MAP,
   appliedSchema,
   desiredSchema,
+  keptSchema,
   removalSchema,
   type DesiredGeneration,
   type FlakeState,
@@ -141,6 +142,7 @@ export class FlakeStateRepository {
     }
     if (state.applied) data.applied = JSON.stringify(state.applied);
     if (state.removal) data.removal = JSON.stringify(state.removal);
+    if (state.kept?.length) data.kept = JSON.stringify(state.kept);
     // The flake's generation, commit and URI, as on its Namespace: for `kubectl get -o
     // yaml`, and so the state alone tells which flake the namespace holds.
     const stamp = state.desired
@@ -216,11 +218,13 @@ function parseState(configMap: ConfigMap): FlakeState {
   const desired = desiredSchema.safeParse(json(data.desired));
   const applied = appliedSchema.safeParse(json(data.applied));
   const removal = removalSchema.safeParse(json(data.removal));
+  const kept = keptSchema.array().safeParse(json(data.kept));
   return {
     resourceVersion: configMap.metadata?.resourceVersion,
     desired: desired.success ? desired.data : undefined,
     applied: applied.success ? applied.data : undefined,
     lastError: data.lastError ?? '',
     ...(removal.success && { removal: removal.data }),
+    ...(kept.success && { kept: kept.data }),
   };
 }

@@ -17,9 +17,11 @@ export interface ProtoGrpcType {
       GetStatusRequest: MessageTypeDefinition
       Instance: MessageTypeDefinition
       InstanceStatus: MessageTypeDefinition
+      KeptGeneration: MessageTypeDefinition
       ListStatusRequest: MessageTypeDefinition
       ListStatusResponse: MessageTypeDefinition
       Reconciler: SubtypeConstructor<typeof grpc.Client, _seed_v1_ReconcilerClient> & { service: _seed_v1_ReconcilerDefinition }
+      RollbackRequest: MessageTypeDefinition
     }
   }
 }

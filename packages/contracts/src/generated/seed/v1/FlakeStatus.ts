@@ -1,6 +1,7 @@
 // Original file: proto/seed/v1/reconciler.proto
 
 import type { InstanceStatus as _seed_v1_InstanceStatus, InstanceStatus__Output as _seed_v1_InstanceStatus__Output } from '../../seed/v1/InstanceStatus';
+import type { KeptGeneration as _seed_v1_KeptGeneration, KeptGeneration__Output as _seed_v1_KeptGeneration__Output } from '../../seed/v1/KeptGeneration';
 
 export interface FlakeStatus {
   'flakeUri'?: (string);
@@ -12,6 +13,7 @@ export interface FlakeStatus {
   'appliedAt'?: (string);
   'removedAt'?: (string);
   'keptClaims'?: (string)[];
+  'keptGenerations'?: (_seed_v1_KeptGeneration)[];
 }
 
 export interface FlakeStatus__Output {
@@ -24,4 +26,5 @@ export interface FlakeStatus__Output {
   'appliedAt': (string);
   'removedAt': (string);
   'keptClaims': (string)[];
+  'keptGenerations': (_seed_v1_KeptGeneration__Output)[];
 }
