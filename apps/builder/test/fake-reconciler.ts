@@ -75,6 +75,7 @@ export class FakeReconciler {
       },
       ListStatus: (_call, callback) =>
         callback({ code: grpc.status.UNIMPLEMENTED, details: 'fake' }),
+      Rollback: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'fake' }),
     };
     const { certificates } = await builderCredentials();
     this.server = await startGrpcServer(

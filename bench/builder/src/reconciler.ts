@@ -26,6 +26,8 @@ export class StandInReconciler {
         callback({ code: grpc.status.UNIMPLEMENTED, details: 'bench stand-in' }),
       ListStatus: (_call, callback) =>
         callback({ code: grpc.status.UNIMPLEMENTED, details: 'bench stand-in' }),
+      Rollback: (_call, callback) =>
+        callback({ code: grpc.status.UNIMPLEMENTED, details: 'bench stand-in' }),
     };
     const server = await startGrpcServer(
       '127.0.0.1',

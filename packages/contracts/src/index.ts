@@ -75,14 +75,8 @@ export type {
   ApplyGenerationResponse__Output,
 } from './generated/seed/v1/ApplyGenerationResponse';
 export type { FlakeStatus, FlakeStatus__Output } from './generated/seed/v1/FlakeStatus';
-export type {
-  KeptGeneration,
-  KeptGeneration__Output,
-} from './generated/seed/v1/KeptGeneration';
-export type {
-  RollbackRequest,
-  RollbackRequest__Output,
-} from './generated/seed/v1/RollbackRequest';
+export type { KeptGeneration, KeptGeneration__Output } from './generated/seed/v1/KeptGeneration';
+export type { RollbackRequest, RollbackRequest__Output } from './generated/seed/v1/RollbackRequest';
 export type {
   GetStatusRequest,
   GetStatusRequest__Output,
