@@ -1,7 +1,7 @@
 import { loadKubeConfig } from '@seed/kube-config';
 import { SeedFlakeClient, watchSeedFlakes, type SeedFlakeWatch } from '@seed/seed-flakes';
 import type { Logger } from '@seed/service-kit';
-import { registryFromSeedFlakes, type FlakeRegistry } from './flake-registry';
+import { FlakeRegistry, registryFromSeedFlakes } from './flake-registry';
 import type { WebhookMetrics } from './metrics';
 
 /** Where the webhook's flakes come from: a registry document, or the cluster's SeedFlakes. */
@@ -36,9 +36,9 @@ export class ServedFlakes {
     private readonly source: FlakesSource,
     private readonly metrics: WebhookMetrics,
     private readonly logger: Logger,
-    empty: FlakeRegistry,
   ) {
-    this.current = 'document' in source ? source.document : empty;
+    // SeedFlakes: none until the watch's first list (/readyz says so meanwhile).
+    this.current = 'document' in source ? source.document : new FlakeRegistry([]);
     this.count(0);
   }
 

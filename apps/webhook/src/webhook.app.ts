@@ -15,7 +15,7 @@ import { redactFlakeRef } from '@seed/contracts';
 import { readBranchHead } from './branch-head';
 import { BranchPoller, type PolledFlake } from './branch-poller';
 import type { WebhookConfig } from './config';
-import { FlakeRegistry } from './flake-registry';
+import type { FlakeRegistry } from './flake-registry';
 import { registerDeliveryRoutes } from './delivery-routes';
 import { WebhookMetrics } from './metrics';
 import { ServedFlakes } from './served-flakes';
@@ -62,7 +62,7 @@ export async function createWebhookApp(
     depth: () => builds.depth(),
     oldestWaitingSeconds: () => builds.oldestWaitingSeconds(),
   });
-  const served = new ServedFlakes(config.flakes, metrics, logger, new FlakeRegistry([]));
+  const served = new ServedFlakes(config.flakes, metrics, logger);
   const builds: BuildsQueueProducer = new BuildsQueueProducer({
     redis: config.redis,
     commandTimeoutMs: config.redis.commandTimeoutMs,
