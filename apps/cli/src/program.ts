@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { NixClient, NixError } from '@seed/nix-eval';
 import { loadConfig, loadKubeAccess, resolveKubeAccess, type CliConfig } from './config';
-import { rollBack, setSuspended } from '@seed/seed-flakes';
+import { removeSeedFlake, requestRebuild, rollBack, setSuspended } from '@seed/seed-flakes';
 import { formatInspection, formatNixError } from './inspect';
 import { instanceRecipient } from './keys/instance-keys';
 import { streamInstanceLogs } from './logs/instance-logs';
@@ -56,15 +56,34 @@ function limit(value: string): number {
   return parsed;
 }
 
+function commitId(value: string): string {
+  if (!/^[0-9a-f]{40}$/.test(value))
+    throw new InvalidArgumentError('expected a full 40-digit git commit id');
+  return value;
+}
+
+function seconds(value: string): number {
+  const parsed = positiveInteger(value);
+  if (parsed > 3600) throw new InvalidArgumentError('expected at most 3600');
+  return parsed;
+}
+
 function addEnv(entry: string, env: Record<string, string> = {}): Record<string, string> {
   const split = entry.indexOf('=');
   if (split <= 0) throw new InvalidArgumentError('expected NAME=value');
   return { ...env, [entry.slice(0, split)]: entry.slice(split + 1) };
 }
 
+const KUBECONFIG_OPTION = [
+  '--kubeconfig <file>',
+  'kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)',
+] as const;
+
 function buildProgram(output: CliOutput, context: CliContext): Command {
   let config: CliConfig | undefined;
   const settings = () => (config ??= loadConfig(context.env ?? process.env));
+  const kubeAccess = (options: { kubeconfig?: string }) =>
+    loadKubeAccess(resolveKubeAccess(options.kubeconfig, context.env ?? process.env));
 
   const program = new Command()
     .name('seed')
@@ -149,10 +168,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
     .option('-f, --follow', 'keep printing as the instance writes, until Ctrl-C')
     .option('--tail <n>', 'only the last N lines', lineCount)
     .option('--previous', "the previous container's log (the one before a crash or restart)")
-    .option(
-      '--kubeconfig <file>',
-      'kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)',
-    )
+    .option(...KUBECONFIG_OPTION)
     .action(
       async (
         flake: string,
@@ -192,10 +208,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
     )
     .argument('<flake>', 'the flake URI as registered')
     .argument('<instance>', 'the instance (seeds.<name>)')
-    .option(
-      '--kubeconfig <file>',
-      'kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)',
-    )
+    .option(...KUBECONFIG_OPTION)
     .action(async (flake: string, instance: string, options: { kubeconfig?: string }) => {
       const kube = KubeLogsRepository.connect(
         resolveKubeAccess(options.kubeconfig, context.env ?? process.env),
@@ -206,9 +219,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
   const suspension =
     (suspend: boolean) =>
     async (target: string, options: { reason?: string; kubeconfig?: string }) => {
-      const config = loadKubeAccess(
-        resolveKubeAccess(options.kubeconfig, context.env ?? process.env),
-      );
+      const config = kubeAccess(options);
       const change = await setSuspended(config, target, suspend, options.reason);
       const state = suspend ? 'suspended' : 'resumed';
       output.out(
@@ -230,10 +241,7 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
       .description(description)
       .argument('<seedflake>', "the SeedFlake's name, or the flake URI it serves")
       .option('--reason <text>', 'why, for the Event')
-      .option(
-        '--kubeconfig <file>',
-        'kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)',
-      )
+      .option(...KUBECONFIG_OPTION)
       .action(suspension(suspend));
 
   program
@@ -246,14 +254,9 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
       '--to <generation|commit>',
       'a kept generation or a commit prefix (default: the previous)',
     )
-    .option(
-      '--kubeconfig <file>',
-      'kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)',
-    )
+    .option(...KUBECONFIG_OPTION)
     .action(async (target: string, options: { to?: string; kubeconfig?: string }) => {
-      const config = loadKubeAccess(
-        resolveKubeAccess(options.kubeconfig, context.env ?? process.env),
-      );
+      const config = kubeAccess(options);
       const reconciler = new ReconcilerApi(settings().reconcilerAddress, settings().operatorTls);
       let done;
       try {
@@ -263,6 +266,43 @@ function buildProgram(output: CliOutput, context: CliContext): Command {
       }
       output.out(
         `${done.seedFlake} (${done.flake}) ${done.changed ? 'rolled back to' : 'already runs'} generation ${done.generation}; suspended by ${done.by} until seed resume\n`,
+      );
+    });
+
+  program
+    .command('rebuild')
+    .description(
+      'build a flake now: its branch head, or --commit (deployed even if older than what runs); the webhook queues it',
+    )
+    .argument('<seedflake>', "the SeedFlake's name, or the flake URI it serves")
+    .option('--commit <sha>', 'the commit to build (default: the branch head)', commitId)
+    .option('--wait <seconds>', "how long to wait for the webhook's answer", seconds, 60)
+    .option(...KUBECONFIG_OPTION)
+    .action(
+      async (target: string, options: { commit?: string; wait: number; kubeconfig?: string }) => {
+        const config = kubeAccess(options);
+        const done = await requestRebuild(config, target, {
+          ...(options.commit !== undefined && { commit: options.commit }),
+          waitMs: options.wait * 1000,
+        });
+        output.out(
+          `${done.seedFlake} (${done.flake}): build of ${done.commit} queued as ${done.jobId} by ${done.by} (seed builds ${done.jobId})\n`,
+        );
+      },
+    );
+
+  program
+    .command('remove')
+    .description(
+      'delete a SeedFlake, naming who asked: its instances go after the grace period, its volume claims stay',
+    )
+    .argument('<seedflake>', "the SeedFlake's name, or the flake URI it serves")
+    .option(...KUBECONFIG_OPTION)
+    .action(async (target: string, options: { kubeconfig?: string }) => {
+      const config = kubeAccess(options);
+      const done = await removeSeedFlake(config, target);
+      output.out(
+        `${done.seedFlake} (${done.flake}) deleted by ${done.by}: its instances are removed after the grace period, its volume claims kept (seed status lists them)\n`,
       );
     });
 

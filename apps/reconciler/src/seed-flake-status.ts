@@ -1,6 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
 import {
+  DELETED_BY_ANNOTATION,
+  WEBHOOK_STATUS_FIELDS,
   deriveNamespace,
   namespaceHolders,
   type FlakeStatus,
@@ -71,13 +73,23 @@ export function seedFlakeStatus(
   return {
     ...(generation !== undefined && { observedGeneration: generation }),
     namespace: facts.namespace,
-    ...(previous?.lastFetchedRevision && { lastFetchedRevision: previous.lastFetchedRevision }),
+    ...webhookFields(previous),
     lastAppliedRevision: flake?.revision ?? '',
     generation: flake?.generation ?? '',
     lastError: facts.taken ? verdict.Stalled.message : (flake?.lastError ?? ''),
     instances,
     conditions,
   };
+}
+
+/** The webhook's fields of a status, which a merge patch of the reconciler's leaves alone. */
+function webhookFields(status: SeedFlakeStatus | undefined): Partial<SeedFlakeStatus> {
+  return Object.fromEntries(
+    WEBHOOK_STATUS_FIELDS.filter((field) => status?.[field] !== undefined).map((field) => [
+      field,
+      status![field],
+    ]),
+  );
 }
 
 function judge(facts: SeedFlakeFacts, instances: SeedFlakeInstanceStatus[]): Verdict {
@@ -137,8 +149,6 @@ function judge(facts: SeedFlakeFacts, instances: SeedFlakeInstanceStatus[]): Ver
 
 /** The finalizer by which a deleted SeedFlake's flake is removed before it goes. */
 export const REMOVAL_FINALIZER = 'seed.loom.farm/flake-removal';
-/** Who deleted a SeedFlake, when the deleter said (`seed` sets it; kubectl cannot). */
-export const DELETED_BY_ANNOTATION = 'seed.loom.farm/deleted-by';
 
 /** What the SeedFlake controller asks of the rest of the reconciler. */
 export interface SeedFlakePorts {

@@ -1,9 +1,45 @@
 import { execFile } from 'node:child_process';
+import type { BuildJob, Forge, StatusTarget } from '@seed/contracts';
 
 export interface BranchHead {
   /** `refs/heads/<branch>`. */
   ref: string;
   commit: string;
+}
+
+/**
+ * A flake's branch as Seed reads it when no delivery says what it holds (a poll, a
+ * rebuild): where to ask, and what its builds carry.
+ */
+export interface FlakeBranch {
+  flake: string;
+  remote: string;
+  branch?: string;
+  /** The forge its statuses go to (such a build has no delivery to say). */
+  forge: Forge;
+  quota: BuildJob['quota'];
+  forgeStatus?: StatusTarget;
+}
+
+/** The build of a commit on a flake's branch, as a push of it would queue it. */
+export function branchBuild(
+  branch: FlakeBranch,
+  head: BranchHead,
+  deliveryId: string,
+  receivedAt: Date,
+  operator: Pick<BuildJob, 'rebuild' | 'allowBackward'> = {},
+): BuildJob {
+  return {
+    flake: branch.flake,
+    commit: head.commit,
+    ref: head.ref,
+    forge: branch.forge,
+    deliveryId,
+    receivedAt: receivedAt.toISOString(),
+    ...(branch.quota && { quota: branch.quota }),
+    ...(branch.forgeStatus && { forgeStatus: branch.forgeStatus }),
+    ...operator,
+  };
 }
 
 /** The remote could not be asked, or has no such branch; the message says which. */

@@ -1,27 +1,13 @@
 import { QueueLimitReached } from '@seed/builds-queue';
-import {
-  buildJobId,
-  flakeKey,
-  redactFlakeRef,
-  type BuildJob,
-  type Forge,
-  type StatusTarget,
-} from '@seed/contracts';
+import { buildJobId, flakeKey, redactFlakeRef } from '@seed/contracts';
 import type { Logger } from '@seed/service-kit';
-import type { BranchHead } from './branch-head';
+import { branchBuild, type BranchHead, type FlakeBranch } from './branch-head';
 import type { WebhookMetrics } from './metrics';
 import type { BuildsQueue } from './webhook.service';
 
-/** A flake polling follows: where to ask, and how often. */
-export interface PolledFlake {
-  flake: string;
-  remote: string;
-  branch?: string;
+/** A flake polling follows: its branch, and how often. */
+export interface PolledFlake extends FlakeBranch {
   intervalMs: number;
-  /** The forge its statuses go to (a polled build has no delivery to say). */
-  forge: Forge;
-  quota: BuildJob['quota'];
-  forgeStatus?: StatusTarget;
 }
 
 /** The builds queue as polling uses it: queue a build, and know a flake's latest one. */
@@ -47,7 +33,7 @@ export class BranchPoller {
 
   constructor(
     flakes: readonly PolledFlake[],
-    private readonly readHead: (flake: PolledFlake) => Promise<BranchHead>,
+    private readonly readHead: (flake: FlakeBranch) => Promise<BranchHead>,
     private readonly builds: PolledQueue,
     private readonly metrics: WebhookMetrics,
     private readonly logger: Logger,
@@ -118,16 +104,7 @@ export class BranchPoller {
     if ((await this.builds.latestJobId(flake.flake)) === jobId) return 'unchanged';
     // One delivery id per flake and commit: polls of an unchanged head dedupe as resends.
     const deliveryId = `poll-${flakeKey(flake.flake)}-${head.commit}`;
-    const job: BuildJob = {
-      flake: flake.flake,
-      commit: head.commit,
-      ref: head.ref,
-      forge: flake.forge,
-      deliveryId,
-      receivedAt: this.now().toISOString(),
-      ...(flake.quota && { quota: flake.quota }),
-      ...(flake.forgeStatus && { forgeStatus: flake.forgeStatus }),
-    };
+    const job = branchBuild(flake, head, deliveryId, this.now());
     const record = await this.builds.queue(flake.forge, deliveryId, [job]);
     if (record.duplicate) return 'unchanged';
     log.info({ commit: head.commit, jobId }, 'poll found a new branch head; build queued');

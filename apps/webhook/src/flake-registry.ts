@@ -18,6 +18,7 @@ import {
   type SeedFlakeSettings,
 } from '@seed/contracts';
 import { ConfigError } from '@seed/service-kit';
+import type { FlakeBranch } from './branch-head';
 import type { PolledFlake } from './branch-poller';
 import { normalizeRepository, type RepositoryIdentity } from './deliveries';
 
@@ -80,6 +81,11 @@ export class FlakeRegistry {
     );
   }
 
+  /** The flake a SeedFlake registers. */
+  byResource(resource: string): RegisteredFlake | undefined {
+    return this.flakes.find((flake) => flake.resource === resource);
+  }
+
   /** The flake whose own delivery URL has this id. */
   byHook(hookId: string): RegisteredFlake | undefined {
     return this.hooks.get(hookId);
@@ -98,26 +104,32 @@ function pollPlan(flake: RegisteredFlake, defaultIntervalSeconds: number): PollP
   if (flake.suspended) return { skipped: 'suspended (seed resume lifts it)' };
   const intervalSeconds = flake.pollIntervalSeconds ?? defaultIntervalSeconds;
   if (intervalSeconds === 0) return { skipped: 'polling is off (interval 0)' };
+  const branch = flakeBranch(flake);
+  if ('unreadable' in branch) return { skipped: branch.unreadable };
+  return { polled: { ...branch, intervalMs: intervalSeconds * 1000 } };
+}
+
+/**
+ * Where a flake's branch head is read, from the git remote its URI names, as the forge
+ * its entry or host says; or why it cannot be.
+ */
+export function flakeBranch(flake: RegisteredFlake): FlakeBranch | { unreadable: string } {
   const remote = gitRemoteOf(flake.flake);
-  if (!remote) return { skipped: 'not a git flake: nothing to poll' };
+  if (!remote) return { unreadable: 'not a git flake: there is no branch to read' };
   const forge =
     flake.forge ??
     (flake.flake.startsWith('github:') ? 'github' : FORGE_HOSTS[flake.repository.split('/')[0]!]);
-  if (!forge) {
-    return { skipped: 'set its forge (github, gitea, forgejo or gitlab) to poll it' };
-  }
+  if (!forge)
+    return { unreadable: 'its forge is unknown: set its forge (github, gitea, forgejo or gitlab)' };
   return {
-    polled: {
-      flake: flake.flake,
-      remote: remote.url,
-      branch: flake.branch ?? remote.ref,
-      intervalMs: intervalSeconds * 1000,
-      forge,
-      quota: flake.quota,
-      ...(flake.forgeStatus && {
-        forgeStatus: statusTargetOf(flake.forgeStatus, flake.repository),
-      }),
-    },
+    flake: flake.flake,
+    remote: remote.url,
+    branch: flake.branch ?? remote.ref,
+    forge,
+    quota: flake.quota,
+    ...(flake.forgeStatus && {
+      forgeStatus: statusTargetOf(flake.forgeStatus, flake.repository),
+    }),
   };
 }
 

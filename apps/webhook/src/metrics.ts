@@ -37,6 +37,13 @@ export class WebhookMetrics {
     registers: [this.registry],
   });
 
+  readonly rebuilds = new Counter({
+    name: 'seed_webhook_rebuilds_total',
+    help: "Operators' rebuild requests, by outcome (queued; refused, with the reason in the SeedFlake; unavailable: taken again)",
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly flakes = new Gauge({
     name: 'seed_webhook_flakes',
     help: 'Registered flakes, by state (served, suspended, refused: a SeedFlake the webhook cannot serve)',

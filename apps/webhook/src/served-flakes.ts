@@ -1,8 +1,10 @@
+import type { RebuildAnswer, SeedFlakeResource } from '@seed/contracts';
 import { loadKubeConfig } from '@seed/kube-config';
 import { SeedFlakeClient, watchSeedFlakes, type SeedFlakeWatch } from '@seed/seed-flakes';
 import type { Logger } from '@seed/service-kit';
 import { FlakeRegistry, registryFromSeedFlakes } from './flake-registry';
 import type { WebhookMetrics } from './metrics';
+import { askedRebuilds, type AskedRebuild } from './rebuild-requests';
 
 /** Where the webhook's flakes come from: a registry document, or the cluster's SeedFlakes. */
 export type FlakesSource =
@@ -27,10 +29,12 @@ export type FlakesSource =
 export class ServedFlakes {
   private current: FlakeRegistry;
   private readonly listeners: ((registry: FlakeRegistry) => void)[] = [];
+  private readonly rebuildListeners: ((asked: AskedRebuild[]) => void)[] = [];
   private watch: SeedFlakeWatch | undefined;
   private statuses: SeedFlakeClient | undefined;
   private resync: NodeJS.Timeout | undefined;
   private refused = new Map<string, string>();
+  private unreadableRebuilds = new Map<string, string>();
 
   constructor(
     private readonly source: FlakesSource,
@@ -50,6 +54,11 @@ export class ServedFlakes {
     this.listeners.push(listener);
   }
 
+  /** Hears, at each look at the SeedFlakes, the rebuild requests not answered yet. */
+  onRebuildsAsked(listener: (asked: AskedRebuild[]) => void): void {
+    this.rebuildListeners.push(listener);
+  }
+
   start(): void {
     if ('document' in this.source) return;
     const { kubeconfig, secretsDir, resyncMs } = this.source.seedFlakes;
@@ -58,12 +67,11 @@ export class ServedFlakes {
     this.statuses = new SeedFlakeClient(config, 'seed-webhook');
     this.watch = watchSeedFlakes(
       config,
-      (resources) => this.replace(registryFromSeedFlakes(resources, secretsDir), log),
+      (resources) => this.look(resources, secretsDir, log),
       (error) => log.warn({ err: error }, 'SeedFlake watch failed; retrying'),
     );
     this.resync = setInterval(() => {
-      if (this.watch?.synced())
-        this.replace(registryFromSeedFlakes(this.watch.list(), secretsDir), log);
+      if (this.watch?.synced()) this.look(this.watch.list(), secretsDir, log);
     }, resyncMs);
     this.resync.unref();
   }
@@ -83,6 +91,13 @@ export class ServedFlakes {
       );
   }
 
+  /** Writes the answer to a rebuild request into its SeedFlake's status. */
+  async answerRebuild(resource: string, answer: RebuildAnswer): Promise<void> {
+    // A merge patch keeps the members it does not name: those of the last answer go.
+    const cleared = { commit: null, jobId: null, error: null };
+    await this.statuses?.patchStatus(resource, { lastHandledRebuild: { ...cleared, ...answer } });
+  }
+
   /** For /readyz: a webhook that has not listed the SeedFlakes yet would refuse every push. */
   ready(): Promise<true | string> {
     if ('document' in this.source || this.watch?.synced()) return Promise.resolve(true);
@@ -92,6 +107,22 @@ export class ServedFlakes {
   async stop(): Promise<void> {
     clearInterval(this.resync);
     await this.watch?.stop();
+  }
+
+  private look(resources: readonly SeedFlakeResource[], secretsDir: string, log: Logger): void {
+    const next = registryFromSeedFlakes(resources, secretsDir);
+    this.replace(next, log);
+    const { asked, unreadable } = askedRebuilds(
+      resources,
+      (resource) => next.registry.byResource(resource),
+      next.refused,
+    );
+    const said = this.unreadableRebuilds;
+    this.unreadableRebuilds = new Map(unreadable.map(({ resource, reason }) => [resource, reason]));
+    for (const [resource, reason] of this.unreadableRebuilds)
+      if (said.get(resource) !== reason)
+        log.warn({ seedFlake: resource, reason }, 'rebuild request cannot be read');
+    for (const listener of this.rebuildListeners) listener(asked);
   }
 
   private replace(next: ReturnType<typeof registryFromSeedFlakes>, log: Logger): void {

@@ -12,12 +12,13 @@ import {
   type Logger,
 } from '@seed/service-kit';
 import { redactFlakeRef } from '@seed/contracts';
-import { readBranchHead } from './branch-head';
+import { readBranchHead, type FlakeBranch } from './branch-head';
 import { BranchPoller, type PolledFlake } from './branch-poller';
 import type { WebhookConfig } from './config';
 import type { FlakeRegistry } from './flake-registry';
 import { registerDeliveryRoutes } from './delivery-routes';
 import { WebhookMetrics } from './metrics';
+import { RebuildRequests } from './rebuild-requests';
 import { ServedFlakes } from './served-flakes';
 import { WebhookService } from './webhook.service';
 
@@ -27,6 +28,7 @@ class WebhookModule {
     builds: BuildsQueueProducer,
     served: ServedFlakes,
     poller: BranchPoller,
+    rebuilds: RebuildRequests,
     metrics: WebhookMetrics,
   ): DynamicModule {
     return {
@@ -43,6 +45,7 @@ class WebhookModule {
           useValue: new ShutdownHook(async () => {
             await served.stop();
             await poller.stop();
+            await rebuilds.stop();
             await builds.close();
           }),
         },
@@ -83,9 +86,11 @@ export async function createWebhookApp(
     logger: false,
     skipMiddie: true,
   });
+  const readHead = (branch: FlakeBranch) =>
+    readBranchHead(branch.remote, branch.branch, config.poll.timeoutMs);
   const poller = new BranchPoller(
     [],
-    (flake) => readBranchHead(flake.remote, flake.branch, config.poll.timeoutMs),
+    readHead,
     builds,
     metrics,
     logger.child({ component: 'poller' }),
@@ -96,8 +101,16 @@ export async function createWebhookApp(
   const replan = pollPlanner(config.poll.defaultIntervalSeconds, logger);
   poller.replan(replan(served.registry));
   served.onChange((registry: FlakeRegistry) => poller.replan(replan(registry)));
+  const rebuilds = new RebuildRequests(
+    builds,
+    readHead,
+    (resource, answer) => served.answerRebuild(resource, answer),
+    metrics,
+    logger.child({ component: 'rebuilds' }),
+  );
+  served.onRebuildsAsked((asked) => rebuilds.take(asked));
   const app = await NestFactory.create<NestFastifyApplication>(
-    WebhookModule.register(builds, served, poller, metrics),
+    WebhookModule.register(builds, served, poller, rebuilds, metrics),
     adapter,
     { bodyParser: false, logger: new PinoNestLogger(logger) },
   );

@@ -42,9 +42,13 @@ export function latestBuildKey(flake: string): string {
   return `${LATEST}${flakeKey(flake)}`;
 }
 
-/** Marks a flake's commit queued for the dedupe window, whatever became of its job. */
-export function queuedKey(build: Pick<BuildJob, 'flake' | 'commit'>): string {
-  return `${QUEUED}${flakeKey(build.flake)}:${build.commit}`;
+/**
+ * Marks a flake's commit queued for the dedupe window, whatever became of its job; a
+ * rebuild's mark is its own, so a commit queued before can be rebuilt.
+ */
+export function queuedKey(build: Pick<BuildJob, 'flake' | 'commit' | 'rebuild'>): string {
+  const rebuild = build.rebuild === undefined ? '' : `:rebuild-${build.rebuild}`;
+  return `${QUEUED}${flakeKey(build.flake)}:${build.commit}${rebuild}`;
 }
 
 /** The job ids a delivery queued. Ids are the sender's text: hashed, so no byte of theirs shapes a key. */

@@ -222,7 +222,7 @@ export class BuildsQueueProducer {
       this.redis.zrange(key, 0, -1),
       this.redis.get(latestBuildKey(build.flake)),
     ]);
-    const own = buildJobId(build.flake, build.commit);
+    const own = buildJobId(build.flake, build.commit, build.rebuild);
     const dropped: string[] = [];
     for (const id of ids) {
       if (waiting < cap) break;
@@ -254,7 +254,7 @@ export class BuildsQueueProducer {
     const keys = [deliveryKey(forge, deliveryId)];
     const args: (string | number)[] = [this.dedupeTtlSeconds, Date.now()];
     const caps = builds.map((build) => this.maxQueuedBuilds(build.flake));
-    const jobIds = builds.map((build) => buildJobId(build.flake, build.commit));
+    const jobIds = builds.map((build) => buildJobId(build.flake, build.commit, build.rebuild));
     builds.forEach((build, index) => {
       keys.push(queuedKey(build), latestBuildKey(build.flake), waitingBuildsKey(build.flake));
       args.push(jobIds[index]!, caps[index]!);
@@ -300,7 +300,7 @@ export class BuildsQueueProducer {
     const pipeline = this.redis.pipeline();
     for (const build of builds) {
       pipeline
-        .exists(this.jobs.toKey(buildJobId(build.flake, build.commit)))
+        .exists(this.jobs.toKey(buildJobId(build.flake, build.commit, build.rebuild)))
         .get(latestBuildKey(build.flake));
     }
     const replies = (await pipeline.exec()) ?? [];
@@ -308,7 +308,7 @@ export class BuildsQueueProducer {
     if (failed) throw failed[0]!;
     const lost = builds.filter((build, index) => {
       const [exists, latest] = [replies[2 * index]?.[1], replies[2 * index + 1]?.[1]];
-      return exists === 0 && latest === buildJobId(build.flake, build.commit);
+      return exists === 0 && latest === buildJobId(build.flake, build.commit, build.rebuild);
     });
     await Promise.all(lost.map((build) => this.add(build)));
   }

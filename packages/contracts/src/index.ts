@@ -146,14 +146,20 @@ export {
 export type { TpmReport } from './tpm-request';
 export {
   DEFAULT_MAX_QUEUED_BUILDS,
+  DELETED_BY_ANNOTATION,
   SEED_FLAKE_API,
   SEED_FLAKE_CONDITIONS,
   namespaceHolders,
+  REBUILD_ANNOTATION,
+  WEBHOOK_STATUS_FIELDS,
+  rebuildRequestSchema,
   seedFlakeSettingsSchema,
   seedFlakeSpecSchema,
 } from './seed-flake';
 export type {
   NamespaceTaken,
+  RebuildAnswer,
+  RebuildRequest,
   SeedFlakeCondition,
   SeedFlakeConditionType,
   SeedFlakeInstanceStatus,

@@ -45,6 +45,14 @@ export const buildJobSchema = z.strictObject({
    * rollback to an older commit. Never set from a forge's payload.
    */
   allowBackward: z.boolean().optional(),
+  /**
+   * The id of the operator's rebuild request that queued it (`seed rebuild`): its own job
+   * id, so a commit built before is built again.
+   */
+  rebuild: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,39}$/)
+    .optional(),
 });
 
 export type BuildJob = z.infer<typeof buildJobSchema>;
@@ -56,10 +64,11 @@ export function flakeKey(flake: string): string {
 
 /**
  * The job id of a build: one per flake and commit, so a redelivery or a second hook for
- * the same commit finds the job already there. (BullMQ ids may not contain ':'.)
+ * the same commit finds the job already there; an operator's rebuild adds its request id.
+ * (BullMQ ids may not contain ':'.)
  */
-export function buildJobId(flake: string, commit: string): string {
-  return `build-${flakeKey(flake)}-${commit}`;
+export function buildJobId(flake: string, commit: string, rebuild?: string): string {
+  return `build-${flakeKey(flake)}-${commit}${rebuild === undefined ? '' : `-rebuild-${rebuild}`}`;
 }
 
 /**
@@ -75,6 +84,6 @@ export const BUILD_JOB_OPTIONS = {
 } as const;
 
 /** The options a build is added with: the retry policy, under its flake-and-commit job id. */
-export function buildJobOptions(build: Pick<BuildJob, 'flake' | 'commit'>) {
-  return { ...BUILD_JOB_OPTIONS, jobId: buildJobId(build.flake, build.commit) };
+export function buildJobOptions(build: Pick<BuildJob, 'flake' | 'commit' | 'rebuild'>) {
+  return { ...BUILD_JOB_OPTIONS, jobId: buildJobId(build.flake, build.commit, build.rebuild) };
 }

@@ -82,10 +82,51 @@ export interface SeedFlakeInstanceStatus {
   message?: string;
 }
 
+/**
+ * `seed rebuild`'s request: an annotation on the SeedFlake (so the API server
+ * authenticates and authorizes it, and it waits there while no webhook runs). The webhook
+ * queues the build and answers in `status.lastHandledRebuild` under the same id.
+ */
+export const REBUILD_ANNOTATION = 'seed.loom.farm/rebuild';
+
+export const rebuildRequestSchema = z.strictObject({
+  /** Chosen by the requester; a request whose id was answered is not taken again. */
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, {
+    error: 'expected up to 40 lower-case letters, digits and dashes',
+  }),
+  /** The commit to build; the branch head when left out. */
+  commit: z
+    .string()
+    .regex(/^[0-9a-f]{40}$/, { error: 'expected a 40-digit git commit id' })
+    .optional(),
+  /** Who asked, as the API server named them to the requester. */
+  by: z.string().max(253).optional(),
+});
+export type RebuildRequest = z.infer<typeof rebuildRequestSchema>;
+
+/** The webhook's answer to a rebuild request: the build it queued, or why none was. */
+export interface RebuildAnswer {
+  id: string;
+  handledAt: string;
+  commit?: string;
+  jobId?: string;
+  error?: string;
+}
+
+/**
+ * Who deleted a SeedFlake, set by `seed remove` just before it deletes (a plain `kubectl
+ * delete` leaves the deleter in the API server's audit log only).
+ */
+export const DELETED_BY_ANNOTATION = 'seed.loom.farm/deleted-by';
+
+/** Status fields the webhook writes; the reconciler's status writes carry them over. */
+export const WEBHOOK_STATUS_FIELDS = ['lastFetchedRevision', 'lastHandledRebuild'] as const;
+
 export interface SeedFlakeStatus {
   observedGeneration?: number;
   namespace?: string;
   lastFetchedRevision?: string;
+  lastHandledRebuild?: RebuildAnswer;
   lastAppliedRevision?: string;
   generation?: string;
   lastError?: string;

@@ -1,5 +1,11 @@
-export { SeedFlakeOperationError, rollBack, setSuspended } from './operations';
-export type { Rollback, RollbackPort, SuspensionChange } from './operations';
+export {
+  SeedFlakeOperationError,
+  removeSeedFlake,
+  requestRebuild,
+  rollBack,
+  setSuspended,
+} from './operations';
+export type { Rebuild, Removal, Rollback, RollbackPort, SuspensionChange } from './operations';
 export { applyFlakeRegistry, seedFlakeName } from './registry-seed';
 export { SeedFlakeClient, watchSeedFlakes } from './seed-flakes';
 export type { SeedFlakeWatch } from './seed-flakes';

@@ -5,7 +5,15 @@ import {
   CoreV1Api,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { SEED_FLAKE_API, type SeedFlakeResource } from '@seed/contracts';
+import { randomBytes } from 'node:crypto';
+import {
+  DELETED_BY_ANNOTATION,
+  REBUILD_ANNOTATION,
+  SEED_FLAKE_API,
+  type RebuildAnswer,
+  type RebuildRequest,
+  type SeedFlakeResource,
+} from '@seed/contracts';
 import { SeedFlakeClient } from './seed-flakes';
 
 /** An operation on a SeedFlake that cannot be done, said for the operator. */
@@ -91,6 +99,107 @@ export async function rollBack(
     `rolled back to generation ${generation} by ${by}; suspended until seed resume`,
   );
   return { seedFlake: name, flake: resource.spec.flake, generation, changed, by };
+}
+
+export interface Rebuild {
+  seedFlake: string;
+  flake: string;
+  /** The commit queued: the one asked for, or the branch head the webhook read. */
+  commit: string;
+  jobId: string;
+  by: string;
+}
+
+/**
+ * Asks for a build now (of `commit`, or the branch head): the request is an annotation on
+ * the SeedFlake, which the webhook answers in `status.lastHandledRebuild`; an Event names
+ * who asked. Waits up to `waitMs` for the answer. A suspended flake is refused (a build
+ * would undo what suspended it), as is a request the webhook refuses.
+ */
+export async function requestRebuild(
+  config: KubeConfig,
+  target: string,
+  options: { commit?: string; waitMs: number; pollMs?: number },
+): Promise<Rebuild> {
+  const flakes = new SeedFlakeClient(config, COMPONENT);
+  const resource = await findSeedFlake(flakes, target);
+  const name = resource.metadata.name;
+  if (resource.spec.suspend)
+    throw new SeedFlakeOperationError(
+      `SeedFlake ${name} is suspended: a rebuild would undo what suspended it (a rollback); seed resume ${name} first`,
+    );
+  const by = await caller(config);
+  const request: RebuildRequest = {
+    id: `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`,
+    ...(options.commit !== undefined && { commit: options.commit }),
+    by,
+  };
+  const updated = await kubeCall(() =>
+    flakes.patch(name, {
+      metadata: { annotations: { [REBUILD_ANNOTATION]: JSON.stringify(request) } },
+    }),
+  );
+  await recordEvent(
+    config,
+    updated,
+    'RebuildRequested',
+    `rebuild of ${options.commit ?? 'the branch head'} requested by ${by}`,
+  );
+  const answer = await awaitAnswer(flakes, name, request.id, options.waitMs, options.pollMs ?? 250);
+  if (answer.error !== undefined || answer.jobId === undefined || answer.commit === undefined)
+    throw new SeedFlakeOperationError(
+      `the webhook refused the rebuild of ${name}: ${answer.error ?? 'no build was queued'}`,
+    );
+  return {
+    seedFlake: name,
+    flake: resource.spec.flake,
+    commit: answer.commit,
+    jobId: answer.jobId,
+    by,
+  };
+}
+
+async function awaitAnswer(
+  flakes: SeedFlakeClient,
+  name: string,
+  id: string,
+  waitMs: number,
+  pollMs: number,
+): Promise<RebuildAnswer> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const answer = (await kubeCall(() => flakes.get(name)))?.status?.lastHandledRebuild;
+    if (answer?.id === id) return answer;
+    if (Date.now() >= deadline)
+      throw new SeedFlakeOperationError(
+        `no webhook answered the rebuild request ${id} within ${Math.round(waitMs / 1000)} s; it stays on SeedFlake ${name} and is taken when a webhook runs (kubectl get seedflake ${name} -o jsonpath='{.status.lastHandledRebuild}')`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
+
+export interface Removal {
+  seedFlake: string;
+  flake: string;
+  by: string;
+}
+
+/**
+ * Deletes a SeedFlake, first naming who asked on it (the reconciler's removal Event
+ * repeats it) and in an Event. Its flake is removed after the reconciler's grace period;
+ * its volume claims stay.
+ */
+export async function removeSeedFlake(config: KubeConfig, target: string): Promise<Removal> {
+  const flakes = new SeedFlakeClient(config, COMPONENT);
+  const resource = await findSeedFlake(flakes, target);
+  const name = resource.metadata.name;
+  const by = await caller(config);
+  const updated = await kubeCall(() =>
+    flakes.patch(name, { metadata: { annotations: { [DELETED_BY_ANNOTATION]: by } } }),
+  );
+  await recordEvent(config, updated, 'RemovalRequested', `deleted by ${by}`);
+  await kubeCall(() => flakes.delete(name));
+  return { seedFlake: name, flake: resource.spec.flake, by };
 }
 
 /** An Event on a SeedFlake, where `kubectl describe seedflake` shows it. */

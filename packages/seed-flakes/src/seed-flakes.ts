@@ -9,6 +9,7 @@ import {
 } from '@kubernetes/client-node';
 import {
   SEED_FLAKE_API,
+  type RebuildAnswer,
   type SeedFlakeResource,
   type SeedFlakeSpec,
   type SeedFlakeStatus,
@@ -55,6 +56,11 @@ export function watchSeedFlakes(
 }
 
 /** Reads, writes and deletes SeedFlakes as one field manager. */
+/** A merge patch of a status; a member of the rebuild answer set to null is deleted. */
+export type StatusPatch = Omit<SeedFlakeStatus, 'lastHandledRebuild'> & {
+  lastHandledRebuild?: { [M in keyof RebuildAnswer]?: RebuildAnswer[M] | null };
+};
+
 export class SeedFlakeClient {
   private readonly api: CustomObjectsApi;
 
@@ -103,18 +109,24 @@ export class SeedFlakeClient {
     )) as SeedFlakeResource;
   }
 
-  /** JSON merge patch of the status subresource: the fields given replace theirs. */
-  async patchStatus(name: string, status: SeedFlakeStatus): Promise<SeedFlakeResource> {
+  /**
+   * JSON merge patch of the status subresource: the fields given replace theirs (an
+   * object's members one by one: null deletes one).
+   */
+  async patchStatus(name: string, status: StatusPatch): Promise<SeedFlakeResource> {
     return (await this.api.patchClusterCustomObjectStatus(
       { group, version, plural, name, body: { status }, fieldManager: this.fieldManager },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     )) as SeedFlakeResource;
   }
 
-  /** JSON merge patch of the metadata (finalizers) or spec. */
+  /** JSON merge patch of the metadata (finalizers, annotations) or spec. */
   async patch(
     name: string,
-    patch: { metadata?: { finalizers?: string[] | null }; spec?: Partial<SeedFlakeSpec> },
+    patch: {
+      metadata?: { finalizers?: string[] | null; annotations?: Record<string, string | null> };
+      spec?: Partial<SeedFlakeSpec>;
+    },
   ): Promise<SeedFlakeResource> {
     return (await this.api.patchClusterCustomObject(
       { group, version, plural, name, body: patch, fieldManager: this.fieldManager },
