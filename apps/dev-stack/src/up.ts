@@ -29,7 +29,13 @@ import {
   type SeedFlakeResource,
 } from '@seed/contracts';
 import { loadKubeConfig } from '@seed/kube-config';
-import { SeedFlakeClient, applyFlakeRegistry, rollBack, setSuspended } from '@seed/seed-flakes';
+import {
+  SeedFlakeClient,
+  applyFlakeRegistry,
+  requestRebuild,
+  rollBack,
+  setSuspended,
+} from '@seed/seed-flakes';
 import { DEFAULT_SHOOT_POOL_PORT } from '@seed/k8s-model';
 import { BuilderApi, formatPhases, ReconcilerApi, seconds } from '@seed/platform-client';
 import { VtpmStore } from '@seed/vtpm';
@@ -114,8 +120,11 @@ export interface UpReport {
   served: ServedReport;
   /** The example's SeedFlake once Ready, as `kubectl get seedflakes` shows it. */
   seedFlakes: SeedFlakeResource[];
-  /** The rollback to the first generation, and who did it. */
-  rollback: { generation: string; by: string };
+  /**
+   * The rollback to the first generation, and who did it; then the rebuild of the first
+   * commit (`seed rebuild --commit`), a build of its own that changed nothing.
+   */
+  rollback: { generation: string; by: string; rebuild: { jobId: string; changed: boolean } };
   /** The commit statuses the builder sent to the (loopback) forge, in order. */
   statuses: ReceivedStatus[];
   /** A second flake added and removed through its SeedFlake while the services ran. */
@@ -636,7 +645,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
     progress.print(formatChangeReport(first, change));
 
     const rollback = await progress.step(
-      `roll the flake back to its first generation (seed rollback), then resume it`,
+      `roll the flake back to its first generation (seed rollback), resume it, and rebuild that commit (seed rebuild)`,
       async (note) => {
         const done = await rollBack(kubeConfig, reconciler!, EXAMPLE_SEEDFLAKE, '');
         if (done.generation !== first.generation)
@@ -657,7 +666,30 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
         note(`suspended by ${done.by} (an Event RolledBack says so): ${suspended}`);
         const resumed = await setSuspended(kubeConfig, EXAMPLE_SEEDFLAKE, false, 'seed up');
         note(`seed resume: resumed by ${resumed.by}; the next push deploys again`);
-        return { generation: done.generation, by: done.by };
+        const rebuilt = await requestRebuild(kubeConfig, EXAMPLE_SEEDFLAKE, {
+          commit: firstCommit,
+          waitMs: waitTimeoutMs,
+        });
+        note(
+          `seed rebuild --commit ${firstCommit.slice(0, 12)}: the webhook queued ${rebuilt.jobId}`,
+        );
+        const build = await followBuild(builds, rebuilt.jobId, note, {
+          timeoutMs: waitTimeoutMs,
+          signal,
+          alive: () => stack.assertRunning(),
+        });
+        if (build.generation !== done.generation)
+          throw new Error(
+            `the rebuild made generation ${build.generation}, not ${done.generation}`,
+          );
+        note(
+          `built again: generation ${build.generation} (${build.changed ? 'the reconciler wrote objects' : 'nothing to write: it runs already'})`,
+        );
+        return {
+          generation: done.generation,
+          by: done.by,
+          rebuild: { jobId: rebuilt.jobId, changed: build.changed === true },
+        };
       },
     );
 

@@ -264,9 +264,12 @@ describe('seed up', () => {
       state: string;
       generation: string;
     }[];
-    expect(builds.map((b) => b.state)).toEqual(['succeeded', 'succeeded']);
-    // Newest first: the rollback applied the older build's generation, built no third.
-    expect(builds[1]!.generation).toBe(flakeStatus.generation);
+    // Newest first: the rebuild of the first commit (after the rollback, which built
+    // nothing), the change, the first push.
+    expect(builds.map((b) => b.state)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+    expect(builds[0]!.generation).toBe(flakeStatus.generation);
+    expect(builds[2]!.generation).toBe(flakeStatus.generation);
+    expect(run.out).toContain(`built again: generation ${flakeStatus.generation} (`);
 
     const shoot = seen.shoot as { code: number; out: string; err: string };
     expect(shoot.code).toBe(1);
