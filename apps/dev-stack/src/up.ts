@@ -296,7 +296,7 @@ export async function runUp(options: UpOptions): Promise<UpReport> {
         await writeFile(forgeToken, forgeTokenValue, { mode: 0o600 });
         await writeFile(
           registryFile,
-          `flakes:\n  - { name: ${EXAMPLE_SEEDFLAKE}, flake: "${flake}", repository: ${REPOSITORY}, branch: ${BRANCH}, secretFile: ${secretFile},\n      forgeStatus: { api: "${statusForge.url}", tokenFile: ${forgeToken} } }\n`,
+          `flakes:\n  - { name: ${EXAMPLE_SEEDFLAKE}, flake: "${flake}", repository: ${REPOSITORY}, forge: github, branch: ${BRANCH}, secretFile: ${secretFile},\n      forgeStatus: { api: "${statusForge.url}", tokenFile: ${forgeToken} } }\n`,
         );
         note(`commit statuses go to GitHub's status API on loopback, ${statusForge.url}`);
         const read = readFlakeRegistry(await readFile(registryFile, 'utf8'), registryFile, {});

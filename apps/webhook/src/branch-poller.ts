@@ -101,7 +101,9 @@ export class BranchPoller {
       return 'unreachable';
     }
     const jobId = buildJobId(flake.flake, head.commit);
-    if ((await this.builds.latestJobId(flake.flake)) === jobId) return 'unchanged';
+    const latest = await this.builds.latestJobId(flake.flake);
+    // An operator's rebuild of the head is the head's latest build too.
+    if (latest === jobId || latest?.startsWith(`${jobId}-rebuild-`)) return 'unchanged';
     // One delivery id per flake and commit: polls of an unchanged head dedupe as resends.
     const deliveryId = `poll-${flakeKey(flake.flake)}-${head.commit}`;
     const job = branchBuild(flake, head, deliveryId, this.now());

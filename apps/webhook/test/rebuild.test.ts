@@ -8,8 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { REDIS_USERS } from '@seed/builds-queue';
-import { BUILDS_QUEUE, REBUILD_ANNOTATION, buildJobId, type BuildJob } from '@seed/contracts';
+import {
+  BUILDS_QUEUE,
+  REBUILD_ANNOTATION,
+  buildJobId,
+  gitRemoteOf,
+  type BuildJob,
+} from '@seed/contracts';
 import { SeedFlakeClient, SeedFlakeOperationError, requestRebuild } from '@seed/seed-flakes';
+import { createLogger } from '@seed/service-kit';
 import {
   FlakeRepo,
   installSeedFlakeCrd,
@@ -19,7 +26,10 @@ import {
   type LocalRedis,
 } from '@seed/testing';
 import { Queue } from 'bullmq';
+import { readBranchHead } from '../src/branch-head';
+import { BranchPoller } from '../src/branch-poller';
 import { loadWebhookConfig } from '../src/config';
+import { WebhookMetrics } from '../src/metrics';
 import { createWebhookApp } from '../src/webhook.app';
 
 let api: KubeApiServer;
@@ -115,6 +125,36 @@ describe('seed rebuild', () => {
     expect(await events('RebuildRequested')).toContainEqual(
       `rebuild of the branch head requested by ${done.by}`,
     );
+  });
+
+  it('is what a poll of an unchanged head finds: nothing new to queue', async () => {
+    const done = await requestRebuild(config, 'app', { waitMs: 30_000 });
+    const queued: string[] = [];
+    const poller = new BranchPoller(
+      [],
+      (branch) => readBranchHead(branch.remote, branch.branch, 10_000),
+      {
+        latestJobId: () => Promise.resolve(done.jobId),
+        queue: (_forge, deliveryId) => {
+          queued.push(deliveryId);
+          return Promise.reject(new Error('a poll of an unchanged head queues nothing'));
+        },
+      },
+      new WebhookMetrics({
+        depth: () => Promise.resolve({}),
+        oldestWaitingSeconds: () => Promise.resolve(0),
+      }),
+      createLogger('webhook', 'silent'),
+    );
+    const remote = gitRemoteOf(repo.url())!.url;
+    const outcome = await poller.poll({
+      flake: repo.url(),
+      remote,
+      forge: 'gitea',
+      quota: undefined,
+      intervalMs: 60_000,
+    });
+    expect({ outcome, queued }).toEqual({ outcome: 'unchanged', queued: [] });
   });
 
   it('builds a commit built before again: each request is a build of its own', async () => {
