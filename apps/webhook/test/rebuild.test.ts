@@ -7,14 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { REDIS_USERS } from '@seed/builds-queue';
-import {
-  BUILDS_QUEUE,
-  REBUILD_ANNOTATION,
-  buildJobId,
-  gitRemoteOf,
-  type BuildJob,
-} from '@seed/contracts';
+import { REBUILD_ANNOTATION, buildJobId, gitRemoteOf, type BuildJob } from '@seed/contracts';
 import { SeedFlakeClient, SeedFlakeOperationError, requestRebuild } from '@seed/seed-flakes';
 import { createLogger } from '@seed/service-kit';
 import {
@@ -28,9 +21,8 @@ import {
 import { Queue } from 'bullmq';
 import { readBranchHead } from '../src/branch-head';
 import { BranchPoller } from '../src/branch-poller';
-import { loadWebhookConfig } from '../src/config';
 import { WebhookMetrics } from '../src/metrics';
-import { createWebhookApp } from '../src/webhook.app';
+import { startSeedFlakeWebhook } from './seed-flake-webhook';
 
 let api: KubeApiServer;
 let redis: LocalRedis;
@@ -61,22 +53,9 @@ beforeAll(async () => {
     forge: 'gitea',
     secretKey: 'app',
   });
-  app = await createWebhookApp(
-    loadWebhookConfig({
-      SEED_KUBECONFIG: api.kubeconfigPath,
-      SEED_WEBHOOK_SECRETS_DIR: secrets,
-      SEED_WEBHOOK_SECRETS_RESYNC_SECONDS: '1',
-      SEED_POLL_INTERVAL_SECONDS: '0', // only rebuilds queue builds here
-      SEED_REDIS_COMMAND_TIMEOUT_MS: '500',
-      ...redis.serviceEnv(REDIS_USERS.webhook),
-      SEED_LOG_LEVEL: 'silent',
-    }),
-  );
-  await app.listen(0, '127.0.0.1');
-  url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-  queue = new Queue<BuildJob>(BUILDS_QUEUE, {
-    connection: { host: redis.host, port: redis.port, ...redis.admin },
-  });
+  ({ app, url, queue } = await startSeedFlakeWebhook(api, redis, secrets, {
+    SEED_REDIS_COMMAND_TIMEOUT_MS: '500',
+  }));
 }, 20 * 60_000);
 
 afterAll(async () => {

@@ -7,8 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { REDIS_USERS } from '@seed/builds-queue';
-import { BUILDS_QUEUE, deriveNamespace, flakeHookId, type BuildJob } from '@seed/contracts';
+import { deriveNamespace, flakeHookId, type BuildJob } from '@seed/contracts';
 import { SeedFlakeClient } from '@seed/seed-flakes';
 import {
   collidingFlakeUris,
@@ -20,8 +19,7 @@ import {
   type LocalRedis,
 } from '@seed/testing';
 import { Queue } from 'bullmq';
-import { loadWebhookConfig } from '../src/config';
-import { createWebhookApp } from '../src/webhook.app';
+import { startSeedFlakeWebhook } from './seed-flake-webhook';
 import { githubPush } from './forge-payloads';
 
 const HELLO = 'github:Codertocat/Hello-World';
@@ -44,21 +42,7 @@ beforeAll(async () => {
   flakes = new SeedFlakeClient(config, 'seed-test');
   secrets = await mkdtemp(path.join(tmpdir(), 'seed-webhook-secrets-'));
   await writeFile(path.join(secrets, 'hello'), 'hello-secret\n');
-  app = await createWebhookApp(
-    loadWebhookConfig({
-      SEED_KUBECONFIG: api.kubeconfigPath,
-      SEED_WEBHOOK_SECRETS_DIR: secrets,
-      SEED_WEBHOOK_SECRETS_RESYNC_SECONDS: '1',
-      SEED_POLL_INTERVAL_SECONDS: '0', // the flakes' remotes are off this machine
-      ...redis.serviceEnv(REDIS_USERS.webhook),
-      SEED_LOG_LEVEL: 'silent',
-    }),
-  );
-  await app.listen(0, '127.0.0.1');
-  url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-  queue = new Queue<BuildJob>(BUILDS_QUEUE, {
-    connection: { host: redis.host, port: redis.port, ...redis.admin },
-  });
+  ({ app, url, queue } = await startSeedFlakeWebhook(api, redis, secrets));
 }, 20 * 60_000);
 
 afterAll(async () => {
