@@ -5,7 +5,7 @@ import type { Forge } from '@seed/contracts';
  * Forge deliveries, read without trusting them: which forge sent one, how it is signed,
  * and what it says, normalised to the few facts Seed acts on. Functions of their input
  * (with a bounded cache of normalised repository names): the service decides what to
- * do, delivery-routes.ts does HTTP.
+ * do, deliveries.controller.ts does HTTP.
  */
 
 /** Why a delivery is refused; the HTTP adapter maps each to a status. */

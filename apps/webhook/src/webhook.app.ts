@@ -16,7 +16,7 @@ import { readBranchHead, type FlakeBranch } from './branch-head';
 import { BranchPoller, type PolledFlake } from './branch-poller';
 import type { WebhookConfig } from './config';
 import type { FlakeRegistry } from './flake-registry';
-import { registerDeliveryRoutes } from './delivery-routes';
+import { DeliveriesController, DeliveryGates } from './deliveries.controller';
 import { WebhookMetrics } from './metrics';
 import { RebuildRequests } from './rebuild-requests';
 import { ServedFlakes } from './served-flakes';
@@ -24,13 +24,15 @@ import { WebhookService } from './webhook.service';
 
 @Module({})
 class WebhookModule {
-  static register(
-    builds: BuildsQueueProducer,
-    served: ServedFlakes,
-    poller: BranchPoller,
-    rebuilds: RebuildRequests,
-    metrics: WebhookMetrics,
-  ): DynamicModule {
+  static register(parts: {
+    service: WebhookService;
+    builds: BuildsQueueProducer;
+    served: ServedFlakes;
+    poller: BranchPoller;
+    rebuilds: RebuildRequests;
+    metrics: WebhookMetrics;
+  }): DynamicModule {
+    const { builds, served, poller, rebuilds, metrics } = parts;
     return {
       module: WebhookModule,
       imports: [
@@ -39,7 +41,9 @@ class WebhookModule {
           readiness: { redis: () => builds.ping(), flakes: () => served.ready() },
         }),
       ],
+      controllers: [DeliveriesController],
       providers: [
+        { provide: WebhookService, useValue: parts.service },
         {
           provide: ShutdownHook,
           useValue: new ShutdownHook(async () => {
@@ -109,8 +113,16 @@ export async function createWebhookApp(
     logger.child({ component: 'rebuilds' }),
   );
   served.onRebuildsAsked((asked) => rebuilds.take(asked));
+  const service = new WebhookService(
+    () => served.registry,
+    builds,
+    metrics,
+    logger,
+    () => new Date(),
+    (flake, commit) => served.queued(flake, commit),
+  );
   const app = await NestFactory.create<NestFastifyApplication>(
-    WebhookModule.register(builds, served, poller, rebuilds, metrics),
+    WebhookModule.register({ service, builds, served, poller, rebuilds, metrics }),
     adapter,
     { bodyParser: false, logger: new PinoNestLogger(logger) },
   );
@@ -120,20 +132,9 @@ export async function createWebhookApp(
   fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) =>
     done(null, body),
   );
+  // Before Nest registers the routes (at init): the checks made before a body is read.
+  new DeliveryGates(service, metrics, config.http).install(fastify);
   app.useGlobalFilters(new JsonErrorFilter(logger));
-  registerDeliveryRoutes(
-    fastify,
-    new WebhookService(
-      () => served.registry,
-      builds,
-      metrics,
-      logger,
-      () => new Date(),
-      (flake, commit) => served.queued(flake, commit),
-    ),
-    metrics,
-    config.http,
-  );
   served.start();
   poller.start();
   return app;

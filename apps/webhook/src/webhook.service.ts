@@ -284,7 +284,7 @@ export class WebhookService {
     return answer('queued', { deliveryId, jobs: queued, dropped: record.dropped, ...skipped });
   }
 
-  /** Queues the delivery's builds; any Redis failure becomes a 503 the forge will retry. */
+  /** Queues the delivery's builds; any Redis failure is QueueUnavailable: the forge will retry. */
   private async persist(
     forge: Forge,
     deliveryId: string,

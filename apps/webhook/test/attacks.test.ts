@@ -101,6 +101,105 @@ describe('attacks on the webhook', () => {
     expect(sent).toEqual({ status: 413, body: { error: 'Request body is too large' } });
   }, 60_000);
 
+  /**
+   * Sends only the headers of a request declaring `length` bytes of body: an answer can come
+   * only from a check made before the body is read.
+   */
+  const headersOnly = (route: string, headers: Record<string, string>, length: number) => {
+    let request: http.ClientRequest | undefined;
+    const answer = new Promise<{ status: number; retryAfter?: string; body: { error?: string } }>(
+      (resolve, reject) => {
+        request = http.request(
+          `${url}${route}`,
+          { method: 'POST', headers: { ...headers, 'content-length': String(length) } },
+          (response) => {
+            let text = '';
+            response.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+            response.on('end', () =>
+              resolve({
+                status: response.statusCode ?? 0,
+                ...(response.headers['retry-after'] === undefined
+                  ? {}
+                  : { retryAfter: response.headers['retry-after'] }),
+                body: JSON.parse(text) as { error?: string },
+              }),
+            );
+          },
+        );
+        request.on('error', (error: NodeJS.ErrnoException) => {
+          if (error.code !== 'EPIPE' && error.code !== 'ECONNRESET') reject(error);
+        });
+        request.flushHeaders();
+      },
+    );
+    return { answer, abort: () => request?.destroy() };
+  };
+
+  it('attack: an unknown hook id is refused (404) before its body is read', async () => {
+    const sent = headersOnly(
+      '/hooks/0123456789abcdef0123456789abcdef',
+      forged(Buffer.from('{}'), 'unknown-hook'),
+      1000,
+    );
+    try {
+      expect(await sent.answer).toEqual({
+        status: 404,
+        body: { error: 'no flake has this hook id' },
+      });
+    } finally {
+      sent.abort();
+    }
+  });
+
+  it('attack: unsigned bodies declaring the cap of unverified bytes keep others out unread (503), until they end', async () => {
+    // Four bodies of the body limit (1 MiB) fill the 4 MiB of unverified bytes; their bodies
+    // never come, so only the hook before the body can have counted them.
+    const holders = Array.from({ length: 4 }, (_, index) =>
+      headersOnly('/webhook', forged(Buffer.from('{}'), `holder-${index}`), 1 << 20),
+    );
+    const small = Buffer.from(JSON.stringify(githubPush('c'.repeat(40))));
+    const probe = () => post('/webhook', forged(small, `probe-${(sequence += 1)}`), small);
+    const until = async (
+      status: number,
+      send: () => Promise<{ status: number; body: { error?: string } }>,
+    ) => {
+      for (let attempt = 0; ; attempt += 1) {
+        const answer = await send();
+        if (answer.status === status || attempt === 100) return answer;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    try {
+      // The holders' headers reach the webhook in their own time: probe until they have.
+      expect(await until(503, probe)).toEqual({
+        status: 503,
+        body: {
+          error: "too many deliveries are being verified; retry, or use the flake's own hook URL",
+        },
+      });
+      const refused = headersOnly('/webhook', forged(small, 'refused'), small.length);
+      expect(await refused.answer).toEqual(
+        expect.objectContaining({ status: 503, retryAfter: '5' }),
+      );
+      refused.abort();
+      // The flake's own URL has no such cap.
+      const body = JSON.stringify(githubPush('d'.repeat(40)));
+      expect(
+        (
+          await post(
+            `/hooks/${flakeHookId(FLAKE, SECRET)}`,
+            githubPushHeaders(body, SECRET, 'beside-holders'),
+            body,
+          )
+        ).status,
+      ).toBe(202);
+    } finally {
+      for (const holder of holders) holder.abort();
+    }
+    // Closed connections give their bytes back: a bad signature is read and refused again.
+    expect((await until(401, probe)).status).toBe(401);
+  }, 60_000);
+
   it('attack: probing which repositories are registered gets the answer of a wrong signature', async () => {
     const probe = (repository: string) => {
       const payload = githubPush('a'.repeat(40));
