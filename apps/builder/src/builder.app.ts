@@ -86,130 +86,37 @@ class WorkerDrain implements BeforeApplicationShutdown, OnApplicationShutdown {
 
 @Module({})
 class BuilderModule {
-  static register(config: BuilderConfig, logger: Logger): DynamicModule {
-    const onRedisError = (error: Error) => logger.debug({ err: error }, 'redis connection error');
-    const records = new BuildsQueueConsumer(config.redis, onRedisError);
-    const nix = new NixClient({
-      nixBinary: config.nix.binary,
-      confFile: config.nix.confFile,
-      store: config.nix.store,
-      evaluateTimeoutMs: config.nix.evaluateTimeoutMs,
-      resolveTimeoutMs: config.nix.evaluateTimeoutMs,
-      buildTimeoutMs: config.nix.buildTimeoutMs,
-      maxOutputBytes: config.nix.outputLimitBytes,
-    });
-    const reconciler = new ReconcilerGrpcClient(config.reconciler.address, config.reconciler);
-    const served: ServedBinaryCache = config.binaryCache.enabled
-      ? {
-          cache: new FileBinaryCache(nix, {
-            dir: config.binaryCache.dir,
-            secretKeyFile: config.binaryCache.secretKeyFile,
-            compression: config.binaryCache.compression,
-            timeoutMs: config.binaryCache.publishTimeoutMs,
-          }),
-        }
-      : { cache: undefined, off: config.binaryCache.reason };
-    // The machine's own store (no SEED_NIX_STORE) is shared with whatever else runs there:
-    // the builder roots its generations in it but never collects it.
-    const ownStore =
-      config.nix.store === undefined ? undefined : { nix, dir: storeFolder(config.nix.store) };
-    const keeper = new StoreKeeper(
-      new GenerationRoots({
-        dir: config.gc.rootsDir,
-        keep: config.gc.keepGenerations,
-        unsealedMaxAgeMs: config.gc.unsealedMaxAgeMs,
-      }),
-      ownStore,
-      served.cache,
-      logger,
-    );
-    const metrics = new BuilderMetrics([
-      storeFolder(config.nix.store),
-      ...(served.cache ? [served.cache.dir] : []),
-    ]);
-    const collections = new StoreGcSchedule(
-      keeper.collect,
-      metrics.gc,
-      { ...config.gc, folders: keeper.folders },
-      logger,
-    );
-    const statuses = new ForgeStatuses(
-      config.forgeStatuses,
-      (forge, result) => metrics.forgeStatuses.inc({ forge, result }),
-      logger,
-    );
-    const service = new BuildService(
-      nix,
-      served.cache,
-      keeper,
-      reconciler,
-      new GitHistory(config.history),
-      records,
-      statuses,
-      metrics,
-      logger,
-      {
-        logBytes: config.buildLogBytes,
-        cancelSuperseded: config.worker.cancelSuperseded,
-        supersedePollMs: 500,
-      },
-    );
-    const abortBuilds = new AbortController();
-    const workerOptions = {
-      concurrency: config.worker.concurrency,
-      lockMs: config.worker.lockMs,
-      flakeBusyDelayMs: 1_000,
-    };
-    const processor = new BuildProcessor(
-      service,
-      records,
-      logger,
-      workerOptions,
-      abortBuilds.signal,
-    );
-    const worker = startBuildWorker(
-      BUILDS_QUEUE,
-      records.workerConnection(),
-      processor,
-      workerOptions,
-      logger,
-    );
-    if (keeper.folders.length > 0) collections.start();
-    const drain = new WorkerDrain(
-      worker,
-      abortBuilds,
-      config.worker.shutdownGraceMs,
-      async () => {
-        await collections.stop();
-        await statuses.close();
-        reconciler.close();
-        await records.close();
-      },
-      logger,
-    );
+  static register(parts: {
+    metrics: BuilderMetrics;
+    records: BuildsQueueConsumer;
+    nix: NixClient;
+    served: ServedBinaryCache;
+    apiToken: TokenFile;
+    drain: WorkerDrain;
+  }): DynamicModule {
     return {
       module: BuilderModule,
       imports: [
         ProbesModule.register({
-          registry: metrics.registry,
+          registry: parts.metrics.registry,
           readiness: {
-            worker: drain.accepting,
-            redis: () => records.ping(),
+            worker: parts.drain.accepting,
+            redis: () => parts.records.ping(),
             // The store answering (the nix-daemon, when there is one) shows nix runs too.
             nix: async () => {
-              await nix.pingStore();
+              await parts.nix.pingStore();
               return true;
             },
-            ...(served.cache ? { binaryCache: served.cache.writable } : {}),
+            ...(parts.served.cache ? { binaryCache: parts.served.cache.writable } : {}),
           },
         }),
       ],
       controllers: [BuildsController, BinaryCacheController],
       providers: [
-        { provide: BINARY_CACHE, useValue: served },
-        { provide: BuildsQueueConsumer, useValue: records },
-        { provide: TokenFile, useValue: config.http.apiToken },
-        { provide: WorkerDrain, useValue: drain },
+        { provide: BINARY_CACHE, useValue: parts.served },
+        { provide: BuildsQueueConsumer, useValue: parts.records },
+        { provide: TokenFile, useValue: parts.apiToken },
+        { provide: WorkerDrain, useValue: parts.drain },
       ],
     };
   }
@@ -220,8 +127,109 @@ export async function createBuilderApp(
   config: BuilderConfig,
   logger: Logger = createLogger('builder', config.logLevel),
 ): Promise<NestFastifyApplication> {
+  const onRedisError = (error: Error) => logger.debug({ err: error }, 'redis connection error');
+  const records = new BuildsQueueConsumer(config.redis, onRedisError);
+  const nix = new NixClient({
+    nixBinary: config.nix.binary,
+    confFile: config.nix.confFile,
+    store: config.nix.store,
+    evaluateTimeoutMs: config.nix.evaluateTimeoutMs,
+    resolveTimeoutMs: config.nix.evaluateTimeoutMs,
+    buildTimeoutMs: config.nix.buildTimeoutMs,
+    maxOutputBytes: config.nix.outputLimitBytes,
+  });
+  const reconciler = new ReconcilerGrpcClient(config.reconciler.address, config.reconciler);
+  const served: ServedBinaryCache = config.binaryCache.enabled
+    ? {
+        cache: new FileBinaryCache(nix, {
+          dir: config.binaryCache.dir,
+          secretKeyFile: config.binaryCache.secretKeyFile,
+          compression: config.binaryCache.compression,
+          timeoutMs: config.binaryCache.publishTimeoutMs,
+        }),
+      }
+    : { cache: undefined, off: config.binaryCache.reason };
+  // The machine's own store (no SEED_NIX_STORE) is shared with whatever else runs there:
+  // the builder roots its generations in it but never collects it.
+  const ownStore =
+    config.nix.store === undefined ? undefined : { nix, dir: storeFolder(config.nix.store) };
+  const keeper = new StoreKeeper(
+    new GenerationRoots({
+      dir: config.gc.rootsDir,
+      keep: config.gc.keepGenerations,
+      unsealedMaxAgeMs: config.gc.unsealedMaxAgeMs,
+    }),
+    ownStore,
+    served.cache,
+    logger,
+  );
+  const metrics = new BuilderMetrics([
+    storeFolder(config.nix.store),
+    ...(served.cache ? [served.cache.dir] : []),
+  ]);
+  const collections = new StoreGcSchedule(
+    keeper.collect,
+    metrics.gc,
+    { ...config.gc, folders: keeper.folders },
+    logger,
+  );
+  const statuses = new ForgeStatuses(
+    config.forgeStatuses,
+    (forge, result) => metrics.forgeStatuses.inc({ forge, result }),
+    logger,
+  );
+  const service = new BuildService(
+    nix,
+    served.cache,
+    keeper,
+    reconciler,
+    new GitHistory(config.history),
+    records,
+    statuses,
+    metrics,
+    logger,
+    {
+      logBytes: config.buildLogBytes,
+      cancelSuperseded: config.worker.cancelSuperseded,
+      supersedePollMs: 500,
+    },
+  );
+  const abortBuilds = new AbortController();
+  const workerOptions = {
+    concurrency: config.worker.concurrency,
+    lockMs: config.worker.lockMs,
+    flakeBusyDelayMs: 1_000,
+  };
+  const processor = new BuildProcessor(service, records, logger, workerOptions, abortBuilds.signal);
+  const worker = startBuildWorker(
+    BUILDS_QUEUE,
+    records.workerConnection(),
+    processor,
+    workerOptions,
+    logger,
+  );
+  if (keeper.folders.length > 0) collections.start();
+  const drain = new WorkerDrain(
+    worker,
+    abortBuilds,
+    config.worker.shutdownGraceMs,
+    async () => {
+      await collections.stop();
+      await statuses.close();
+      reconciler.close();
+      await records.close();
+    },
+    logger,
+  );
   const app = await NestFactory.create<NestFastifyApplication>(
-    BuilderModule.register(config, logger),
+    BuilderModule.register({
+      metrics,
+      records,
+      nix,
+      served,
+      apiToken: config.http.apiToken,
+      drain,
+    }),
     new FastifyAdapter({ logger: false }),
     { logger: new PinoNestLogger(logger) },
   );
