@@ -3,7 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { deriveNamespace } from '@seed/contracts';
 import {
+  apiWrites,
   freeLoopbackPorts,
+  splitEvents,
+  writesBetween,
   startKubeApiServer,
   startServiceProcess,
   type KubeApiServer,
@@ -82,6 +85,28 @@ describe('two reconciler replicas with leader election', () => {
     ]);
     expect(await follower.builder.apply(first)).toMatchObject({ changed: false });
     expect((await follower.builder.status(flake)).generation).toBe(first.generation);
+    // A new generation of a flake with a stored state, as the API server counts its writes.
+    // Through the leader the state is written once (the generation with its outcome);
+    // through the follower twice: the follower stores the generation in `seed-state` (the
+    // only way it has to hand it to the leader, whose watch takes it from there), then the
+    // leader's reconcile records the outcome. One write there would need the follower to
+    // forward the call to the leader (docs/reconciler.md, "Replicas").
+    const stateWrites = async (replica: Replica, size: 's' | 'm') => {
+      const before = await apiWrites(api);
+      const pushed = generation(flake, [
+        meta('web', { size, expose: { http: { port: 80, protocol: 'http' } } }),
+        meta('api'),
+      ]);
+      expect(await replica.builder.apply(pushed)).toEqual({
+        changed: true,
+        generation: pushed.generation,
+      });
+      const { objects } = splitEvents(writesBetween(before, await apiWrites(api)));
+      expect(objects.get('APPLY deployments')).toBeGreaterThan(0);
+      return objects.get('APPLY configmaps');
+    };
+    expect(await stateWrites(follower, 's')).toBe(2);
+    expect(await stateWrites(leader, 'm')).toBe(1);
     // A refusal comes back through the follower too.
     const bad = generation(flake, [
       meta('bad', { storage: { data: { size: '0', mountPoint: '/d' } } }),
