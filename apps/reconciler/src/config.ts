@@ -31,6 +31,9 @@ const envSchema = z.object({
   SEED_LEASE_NAMESPACE: z.string().min(1).optional(),
   SEED_LEASE_NAME: z.string().min(1).default('seed-reconciler'),
   SEED_LEASE_SECONDS: envVar.positiveInt(15),
+  // This replica's pod (the downward API's metadata.name), in the Lease's namespace: the
+  // leader labels it, so a Service that selects the label sends calls to the leader.
+  SEED_POD_NAME: z.string().min(1).optional(),
   SEED_POD_CIDRS: cidrs(DEFAULT_NETWORK.podCidrs),
   SEED_SERVICE_CIDRS: cidrs(DEFAULT_NETWORK.serviceCidrs),
   SEED_NODE_CIDRS: cidrs(DEFAULT_NETWORK.nodeCidrs),
@@ -60,7 +63,13 @@ export interface ReconcilerConfig {
    * Leader election on a Lease, for running several replicas; unset: this replica always
    * leads (one replica, the local stack).
    */
-  lease?: { namespace: string; name: string; durationMs: number };
+  lease?: {
+    namespace: string;
+    name: string;
+    durationMs: number;
+    /** This replica's pod, which carries `LEADER_LABEL` while it leads. */
+    podName?: string;
+  };
   /** The cluster's address ranges and DNS, which tenants' NetworkPolicies keep them from. */
   network: ClusterNetwork;
   logLevel: string;
@@ -86,6 +95,7 @@ export function loadReconcilerConfig(env: NodeJS.ProcessEnv = process.env): Reco
           namespace: vars.SEED_LEASE_NAMESPACE,
           name: vars.SEED_LEASE_NAME,
           durationMs: vars.SEED_LEASE_SECONDS * 1000,
+          ...(vars.SEED_POD_NAME !== undefined && { podName: vars.SEED_POD_NAME }),
         }
       : undefined,
     network: {

@@ -19,7 +19,7 @@ import {
 } from '@seed/service-kit';
 import type { ReconcilerConfig } from './config';
 import { Controller } from './controller/controller';
-import { LeaderElector } from './controller/leader-election';
+import { LEADER_POD_LABEL, LeaderElector } from './controller/leader-election';
 import { ExponentialRateLimiter } from './controller/rate-limiter';
 import { EventRecorder } from './event-recorder';
 import { FlakeReconciler } from './flake.reconciler';
@@ -113,7 +113,22 @@ export async function createReconcilerApp(
         )
       : undefined;
   seedFlakes?.start();
+  const ownPod = config.lease?.podName;
+  const labelOwnPod = async (leading: boolean) => {
+    if (!config.lease || ownPod === undefined) return;
+    try {
+      await kube.labelPod(
+        config.lease.namespace,
+        ownPod,
+        LEADER_POD_LABEL,
+        leading ? 'true' : null,
+      );
+    } catch (error) {
+      logger.warn({ err: error, pod: ownPod, leading }, 'could not label this pod for the Service');
+    }
+  };
   const leading = () => {
+    void labelOwnPod(true);
     metrics.leader.set(1);
     logger.info('leading: reconciling every flake');
     controller.startLeading();
@@ -140,8 +155,11 @@ export async function createReconcilerApp(
         },
       )
     : undefined;
-  if (elector) elector.start();
-  else leading();
+  if (elector) {
+    // A replica restarted in the pod that led keeps its label until it leads again.
+    await labelOwnPod(false);
+    elector.start();
+  } else leading();
 
   const grpc = await startGrpcServer(
     config.grpc.host,
@@ -166,6 +184,7 @@ export async function createReconcilerApp(
         await controller.shutdown();
         // After the last reconcile, so a follower takes over at once and nothing overlaps.
         await elector?.stop();
+        await labelOwnPod(false);
         await Promise.all([cluster.stop(), states.stop(), seedFlakes?.stop()]);
         await events.flush();
       },

@@ -18,7 +18,7 @@ import {
   startKubeApiServer,
   type KubeApiServer,
 } from '@seed/testing';
-import { LeaderElector } from '../src/controller/leader-election';
+import { LEADER_POD_LABEL, LeaderElector } from '../src/controller/leader-election';
 import { KubeRepository } from '../src/repositories/kube.repository';
 import {
   Builder,
@@ -225,5 +225,67 @@ describe('the reconciler under its ClusterRole', () => {
         transitions: 0,
       }),
     ).rejects.toMatchObject({ status: 403 });
+  });
+
+  describe("the leader's pod label, which the Service selects", () => {
+    const pod = async (name: string, app: string) =>
+      cluster.core.createNamespacedPod({
+        namespace: 'seed-system',
+        body: {
+          metadata: { name, labels: { 'app.kubernetes.io/name': app } },
+          spec: {
+            serviceAccountName: 'seed-reconciler',
+            automountServiceAccountToken: false,
+            containers: [{ name: 'main', image: 'seed/reconciler:dev' }],
+          },
+        },
+      });
+    const labels = async (name: string) =>
+      (await cluster.core.readNamespacedPod({ namespace: 'seed-system', name })).metadata?.labels ??
+      {};
+
+    beforeAll(async () => {
+      await pod('reconciler-a', 'reconciler');
+      await pod('webhook-a', 'webhook');
+    });
+
+    it('is put on its own pod while it leads, and taken off when it stops', async () => {
+      await stopReconciler();
+      running = await startReconciler(kubeconfig, {
+        SEED_LEASE_NAMESPACE: 'seed-system',
+        SEED_LEASE_SECONDS: '3',
+        SEED_POD_NAME: 'reconciler-a',
+      });
+      await cluster.until(
+        async () => (await labels('reconciler-a'))[LEADER_POD_LABEL] === 'true',
+        'the leader label on its pod',
+      );
+      await stopReconciler();
+      expect((await labels('reconciler-a'))[LEADER_POD_LABEL]).toBeUndefined();
+      expect(await labels('reconciler-a')).toEqual({ 'app.kubernetes.io/name': 'reconciler' });
+    });
+
+    it('attack: the reconciler labelling another pod, or changing more than its leader label, is denied', async () => {
+      const kube = KubeRepository.fromKubeconfig(kubeconfig);
+      const denied = { status: 403 };
+      // Another service's pod, to draw the reconciler's traffic to it.
+      await expect(
+        kube.labelPod('seed-system', 'webhook-a', LEADER_POD_LABEL, 'true'),
+      ).rejects.toMatchObject(denied);
+      // Its own pod's other labels: taking it out of its Deployment.
+      await expect(
+        kube.labelPod('seed-system', 'reconciler-a', 'app.kubernetes.io/name', 'webhook'),
+      ).rejects.toMatchObject(denied);
+      await expect(
+        kube.labelPod('seed-system', 'reconciler-a', LEADER_POD_LABEL, 'maybe'),
+      ).rejects.toMatchObject(denied);
+      // Pods outside seed-system: RBAC gives none.
+      await expect(
+        kube.labelPod('kube-system', 'anything', LEADER_POD_LABEL, 'true'),
+      ).rejects.toMatchObject(denied);
+      await kube.labelPod('seed-system', 'reconciler-a', LEADER_POD_LABEL, 'true');
+      await kube.labelPod('seed-system', 'reconciler-a', LEADER_POD_LABEL, null);
+      expect(await labels('reconciler-a')).toEqual({ 'app.kubernetes.io/name': 'reconciler' });
+    });
   });
 });

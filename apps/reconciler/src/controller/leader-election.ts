@@ -1,3 +1,10 @@
+/**
+ * The label the leading replica puts on its own pod. The reconciler's Service selects it,
+ * so calls reach the leader, which writes a push's seed-state once; a follower would
+ * store the generation for the leader and so write it twice.
+ */
+export const LEADER_POD_LABEL = 'seed.loom.farm/leader';
+
 /** What a `coordination.k8s.io` Lease says about who leads. */
 export interface LeaseRecord {
   /** Empty when released. */

@@ -13,6 +13,7 @@ import {
   V1MicroTime,
   VersionApi,
   makeInformer,
+  setHeaderOptions,
   type Informer,
   type KubernetesObject,
   type ObjectCache,
@@ -253,6 +254,16 @@ export class KubeRepository {
           { op: 'add', path: '/message', value: text },
         ],
       }),
+    );
+  }
+
+  /** Sets (or, with null, removes) one label of a pod: a JSON merge patch of it alone. */
+  async labelPod(namespace: string, name: string, key: string, value: string | null) {
+    await this.call(() =>
+      this.core.patchNamespacedPod(
+        { namespace, name, body: { metadata: { labels: { [key]: value } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
     );
   }
 
