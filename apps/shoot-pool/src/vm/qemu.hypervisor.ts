@@ -31,6 +31,7 @@ import {
   type Hypervisor,
   type MicroVm,
   type ReapReport,
+  type RestorePhase,
   type TemplateSpec,
   type VmRole,
   type VmSnapshot,
@@ -197,6 +198,8 @@ export class QemuHypervisor implements Hypervisor {
       mountPoints: spec.mountPoints ?? [],
     });
     const { vm, qmp } = launch;
+    const phase = (name: RestorePhase) => spec.onPhase?.(name, vm.pid);
+    phase('started');
     try {
       await qmp.execute('migrate-set-capabilities', {
         capabilities: [{ capability: 'x-ignore-shared', state: true }],
@@ -211,12 +214,15 @@ export class QemuHypervisor implements Hypervisor {
         sent,
         waitUntilRunning(qmp, deadline - Date.now(), vm.launch.vmmExit.signal),
       ]);
+      phase('loaded');
       await vm.agent.waitReady({
         timeoutMs: Math.max(deadline - Date.now(), 1),
         signal: vm.launch.vmmExit.signal,
       });
+      phase('answered');
       // The guest wakes with the snapshot's clock and RNG state.
       await wakeClone(vm.agent, vm.launch.vmmExit.signal);
+      phase('woken');
     } catch (error) {
       return vm.launch.fail('restore', `restore failed: ${explain(error, vm.launch)}`, error);
     }
