@@ -404,21 +404,20 @@ async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
   try {
     for (let i = 0; i <= RESTORE_SAMPLES; i += 1) {
       const marks: { key: string; qemu: number; daemon: number; wall: number }[] = [];
-      const mark = (key: string, pid: number) => {
+      /** Milliseconds so far; before QEMU exists (`vmmPid` undefined) its CPU is 0. */
+      const mark = (key: string, vmmPid: number | undefined) => {
         const cpu = process.cpuUsage();
         marks.push({
           key,
-          qemu: cpuTicksSync(pid) * 10,
+          qemu: vmmPid === undefined ? 0 : cpuMsSync(vmmPid),
           daemon: (cpu.user + cpu.system) / 1000,
           wall: performance.now(),
         });
       };
-      let pid: number | undefined;
-      mark('spawn', process.pid);
-      marks[0]!.qemu = 0; // no QEMU yet
+      mark('spawn', undefined);
       const vm = await hv.startClone(snapshot, {
         mountPoints: [STORE_POINT, ...VOLUME_POINTS],
-        onPhase: (phase, vmmPid) => mark(phase, (pid = vmmPid)),
+        onPhase: mark,
       });
       try {
         await vm.agent.mount({
@@ -428,9 +427,9 @@ async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
           readOnly: false,
         });
         await vm.agent.exec({ argv: ['true'], timeoutMs: 10_000 });
-        mark('warm', pid!);
+        mark('warm', vm.pid);
         await sleep(IDLE_MS);
-        mark('idle', pid!);
+        mark('idle', vm.pid);
       } finally {
         await vm.destroy();
       }
@@ -449,10 +448,12 @@ async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
   }
 }
 
-function cpuTicksSync(pid: number): number {
+/** CPU ms (utime + stime) of a process, read at once: onPhase is called synchronously. */
+function cpuMsSync(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
+  const ticksPerSecond = 100;
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
 }
 
 function printRestoreProfile(profile: RestoreProfile): void {
