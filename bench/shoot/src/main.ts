@@ -11,9 +11,12 @@
 // (seed_shoot_phase_seconds, read in process) per shoot, the HTTP round trip around it, and
 // the CPU the daemon and its children (QEMU, mount helpers) spent per shoot, refill
 // included; beside it the floor: an idle pre-restored clone driven directly over the agent.
+// Then where one clone's restore spends CPU, phase by phase (restoreProfile): what bounds
+// the pool's sustained rate on a small node.
 // Everything runs in this process on this machine's cores (QEMU under TCG here).
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,6 +32,7 @@ import {
   loadShootPoolConfig,
   processesReferencing,
   type GuestImage,
+  type RestorePhase,
   type ShootPoolApp,
   type VmSnapshot,
 } from '@seed/shoot-pool';
@@ -369,6 +373,111 @@ async function restoreLatency(setup: Setup): Promise<{
   }
 }
 
+/** A restore's phases as the profile prints them: the driver's, then the pool's warm-up. */
+const RESTORE_PHASES: [key: RestorePhase | 'warm' | 'idle', label: string][] = [
+  ['started', 'QEMU start to `-incoming` ready (QMP up)'],
+  ['loaded', 'migration load + `cont` (running)'],
+  ['answered', 'running to agent answer'],
+  ['woken', 'clock set + RNG reseed'],
+  ['warm', "pool's warm-up: mount share + first exec"],
+  ['idle', 'idle afterwards, per second'],
+];
+const IDLE_MS = 1000;
+
+/** Per-phase means of one restore: CPU of the clone's QEMU, of this process, and wall time. */
+type RestoreProfile = Map<string, { qemu: number; daemon: number; wall: number }>;
+
+/**
+ * Where one clone's restore spends CPU: the QEMU process's utime + stime (every thread,
+ * the guest's vCPU included: under TCG the guest's work is QEMU's) and this process's
+ * (QMP, the agent client, the migration stream), read at each phase boundary the driver
+ * reports, then through the pool's warm-up (mount the share, first exec) and IDLE_MS idle.
+ */
+async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
+  const hv = new QemuHypervisor({ runRoot: path.join(setup.root, 'profile'), accel: 'tcg' });
+  const snapshot = await hv.snapshot(
+    await hv.startTemplate({ image: setup.image, memoryMiB: MEMORY_MIB, vcpus: 1 }),
+  );
+  const sums: RestoreProfile = new Map(
+    RESTORE_PHASES.map(([key]) => [key, { qemu: 0, daemon: 0, wall: 0 }]),
+  );
+  try {
+    for (let i = 0; i <= RESTORE_SAMPLES; i += 1) {
+      const marks: { key: string; qemu: number; daemon: number; wall: number }[] = [];
+      /** Milliseconds so far; before QEMU exists (`vmmPid` undefined) its CPU is 0. */
+      const mark = (key: string, vmmPid: number | undefined) => {
+        const cpu = process.cpuUsage();
+        marks.push({
+          key,
+          qemu: vmmPid === undefined ? 0 : cpuMsSync(vmmPid),
+          daemon: (cpu.user + cpu.system) / 1000,
+          wall: performance.now(),
+        });
+      };
+      mark('spawn', undefined);
+      const vm = await hv.startClone(snapshot, {
+        mountPoints: [STORE_POINT, ...VOLUME_POINTS],
+        onPhase: mark,
+      });
+      try {
+        await vm.agent.mount({
+          fstype: vm.share.fstype,
+          source: vm.share.tag,
+          target: SHARE_TARGET,
+          readOnly: false,
+        });
+        await vm.agent.exec({ argv: ['true'], timeoutMs: 10_000 });
+        mark('warm', vm.pid);
+        await sleep(IDLE_MS);
+        mark('idle', vm.pid);
+      } finally {
+        await vm.destroy();
+      }
+      if (i === 0) continue; // the first restore of a snapshot pays for the page cache
+      for (let m = 1; m < marks.length; m += 1) {
+        const sum = sums.get(marks[m]!.key)!;
+        const scale = marks[m]!.key === 'idle' ? 1000 / IDLE_MS : 1;
+        sum.qemu += (scale * (marks[m]!.qemu - marks[m - 1]!.qemu)) / RESTORE_SAMPLES;
+        sum.daemon += (scale * (marks[m]!.daemon - marks[m - 1]!.daemon)) / RESTORE_SAMPLES;
+        sum.wall += (scale * (marks[m]!.wall - marks[m - 1]!.wall)) / RESTORE_SAMPLES;
+      }
+    }
+    return sums;
+  } finally {
+    await snapshot.destroy();
+  }
+}
+
+/** CPU ms (utime + stime) of a process, read at once: onPhase is called synchronously. */
+function cpuMsSync(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticksPerSecond = 100;
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+}
+
+function printRestoreProfile(profile: RestoreProfile): void {
+  console.log(
+    `restore of one clone, mean ms per phase over ${RESTORE_SAMPLES} (CPU: QEMU | this process; wall):`,
+  );
+  const line = rowPrinter(52);
+  const total = { qemu: 0, daemon: 0, wall: 0 };
+  for (const [key, label] of RESTORE_PHASES) {
+    const p = profile.get(key)!;
+    line(`  ${label}`, `${p.qemu.toFixed(1)} | ${p.daemon.toFixed(1)}; ${p.wall.toFixed(1)}`);
+    if (key === 'idle') continue;
+    total.qemu += p.qemu;
+    total.daemon += p.daemon;
+    total.wall += p.wall;
+    if (key === 'woken' || key === 'warm') {
+      line(
+        `  = restored${key === 'warm' ? ' and warm' : ''} (aim: CPU <= 150 ms)`,
+        `${total.qemu.toFixed(1)} | ${total.daemon.toFixed(1)}; ${total.wall.toFixed(1)}`,
+      );
+    }
+  }
+}
+
 /** Closed-loop `true` shoots, 2 x size clients, for LOAD_SECONDS: shoots per second. */
 async function throughput(url: string, size: number): Promise<number> {
   const deadline = performance.now() + LOAD_SECONDS * 1000;
@@ -440,6 +549,7 @@ async function main(): Promise<void> {
     const warm = await warmLatency(setup, { store: setup.store });
     const view = await warmLatency(setup, { store: '/nix/store', image: setup.closureImage.out });
     const restore = await restoreLatency(setup);
+    const restoreCpu = await restoreProfile(setup);
     const boot = await bootLatency(setup);
     const rates: Record<number, number> = {};
     let idle: Awaited<ReturnType<typeof idleCost>> | undefined;
@@ -479,6 +589,7 @@ async function main(): Promise<void> {
       `${(p50(warm.true) / p50(restore.floor.true)).toFixed(2)}x`,
     );
     printProfile(warm, view);
+    printRestoreProfile(restoreCpu);
     line(
       'closure view / pre-bound store, warm p50 `true` (aim <= 1.2x)',
       `${(p50(view.true) / p50(warm.true)).toFixed(2)}x`,

@@ -44,6 +44,7 @@ import {
   type Hypervisor,
   type MicroVm,
   type ReapReport,
+  type RestorePhase,
   type TemplateSpec,
   type VmRole,
   type VmSnapshot,
@@ -175,15 +176,20 @@ export class ClhHypervisor implements Hypervisor {
       snapshot.machine,
       spec.mountPoints ?? [],
     );
+    const phase = (name: RestorePhase) => spec.onPhase?.(name, vm.pid);
+    phase('started');
     try {
       await api.restore(clhRestoreConfig(snapshot.dir, this.#restoreMode), {
         timeoutMs: this.#apiTimeoutMs * 10,
       });
       await api.resume();
       await api.addFs(clhShareConfig(this.#shareTag, shareSocket));
+      phase('loaded');
       await vm.agent.waitReady({ timeoutMs: readyTimeoutMs, signal: vm.launch.vmmExit.signal });
+      phase('answered');
       // The guest wakes with the snapshot's clock and RNG state.
       await wakeClone(vm.agent, vm.launch.vmmExit.signal);
+      phase('woken');
     } catch (error) {
       return vm.launch.fail('restore', `restore failed: ${String(error)}`, error);
     }

@@ -42,7 +42,20 @@ export interface CloneSpec {
   mountPoints?: readonly string[];
   /** How long restore + first agent answer may take; 30 s by default (TCG ≈ 0.3 s). */
   readyTimeoutMs?: number;
+  /**
+   * Called, synchronously, as the restore passes each phase boundary, with the VMM's pid:
+   * lets a profiler (bench/shoot) read the VMM's CPU time per phase. Drivers call the
+   * phases they have, in this order.
+   */
+  onPhase?: (phase: RestorePhase, vmmPid: number) => void;
 }
+
+/**
+ * A restore's phase boundaries: the VMM is up and waiting for the state (`started`), the
+ * state is loaded and the guest runs (`loaded`), the guest's agent answered (`answered`),
+ * its clock is set and its RNG reseeded (`woken`).
+ */
+export type RestorePhase = 'started' | 'loaded' | 'answered' | 'woken';
 
 /** The host folder shared into the guest, and how the guest mounts it. */
 export interface VmShare {

@@ -31,6 +31,7 @@ import {
   type Hypervisor,
   type MicroVm,
   type ReapReport,
+  type RestorePhase,
   type TemplateSpec,
   type VmRole,
   type VmSnapshot,
@@ -117,12 +118,13 @@ export class QemuHypervisor implements Hypervisor {
   async startTemplate(spec: TemplateSpec): Promise<MicroVm> {
     const id = spec.id ?? `tpl-${randomBytes(4).toString('hex')}`;
     checkMachine(id, spec);
+    const accel = await this.accelFor(spec.image);
     const machine: MachineSpec = {
-      accel: await this.accelFor(spec.image),
+      accel,
       memoryMiB: spec.memoryMiB,
       vcpus: spec.vcpus,
       image: spec.image,
-      cmdline: guestCmdline(await this.#hostTscKhz()),
+      cmdline: guestCmdline(await this.#hostTscKhz(), accel),
     };
     return this.#boot(id, 'template', machine, spec.bootTimeoutMs ?? 60_000);
   }
@@ -197,6 +199,8 @@ export class QemuHypervisor implements Hypervisor {
       mountPoints: spec.mountPoints ?? [],
     });
     const { vm, qmp } = launch;
+    const phase = (name: RestorePhase) => spec.onPhase?.(name, vm.pid);
+    phase('started');
     try {
       await qmp.execute('migrate-set-capabilities', {
         capabilities: [{ capability: 'x-ignore-shared', state: true }],
@@ -211,12 +215,15 @@ export class QemuHypervisor implements Hypervisor {
         sent,
         waitUntilRunning(qmp, deadline - Date.now(), vm.launch.vmmExit.signal),
       ]);
+      phase('loaded');
       await vm.agent.waitReady({
         timeoutMs: Math.max(deadline - Date.now(), 1),
         signal: vm.launch.vmmExit.signal,
       });
+      phase('answered');
       // The guest wakes with the snapshot's clock and RNG state.
       await wakeClone(vm.agent, vm.launch.vmmExit.signal);
+      phase('woken');
     } catch (error) {
       return vm.launch.fail('restore', `restore failed: ${explain(error, vm.launch)}`, error);
     }
@@ -368,7 +375,7 @@ export class QemuHypervisor implements Hypervisor {
         memoryMiB: 256,
         vcpus: 1,
         image,
-        cmdline: guestCmdline(await this.#hostTscKhz()),
+        cmdline: guestCmdline(await this.#hostTscKhz(), 'kvm'),
       };
       const vm = await this.#boot(id, 'template', machine, this.#kvmProbeTimeoutMs);
       await vm.destroy();
