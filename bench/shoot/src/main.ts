@@ -256,16 +256,21 @@ async function warmLatency(setup: Setup, store: CallerStore): Promise<WarmRun> {
   }
 }
 
+/** Mounts the clone's share where the pool does, writable. */
+function mountShare(vm: Awaited<ReturnType<QemuHypervisor['startClone']>>) {
+  return vm.agent.mount({
+    fstype: vm.share.fstype,
+    source: vm.share.tag,
+    target: SHARE_TARGET,
+    readOnly: false,
+  });
+}
+
 /** A clone restored from `snapshot` with its share mounted and the store and volume bound. */
 async function preparedClone(hv: QemuHypervisor, snapshot: VmSnapshot, setup: Setup) {
   const vm = await hv.startClone(snapshot, { mountPoints: [STORE_POINT, ...VOLUME_POINTS] });
   try {
-    await vm.agent.mount({
-      fstype: vm.share.fstype,
-      source: vm.share.tag,
-      target: SHARE_TARGET,
-      readOnly: false,
-    });
+    await mountShare(vm);
     await vm.bindIntoExport(setup.store, STORE_POINT, { readOnly: true });
     await vm.bindIntoExport(setup.volume, VOLUME_POINTS[0]!, { readOnly: false });
     return vm;
@@ -420,12 +425,7 @@ async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
         onPhase: mark,
       });
       try {
-        await vm.agent.mount({
-          fstype: vm.share.fstype,
-          source: vm.share.tag,
-          target: SHARE_TARGET,
-          readOnly: false,
-        });
+        await mountShare(vm);
         await vm.agent.exec({ argv: ['true'], timeoutMs: 10_000 });
         mark('warm', vm.pid);
         await sleep(IDLE_MS);
