@@ -118,13 +118,12 @@ export class QemuHypervisor implements Hypervisor {
   async startTemplate(spec: TemplateSpec): Promise<MicroVm> {
     const id = spec.id ?? `tpl-${randomBytes(4).toString('hex')}`;
     checkMachine(id, spec);
-    const accel = await this.accelFor(spec.image);
     const machine: MachineSpec = {
-      accel,
+      accel: await this.accelFor(spec.image),
       memoryMiB: spec.memoryMiB,
       vcpus: spec.vcpus,
       image: spec.image,
-      cmdline: guestCmdline(await this.#hostTscKhz(), accel),
+      cmdline: guestCmdline(await this.#hostTscKhz()),
     };
     return this.#boot(id, 'template', machine, spec.bootTimeoutMs ?? 60_000);
   }
@@ -375,7 +374,7 @@ export class QemuHypervisor implements Hypervisor {
         memoryMiB: 256,
         vcpus: 1,
         image,
-        cmdline: guestCmdline(await this.#hostTscKhz(), 'kvm'),
+        cmdline: guestCmdline(await this.#hostTscKhz()),
       };
       const vm = await this.#boot(id, 'template', machine, this.#kvmProbeTimeoutMs);
       await vm.destroy();
