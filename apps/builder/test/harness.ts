@@ -75,8 +75,9 @@ export class Pushes {
   async settledJob(jobId: string, timeoutMs = 10_000): Promise<Job> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      // The state first, then the job: a job read before it settled keeps its old fields.
+      const state = await this.queue.getJobState(jobId);
       const job = await this.queue.getJob(jobId);
-      const state = await job?.getState();
       if (job && (state === 'failed' || state === 'completed')) return job;
       if (Date.now() > deadline)
         throw new Error(`job ${jobId} still ${state ?? 'missing'} after ${timeoutMs} ms`);
