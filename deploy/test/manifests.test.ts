@@ -1,6 +1,6 @@
 // deploy/manifests: structural invariants, then a server-side dry-run of every object
 // against a real kube-apiserver (the same harness the reconciler's tests use).
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -305,15 +305,20 @@ describe('deploy/manifests', () => {
         value ?? 'from-the-downward-api',
       ]),
     );
-    const tokenFile = path.join(mkdtempSync(path.join(tmpdir(), 'seed-deploy-')), 'token');
+    const tokenDir = mkdtempSync(path.join(tmpdir(), 'seed-deploy-'));
+    const tokenFile = path.join(tokenDir, 'token');
     writeFileSync(tokenFile, 'a'.repeat(64));
     vars.SEED_SHOOT_STATUS_TOKEN_FILE = tokenFile;
-    expect(loadShootPoolConfig(vars).hypervisor).toEqual({
-      kind: 'cloud-hypervisor',
-      binary: 'cloud-hypervisor',
-      virtiofsdBinary: '/usr/libexec/virtiofsd',
-      vmUids: { first: 2_100_000_000, count: 65_536 },
-    });
+    try {
+      expect(loadShootPoolConfig(vars).hypervisor).toEqual({
+        kind: 'cloud-hypervisor',
+        binary: 'cloud-hypervisor',
+        virtiofsdBinary: '/usr/libexec/virtiofsd',
+        vmUids: { first: 2_100_000_000, count: 65_536 },
+      });
+    } finally {
+      rmSync(tokenDir, { recursive: true, force: true });
+    }
   });
 
   it('gives the builder time to drain its builds (60 s grace + 5 s) before SIGKILL', () => {

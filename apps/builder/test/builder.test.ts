@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -33,9 +33,12 @@ async function repo(seeds: Parameters<typeof flake>[0]): Promise<FlakeRepo> {
   return created;
 }
 
+let historyDir: string;
+
 beforeAll(async () => {
+  historyDir = await mkdtemp(path.join(tmpdir(), 'seed-history-'));
   stack = await startBuilderStack({
-    SEED_HISTORY_DIR: await mkdtemp(path.join(tmpdir(), 'seed-history-')),
+    SEED_HISTORY_DIR: historyDir,
     SEED_BUILDER_CONCURRENCY: '2',
     SEED_APPLY_ATTEMPTS: '8',
     SEED_APPLY_BACKOFF_MS: '100',
@@ -47,6 +50,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await Promise.all(repos.map((r) => r.dispose()));
+  if (historyDir) await rm(historyDir, { recursive: true, force: true });
 });
 
 describe('a push', () => {

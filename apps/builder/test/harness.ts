@@ -1,4 +1,6 @@
+import { afterAll } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -130,6 +132,11 @@ function unique(seeds: Record<string, DemoSeed>): Record<string, DemoSeed> {
 const API_TOKEN = randomBytes(16).toString('hex');
 
 let credentials: Promise<{ certificates: PlatformCertificates; tokenFile: string }> | undefined;
+let credentialsDir: string | undefined;
+// Kept for the whole test file (its builders and clients share the CA), removed after it.
+afterAll(() => {
+  if (credentialsDir) rmSync(credentialsDir, { recursive: true, force: true });
+});
 
 /** This test file's platform CA and certificates, and the builder's API token file. */
 export function builderCredentials(): Promise<{
@@ -138,6 +145,7 @@ export function builderCredentials(): Promise<{
 }> {
   credentials ??= (async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'seed-builder-tls-'));
+    credentialsDir = dir;
     const tokenFile = path.join(dir, 'api.token');
     await writeFile(tokenFile, API_TOKEN);
     return { certificates: await createPlatformCertificates(dir), tokenFile };

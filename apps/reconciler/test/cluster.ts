@@ -1,4 +1,5 @@
 // Test helpers: generations as the builder sends them, and plain reads of the real cluster.
+import { afterAll } from '@jest/globals';
 import {
   AppsV1Api,
   CoreV1Api,
@@ -9,6 +10,7 @@ import {
   type V1Pod,
   type V1PodStatus,
 } from '@kubernetes/client-node';
+import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -62,12 +64,18 @@ export function generation(
 }
 
 let certificates: Promise<PlatformCertificates> | undefined;
+let certificatesDir: string | undefined;
+// Kept for the whole test file (every reconciler of it trusts this CA), removed after it.
+afterAll(() => {
+  if (certificatesDir) rmSync(certificatesDir, { recursive: true, force: true });
+});
 
 /** One platform CA and its certificates for this test file's reconcilers and clients. */
 export function testCertificates(): Promise<PlatformCertificates> {
-  certificates ??= mkdtemp(path.join(tmpdir(), 'seed-reconciler-tls-')).then(
-    createPlatformCertificates,
-  );
+  certificates ??= mkdtemp(path.join(tmpdir(), 'seed-reconciler-tls-')).then((dir) => {
+    certificatesDir = dir;
+    return createPlatformCertificates(dir);
+  });
   return certificates;
 }
 
