@@ -13,11 +13,12 @@
 // included; beside it the floor: an idle pre-restored clone driven directly over the agent.
 // Then where one clone's restore spends CPU, phase by phase (restoreProfile): what bounds
 // the pool's sustained rate on a small node.
-// Everything runs in this process on this machine's cores (QEMU under TCG here).
+// Everything runs on this machine's cores (QEMU under TCG here): the daemon in this
+// process, its callers in a thread of their own (caller.ts), as another pod's would be.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { readFileSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -37,6 +38,7 @@ import {
   type VmSnapshot,
 } from '@seed/shoot-pool';
 import { runBench, rowPrinter } from '@seed/testing';
+import { ThreadCaller } from './caller';
 
 const WARM_SAMPLES = Number(process.env.BENCH_WARM_SAMPLES ?? 40);
 const RESTORE_SAMPLES = Number(process.env.BENCH_RESTORE_SAMPLES ?? 10);
@@ -140,18 +142,6 @@ async function warmed(app: ShootPoolApp, size: number): Promise<void> {
   throw new Error('the pool did not warm up within 6 s');
 }
 
-async function shoot(url: string, command: string[]): Promise<void> {
-  const response = await fetch(`${url}/shoot`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ command, timeout: 10_000 }),
-  });
-  const body = (await response.json()) as { exitCode?: number; error?: string };
-  if (response.status !== 200 || body.exitCode !== 0) {
-    throw new Error(`shoot ${command.join(' ')}: ${response.status} ${JSON.stringify(body)}`);
-  }
-}
-
 /** Seconds spent so far in each phase of the daemon's shoots, and the shoots' own total. */
 async function phaseTotals(app: ShootPoolApp): Promise<Map<string, number>> {
   const totals = new Map<string, number>();
@@ -171,25 +161,47 @@ async function phaseTotals(app: ShootPoolApp): Promise<Map<string, number>> {
   return totals;
 }
 
-/** CPU seconds of this process, and of its children (reaped or running) with theirs. */
-async function cpuSeconds(): Promise<{ daemon: number; children: number }> {
-  const fields = async (pid: number | 'self') => {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat
-      .slice(stat.lastIndexOf(')') + 2)
-      .split(' ')
-      .map(Number);
-  };
-  const self = await fields('self');
-  // Fields after the name, 0-based: ppid 1, utime 11, stime 12, cutime 13, cstime 14.
+/** Fields of a /proc/<pid>/stat after the name, 0-based: utime 11, stime 12, cutime 13, cstime 14. */
+function statFields(pid: number | 'self'): number[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
+}
+
+/**
+ * CPU seconds of this process, and of its children (reaped or running) with theirs. Only
+ * this process's own children are read (/proc/self/task/<tid>/children), not every process
+ * on the machine: a scan of /proc cost this process ~10 ms per reading, more the busier
+ * the machine, which showed as the daemon's CPU per shoot swinging between runs.
+ */
+function cpuSeconds(): { daemon: number; children: number } {
+  const self = statFields('self');
   let children = self[13]! + self[14]!;
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await fields(Number(entry)).catch(() => undefined);
-    if (stat?.[1] === process.pid) children += stat[11]! + stat[12]! + stat[13]! + stat[14]!;
+  for (const tid of readdirSync('/proc/self/task')) {
+    const pids = readFileSync(`/proc/self/task/${tid}/children`, 'utf8').trim();
+    for (const pid of pids === '' ? [] : pids.split(' ').map(Number)) {
+      try {
+        const stat = statFields(pid);
+        children += stat[11]! + stat[12]! + stat[13]! + stat[14]!;
+      } catch {
+        // Exited since the listing: its CPU is in cutime/cstime at the next reading.
+      }
+    }
   }
   const ticksPerSecond = 100;
   return { daemon: (self[11]! + self[12]!) / ticksPerSecond, children: children / ticksPerSecond };
+}
+
+/**
+ * The machine's CPU time so far, in ticks: all of it, and what the hypervisor under this VM
+ * gave to others (steal). Runs of the same build differ by 2x in warm latency; the steal
+ * during a series tells a slower host from a slower build.
+ */
+function hostTicks(): { total: number; steal: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1, 9).map(Number);
+  return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7]! };
 }
 
 /** Per shoot: mean ms in each phase, the HTTP round trip's share, and CPU ms. */
@@ -213,7 +225,8 @@ class ProfileSum {
 }
 
 async function measured(app: ShootPoolApp): Promise<Map<string, number>> {
-  const [phases, cpu] = await Promise.all([phaseTotals(app), cpuSeconds()]);
+  const phases = await phaseTotals(app);
+  const cpu = cpuSeconds();
   return new Map([...phases, ['cpu-daemon', cpu.daemon], ['cpu-children', cpu.children]]);
 }
 
@@ -221,6 +234,8 @@ interface WarmRun {
   true: number[];
   read: number[];
   profile: { true: Profile; read: Profile };
+  /** Of the machine's CPU time during the series, the share the host gave to others. */
+  stealPercent: number;
 }
 
 /**
@@ -228,18 +243,23 @@ interface WarmRun {
  * each shoot's profile: taken from before the request to after the pool is warm again, so
  * the used clone's teardown and its replacement's restore count in its CPU.
  */
-async function warmLatency(setup: Setup, store: CallerStore): Promise<WarmRun> {
+async function warmLatency(
+  setup: Setup,
+  caller: ThreadCaller,
+  store: CallerStore,
+): Promise<WarmRun> {
   const { app, url } = await startApp(setup, 2, store);
   try {
     for (let i = 0; i < 5; i += 1) {
-      await shoot(url, ['true']);
+      await caller.shoot(url, ['true']);
       await warmed(app, 2);
     }
+    const ticksBefore = hostTicks();
     const samples = { true: [] as number[], read: [] as number[] };
     const sums = { true: new ProfileSum(), read: new ProfileSum() };
     const sample = async (kind: 'true' | 'read', command: string[]) => {
       const before = await measured(app);
-      const ms = await timed(() => shoot(url, command));
+      const ms = await caller.shoot(url, command);
       samples[kind].push(ms);
       await warmed(app, 2);
       const after = await measured(app);
@@ -250,7 +270,13 @@ async function warmLatency(setup: Setup, store: CallerStore): Promise<WarmRun> {
       await sample('true', ['true']);
       await sample('read', ['cat', '/data/in.txt']);
     }
-    return { ...samples, profile: { true: sums.true.means(), read: sums.read.means() } };
+    const ticksAfter = hostTicks();
+    return {
+      ...samples,
+      profile: { true: sums.true.means(), read: sums.read.means() },
+      stealPercent:
+        (100 * (ticksAfter.steal - ticksBefore.steal)) / (ticksAfter.total - ticksBefore.total),
+    };
   } finally {
     await app.http.close();
   }
@@ -479,13 +505,13 @@ function printRestoreProfile(profile: RestoreProfile): void {
 }
 
 /** Closed-loop `true` shoots, 2 x size clients, for LOAD_SECONDS: shoots per second. */
-async function throughput(url: string, size: number): Promise<number> {
+async function throughput(caller: ThreadCaller, url: string, size: number): Promise<number> {
   const deadline = performance.now() + LOAD_SECONDS * 1000;
   let done = 0;
   await Promise.all(
     Array.from({ length: size * 2 }, async () => {
       while (performance.now() < deadline) {
-        await shoot(url, ['true']);
+        await caller.shoot(url, ['true']);
         done += 1;
       }
     }),
@@ -545,9 +571,13 @@ async function main(): Promise<void> {
   await mkdir(setup.store);
   await mkdir(setup.volume);
   await writeFile(path.join(setup.volume, 'in.txt'), 'x'.repeat(4096));
+  const caller = new ThreadCaller();
   try {
-    const warm = await warmLatency(setup, { store: setup.store });
-    const view = await warmLatency(setup, { store: '/nix/store', image: setup.closureImage.out });
+    const warm = await warmLatency(setup, caller, { store: setup.store });
+    const view = await warmLatency(setup, caller, {
+      store: '/nix/store',
+      image: setup.closureImage.out,
+    });
     const restore = await restoreLatency(setup);
     const restoreCpu = await restoreProfile(setup);
     const boot = await bootLatency(setup);
@@ -557,8 +587,8 @@ async function main(): Promise<void> {
       const { app, url } = await startApp(setup, size);
       try {
         if (size === 4) idle = await idleCost(setup.runRoot);
-        await throughput(url, size); // nothing warm-up: a short round first
-        rates[size] = await throughput(url, size);
+        await throughput(caller, url, size); // nothing warm-up: a short round first
+        rates[size] = await throughput(caller, url, size);
       } finally {
         await app.http.close();
       }
@@ -588,6 +618,10 @@ async function main(): Promise<void> {
       'warm / floor p50 `true` (aim <= 1.5x)',
       `${(p50(warm.true) / p50(restore.floor.true)).toFixed(2)}x`,
     );
+    line(
+      'host steal during the warm series (this VM waiting for its host)',
+      `${warm.stealPercent.toFixed(1)}% | ${view.stealPercent.toFixed(1)}% of CPU time`,
+    );
     printProfile(warm, view);
     printRestoreProfile(restoreCpu);
     line(
@@ -614,6 +648,7 @@ async function main(): Promise<void> {
     }
     line('bench wall time', `${((performance.now() - started) / 1000).toFixed(0)} s`);
   } finally {
+    await caller.close();
     await rm(root, { recursive: true, force: true });
     // The toy closure and its derivations are nobody's (no GC root): leave the store as
     // it was (nix deletes the outputs before the derivations).
