@@ -14,7 +14,7 @@
 // Then where one clone's restore spends CPU, phase by phase (restoreProfile): what bounds
 // the pool's sustained rate on a small node.
 // Everything runs on this machine's cores (QEMU under TCG here): the daemon in this
-// process, its callers in a thread of their own (caller.ts), as another pod's would be.
+// process, its callers in a process of their own (caller.ts), as another pod's would be.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -38,7 +38,7 @@ import {
   type VmSnapshot,
 } from '@seed/shoot-pool';
 import { runBench, rowPrinter } from '@seed/testing';
-import { ThreadCaller } from './caller';
+import { ProcessCaller } from './caller';
 
 const WARM_SAMPLES = Number(process.env.BENCH_WARM_SAMPLES ?? 40);
 const RESTORE_SAMPLES = Number(process.env.BENCH_RESTORE_SAMPLES ?? 10);
@@ -171,17 +171,19 @@ function statFields(pid: number | 'self'): number[] {
 }
 
 /**
- * CPU seconds of this process, and of its children (reaped or running) with theirs. Only
+ * CPU seconds of this process, and of its children (reaped or running) with theirs, but
+ * the caller's (a process of the bench's, not of the daemon's). Only
  * this process's own children are read (/proc/self/task/<tid>/children), not every process
  * on the machine: a scan of /proc cost this process ~10 ms per reading, more the busier
  * the machine, which showed as the daemon's CPU per shoot swinging between runs.
  */
-function cpuSeconds(): { daemon: number; children: number } {
+function cpuSeconds(caller: ProcessCaller): { daemon: number; children: number } {
   const self = statFields('self');
   let children = self[13]! + self[14]!;
   for (const tid of readdirSync('/proc/self/task')) {
     const pids = readFileSync(`/proc/self/task/${tid}/children`, 'utf8').trim();
     for (const pid of pids === '' ? [] : pids.split(' ').map(Number)) {
+      if (pid === caller.pid) continue;
       try {
         const stat = statFields(pid);
         children += stat[11]! + stat[12]! + stat[13]! + stat[14]!;
@@ -224,9 +226,9 @@ class ProfileSum {
   }
 }
 
-async function measured(app: ShootPoolApp): Promise<Map<string, number>> {
+async function measured(app: ShootPoolApp, caller: ProcessCaller): Promise<Map<string, number>> {
   const phases = await phaseTotals(app);
-  const cpu = cpuSeconds();
+  const cpu = cpuSeconds(caller);
   return new Map([...phases, ['cpu-daemon', cpu.daemon], ['cpu-children', cpu.children]]);
 }
 
@@ -245,7 +247,7 @@ interface WarmRun {
  */
 async function warmLatency(
   setup: Setup,
-  caller: ThreadCaller,
+  caller: ProcessCaller,
   store: CallerStore,
 ): Promise<WarmRun> {
   const { app, url } = await startApp(setup, 2, store);
@@ -258,11 +260,11 @@ async function warmLatency(
     const samples = { true: [] as number[], read: [] as number[] };
     const sums = { true: new ProfileSum(), read: new ProfileSum() };
     const sample = async (kind: 'true' | 'read', command: string[]) => {
-      const before = await measured(app);
+      const before = await measured(app, caller);
       const ms = await caller.shoot(url, command);
       samples[kind].push(ms);
       await warmed(app, 2);
-      const after = await measured(app);
+      const after = await measured(app, caller);
       after.set('http', (before.get('http') ?? 0) + ms / 1000);
       sums[kind].add(before, after);
     };
@@ -505,7 +507,7 @@ function printRestoreProfile(profile: RestoreProfile): void {
 }
 
 /** Closed-loop `true` shoots, 2 x size clients, for LOAD_SECONDS: shoots per second. */
-async function throughput(caller: ThreadCaller, url: string, size: number): Promise<number> {
+async function throughput(caller: ProcessCaller, url: string, size: number): Promise<number> {
   const deadline = performance.now() + LOAD_SECONDS * 1000;
   let done = 0;
   await Promise.all(
@@ -571,7 +573,7 @@ async function main(): Promise<void> {
   await mkdir(setup.store);
   await mkdir(setup.volume);
   await writeFile(path.join(setup.volume, 'in.txt'), 'x'.repeat(4096));
-  const caller = new ThreadCaller();
+  const caller = new ProcessCaller();
   try {
     const warm = await warmLatency(setup, caller, { store: setup.store });
     const view = await warmLatency(setup, caller, {

@@ -1,6 +1,5 @@
-// The bench's caller, in a thread of its own (see caller.ts): one POST /shoot per message,
+// The bench's caller, a process of its own (see caller.ts): one POST /shoot per message,
 // timed from the request to the parsed answer, as a caller measures it.
-import { parentPort } from 'node:worker_threads';
 
 interface ShootAsk {
   id: number;
@@ -8,8 +7,7 @@ interface ShootAsk {
   command: string[];
 }
 
-const port = parentPort!;
-port.on('message', ({ id, url, command }: ShootAsk) => {
+process.on('message', ({ id, url, command }: ShootAsk) => {
   const started = performance.now();
   void (async () => {
     const response = await fetch(`${url}/shoot`, {
@@ -24,7 +22,7 @@ port.on('message', ({ id, url, command }: ShootAsk) => {
     }
     return ms;
   })().then(
-    (ms) => port.postMessage({ id, ms }),
-    (error: unknown) => port.postMessage({ id, error: String(error) }),
+    (ms) => process.send!({ id, ms }),
+    (error: unknown) => process.send!({ id, error: String(error) }),
   );
 });
