@@ -202,7 +202,11 @@ function cpuSeconds(caller: ProcessCaller): { daemon: number; children: number }
  * during a series tells a slower host from a slower build.
  */
 function hostTicks(): { total: number; steal: number } {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1, 9).map(Number);
+  const fields = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]!
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number);
   return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7]! };
 }
 
