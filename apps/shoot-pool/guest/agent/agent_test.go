@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -204,5 +205,59 @@ func TestExecBindsFailBeforeTheCommand(t *testing.T) {
 	}, `"code":"ENOENT","step":"bind"`, `"kind":"bad-request"`, `"kind":"bad-request"`)
 	if _, err := os.Stat(marker); err == nil {
 		t.Fatal("the command ran although its bind failed")
+	}
+}
+
+// A bind makes its missing target of the source's kind without asking the source's kind
+// first (mount.go), and a target it made for a bind that failed is gone again.
+func TestBindMakesTheTargetOfTheSourcesKind(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("binds need root")
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(src+"/file", []byte("a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst+"/existing", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unmountAfter := func(target string) {
+		t.Cleanup(func() { _ = syscall.Unmount(target, syscall.MNT_DETACH) })
+	}
+	for _, c := range []struct{ source, target, read string }{
+		{src, dst + "/dir/nested", dst + "/dir/nested/file"},
+		{src + "/file", dst + "/new-file", dst + "/new-file"},
+		{src + "/file", dst + "/existing", dst + "/existing"},
+	} {
+		if err := bindMount(bindSpec{Source: c.source, Target: c.target, ReadOnly: true}); err != nil {
+			t.Fatalf("bind %s on %s: %v", c.source, c.target, err)
+		}
+		unmountAfter(c.target)
+		if got, err := os.ReadFile(c.read); err != nil || string(got) != "a file" {
+			t.Fatalf("through the bind on %s: %q %v", c.target, got, err)
+		}
+		if err := os.WriteFile(c.read, []byte("x"), 0o644); !errors.Is(err, syscall.EROFS) {
+			t.Fatalf("a read-only bind on %s took a write: %v", c.target, err)
+		}
+	}
+
+	err := bindMount(bindSpec{Source: src + "/missing", Target: dst + "/for-missing"})
+	var re *requestError
+	if !errors.As(err, &re) || re.code != "ENOENT" {
+		t.Fatalf("a missing source: %v", err)
+	}
+	if _, err := os.Lstat(dst + "/for-missing"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the target made for a failed bind stayed: %v", err)
+	}
+	// A directory onto an existing file: refused, and the file stays a file.
+	if err := os.WriteFile(dst+"/plain", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := bindMount(bindSpec{Source: src, Target: dst + "/plain"}); err == nil {
+		unmountAfter(dst + "/plain")
+		t.Fatal("a directory was bound onto a file")
+	}
+	if info, err := os.Lstat(dst + "/plain"); err != nil || !info.Mode().IsRegular() {
+		t.Fatalf("the file target changed: %v %v", info, err)
 	}
 }
