@@ -109,6 +109,15 @@ export class BranchPoller {
     const job = branchBuild(flake, head, deliveryId, this.now());
     const record = await this.builds.queue(flake.forge, deliveryId, [job]);
     if (record.duplicate) return 'unchanged';
+    if (!record.builds[0]!.created) {
+      // Built or queued before, within the dedupe window, though not the flake's latest
+      // (a branch moved back, or an operator rebuilt an older commit since): nothing new.
+      log.info(
+        { commit: head.commit, jobId },
+        'poll found a branch head built before; nothing queued',
+      );
+      return 'unchanged';
+    }
     log.info({ commit: head.commit, jobId }, 'poll found a new branch head; build queued');
     this.onQueued(flake.flake, head.commit);
     return 'queued';

@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { REDIS_USERS } from '@seed/builds-queue';
@@ -189,5 +191,39 @@ describe('polling as the safety net under webhooks', () => {
     expect(await (await fetch(`${url}/metrics`)).text()).toMatch(
       /seed_webhook_polls_total\{outcome="unchanged"\} [1-9]/,
     );
+  });
+
+  it('queues nothing for a head built before that is no longer the latest', async () => {
+    const git = (...args: string[]) => promisify(execFile)('git', ['-C', repo.dir, ...args]);
+    // A commit a delivery announced that no poll saw: made off the branch.
+    const tree = (await git('rev-parse', 'HEAD^{tree}')).stdout.trim();
+    const parent = await repo.head();
+    const delivered = (await git('commit-tree', tree, '-p', parent, '-m', 'd')).stdout.trim();
+    const delivery = await fetch(`${url}/webhook`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-gitlab-event': 'Push Hook',
+        'x-gitlab-token': 'gitlab-token',
+        'idempotency-key': 'delivery-d',
+      },
+      body: JSON.stringify(gitlabPush('gitlab.example', 'group/app', delivered)),
+    });
+    expect(delivery.status).toBe(202);
+    const polled = await repo.commit({ 'e.txt': 'e' });
+    await until('the polled build of the next head', () => built(polled));
+    const queuedPolls = async () =>
+      Number(
+        /seed_webhook_polls_total\{outcome="queued"\} (\d+)/.exec(
+          await (await fetch(`${url}/metrics`)).text(),
+        )?.[1],
+      );
+    const queuedBefore = await queuedPolls();
+    // The branch moves to the delivered commit: built before, no longer the latest.
+    await git('reset', '--quiet', '--hard', delivered);
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(await queuedPolls()).toBe(queuedBefore);
+    const jobs = await queue.getJobs(['waiting', 'delayed', 'active', 'completed', 'failed']);
+    expect(jobs.filter((job) => job.data.commit === delivered)).toHaveLength(1);
   });
 });
