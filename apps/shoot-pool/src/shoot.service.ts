@@ -7,13 +7,16 @@
 // (store/closure-views.ts: its image's closure, nothing else of the node's store) into
 // `export/store`, read-only, and volume i into `export/vol<i>` (read-write); the agent
 // bind-mounts /run/shoot/vol<i> onto the volume's own mount point (as in the caller's
-// pod), so commands see the paths they see in the caller. A local pool that pre-binds a
+// pod), so commands see the paths they see in the caller; a clone that warmed after a
+// shoot of the same volume layout made those guest binds already (WarmPool.prepare), and
+// one that made another layout's unbinds and removes them first. A local pool that pre-binds a
 // store folder (development) binds a caller's other store into `export/store1` and onto
 // /nix/store over it.
 import type { Logger } from '@seed/service-kit';
 import { shootCommandSchema, shootRequestSchema, type ShootAnswer } from '@seed/contracts';
 import type { z } from 'zod';
 import { AgentError } from './agent/agent.errors';
+import type { BindRequest } from './agent/protocol';
 import {
   CallerRejected,
   type Caller,
@@ -267,15 +270,25 @@ export class ShootService {
           ),
         ]),
       );
-      // Made by the agent in the exec's own round trip (~7 ms each under TCG).
+      const volumeBinds = caller.volumes.map((volume, i) =>
+        guestBind(VOLUME_POINTS[i]!, volume.mountPoint, false),
+      );
+      // The clone made the volume binds of the layout last served while it warmed; a
+      // caller of another layout must not see that layout's mount points, so they are
+      // unbound and removed before its command runs.
+      const layoutPrepared = sameBinds(lease.prepared, volumeBinds);
+      // Made by the agent in the exec's own round trip (~4 ms each under TCG).
       const binds = [
         ...(guestBindsStore ? [guestBind(storePoint, GUEST_STORE, true)] : []),
-        ...caller.volumes.map((volume, i) =>
-          guestBind(VOLUME_POINTS[i]!, volume.mountPoint, false),
-        ),
+        ...(layoutPrepared ? [] : volumeBinds),
       ];
-      const result = await this.#timed('agent', () =>
-        vm.agent.exec(
+      const result = await this.#timed('agent', async () => {
+        if (!layoutPrepared) {
+          for (const bind of [...lease.prepared].reverse()) {
+            await vm.agent.unmount({ target: bind.target, lazy: false, remove: true }, options);
+          }
+        }
+        return vm.agent.exec(
           {
             argv: command.argv,
             env: command.env,
@@ -285,8 +298,10 @@ export class ShootService {
             binds,
           },
           options,
-        ),
-      );
+        );
+      });
+      // The guest took these binds: the clones warming from now on make them ahead.
+      this.pool.prepare(volumeBinds);
       return {
         exitCode: result.exitCode,
         stdout: result.stdout,
@@ -318,6 +333,18 @@ export class ShootService {
       died.abort();
     }
   }
+}
+
+function sameBinds(a: readonly BindRequest[], b: readonly BindRequest[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every(
+      (bind, i) =>
+        bind.source === b[i]!.source &&
+        bind.target === b[i]!.target &&
+        bind.readOnly === b[i]!.readOnly,
+    )
+  );
 }
 
 function checkVolumes(caller: Caller): void {

@@ -106,6 +106,7 @@ describeVm('shoot pool daemon', () => {
       SEED_SHOOT_LOCAL_CALLER: JSON.stringify({
         '127.0.0.1': { store, volumes: [{ hostPath: volume, mountPoint: '/data' }] },
         '127.0.0.3': { store: otherStore, volumes: [] },
+        '127.0.0.4': { store, volumes: [{ hostPath: volume, mountPoint: '/srv/deep/mount' }] },
       }),
       ...env,
     });
@@ -247,6 +248,22 @@ describeVm('shoot pool daemon', () => {
       const later = await shoot({ command: ['sh', '-c', leftovers] });
       expect(later.body).toMatchObject({ exitCode: 0, stdout: '' });
     }
+  });
+
+  it("attack: a clone prepared with one caller's mount points shows none to a caller of another layout", async () => {
+    // Two shoots of one layout: both clones warming afterwards bind /srv/deep/mount ahead.
+    for (let i = 0; i < 2; i += 1) {
+      const deep = await shoot({ command: ['cat', '/srv/deep/mount/in.txt'] }, '127.0.0.4');
+      expect(deep.body).toMatchObject({ exitCode: 0, stdout: 'from the volume\n' });
+      await waitFor('a full warm pool', fullyIdle(2));
+    }
+    const look = 'ls -d /srv/deep /srv 2>/dev/null; grep /srv /proc/mounts; true';
+    const other = await shoot({ command: ['sh', '-c', look] }, '127.0.0.3');
+    expect(other.body).toMatchObject({ exitCode: 0, stdout: '' });
+    // And the layout's own caller still gets its volume, prepared or not.
+    await waitFor('a full warm pool', fullyIdle(2));
+    const again = await shoot({ command: ['cat', '/srv/deep/mount/in.txt'] }, '127.0.0.4');
+    expect(again.body).toMatchObject({ exitCode: 0, stdout: 'from the volume\n' });
   });
 
   it('refuses invalid requests with reasons', async () => {

@@ -261,3 +261,29 @@ func TestBindMakesTheTargetOfTheSourcesKind(t *testing.T) {
 		t.Fatalf("the file target changed: %v %v", info, err)
 	}
 }
+
+// Unmounting a bind with remove leaves the tree as it was before the bind: what the bind
+// made (the target and its missing parents) goes, what was there stays.
+func TestUnmountWithRemoveTakesBackWhatTheBindMade(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("binds need root")
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	if err := os.Mkdir(dst+"/kept", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{dst + "/made/deeper/target", dst + "/kept"} {
+		if err := bindMount(bindSpec{Source: src, Target: target}); err != nil {
+			t.Fatal(err)
+		}
+		if err := unmount(unmountRequest{Target: target, Remove: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Lstat(dst + "/made"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("what the bind made stayed: %v", err)
+	}
+	if info, err := os.Lstat(dst + "/kept"); err != nil || !info.IsDir() {
+		t.Fatalf("a target that was there before the bind went: %v", err)
+	}
+}

@@ -61,6 +61,8 @@ type unmountRequest struct {
 	Target string `json:"target"`
 	// Lazy detaches the mount even while it is busy (MNT_DETACH).
 	Lazy bool `json:"lazy"`
+	// Remove then removes what a bind made for the target (it and its missing parents).
+	Remove bool `json:"remove"`
 }
 
 type execRequest struct {

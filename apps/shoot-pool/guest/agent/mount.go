@@ -7,7 +7,9 @@ package main
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -64,25 +66,44 @@ func bindMount(req bindSpec) error {
 	return nil
 }
 
-// bindOnto binds the source onto a target of the kind asked; a target it had to make is
-// removed again when the bind fails. It answers what it was doing when it failed.
+// madeByBinds holds, per bind target, the paths a bind had to make for it (deepest
+// first), so that unmount with Remove leaves the guest's tree as it was before the bind:
+// a clone prepared with one caller's mount points shows none of them to the next caller.
+var madeByBinds = struct {
+	sync.Mutex
+	paths map[string][]string
+}{paths: map[string][]string{}}
+
+// bindOnto binds the source onto a target of the kind asked; what it had to make for the
+// target is removed again when the bind fails, and recorded when it succeeds. It answers
+// what it was doing when it failed.
 func bindOnto(req bindSpec, dir bool) (string, error) {
 	made, err := makeTarget(req.Target, dir)
 	if err != nil {
 		return "create " + req.Target, err
 	}
 	err = syscall.Mount(req.Source, req.Target, "", syscall.MS_BIND|syscall.MS_REC, "")
-	if err != nil && made {
-		_ = os.Remove(req.Target)
+	if err != nil {
+		removeAll(made)
+	} else if len(made) > 0 {
+		madeByBinds.Lock()
+		madeByBinds.paths[filepath.Clean(req.Target)] = made
+		madeByBinds.Unlock()
 	}
 	return "bind " + req.Source + " on " + req.Target, err
 }
 
-// makeTarget makes a missing bind target, a directory (with its parents) or an empty file;
-// made says whether the target itself was missing.
-func makeTarget(target string, dir bool) (made bool, err error) {
-	_, err = os.Lstat(target)
-	missing := errors.Is(err, os.ErrNotExist)
+// makeTarget makes a missing bind target, a directory (with its parents) or an empty file,
+// and answers the paths it made, deepest first.
+func makeTarget(target string, dir bool) ([]string, error) {
+	var missing []string
+	for p := filepath.Clean(target); p != "/"; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		missing = append(missing, p)
+	}
+	var err error
 	if dir {
 		err = os.MkdirAll(target, 0o755)
 	} else {
@@ -91,7 +112,21 @@ func makeTarget(target string, dir bool) (made bool, err error) {
 			err = f.Close()
 		}
 	}
-	return missing && err == nil, err
+	if err != nil {
+		removeAll(missing)
+		return nil, err
+	}
+	return missing, nil
+}
+
+// removeAll removes paths, deepest first, and answers the first failure.
+func removeAll(paths []string) error {
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return failed("remove "+p, err)
+		}
+	}
+	return nil
 }
 
 func remount(req remountRequest) error {
@@ -122,5 +157,12 @@ func unmount(req unmountRequest) error {
 	if err := syscall.Unmount(req.Target, flags); err != nil {
 		return failed("unmount "+req.Target, err)
 	}
-	return nil
+	if !req.Remove {
+		return nil
+	}
+	madeByBinds.Lock()
+	made := madeByBinds.paths[filepath.Clean(req.Target)]
+	delete(madeByBinds.paths, filepath.Clean(req.Target))
+	madeByBinds.Unlock()
+	return removeAll(made)
 }

@@ -248,6 +248,8 @@ export interface UnmountRequest {
   target: string;
   /** Detach even while busy (MNT_DETACH). */
   lazy: boolean;
+  /** Then remove what a bind made for the target (it and its missing parents). */
+  remove?: boolean;
 }
 
 export interface ExecRequest {

@@ -3,16 +3,28 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from '@jest/globals';
 import { createLogger } from '@seed/service-kit';
 import type { AgentClient } from '../../src/agent/agent.client';
+import type { BindRequest } from '../../src/agent/protocol';
 import { PoolUnavailable, WarmPool, type PoolTransition } from '../../src/pool/pool';
 import type { Hypervisor, MicroVm, VmExit, VmSnapshot } from '../../src/vm/hypervisor';
+
+/** A guest bind target the fake guest refuses. */
+const REFUSED_TARGET = '/refused';
 
 class FakeVm implements MicroVm {
   readonly role = 'clone' as const;
   readonly runDir = '/nonexistent';
   readonly share = { tag: 'share', fstype: '9p' as const, hostDir: '/nonexistent' };
+  /** The binds of the warm-up's exec. */
+  warmBinds: BindRequest[] = [];
   readonly agent = {
     mount: () => Promise.resolve(),
-    exec: () => Promise.resolve({ exitCode: 0 }),
+    exec: (request: { binds?: BindRequest[] }) => {
+      this.warmBinds = request.binds ?? [];
+      if (this.warmBinds.some((bind) => bind.target === REFUSED_TARGET)) {
+        return Promise.reject(new Error('the guest refused the bind'));
+      }
+      return Promise.resolve({ exitCode: 0 });
+    },
   } as unknown as AgentClient;
   readonly exited: Promise<VmExit>;
   destroyed = false;
@@ -125,6 +137,29 @@ describe('WarmPool', () => {
     expect(hv.vms.length).toBe(3);
     await pool.drain();
     expect(hv.vms.every((vm) => vm.destroyed)).toBe(true);
+  });
+
+  it('prepares the layout last served in clones that warm afterwards, never a refused one', async () => {
+    const { hv, pool } = await startedPool(1, 1, 2);
+    const volume = { source: '/run/shoot/vol0', target: '/data', readOnly: false };
+    const first = await pool.acquire('a');
+    expect(first.prepared).toEqual([]);
+    pool.prepare([volume]);
+    await first.release();
+    await until(() => pool.status().idle === 1);
+    const second = await pool.acquire('a');
+    expect(second.prepared).toEqual([volume]);
+    expect((second.vm as FakeVm).warmBinds).toContainEqual(volume);
+
+    // A layout the guest refuses fails that warm-up once; the next clones prepare nothing.
+    pool.prepare([{ ...volume, target: REFUSED_TARGET }]);
+    await second.release();
+    await until(() => pool.status().idle === 1);
+    const third = await pool.acquire('a');
+    expect(third.prepared).toEqual([]);
+    expect(hv.vms.filter((vm) => vm.destroyed)).toHaveLength(3); // two used, one refused
+    await third.release();
+    await pool.drain();
   });
 
   it('queues FIFO up to the bound, then refuses; limits each caller', async () => {
