@@ -152,6 +152,21 @@ describe('polling as the safety net under webhooks', () => {
   const built = async (commit: string) =>
     (await queue.getJob(buildJobId(flake, commit))) !== undefined;
 
+  /** A GitLab push delivery of `commit` to the flake's branch, taken with 202. */
+  const deliver = async (commit: string, idempotencyKey: string) => {
+    const delivery = await fetch(`${url}/webhook`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-gitlab-event': 'Push Hook',
+        'x-gitlab-token': 'gitlab-token',
+        'idempotency-key': idempotencyKey,
+      },
+      body: JSON.stringify(gitlabPush('gitlab.example', 'group/app', commit)),
+    });
+    expect(delivery.status).toBe(202);
+  };
+
   it('queues a pushed commit no delivery announced, within an interval', async () => {
     const commit = await repo.commit({ 'a.txt': 'a' });
     await until('the polled build', () => built(commit));
@@ -173,17 +188,7 @@ describe('polling as the safety net under webhooks', () => {
 
   it('never builds a commit twice when a delivery and a poll both see it', async () => {
     const commit = await repo.commit({ 'c.txt': 'c' });
-    const delivery = await fetch(`${url}/webhook`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-gitlab-event': 'Push Hook',
-        'x-gitlab-token': 'gitlab-token',
-        'idempotency-key': 'delivery-c',
-      },
-      body: JSON.stringify(gitlabPush('gitlab.example', 'group/app', commit)),
-    });
-    expect(delivery.status).toBe(202);
+    await deliver(commit, 'delivery-c');
     // Several polls see the same head meanwhile.
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     const jobs = await queue.getJobs(['waiting', 'delayed', 'active', 'completed', 'failed']);
@@ -199,17 +204,7 @@ describe('polling as the safety net under webhooks', () => {
     const tree = (await git('rev-parse', 'HEAD^{tree}')).stdout.trim();
     const parent = await repo.head();
     const delivered = (await git('commit-tree', tree, '-p', parent, '-m', 'd')).stdout.trim();
-    const delivery = await fetch(`${url}/webhook`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'x-gitlab-event': 'Push Hook',
-        'x-gitlab-token': 'gitlab-token',
-        'idempotency-key': 'delivery-d',
-      },
-      body: JSON.stringify(gitlabPush('gitlab.example', 'group/app', delivered)),
-    });
-    expect(delivery.status).toBe(202);
+    await deliver(delivered, 'delivery-d');
     const polled = await repo.commit({ 'e.txt': 'e' });
     await until('the polled build of the next head', () => built(polled));
     const queuedPolls = async () =>
