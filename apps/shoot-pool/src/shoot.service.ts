@@ -9,9 +9,9 @@
 // bind-mounts /run/shoot/vol<i> onto the volume's own mount point (as in the caller's
 // pod), so commands see the paths they see in the caller; a clone that warmed after a
 // shoot of the same volume layout made those guest binds already (WarmPool.prepare), and
-// one that made another layout's unbinds and removes them first. A local pool that pre-binds a
-// store folder (development) binds a caller's other store into `export/store1` and onto
-// /nix/store over it.
+// one that made another layout's has the agent unbind and remove them first, in the exec's
+// own round trip. A local pool that pre-binds a store folder (development) binds a
+// caller's other store into `export/store1` and onto /nix/store over it.
 import type { Logger } from '@seed/service-kit';
 import { shootCommandSchema, shootRequestSchema, type ShootAnswer } from '@seed/contracts';
 import type { z } from 'zod';
@@ -282,24 +282,20 @@ export class ShootService {
         ...(guestBindsStore ? [guestBind(storePoint, GUEST_STORE, true)] : []),
         ...(layoutPrepared ? [] : volumeBinds),
       ];
-      const result = await this.#timed('agent', async () => {
-        if (!layoutPrepared) {
-          for (const bind of [...lease.prepared].reverse()) {
-            await vm.agent.unmount({ target: bind.target, lazy: false, remove: true }, options);
-          }
-        }
-        return vm.agent.exec(
+      const result = await this.#timed('agent', () =>
+        vm.agent.exec(
           {
             argv: command.argv,
             env: command.env,
             stdin: command.stdin,
             timeoutMs: command.timeoutMs,
             maxOutputBytes: this.limits.maxOutputBytes,
+            unbinds: layoutPrepared ? [] : lease.prepared.map((bind) => bind.target).reverse(),
             binds,
           },
           options,
-        );
-      });
+        ),
+      );
       // The guest took these binds: the clones warming from now on make them ahead.
       this.pool.prepare(volumeBinds);
       return {

@@ -287,3 +287,48 @@ func TestUnmountWithRemoveTakesBackWhatTheBindMade(t *testing.T) {
 		t.Fatalf("a target that was there before the bind went: %v", err)
 	}
 }
+
+// An exec's unbinds take a prepared layout away before its binds and command, in the same
+// round trip; one that fails (nothing there any more) stops the exec before its command.
+func TestExecUnbindsBeforeItsBinds(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("binds need root")
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	prepared, next := dst+"/prepared/mount", dst+"/next"
+	t.Cleanup(func() {
+		for _, target := range []string{prepared, next} {
+			_ = syscall.Unmount(target, syscall.MNT_DETACH)
+		}
+	})
+	marker := dst + "/ran"
+	a := &agent{reaper: startReaper(), started: time.Now(), logf: t.Logf}
+	for i, c := range []struct {
+		request map[string]any
+		answer  string
+	}{
+		{map[string]any{
+			"argv":  []string{"true"},
+			"binds": []map[string]any{{"source": src, "target": prepared, "readOnly": false}},
+		}, `"exitCode":0`},
+		{map[string]any{
+			"argv":    []string{"sh", "-c", "test ! -e " + dst + "/prepared && test -d " + next},
+			"unbinds": []string{prepared},
+			"binds":   []map[string]any{{"source": src, "target": next, "readOnly": false}},
+		}, `"exitCode":0`},
+		{map[string]any{"argv": []string{"touch", marker}, "unbinds": []string{prepared}}, `"code":"ENOENT","step":"unbind"`},
+		{map[string]any{"argv": []string{"true"}, "unbinds": []string{"relative"}}, `"kind":"bad-request"`},
+	} {
+		c.request["id"], c.request["op"], c.request["timeoutMs"] = i+1, "exec", 5000
+		header, err := json.Marshal(c.request)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if answer := a.handle(frame{header: header}); !strings.Contains(string(answer), c.answer) {
+			t.Fatalf("exec %d answered %q, not %s", i+1, answer, c.answer)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the command ran although its unbind failed")
+	}
+}

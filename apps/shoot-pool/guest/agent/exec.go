@@ -62,6 +62,11 @@ func validateExec(req execRequest) error {
 	if len(req.Cwd) >= pathMax {
 		return badRequest(fmt.Sprintf("cwd of %d bytes, at most %d", len(req.Cwd), pathMax-1))
 	}
+	for _, target := range req.Unbinds {
+		if len(target) >= pathMax || !strings.HasPrefix(target, "/") {
+			return badRequest(fmt.Sprintf("unbinds must be absolute paths under %d bytes", pathMax))
+		}
+	}
 	for _, b := range req.Binds {
 		if len(b.Source) >= pathMax || len(b.Target) >= pathMax {
 			return badRequest(fmt.Sprintf("bind paths must be under %d bytes", pathMax))

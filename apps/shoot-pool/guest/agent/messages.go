@@ -74,6 +74,10 @@ type execRequest struct {
 	TimeoutMs int64 `json:"timeoutMs"`
 	// MaxOutputBytes caps stdout and stderr each; 0 means the agent's default.
 	MaxOutputBytes int `json:"maxOutputBytes,omitempty"`
+	// Unbinds are bind targets unmounted, with what their binds made removed, before the
+	// binds: a clone prepared for another caller's mount points sheds them in the same
+	// round trip.
+	Unbinds []string `json:"unbinds,omitempty"`
 	// Binds are made in order before the command runs: a shoot hands the caller's folders
 	// over and runs its command in one round trip (~7 ms each under TCG) instead of two.
 	Binds []bindSpec `json:"binds,omitempty"`
@@ -121,7 +125,8 @@ type errorBody struct {
 	Message string `json:"message"`
 	// Code is the errno name (ENOENT, EROFS, ...) when a system call failed.
 	Code string `json:"code,omitempty"`
-	// Step is "bind" when one of an exec's binds failed (the command did not run).
+	// Step is "unbind" or "bind" when one of an exec's unbinds or binds failed (the command
+	// did not run).
 	Step string `json:"step,omitempty"`
 }
 

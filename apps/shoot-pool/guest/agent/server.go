@@ -158,6 +158,11 @@ func (a *agent) dispatch(head requestHead, f frame) (any, [][]byte, error) {
 		if len(f.blobs) == 1 {
 			stdin = f.blobs[0]
 		}
+		for _, target := range req.Unbinds {
+			if err := unmount(unmountRequest{Target: target, Remove: true}); err != nil {
+				return nil, nil, inStep("unbind", err)
+			}
+		}
 		for _, b := range req.Binds {
 			if err := bindMount(b); err != nil {
 				return nil, nil, inStep("bind", err)

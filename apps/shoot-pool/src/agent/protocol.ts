@@ -264,6 +264,11 @@ export interface ExecRequest {
   /** Cap of stdout and of stderr, each; the agent's default is 1 MiB, its ceiling 32 MiB. */
   maxOutputBytes?: number;
   /**
+   * Bind targets unmounted, with what their binds made removed, before the binds: a
+   * failed one answers an error (step `unbind`) and the command does not run.
+   */
+  unbinds?: readonly string[];
+  /**
    * Made in order before the command runs, in the same round trip: a failed one answers
    * an error (step `bind`) and the command does not run.
    */
@@ -291,7 +296,7 @@ export const agentFailureSchema = z.object({
   kind: z.string(),
   message: z.string(),
   code: z.string().optional(),
-  /** `bind` when one of an exec's binds failed. */
+  /** `unbind` or `bind` when one of an exec's unbinds or binds failed. */
   step: z.string().optional(),
 });
 export type AgentFailure = z.infer<typeof agentFailureSchema>;

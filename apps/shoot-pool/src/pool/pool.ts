@@ -160,9 +160,8 @@ export class WarmPool {
   readonly #logger: Logger;
   #state: State = 'new';
   #snapshot: VmSnapshot | undefined;
-  readonly #idle: MicroVm[] = [];
-  /** The guest binds each clone made while it warmed (see Lease.prepared). */
-  readonly #prepared = new Map<MicroVm, readonly BindRequest[]>();
+  /** Warm clones, oldest first, each with the guest binds it made while warming. */
+  readonly #idle: Pick<Lease, 'vm' | 'prepared'>[] = [];
   /** The volume layout clones prepare from now on: the last one served. */
   #layout: readonly BindRequest[] = [];
   readonly #leased = new Set<MicroVm>();
@@ -332,7 +331,6 @@ export class WarmPool {
     await this.#booting;
     await Promise.allSettled([...this.#starts]);
     this.#idle.splice(0);
-    this.#prepared.clear();
     for (const vm of this.#live) {
       this.#observer.transition('drained');
       void this.#destroy(vm);
@@ -349,9 +347,7 @@ export class WarmPool {
 
   /** Hands the oldest idle clone to a caller whose count is already taken care of by `count`. */
   #take(callerKey: string, counted = false): Lease {
-    const vm = this.#idle.shift()!;
-    const prepared = this.#prepared.get(vm) ?? [];
-    this.#prepared.delete(vm);
+    const { vm, prepared } = this.#idle.shift()!;
     this.#busy += 1;
     this.#leased.add(vm);
     if (!counted) this.#perCaller.set(callerKey, (this.#perCaller.get(callerKey) ?? 0) + 1);
@@ -448,18 +444,16 @@ export class WarmPool {
     }
     this.#observer.restored((performance.now() - started) / 1000);
     this.#observer.transition('ready');
-    this.#prepared.set(vm, layout);
-    this.#idle.push(vm);
-    const watched = vm;
+    const idle = { vm, prepared: layout };
+    this.#idle.push(idle);
     void vm.exited.then((exit) => {
-      const index = this.#idle.indexOf(watched);
+      const index = this.#idle.indexOf(idle);
       if (exit.destroyed || index < 0) return;
       this.#idle.splice(index, 1);
-      this.#prepared.delete(watched);
       this.#observer.transition('died-idle');
       this.#observer.failure('vmm-died-idle');
-      this.#logger.warn({ vm: watched.id, exit }, 'an idle VM died; replacing it');
-      void this.#destroy(watched);
+      this.#logger.warn({ vm: idle.vm.id, exit }, 'an idle VM died; replacing it');
+      void this.#destroy(idle.vm);
       this.#refill();
     });
     this.#dispatch();
