@@ -13,7 +13,7 @@ const template: QemuMachine = {
   vcpus: 2,
   kernel: '/guest/vmlinux',
   initramfs: '/guest/initramfs.cpio.gz',
-  cmdline: guestCmdline(2_299_998),
+  cmdline: guestCmdline(2_299_998, 'tcg'),
   ramFile: '/dev/shm/seed-shoot-x-tpl.ram',
   shareRam: true,
   incoming: false,
@@ -41,8 +41,8 @@ describe('qemuArgs', () => {
       '-accel',
     ]);
     expect(option(args, '-accel')).toEqual(['tcg']);
-    // QEMU's default CPU under TCG (see qemu-command.ts for why not with ARAT).
-    expect(option(args, '-cpu')).toEqual([]);
+    // ARAT lets the guest run tickless under TCG (see qemu-command.ts).
+    expect(option(args, '-cpu')).toEqual(['qemu64,arat=on']);
     // No PIT under TCG: nothing in the guest uses it, and QEMU would keep it ticking.
     expect(option(args, '-M')).toEqual(['microvm,pit=off,rtc=on,memory-backend=mem']);
     expect(option(args, '-object')).toEqual([
@@ -59,7 +59,7 @@ describe('qemuArgs', () => {
       'local,id=fs0,path=/run/vms/tpl/export,security_model=none,multidevs=remap',
     ]);
     expect(option(args, '-append')).toEqual([
-      'console=ttyS0 panic=-1 reboot=t quiet tsc_early_khz=2299998 tsc=reliable',
+      'console=ttyS0 panic=-1 reboot=t quiet tsc_early_khz=2299998 tsc=reliable highres=off',
     ]);
     // Under QEMU's seccomp sandbox, with every optional restriction on.
     expect(option(args, '-sandbox')).toEqual([
@@ -85,6 +85,9 @@ describe('qemuArgs', () => {
     expect(option(args, '-accel')).toEqual(['kvm']);
     expect(option(args, '-cpu')).toEqual(['host']);
     expect(option(args, '-M')).toEqual(['microvm,pit=on,rtc=on,memory-backend=mem']);
+    expect(guestCmdline(2_299_998, 'kvm')).toBe(
+      'console=ttyS0 panic=-1 reboot=t quiet tsc_early_khz=2299998 tsc=reliable',
+    );
   });
 
   it('escapes commas in option values', () => {

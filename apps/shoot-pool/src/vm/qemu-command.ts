@@ -42,10 +42,12 @@ export function qemuArgs(machine: QemuMachine): string[] {
     '-no-reboot',
     '-accel',
     machine.accel,
-    // qemu64 under TCG, not `qemu64,arat=on`: ARAT lets the guest run tickless (an idle VM
-    // at 0.5% of a core instead of 4-6%), but in quiet-machine bench runs the warm shoot's
-    // p50 doubled with it (apps/shoot-pool/README.md, "Measured").
-    ...(machine.accel === 'kvm' ? ['-cpu', 'host'] : []),
+    // Under TCG, QEMU's default qemu64 CPU lacks ARAT (an APIC timer that keeps running
+    // in idle): the guest kernel then cannot use its only clock event device in one-shot
+    // mode and ticks at HZ (250/s) forever, idle or not, each tick an exit from translated
+    // code. With ARAT it runs tickless (NO_HZ_IDLE; see guestCmdline for highres=off).
+    '-cpu',
+    machine.accel === 'kvm' ? 'host' : 'qemu64,arat=on',
     // No PIT under TCG: the guest never uses it (the TSC frequency comes from
     // tsc_early_khz, the tick from the local APIC), but QEMU kept its channel 0 counting in
     // the firmware's square-wave mode, waking the main loop ~36 times a second per VM.
@@ -102,10 +104,15 @@ export function qemuArgs(machine: QemuMachine): string[] {
 
 /**
  * The guest kernel's command line. `tsc_early_khz` is required: without it the microvm
- * machine hangs at random under TCG while calibrating the TSC.
+ * machine hangs at random under TCG while calibrating the TSC. Under TCG, `highres=off`
+ * keeps the guest's timers on the tick's (4 ms) granularity, as they were before the CPU
+ * had ARAT (qemuArgs): tickless idle without high-resolution timers reprogramming the
+ * emulated APIC timer for every event took more CPU per restore and warm-up (334 against
+ * 273 ms of QEMU CPU, mean of 12 clones each, bench/shoot's restore profile).
  */
-export function guestCmdline(tscKhz: number): string {
-  return `console=ttyS0 panic=-1 reboot=t quiet tsc_early_khz=${tscKhz} tsc=reliable`;
+export function guestCmdline(tscKhz: number, accel: Accel): string {
+  const base = `console=ttyS0 panic=-1 reboot=t quiet tsc_early_khz=${tscKhz} tsc=reliable`;
+  return accel === 'kvm' ? base : `${base} highres=off`;
 }
 
 /**

@@ -118,12 +118,13 @@ export class QemuHypervisor implements Hypervisor {
   async startTemplate(spec: TemplateSpec): Promise<MicroVm> {
     const id = spec.id ?? `tpl-${randomBytes(4).toString('hex')}`;
     checkMachine(id, spec);
+    const accel = await this.accelFor(spec.image);
     const machine: MachineSpec = {
-      accel: await this.accelFor(spec.image),
+      accel,
       memoryMiB: spec.memoryMiB,
       vcpus: spec.vcpus,
       image: spec.image,
-      cmdline: guestCmdline(await this.#hostTscKhz()),
+      cmdline: guestCmdline(await this.#hostTscKhz(), accel),
     };
     return this.#boot(id, 'template', machine, spec.bootTimeoutMs ?? 60_000);
   }
@@ -374,7 +375,7 @@ export class QemuHypervisor implements Hypervisor {
         memoryMiB: 256,
         vcpus: 1,
         image,
-        cmdline: guestCmdline(await this.#hostTscKhz()),
+        cmdline: guestCmdline(await this.#hostTscKhz(), 'kvm'),
       };
       const vm = await this.#boot(id, 'template', machine, this.#kvmProbeTimeoutMs);
       await vm.destroy();
