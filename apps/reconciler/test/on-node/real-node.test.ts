@@ -392,6 +392,10 @@ describe('the reconciler on a real node', () => {
       // (polling for the new pod sees it ready a poll later, when the old one may be going).
       const newReadyAtWatched = watch.started + watch.events[newReady]!.at;
       const before = asks.filter((ask) => ask.endedAt < Math.min(newReadyAt, newReadyAtWatched));
+      const cut = asks.filter((ask) => !ask.ok && !before.includes(ask));
+      console.log(
+        `rolling: ${before.length} answers before the new pod was ready; failed after: ${JSON.stringify(cut)}`,
+      );
       expect(before.length).toBeGreaterThan(0);
       expect(before.filter((ask) => !ask.ok)).toEqual([]);
 
