@@ -277,7 +277,7 @@ export class ShootService {
       // caller of another layout must not see that layout's mount points, so they are
       // unbound and removed before its command runs.
       const layoutPrepared = sameBinds(lease.prepared, volumeBinds);
-      // Made by the agent in the exec's own round trip (~4 ms each under TCG).
+      // Made by the agent in the exec's own round trip.
       const binds = [
         ...(guestBindsStore ? [guestBind(storePoint, GUEST_STORE, true)] : []),
         ...(layoutPrepared ? [] : volumeBinds),

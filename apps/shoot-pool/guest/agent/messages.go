@@ -79,7 +79,7 @@ type execRequest struct {
 	// round trip.
 	Unbinds []string `json:"unbinds,omitempty"`
 	// Binds are made in order before the command runs: a shoot hands the caller's folders
-	// over and runs its command in one round trip (~7 ms each under TCG) instead of two.
+	// over and runs its command in one round trip instead of two.
 	Binds []bindSpec `json:"binds,omitempty"`
 }
 
