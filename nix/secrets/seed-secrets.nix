@@ -2,10 +2,10 @@
 # nixpkgs' tpm2-tools, age and sops (docs/secrets.md).
 #
 # callPackage-able; writeShellApplication runs shellcheck on the script when it builds.
-{ writeShellApplication, tpm2-tools, age, sops, coreutils, gnugrep }:
+{ writeShellApplication, tpm2-tools, age, sops, coreutils, gnugrep, gnused }:
 
 writeShellApplication {
   name = "seed-secrets";
-  runtimeInputs = [ tpm2-tools age sops coreutils gnugrep ];
+  runtimeInputs = [ tpm2-tools age sops coreutils gnugrep gnused ];
   text = builtins.readFile ./seed-secrets.sh;
 }

@@ -20,11 +20,16 @@
 # of the pipe between tpm2_unseal and sops. It is never written to a file, the nix store
 # or a log; the TPM's state lives on the host, outside the VM. Needs tpm2-tools, age-keygen
 # and sops on PATH, and a TPM (tpm2-tools' default /dev/tpmrm0, or TPM2TOOLS_TCTI).
+#
+# Activation can come before the kernel has registered the TPM, and a TPM behind a busy
+# VMM can miss a command: a TPM that does not answer is retried for SEED_SECRETS_TPM_WAIT
+# seconds (default 10), then named as such, never taken for one without an identity.
 set -eu
 
 handle=${SEED_SECRETS_HANDLE:-0x81005eed}
 secrets_dir=${SEED_SECRETS_DIR:-/run/secrets}
 failure_file=${SEED_SECRETS_FAILURE:-}
+tpm_wait=${SEED_SECRETS_TPM_WAIT:-10}
 
 die() {
   echo "seed-secrets: $*" >&2
@@ -34,8 +39,29 @@ die() {
   exit 1
 }
 
+# tpm2-tools' own messages (`ERROR: ...`) on one line, without the library's trace lines.
+tool_errors() {
+  printf '%s\n' "$1" | sed -n 's/^ERROR: //p' | tr '\n' ' '
+}
+
+# The TPM's persistent handles, one `- 0x81...` line each.
+persistent_handles() {
+  waited=0
+  until handles=$(tpm2_getcap handles-persistent 2>&1); do
+    [ "$waited" -lt "$tpm_wait" ] ||
+      die "the TPM does not answer (${TPM2TOOLS_TCTI:-device:/dev/tpmrm0}): $(tool_errors "$handles")"
+    sleep 1
+    waited=$((waited + 1))
+  done
+  printf '%s\n' "$handles"
+}
+
 have_identity() {
-  tpm2_readpublic -c "$handle" >/dev/null 2>&1
+  # die in the substitution's subshell has said why; this shell must stop too.
+  handles=$(persistent_handles) || exit 1
+  grep -qix -e "- $handle" <<EOF
+$handles
+EOF
 }
 
 # Without a resource manager (swtpm's socket on the host) every step's objects would stay

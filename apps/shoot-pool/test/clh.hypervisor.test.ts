@@ -40,6 +40,23 @@ async function served(id: string): Promise<FakeClhApi> {
   return api;
 }
 
+/**
+ * Resolves once `pid` shows its own argv. Node's `spawn` event comes as soon as the child's
+ * exec has closed its close-on-exec pipe, before the kernel has laid out the new argv; a
+ * real CH has long done that when it answers on its API socket, but a stand-in's API is
+ * this test's, so the driver can be done with a stand-in still inside execve, its
+ * cmdline empty and invisible to the reap's scan (seen twice in CI on a busy machine).
+ */
+async function argvShown(pid: number): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  let cmdline = '';
+  while (!cmdline.includes(`${runRoot}/`)) {
+    if (performance.now() > deadline) throw new Error(`pid ${pid} shows argv "${cmdline}"`);
+    await sleep(5);
+    cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+  }
+}
+
 /** Who a process runs as, from /proc. */
 async function credentialsOf(pid: number) {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -152,17 +169,9 @@ describe('ClhHypervisor against stand-ins for Cloud Hypervisor and virtiofsd', (
       driver().startTemplate({ id: 'tpl-orphan', image, memoryMiB: 256, vcpus: 1 }),
       served('tpl-orphan'),
     ]);
-    // Seen once in CI (not reproduced since, 25 runs beside 4 busy cores): the reap found
-    // no process. What the stand-in's command line was just before tells a stand-in that
-    // had died from one the scan missed.
-    const standIn = await readFile(`/proc/${template.pid}/cmdline`, 'utf8').catch(
-      (error: NodeJS.ErrnoException) => `unreadable: ${error.code}`,
-    );
+    await argvShown(template.pid);
     const report = await driver().reapOrphans();
-    expect({ killed: report.killed, standIn }).toEqual({
-      killed: expect.arrayContaining([template.pid]),
-      standIn: expect.stringContaining(`${runRoot}/`),
-    });
+    expect(report.killed).toContain(template.pid);
     expect(report.removed).toContain(template.runDir);
     expect(existsSync(template.runDir)).toBe(false);
     await template.exited;

@@ -53,6 +53,8 @@ export class FakeClhApi {
   state: VmState | undefined;
   #config: VmConfigSeen | undefined;
   #vsock: net.Server | undefined;
+  /** Guest streams still open: a test that failed half-way leaves its agent connected. */
+  readonly #vsockConnections = new Set<net.Socket>();
 
   private constructor(
     readonly runDir: string,
@@ -85,6 +87,7 @@ export class FakeClhApi {
 
   async close(): Promise<void> {
     const vsock = this.#vsock;
+    for (const connection of this.#vsockConnections) connection.destroy();
     if (vsock !== undefined) await new Promise((resolve) => vsock.close(resolve));
     this.server.closeAllConnections();
     await new Promise((resolve) => this.server.close(resolve));
@@ -151,6 +154,8 @@ export class FakeClhApi {
     if (socket === undefined || this.#vsock !== undefined) return;
     const server = net.createServer((connection) => {
       connection.on('error', () => undefined);
+      this.#vsockConnections.add(connection);
+      connection.once('close', () => this.#vsockConnections.delete(connection));
       let line = '';
       const onData = (chunk: Buffer) => {
         line += chunk.toString('latin1');

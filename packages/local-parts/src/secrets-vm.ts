@@ -160,7 +160,7 @@ const TPM2_TOOLS = [
   'load',
   'evictcontrol',
   'flushcontext',
-  'readpublic',
+  'getcap',
   'unseal',
 ];
 const DEVICE_TCTI = '/usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0';

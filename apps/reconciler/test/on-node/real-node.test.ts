@@ -50,14 +50,14 @@ const MISSING_SECRET = `/nix/store/${'1'.repeat(32)}-db-password.enc.yaml`;
  * activation program (nix/secrets/seed-secrets.sh) with SEED_SECRETS_FAILURE as
  * nix/modules/secrets.nix sets it, then the script of that module's seed-secrets-failed
  * unit. This node runs the `kata` RuntimeClass with runc, so the pod has no TPM: a
- * stand-in tpm2_readpublic says the identity exists, and the program goes on to the
+ * stand-in tpm2_getcap lists the identity's handle, and the program goes on to the
  * secret's file.
  */
 const secretMissingScript = [
   'mkdir -p /seed-bin /tmp',
   'for applet in $($BB --list); do $BB ln -s $BB /seed-bin/$applet; done',
-  "printf '#!/seed-bin/sh\\nexit 0\\n' > /seed-bin/tpm2_readpublic",
-  'chmod +x /seed-bin/tpm2_readpublic',
+  "printf '#!/seed-bin/sh\\necho - 0x81005EED\\n' > /seed-bin/tpm2_getcap",
+  'chmod +x /seed-bin/tpm2_getcap',
   'export PATH=/seed-bin',
   `echo "db-password ${MISSING_SECRET} root root 0400" > /tmp/manifest`,
   'SEED_SECRETS_FAILURE=/run/seed/secrets-failed sh $WWW/seed-secrets install /tmp/manifest',
