@@ -250,6 +250,15 @@ describeVm('shoot pool daemon', () => {
     }
   });
 
+  it("shows nothing of its template's priming: one mount of the share, no primed bind", async () => {
+    const look = "grep -c ' /run/shoot 9p ' /proc/mounts; ls -d /run/template-prime 2>&1; true";
+    const result = await shoot({ command: ['sh', '-c', look] });
+    expect(result.body).toMatchObject({
+      exitCode: 0,
+      stdout: '1\nls: /run/template-prime: No such file or directory\n',
+    });
+  });
+
   it("attack: a clone prepared with one caller's mount points shows none to a caller of another layout", async () => {
     // Two shoots of one layout: both clones warming afterwards bind /srv/deep/mount ahead.
     for (let i = 0; i < 2; i += 1) {

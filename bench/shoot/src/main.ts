@@ -32,6 +32,7 @@ import {
   createShootPoolApp,
   findGuestImage,
   loadShootPoolConfig,
+  primeTemplate,
   processesReferencing,
   type GuestImage,
   type RestorePhase,
@@ -400,12 +401,17 @@ async function bootLatency(setup: Setup): Promise<number[]> {
   return samples;
 }
 
+/** A template's snapshot as the pool takes it. */
+async function primedSnapshot(hv: QemuHypervisor, setup: Setup): Promise<VmSnapshot> {
+  const template = await hv.startTemplate({ image: setup.image, memoryMiB: MEMORY_MIB, vcpus: 1 });
+  await primeTemplate(template);
+  return hv.snapshot(template);
+}
+
 /** Per request: restore a clone from the snapshot, mount the share, bind, run, destroy. */
 async function restoreLatency(setup: Setup): Promise<{ true: number[]; read: number[] }> {
   const hv = new QemuHypervisor({ runRoot: path.join(setup.root, 'restore'), accel: 'tcg' });
-  const snapshot = await hv.snapshot(
-    await hv.startTemplate({ image: setup.image, memoryMiB: MEMORY_MIB, vcpus: 1 }),
-  );
+  const snapshot = await primedSnapshot(hv, setup);
   const once = async (argv: string[]) => {
     const vm = await preparedClone(hv, snapshot, setup);
     try {
@@ -455,9 +461,7 @@ type RestoreProfile = Map<string, { qemu: number; daemon: number; wall: number }
  */
 async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
   const hv = new QemuHypervisor({ runRoot: path.join(setup.root, 'profile'), accel: 'tcg' });
-  const snapshot = await hv.snapshot(
-    await hv.startTemplate({ image: setup.image, memoryMiB: MEMORY_MIB, vcpus: 1 }),
-  );
+  const snapshot = await primedSnapshot(hv, setup);
   const sums: RestoreProfile = new Map(
     RESTORE_PHASES.map(([key]) => [key, { qemu: 0, daemon: 0, wall: 0 }]),
   );

@@ -17,7 +17,10 @@ class FakeVm implements MicroVm {
   /** The binds of the warm-up's exec. */
   warmBinds: BindRequest[] = [];
   readonly agent = {
+    setClock: () => Promise.resolve({ previousEpochMs: 0 }),
+    reseed: () => Promise.resolve({ entropyBytes: 64, reseeds: 1 }),
     mount: () => Promise.resolve(),
+    unmount: () => Promise.resolve(),
     exec: (request: { binds?: BindRequest[] }) => {
       this.warmBinds = request.binds ?? [];
       if (this.warmBinds.some((bind) => bind.target === REFUSED_TARGET)) {
