@@ -26,6 +26,7 @@ const agent = (): VtpmStore =>
     hostChannel: true,
   });
 
+/** Not spawnSync: one test starts the TPM while the program waits for it. */
 async function seedSecrets(instance: InstanceKey, args: string[], env: NodeJS.ProcessEnv = {}) {
   const child = spawn('sh', [SEED_SECRETS_PROGRAM, ...args], {
     env: {
