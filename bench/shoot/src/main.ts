@@ -404,7 +404,7 @@ async function bootLatency(setup: Setup): Promise<number[]> {
 /** A template's snapshot as the pool takes it. */
 async function primedSnapshot(hv: QemuHypervisor, setup: Setup): Promise<VmSnapshot> {
   const template = await hv.startTemplate({ image: setup.image, memoryMiB: MEMORY_MIB, vcpus: 1 });
-  await primeTemplate(template);
+  await primeTemplate(template, hv.templateHasShare);
   return hv.snapshot(template);
 }
 

@@ -155,35 +155,38 @@ async function warm(
   if (first.exitCode !== 0) throw new Error(`warm-up command exited ${first.exitCode}`);
 }
 
-/** Where a template makes its primed binds; removed again before the snapshot. */
+/** Where a template makes its primed bind; removed again before the snapshot. */
 const PRIME_TARGET = '/run/template-prime';
 
 /**
  * What a template does before its snapshot: each request its clones will make (the
- * wake's clock and RNG, the share's mount, an exec with a bind and one with an unbind),
- * then undone. Clones inherit the first-use state these leave in the guest (the agent's
- * decoders and handlers, the kernel's 9p client) instead of each building it anew: under
- * TCG a clone restored and warm took 231–237 ms of QEMU CPU against 288–336 without
- * (README, "Measured"). The share is unmounted again: QEMU migrates no guest that has a
- * 9p export mounted. The entropy is any: every clone is reseeded after its restore.
+ * wake's clock and RNG, the share's mount if the template has its share, an exec with a
+ * bind and one with an unbind), then undone. Clones inherit the first-use state these
+ * leave in the guest (the agent's decoders and handlers, the kernel's 9p client) instead
+ * of each building it anew: under TCG a clone restored and warm took 231–237 ms of QEMU
+ * CPU against 288–336 without (README, "Measured"). The share is unmounted again: QEMU
+ * migrates no guest that has a 9p export mounted. The entropy is any: every clone is
+ * reseeded after its restore.
  */
-export async function primeTemplate(template: MicroVm): Promise<void> {
+export async function primeTemplate(template: MicroVm, withShare: boolean): Promise<void> {
   const { agent, share } = template;
   await agent.setClock();
   await agent.reseed(randomBytes(64));
-  await agent.mount({
-    fstype: share.fstype,
-    source: share.tag,
-    target: SHARE_TARGET,
-    readOnly: false,
-  });
+  if (withShare) {
+    await agent.mount({
+      fstype: share.fstype,
+      source: share.tag,
+      target: SHARE_TARGET,
+      readOnly: false,
+    });
+  }
   await agent.exec({
     argv: ['true'],
     timeoutMs: 10_000,
-    binds: [{ source: SHARE_TARGET, target: PRIME_TARGET, readOnly: true }],
+    binds: [{ source: withShare ? SHARE_TARGET : '/bin', target: PRIME_TARGET, readOnly: true }],
   });
   await agent.exec({ argv: ['true'], timeoutMs: 10_000, unbinds: [PRIME_TARGET], binds: [] });
-  await agent.unmount({ target: SHARE_TARGET, lazy: false });
+  if (withShare) await agent.unmount({ target: SHARE_TARGET, lazy: false });
 }
 
 export class WarmPool {
@@ -265,7 +268,7 @@ export class WarmPool {
       vcpus: this.#options.vcpus,
     });
     try {
-      await primeTemplate(template);
+      await primeTemplate(template, this.#hv.templateHasShare);
       this.#snapshot = await this.#hv.snapshot(template);
     } catch (error) {
       await template.destroy();

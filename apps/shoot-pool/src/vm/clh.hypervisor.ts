@@ -79,6 +79,7 @@ const POLL_MS = 10;
 
 export class ClhHypervisor implements Hypervisor {
   readonly kind = 'cloud-hypervisor';
+  readonly templateHasShare = false;
   readonly runRoot: string;
   readonly #layout: RunLayout;
   readonly #clh: string;

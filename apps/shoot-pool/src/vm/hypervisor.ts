@@ -143,14 +143,19 @@ export interface ReapReport {
 
 export interface Hypervisor {
   readonly kind: 'qemu' | 'cloud-hypervisor';
+  /**
+   * Whether a template has its share device, so its guest can mount the share before the
+   * snapshot (and unmount it again); Cloud Hypervisor adds the share to clones only.
+   */
+  readonly templateHasShare: boolean;
   /** The directory this driver keeps every VM's files under; nothing else may use it. */
   readonly runRoot: string;
   /** Boots a VM from the image and waits until its agent answers. */
   startTemplate(spec: TemplateSpec): Promise<MicroVm>;
   /**
    * Saves a template and consumes it: the template is paused, saved and destroyed (its
-   * memory now belongs to the snapshot). Snapshot before the guest mounts the share: a
-   * VM with a mounted 9p share cannot be migrated.
+   * memory now belongs to the snapshot). Snapshot with the share unmounted: a VM with a
+   * mounted 9p share cannot be migrated (one that mounted it and unmounted it again can).
    */
   snapshot(template: MicroVm): Promise<VmSnapshot>;
   /**

@@ -85,6 +85,7 @@ const POLL_MS = 5;
 
 export class QemuHypervisor implements Hypervisor {
   readonly kind = 'qemu';
+  readonly templateHasShare = true;
   readonly runRoot: string;
   readonly #layout: RunLayout;
   readonly #qemu: string;

@@ -16,12 +16,18 @@ class FakeVm implements MicroVm {
   readonly share = { tag: 'share', fstype: '9p' as const, hostDir: '/nonexistent' };
   /** The binds of the warm-up's exec. */
   warmBinds: BindRequest[] = [];
+  /** The agent's requests, in order: op, and an exec's bind sources and unbinds. */
+  readonly requests: string[] = [];
   readonly agent = {
-    setClock: () => Promise.resolve({ previousEpochMs: 0 }),
-    reseed: () => Promise.resolve({ entropyBytes: 64, reseeds: 1 }),
-    mount: () => Promise.resolve(),
-    unmount: () => Promise.resolve(),
-    exec: (request: { binds?: BindRequest[] }) => {
+    setClock: () => this.#request('setClock'),
+    reseed: () => this.#request('reseed'),
+    mount: () => this.#request('mount'),
+    unmount: () => this.#request('unmount'),
+    exec: (request: { binds?: BindRequest[]; unbinds?: string[] }) => {
+      const binds = (request.binds ?? []).map((bind) => bind.source);
+      void this.#request(
+        `exec binds=${binds.join(',')} unbinds=${request.unbinds?.join(',') ?? ''}`,
+      );
       this.warmBinds = request.binds ?? [];
       if (this.warmBinds.some((bind) => bind.target === REFUSED_TARGET)) {
         return Promise.reject(new Error('the guest refused the bind'));
@@ -38,6 +44,11 @@ class FakeVm implements MicroVm {
     readonly pid: number,
   ) {
     this.exited = new Promise((resolve) => (this.#exit = resolve));
+  }
+
+  #request(op: string): Promise<object> {
+    this.requests.push(op);
+    return Promise.resolve({});
   }
 
   bindIntoExport(): Promise<string> {
@@ -69,12 +80,18 @@ class FakeHypervisor implements Hypervisor {
   readonly kind = 'qemu' as const;
   readonly runRoot = '/nonexistent';
   readonly vms: FakeVm[] = [];
+  readonly template = new FakeVm('template', 1);
+  /** The template agent's requests when it was snapshotted. */
+  requestsBeforeSnapshot: string[] = [];
+
+  constructor(readonly templateHasShare = true) {}
 
   startTemplate(): Promise<MicroVm> {
-    return Promise.resolve(new FakeVm('template', 1));
+    return Promise.resolve(this.template);
   }
 
   snapshot(): Promise<VmSnapshot> {
+    this.requestsBeforeSnapshot = [...this.template.requests];
     return Promise.resolve({
       id: 's',
       dir: '/nonexistent',
@@ -96,8 +113,12 @@ class FakeHypervisor implements Hypervisor {
   }
 }
 
-async function startedPool(size: number, queueBound: number, perCallerLimit: number) {
-  const hv = new FakeHypervisor();
+async function startedPool(
+  size: number,
+  queueBound: number,
+  perCallerLimit: number,
+  hv = new FakeHypervisor(),
+) {
   const transitions: PoolTransition[] = [];
   const pool = new WarmPool(
     hv,
@@ -140,6 +161,28 @@ describe('WarmPool', () => {
     expect(hv.vms.length).toBe(3);
     await pool.drain();
     expect(hv.vms.every((vm) => vm.destroyed)).toBe(true);
+  });
+
+  it('primes the template before its snapshot, mounting the share only where it has one', async () => {
+    const primed = async (templateHasShare: boolean) => {
+      const { hv, pool } = await startedPool(1, 0, 1, new FakeHypervisor(templateHasShare));
+      await pool.drain();
+      return hv.requestsBeforeSnapshot;
+    };
+    expect(await primed(true)).toEqual([
+      'setClock',
+      'reseed',
+      'mount',
+      'exec binds=/run/shoot unbinds=',
+      'exec binds= unbinds=/run/template-prime',
+      'unmount',
+    ]);
+    expect(await primed(false)).toEqual([
+      'setClock',
+      'reseed',
+      'exec binds=/bin unbinds=',
+      'exec binds= unbinds=/run/template-prime',
+    ]);
   });
 
   it('prepares the layout last served in clones that warm afterwards, never a refused one', async () => {
