@@ -22,6 +22,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import {
@@ -51,6 +52,8 @@ const FLOOR_SAMPLES = Number(process.env.BENCH_FLOOR_SAMPLES ?? 30);
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_S ?? 8);
 const CLOSURE_PATHS = Number(process.env.BENCH_CLOSURE_PATHS ?? 100);
 const MEMORY_MIB = 256;
+/** The kernel's clock ticks in /proc's CPU times (USER_HZ). */
+const TICKS_PER_SECOND = 100;
 
 interface Setup {
   root: string;
@@ -197,8 +200,10 @@ function cpuSeconds(caller: ProcessCaller): { daemon: number; children: number }
       }
     }
   }
-  const ticksPerSecond = 100;
-  return { daemon: (self[11]! + self[12]!) / ticksPerSecond, children: children / ticksPerSecond };
+  return {
+    daemon: (self[11]! + self[12]!) / TICKS_PER_SECOND,
+    children: children / TICKS_PER_SECOND,
+  };
 }
 
 /**
@@ -218,33 +223,66 @@ function hostTicks(): { total: number; steal: number } {
 /** Per shoot: mean ms in each phase, the HTTP round trip's share, and CPU ms. */
 type Profile = Map<string, number>;
 
-class ProfileSum {
-  readonly #sums = new Map<string, number>();
-  #count = 0;
+/** Each shoot's seconds per phase (and CPU), kept so that the slowest can be read apart. */
+class ProfileSeries {
+  readonly #shoots: Map<string, number>[] = [];
 
   add(before: Map<string, number>, after: Map<string, number>): void {
-    for (const [key, value] of after) {
-      this.#sums.set(key, (this.#sums.get(key) ?? 0) + value - (before.get(key) ?? 0));
-    }
-    this.#count += 1;
+    this.#shoots.push(
+      new Map([...after].map(([key, value]) => [key, value - (before.get(key) ?? 0)])),
+    );
   }
 
-  /** Means in milliseconds. */
+  /** Means in milliseconds over every shoot. */
   means(): Profile {
-    return new Map([...this.#sums].map(([key, sum]) => [key, (1000 * sum) / this.#count]));
+    return meanMs(this.#shoots);
+  }
+
+  /**
+   * Means in milliseconds over the slowest 2% of shoots by the client's time: the shoots at
+   * and above the p99, which is where a tail's cause shows.
+   */
+  tail(): Profile {
+    const slowest = [...this.#shoots]
+      .sort((a, b) => (b.get('http') ?? 0) - (a.get('http') ?? 0))
+      .slice(0, Math.max(1, Math.round(this.#shoots.length / 50)));
+    return meanMs(slowest);
   }
 }
+
+function meanMs(shoots: Map<string, number>[]): Profile {
+  const sums = new Map<string, number>();
+  for (const shoot of shoots) {
+    for (const [key, value] of shoot) sums.set(key, (sums.get(key) ?? 0) + value);
+  }
+  return new Map([...sums].map(([key, sum]) => [key, (1000 * sum) / shoots.length]));
+}
+
+/**
+ * Seconds this process has spent in garbage collection pauses: the daemon runs in it, so a
+ * pause during a shoot is the shoot's.
+ */
+let gcSeconds = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcSeconds += entry.duration / 1000;
+}).observe({ entryTypes: ['gc'] });
 
 async function measured(app: ShootPoolApp, caller: ProcessCaller): Promise<Map<string, number>> {
   const phases = await phaseTotals(app);
   const cpu = cpuSeconds(caller);
-  return new Map([...phases, ['cpu-daemon', cpu.daemon], ['cpu-children', cpu.children]]);
+  return new Map([
+    ...phases,
+    ['cpu-daemon', cpu.daemon],
+    ['cpu-children', cpu.children],
+    ['gc', gcSeconds],
+    ['steal', hostTicks().steal / TICKS_PER_SECOND],
+  ]);
 }
 
 interface WarmRun {
   true: number[];
   read: number[];
-  profile: { true: Profile; read: Profile };
+  profile: { true: ProfileSeries; read: ProfileSeries };
   /** Of the machine's CPU time during the series, the share the host gave to others. */
   stealPercent: number;
   /** Empty unless asked for (floorSamples). */
@@ -270,7 +308,7 @@ async function warmLatency(
     }
     const ticksBefore = hostTicks();
     const samples = { true: [] as number[], read: [] as number[] };
-    const sums = { true: new ProfileSum(), read: new ProfileSum() };
+    const profile = { true: new ProfileSeries(), read: new ProfileSeries() };
     const sample = async (kind: 'true' | 'read', command: string[]) => {
       const before = await measured(app, caller);
       const ms = await caller.shoot(url, command);
@@ -278,7 +316,7 @@ async function warmLatency(
       await warmed(app, 2);
       const after = await measured(app, caller);
       after.set('http', (before.get('http') ?? 0) + ms / 1000);
-      sums[kind].add(before, after);
+      profile[kind].add(before, after);
     };
     for (let i = 0; i < WARM_SAMPLES; i += 1) {
       await sample('true', ['true']);
@@ -288,7 +326,7 @@ async function warmLatency(
     return {
       ...samples,
       floor: await floorLatency(app, setup, 2, floorSamples),
-      profile: { true: sums.true.means(), read: sums.read.means() },
+      profile,
       stealPercent:
         (100 * (ticksAfter.steal - ticksBefore.steal)) / (ticksAfter.total - ticksBefore.total),
     };
@@ -511,8 +549,7 @@ async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
 function cpuMsSync(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticksPerSecond = 100;
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
 }
 
 function printRestoreProfile(profile: RestoreProfile): void {
@@ -575,9 +612,8 @@ async function idleCost(
   const seconds = 5;
   await sleep(seconds * 1000);
   const after = await Promise.all(pids.map(cpuTicks));
-  const ticksPerSecond = 100;
   const cpu =
-    after.reduce((sum, ticks, i) => sum + ticks - before[i]!, 0) / ticksPerSecond / seconds;
+    after.reduce((sum, ticks, i) => sum + ticks - before[i]!, 0) / TICKS_PER_SECOND / seconds;
   const memory = await Promise.all(pids.map(memoryKiB));
   const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
   return {
@@ -708,33 +744,46 @@ const PROFILE_ROWS: [key: string, label: string][] = [
   ['agent', 'agent round trip (guest binds + exec)'],
   ['shoot', 'the service, end to end'],
   ['http', 'client: POST /shoot, end to end'],
+  ['gc', 'GC pauses in this process (daemon and bench)'],
+  ['steal', 'host steal, both cores (this VM waiting)'],
   ['teardown', 'after the answer: teardown (wall)'],
   ['cpu-daemon', 'CPU per shoot: daemon (and this bench)'],
   ['cpu-children', 'CPU per shoot: QEMU and helpers (refill too)'],
 ];
 
-/** Mean ms per shoot, per phase, for the four warm series side by side. */
+/**
+ * Mean ms per shoot, per phase, for the four warm series side by side: over every shoot,
+ * then over the slowest 2% (the p99's).
+ */
 function printProfile(warm: WarmRun, view: WarmRun): void {
-  const columns: [string, Profile][] = [
+  const series: [string, ProfileSeries][] = [
     ['`true`', warm.profile.true],
     ['read', warm.profile.read],
     ['view `true`', view.profile.true],
     ['view read', view.profile.read],
   ];
-  console.log(
-    `per-shoot profile, mean ms (${columns.map(([name]) => name).join(' | ')}); HTTP in+out = client − service:`,
-  );
+  const names = series.map(([name]) => name).join(' | ');
   const line = rowPrinter(52);
-  const cell = (profile: Profile, key: string) => (profile.get(key) ?? 0).toFixed(1);
-  for (const [key, label] of PROFILE_ROWS) {
-    line(`  ${label}`, columns.map(([, profile]) => cell(profile, key)).join(' | '));
-    if (key === 'http') {
-      line(
-        '  HTTP in + answer out (client − service)',
-        columns
-          .map(([, p]) => ((p.get('http') ?? 0) - (p.get('shoot') ?? 0)).toFixed(1))
-          .join(' | '),
-      );
+  for (const [title, columns] of [
+    [
+      `per-shoot profile, mean ms (${names}); HTTP in+out = client − service:`,
+      series.map(([, profile]) => profile.means()),
+    ],
+    [
+      `the slowest 2% of shoots (the p99's), mean ms (${names}):`,
+      series.map(([, profile]) => profile.tail()),
+    ],
+  ] as const) {
+    console.log(title);
+    const cell = (profile: Profile, key: string) => (profile.get(key) ?? 0).toFixed(1);
+    for (const [key, label] of PROFILE_ROWS) {
+      line(`  ${label}`, columns.map((profile) => cell(profile, key)).join(' | '));
+      if (key === 'http') {
+        line(
+          '  HTTP in + answer out (client − service)',
+          columns.map((p) => ((p.get('http') ?? 0) - (p.get('shoot') ?? 0)).toFixed(1)).join(' | '),
+        );
+      }
     }
   }
 }
