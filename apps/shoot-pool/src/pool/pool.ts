@@ -4,10 +4,10 @@
 // keeps the caller's processes and /tmp), while a replacement is restored in the
 // background. Bounded: at most `size` shoots run at once, at most `queueBound` wait, at
 // most `perCallerLimit` per caller; drained on shutdown.
-import { randomBytes } from 'node:crypto';
 import type { Logger } from '@seed/service-kit';
-import type { BindRequest } from '../agent/protocol';
+import type { BindRequest, ExecRequest } from '../agent/protocol';
 import type { GuestImage, Hypervisor, MicroVm, VmSnapshot } from '../vm/hypervisor';
+import { wakeClone } from '../vm/managed-vm';
 
 /** Where every clone mounts its share (the export folder), before a caller is known. */
 export const SHARE_TARGET = '/run/shoot';
@@ -170,8 +170,7 @@ const PRIME_TARGET = '/run/template-prime';
  */
 export async function primeTemplate(template: MicroVm, withShare: boolean): Promise<void> {
   const { agent, share } = template;
-  await agent.setClock();
-  await agent.reseed(randomBytes(64));
+  await wakeClone(agent);
   if (withShare) {
     await agent.mount({
       fstype: share.fstype,
@@ -180,12 +179,16 @@ export async function primeTemplate(template: MicroVm, withShare: boolean): Prom
       readOnly: false,
     });
   }
-  await agent.exec({
-    argv: ['true'],
-    timeoutMs: 10_000,
+  const exec = async (request: Omit<ExecRequest, 'argv' | 'timeoutMs'>) => {
+    const result = await agent.exec({ argv: ['true'], timeoutMs: 10_000, ...request });
+    if (result.exitCode !== 0) {
+      throw new Error(`priming command exited ${result.exitCode}`);
+    }
+  };
+  await exec({
     binds: [{ source: withShare ? SHARE_TARGET : '/bin', target: PRIME_TARGET, readOnly: true }],
   });
-  await agent.exec({ argv: ['true'], timeoutMs: 10_000, unbinds: [PRIME_TARGET], binds: [] });
+  await exec({ unbinds: [PRIME_TARGET], binds: [] });
   if (withShare) await agent.unmount({ target: SHARE_TARGET, lazy: false });
 }
 

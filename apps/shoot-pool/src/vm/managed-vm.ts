@@ -30,7 +30,7 @@ const CLONE_ENTROPY_BYTES = 64;
  * host's time (it wakes with the snapshot's) and fresh randomness (it wakes with the
  * snapshot's kernel RNG state, the same as every other clone of that snapshot).
  */
-export async function wakeClone(agent: AgentClient, signal: AbortSignal): Promise<void> {
+export async function wakeClone(agent: AgentClient, signal?: AbortSignal): Promise<void> {
   await agent.setClock(Date.now(), { signal });
   await agent.reseed(randomBytes(CLONE_ENTROPY_BYTES), { signal });
 }
