@@ -10,8 +10,9 @@
 // Each warm run also prints where a shoot's time goes: the daemon's phase histogram
 // (seed_shoot_phase_seconds, read in process) per shoot, the HTTP round trip around it, and
 // the CPU the daemon and its children (QEMU, mount helpers) spent per shoot, refill
-// included; beside it the floor: one of the same pool's idle warm clones driven directly
-// over the agent.
+// included; then the same over the slowest 2% of shoots (the p99's), with GC pauses and
+// host steal, to tell a tail of ours from the host's; beside it the floor: one of the same
+// pool's idle warm clones driven directly over the agent.
 // Then where one clone's restore spends CPU, phase by phase (restoreProfile): what bounds
 // the pool's sustained rate on a small node.
 // Everything runs on this machine's cores (QEMU under TCG here): the daemon in this
@@ -744,8 +745,8 @@ const PROFILE_ROWS: [key: string, label: string][] = [
   ['agent', 'agent round trip (guest binds + exec)'],
   ['shoot', 'the service, end to end'],
   ['http', 'client: POST /shoot, end to end'],
-  ['gc', 'GC pauses in this process (daemon and bench)'],
-  ['steal', 'host steal, both cores (this VM waiting)'],
+  ['gc', 'GC pauses here (daemon + bench), to warm again'],
+  ['steal', 'host steal, both cores, to warm again'],
   ['teardown', 'after the answer: teardown (wall)'],
   ['cpu-daemon', 'CPU per shoot: daemon (and this bench)'],
   ['cpu-children', 'CPU per shoot: QEMU and helpers (refill too)'],
