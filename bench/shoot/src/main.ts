@@ -512,7 +512,7 @@ async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
         const cpu = process.cpuUsage();
         marks.push({
           key,
-          qemu: vmmPid === undefined ? 0 : cpuMsSync(vmmPid),
+          qemu: vmmPid === undefined ? 0 : cpuMs(vmmPid),
           daemon: (cpu.user + cpu.system) / 1000,
           wall: performance.now(),
         });
@@ -547,10 +547,9 @@ async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
 }
 
 /** CPU ms (utime + stime) of a process, read at once: onPhase is called synchronously. */
-function cpuMsSync(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+function cpuMs(pid: number): number {
+  const stat = statFields(pid);
+  return ((stat[11]! + stat[12]!) * 1000) / TICKS_PER_SECOND;
 }
 
 function printRestoreProfile(profile: RestoreProfile): void {
@@ -591,12 +590,6 @@ async function throughput(caller: ProcessCaller, url: string, size: number): Pro
 }
 
 /** CPU ticks (utime + stime) of a process. */
-async function cpuTicks(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
 async function memoryKiB(pid: number): Promise<{ rss: number; pss: number }> {
   const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
   const value = (name: string) =>
@@ -609,12 +602,11 @@ async function idleCost(
   runRoot: string,
 ): Promise<{ cpuPercent: number; rssMiB: number; pssMiB: number; vms: number }> {
   const pids = await processesReferencing(`${runRoot}/`);
-  const before = await Promise.all(pids.map(cpuTicks));
+  const before = pids.map(cpuMs);
   const seconds = 5;
   await sleep(seconds * 1000);
-  const after = await Promise.all(pids.map(cpuTicks));
-  const cpu =
-    after.reduce((sum, ticks, i) => sum + ticks - before[i]!, 0) / TICKS_PER_SECOND / seconds;
+  const after = pids.map(cpuMs);
+  const cpu = after.reduce((sum, ms, i) => sum + ms - before[i]!, 0) / 1000 / seconds;
   const memory = await Promise.all(pids.map(memoryKiB));
   const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
   return {
