@@ -18,6 +18,9 @@ func main() {
 	a := &agent{
 		reaper:  startReaper(),
 		started: time.Now(),
+		// Only what is out of the ordinary: stderr is the console, an emulated UART where
+		// each byte is an exit to QEMU, and under TCG the kernel's console path is more code
+		// that every clone's QEMU translates afresh.
 		logf: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "shoot-agent: "+format+"\n", args...)
 		},

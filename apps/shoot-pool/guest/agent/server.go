@@ -97,7 +97,6 @@ func (a *agent) dispatch(head requestHead, f frame) (any, [][]byte, error) {
 			return nil, nil, err
 		}
 		a.reseeds++
-		a.logf("kernel RNG reseeded with %d bytes from the host (reseed %d)", len(f.blobs[0]), a.reseeds)
 		return reseedResponse{okResponse: ok, EntropyBytes: len(f.blobs[0]), Reseeds: a.reseeds}, nil, nil
 
 	case "setClock":
