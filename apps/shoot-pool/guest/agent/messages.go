@@ -93,7 +93,7 @@ type pingResponse struct {
 	Version  int   `json:"version"`
 	UptimeMs int64 `json:"uptimeMs"`
 	EpochMs  int64 `json:"epochMs"`
-	// Reseeds counts the host's `reseed` requests since boot (0 in a template).
+	// Reseeds counts the host's `reseed` requests since boot, its template's priming included.
 	Reseeds int `json:"reseeds"`
 }
 

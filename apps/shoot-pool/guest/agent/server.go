@@ -19,7 +19,7 @@ type agent struct {
 	mu      sync.Mutex
 	reaper  *reaper
 	started time.Time
-	// reseeds counts the host's reseeds since boot: a clone answers 1 once restored.
+	// reseeds counts the host's reseeds since boot: a clone counts its template's too.
 	reseeds int
 	logf    func(format string, args ...any)
 }

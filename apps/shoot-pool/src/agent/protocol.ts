@@ -307,7 +307,7 @@ export const pingResultSchema = z.object({
   version: z.number().int(),
   uptimeMs: z.number(),
   epochMs: z.number(),
-  /** The host's reseeds since the guest booted: 0 in a template, 1 in a woken clone. */
+  /** The host's reseeds since the guest booted, a primed template's included (it reseeds once). */
   reseeds: z.number().int().nonnegative(),
 });
 export type PingResult = z.infer<typeof pingResultSchema>;
