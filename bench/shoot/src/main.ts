@@ -34,7 +34,6 @@ import {
   createShootPoolApp,
   findGuestImage,
   loadShootPoolConfig,
-  primeTemplate,
   processesReferencing,
   type GuestImage,
   type RestorePhase,
@@ -43,6 +42,14 @@ import {
 } from '@seed/shoot-pool';
 import { runBench, rowPrinter } from '@seed/testing';
 import { ProcessCaller } from './caller';
+import {
+  MEMORY_MIB,
+  TICKS_PER_SECOND,
+  cpuMs,
+  mountShare,
+  primedSnapshot,
+  statFields,
+} from './clone';
 
 /** Over 40 samples a p99 was the slowest shoot; over 100 it is the second slowest. */
 const WARM_SAMPLES = Number(process.env.BENCH_WARM_SAMPLES ?? 100);
@@ -52,9 +59,6 @@ const BOOT_SAMPLES = Number(process.env.BENCH_BOOT_SAMPLES ?? 3);
 const FLOOR_SAMPLES = Number(process.env.BENCH_FLOOR_SAMPLES ?? 30);
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_S ?? 8);
 const CLOSURE_PATHS = Number(process.env.BENCH_CLOSURE_PATHS ?? 100);
-const MEMORY_MIB = 256;
-/** The kernel's clock ticks in /proc's CPU times (USER_HZ). */
-const TICKS_PER_SECOND = 100;
 
 interface Setup {
   root: string;
@@ -168,15 +172,6 @@ async function phaseTotals(app: ShootPoolApp): Promise<Map<string, number>> {
       .reduce((sum, value) => sum + value.value, 0),
   );
   return totals;
-}
-
-/** Fields of a /proc/<pid>/stat after the name, 0-based: utime 11, stime 12, cutime 13, cstime 14. */
-function statFields(pid: number | 'self'): number[] {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat
-    .slice(stat.lastIndexOf(')') + 2)
-    .split(' ')
-    .map(Number);
 }
 
 /**
@@ -336,16 +331,6 @@ async function warmLatency(
   }
 }
 
-/** Mounts the clone's share where the pool does, writable. */
-function mountShare(vm: Awaited<ReturnType<QemuHypervisor['startClone']>>) {
-  return vm.agent.mount({
-    fstype: vm.share.fstype,
-    source: vm.share.tag,
-    target: SHARE_TARGET,
-    readOnly: false,
-  });
-}
-
 /** A clone restored from `snapshot` with its share mounted and the store and volume bound. */
 async function preparedClone(hv: QemuHypervisor, snapshot: VmSnapshot, setup: Setup) {
   const vm = await hv.startClone(snapshot, { mountPoints: [STORE_POINT, ...VOLUME_POINTS] });
@@ -440,17 +425,10 @@ async function bootLatency(setup: Setup): Promise<number[]> {
   return samples;
 }
 
-/** A template's snapshot as the pool takes it. */
-async function primedSnapshot(hv: QemuHypervisor, setup: Setup): Promise<VmSnapshot> {
-  const template = await hv.startTemplate({ image: setup.image, memoryMiB: MEMORY_MIB, vcpus: 1 });
-  await primeTemplate(template, hv.templateHasShare);
-  return hv.snapshot(template);
-}
-
 /** Per request: restore a clone from the snapshot, mount the share, bind, run, destroy. */
 async function restoreLatency(setup: Setup): Promise<{ true: number[]; read: number[] }> {
   const hv = new QemuHypervisor({ runRoot: path.join(setup.root, 'restore'), accel: 'tcg' });
-  const snapshot = await primedSnapshot(hv, setup);
+  const snapshot = await primedSnapshot(hv, setup.image);
   const once = async (argv: string[]) => {
     const vm = await preparedClone(hv, snapshot, setup);
     try {
@@ -500,7 +478,7 @@ type RestoreProfile = Map<string, { qemu: number; daemon: number; wall: number }
  */
 async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
   const hv = new QemuHypervisor({ runRoot: path.join(setup.root, 'profile'), accel: 'tcg' });
-  const snapshot = await primedSnapshot(hv, setup);
+  const snapshot = await primedSnapshot(hv, setup.image);
   const sums: RestoreProfile = new Map(
     RESTORE_PHASES.map(([key]) => [key, { qemu: 0, daemon: 0, wall: 0 }]),
   );
@@ -544,12 +522,6 @@ async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
   } finally {
     await snapshot.destroy();
   }
-}
-
-/** CPU ms (utime + stime) of a process, read at once: onPhase is called synchronously. */
-function cpuMs(pid: number): number {
-  const stat = statFields(pid);
-  return ((stat[11]! + stat[12]!) * 1000) / TICKS_PER_SECOND;
 }
 
 function printRestoreProfile(profile: RestoreProfile): void {

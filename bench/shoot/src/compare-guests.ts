@@ -1,0 +1,99 @@
+// bench/shoot compare-guests: which of two or more guest images (folders scripts/guest-image
+// made) costs a clone less QEMU CPU to restore and warm. Whole-bench runs cannot tell a
+// change of a few percent: under TCG the same image moved 226–284 ms from one run to the
+// next with the host's own drift. Here every image gets a primed snapshot in one process
+// and their clones are restored in turns, the order rotated each round, so the drift and
+// the cost of the previous clone's teardown fall on all of them alike.
+//
+//   pnpm compare-guests GUEST_DIR GUEST_DIR... (BENCH_COMPARE_ROUNDS clones of each, 30)
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { QemuHypervisor, findGuestImage, type VmSnapshot } from '@seed/shoot-pool';
+import { median, rowPrinter, runBench, type BenchCleanups } from '@seed/testing';
+import { cpuMs, mountShare, primedSnapshot } from './clone';
+
+interface CloneCpu {
+  /** QEMU CPU from its start until the clone's clock is set and its RNG reseeded. */
+  restored: number;
+  /** The pool's warm-up after that: mount the share, run the first command. */
+  warmUp: number;
+}
+
+function roundsFromEnv(): number {
+  const raw = process.env.BENCH_COMPARE_ROUNDS ?? '30';
+  const rounds = Number(raw);
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    throw new Error(`BENCH_COMPARE_ROUNDS must be a positive integer, not "${raw}"`);
+  }
+  return rounds;
+}
+
+async function measureClone(hv: QemuHypervisor, snapshot: VmSnapshot): Promise<CloneCpu> {
+  let restored = NaN;
+  const vm = await hv.startClone(snapshot, {
+    mountPoints: [],
+    onPhase: (phase, pid) => {
+      if (phase === 'woken') restored = cpuMs(pid);
+    },
+  });
+  try {
+    await mountShare(vm);
+    const first = await vm.agent.exec({ argv: ['true'], timeoutMs: 10_000 });
+    if (first.exitCode !== 0) throw new Error(`the first command exited ${first.exitCode}`);
+    return { restored, warmUp: cpuMs(vm.pid) - restored };
+  } finally {
+    await vm.destroy();
+  }
+}
+
+async function main(cleanups: BenchCleanups): Promise<void> {
+  const dirs = process.argv.slice(2);
+  if (dirs.length < 2) {
+    throw new Error(
+      'usage: pnpm compare-guests GUEST_DIR GUEST_DIR... (two or more folders made by scripts/guest-image)',
+    );
+  }
+  const rounds = roundsFromEnv();
+  const images = await Promise.all(dirs.map((dir) => findGuestImage(path.resolve(dir))));
+  const root = await mkdtemp(path.join(tmpdir(), 'bench-shoot-compare-'));
+  const hv = new QemuHypervisor({ runRoot: root, accel: 'tcg' });
+  // However the run ends: whatever VM, snapshot or memory file is left under the run root.
+  cleanups.add('remove the run root and what runs under it', async () => {
+    await hv.reapOrphans();
+    await rm(root, { recursive: true, force: true });
+  });
+  const snapshots: VmSnapshot[] = [];
+  for (const image of images) snapshots.push(await primedSnapshot(hv, image));
+  const samples = dirs.map((): CloneCpu[] => []);
+  // Round 0 is not counted: the first restore of a snapshot pays for the page cache.
+  for (let round = 0; round <= rounds; round += 1) {
+    for (let turn = 0; turn < snapshots.length; turn += 1) {
+      const index = (round + turn) % snapshots.length;
+      const cpu = await measureClone(hv, snapshots[index]!);
+      if (round > 0) samples[index]!.push(cpu);
+    }
+  }
+  for (const snapshot of snapshots) await snapshot.destroy();
+
+  console.log(
+    `bench/shoot compare-guests: QEMU TCG, ${rounds} clones of each image in turns; QEMU CPU per clone, mean / median ms`,
+  );
+  const line = rowPrinter(24);
+  const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;
+  const both = (values: number[]) => `${mean(values).toFixed(1)} / ${median(values).toFixed(0)}`;
+  line('guest image', 'restored | warm-up | restored and warm');
+  dirs.forEach((dir, index) => {
+    const cpu = samples[index]!;
+    line(
+      path.basename(path.resolve(dir)),
+      [
+        both(cpu.map((c) => c.restored)),
+        both(cpu.map((c) => c.warmUp)),
+        both(cpu.map((c) => c.restored + c.warmUp)),
+      ].join(' | '),
+    );
+  });
+}
+
+runBench('bench/shoot compare-guests', main);
