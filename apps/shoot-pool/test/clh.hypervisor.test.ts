@@ -4,7 +4,7 @@
 // only stay alive. What this cannot show (a real guest, CH's own behaviour beyond the
 // spec) is listed in the README, "Cloud Hypervisor".
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readlink, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,19 +41,27 @@ async function served(id: string): Promise<FakeClhApi> {
 }
 
 /**
- * Resolves once `pid` shows its own argv. Node's `spawn` event comes as soon as the child's
- * exec has closed its close-on-exec pipe, before the kernel has laid out the new argv; a
- * real CH has long done that when it answers on its API socket, but a stand-in's API is
- * this test's, so the driver can be done with a stand-in still inside execve, its
- * cmdline empty and invisible to the reap's scan (seen twice in CI on a busy machine).
+ * Resolves once `pid` is the stand-in itself: past `setpriv` and its own execve, running
+ * node (the stand-ins' interpreter) with its argv laid out. Node's `spawn` event comes as
+ * soon as the child's exec has closed its close-on-exec pipe; a real CH has long finished
+ * starting when it answers on its API socket, but a stand-in's API is this test's, so the
+ * driver can be done with a stand-in still inside `setpriv` (its uid switched, its
+ * capabilities not yet dropped) or inside execve (its cmdline empty, invisible to the
+ * reap's scan). Both were seen in CI on a busy machine.
  */
-async function argvShown(pid: number): Promise<void> {
+async function standInRunning(pid: number): Promise<void> {
+  const node = await realpath(process.execPath);
   const deadline = performance.now() + 10_000;
-  let cmdline = '';
-  while (!cmdline.includes(`${runRoot}/`)) {
-    if (performance.now() > deadline) throw new Error(`pid ${pid} shows argv "${cmdline}"`);
+  const state = async () => ({
+    exe: await readlink(`/proc/${pid}/exe`),
+    cmdline: await readFile(`/proc/${pid}/cmdline`, 'utf8'),
+  });
+  for (let seen = await state(); seen.exe !== node || !seen.cmdline.includes(`${runRoot}/`);) {
+    if (performance.now() > deadline) {
+      throw new Error(`pid ${pid} still runs ${seen.exe} with argv "${seen.cmdline}"`);
+    }
     await sleep(5);
-    cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    seen = await state();
   }
 }
 
@@ -149,6 +157,7 @@ describe('ClhHypervisor against stand-ins for Cloud Hypervisor and virtiofsd', (
     expect(processes).toContain(clone.pid);
     expect(processes).toHaveLength(2); // CH and the clone's virtiofsd
     // Both run as the clone's own unprivileged uid, as QEMU does (qemu-isolation.test.ts).
+    await Promise.all(processes.map(standInRunning));
     const credentials = await Promise.all(processes.map(credentialsOf));
     expect(new Set(credentials.map((seen) => seen.uid)).size).toBe(1);
     for (const seen of credentials) {
@@ -169,7 +178,7 @@ describe('ClhHypervisor against stand-ins for Cloud Hypervisor and virtiofsd', (
       driver().startTemplate({ id: 'tpl-orphan', image, memoryMiB: 256, vcpus: 1 }),
       served('tpl-orphan'),
     ]);
-    await argvShown(template.pid);
+    await standInRunning(template.pid);
     const report = await driver().reapOrphans();
     expect(report.killed).toContain(template.pid);
     expect(report.removed).toContain(template.runDir);
