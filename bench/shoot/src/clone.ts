@@ -33,6 +33,13 @@ export function mountShare(vm: Clone) {
   });
 }
 
+/** The pool's warm-up of a clone, as the bench measures it: mount the share, run `true`. */
+export async function warmUp(vm: Clone): Promise<void> {
+  await mountShare(vm);
+  const first = await vm.agent.exec({ argv: ['true'], timeoutMs: 10_000 });
+  if (first.exitCode !== 0) throw new Error(`the first command exited ${first.exitCode}`);
+}
+
 /** /proc/<pid>/stat's fields after the command name (field 3 on, so utime is [11]). */
 export function statFields(pid: number | 'self'): number[] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

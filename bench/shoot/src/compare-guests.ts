@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { QemuHypervisor, findGuestImage, type VmSnapshot } from '@seed/shoot-pool';
 import { median, rowPrinter, runBench, type BenchCleanups } from '@seed/testing';
-import { cpuMs, mountShare, primedSnapshot } from './clone';
+import { cpuMs, primedSnapshot, warmUp } from './clone';
 
 interface CloneCpu {
   /** QEMU CPU from its start until the clone's clock is set and its RNG reseeded. */
@@ -38,9 +38,7 @@ async function measureClone(hv: QemuHypervisor, snapshot: VmSnapshot): Promise<C
     },
   });
   try {
-    await mountShare(vm);
-    const first = await vm.agent.exec({ argv: ['true'], timeoutMs: 10_000 });
-    if (first.exitCode !== 0) throw new Error(`the first command exited ${first.exitCode}`);
+    await warmUp(vm);
     return { restored, warmUp: cpuMs(vm.pid) - restored };
   } finally {
     await vm.destroy();

@@ -49,6 +49,7 @@ import {
   mountShare,
   primedSnapshot,
   statFields,
+  warmUp,
 } from './clone';
 
 /** Over 40 samples a p99 was the slowest shoot; over 100 it is the second slowest. */
@@ -501,8 +502,7 @@ async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
         onPhase: mark,
       });
       try {
-        await mountShare(vm);
-        await vm.agent.exec({ argv: ['true'], timeoutMs: 10_000 });
+        await warmUp(vm);
         mark('warm', vm.pid);
         await sleep(IDLE_MS);
         mark('idle', vm.pid);
