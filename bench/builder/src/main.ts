@@ -13,6 +13,7 @@ import { REDIS_USERS } from '@seed/builds-queue';
 import { generationHash, readTlsDirectory } from '@seed/contracts';
 import { NixClient, pinFlakeRef } from '@seed/nix-eval';
 import {
+  benchSettings,
   createPlatformCertificates,
   freeLoopbackPort,
   startRedis,
@@ -27,8 +28,10 @@ import { StandInReconciler } from './reconciler';
 import { measureTlsCost, printTlsCost } from './tls-cost';
 
 const CONF = process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf';
-const BUILDS = Number(process.env.BENCH_BUILDS ?? 10);
-const FLAKES = Number(process.env.BENCH_FLAKES ?? 20);
+const { BENCH_BUILDS: BUILDS, BENCH_FLAKES: FLAKES } = benchSettings('bench/builder', {
+  BENCH_BUILDS: 10,
+  BENCH_FLAKES: 20,
+});
 const BUILD_TIMEOUT_MS = 60_000;
 const BUILDER_MAIN =
   process.env.BENCH_BUILDER_MAIN ?? path.resolve(__dirname, '../../../apps/builder/dist/main.js');

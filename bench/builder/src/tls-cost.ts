@@ -8,11 +8,19 @@ import {
   readTlsDirectory,
   type ReconcilerClient,
 } from '@seed/contracts';
-import { median, rowPrinter, type BenchCleanups, type PlatformCertificates } from '@seed/testing';
+import {
+  benchSettings,
+  median,
+  rowPrinter,
+  type BenchCleanups,
+  type PlatformCertificates,
+} from '@seed/testing';
 import { StandInReconciler } from './reconciler';
 
-const CHANNELS = Number(process.env.BENCH_TLS_CHANNELS ?? 50);
-const CALLS = Number(process.env.BENCH_TLS_CALLS ?? 500);
+const { BENCH_TLS_CHANNELS: CHANNELS, BENCH_TLS_CALLS: CALLS } = benchSettings('bench/builder', {
+  BENCH_TLS_CHANNELS: 50,
+  BENCH_TLS_CALLS: 500,
+});
 
 export interface TlsCost {
   /** Median ms of the first call on a fresh channel. */

@@ -21,7 +21,7 @@ import { BuilderApi } from '@seed/platform-client';
 import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY_SEED } from '@seed/k8s-model';
 import { loadKubeConfig } from '@seed/kube-config';
 import { FlakeRepo } from '@seed/local-parts';
-import { median, rowPrinter, runBench, type BenchCleanups } from '@seed/testing';
+import { benchSettings, median, rowPrinter, runBench, type BenchCleanups } from '@seed/testing';
 import { buildPageImages, PlainDeployment, type BaselineTimes } from './baseline';
 import { byName, processesMentioning, usageOver, type ProcessUsage } from './node-usage';
 import { PodTimeline, sleep } from './pod-timeline';
@@ -34,12 +34,19 @@ import {
   type PushTimes,
 } from './seed-push';
 
-const PUSHES = Number(process.env.BENCH_PUSHES ?? 5);
-/** Rounds (a push and an image change) run first and not reported. */
-const WARM_UP = Number(process.env.BENCH_WARM_UP ?? 1);
-const WAIT_TIMEOUT_MS = Number(process.env.BENCH_WAIT_TIMEOUT_MS ?? 300_000);
+const {
+  BENCH_PUSHES: PUSHES,
+  // Rounds (a push and an image change) run first and not reported.
+  BENCH_WARM_UP: WARM_UP,
+  BENCH_WAIT_TIMEOUT_MS: WAIT_TIMEOUT_MS,
+  BENCH_IDLE_WINDOW_MS: IDLE_WINDOW_MS,
+} = benchSettings('bench/e2e', {
+  BENCH_PUSHES: 5,
+  BENCH_WARM_UP: { default: 1, min: 0 },
+  BENCH_WAIT_TIMEOUT_MS: 300_000,
+  BENCH_IDLE_WINDOW_MS: 10_000,
+});
 const IDLE_SETTLE_MS = 5_000;
-const IDLE_WINDOW_MS = Number(process.env.BENCH_IDLE_WINDOW_MS ?? 10_000);
 /** Issue #13's aim for Seed's own phases (seedOwn in seed-push.ts), at p50. */
 const SEED_OWN_AIM_MS = 1_000;
 const PLAIN_NAMESPACE = 'bench-e2e-plain';

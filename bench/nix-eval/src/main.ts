@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { NixClient } from '@seed/nix-eval';
 import {
+  benchSettings,
   demoFlakeFiles,
   FlakeRepo,
   type DemoSeed,
@@ -16,7 +17,7 @@ import {
 
 const run = promisify(execFile);
 const CONF = process.env.SEED_NIX_CONF ?? '/etc/seed/nix.conf';
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
+const { BENCH_ROUNDS: ROUNDS } = benchSettings('bench/nix-eval', { BENCH_ROUNDS: 15 });
 const SEEDS = 20;
 const APPLY =
   'seeds: builtins.mapAttrs (name: seed: { meta = seed.meta; image = seed.image.drvPath; }) seeds';

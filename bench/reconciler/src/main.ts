@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import {
+  benchSettings,
   apiWrites,
   createPlatformCertificates,
   freeLoopbackPorts,
@@ -35,7 +36,18 @@ import { ReconcilerProcess, sum, type Samples } from './reconciler';
 const RECONCILER_MAIN =
   process.env.BENCH_RECONCILER_MAIN ??
   path.resolve(__dirname, '../../../apps/reconciler/dist/main.js');
-const RTT_SAMPLES = Number(process.env.BENCH_RTT_SAMPLES ?? 50);
+const {
+  BENCH_RTT_SAMPLES: RTT_SAMPLES,
+  BENCH_FLAKES: FLAKES,
+  BENCH_INSTANCES: INSTANCES,
+  // The reconciler's default (SEED_RECONCILER_WORKERS), set explicitly so it is printed.
+  BENCH_WORKERS: WORKERS,
+} = benchSettings('bench/reconciler', {
+  BENCH_RTT_SAMPLES: 50,
+  BENCH_FLAKES: 100,
+  BENCH_INSTANCES: 10,
+  BENCH_WORKERS: 4,
+});
 /** Instances per generation, and how many fresh flakes of each size are timed (median). */
 const SIZES: readonly [instances: number, repeats: number][] = [
   [1, 5],
@@ -43,10 +55,6 @@ const SIZES: readonly [instances: number, repeats: number][] = [
   [100, 3],
 ];
 const NO_OP_CALLS = 20;
-const FLAKES = Number(process.env.BENCH_FLAKES ?? 100);
-const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 10);
-/** The reconciler's default (SEED_RECONCILER_WORKERS), set explicitly so it is printed. */
-const WORKERS = Number(process.env.BENCH_WORKERS ?? 4);
 
 /** One timed ApplyGeneration and what it did to the cluster. */
 interface Applied {

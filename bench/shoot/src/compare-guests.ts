@@ -10,23 +10,25 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { QemuHypervisor, findGuestImage, type VmSnapshot } from '@seed/shoot-pool';
-import { median, rowPrinter, runBench, type BenchCleanups } from '@seed/testing';
+import {
+  BenchInputError,
+  benchSettings,
+  median,
+  rowPrinter,
+  runBench,
+  type BenchCleanups,
+} from '@seed/testing';
 import { cpuMs, primedSnapshot, warmUp } from './clone';
+
+const { BENCH_COMPARE_ROUNDS: ROUNDS } = benchSettings('bench/shoot compare-guests', {
+  BENCH_COMPARE_ROUNDS: 30,
+});
 
 interface CloneCpu {
   /** QEMU CPU from its start until the clone's clock is set and its RNG reseeded. */
   restored: number;
   /** The pool's warm-up after that: mount the share, run the first command. */
   warmUp: number;
-}
-
-function roundsFromEnv(): number {
-  const raw = process.env.BENCH_COMPARE_ROUNDS ?? '30';
-  const rounds = Number(raw);
-  if (!Number.isInteger(rounds) || rounds < 1) {
-    throw new Error(`BENCH_COMPARE_ROUNDS must be a positive integer, not "${raw}"`);
-  }
-  return rounds;
 }
 
 async function measureClone(hv: QemuHypervisor, snapshot: VmSnapshot): Promise<CloneCpu> {
@@ -48,12 +50,17 @@ async function measureClone(hv: QemuHypervisor, snapshot: VmSnapshot): Promise<C
 async function main(cleanups: BenchCleanups): Promise<void> {
   const dirs = process.argv.slice(2);
   if (dirs.length < 2) {
-    throw new Error(
+    throw new BenchInputError([
       'usage: pnpm compare-guests GUEST_DIR GUEST_DIR... (two or more folders made by scripts/guest-image)',
-    );
+    ]);
   }
-  const rounds = roundsFromEnv();
-  const images = await Promise.all(dirs.map((dir) => findGuestImage(path.resolve(dir))));
+  const images = await Promise.all(
+    dirs.map((dir) =>
+      findGuestImage(path.resolve(dir)).catch((error: Error) => {
+        throw new BenchInputError([`${dir}: ${error.message}`]);
+      }),
+    ),
+  );
   const root = await mkdtemp(path.join(tmpdir(), 'bench-shoot-compare-'));
   const hv = new QemuHypervisor({ runRoot: root, accel: 'tcg' });
   // However the run ends: whatever VM, snapshot or memory file is left under the run root.
@@ -65,7 +72,7 @@ async function main(cleanups: BenchCleanups): Promise<void> {
   for (const image of images) snapshots.push(await primedSnapshot(hv, image));
   const samples = dirs.map((): CloneCpu[] => []);
   // Round 0 is not counted: the first restore of a snapshot pays for the page cache.
-  for (let round = 0; round <= rounds; round += 1) {
+  for (let round = 0; round <= ROUNDS; round += 1) {
     for (let turn = 0; turn < snapshots.length; turn += 1) {
       const index = (round + turn) % snapshots.length;
       const cpu = await measureClone(hv, snapshots[index]!);
@@ -75,7 +82,7 @@ async function main(cleanups: BenchCleanups): Promise<void> {
   for (const snapshot of snapshots) await snapshot.destroy();
 
   console.log(
-    `bench/shoot compare-guests: QEMU TCG, ${rounds} clones of each image in turns; QEMU CPU per clone, mean / median ms`,
+    `bench/shoot compare-guests: QEMU TCG, ${ROUNDS} clones of each image in turns; QEMU CPU per clone, mean / median ms`,
   );
   const line = rowPrinter(24);
   const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;

@@ -40,7 +40,7 @@ import {
   type ShootPoolApp,
   type VmSnapshot,
 } from '@seed/shoot-pool';
-import { runBench, rowPrinter } from '@seed/testing';
+import { benchSettings, runBench, rowPrinter } from '@seed/testing';
 import { ProcessCaller } from './caller';
 import {
   MEMORY_MIB,
@@ -52,14 +52,23 @@ import {
   warmUp,
 } from './clone';
 
-/** Over 40 samples a p99 was the slowest shoot; over 100 it is the second slowest. */
-const WARM_SAMPLES = Number(process.env.BENCH_WARM_SAMPLES ?? 100);
-const RESTORE_SAMPLES = Number(process.env.BENCH_RESTORE_SAMPLES ?? 10);
-const BOOT_SAMPLES = Number(process.env.BENCH_BOOT_SAMPLES ?? 3);
-/** Idle pool clones the floor takes each of its three samples in, one sample per clone. */
-const FLOOR_SAMPLES = Number(process.env.BENCH_FLOOR_SAMPLES ?? 30);
-const LOAD_SECONDS = Number(process.env.BENCH_LOAD_S ?? 8);
-const CLOSURE_PATHS = Number(process.env.BENCH_CLOSURE_PATHS ?? 100);
+const {
+  // Over 40 samples a p99 was the slowest shoot; over 100 it is the second slowest.
+  BENCH_WARM_SAMPLES: WARM_SAMPLES,
+  BENCH_RESTORE_SAMPLES: RESTORE_SAMPLES,
+  BENCH_BOOT_SAMPLES: BOOT_SAMPLES,
+  // Idle pool clones the floor takes each of its three samples in, one sample per clone.
+  BENCH_FLOOR_SAMPLES: FLOOR_SAMPLES,
+  BENCH_LOAD_S: LOAD_SECONDS,
+  BENCH_CLOSURE_PATHS: CLOSURE_PATHS,
+} = benchSettings('bench/shoot', {
+  BENCH_WARM_SAMPLES: 100,
+  BENCH_RESTORE_SAMPLES: 10,
+  BENCH_BOOT_SAMPLES: 3,
+  BENCH_FLOOR_SAMPLES: 30,
+  BENCH_LOAD_S: 8,
+  BENCH_CLOSURE_PATHS: 100,
+});
 
 interface Setup {
   root: string;

@@ -15,6 +15,7 @@ import autocannon from 'autocannon';
 import { REDIS_USERS } from '@seed/builds-queue';
 import { flakeHookId } from '@seed/contracts';
 import {
+  benchSettings,
   freeLoopbackPorts,
   githubPushHeaders,
   startRedis,
@@ -30,10 +31,16 @@ const SECRET = 'bench-secret';
 const REPOSITORIES = 20;
 // Many short rounds: a burst of the machine's load then spoils one round's ratio, and the
 // median of twenty is not moved by a few.
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 3);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
+const {
+  BENCH_DURATION_S: DURATION_S,
+  BENCH_ROUNDS: ROUNDS,
+  BENCH_CONNECTIONS: CONNECTIONS,
+} = benchSettings('bench/webhook', {
+  BENCH_DURATION_S: 3,
+  BENCH_ROUNDS: 20,
+  BENCH_CONNECTIONS: 32,
+});
 const WARM_UP_S = 5;
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
 type Payload = Record<string, unknown>;
 const pushExample = (examples as unknown as { name: string; examples: Payload[] }[])

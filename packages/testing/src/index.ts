@@ -1,7 +1,15 @@
 export { SEED_OFFLINE_IMAGE_NIX, demoFlakeFiles } from './flake-repo';
 export type { DemoFlakeOptions, DemoSeed } from './flake-repo';
 export { toNixExpression } from './nix-expression';
-export { BenchCleanups, median, rowPrinter, runBench } from './bench';
+export {
+  BenchCleanups,
+  BenchInputError,
+  benchSettings,
+  median,
+  parseBenchSettings,
+  rowPrinter,
+  runBench,
+} from './bench';
 // The real parts tests start (on loopback, and the one local node a machine runs), from
 // the package `seed up` shares.
 export {
