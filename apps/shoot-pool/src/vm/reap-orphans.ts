@@ -8,11 +8,11 @@ import { killOrphan, processesReferencing } from './vmm-process';
 
 /**
  * Cleans up after a daemon that died without destroying its VMs: kills every process
- * whose argv names a path under `runRoot` (VMMs, their helpers, virtiofsd), then — in the
- * order a VM's own cleanup stack uses — unmounts what is mounted under it, removes this
- * run root's memory files from `shmDir`, and empties the run root (VMs, snapshots and
- * closure views). Processes are found by
- * their command line rather than by pid files, which a reused pid would make lie.
+ * whose argv or stdout names a path under `runRoot` (VMMs, their helpers, virtiofsd), then
+ * — in the order a VM's own cleanup stack uses — unmounts what is mounted under it,
+ * removes this run root's memory files from `shmDir`, and empties the run root (VMs,
+ * snapshots and closure views). Processes are found that way (processesReferencing)
+ * rather than by pid files, which a reused pid would make lie.
  * Call it only while this daemon has no VM of its own under `runRoot`.
  */
 export async function reapOrphans(runRoot: string, shmDir = '/dev/shm'): Promise<ReapReport> {

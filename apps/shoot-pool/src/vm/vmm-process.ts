@@ -1,7 +1,7 @@
 // Starting, watching and ending VMM processes (QEMU, Cloud Hypervisor, virtiofsd).
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -148,8 +148,11 @@ function processState(pid: number): string | undefined {
 
 /**
  * Processes whose command line mentions a path under `dir` (its run directory appears in
- * every argv this driver builds): how orphans are found without trusting a pid file,
- * since a pid may have been reused since it was written.
+ * every argv this driver builds), or whose stdout is a file under it (spawnVmm's log):
+ * how orphans are found without trusting a pid file, since a pid may have been reused
+ * since it was written. The stdout test catches a VMM caught between fork and execve,
+ * still wearing the daemon's command line, which would otherwise finish its execve after
+ * the reaper had looked and outlive the clean-up.
  */
 export async function processesReferencing(dir: string): Promise<number[]> {
   const found: number[] = [];
@@ -158,13 +161,24 @@ export async function processesReferencing(dir: string): Promise<number[]> {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     if (pid === self) continue;
-    let cmdline: string;
-    try {
-      cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8');
-    } catch {
-      continue; // exited while we looked
-    }
-    if (cmdline.split('\0').some((arg) => arg.includes(dir))) found.push(pid);
+    if ((await commandLineNames(pid, dir)) || (await stdoutUnder(pid, dir))) found.push(pid);
   }
   return found;
+}
+
+async function commandLineNames(pid: number, dir: string): Promise<boolean> {
+  try {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.split('\0').some((arg) => arg.includes(dir));
+  } catch {
+    return false; // exited while we looked
+  }
+}
+
+async function stdoutUnder(pid: number, dir: string): Promise<boolean> {
+  try {
+    return (await readlink(`/proc/${pid}/fd/1`)).startsWith(dir);
+  } catch {
+    return false; // exited, or no stdout
+  }
 }
