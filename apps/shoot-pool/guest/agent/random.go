@@ -11,7 +11,6 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
-	"os"
 	"syscall"
 	"unsafe"
 )
@@ -40,20 +39,24 @@ func reseedKernel(entropy []byte) error {
 	if len(entropy) < minEntropyBytes || len(entropy) > maxEntropyBytes {
 		return badRequest(fmt.Sprintf("reseed takes %d … %d bytes of entropy, not %d", minEntropyBytes, maxEntropyBytes, len(entropy)))
 	}
-	random, err := os.OpenFile("/dev/urandom", os.O_WRONLY, 0)
+	// A bare descriptor, not an os.File: the ioctls need nothing more, and an os.File
+	// would register it with the runtime's poller, set a finalizer and (for Fd) switch it
+	// back to blocking, code every clone's QEMU would translate on its way to its first
+	// shoot.
+	random, err := syscall.Open("/dev/urandom", syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return failed("open /dev/urandom", err)
 	}
-	defer random.Close()
+	defer syscall.Close(random)
 	// struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
 	info := make([]byte, 8+(len(entropy)+3)/4*4)
 	binary.LittleEndian.PutUint32(info[0:4], uint32(len(entropy)*8))
 	binary.LittleEndian.PutUint32(info[4:8], uint32(len(entropy)))
 	copy(info[8:], entropy)
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, random.Fd(), ioctlAddEntropy, uintptr(unsafe.Pointer(&info[0]))); errno != 0 {
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(random), ioctlAddEntropy, uintptr(unsafe.Pointer(&info[0]))); errno != 0 {
 		return failed("RNDADDENTROPY", errno)
 	}
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, random.Fd(), ioctlReseedCrng, 0); errno != 0 {
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(random), ioctlReseedCrng, 0); errno != 0 {
 		return failed("RNDRESEEDCRNG", errno)
 	}
 	return nil
