@@ -6,6 +6,13 @@ export { createShootPoolApp } from './shoot-pool.app';
 export type { ShootPoolApp, ShootPoolAppOptions } from './shoot-pool.app';
 export { findGuestImage } from './pool/guest-image';
 export { SHARE_TARGET, STORE_POINT, VOLUME_POINTS, primeTemplate } from './pool/pool';
-export type { GuestImage, Hypervisor, MicroVm, RestorePhase, VmSnapshot } from './vm/hypervisor';
+export type {
+  CloneVm,
+  GuestImage,
+  Hypervisor,
+  MicroVm,
+  RestorePhase,
+  VmSnapshot,
+} from './vm/hypervisor';
 export { QemuHypervisor } from './vm/qemu.hypervisor';
 export { processesReferencing } from './vm/vmm-process';

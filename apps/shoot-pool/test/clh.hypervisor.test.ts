@@ -119,6 +119,11 @@ describe('ClhHypervisor against stand-ins for Cloud Hypervisor and virtiofsd', (
     expect(calls(templateApi)).toEqual(['vm.create', 'vm.boot']);
     expect(templateApi.state).toBe('Running');
     expect(isAlive(template.pid)).toBe(true);
+    // No share device on a template (CH cannot snapshot one with virtio-fs): none to bind into.
+    expect(template.share).toBeUndefined();
+    await expect(template.bindIntoExport(root, 'store', { readOnly: true })).rejects.toThrow(
+      'VM has no share device to bind into',
+    );
 
     const snapshot = await hv.snapshot(template);
     expect(calls(templateApi)).toEqual([

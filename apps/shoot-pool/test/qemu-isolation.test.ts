@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { GuestImage, MicroVm, VmSnapshot } from '../src/vm/hypervisor';
+import type { GuestImage, CloneVm, VmSnapshot } from '../src/vm/hypervisor';
 import { QemuHypervisor } from '../src/vm/qemu.hypervisor';
 import { GUEST_IMAGE_TIMEOUT_MS, guestImage, qemuMissing } from './guest-image';
 
@@ -26,7 +26,7 @@ describeVm("a shoot's share seen from the host", () => {
   let image: GuestImage;
   let hv: QemuHypervisor;
   let snapshot: VmSnapshot;
-  let vm: MicroVm;
+  let vm: CloneVm;
 
   const sh = async (script: string) => {
     const result = await vm.agent.exec({ argv: ['sh', '-c', script], timeoutMs: 20_000 });

@@ -7,7 +7,7 @@ import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AgentError } from '../src/agent/agent.errors';
-import type { GuestImage, MicroVm, VmSnapshot } from '../src/vm/hypervisor';
+import type { GuestImage, CloneVm, VmSnapshot } from '../src/vm/hypervisor';
 import { mountsUnder } from '@seed/mount-table';
 import { QemuHypervisor, reapOrphans } from '../src/vm/qemu.hypervisor';
 import { RunLayout } from '../src/vm/run-dir';
@@ -37,7 +37,7 @@ describeVm('QEMU microVMs', () => {
   let hv: QemuHypervisor;
   let snapshot: VmSnapshot;
   let template: { pid: number; runDir: string };
-  let clones: MicroVm[] = [];
+  let clones: CloneVm[] = [];
   const timings: Record<string, number> = {};
 
   beforeAll(async () => {
@@ -100,7 +100,7 @@ describeVm('QEMU microVMs', () => {
   });
 
   it('restores a clone at a lower priority, every thread, until prioritized', async () => {
-    const [a] = clones as [MicroVm, MicroVm];
+    const [a] = clones as [CloneVm, CloneVm];
     const niceness = async () => {
       const tasks = await readdir(`/proc/${a.pid}/task`);
       const values = await Promise.all(
@@ -119,7 +119,7 @@ describeVm('QEMU microVMs', () => {
   });
 
   it('keeps serving after the host disconnects and reconnects', async () => {
-    const [, b] = clones as [MicroVm, MicroVm];
+    const [, b] = clones as [CloneVm, CloneVm];
     const started = Date.now();
     await b.agent.reconnect();
     expect((await b.agent.ping()).version).toBe(1);
@@ -131,7 +131,7 @@ describeVm('QEMU microVMs', () => {
   });
 
   it('runs commands: stdout, stderr, exit codes, stdin, env', async () => {
-    const [a, b] = clones as [MicroVm, MicroVm];
+    const [a, b] = clones as [CloneVm, CloneVm];
     const started = Date.now();
     const echo = await a.agent.exec({ argv: ['echo', 'hello', 'world'], timeoutMs: 5_000 });
     timings.execEcho = Date.now() - started;
@@ -167,7 +167,7 @@ describeVm('QEMU microVMs', () => {
   });
 
   it('round-trips binary output byte for byte', async () => {
-    const [a] = clones as [MicroVm];
+    const [a] = clones as [CloneVm];
     const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
     // The guest writes every byte value itself (printf octal escapes)…
     const script = Array.from(all, (byte) => `\\${byte.toString(8).padStart(3, '0')}`).join('');
@@ -179,7 +179,7 @@ describeVm('QEMU microVMs', () => {
   });
 
   it('caps output and flags the truncation', async () => {
-    const [, b] = clones as [MicroVm, MicroVm];
+    const [, b] = clones as [CloneVm, CloneVm];
     const big = await b.agent.exec({
       argv: ['head', '-c', '100000', '/dev/zero'],
       maxOutputBytes: 4096,
@@ -192,7 +192,7 @@ describeVm('QEMU microVMs', () => {
   });
 
   it('kills the whole process group on timeout: 124 and timedOut', async () => {
-    const [a] = clones as [MicroVm];
+    const [a] = clones as [CloneVm];
     const started = Date.now();
     const slept = await a.agent.exec({
       argv: ['sh', '-c', 'sleep 30 & sleep 30; echo unreachable'],
@@ -211,7 +211,7 @@ describeVm('QEMU microVMs', () => {
   });
 
   it('shares host folders over 9p: read-write, read-only, sealed', async () => {
-    const [a, b] = clones as [MicroVm, MicroVm];
+    const [a, b] = clones as [CloneVm, CloneVm];
     const volume = path.join(root, 'volume');
     const store = path.join(root, 'store');
     await mkdir(volume);
@@ -294,7 +294,7 @@ describeVm('QEMU microVMs', () => {
   });
 
   it('destroys a VM: no QEMU process, no mounts, no files', async () => {
-    const [a] = clones as [MicroVm];
+    const [a] = clones as [CloneVm];
     const { pid, runDir } = a;
     const shmBefore = await readdir('/dev/shm');
     await a.destroy();

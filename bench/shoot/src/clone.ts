@@ -19,7 +19,7 @@ type Clone = Awaited<ReturnType<QemuHypervisor['startClone']>>;
 /** A template's snapshot as the pool takes it. */
 export async function primedSnapshot(hv: QemuHypervisor, image: GuestImage): Promise<VmSnapshot> {
   const template = await hv.startTemplate({ image, memoryMiB: MEMORY_MIB, vcpus: 1 });
-  await primeTemplate(template, hv.templateHasShare);
+  await primeTemplate(template);
   return hv.snapshot(template);
 }
 

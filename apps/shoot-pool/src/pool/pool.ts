@@ -6,7 +6,7 @@
 // most `perCallerLimit` per caller; drained on shutdown.
 import type { Logger } from '@seed/service-kit';
 import type { BindRequest, ExecRequest } from '../agent/protocol';
-import type { GuestImage, Hypervisor, MicroVm, VmSnapshot } from '../vm/hypervisor';
+import type { CloneVm, GuestImage, Hypervisor, MicroVm, VmSnapshot } from '../vm/hypervisor';
 import { wakeClone } from '../vm/managed-vm';
 
 /** Where every clone mounts its share (the export folder), before a caller is known. */
@@ -98,7 +98,7 @@ export interface PoolStatus {
 
 /** A clone handed to one shoot. `release` destroys it (never reused) and frees the slot. */
 export interface Lease {
-  readonly vm: MicroVm;
+  readonly vm: CloneVm;
   /** The host store already on the guest's /nix/store, if the pool pre-binds one. */
   readonly store: string | undefined;
   /**
@@ -136,7 +136,7 @@ const REFILL_DELAY_MS = 50;
  * process meets it.
  */
 async function warm(
-  vm: MicroVm,
+  vm: CloneVm,
   store: string | undefined,
   prepared: readonly BindRequest[],
 ): Promise<void> {
@@ -168,10 +168,10 @@ const PRIME_TARGET = '/run/template-prime';
  * migrates no guest that has a 9p export mounted. The entropy is any: every clone is
  * reseeded after its restore.
  */
-export async function primeTemplate(template: MicroVm, withShare: boolean): Promise<void> {
+export async function primeTemplate(template: MicroVm): Promise<void> {
   const { agent, share } = template;
   await wakeClone(agent);
-  if (withShare) {
+  if (share !== undefined) {
     await agent.mount({
       fstype: share.fstype,
       source: share.tag,
@@ -186,10 +186,12 @@ export async function primeTemplate(template: MicroVm, withShare: boolean): Prom
     }
   };
   await exec({
-    binds: [{ source: withShare ? SHARE_TARGET : '/bin', target: PRIME_TARGET, readOnly: true }],
+    binds: [
+      { source: share === undefined ? '/bin' : SHARE_TARGET, target: PRIME_TARGET, readOnly: true },
+    ],
   });
   await exec({ unbinds: [PRIME_TARGET], binds: [] });
-  if (withShare) await agent.unmount({ target: SHARE_TARGET, lazy: false });
+  if (share !== undefined) await agent.unmount({ target: SHARE_TARGET, lazy: false });
 }
 
 export class WarmPool {
@@ -271,7 +273,7 @@ export class WarmPool {
       vcpus: this.#options.vcpus,
     });
     try {
-      await primeTemplate(template, this.#hv.templateHasShare);
+      await primeTemplate(template);
       this.#snapshot = await this.#hv.snapshot(template);
     } catch (error) {
       await template.destroy();
@@ -458,7 +460,7 @@ export class WarmPool {
     this.#observer.transition('started');
     const started = performance.now();
     const layout = this.#layout;
-    let vm: MicroVm | undefined;
+    let vm: CloneVm | undefined;
     try {
       vm = await this.#hv.startClone(snapshot, {
         mountPoints: [STORE_POINT, CALLER_STORE_POINT, ...VOLUME_POINTS],

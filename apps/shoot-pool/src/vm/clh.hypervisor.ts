@@ -41,6 +41,7 @@ import {
   VM_ID_PATTERN,
   VmError,
   type CloneSpec,
+  type CloneVm,
   type Hypervisor,
   type MicroVm,
   type ReapReport,
@@ -79,7 +80,6 @@ const POLL_MS = 10;
 
 export class ClhHypervisor implements Hypervisor {
   readonly kind = 'cloud-hypervisor';
-  readonly templateHasShare = false;
   readonly runRoot: string;
   readonly #layout: RunLayout;
   readonly #clh: string;
@@ -162,7 +162,7 @@ export class ClhHypervisor implements Hypervisor {
     return new ClhSnapshot(this, id, dir, template.machine, stack);
   }
 
-  async startClone(snapshot: VmSnapshot, spec: CloneSpec = {}): Promise<MicroVm> {
+  async startClone(snapshot: VmSnapshot, spec: CloneSpec = {}): Promise<CloneVm> {
     if (!(snapshot instanceof ClhSnapshot) || snapshot.hypervisor !== this) {
       throw new VmError('invalid', snapshot.id, 'snapshot was not made by this CH driver');
     }
@@ -194,7 +194,7 @@ export class ClhHypervisor implements Hypervisor {
     } catch (error) {
       return vm.launch.fail('restore', `restore failed: ${String(error)}`, error);
     }
-    return vm;
+    return asClone(vm);
   }
 
   reapOrphans(): Promise<ReapReport> {
@@ -264,11 +264,12 @@ export class ClhHypervisor implements Hypervisor {
         },
       );
       await launch.stack.push('close agent connection', () => agent.close());
-      const vm = new ClhVm(this, launch, clh.pid, agent, api, machine, {
-        tag: this.#shareTag,
-        fstype: 'virtiofs',
-        hostDir: exportDir,
-      });
+      // A template has no share device: CH cannot snapshot a VM with virtio-fs attached.
+      const share =
+        role === 'clone'
+          ? { tag: this.#shareTag, fstype: 'virtiofs' as const, hostDir: exportDir }
+          : undefined;
+      const vm = new ClhVm(this, launch, clh.pid, agent, api, machine, share);
       return { vm, api, shareSocket };
     } catch (error) {
       return launch.fail(error instanceof VmError ? error.kind : 'host', String(error), error);
@@ -315,6 +316,12 @@ class ClhVm extends ManagedVm {
 }
 
 class ClhSnapshot extends ManagedSnapshot<ClhHypervisor, ClhMachine> {}
+
+/** A restored VM as the CloneVm it is: #launch gives every clone its share. */
+function asClone(vm: ClhVm): ClhVm & CloneVm {
+  if (vm.share === undefined) throw new VmError('invalid', vm.id, 'clone has no share device');
+  return vm as ClhVm & CloneVm;
+}
 
 /** Pings the VMM until its API socket answers (CH creates it shortly after starting). */
 async function waitForApi(

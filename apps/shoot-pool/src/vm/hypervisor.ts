@@ -90,7 +90,12 @@ export interface MicroVm {
   readonly pid: number;
   /** Where the VM's sockets, logs and export folder live on the host. */
   readonly runDir: string;
-  readonly share: VmShare;
+  /**
+   * The host folder shared into the guest, or undefined where the VM has no share device:
+   * a Cloud Hypervisor template (CH cannot snapshot a VM with virtio-fs attached; its
+   * clones get the device at restore). Every clone has one (CloneVm).
+   */
+  readonly share: VmShare | undefined;
   /** The guest agent, connected (it reconnects on its own if the connection drops). */
   readonly agent: AgentClient;
   /** Settles when the VMM process ends, for whatever reason. Never rejects. */
@@ -120,6 +125,11 @@ export interface MicroVm {
   destroy(): Promise<void>;
 }
 
+/** A VM restored from a snapshot: every driver gives a clone its share. */
+export interface CloneVm extends MicroVm {
+  readonly share: VmShare;
+}
+
 /** A saved template: device state plus guest memory, from which clones start. */
 export interface VmSnapshot {
   readonly id: string;
@@ -143,11 +153,6 @@ export interface ReapReport {
 
 export interface Hypervisor {
   readonly kind: 'qemu' | 'cloud-hypervisor';
-  /**
-   * Whether a template has its share device, so its guest can mount the share before the
-   * snapshot (and unmount it again); Cloud Hypervisor adds the share to clones only.
-   */
-  readonly templateHasShare: boolean;
   /** The directory this driver keeps every VM's files under; nothing else may use it. */
   readonly runRoot: string;
   /** Boots a VM from the image and waits until its agent answers. */
@@ -162,7 +167,7 @@ export interface Hypervisor {
    * Restores a VM from the snapshot with its own export folder and resumes it, then sets
    * its clock and waits until its agent answers.
    */
-  startClone(snapshot: VmSnapshot, spec?: CloneSpec): Promise<MicroVm>;
+  startClone(snapshot: VmSnapshot, spec?: CloneSpec): Promise<CloneVm>;
   /**
    * Kills every VMM a previous daemon left running under `runRoot`, undoes its mounts and
    * removes its files. Call it once at start-up, before starting any VM.

@@ -167,7 +167,7 @@ export class ManagedVm implements MicroVm {
     readonly launch: VmLaunch,
     readonly pid: number,
     readonly agent: AgentClient,
-    readonly share: VmShare,
+    readonly share: VmShare | undefined,
   ) {
     const process = launch.process;
     if (process === undefined) throw new Error('ManagedVm needs a tracked VMM process');
@@ -199,6 +199,9 @@ export class ManagedVm implements MicroVm {
         this.id,
         `mount point ${JSON.stringify(mountPoint)} is not a plain name`,
       );
+    }
+    if (this.share === undefined) {
+      throw new VmError('invalid', this.id, 'VM has no share device to bind into');
     }
     const target = path.join(this.share.hostDir, mountPoint);
     try {

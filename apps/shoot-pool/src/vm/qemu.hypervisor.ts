@@ -27,6 +27,7 @@ import {
   VM_ID_PATTERN,
   VmError,
   type CloneSpec,
+  type CloneVm,
   type GuestImage,
   type Hypervisor,
   type MicroVm,
@@ -34,6 +35,7 @@ import {
   type RestorePhase,
   type TemplateSpec,
   type VmRole,
+  type VmShare,
   type VmSnapshot,
 } from './hypervisor';
 import { removeUnmountedTree } from '@seed/mount-table';
@@ -85,7 +87,6 @@ const POLL_MS = 5;
 
 export class QemuHypervisor implements Hypervisor {
   readonly kind = 'qemu';
-  readonly templateHasShare = true;
   readonly runRoot: string;
   readonly #layout: RunLayout;
   readonly #qemu: string;
@@ -184,7 +185,7 @@ export class QemuHypervisor implements Hypervisor {
     return new QemuSnapshot(this, id, dir, statePath, ramFile, source.machine, stack);
   }
 
-  async startClone(snapshot: VmSnapshot, spec: CloneSpec = {}): Promise<MicroVm> {
+  async startClone(snapshot: VmSnapshot, spec: CloneSpec = {}): Promise<CloneVm> {
     if (!(snapshot instanceof QemuSnapshot) || snapshot.hypervisor !== this) {
       throw new VmError('invalid', snapshot.id, 'snapshot was not made by this QEMU driver');
     }
@@ -411,6 +412,9 @@ export class QemuHypervisor implements Hypervisor {
 
 /** A QEMU VM: the shared VM plus its QMP connection and machine. */
 class QemuVm extends ManagedVm {
+  // Templates too: QEMU can snapshot a VM with a 9p device, as long as it is not mounted.
+  declare readonly share: VmShare;
+
   constructor(
     launch: VmLaunch,
     pid: number,
@@ -418,7 +422,7 @@ class QemuVm extends ManagedVm {
     readonly qmp: QmpClient,
     readonly machine: MachineSpec,
     readonly ramFile: string,
-    share: MicroVm['share'],
+    share: VmShare,
   ) {
     super(launch, pid, agent, share);
   }

@@ -5,15 +5,24 @@ import { createLogger } from '@seed/service-kit';
 import type { AgentClient } from '../../src/agent/agent.client';
 import type { BindRequest } from '../../src/agent/protocol';
 import { PoolUnavailable, WarmPool, type PoolTransition } from '../../src/pool/pool';
-import type { Hypervisor, MicroVm, VmExit, VmSnapshot } from '../../src/vm/hypervisor';
+import type {
+  CloneVm,
+  Hypervisor,
+  MicroVm,
+  VmExit,
+  VmShare,
+  VmSnapshot,
+} from '../../src/vm/hypervisor';
 
 /** A guest bind target the fake guest refuses. */
 const REFUSED_TARGET = '/refused';
 
-class FakeVm implements MicroVm {
+const SHARE: VmShare = { tag: 'share', fstype: '9p', hostDir: '/nonexistent' };
+
+/** A fake VM; `Share` is VmShare for a clone, which always has one. */
+class FakeVm<Share extends VmShare | undefined = VmShare> implements MicroVm {
   readonly role = 'clone' as const;
   readonly runDir = '/nonexistent';
-  readonly share = { tag: 'share', fstype: '9p' as const, hostDir: '/nonexistent' };
   /** The binds of the warm-up's exec. */
   warmBinds: BindRequest[] = [];
   /** The agent's requests, in order: op, and an exec's bind sources and unbinds. */
@@ -42,6 +51,7 @@ class FakeVm implements MicroVm {
   constructor(
     readonly id: string,
     readonly pid: number,
+    readonly share: Share,
   ) {
     this.exited = new Promise((resolve) => (this.#exit = resolve));
   }
@@ -80,11 +90,13 @@ class FakeHypervisor implements Hypervisor {
   readonly kind = 'qemu' as const;
   readonly runRoot = '/nonexistent';
   readonly vms: FakeVm[] = [];
-  readonly template = new FakeVm('template', 1);
+  readonly template: FakeVm<VmShare | undefined>;
   /** The template agent's requests when it was snapshotted. */
   requestsBeforeSnapshot: string[] = [];
 
-  constructor(readonly templateHasShare = true) {}
+  constructor(templateHasShare = true) {
+    this.template = new FakeVm('template', 1, templateHasShare ? SHARE : undefined);
+  }
 
   startTemplate(): Promise<MicroVm> {
     return Promise.resolve(this.template);
@@ -101,9 +113,9 @@ class FakeHypervisor implements Hypervisor {
     });
   }
 
-  async startClone(): Promise<MicroVm> {
+  async startClone(): Promise<CloneVm> {
     await sleep(5);
-    const vm = new FakeVm(`clone-${this.vms.length}`, 100 + this.vms.length);
+    const vm = new FakeVm(`clone-${this.vms.length}`, 100 + this.vms.length, SHARE);
     this.vms.push(vm);
     return vm;
   }
