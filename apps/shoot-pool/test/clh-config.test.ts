@@ -18,7 +18,11 @@ import {
 } from '../src/vm/clh-config';
 
 const machine = {
-  image: { kernel: '/guest/vmlinux', initramfs: '/guest/initramfs.cpio.gz' },
+  image: {
+    kernel: '/guest/vmlinux',
+    uniprocessorKernel: '/guest/vmlinux-up',
+    initramfs: '/guest/initramfs.cpio.gz',
+  },
   memoryMiB: 512,
   vcpus: 2,
   cmdline: clhGuestCmdline(),
@@ -40,6 +44,10 @@ describe('Cloud Hypervisor config', () => {
       rng: { src: '/dev/urandom' },
       watchdog: false,
     });
+  });
+
+  it('boots the uniprocessor kernel in a VM of one vCPU', () => {
+    expect(clhTemplateConfig({ ...machine, vcpus: 1 }).payload?.kernel).toBe('/guest/vmlinux-up');
   });
 
   it('keeps the paths CH reopens on restore relative to each VM run directory', () => {

@@ -14,7 +14,11 @@ import { isAlive, processesReferencing } from '../src/vm/vmm-process';
 import { FakeAgent, PING_FIELDS } from './fake-agent';
 import { FakeClhApi, writeStandInBinaries } from './fake-cloud-hypervisor';
 
-const image = { kernel: '/guest/vmlinux', initramfs: '/guest/initramfs.cpio.gz' };
+const image = {
+  kernel: '/guest/vmlinux',
+  uniprocessorKernel: '/guest/vmlinux-up',
+  initramfs: '/guest/initramfs.cpio.gz',
+};
 
 let root: string;
 let runRoot: string;

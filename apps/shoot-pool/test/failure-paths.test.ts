@@ -20,7 +20,11 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const image = { kernel: '/nonexistent/vmlinux', initramfs: '/nonexistent/initramfs' };
+const image = {
+  kernel: '/nonexistent/vmlinux',
+  uniprocessorKernel: '/nonexistent/vmlinux-up',
+  initramfs: '/nonexistent/initramfs',
+};
 
 const drivers: [string, (runRoot: string) => Hypervisor][] = [
   [

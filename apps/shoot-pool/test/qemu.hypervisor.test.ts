@@ -64,6 +64,9 @@ describeVm('QEMU microVMs', () => {
 
     const ping = await vm.agent.ping();
     expect(ping.version).toBe(1);
+    // One vCPU: the uniprocessor kernel (vmlinux-up).
+    const version = await vm.agent.exec({ argv: ['uname', '-v'], timeoutMs: 10_000 });
+    expect(version.stdout.toString()).not.toContain('SMP');
     // Skew the template's clock by an hour: clones must not inherit it.
     await vm.agent.setClock(Date.now() - HOUR_MS);
 
@@ -74,6 +77,18 @@ describeVm('QEMU microVMs', () => {
     // The template is consumed: its QEMU is gone, and so are its files.
     expect(isAlive(template.pid)).toBe(false);
     expect(existsSync(template.runDir)).toBe(false);
+  });
+
+  it('boots the SMP kernel for a VM of more than one vCPU', async () => {
+    const vm = await hv.startTemplate({ id: 'smp', image, memoryMiB: 256, vcpus: 2 });
+    try {
+      const version = await vm.agent.exec({ argv: ['uname', '-v'], timeoutMs: 10_000 });
+      expect(version.stdout.toString()).toContain('SMP');
+      const cpus = await vm.agent.exec({ argv: ['nproc'], timeoutMs: 10_000 });
+      expect(cpus.stdout.toString().trim()).toBe('2');
+    } finally {
+      await vm.destroy();
+    }
   });
 
   it('restores two clones with their clocks set', async () => {

@@ -5,14 +5,16 @@ import type { GuestImage } from '../vm/hypervisor';
 
 /** scripts/guest-image, the same depth from src/pool and dist/pool. */
 export const GUEST_IMAGE_SCRIPT = path.resolve(__dirname, '../../../../scripts/guest-image');
-/** A cold build downloads the kernel package and compiles the agent. */
-const BUILD_TIMEOUT_MS = 10 * 60_000;
+/** A cold build downloads the kernel package, builds two kernels (~10 min on two idle
+ * cores) and compiles the agent. */
+const BUILD_TIMEOUT_MS = 30 * 60_000;
 
 /** The guest image in `dir`, or the one scripts/guest-image builds (or finds cached). */
 export async function findGuestImage(dir?: string): Promise<GuestImage> {
   const folder = dir ?? (await buildGuestImage());
   const image = {
     kernel: path.join(folder, 'vmlinux'),
+    uniprocessorKernel: path.join(folder, 'vmlinux-up'),
     initramfs: path.join(folder, 'initramfs.cpio.gz'),
   };
   for (const file of Object.values(image)) {

@@ -3,7 +3,7 @@
 // hot-plugged, and the argv of the processes. The bodies are tested against CH's OpenAPI
 // document (0.3.0); none has reached a real CH (see clh.hypervisor.ts).
 import type { FsConfig, RestoreConfig, VmConfig, VmSnapshotConfig } from '@seed/clh-client';
-import type { GuestImage } from './hypervisor';
+import { guestKernel, type GuestImage } from './hypervisor';
 
 const MIB = 1024 * 1024;
 
@@ -33,7 +33,7 @@ export interface ClhMachine {
 export function clhTemplateConfig(machine: ClhMachine): VmConfig {
   return {
     payload: {
-      kernel: machine.image.kernel,
+      kernel: guestKernel(machine.image, machine.vcpus),
       initramfs: machine.image.initramfs,
       cmdline: machine.cmdline,
     },

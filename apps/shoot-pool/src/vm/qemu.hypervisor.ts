@@ -26,6 +26,7 @@ import { CleanupStack } from './cleanup-stack';
 import {
   VM_ID_PATTERN,
   VmError,
+  guestKernel,
   type CloneSpec,
   type CloneVm,
   type GuestImage,
@@ -305,7 +306,7 @@ export class QemuHypervisor implements Hypervisor {
         accel: machine.accel,
         memoryMiB: machine.memoryMiB,
         vcpus: machine.vcpus,
-        kernel: machine.image.kernel,
+        kernel: guestKernel(machine.image, machine.vcpus),
         initramfs: machine.image.initramfs,
         cmdline: machine.cmdline,
         ramFile: memory.ramFile,
