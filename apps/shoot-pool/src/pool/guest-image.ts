@@ -5,8 +5,10 @@ import type { GuestImage } from '../vm/hypervisor';
 
 /** scripts/guest-image, the same depth from src/pool and dist/pool. */
 export const GUEST_IMAGE_SCRIPT = path.resolve(__dirname, '../../../../scripts/guest-image');
-/** A cold build downloads the kernel package, builds two kernels (~10 min on two idle
- * cores) and compiles the agent. */
+/**
+ * A cold build downloads the kernel package, builds two kernels (~10 min on two idle
+ * cores) and compiles the agent.
+ */
 const BUILD_TIMEOUT_MS = 30 * 60_000;
 
 /** The guest image in `dir`, or the one scripts/guest-image builds (or finds cached). */
