@@ -7,12 +7,7 @@ import {
   encodeFrame,
   execResultOf,
 } from '../src/agent/protocol';
-
-// Also in guest/agent/agent_test.go: the agent reads and writes exactly these bytes.
-const GOLDEN = Buffer.from(
-  '5345454400000014000000017b226964223a312c226f70223a2270696e67227d0000000200ff',
-  'hex',
-);
+import { GOLDEN_FRAME as GOLDEN } from './golden-frame';
 
 function head(headerLength: number, blobCount: number): Buffer {
   const bytes = Buffer.alloc(12);
@@ -23,7 +18,7 @@ function head(headerLength: number, blobCount: number): Buffer {
 }
 
 describe('agent framing', () => {
-  it('writes and reads the golden frame the Go agent uses', () => {
+  it('writes and reads the golden frame the agent answers', () => {
     expect(encodeFrame({ id: 1, op: 'ping' }, [Buffer.from([0, 0xff])])).toEqual(GOLDEN);
     expect(new FrameDecoder().push(GOLDEN)).toEqual([
       { header: { id: 1, op: 'ping' }, blobs: [Buffer.from([0, 0xff])] },

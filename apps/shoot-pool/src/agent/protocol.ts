@@ -24,7 +24,7 @@ export interface FrameLimits {
 }
 
 /**
- * What the agent reads in a request (guest/agent/frame.go, the same numbers): an exec
+ * What the agent reads in a request (guest/agent/frame.c, the same numbers): an exec
  * header holds argv and env (1 MiB of UTF-8, up to 6 bytes each once JSON-escaped) and its
  * binds; the only blob is stdin.
  */
@@ -34,7 +34,7 @@ export const REQUEST_LIMITS: FrameLimits = {
   maxBlobBytes: SHOOT_LIMITS.maxStdinBytesCeiling,
 };
 
-/** The agent's output cap when an exec names none (guest/agent/exec.go). */
+/** The agent's output cap when an exec names none (guest/agent/exec.c). */
 export const DEFAULT_MAX_OUTPUT_BYTES = 1 << 20;
 /** An answer's header is a few hundred bytes; an error message a few more. */
 const MAX_ANSWER_HEADER_BYTES = 64 << 10;

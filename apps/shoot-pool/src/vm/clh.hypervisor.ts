@@ -66,7 +66,7 @@ export interface ClhHypervisorOptions {
   virtiofsdBinary?: string;
   /** The uids VMs run as, one each (vm-uids.ts): CH and the clone's virtiofsd share it. */
   vmUids?: UidRange;
-  /** The guest agent's vsock port (guest/agent: -vsock-port, 1024 by default). */
+  /** The guest agent's vsock port (guest/agent: --vsock-port, 1024 by default). */
   vsockPort?: number;
   shareTag?: string;
   /** CH's restore mode; CH's own default (`Copy`) when unset. */

@@ -1,3 +1,0 @@
-module seed.loom.farm/shoot-agent
-
-go 1.22
