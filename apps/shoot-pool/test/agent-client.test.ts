@@ -1,10 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { AgentClient } from '../src/agent/agent.client';
 import { AgentError, type AgentErrorKind } from '../src/agent/agent.errors';
+import { rejection, unixDialer } from './agent-test-helpers';
 import { FakeAgent, PING_FIELDS } from './fake-agent';
 
 let dir: string;
@@ -12,12 +12,7 @@ let socketPath: string;
 let agent: FakeAgent;
 let client: AgentClient;
 
-const dial = () =>
-  new Promise<net.Socket>((resolve, reject) => {
-    const socket = net.createConnection({ path: socketPath });
-    socket.once('connect', () => resolve(socket));
-    socket.once('error', reject);
-  });
+const dial = unixDialer(() => socketPath);
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'agent-client-'));
@@ -33,13 +28,7 @@ afterEach(async () => {
 });
 
 async function failure(promise: Promise<unknown>): Promise<AgentErrorKind> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof AgentError))
-    throw new Error(`expected an AgentError, got ${String(error)}`);
-  return error.kind;
+  return (await rejection(promise)).kind;
 }
 
 describe('AgentClient', () => {

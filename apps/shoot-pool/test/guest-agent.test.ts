@@ -5,14 +5,13 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { AgentClient } from '../src/agent/agent.client';
-import { AgentError } from '../src/agent/agent.errors';
 import { FrameDecoder, encodeFrame } from '../src/agent/protocol';
+import { rejection, unixDialer } from './agent-test-helpers';
 import { GOLDEN_FRAME } from './golden-frame';
 
 const REPO_ROOT = path.join(__dirname, '..', '..', '..');
@@ -25,13 +24,7 @@ let agentProcess: ChildProcess;
 let agentLog = '';
 let client: AgentClient;
 
-function dial(): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.createConnection({ path: socketPath });
-    socket.once('connect', () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
+const dial = unixDialer(() => socketPath);
 
 /** Sends raw bytes on a connection of its own and answers the frames that come back. */
 async function rawExchange(bytes: Buffer, answers: number): Promise<unknown[]> {
@@ -48,16 +41,6 @@ async function rawExchange(bytes: Buffer, answers: number): Promise<unknown[]> {
   } finally {
     socket.destroy();
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AgentError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof AgentError))
-    throw new Error(`expected an AgentError, got ${String(error)}`);
-  return error;
 }
 
 beforeAll(async () => {

@@ -155,7 +155,7 @@ static int64_t now_ms(void) {
 }
 
 // Starts the command; answers its pid, or 0 after filling res with the shell's answer
-// for an errno that says it cannot run, or -1 with errno.
+// for why it cannot run (posix_spawn reports the failed chdir or execve's errno).
 static pid_t spawn(const char *path, const struct exec_request *req, const char **env, int fds[3],
                    struct exec_result *res) {
   posix_spawn_file_actions_t actions;

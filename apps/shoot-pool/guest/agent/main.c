@@ -168,7 +168,6 @@ static void open_serial(struct transport *t, const char *port_name, int64_t now,
     t->retry_at = now + PORT_SEARCH_SLOW_MS;
   } else {
     agent_log("serving on %s", path);
-    t->name = "serial";
     reader_reset(&t->reader, t->conn);
   }
   free(path);

@@ -12,7 +12,7 @@
 #include "agent.h"
 
 static const char *errno_name(int errnum) {
-  const char *name = strerrordesc_np(errnum) ? strerrorname_np(errnum) : NULL;
+  const char *name = strerrorname_np(errnum);
   static char unnamed[24];
   if (name != NULL) return name;
   snprintf(unnamed, sizeof unnamed, "errno %d", errnum);
