@@ -151,6 +151,21 @@ describe('the guest agent', () => {
     expect(result.stderr).toEqual(Buffer.from([0xff, ...Buffer.from('err')]));
   });
 
+  it('carries megabytes of stdin and output, read or not by the command', async () => {
+    const stdin = Buffer.alloc(12 << 20, 'x');
+    const counted = await client.exec({
+      argv: ['sh', '-c', 'wc -c; head -c 3145728 /dev/zero'],
+      stdin,
+      maxOutputBytes: 8 << 20,
+      timeoutMs: 20_000,
+    });
+    expect(counted.stdout.subarray(0, 9).toString()).toBe('12582912\n');
+    expect(counted.stdout).toHaveLength(9 + (3 << 20));
+    // A command that never reads its stdin still answers: the rest meets a closed pipe.
+    const ignored = await client.exec({ argv: ['true'], stdin, timeoutMs: 20_000 });
+    expect(ignored).toMatchObject({ exitCode: 0, timedOut: false });
+  });
+
   it('gives the command the base environment, the request env over it, and its cwd', async () => {
     const result = await client.exec({
       argv: ['sh', '-c', 'echo "$PATH|$HOME|$GREETING|$(pwd)"'],
