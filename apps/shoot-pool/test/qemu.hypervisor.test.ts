@@ -102,6 +102,11 @@ describeVm('QEMU microVMs', () => {
     const one = Date.now();
     const extra = await hv.startClone(snapshot, { id: 'clone-timing' });
     timings.cloneToAgentReady = Date.now() - one;
+    // Its QEMU translates the guest's code afresh: blocks for the wake, more for a command.
+    const restored = await hv.translationBlocks(extra);
+    expect(restored).toBeGreaterThan(1_000);
+    await extra.agent.exec({ argv: ['true'], timeoutMs: 5_000 });
+    expect(await hv.translationBlocks(extra)).toBeGreaterThan(restored);
     await extra.destroy();
 
     for (const vm of clones) {

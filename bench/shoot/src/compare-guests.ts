@@ -3,7 +3,8 @@
 // change of a few percent: under TCG the same image moved 226–284 ms from one run to the
 // next with the host's own drift. Here every image gets a primed snapshot in one process
 // and their clones are restored in turns, the order rotated each round, so the drift and
-// the cost of the previous clone's teardown fall on all of them alike.
+// the cost of the previous clone's teardown fall on all of them alike. Then one more clone
+// of each counts its QEMU's translation blocks, which no drift moves.
 //
 //   pnpm compare-guests GUEST_DIR GUEST_DIR... (BENCH_COMPARE_ROUNDS clones of each, 30)
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -47,6 +48,24 @@ async function measureClone(hv: QemuHypervisor, snapshot: VmSnapshot): Promise<C
   }
 }
 
+/**
+ * Translation blocks one more clone's QEMU made, restored and then warm: the work behind
+ * the CPU, counted apart from it (asking costs QEMU CPU) and the same in any hour.
+ */
+async function countBlocks(
+  hv: QemuHypervisor,
+  snapshot: VmSnapshot,
+): Promise<{ restored: number; warmUp: number }> {
+  const vm = await hv.startClone(snapshot, { mountPoints: [] });
+  try {
+    const restored = await hv.translationBlocks(vm);
+    await warmUp(vm);
+    return { restored, warmUp: (await hv.translationBlocks(vm)) - restored };
+  } finally {
+    await vm.destroy();
+  }
+}
+
 async function main(cleanups: BenchCleanups): Promise<void> {
   const dirs = process.argv.slice(2);
   if (dirs.length < 2) {
@@ -79,6 +98,8 @@ async function main(cleanups: BenchCleanups): Promise<void> {
       if (round > 0) samples[index]!.push(cpu);
     }
   }
+  const blocks: Awaited<ReturnType<typeof countBlocks>>[] = [];
+  for (const snapshot of snapshots) blocks.push(await countBlocks(hv, snapshot));
   for (const snapshot of snapshots) await snapshot.destroy();
 
   console.log(
@@ -98,6 +119,12 @@ async function main(cleanups: BenchCleanups): Promise<void> {
         both(cpu.map((c) => c.restored + c.warmUp)),
       ].join(' | '),
     );
+  });
+  console.log('translation blocks of one more clone of each (QEMU `info jit`)');
+  line('guest image', 'restored | warm-up | restored and warm');
+  dirs.forEach((dir, index) => {
+    const { restored, warmUp: warm } = blocks[index]!;
+    line(path.basename(path.resolve(dir)), `${restored} | ${warm} | ${restored + warm}`);
   });
 }
 

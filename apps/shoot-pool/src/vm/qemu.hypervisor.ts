@@ -237,6 +237,23 @@ export class QemuHypervisor implements Hypervisor {
     return reapOrphans(this.runRoot, this.#layout.shmDir);
   }
 
+  /**
+   * How many translation blocks a TCG VM's QEMU has made so far (`info jit`): under TCG
+   * nearly all of a clone's CPU is translating guest code afresh, and unlike CPU time the
+   * count does not move with the host's speed, so guest images compare by it (bench/shoot
+   * compare-guests). Asking costs the QEMU some CPU of its own.
+   */
+  async translationBlocks(vm: MicroVm): Promise<number> {
+    const report = await this.#own(vm).qmp.execute<string>('human-monitor-command', {
+      'command-line': 'info jit',
+    });
+    const count = /^TB count\s+(\d+)/m.exec(report);
+    if (count === null) {
+      throw new VmError('invalid', vm.id, `no TB count in info jit (not TCG?): ${report.trim()}`);
+    }
+    return Number(count[1]);
+  }
+
   /** Boots a fresh VM and waits for its agent. */
   async #boot(id: string, role: VmRole, machine: MachineSpec, timeoutMs: number): Promise<QemuVm> {
     const { vm } = await this.#launch(id, role, machine, {
