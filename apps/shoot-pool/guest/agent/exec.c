@@ -90,7 +90,7 @@ static char *look_path(const char *name, const char *path_var, struct exec_resul
     if (stat(candidate, &st) == 0 && !S_ISDIR(st.st_mode)) {
       if ((st.st_mode & 0111) != 0) return candidate;
       free(candidate);
-      cannot_run(res, 126, name, "permission denied");
+      cannot_run(res, 126, name, strerror(EACCES));
       return NULL;
     }
     free(candidate);
@@ -176,10 +176,7 @@ static pid_t spawn(const char *path, const struct exec_request *req, const char 
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (err == 0) return pid;
-  char why[128];
-  snprintf(why, sizeof why, "%s", strerror(err));
-  why[0] = (char)(why[0] >= 'A' && why[0] <= 'Z' ? why[0] - 'A' + 'a' : why[0]);
-  cannot_run(res, err == ENOENT || err == ENOTDIR ? 127 : 126, req->argv[0], why);
+  cannot_run(res, err == ENOENT || err == ENOTDIR ? 127 : 126, req->argv[0], strerror(err));
   return 0;
 }
 

@@ -300,6 +300,11 @@ out:
   free(exec.argv);
   free(unbinds);
   free(binds);
+  if (answer == NULL) {
+    // A command that failed half way may have left output the answer does not carry.
+    bytes_free(&res.out);
+    bytes_free(&res.err);
+  }
   return answer;
 }
 
