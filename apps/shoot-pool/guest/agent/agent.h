@@ -76,9 +76,9 @@ bool write_all(int fd, const uint8_t *data, size_t n);
 
 // The agent's state across requests.
 struct agent {
-  struct timespec started; // CLOCK_MONOTONIC
-  unsigned reseeds;        // the host's reseeds since boot: a clone counts its template's
-  int child_exits;         // signalfd for SIGCHLD: commands and, as PID 1, every orphan
+  int64_t started_ms; // clock_ms(CLOCK_MONOTONIC) at start
+  unsigned reseeds;   // the host's reseeds since boot: a clone counts its template's
+  int child_exits;    // signalfd for SIGCHLD: commands and, as PID 1, every orphan
 };
 
 // Renders the answer frame to one request.
@@ -128,7 +128,7 @@ bool run_command(struct agent *a, const struct exec_request *req, struct exec_re
 // random.c
 bool reseed_kernel(const uint8_t *entropy, size_t n, struct failure *f);
 
-int64_t elapsed_ms(const struct timespec *since);
-int64_t epoch_ms(void);
+// Milliseconds of a clock: CLOCK_MONOTONIC for durations, CLOCK_REALTIME for epochs.
+int64_t clock_ms(clockid_t clock);
 
 #endif

@@ -148,12 +148,6 @@ static void read_some(struct capture *c) {
   if (keep > 0) bytes_append(c->data, chunk, keep);
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 // Starts the command; answers its pid, or 0 after filling res with the shell's answer
 // for why it cannot run (posix_spawn reports the failed chdir or execve's errno).
 static pid_t spawn(const char *path, const struct exec_request *req, const char **env, int fds[3],
@@ -206,7 +200,7 @@ bool run_command(struct agent *a, const struct exec_request *req, struct exec_re
     goto out;
   }
   int child_fds[3] = {in[0], out[1], err[1]};
-  int64_t started = now_ms();
+  int64_t started = clock_ms(CLOCK_MONOTONIC);
   pid_t pid = spawn(path, req, env, child_fds, res);
   if (pid <= 0) {
     done = true; // cannot_run filled res
@@ -228,7 +222,7 @@ bool run_command(struct agent *a, const struct exec_request *req, struct exec_re
   bool exited = false;
   int status = 0;
   while (!exited || out[0] >= 0 || err[0] >= 0) {
-    int64_t now = now_ms();
+    int64_t now = clock_ms(CLOCK_MONOTONIC);
     if (!exited && !res->timed_out && now >= deadline) {
       res->timed_out = true;
       kill(-pid, SIGKILL);
@@ -249,10 +243,10 @@ bool run_command(struct agent *a, const struct exec_request *req, struct exec_re
     }
     if (fds[0].revents != 0 && reap_children(a, pid, &status)) {
       exited = true;
-      res->duration_ms = now_ms() - started;
+      res->duration_ms = clock_ms(CLOCK_MONOTONIC) - started;
       // Leftovers of the group: see the top of this file.
       kill(-pid, SIGKILL);
-      drain_by = now_ms() + DRAIN_GRACE_MS;
+      drain_by = clock_ms(CLOCK_MONOTONIC) + DRAIN_GRACE_MS;
     }
     for (int i = 0; i < 2; i++)
       if (fds[1 + i].revents != 0) read_some(&captures[i]);

@@ -47,15 +47,9 @@ void agent_log(const char *format, ...) {
   va_end(args);
 }
 
-int64_t elapsed_ms(const struct timespec *since) {
+int64_t clock_ms(clockid_t clock) {
   struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (int64_t)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
-}
-
-int64_t epoch_ms(void) {
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
+  clock_gettime(clock, &now);
   return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
@@ -109,11 +103,6 @@ static int listen_on(int family, const struct sockaddr *addr, socklen_t len) {
   return fd;
 }
 
-static int64_t monotonic_ms(void) {
-  static const struct timespec zero;
-  return elapsed_ms(&zero);
-}
-
 // Serves the frames a connection has sent: READ_FRAME while its session goes on.
 static enum read_result serve(struct agent *a, struct transport *t) {
   do {
@@ -140,7 +129,7 @@ static enum read_result serve(struct agent *a, struct transport *t) {
 // holds what a host writes until the guest reads it) and is read again shortly, and only
 // a failed one is reopened. Either way a partial frame is dropped.
 static void end_session(struct transport *t, bool failed) {
-  int64_t now = monotonic_ms();
+  int64_t now = clock_ms(CLOCK_MONOTONIC);
   if (t->listener >= 0 || failed) {
     close(t->conn);
     t->conn = -1;
@@ -192,8 +181,7 @@ int main(int argc, char **argv) {
     }
   }
 
-  struct agent a = {0};
-  clock_gettime(CLOCK_MONOTONIC, &a.started);
+  struct agent a = {.started_ms = clock_ms(CLOCK_MONOTONIC)};
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
@@ -229,14 +217,13 @@ int main(int argc, char **argv) {
   }
   for (size_t i = 0; i < count; i++) reader_init(&transports[i].reader, -1);
 
-  int64_t started = monotonic_ms();
   for (;;) {
     struct pollfd fds[4] = {{a.child_exits, POLLIN, 0}};
-    int64_t now = monotonic_ms(), wake = -1;
+    int64_t now = clock_ms(CLOCK_MONOTONIC), wake = -1;
     for (size_t i = 0; i < count; i++) {
       struct transport *t = &transports[i];
       if (t->listener < 0 && t->conn < 0 && now >= t->retry_at)
-        open_serial(t, port_name, now, started);
+        open_serial(t, port_name, now, a.started_ms);
       bool resting = t->listener < 0 && (t->conn < 0 || now < t->retry_at);
       if (resting && (wake < 0 || t->retry_at < wake)) wake = t->retry_at;
       int fd = resting ? -1 : t->conn >= 0 ? t->conn : t->listener;

@@ -76,8 +76,8 @@ static json_t *ping(struct agent *a, const struct request *req, struct failure *
   if (!UNPACK(req, f, "")) return NULL;
   json_t *answer = ok_answer(req);
   json_object_set_new(answer, "version", json_integer(PROTOCOL_VERSION));
-  json_object_set_new(answer, "uptimeMs", json_integer(elapsed_ms(&a->started)));
-  json_object_set_new(answer, "epochMs", json_integer(epoch_ms()));
+  json_object_set_new(answer, "uptimeMs", json_integer(clock_ms(CLOCK_MONOTONIC) - a->started_ms));
+  json_object_set_new(answer, "epochMs", json_integer(clock_ms(CLOCK_REALTIME)));
   json_object_set_new(answer, "reseeds", json_integer(a->reseeds));
   return answer;
 }
@@ -103,7 +103,7 @@ static json_t *set_clock(const struct request *req, struct failure *f) {
     bad_request(f, "epochMs must be positive");
     return NULL;
   }
-  int64_t previous = epoch_ms();
+  int64_t previous = clock_ms(CLOCK_REALTIME);
   struct timeval tv = {.tv_sec = epoch / 1000, .tv_usec = (epoch % 1000) * 1000};
   if (settimeofday(&tv, NULL) != 0) {
     failed(f, errno, "settimeofday");
