@@ -26,8 +26,8 @@ describe('host mounts', () => {
     await mkdir(target, { recursive: true });
     await writeFile(path.join(volume, 'precious.txt'), 'keep\n');
 
-    await bindMount(path.join(run, 'export'), path.join(run, 'export'), true);
-    await bindMount(volume, target, true);
+    await bindMount(path.join(run, 'export'), path.join(run, 'export'), { readOnly: true });
+    await bindMount(volume, target, { readOnly: true });
     expect(await mountsUnder(run)).toEqual([target, path.join(run, 'export')]);
     await expect(writeFile(path.join(target, 'new.txt'), 'x')).rejects.toMatchObject({
       code: 'EROFS',
@@ -52,9 +52,9 @@ describe('host mounts', () => {
       await mkdir(`${member}-src`, { recursive: true });
       await writeFile(path.join(`${member}-src`, 'file'), member);
       await mkdir(member);
-      await bindMount(`${member}-src`, member, true);
+      await bindMount(`${member}-src`, member, { readOnly: true });
     }
-    await bindMount(view, target, true, true);
+    await bindMount(view, target, { readOnly: true, recursive: true });
     expect(await readFile(path.join(target, 'b', 'file'), 'utf8')).toBe(members[1]);
     expect(await mountsUnder(target)).toHaveLength(4);
     await expect(writeFile(path.join(target, 'a', 'new'), 'x')).rejects.toMatchObject({
@@ -70,12 +70,41 @@ describe('host mounts', () => {
   it('says why a bind or an unmount failed', async () => {
     const target = path.join(root, 'target');
     await mkdir(target);
-    await expect(bindMount(path.join(root, 'missing'), target, false)).rejects.toThrow(
-      new MountError(
-        `bind ${path.join(root, 'missing')} onto ${target} failed: 2 bind: No such file or directory`,
-      ),
+    const missing = path.join(root, 'missing');
+    await expect(bindMount(missing, target, { readOnly: false })).rejects.toThrow(
+      new MountError(`bind ${missing} onto ${target} failed: 2 bind: No such file or directory`),
     );
     await expect(unmount(target)).rejects.toThrow(/umount .* failed: 22 umount: Invalid argument/);
     expect(await mountsUnder(root)).toEqual([]);
+  });
+
+  it('checks that both ends are directories when asked, and names the end that is not', async () => {
+    const folder = path.join(root, 'folder');
+    const file = path.join(root, 'file');
+    await mkdir(folder);
+    await writeFile(file, 'x');
+    const refusal = (source: string, target: string) =>
+      bindMount(source, target, { readOnly: false, directories: true }).then(
+        () => {
+          throw new Error(`bound ${source} onto ${target}`);
+        },
+        (error: unknown) => error as MountError,
+      );
+
+    expect((await refusal(path.join(root, 'missing'), folder)).failure).toEqual({
+      errno: 2,
+      step: 'source',
+    });
+    expect((await refusal(file, folder)).failure).toEqual({ errno: 20, step: 'source' });
+    expect((await refusal(folder, file)).failure).toEqual({ errno: 20, step: 'target' });
+    expect((await refusal(folder, path.join(root, 'gone'))).message).toBe(
+      `bind ${folder} onto ${path.join(root, 'gone')} failed: 2 target: No such file or directory`,
+    );
+    expect(await mountsUnder(root)).toEqual([]);
+    // Without the check a file binds onto a file.
+    const other = path.join(root, 'other');
+    await writeFile(other, 'y');
+    await bindMount(file, other, { readOnly: true });
+    expect(await readFile(other, 'utf8')).toBe('x');
   });
 });

@@ -247,6 +247,24 @@ describeVm('QEMU microVMs', () => {
     });
     await a.bindIntoExport(volume, 'vol0', { readOnly: false });
     await a.bindIntoExport(store, 'store', { readOnly: true });
+    // A caller's folder that is gone or a file, and a mount point the clone did not
+    // declare, are the caller's or the driver's mistakes (invalid), not the host's.
+    const file = path.join(root, 'file.txt');
+    await writeFile(file, 'x');
+    for (const [source, point, reason] of [
+      [
+        path.join(root, 'gone'),
+        'vol1',
+        /: cannot bind .*gone onto mount point vol1: .*No such file/,
+      ],
+      [file, 'vol1', /: cannot bind .*file\.txt onto mount point vol1: .*Not a directory/],
+      [volume, 'vol9', /mount point vol9 \(declare it in CloneSpec\.mountPoints\)/],
+    ] as const) {
+      await expect(a.bindIntoExport(source, point, { readOnly: false })).rejects.toMatchObject({
+        kind: 'invalid',
+        message: expect.stringMatching(reason),
+      });
+    }
 
     const write = await a.agent.exec({
       argv: [

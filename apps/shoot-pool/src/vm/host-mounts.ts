@@ -13,6 +13,14 @@ import type { Readable, Writable } from 'node:stream';
 
 export class MountError extends Error {
   override readonly name = 'MountError';
+
+  constructor(
+    message: string,
+    /** The helper's errno and the step that failed (`source`, `bind`, ...), if it answered. */
+    readonly failure?: { errno: number; step: string },
+  ) {
+    super(message);
+  }
 }
 
 /** dist/seed-mount, the same depth from src/vm and dist/vm (tests run the sources). */
@@ -71,8 +79,17 @@ class MountHelper {
       this.#output = this.#output.slice(newline + 1);
       const pending = this.#pending.shift();
       if (pending === undefined) continue;
-      if (line === '0') pending.resolve();
-      else pending.reject(new MountError(`${pending.description} failed: ${line}`));
+      if (line === '0') {
+        pending.resolve();
+        continue;
+      }
+      const [, errno, step] = /^(\d+) ([^:]+):/.exec(line) ?? [];
+      pending.reject(
+        new MountError(
+          `${pending.description} failed: ${line}`,
+          errno === undefined ? undefined : { errno: Number(errno), step: step! },
+        ),
+      );
     }
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -112,19 +129,28 @@ async function mountHelper(): Promise<MountHelper> {
   return helper;
 }
 
+export interface HostBindOptions {
+  /** Checked: a bind asked to be read-only is never left writable. */
+  readOnly: boolean;
+  /** Take the mounts under `source` along (a closure view's per-path binds). */
+  recursive?: boolean;
+  /**
+   * Both must be directories, else MountError with `failure.step` `source` or `target`
+   * (and ENOENT or ENOTDIR) and nothing mounted.
+   */
+  directories?: boolean;
+}
+
 /**
- * Bind-mounts `source` onto `target`, read-only if asked (checked: a bind asked to be
- * read-only is never left writable); `recursive` takes the mounts under `source` along (a
- * closure view's per-path binds, each already read-only). The bind is private: mounts made
- * under it never propagate elsewhere, and the host's own mounts do not propagate into it.
+ * Bind-mounts `source` onto `target`. The bind is private: mounts made under it never
+ * propagate elsewhere, and the host's own mounts do not propagate into it.
  */
 export async function bindMount(
   source: string,
   target: string,
-  readOnly: boolean,
-  recursive = false,
+  { readOnly, recursive = false, directories = false }: HostBindOptions,
 ): Promise<void> {
-  const flags = `${readOnly ? 'r' : ''}${recursive ? 'R' : ''}`;
+  const flags = `${readOnly ? 'r' : ''}${recursive ? 'R' : ''}${directories ? 'd' : ''}`;
   await (await mountHelper()).request('bind', flags, source, target);
 }
 

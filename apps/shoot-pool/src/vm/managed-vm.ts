@@ -2,12 +2,12 @@
 // made into it, its VMM process, and the cleanup stack that undoes all of it once.
 import { randomBytes } from 'node:crypto';
 import { getPriority } from 'node:os';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import type { AgentClient } from '../agent/agent.client';
 import { CleanupStack } from './cleanup-stack';
 import { removeUnmountedTree } from '@seed/mount-table';
-import { bindMount, unmount, unmountAll } from './host-mounts';
+import { MountError, bindMount, unmount, unmountAll } from './host-mounts';
 import {
   VmError,
   type BindOptions,
@@ -93,7 +93,7 @@ export class VmLaunch {
     }
     // Sealed before the VMM starts: a guest write outside a bound subfolder then fails
     // (EROFS) instead of landing on the host disk.
-    await bindMount(exportDir, exportDir, true);
+    await bindMount(exportDir, exportDir, { readOnly: true });
     // Also undoes every bind made into it later, innermost first. Registered now so that
     // it runs after the VMM is killed (a busy guest file would block the unmount) and
     // before files go.
@@ -205,19 +205,18 @@ export class ManagedVm implements MicroVm {
     }
     const target = path.join(this.share.hostDir, mountPoint);
     try {
-      const [from, to] = await Promise.all([stat(source), stat(target)]);
-      if (!to.isDirectory() || !from.isDirectory()) throw new Error('both must be directories');
+      await bindMount(source, target, { ...options, directories: true });
     } catch (error) {
-      throw new VmError(
-        'invalid',
-        this.id,
-        `cannot bind ${source} onto mount point ${mountPoint} (declare it in CloneSpec.mountPoints): ${(error as Error).message}`,
-        { cause: error },
-      );
-    }
-    try {
-      await bindMount(source, target, options.readOnly, options.recursive);
-    } catch (error) {
+      const step = error instanceof MountError ? error.failure?.step : undefined;
+      if (step === 'source' || step === 'target') {
+        const hint = step === 'target' ? ' (declare it in CloneSpec.mountPoints)' : '';
+        throw new VmError(
+          'invalid',
+          this.id,
+          `cannot bind ${source} onto mount point ${mountPoint}${hint}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
       throw new VmError('host', this.id, (error as Error).message, { cause: error });
     }
     if (this.destroyed) {
