@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared by the scripts that build the shoot guest (scripts/guest-image,
-# scripts/guest-kernel) from Debian packages. Source it; it defines:
+# scripts/guest-kernel) and its QEMU (scripts/qemu) from Debian packages. Source it; it
+# defines:
 #
 #   missing_packages TOOL=PACKAGE...
 #                              prints, one per line, the package of each TOOL not on PATH

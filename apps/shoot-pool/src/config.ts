@@ -57,6 +57,8 @@ const envSchema = z
           return z.NEVER;
         }
       }),
+    // Unset: the QEMU scripts/qemu builds (it says why not Debian's).
+    SEED_QEMU_BINARY: z.string().startsWith('/').optional(),
     SEED_CLOUD_HYPERVISOR_BINARY: z.string().min(1).default('cloud-hypervisor'),
     SEED_VIRTIOFSD_BINARY: z.string().min(1).default('/usr/libexec/virtiofsd'),
     SEED_SHOOT_STORE_DIR: z.string().startsWith('/').default('/nix/store'),
@@ -245,7 +247,12 @@ export function loadShootPoolConfig(env: NodeJS.ProcessEnv = process.env): Shoot
 
 function hypervisorOf(vars: z.infer<typeof envSchema>): HypervisorChoice {
   return vars.SEED_HYPERVISOR === 'qemu'
-    ? { kind: 'qemu', accel: vars.SEED_SHOOT_ACCEL ?? 'auto', vmUids: vars.SEED_SHOOT_VM_UIDS }
+    ? {
+        kind: 'qemu',
+        accel: vars.SEED_SHOOT_ACCEL ?? 'auto',
+        vmUids: vars.SEED_SHOOT_VM_UIDS,
+        binary: vars.SEED_QEMU_BINARY,
+      }
     : {
         kind: 'cloud-hypervisor',
         binary: vars.SEED_CLOUD_HYPERVISOR_BINARY,

@@ -15,4 +15,5 @@ export type {
   VmSnapshot,
 } from './vm/hypervisor';
 export { QemuHypervisor } from './vm/qemu.hypervisor';
+export { findQemu } from './vm/qemu-binary';
 export { processesReferencing } from './vm/vmm-process';

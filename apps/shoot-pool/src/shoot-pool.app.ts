@@ -27,6 +27,7 @@ import { ShootController } from './shoot.controller';
 import { ShootService } from './shoot.service';
 import { ClosureViews } from './store/closure-views';
 import { startTpmAgent } from './tpm/tpm-agent';
+import type { Hypervisor } from './vm/hypervisor';
 import { selectHypervisor } from './vm/select-hypervisor';
 
 export interface ShootPoolApp {
@@ -101,13 +102,14 @@ export async function createShootPoolApp(
   // detached, so stopping the loop never stops a TPM.
   const tpm = config.tpm ? startTpmAgent(config.tpm, logger) : undefined;
   let image: Awaited<ReturnType<typeof findGuestImage>>;
+  let hv: Hypervisor;
   try {
     image = await findGuestImage(config.guestDir);
+    hv = await selectHypervisor(config.hypervisor, config.runRoot, logger);
   } catch (error) {
     await tpm?.stop();
     throw error;
   }
-  const hv = selectHypervisor(config.hypervisor, config.runRoot, logger);
   const metrics: ShootMetrics = new ShootMetrics(() => pool.status(), config.storeDir);
   const pool: WarmPool = new WarmPool(
     hv,

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { GuestImage, MicroVm, VmSnapshot } from '../src/vm/hypervisor';
 import { QemuHypervisor } from '../src/vm/qemu.hypervisor';
-import { GUEST_IMAGE_TIMEOUT_MS, guestImage, qemuMissing } from './guest-image';
+import { GUEST_IMAGE_TIMEOUT_MS, guestImage, qemuBinary, qemuMissing } from './guest-image';
 
 const missing = qemuMissing();
 if (missing !== undefined) console.warn(missing);
@@ -27,7 +27,11 @@ describeVm('randomness of snapshot clones', () => {
   beforeAll(async () => {
     image = await guestImage();
     root = await mkdtemp(path.join(tmpdir(), 'shoot-rng-'));
-    hv = new QemuHypervisor({ runRoot: path.join(root, 'run'), accel: 'tcg' });
+    hv = new QemuHypervisor({
+      runRoot: path.join(root, 'run'),
+      qemuBinary: await qemuBinary(),
+      accel: 'tcg',
+    });
     const template = await hv.startTemplate({ image, memoryMiB: 256, vcpus: 1 });
     templateReseeds = (await template.agent.ping()).reseeds;
     // The template draws from its pool before it is saved, as a booted guest does.

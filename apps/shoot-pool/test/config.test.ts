@@ -16,6 +16,8 @@ writeFileSync(STATUS_TOKEN_FILE, 'status-token-'.padEnd(32, '0'));
  * A pool serving Kubernetes callers needs its node, and its status a token; nothing here
  * talks to the API server.
  */
+/** Debian's own, which any machine that ran scripts/setup has. */
+const DEBIAN_QEMU = '/usr/bin/qemu-system-x86_64';
 const NODE = { SEED_NODE_NAME: 'node-1', SEED_SHOOT_STATUS_TOKEN_FILE: STATUS_TOKEN_FILE };
 
 function problems(env: Record<string, string>): string[] {
@@ -45,6 +47,16 @@ describe('SEED_HYPERVISOR', () => {
     ).toMatchObject({ vmUids: { first: 3_000_000_000, count: 100 } });
     expect(problems({ SEED_SHOOT_VM_UIDS: '0-99' })).toEqual([
       expect.stringMatching(/^SEED_SHOOT_VM_UIDS="0-99": expected FIRST-LAST/),
+    ]);
+  });
+
+  it("runs scripts/qemu's QEMU unless SEED_QEMU_BINARY names another", () => {
+    expect(loadShootPoolConfig(NODE).hypervisor).toMatchObject({ kind: 'qemu', binary: undefined });
+    expect(
+      loadShootPoolConfig({ ...NODE, SEED_QEMU_BINARY: DEBIAN_QEMU }).hypervisor,
+    ).toMatchObject({ kind: 'qemu', binary: DEBIAN_QEMU });
+    expect(problems({ SEED_QEMU_BINARY: 'qemu-system-x86_64' })).toEqual([
+      expect.stringMatching(/^SEED_QEMU_BINARY="qemu-system-x86_64": /),
     ]);
   });
 
@@ -86,13 +98,16 @@ describe('SEED_HYPERVISOR', () => {
     ).toBe('cloud-hypervisor');
   });
 
-  it('builds the driver it names, without starting anything', () => {
+  it('builds the driver it names, without starting anything', async () => {
     const runRoot = '/run/seed/shoot-pool-test';
+    const qemu = { kind: 'qemu', accel: 'tcg', vmUids: DEFAULT_VM_UIDS } as const;
     expect(
-      selectHypervisor({ kind: 'qemu', accel: 'tcg', vmUids: DEFAULT_VM_UIDS }, runRoot, silentLog)
-        .kind,
+      (await selectHypervisor({ ...qemu, binary: DEBIAN_QEMU }, runRoot, silentLog)).kind,
     ).toBe('qemu');
-    const clh = selectHypervisor(
+    await expect(
+      selectHypervisor({ ...qemu, binary: '/nonexistent/qemu' }, runRoot, silentLog),
+    ).rejects.toThrow('QEMU /nonexistent/qemu is missing or not executable');
+    const clh = await selectHypervisor(
       {
         kind: 'cloud-hypervisor',
         binary: 'cloud-hypervisor',

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { GuestImage, CloneVm, VmSnapshot } from '../src/vm/hypervisor';
 import { QemuHypervisor } from '../src/vm/qemu.hypervisor';
-import { GUEST_IMAGE_TIMEOUT_MS, guestImage, qemuMissing } from './guest-image';
+import { GUEST_IMAGE_TIMEOUT_MS, guestImage, qemuBinary, qemuMissing } from './guest-image';
 
 const missing = qemuMissing();
 if (missing !== undefined) console.warn(missing);
@@ -40,7 +40,11 @@ describeVm("a shoot's share seen from the host", () => {
     volume = path.join(root, 'volume');
     await mkdir(volume);
     await chmod(root, 0o755);
-    hv = new QemuHypervisor({ runRoot: path.join(root, 'run'), accel: 'tcg' });
+    hv = new QemuHypervisor({
+      runRoot: path.join(root, 'run'),
+      qemuBinary: await qemuBinary(),
+      accel: 'tcg',
+    });
     snapshot = await hv.snapshot(await hv.startTemplate({ image, memoryMiB: 256, vcpus: 1 }));
     vm = await hv.startClone(snapshot, { mountPoints: ['vol0'] });
     await vm.agent.mount({

@@ -12,7 +12,7 @@ import { mountsUnder } from '@seed/mount-table';
 import { QemuHypervisor, reapOrphans } from '../src/vm/qemu.hypervisor';
 import { RunLayout } from '../src/vm/run-dir';
 import { isAlive, processesReferencing } from '../src/vm/vmm-process';
-import { GUEST_IMAGE_TIMEOUT_MS, guestImage, qemuMissing } from './guest-image';
+import { GUEST_IMAGE_TIMEOUT_MS, guestImage, qemuBinary, qemuMissing } from './guest-image';
 
 const missing = qemuMissing();
 if (missing !== undefined) console.warn(missing);
@@ -43,7 +43,11 @@ describeVm('QEMU microVMs', () => {
   beforeAll(async () => {
     image = await guestImage();
     root = await mkdtemp(path.join(tmpdir(), 'shoot-vm-'));
-    hv = new QemuHypervisor({ runRoot: path.join(root, 'run'), accel: 'tcg' });
+    hv = new QemuHypervisor({
+      runRoot: path.join(root, 'run'),
+      qemuBinary: await qemuBinary(),
+      accel: 'tcg',
+    });
   }, GUEST_IMAGE_TIMEOUT_MS);
 
   afterAll(async () => {
@@ -354,7 +358,11 @@ describeVm('QEMU microVMs', () => {
     // A "daemon" that starts a template, snapshots it, starts a clone with a bind, and then
     // dies without cleaning up: its QEMU runs on (it is detached) and its files stay.
     const crashedRoot = path.join(root, 'crashed');
-    const crashed = new QemuHypervisor({ runRoot: crashedRoot, accel: 'tcg' });
+    const crashed = new QemuHypervisor({
+      runRoot: crashedRoot,
+      qemuBinary: await qemuBinary(),
+      accel: 'tcg',
+    });
     const orphanSnapshot = await crashed.snapshot(
       await crashed.startTemplate({ image, memoryMiB: 128, vcpus: 1 }),
     );
@@ -391,6 +399,7 @@ describeVm('QEMU microVMs', () => {
   it('falls back to TCG when a KVM probe boot does not answer in time', async () => {
     const probing = new QemuHypervisor({
       runRoot: path.join(root, 'probe'),
+      qemuBinary: await qemuBinary(),
       kvmProbeTimeoutMs: 2_000,
     });
     const accel = await probing.accelFor(image);

@@ -33,6 +33,7 @@ import {
   VOLUME_POINTS,
   createShootPoolApp,
   findGuestImage,
+  findQemu,
   loadShootPoolConfig,
   processesReferencing,
   type GuestImage,
@@ -75,6 +76,8 @@ interface Setup {
   runRoot: string;
   guestDir: string;
   image: GuestImage;
+  /** The QEMU the pool runs (scripts/qemu's, or SEED_QEMU_BINARY). */
+  qemu: string;
   store: string;
   volume: string;
   /** A store path whose closure is CLOSURE_PATHS + 1 paths of the node's store. */
@@ -135,6 +138,7 @@ async function startApp(
     SEED_SHOOT_ACCEL: process.env.BENCH_ACCEL ?? 'tcg',
     SEED_SHOOT_RUN_ROOT: setup.runRoot,
     SEED_GUEST_DIR: setup.guestDir,
+    SEED_QEMU_BINARY: setup.qemu,
     SEED_SHOOT_POOL_SIZE: String(size),
     SEED_SHOOT_QUEUE_BOUND: '64',
     SEED_SHOOT_PER_CALLER_LIMIT: '64',
@@ -418,7 +422,11 @@ async function floorLatency(
 
 /** Per request: boot a VM from the image, run the command, destroy it. */
 async function bootLatency(setup: Setup): Promise<number[]> {
-  const hv = new QemuHypervisor({ runRoot: path.join(setup.root, 'boot'), accel: 'tcg' });
+  const hv = new QemuHypervisor({
+    runRoot: path.join(setup.root, 'boot'),
+    qemuBinary: setup.qemu,
+    accel: 'tcg',
+  });
   const samples: number[] = [];
   for (let i = 0; i < BOOT_SAMPLES; i += 1) {
     samples.push(
@@ -437,7 +445,11 @@ async function bootLatency(setup: Setup): Promise<number[]> {
 
 /** Per request: restore a clone from the snapshot, mount the share, bind, run, destroy. */
 async function restoreLatency(setup: Setup): Promise<{ true: number[]; read: number[] }> {
-  const hv = new QemuHypervisor({ runRoot: path.join(setup.root, 'restore'), accel: 'tcg' });
+  const hv = new QemuHypervisor({
+    runRoot: path.join(setup.root, 'restore'),
+    qemuBinary: setup.qemu,
+    accel: 'tcg',
+  });
   const snapshot = await primedSnapshot(hv, setup.image);
   const once = async (argv: string[]) => {
     const vm = await preparedClone(hv, snapshot, setup);
@@ -487,7 +499,11 @@ type RestoreProfile = Map<string, { qemu: number; daemon: number; wall: number }
  * reports, then through the pool's warm-up (mount the share, first exec) and IDLE_MS idle.
  */
 async function restoreProfile(setup: Setup): Promise<RestoreProfile> {
-  const hv = new QemuHypervisor({ runRoot: path.join(setup.root, 'profile'), accel: 'tcg' });
+  const hv = new QemuHypervisor({
+    runRoot: path.join(setup.root, 'profile'),
+    qemuBinary: setup.qemu,
+    accel: 'tcg',
+  });
   const snapshot = await primedSnapshot(hv, setup.image);
   const sums: RestoreProfile = new Map(
     RESTORE_PHASES.map(([key]) => [key, { qemu: 0, daemon: 0, wall: 0 }]),
@@ -607,6 +623,7 @@ async function main(): Promise<void> {
     runRoot: path.join(root, 'pool'),
     guestDir: path.dirname(image.kernel),
     image,
+    qemu: await findQemu(process.env.SEED_QEMU_BINARY),
     store: path.join(root, 'store'),
     volume: path.join(root, 'volume'),
     closureImage: await buildClosure(CLOSURE_PATHS),

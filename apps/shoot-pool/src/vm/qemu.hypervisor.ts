@@ -56,7 +56,8 @@ export interface QemuHypervisorOptions {
   runRoot: string;
   /** Where guest memory files go: a tmpfs. */
   shmDir?: string;
-  qemuBinary?: string;
+  /** The qemu-system-x86_64 to run: findQemu() finds the one scripts/qemu builds. */
+  qemuBinary: string;
   /** `auto` (default): KVM if a probe boot under it answers in time, else TCG. */
   accel?: Accel | 'auto';
   /**
@@ -102,7 +103,7 @@ export class QemuHypervisor implements Hypervisor {
   constructor(options: QemuHypervisorOptions) {
     this.runRoot = path.resolve(options.runRoot);
     this.#layout = new RunLayout(this.runRoot, options.shmDir ?? '/dev/shm');
-    this.#qemu = options.qemuBinary ?? 'qemu-system-x86_64';
+    this.#qemu = options.qemuBinary;
     this.#accel = options.accel ?? 'auto';
     this.#kvmProbeTimeoutMs = options.kvmProbeTimeoutMs ?? 2_500;
     this.#shareTag = options.shareTag ?? 'shoot';
