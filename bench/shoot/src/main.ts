@@ -12,7 +12,7 @@
 // the CPU the daemon and its children (QEMU, mount helpers) spent per shoot, refill
 // included; then the same over the slowest 2% of shoots (the p99's), with GC pauses and
 // host steal, to tell a tail of ours from the host's; beside it the floor: one of the same
-// pool's idle warm clones driven directly over the agent.
+// pool's idle warm clones driven directly over the agent, sampled through the series.
 // Then where one clone's restore spends CPU, phase by phase (restoreProfile): what bounds
 // the pool's sustained rate on a small node.
 // Everything runs on this machine's cores (QEMU under TCG here): the daemon in this
@@ -328,14 +328,21 @@ async function warmLatency(
       after.set('http', (before.get('http') ?? 0) + ms / 1000);
       profile[kind].add(before, after);
     };
+    // The floor's samples are spread through the series: the host's speed drifts by tens
+    // of percent within minutes, and a floor taken after the series compared two moments.
+    const floor: Floor = { true: [], bound: [], read: [] };
     for (let i = 0; i < WARM_SAMPLES; i += 1) {
       await sample('true', ['true']);
       await sample('read', ['cat', '/data/in.txt']);
+      if (Math.floor(((i + 1) * floorSamples) / WARM_SAMPLES) > floor.true.length) {
+        await floorSample(app, setup, floor);
+        await warmed(app, 2);
+      }
     }
     const ticksAfter = hostTicks();
     return {
       ...samples,
-      floor: await floorLatency(app, setup, 2, floorSamples),
+      floor,
       profile,
       stealPercent:
         (100 * (ticksAfter.steal - ticksBefore.steal)) / (ticksAfter.total - ticksBefore.total),
@@ -367,57 +374,49 @@ interface Floor {
 }
 
 /**
- * The floor: what the agent takes in one of the pool's own warm clones left idle, driven
- * directly (no HTTP, no daemon): `true`; `true` with a guest bind of the volume onto a new
- * mount point (what a shoot's guest bind costs in the clone); and a read from the volume,
- * bound as a shoot's is. The warm series' own pool, so its own template: clones of
- * another template's snapshot ran the same exec 8.5-16.3 ms at the median from run to run.
+ * One sample of the floor: what the agent takes in one of the pool's own warm clones left
+ * idle, driven directly (no HTTP, no daemon), for each kind: `true`; `true` with a guest
+ * bind of the volume onto a new mount point (what a shoot's guest bind costs in the
+ * clone); and a read from the volume, bound as a shoot's is. The warm series' own pool,
+ * so its own template: clones of another template's snapshot ran the same exec 8.5-16.3
+ * ms at the median from run to run.
  */
-async function floorLatency(
-  app: ShootPoolApp,
-  setup: Setup,
-  size: number,
-  count: number,
-): Promise<Floor> {
-  const samples: Floor = { true: [], bound: [], read: [] };
+async function floorSample(app: ShootPoolApp, setup: Setup, samples: Floor): Promise<void> {
   const volumeOn = (target: string) => ({
     source: `${SHARE_TARGET}/${VOLUME_POINTS[0]!}`,
     target,
     readOnly: false,
   });
-  for (let i = 0; i < count; i += 1) {
-    for (const kind of ['true', 'bound', 'read'] as const) {
-      await warmed(app, size);
-      await sleep(200); // idle, as a warm clone waits
-      const lease = await app.pool.acquire('bench-floor');
-      try {
-        // A read's volume is bound on the host as a shoot's is, and in the guest only if
-        // the clone did not bind it ahead (the layout last served), as a shoot's would be.
-        if (kind === 'read') {
-          await lease.vm.bindIntoExport(setup.volume, VOLUME_POINTS[0]!, { readOnly: false });
-        }
-        const bindsData = !lease.prepared.some((bind) => bind.target === '/data');
-        const request = {
-          argv: kind === 'read' ? ['cat', '/data/in.txt'] : ['true'],
-          timeoutMs: 10_000,
-          binds: {
-            true: [],
-            bound: [volumeOn('/bound')],
-            read: bindsData ? [volumeOn('/data')] : [],
-          }[kind],
-        };
-        samples[kind].push(
-          await timed(async () => {
-            const result = await lease.vm.agent.exec(request);
-            if (result.exitCode !== 0) throw new Error(`floor ${kind} exited ${result.exitCode}`);
-          }),
-        );
-      } finally {
-        await lease.release();
+  for (const kind of ['true', 'bound', 'read'] as const) {
+    await warmed(app, 2);
+    await sleep(200); // idle, as a warm clone waits
+    const lease = await app.pool.acquire('bench-floor');
+    try {
+      // A read's volume is bound on the host as a shoot's is, and in the guest only if
+      // the clone did not bind it ahead (the layout last served), as a shoot's would be.
+      if (kind === 'read') {
+        await lease.vm.bindIntoExport(setup.volume, VOLUME_POINTS[0]!, { readOnly: false });
       }
+      const bindsData = !lease.prepared.some((bind) => bind.target === '/data');
+      const request = {
+        argv: kind === 'read' ? ['cat', '/data/in.txt'] : ['true'],
+        timeoutMs: 10_000,
+        binds: {
+          true: [],
+          bound: [volumeOn('/bound')],
+          read: bindsData ? [volumeOn('/data')] : [],
+        }[kind],
+      };
+      samples[kind].push(
+        await timed(async () => {
+          const result = await lease.vm.agent.exec(request);
+          if (result.exitCode !== 0) throw new Error(`floor ${kind} exited ${result.exitCode}`);
+        }),
+      );
+    } finally {
+      await lease.release();
     }
   }
-  return samples;
 }
 
 /** Per request: boot a VM from the image, run the command, destroy it. */
