@@ -4,7 +4,7 @@ import { buildScript, cachedBuild } from './cached-build';
 
 /** scripts/qemu: builds QEMU for the pool's microVMs (and why), or finds it cached. */
 const QEMU_SCRIPT = buildScript('qemu');
-/** A cold build fetches Debian's source and compiles QEMU (~7 min on two idle cores). */
+/** A cold build fetches Debian's source and compiles QEMU (~2 min on two idle cores). */
 const BUILD_TIMEOUT_MS = 30 * 60_000;
 
 /**
