@@ -75,6 +75,42 @@ describeVm("a shoot's share seen from the host", () => {
     expect(field('Seccomp')).toBe('2'); // filter mode
   });
 
+  it("attack: a guest that reaches QEMU finds no device model but the pool's and microvm's own", async () => {
+    const qemu = await qemuBinary();
+    const help = async (what: string) =>
+      (await promisify(execFile)(qemu, [what, 'help'], { encoding: 'utf8' })).stdout;
+    // `-device help` lists device types by category; CPU models are not devices a guest
+    // drives.
+    const devices = (await help('-device'))
+      .split('\n\n')
+      .filter((section) => !section.startsWith('CPU devices:'))
+      .flatMap((section) => [...section.matchAll(/^name "([^"]+)"/gm)].map((match) => match[1]))
+      .sort();
+    expect(devices).toEqual([
+      // The pool's (qemu-command.ts).
+      'isa-serial',
+      // What microvm selects: its RTC, and for its `pcie=on` and `usb=on`, which the pool
+      // never sets, a PCIe bridge and xHCI with USB input.
+      'mc146818rtc',
+      'pci-bridge',
+      'pci-bridge-seat',
+      'usb-hub',
+      'usb-kbd',
+      'usb-mouse',
+      'usb-tablet',
+      'virtconsole',
+      'virtio-9p-device',
+      'virtio-rng-device',
+      'virtio-serial-device',
+      'virtserialport',
+    ]);
+    expect((await help('-machine')).match(/^\S+(?=\s)/gm)).toEqual([
+      'Supported',
+      'microvm',
+      'none',
+    ]);
+  });
+
   it('attack: a setuid file made in a shoot is not a root-owned setuid file on the host', async () => {
     const made = await sh(
       'cp /bin/busybox /run/shoot/vol0/suid; chown 0:0 /run/shoot/vol0/suid; chmod 4755 /run/shoot/vol0/suid; stat -c "%u %a" /run/shoot/vol0/suid',
