@@ -86,11 +86,12 @@ describeVm("a shoot's share seen from the host", () => {
       .filter((section) => !section.startsWith('CPU devices:'))
       .flatMap((section) => [...section.matchAll(/^name "([^"]+)"/gm)].map((match) => match[1]))
       .sort();
+    // The pool's (qemu-command.ts): the console's serial port and the virtio-mmio serial
+    // (with its console and port types), RNG and 9p devices. The rest is what microvm
+    // selects: its RTC, and for its `pcie=on` and `usb=on`, which the pool never sets,
+    // PCIe bridges and USB devices.
     expect(devices).toEqual([
-      // The pool's (qemu-command.ts).
       'isa-serial',
-      // What microvm selects: its RTC, and for its `pcie=on` and `usb=on`, which the pool
-      // never sets, a PCIe bridge and xHCI with USB input.
       'mc146818rtc',
       'pci-bridge',
       'pci-bridge-seat',

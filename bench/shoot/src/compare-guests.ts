@@ -1,10 +1,11 @@
 // bench/shoot compare-guests: which of two or more guest images (folders scripts/guest-image
-// made), or QEMU binaries, costs a clone less QEMU CPU to restore and warm. Whole-bench runs cannot tell a
-// change of a few percent: under TCG the same image moved 226–284 ms from one run to the
-// next with the host's own drift. Here every image gets a primed snapshot in one process
-// and their clones are restored in turns, the order rotated each round, so the drift and
-// the cost of the previous clone's teardown fall on all of them alike. Then one more clone
-// of each counts its QEMU's translation blocks, which no drift moves.
+// made), or QEMU binaries, costs a clone less QEMU CPU to restore and warm. Whole-bench
+// runs cannot tell a change of a few percent: under TCG the same image moved 226–284 ms
+// from one run to the next with the host's own drift. Here every image gets a primed
+// snapshot in one process and their clones are restored in turns, the order rotated each
+// round, so the drift and the cost of the previous clone's teardown fall on all of them
+// alike. Then one more clone of each counts its QEMU's translation blocks, which no drift
+// moves.
 //
 //   pnpm compare-guests GUEST_DIR[@QEMU] GUEST_DIR[@QEMU]... (BENCH_COMPARE_ROUNDS clones of
 //   each, 30; QEMU: a qemu-system-x86_64, by default the pool's, scripts/qemu's)
