@@ -25,16 +25,20 @@ export const FAILURE_CAUSES = [
 export type FailureCause = (typeof FAILURE_CAUSES)[number];
 
 /**
- * The steps of one shoot, in order, for the phase histogram: `teardown` runs after the
- * answer (destroying the used clone; its replacement's restore is `restoreSeconds`).
+ * The steps of one shoot, in order, for the phase histogram: `receive` (HTTP: from Fastify
+ * routing the request, its body read and parsed, to the service) and `answer` (the answer
+ * serialized and written) are the transport's; `teardown` runs after the answer
+ * (destroying the used clone; its replacement's restore is `restoreSeconds`).
  */
 export const SHOOT_PHASES = [
+  'receive',
   'parse',
   'caller',
   'store-view',
   'lease',
   'host-binds',
   'agent',
+  'answer',
   'teardown',
 ] as const;
 export type ShootPhase = (typeof SHOOT_PHASES)[number];
@@ -61,7 +65,7 @@ export class ShootMetrics {
   /** Where a shoot's time goes (bench/shoot prints it as a profile). */
   readonly phaseSeconds = new Histogram({
     name: 'seed_shoot_phase_seconds',
-    help: 'The steps of a shoot (parse, caller, store-view, lease, host-binds, agent) and the teardown after its answer',
+    help: 'The steps of a shoot (receive, parse, caller, store-view, lease, host-binds, agent, answer) and the teardown after its answer',
     labelNames: ['phase'] as const,
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 10, 60, 600],
     registers: [this.registry],

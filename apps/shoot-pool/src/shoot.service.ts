@@ -210,6 +210,11 @@ export class ShootService {
     }
   }
 
+  /** A transport's own step of a shoot (`receive`, `answer`), for the phase histogram. */
+  observeTransport(phase: 'receive' | 'answer', seconds: number): void {
+    this.metrics.phaseSeconds.observe({ phase }, seconds);
+  }
+
   /** Runs one step of a shoot and records how long it took (also when it throws). */
   #timed<T>(phase: ShootPhase, step: () => T): T {
     const stop = this.metrics.phaseSeconds.startTimer({ phase });

@@ -159,6 +159,37 @@ describeVm('shoot pool daemon', () => {
     expect(now).toMatchObject({ capacity: 2, ready: true, queued: 0 });
   });
 
+  it("times every phase of a shoot, its transport's receiving and answering included", async () => {
+    const counts = async () => {
+      const { values } = await app!.metrics.phaseSeconds.get();
+      return Object.fromEntries(
+        values
+          .filter((value) => value.metricName === 'seed_shoot_phase_seconds_count')
+          .map((value) => [String(value.labels.phase), value.value]),
+      );
+    };
+    const before = await counts();
+    expect((await shoot({ command: ['true'] })).status).toBe(200);
+    const afterHttp = await counts();
+    for (const phase of ['receive', 'parse', 'caller', 'lease', 'host-binds', 'agent', 'answer']) {
+      expect([phase, afterHttp[phase]! - before[phase]!]).toEqual([phase, 1]);
+    }
+    // gRPC: the answer is timed, the receiving is not (grpc-js does not say when a call came).
+    const client = createShootClient(`127.0.0.1:${app!.grpc.port}`);
+    try {
+      await new Promise<void>((resolve, reject) =>
+        client.Run({ command: ['true'], timeoutMs: 5_000 }, (error) =>
+          error ? reject(error) : resolve(),
+        ),
+      );
+    } finally {
+      client.close();
+    }
+    const afterGrpc = await counts();
+    expect(afterGrpc.answer! - afterHttp.answer!).toBe(1);
+    expect(afterGrpc.receive).toBe(afterHttp.receive);
+  });
+
   it('answers exit codes, stderr, stdin and env', async () => {
     const [failing, stdin, stdin64, env] = await Promise.all([
       shoot({ command: ['sh', '-c', 'echo oops >&2; exit 42'] }),

@@ -726,6 +726,7 @@ async function main(): Promise<void> {
 }
 
 const PROFILE_ROWS: [key: string, label: string][] = [
+  ['receive', 'HTTP: routed, body read, to the service'],
   ['parse', 'parse the request (zod)'],
   ['caller', 'caller check'],
   ['store-view', 'store view (built once per image)'],
@@ -733,6 +734,7 @@ const PROFILE_ROWS: [key: string, label: string][] = [
   ['host-binds', 'host binds (store view + volume)'],
   ['agent', 'agent round trip (guest binds + exec)'],
   ['shoot', 'the service, end to end'],
+  ['answer', 'HTTP: answer serialized and written'],
   ['http', 'client: POST /shoot, end to end'],
   ['gc', 'GC pauses here (daemon + bench), to warm again'],
   ['steal', 'host steal, both cores, to warm again'],

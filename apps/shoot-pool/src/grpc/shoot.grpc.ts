@@ -37,6 +37,13 @@ export function peerIp(peer: string): string {
  * `authorization` metadata, the same service as HTTP.
  */
 export function shootHandlers(service: ShootService, statusToken: TokenFile): ShootHandlers {
+  // grpc-js serializes and writes the answer in the callback. It tells nothing of when a
+  // call arrived, so gRPC shoots have no `receive` phase.
+  const answered = (send: () => void) => {
+    const started = performance.now();
+    send();
+    service.observeTransport('answer', (performance.now() - started) / 1000);
+  };
   return {
     Run: (call, callback) => {
       service
@@ -49,16 +56,18 @@ export function shootHandlers(service: ShootService, statusToken: TokenFile): Sh
         )
         .then(
           (outcome) =>
-            callback(null, {
-              exitCode: outcome.exitCode,
-              stdout: outcome.stdout,
-              stderr: outcome.stderr,
-              durationMs: outcome.durationMs,
-              timedOut: outcome.timedOut,
-              stdoutTruncated: outcome.stdoutTruncated,
-              stderrTruncated: outcome.stderrTruncated,
-            }),
-          (error: unknown) => callback(toStatus(error)),
+            answered(() =>
+              callback(null, {
+                exitCode: outcome.exitCode,
+                stdout: outcome.stdout,
+                stderr: outcome.stderr,
+                durationMs: outcome.durationMs,
+                timedOut: outcome.timedOut,
+                stdoutTruncated: outcome.stdoutTruncated,
+                stderrTruncated: outcome.stderrTruncated,
+              }),
+            ),
+          (error: unknown) => answered(() => callback(toStatus(error))),
         );
     },
     Status: (call, callback) => {
