@@ -47,8 +47,7 @@ export class ShootController {
   @Post('shoot')
   async shoot(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     // Fastify's clock starts when it routes the request, before the body is read.
-    this.service.observeTransport('receive', reply.elapsedTime / 1000);
-    let answering: number;
+    this.service.observeReceive(reply.elapsedTime / 1000);
     try {
       const claim = {
         ip: request.socket.remoteAddress ?? request.ip,
@@ -57,16 +56,13 @@ export class ShootController {
       const outcome = await this.service.run(claim, () =>
         parseHttpShoot(request.body, this.service.limits),
       );
-      answering = performance.now();
-      await reply.status(200).send(toAnswer(outcome));
+      await this.service.answer(() => reply.status(200).send(toAnswer(outcome)));
     } catch (error) {
       const answer = errorAnswer(error);
       if (answer === undefined) throw error;
-      answering = performance.now();
       if (answer.retryAfter !== undefined) void reply.header('Retry-After', answer.retryAfter);
-      await reply.status(answer.status).send(answer.body);
+      await this.service.answer(() => reply.status(answer.status).send(answer.body));
     }
-    this.service.observeTransport('answer', (performance.now() - answering) / 1000);
   }
 
   /** The pool's counts, for operators: behind the status token, unlike the probes. */

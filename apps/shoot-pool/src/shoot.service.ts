@@ -210,9 +210,19 @@ export class ShootService {
     }
   }
 
-  /** A transport's own step of a shoot (`receive`, `answer`), for the phase histogram. */
-  observeTransport(phase: 'receive' | 'answer', seconds: number): void {
-    this.metrics.phaseSeconds.observe({ phase }, seconds);
+  /** How long the transport took to hand the request to `run` (HTTP's `receive` phase). */
+  observeReceive(seconds: number): void {
+    this.metrics.phaseSeconds.observe({ phase: 'receive' }, seconds);
+  }
+
+  /** Serializes and writes a transport's answer (`send`), timed as the `answer` phase. */
+  async answer(send: () => unknown): Promise<void> {
+    const stop = this.metrics.phaseSeconds.startTimer({ phase: 'answer' });
+    try {
+      await send();
+    } finally {
+      stop();
+    }
   }
 
   /** Runs one step of a shoot and records how long it took (also when it throws). */

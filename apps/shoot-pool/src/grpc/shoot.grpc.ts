@@ -39,11 +39,7 @@ export function peerIp(peer: string): string {
 export function shootHandlers(service: ShootService, statusToken: TokenFile): ShootHandlers {
   // grpc-js serializes and writes the answer in the callback. It tells nothing of when a
   // call arrived, so gRPC shoots have no `receive` phase.
-  const answered = (send: () => void) => {
-    const started = performance.now();
-    send();
-    service.observeTransport('answer', (performance.now() - started) / 1000);
-  };
+  const answered = (send: () => void) => void service.answer(send);
   return {
     Run: (call, callback) => {
       service
