@@ -275,16 +275,12 @@ export class ShootService {
       const storePoint = lease.store === undefined ? STORE_POINT : CALLER_STORE_POINT;
       const bindStore = lease.store !== store;
       const guestBindsStore = bindStore && lease.store !== undefined;
-      await this.#timed('host-binds', () =>
-        Promise.all([
-          ...(bindStore
-            ? [vm.bindIntoExport(store, storePoint, { readOnly: true, recursive: true })]
-            : []),
-          ...caller.volumes.map((volume, i) =>
-            vm.bindIntoExport(volume.hostPath, VOLUME_POINTS[i]!, { readOnly: false }),
-          ),
-        ]),
-      );
+      this.#timed('host-binds', () => {
+        if (bindStore) vm.bindIntoExport(store, storePoint, { readOnly: true, recursive: true });
+        caller.volumes.forEach((volume, i) =>
+          vm.bindIntoExport(volume.hostPath, VOLUME_POINTS[i]!, { readOnly: false }),
+        );
+      });
       const volumeBinds = caller.volumes.map((volume, i) =>
         guestBind(VOLUME_POINTS[i]!, volume.mountPoint, false),
       );

@@ -125,7 +125,7 @@ describe('ClhHypervisor against stand-ins for Cloud Hypervisor and virtiofsd', (
     expect(isAlive(template.pid)).toBe(true);
     // No share device on a template (CH cannot snapshot one with virtio-fs): none to bind into.
     expect(template.share).toBeUndefined();
-    await expect(template.bindIntoExport(root, 'store', { readOnly: true })).rejects.toThrow(
+    expect(() => template.bindIntoExport(root, 'store', { readOnly: true })).toThrow(
       'VM has no share device to bind into',
     );
 

@@ -26,8 +26,8 @@ describe('host mounts', () => {
     await mkdir(target, { recursive: true });
     await writeFile(path.join(volume, 'precious.txt'), 'keep\n');
 
-    await bindMount(path.join(run, 'export'), path.join(run, 'export'), { readOnly: true });
-    await bindMount(volume, target, { readOnly: true });
+    bindMount(path.join(run, 'export'), path.join(run, 'export'), { readOnly: true });
+    bindMount(volume, target, { readOnly: true });
     expect(await mountsUnder(run)).toEqual([target, path.join(run, 'export')]);
     await expect(writeFile(path.join(target, 'new.txt'), 'x')).rejects.toMatchObject({
       code: 'EROFS',
@@ -52,9 +52,9 @@ describe('host mounts', () => {
       await mkdir(`${member}-src`, { recursive: true });
       await writeFile(path.join(`${member}-src`, 'file'), member);
       await mkdir(member);
-      await bindMount(`${member}-src`, member, { readOnly: true });
+      bindMount(`${member}-src`, member, { readOnly: true });
     }
-    await bindMount(view, target, { readOnly: true, recursive: true });
+    bindMount(view, target, { readOnly: true, recursive: true });
     expect(await readFile(path.join(target, 'b', 'file'), 'utf8')).toBe(members[1]);
     expect(await mountsUnder(target)).toHaveLength(4);
     await expect(writeFile(path.join(target, 'a', 'new'), 'x')).rejects.toMatchObject({
@@ -71,10 +71,13 @@ describe('host mounts', () => {
     const target = path.join(root, 'target');
     await mkdir(target);
     const missing = path.join(root, 'missing');
-    await expect(bindMount(missing, target, { readOnly: false })).rejects.toThrow(
+    expect(() => bindMount(missing, target, { readOnly: false })).toThrow(
       new MountError(`bind ${missing} onto ${target} failed: 2 bind: No such file or directory`),
     );
     await expect(unmount(target)).rejects.toThrow(/umount .* failed: 22 umount: Invalid argument/);
+    // The kernel would read a path cut at its NUL: refused before any syscall.
+    expect(() => bindMount(`${target}\0/etc`, target, { readOnly: true })).toThrow(/contains NUL/);
+    await expect(unmount(`${target}\0/etc`)).rejects.toThrow(/contains NUL/);
     expect(await mountsUnder(root)).toEqual([]);
   });
 
@@ -83,28 +86,29 @@ describe('host mounts', () => {
     const file = path.join(root, 'file');
     await mkdir(folder);
     await writeFile(file, 'x');
-    const refusal = (source: string, target: string) =>
-      bindMount(source, target, { readOnly: false, directories: true }).then(
-        () => {
-          throw new Error(`bound ${source} onto ${target}`);
-        },
-        (error: unknown) => error as MountError,
-      );
+    const refusal = (source: string, target: string): MountError => {
+      try {
+        bindMount(source, target, { readOnly: false, directories: true });
+      } catch (error) {
+        return error as MountError;
+      }
+      throw new Error(`bound ${source} onto ${target}`);
+    };
 
-    expect((await refusal(path.join(root, 'missing'), folder)).failure).toEqual({
+    expect(refusal(path.join(root, 'missing'), folder).failure).toEqual({
       errno: 2,
       step: 'source',
     });
-    expect((await refusal(file, folder)).failure).toEqual({ errno: 20, step: 'source' });
-    expect((await refusal(folder, file)).failure).toEqual({ errno: 20, step: 'target' });
-    expect((await refusal(folder, path.join(root, 'gone'))).message).toBe(
+    expect(refusal(file, folder).failure).toEqual({ errno: 20, step: 'source' });
+    expect(refusal(folder, file).failure).toEqual({ errno: 20, step: 'target' });
+    expect(refusal(folder, path.join(root, 'gone')).message).toBe(
       `bind ${folder} onto ${path.join(root, 'gone')} failed: 2 target: No such file or directory`,
     );
     expect(await mountsUnder(root)).toEqual([]);
     // Without the check a file binds onto a file.
     const other = path.join(root, 'other');
     await writeFile(other, 'y');
-    await bindMount(file, other, { readOnly: true });
+    bindMount(file, other, { readOnly: true });
     expect(await readFile(other, 'utf8')).toBe('x');
   });
 });

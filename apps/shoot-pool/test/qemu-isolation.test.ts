@@ -53,7 +53,7 @@ describeVm("a shoot's share seen from the host", () => {
       target: '/run/shoot',
       readOnly: false,
     });
-    await vm.bindIntoExport(volume, 'vol0', { readOnly: false });
+    vm.bindIntoExport(volume, 'vol0', { readOnly: false });
   }, GUEST_IMAGE_TIMEOUT_MS);
 
   afterAll(async () => {

@@ -146,7 +146,7 @@ async function warm(
     target: SHARE_TARGET,
     readOnly: false,
   });
-  if (store !== undefined) await vm.bindIntoExport(store, STORE_POINT, { readOnly: true });
+  if (store !== undefined) vm.bindIntoExport(store, STORE_POINT, { readOnly: true });
   const first = await vm.agent.exec({
     argv: ['true'],
     timeoutMs: 10_000,

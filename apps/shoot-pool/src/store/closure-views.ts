@@ -167,7 +167,7 @@ export class ClosureViews {
         // A bind needs a mount point of the source's kind: store paths may be files.
         if ((await stat(member)).isDirectory()) await mkdir(entry);
         else await writeFile(entry, '');
-        await bindMount(member, entry, { readOnly: true });
+        bindMount(member, entry, { readOnly: true });
       }
     } catch (error) {
       await this.#remove(view).catch(() => undefined);

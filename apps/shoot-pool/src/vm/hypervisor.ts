@@ -9,8 +9,8 @@
 //   // warm: restored, clock set, agent connected. Mount the share once, before a caller:
 //   await vm.agent.mount({ fstype: vm.share.fstype, source: vm.share.tag, target: '/run/shoot', readOnly: false });
 //   // at request time, without touching the VMM:
-//   await vm.bindIntoExport('/var/lib/seed/volumes/x', 'vol0', { readOnly: false });
-//   await vm.bindIntoExport('/nix/store', 'store', { readOnly: true });
+//   vm.bindIntoExport('/var/lib/seed/volumes/x', 'vol0', { readOnly: false });
+//   vm.bindIntoExport('/nix/store', 'store', { readOnly: true });
 //   const result = await vm.agent.exec({ argv, env, stdin, timeoutMs });
 //   await vm.destroy(); // never reuse a clone: it keeps the caller's processes and /tmp
 import type { AgentClient } from '../agent/agent.client';
@@ -117,9 +117,9 @@ export interface MicroVm {
    * Bind-mounts a host folder (or file) onto `<export>/<mountPoint>`, read-only if asked;
    * the guest sees it at once under its mount of the share. The unmount is registered on
    * the VM's cleanup stack (after the VMM is killed, before files are removed). Returns
-   * the host path of the mount point.
+   * the host path of the mount point. Synchronous: the mount(2) syscall from the daemon.
    */
-  bindIntoExport(source: string, mountPoint: string, options: BindOptions): Promise<string>;
+  bindIntoExport(source: string, mountPoint: string, options: BindOptions): string;
   /**
    * Runs the VM at the daemon's own priority: a clone is restored at a lower one, so that
    * a refill does not slow the shoots running beside it; the pool calls this once the

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { AgentClient } from '../agent/agent.client';
 import { CleanupStack } from './cleanup-stack';
 import { removeUnmountedTree } from '@seed/mount-table';
-import { MountError, bindMount, unmount, unmountAll } from './host-mounts';
+import { MountError, bindMount, unmountAll } from './host-mounts';
 import {
   VmError,
   type BindOptions,
@@ -93,7 +93,7 @@ export class VmLaunch {
     }
     // Sealed before the VMM starts: a guest write outside a bound subfolder then fails
     // (EROFS) instead of landing on the host disk.
-    await bindMount(exportDir, exportDir, { readOnly: true });
+    bindMount(exportDir, exportDir, { readOnly: true });
     // Also undoes every bind made into it later, innermost first. Registered now so that
     // it runs after the VMM is killed (a busy guest file would block the unmount) and
     // before files go.
@@ -191,7 +191,7 @@ export class ManagedVm implements MicroVm {
     return this.launch.destroying;
   }
 
-  async bindIntoExport(source: string, mountPoint: string, options: BindOptions): Promise<string> {
+  bindIntoExport(source: string, mountPoint: string, options: BindOptions): string {
     if (this.destroyed) throw new VmError('invalid', this.id, 'VM is destroyed');
     if (!MOUNT_POINT.test(mountPoint)) {
       throw new VmError(
@@ -205,7 +205,7 @@ export class ManagedVm implements MicroVm {
     }
     const target = path.join(this.share.hostDir, mountPoint);
     try {
-      await bindMount(source, target, { ...options, directories: true });
+      bindMount(source, target, { ...options, directories: true });
     } catch (error) {
       const step = error instanceof MountError ? error.failure?.step : undefined;
       if (step === 'source' || step === 'target') {
@@ -218,11 +218,6 @@ export class ManagedVm implements MicroVm {
         );
       }
       throw new VmError('host', this.id, (error as Error).message, { cause: error });
-    }
-    if (this.destroyed) {
-      // destroy() ran while the bind was being made: its unmount step may be done already.
-      await unmount(target).catch(() => undefined);
-      throw new VmError('invalid', this.id, 'VM was destroyed during the bind');
     }
     this.launch.binds.push(target);
     return target;

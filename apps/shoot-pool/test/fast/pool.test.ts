@@ -61,8 +61,8 @@ class FakeVm<Share extends VmShare | undefined = VmShare> implements MicroVm {
     return Promise.resolve({});
   }
 
-  bindIntoExport(): Promise<string> {
-    return Promise.resolve('/nonexistent');
+  bindIntoExport(): string {
+    return '/nonexistent';
   }
 
   defer(): void {}
