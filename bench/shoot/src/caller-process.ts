@@ -1,4 +1,5 @@
-// The bench's caller, a process of its own (see caller.ts): one POST /shoot per message,
+// The bench's caller, a process of its own (see caller.ts): one POST /shoot per message
+// (or, without a command, a GET of `path`: the bare HTTP round trip to the same daemon),
 // timed from the request to the parsed answer, as a caller measures it. Node's `http`
 // with a keep-alive agent rather than `fetch`: undici's `fetch` spent ~2.5 ms of its own
 // per request here (a 400 answered in 4.6 ms against 1.5 ms), the client's cost, not
@@ -8,20 +9,26 @@ import http from 'node:http';
 interface ShootAsk {
   id: number;
   url: string;
-  command: string[];
+  command?: string[];
+  path?: string;
 }
 
 const agent = new http.Agent({ keepAlive: true });
 
-function post(url: string, body: string): Promise<{ status: number; text: string }> {
+function send(url: string, body?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const request = http.request(
       url,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
+      body === undefined
+        ? { method: 'GET', agent }
+        : {
+            method: 'POST',
+            agent,
+            headers: {
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(body),
+            },
+          },
       (response) => {
         let text = '';
         response.setEncoding('utf8');
@@ -35,10 +42,17 @@ function post(url: string, body: string): Promise<{ status: number; text: string
   });
 }
 
-process.on('message', ({ id, url, command }: ShootAsk) => {
+process.on('message', ({ id, url, command, path }: ShootAsk) => {
   const started = performance.now();
   void (async () => {
-    const response = await post(`${url}/shoot`, JSON.stringify({ command, timeout: 10_000 }));
+    if (command === undefined) {
+      const response = await send(`${url}${path}`);
+      JSON.parse(response.text);
+      const ms = performance.now() - started;
+      if (response.status !== 200) throw new Error(`GET ${path}: ${response.status}`);
+      return ms;
+    }
+    const response = await send(`${url}/shoot`, JSON.stringify({ command, timeout: 10_000 }));
     const body = JSON.parse(response.text) as { exitCode?: number; error?: string };
     const ms = performance.now() - started;
     if (response.status !== 200 || body.exitCode !== 0) {

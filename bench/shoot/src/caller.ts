@@ -41,10 +41,19 @@ export class ProcessCaller {
 
   /** One POST /shoot that must exit 0; its latency in ms as the caller saw it. */
   shoot(url: string, command: string[]): Promise<number> {
+    return this.#ask({ url, command });
+  }
+
+  /** One GET of `path` that must answer 200 with JSON: the bare HTTP round trip, in ms. */
+  get(url: string, path: string): Promise<number> {
+    return this.#ask({ url, path });
+  }
+
+  #ask(ask: { url: string; command?: string[]; path?: string }): Promise<number> {
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#child.send({ id, url, command });
+      this.#child.send({ id, ...ask });
     });
   }
 
