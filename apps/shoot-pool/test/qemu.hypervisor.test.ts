@@ -7,7 +7,7 @@ import { getPriority, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AgentError } from '../src/agent/agent.errors';
-import type { GuestImage, CloneVm, VmSnapshot } from '../src/vm/hypervisor';
+import { VmError, type GuestImage, type CloneVm, type VmSnapshot } from '../src/vm/hypervisor';
 import { mountsUnder } from '@seed/mount-table';
 import { QemuHypervisor, reapOrphans } from '../src/vm/qemu.hypervisor';
 import { RunLayout } from '../src/vm/run-dir';
@@ -93,6 +93,18 @@ describeVm('QEMU microVMs', () => {
     } finally {
       await vm.destroy();
     }
+  });
+
+  it('says how QEMU ended, and its last words, when it exits before the guest is up', async () => {
+    const broken = { ...image, uniprocessorKernel: path.join(root, 'no-such-vmlinux') };
+    const error = await hv
+      .startTemplate({ id: 'no-kernel', image: broken, memoryMiB: 128, vcpus: 1 })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(VmError);
+    expect((error as VmError).message).toMatch(
+      /^no-kernel: .*QEMU exited \(exit status 1: qemu: could not open kernel file .*no-such-vmlinux/,
+    );
+    expect(existsSync(path.join(root, 'run', 'vms', 'no-kernel'))).toBe(false);
   });
 
   it('restores two clones with their clocks set', async () => {

@@ -20,7 +20,7 @@ import {
 } from './hypervisor';
 import { writeRecord } from './run-dir';
 import type { VmLog } from './vm-log';
-import { killVmm, setProcessPriority, type VmmProcess } from './vmm-process';
+import { killVmm, setProcessPriority, type ProcessExit, type VmmProcess } from './vmm-process';
 
 /** Bytes of host entropy each restored clone gets: two CRNG keys' worth. */
 const CLONE_ENTROPY_BYTES = 64;
@@ -49,6 +49,7 @@ export class VmLaunch {
   /** Fires when the VMM process ends: waits on the guest give up at once. */
   readonly vmmExit = new AbortController();
   #process: VmmProcess | undefined;
+  #exit: ProcessExit | undefined;
   #record: object = {};
   #destroying = false;
 
@@ -115,7 +116,10 @@ export class VmLaunch {
   /** Registers the VMM process: killed first at teardown, and watched for exits. */
   async track(process: VmmProcess): Promise<void> {
     this.#process = process;
-    void process.exited.then(() => this.vmmExit.abort());
+    void process.exited.then((exit) => {
+      this.#exit = exit;
+      this.vmmExit.abort();
+    });
     await this.stack.push('kill VMM', () => killVmm(process));
     await this.writeRecord({ ...this.#record, pid: process.pid });
   }
@@ -146,6 +150,19 @@ export class VmLaunch {
         'VM cleanup step failed',
       );
     }
+  }
+
+  /**
+   * How the VMM ended and the last line it wrote (its own error, for QEMU), for a message
+   * that says why a VM failed without opening its run folder; undefined while it runs.
+   */
+  async vmmExitReport(): Promise<string | undefined> {
+    if (this.#exit === undefined) return undefined;
+    const { code, signal } = this.#exit;
+    const status = signal === null ? `exit status ${code}` : `killed by ${signal}`;
+    const lines = (await readTail(path.join(this.runDir, 'vmm.log'), 1024)).trim().split('\n');
+    const last = lines.at(-1) ?? '';
+    return last === '' ? status : `${status}: ${last}`;
   }
 
   /** The end of the guest console and of the VMM's own log, for error reports. */

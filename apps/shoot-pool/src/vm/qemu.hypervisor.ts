@@ -229,7 +229,7 @@ export class QemuHypervisor implements Hypervisor {
       await wakeClone(vm.agent, vm.launch.vmmExit.signal);
       phase('woken');
     } catch (error) {
-      return vm.launch.fail('restore', `restore failed: ${explain(error, vm.launch)}`, error);
+      return vm.launch.fail('restore', `restore failed: ${await explain(error, vm.launch)}`, error);
     }
     return vm;
   }
@@ -268,7 +268,7 @@ export class QemuHypervisor implements Hypervisor {
     } catch (error) {
       return vm.launch.fail(
         'boot',
-        `guest agent did not answer: ${explain(error, vm.launch)}`,
+        `guest agent did not answer: ${await explain(error, vm.launch)}`,
         error,
       );
     }
@@ -360,7 +360,7 @@ export class QemuHypervisor implements Hypervisor {
           signal: launch.vmmExit.signal,
         });
       } catch (error) {
-        throw new VmError('spawn', id, `QEMU did not come up: ${explain(error, launch)}`, {
+        throw new VmError('spawn', id, `QEMU did not come up: ${await explain(error, launch)}`, {
           cause: error,
           consoleTail: await launch.consoleTail(),
         });
@@ -586,8 +586,9 @@ async function unlinkIfPresent(file: string): Promise<void> {
   }
 }
 
-/** An error's message, saying so when the cause is that QEMU exited. */
-function explain(error: unknown, launch: VmLaunch): string {
+/** An error's message, saying so, how and why when the cause is that QEMU exited. */
+async function explain(error: unknown, launch: VmLaunch): Promise<string> {
   const message = error instanceof Error ? error.message : String(error);
-  return launch.vmmExit.signal.aborted ? `QEMU exited (${message})` : message;
+  if (!launch.vmmExit.signal.aborted) return message;
+  return `QEMU exited (${await launch.vmmExitReport()}) (${message})`;
 }
