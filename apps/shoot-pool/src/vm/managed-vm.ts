@@ -154,9 +154,19 @@ export class VmLaunch {
 
   /**
    * How the VMM ended and the last line it wrote (its own error, for QEMU), for a message
-   * that says why a VM failed without opening its run folder; undefined while it runs.
+   * that says why a VM failed without opening its run folder; undefined if it still runs
+   * after `graceMs`. The grace is for a VMM that is dying: its sockets close before its
+   * exit is reaped.
    */
-  async vmmExitReport(): Promise<string | undefined> {
+  async vmmExitReport(graceMs: number): Promise<string | undefined> {
+    if (this.#exit === undefined && this.#process !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.#process.exited,
+        new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
+      ]);
+      clearTimeout(timer);
+    }
     if (this.#exit === undefined) return undefined;
     const { code, signal } = this.#exit;
     const status = signal === null ? `exit status ${code}` : `killed by ${signal}`;

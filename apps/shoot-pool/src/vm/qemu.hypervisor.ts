@@ -586,9 +586,12 @@ async function unlinkIfPresent(file: string): Promise<void> {
   }
 }
 
+/** How long a failure waits for QEMU's exit to be reaped before it says QEMU still runs. */
+const EXIT_GRACE_MS = 500;
+
 /** An error's message, saying so, how and why when the cause is that QEMU exited. */
 async function explain(error: unknown, launch: VmLaunch): Promise<string> {
   const message = error instanceof Error ? error.message : String(error);
-  if (!launch.vmmExit.signal.aborted) return message;
-  return `QEMU exited (${await launch.vmmExitReport()}) (${message})`;
+  const exit = await launch.vmmExitReport(EXIT_GRACE_MS);
+  return exit === undefined ? message : `QEMU exited (${exit}) (${message})`;
 }
