@@ -20,7 +20,7 @@ import {
 } from './hypervisor';
 import { writeRecord } from './run-dir';
 import type { VmLog } from './vm-log';
-import { killVmm, setProcessPriority, type ProcessExit, type VmmProcess } from './vmm-process';
+import { killVmm, setProcessPriority, type VmmProcess } from './vmm-process';
 
 /** Bytes of host entropy each restored clone gets: two CRNG keys' worth. */
 const CLONE_ENTROPY_BYTES = 64;
@@ -49,7 +49,6 @@ export class VmLaunch {
   /** Fires when the VMM process ends: waits on the guest give up at once. */
   readonly vmmExit = new AbortController();
   #process: VmmProcess | undefined;
-  #exit: ProcessExit | undefined;
   #record: object = {};
   #destroying = false;
 
@@ -116,10 +115,7 @@ export class VmLaunch {
   /** Registers the VMM process: killed first at teardown, and watched for exits. */
   async track(process: VmmProcess): Promise<void> {
     this.#process = process;
-    void process.exited.then((exit) => {
-      this.#exit = exit;
-      this.vmmExit.abort();
-    });
+    void process.exited.then(() => this.vmmExit.abort());
     await this.stack.push('kill VMM', () => killVmm(process));
     await this.writeRecord({ ...this.#record, pid: process.pid });
   }
@@ -159,16 +155,15 @@ export class VmLaunch {
    * exit is reaped.
    */
   async vmmExitReport(graceMs: number): Promise<string | undefined> {
-    if (this.#exit === undefined && this.#process !== undefined) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        this.#process.exited,
-        new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
-      ]);
-      clearTimeout(timer);
-    }
-    if (this.#exit === undefined) return undefined;
-    const { code, signal } = this.#exit;
+    if (this.#process === undefined) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const exit = await Promise.race([
+      this.#process.exited,
+      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), graceMs))),
+    ]);
+    clearTimeout(timer);
+    if (exit === undefined) return undefined;
+    const { code, signal } = exit;
     const status = signal === null ? `exit status ${code}` : `killed by ${signal}`;
     const lines = (await readTail(path.join(this.runDir, 'vmm.log'), 1024)).trim().split('\n');
     const last = lines.at(-1) ?? '';
