@@ -16,7 +16,7 @@ const PACKAGE_BOUNDARIES = [
 ];
 
 // An app's edges: wiring (main, *.app, *.module, config, metrics), transports (HTTP
-// controllers, gRPC handlers) and adapters to the outside (*.repository,
+// controllers and routes, gRPC handlers) and adapters to the outside (*.repository,
 // *.client, *.hypervisor). Everything else in an app's src is its domain.
 const APP_EDGES = [
   'src/main.ts',
@@ -25,6 +25,7 @@ const APP_EDGES = [
   'src/**/*.app.ts',
   'src/**/*.module.ts',
   'src/**/*.controller.ts',
+  'src/**/*.route.ts',
   'src/**/*.grpc.ts',
   'src/grpc/**',
   'src/**/*.repository.ts',

@@ -23,8 +23,9 @@ import { ShootMetrics } from './metrics';
 import { nodeStoreGc } from './store/node-store-gc';
 import { findGuestImage } from './pool/guest-image';
 import { WarmPool } from './pool/pool';
-import { ShootController } from './shoot.controller';
+import { registerShootRoute } from './shoot.route';
 import { ShootService } from './shoot.service';
+import { StatusController } from './status.controller';
 import { ClosureViews } from './store/closure-views';
 import { startTpmAgent } from './tpm/tpm-agent';
 import type { Hypervisor } from './vm/hypervisor';
@@ -63,7 +64,7 @@ class ShootPoolModule {
           },
         }),
       ],
-      controllers: [ShootController],
+      controllers: [StatusController],
       providers: [
         { provide: ShootService, useValue: parts.service },
         { provide: TokenFile, useValue: parts.statusToken },
@@ -194,5 +195,6 @@ export async function createShootPoolApp(
     { logger: new PinoNestLogger(logger) },
   );
   http.useGlobalFilters(new JsonErrorFilter(logger));
+  registerShootRoute(http.getHttpAdapter().getInstance(), service);
   return { http, grpc, pool, metrics };
 }

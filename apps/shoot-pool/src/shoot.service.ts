@@ -12,6 +12,7 @@
 // one that made another layout's has the agent unbind and remove them first, in the exec's
 // own round trip. A local pool that pre-binds a store folder (development) binds a
 // caller's other store into `export/store1` and onto /nix/store over it.
+import { isUtf8 } from 'node:buffer';
 import type { Logger } from '@seed/service-kit';
 import { shootCommandSchema, shootRequestSchema, type ShootAnswer } from '@seed/contracts';
 import type { z } from 'zod';
@@ -145,15 +146,6 @@ export function toAnswer(outcome: ShootOutcome): ShootAnswer {
     stderr: stderr.toString(text ? 'utf8' : 'base64'),
     ...(text ? {} : { encoding: 'base64' as const }),
   };
-}
-
-function isUtf8(bytes: Buffer): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Caller identity, limits and the life of one clone per shoot; transports call this. */

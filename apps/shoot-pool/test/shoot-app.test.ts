@@ -23,6 +23,14 @@ interface Answer {
   body: Record<string, unknown>;
 }
 
+/** A body sent as these bytes, with this content type, rather than as JSON. */
+class RawBody {
+  constructor(
+    readonly bytes: Buffer,
+    readonly contentType: string,
+  ) {}
+}
+
 /** POST /shoot (or GET when body is undefined) from a chosen loopback source address. */
 function request(
   url: string,
@@ -32,7 +40,8 @@ function request(
   authorization?: string,
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const raw = body instanceof RawBody ? body : undefined;
+    const data = body === undefined ? undefined : (raw?.bytes ?? Buffer.from(JSON.stringify(body)));
     const req = http.request(
       `${url}${route}`,
       {
@@ -42,7 +51,10 @@ function request(
           ...(authorization === undefined ? {} : { authorization }),
           ...(data === undefined
             ? {}
-            : { 'content-type': 'application/json', 'content-length': data.length }),
+            : {
+                'content-type': raw?.contentType ?? 'application/json',
+                'content-length': data.length,
+              }),
         },
       },
       (res) => {
@@ -324,6 +336,15 @@ describeVm('shoot pool daemon', () => {
       expect(typeof answer.body.error).toBe('string');
       expect((answer.body.reasons as string[]).length).toBeGreaterThan(0);
     }
+  });
+
+  it('answers a body that does not parse, or is not JSON, with a JSON error', async () => {
+    const broken = await shoot(new RawBody(Buffer.from('{"command": ['), 'application/json'));
+    expect(broken.status).toBe(400);
+    expect(broken.body.error).toMatch(/JSON/);
+    const text = await shoot(new RawBody(Buffer.from('true'), 'application/octet-stream'));
+    expect(text.status).toBe(415);
+    expect(typeof text.body.error).toBe('string');
   });
 
   it('refuses an unknown caller with 403', async () => {
