@@ -1,12 +1,12 @@
 // POST /shoot, the pool's hot path, is a route on the Nest app's own Fastify instance
 // rather than a Nest controller method. The handler takes Fastify's request and reply and
 // maps its own errors, so Nest's pipeline around it (guards, pipes, interceptors, the
-// response controller: a chain of promises per request) did nothing for it but cost
-// time: in bench/shoot, each series alternating the two routes on one daemon, the Nest
-// route answered a warm `true` 0.3-0.7 ms later on average (0.2-0.6 ms at the median) in
-// seven of eight series. Everything else about the HTTP edge is shared with the Nest
-// routes: one server, its body limit and JSON parser, and Nest's error handler (the
-// global JSON error filter) for what this handler rethrows and for bodies that do not parse.
+// response controller: a chain of promises per request) did nothing for it but cost time:
+// in bench/shoot, each series alternating the two routes on one daemon, the Nest route
+// answered a warm `true` 0.3-0.7 ms later on average in all eight series (at the median,
+// 0.1-0.6 ms later in six). Everything else about the HTTP edge is shared with the Nest
+// routes: one server, its body limit and JSON parser, and Nest's error handler (the global
+// JSON error filter) for what this handler rethrows and for bodies that do not parse.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { bearerToken } from '@seed/service-kit';
 import { CallerLookupFailed, CallerRejected, type CallerRejection } from './caller/caller';
