@@ -342,9 +342,9 @@ describeVm('shoot pool daemon', () => {
     const broken = await shoot(new RawBody(Buffer.from('{"command": ['), 'application/json'));
     expect(broken.status).toBe(400);
     expect(broken.body.error).toMatch(/JSON/);
-    const text = await shoot(new RawBody(Buffer.from('true'), 'application/octet-stream'));
-    expect(text.status).toBe(415);
-    expect(typeof text.body.error).toBe('string');
+    const bytes = await shoot(new RawBody(Buffer.from('true'), 'application/octet-stream'));
+    expect(bytes.status).toBe(415);
+    expect(typeof bytes.body.error).toBe('string');
   });
 
   it('refuses an unknown caller with 403', async () => {
