@@ -60,8 +60,8 @@ const {
   BENCH_RESTORE_SAMPLES: RESTORE_SAMPLES,
   BENCH_BOOT_SAMPLES: BOOT_SAMPLES,
   // Idle pool clones the floor takes each of its three samples in, one sample per clone.
-  // As many as the warm series': over 30 the floor's median moved 4.2-4.8 ms from run to
-  // run (warm / floor 1.39-1.59x for the same build); over 100 it held at 4.2-4.4.
+  // As many as the warm series': over 30 the floor's median alone moved warm / floor
+  // 1.39-1.59x from run to run for one build; over 100, ten runs gave 1.37-1.50x.
   BENCH_FLOOR_SAMPLES: FLOOR_SAMPLES,
   BENCH_LOAD_S: LOAD_SECONDS,
   BENCH_CLOSURE_PATHS: CLOSURE_PATHS,
